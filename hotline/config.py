@@ -1,0 +1,127 @@
+"""All configuration, read from environment variables in one place.
+
+Nothing here runs at import time: call :func:`load_settings` (the CLI and the app
+factories do) so tests and tools can pass their own environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRIORITY_CLASSES = ("vulnerable", "repeat", "normal")
+DEFAULT_SKILLS = ("mandarin", "hainanese", "english")
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str = "main"
+    skills: tuple[str, ...] = DEFAULT_SKILLS
+    # A priority call is placed as if it had arrived this many seconds earlier, so an
+    # ordinary call is never overtaken by a call that arrived more than the largest
+    # bonus after it: that is the aging bound.
+    priority_bonus_s: Mapping[str, float] = field(
+        default_factory=lambda: {"vulnerable": 120.0, "repeat": 60.0, "normal": 0.0}
+    )
+    offer_timeout_s: float = 20.0  # ring-no-answer
+    wrapup_s: float = 30.0
+    seat_heartbeat_ttl_s: float = 30.0
+    sticky_s: float = 30.0  # how long a repeat caller waits for their own operator
+    max_wait_s: float = 4 * 3600.0  # a waiting call older than this is stale (lost adapter)
+    events_maxlen: int = 5_000_000  # ~ a month of events at Hangzhou's record volume
+    default_handle_s: float = 240.0  # estimate before any call has been handled
+
+    @property
+    def aging_bound_s(self) -> float:
+        return max(self.priority_bonus_s.values())
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    redis_url: str | None  # None: run a private redis-server under var_dir
+    database_url: str
+    queue: QueueSettings
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    secret_key: str | None = None
+    api_token: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    public_base_url: str | None = None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bonuses(env: Mapping[str, str]) -> dict[str, float]:
+    bonuses = {"vulnerable": 120.0, "repeat": 60.0, "normal": 0.0}
+    raw = env.get("HOTLINE_PRIORITY_BONUS_S", "").strip()
+    if not raw:
+        return bonuses
+    for part in raw.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in PRIORITY_CLASSES:
+            raise ConfigError(
+                "HOTLINE_PRIORITY_BONUS_S must look like 'vulnerable=120,repeat=60', "
+                f"got {raw!r}"
+            )
+        try:
+            bonuses[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"HOTLINE_PRIORITY_BONUS_S: {value!r} is not a number") from None
+    return bonuses
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    var_dir = Path(env.get("HOTLINE_VAR_DIR", "var")).resolve()
+    skills = tuple(
+        s.strip() for s in env.get("HOTLINE_SKILLS", ",".join(DEFAULT_SKILLS)).split(",") if s.strip()
+    )
+    if not skills:
+        raise ConfigError("HOTLINE_SKILLS must name at least one skill")
+    queue = QueueSettings(
+        name=env.get("HOTLINE_QUEUE", "main"),
+        skills=skills,
+        priority_bonus_s=_bonuses(env),
+        offer_timeout_s=_number(env, "HOTLINE_OFFER_TIMEOUT_S", 20.0, minimum=1),
+        wrapup_s=_number(env, "HOTLINE_WRAPUP_S", 30.0),
+        seat_heartbeat_ttl_s=_number(env, "HOTLINE_SEAT_TTL_S", 30.0, minimum=1),
+        sticky_s=_number(env, "HOTLINE_STICKY_S", 30.0),
+        max_wait_s=_number(env, "HOTLINE_MAX_WAIT_S", 4 * 3600.0, minimum=60),
+    )
+    return Settings(
+        var_dir=var_dir,
+        redis_url=env.get("REDIS_URL") or None,
+        database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'hotline.db'}",
+        queue=queue,
+        web_host=env.get("HOTLINE_WEB_HOST", "127.0.0.1"),
+        web_port=int(_number(env, "HOTLINE_WEB_PORT", 8000, minimum=1)),
+        agi_host=env.get("HOTLINE_AGI_HOST", "127.0.0.1"),
+        agi_port=int(_number(env, "HOTLINE_AGI_PORT", 4573, minimum=1)),
+        secret_key=env.get("HOTLINE_SECRET_KEY") or None,
+        api_token=env.get("HOTLINE_API_TOKEN") or None,
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+        public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+    )

@@ -1,0 +1,88 @@
+"""A private redis-server process: the embedded default of the run command, and the
+server the tests and benchmarks start on a random loopback port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from redis import Redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """Starts redis-server bound to loopback with its data in ``directory``.
+
+    ``durable`` turns on the append-only file with fsync every second: after a
+    kill -9 at most the last second is lost (Debian's default config loses all).
+    """
+
+    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = True) -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.durable = durable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run scripts/bootstrap.sh")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.directory / "redis.log"),
+            "--appendonly", "yes" if self.durable else "no",
+            "--appendfsync", "everysec",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except Exception:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        log = self.directory / "redis.log"
+                        tail = log.read_text()[-2000:] if log.exists() else ""
+                        raise RuntimeError(f"redis-server did not start:\n{tail}") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

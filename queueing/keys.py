@@ -1,0 +1,130 @@
+"""Every Redis key of a call queue, built here and only here.
+
+All keys of one queue share the hash tag ``{q:NAME}`` so that each Lua script, which
+touches many of them, runs within one slot on Redis Cluster. Per-entity keys (a call,
+a seat, a skill's waiting set) are a fixed prefix plus an id; the Lua scripts receive
+those prefixes as KEYS and only append ids, so no key name is spelled twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_ID_FORBIDDEN = set("{}: \t\r\n")
+
+
+def check_id(kind: str, value: str) -> str:
+    """Reject ids that would break key structure (hash tags, separators)."""
+    if not value or len(value) > 128 or any(c in _ID_FORBIDDEN for c in value):
+        raise ValueError(f"invalid {kind} id {value!r}: 1-128 chars, no braces, colons or spaces")
+    return value
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    queue: str = "main"
+    namespace: str = "hotline"
+
+    def __post_init__(self) -> None:
+        check_id("queue", self.queue)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:{{q:{self.queue}}}:"
+
+    # Fixed keys.
+    @property
+    def events(self) -> str:  # stream: every transition
+        return self.prefix + "events"
+
+    @property
+    def offers(self) -> str:  # zset: call id -> offer lease deadline (ms)
+        return self.prefix + "offers"
+
+    @property
+    def sticky(self) -> str:  # zset: call id -> end of its sticky window (ms)
+        return self.prefix + "sticky"
+
+    @property
+    def wrapups(self) -> str:  # zset: seat id -> end of wrap-up (ms)
+        return self.prefix + "wrapups"
+
+    @property
+    def heartbeats(self) -> str:  # zset: seat id -> last heartbeat (ms)
+        return self.prefix + "heartbeats"
+
+    @property
+    def live_calls(self) -> str:  # zset: call id -> entry time (ms), until the call ends
+        return self.prefix + "live"
+
+    @property
+    def skills(self) -> str:  # set: every skill seen
+        return self.prefix + "skills"
+
+    @property
+    def stats(self) -> str:  # hash: running averages (handle time)
+        return self.prefix + "stats"
+
+    @property
+    def offer_channel(self) -> str:  # pub/sub channel announcing offers
+        return self.prefix + "offers:chan"
+
+    # Prefixes of per-entity keys.
+    @property
+    def call_prefix(self) -> str:
+        return self.prefix + "call:"
+
+    @property
+    def seat_prefix(self) -> str:
+        return self.prefix + "seat:"
+
+    @property
+    def waiting_prefix(self) -> str:  # zset per skill: call id -> queue score
+        return self.prefix + "waiting:"
+
+    @property
+    def available_prefix(self) -> str:  # zset per skill: seat id -> idle since (ms)
+        return self.prefix + "available:"
+
+    @property
+    def staffed_prefix(self) -> str:  # set per skill: logged-in seats
+        return self.prefix + "staffed:"
+
+    @property
+    def sticky_by_seat_prefix(self) -> str:  # zset per seat: its sticky calls -> score
+        return self.prefix + "sticky-for:"
+
+    def call(self, call_id: str) -> str:
+        return self.call_prefix + check_id("call", call_id)
+
+    def seat(self, seat_id: str) -> str:
+        return self.seat_prefix + check_id("seat", seat_id)
+
+    def waiting(self, skill: str) -> str:
+        return self.waiting_prefix + check_id("skill", skill)
+
+    def available(self, skill: str) -> str:
+        return self.available_prefix + check_id("skill", skill)
+
+    def staffed(self, skill: str) -> str:
+        return self.staffed_prefix + check_id("skill", skill)
+
+    def script_keys(self) -> list[str]:
+        """The KEYS every queue script receives, in the order lua/prelude.lua names them."""
+        return [
+            self.events,
+            self.offers,
+            self.sticky,
+            self.wrapups,
+            self.heartbeats,
+            self.live_calls,
+            self.skills,
+            self.stats,
+            self.call_prefix,
+            self.seat_prefix,
+            self.waiting_prefix,
+            self.available_prefix,
+            self.staffed_prefix,
+            self.offer_channel,
+            self.sticky_by_seat_prefix,
+        ]

@@ -1,0 +1,21 @@
+-- seat_login: an operator logs in with skills and becomes available.
+-- Logging in again while idle updates the skills. ARGV[4] seat id, [5] skills csv.
+-- Returns {'ok', 'logged-in', ...offers} or {'err', code}.
+local seat, skills_csv = ARGV[4], ARGV[5]
+local skey = P_SEAT .. seat
+local state = seat_state(seat)
+if state == 'offered' or state == 'on_call' then return {'err', 'seat-busy'} end
+
+if state ~= 'offline' then
+  leave_available(seat)
+  for _, skill in ipairs(seat_skills(seat)) do redis.call('SREM', P_STAFFED .. skill, seat) end
+end
+redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW)
+for _, skill in ipairs(split(skills_csv)) do
+  redis.call('SADD', P_STAFFED .. skill, seat)
+  redis.call('SADD', K_SKILLS, skill)
+end
+redis.call('ZADD', K_HEARTBEATS, NOW, seat)
+local out = {'ok', 'logged-in'}
+add_pair(out, make_available(seat, 'login'))
+return try_match(1, out)

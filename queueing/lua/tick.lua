@@ -1,0 +1,53 @@
+-- tick: the reaper's sweep, run every few hundred milliseconds by any process.
+-- Expired offers -> ring-no-answer; finished wrap-ups -> available; expired sticky
+-- windows -> the caller falls back to anyone; silent seats -> offline; waiting calls
+-- older than the maximum wait (their adapter is gone) -> ended. Then match.
+-- ARGV[4] seat heartbeat ttl ms, [5] max wait ms, [6] max items per kind.
+local ttl_ms, max_wait_ms, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {'ok', 'swept'}
+local counts = {0, 0, 0, 0, 0}
+
+for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_OFFERS, '-inf', NOW, 'LIMIT', 0, limit)) do
+  local seat = redis.call('HGET', P_CALL .. call, 'seat')
+  requeue(call)
+  emit('RINGNOANSWER', 'call', call, 'seat', seat, 'reason', 'timeout')
+  leave_available(seat)
+  set_seat_state(seat, 'paused', 'no answer')
+  counts[1] = counts[1] + 1
+end
+
+for _, seat in ipairs(redis.call('ZRANGEBYSCORE', K_WRAPUPS, '-inf', NOW, 'LIMIT', 0, limit)) do
+  add_pair(out, make_available(seat, 'wrap-up ended'))
+  counts[2] = counts[2] + 1
+end
+
+for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_STICKY, '-inf', NOW, 'LIMIT', 0, limit)) do
+  requeue(call)
+  emit('STICKY_EXPIRED', 'call', call)
+  counts[3] = counts[3] + 1
+end
+
+local dead_before = NOW - ttl_ms
+for _, seat in ipairs(redis.call('ZRANGEBYSCORE', K_HEARTBEATS, '-inf', dead_before, 'LIMIT', 0, limit)) do
+  logout(seat, 'heartbeat lost')
+  counts[4] = counts[4] + 1
+end
+
+local stale_before = NOW - max_wait_ms
+for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_LIVE, '-inf', stale_before, 'LIMIT', 0, limit)) do
+  local ckey = P_CALL .. call
+  local state, skill, sticky_seat, entered = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'sticky_seat', 'entered'))
+  if state == 'waiting' then
+    redis.call('ZREM', P_WAITING .. skill, call)
+    if sticky_seat and sticky_seat ~= '' then
+      redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
+      redis.call('ZREM', K_STICKY, call)
+    end
+    end_call(call, 'expired')
+    emit('EXITWITHTIMEOUT', 'call', call, 'skill', skill, 'wait_ms', NOW - tonumber(entered))
+    counts[5] = counts[5] + 1
+  end
+end
+
+out[2] = table.concat(counts, ',')
+return try_match(limit, out)

@@ -1,0 +1,261 @@
+"""CallQueue: the operations of the call queue and its seats.
+
+Every method that changes state is one Lua script call (one round trip, atomic). Any
+matches a transition makes are returned as :class:`Offer` values; they are also
+recorded in Redis (the call and seat hashes, the offers lease set), published on the
+offer channel and logged in the event stream, so whoever must act on an offer can
+find it even if the process that made it dies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from redis import Redis
+
+from hotline.config import PRIORITY_CLASSES, QueueSettings
+from queueing.errors import QueueError
+from queueing.keys import QueueKeys, check_id
+from queueing.scripts import register_all
+
+SEAT_STATES = ("offline", "available", "offered", "on_call", "wrap_up", "paused")
+CALL_STATES = ("waiting", "offered", "on_call", "ended")
+
+
+@dataclass(frozen=True)
+class Offer:
+    call_id: str
+    seat_id: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition did (``result``, e.g. ``queued`` or ``duplicate``) and the
+    offers it created."""
+
+    result: str
+    offers: tuple[Offer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Position:
+    state: str
+    position: int  # 1-based among waiting calls of the same skill; 0 when not waiting
+    staffed_seats: int  # logged-in seats with the call's skill
+    available_seats: int
+    avg_handle_s: float
+    seat: str | None
+
+    @property
+    def estimated_wait_s(self) -> float | None:
+        """Calls ahead times handle time, shared among the staffed seats.
+
+        None when nobody with the skill is logged in: there is no honest estimate."""
+        if self.state != "waiting":
+            return 0.0
+        if self.staffed_seats == 0:
+            return None
+        if self.available_seats >= self.position:
+            return 0.0
+        return math.ceil(self.position / self.staffed_seats) * self.avg_handle_s
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class CallQueue:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: QueueSettings | None = None,
+        keys: QueueKeys | None = None,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings or QueueSettings()
+        self.keys = keys or QueueKeys(self.settings.name)
+        self._scripts = register_all(redis)
+        self._script_keys = self.keys.script_keys()
+        self._common_args = [
+            int(self.settings.offer_timeout_s * 1000),
+            int(self.settings.wrapup_s * 1000),
+            self.settings.events_maxlen,
+        ]
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _run(self, name: str, *args: object) -> list[str]:
+        reply = self._scripts[name](keys=self._script_keys, args=[*self._common_args, *args])
+        values = [_text(v) for v in reply]
+        if values[0] == "err":
+            raise QueueError(values[1])
+        return values
+
+    def _transition(self, name: str, *args: object) -> Transition:
+        values = self._run(name, *args)
+        pairs = values[2:]
+        offers = tuple(Offer(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+        return Transition(values[1], offers)
+
+    def _skill(self, skill: str) -> str:
+        if skill not in self.settings.skills:
+            raise QueueError("unknown-skill", f"{skill!r} is not one of {self.settings.skills}")
+        return skill
+
+    @property
+    def default_skill(self) -> str:
+        return "mandarin" if "mandarin" in self.settings.skills else self.settings.skills[0]
+
+    # -- calls ----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        call_id: str,
+        *,
+        skill: str | None = None,
+        priority: str = "normal",
+        caller: str = "",
+        sticky_seat: str | None = None,
+        sticky_s: float | None = None,
+    ) -> Transition:
+        """A caller enters the queue. Enqueuing a live call again changes nothing
+        (result ``duplicate``), so retried webhooks are safe."""
+        check_id("call", call_id)
+        skill = self._skill(skill or self.default_skill)
+        if priority not in PRIORITY_CLASSES:
+            raise QueueError("unknown-priority", f"{priority!r} is not one of {PRIORITY_CLASSES}")
+        if sticky_seat:
+            check_id("seat", sticky_seat)
+        window = self.settings.sticky_s if sticky_s is None else sticky_s
+        return self._transition(
+            "enqueue",
+            call_id,
+            skill,
+            priority,
+            int(self.settings.priority_bonus_s.get(priority, 0.0) * 1000),
+            caller,
+            sticky_seat or "",
+            int(window * 1000),
+            self.default_skill,
+        )
+
+    def answer(self, call_id: str, seat_id: str) -> Transition:
+        """The offered seat picked up."""
+        return self._transition("answer", check_id("call", call_id), check_id("seat", seat_id))
+
+    def no_answer(self, call_id: str, seat_id: str, reason: str = "no answer") -> Transition:
+        """The offered seat did not pick up: pause it, put the call back at the head."""
+        return self._transition(
+            "no_answer", check_id("call", call_id), check_id("seat", seat_id), reason
+        )
+
+    def hangup(self, call_id: str) -> Transition:
+        """The caller hung up: abandon while waiting or ringing, complete when talking."""
+        return self._transition("hangup", check_id("call", call_id))
+
+    def complete(self, call_id: str, by: str = "agent") -> Transition:
+        """The conversation ended; the seat goes to wrap-up."""
+        if by not in ("agent", "caller"):
+            raise QueueError("bad-argument", "by must be 'agent' or 'caller'")
+        return self._transition("complete", check_id("call", call_id), by)
+
+    def position(self, call_id: str) -> Position:
+        values = self._run("position", check_id("call", call_id))
+        return Position(
+            state=values[1],
+            position=int(values[2]),
+            staffed_seats=int(values[3]),
+            available_seats=int(values[4]),
+            avg_handle_s=int(values[5]) / 1000 or self.settings.default_handle_s,
+            seat=values[6] or None,
+        )
+
+    def call(self, call_id: str) -> dict[str, str]:
+        """The live record of a call (empty when unknown or expired)."""
+        raw = self.redis.hgetall(self.keys.call(call_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    # -- seats ----------------------------------------------------------------------
+
+    def seat_login(self, seat_id: str, skills: Iterable[str] = ()) -> Transition:
+        skills = tuple(dict.fromkeys(skills)) or (self.default_skill,)
+        for skill in skills:
+            self._skill(skill)
+        return self._transition("seat_login", check_id("seat", seat_id), ",".join(skills))
+
+    def seat_logout(self, seat_id: str) -> Transition:
+        return self._transition("seat_logout", check_id("seat", seat_id))
+
+    def seat_state(self, seat_id: str, state: str, reason: str = "") -> Transition:
+        if state not in ("available", "paused"):
+            raise QueueError("bad-argument", "a seat can be set to 'available' or 'paused'")
+        if state == "paused" and not reason:
+            reason = "break"
+        return self._transition("seat_state", check_id("seat", seat_id), state, reason)
+
+    def heartbeat(self, seat_id: str) -> None:
+        self._run("heartbeat", check_id("seat", seat_id))
+
+    def seat(self, seat_id: str) -> dict[str, str]:
+        raw = self.redis.hgetall(self.keys.seat(seat_id))
+        return {_text(k): _text(v) for k, v in raw.items()} or {"state": "offline"}
+
+    # -- sweeping and matching --------------------------------------------------------
+
+    def tick(self, limit: int = 200) -> tuple[dict[str, int], tuple[Offer, ...]]:
+        """One reaper sweep. Returns counts of what it reclaimed and the offers made."""
+        t = self._transition(
+            "tick",
+            int(self.settings.seat_heartbeat_ttl_s * 1000),
+            int(self.settings.max_wait_s * 1000),
+            limit,
+        )
+        names = ("ring_no_answer", "wrapups_ended", "sticky_expired", "seats_lost", "calls_expired")
+        counts = dict(zip(names, (int(n) for n in t.result.split(",")), strict=True))
+        return counts, t.offers
+
+    def match(self, limit: int = 100) -> tuple[Offer, ...]:
+        return self._transition("match", limit).offers
+
+    # -- snapshot ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, list[dict[str, object]]]:
+        """Waiting and live calls with position and wait; logged-in seats with state
+        and time in state. For the CLI, the API and the wallboard."""
+        seconds, micros = self.redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        call_ids = [_text(c) for c in self.redis.zrange(self.keys.live_calls, 0, -1)]
+        seat_ids = [_text(s) for s in self.redis.zrange(self.keys.heartbeats, 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hgetall(self.keys.call(call_id))
+        for seat_id in seat_ids:
+            pipe.hgetall(self.keys.seat(seat_id))
+        replies = pipe.execute()
+        calls = [
+            {_text(k): _text(v) for k, v in raw.items()} | {"id": cid}
+            for cid, raw in zip(call_ids, replies[: len(call_ids)], strict=True)
+            if raw
+        ]
+        seats = [
+            {_text(k): _text(v) for k, v in raw.items()} | {"id": sid}
+            for sid, raw in zip(seat_ids, replies[len(call_ids) :], strict=True)
+            if raw
+        ]
+        by_skill: dict[str, list[dict[str, object]]] = {}
+        for c in calls:
+            c["wait_s"] = round((now_ms - int(c["entered"])) / 1000, 1)
+            c["position"] = 0
+            if c["state"] == "waiting":
+                by_skill.setdefault(str(c["skill"]), []).append(c)
+        for waiting in by_skill.values():
+            waiting.sort(key=lambda c: float(str(c["score"])))
+            for i, c in enumerate(waiting, start=1):
+                c["position"] = i
+        for s in seats:
+            s["in_state_s"] = round((now_ms - int(s.get("since", now_ms))) / 1000, 1)
+        calls.sort(key=lambda c: (c["state"] != "waiting", c["position"], c["wait_s"]))
+        return {"calls": list(calls), "seats": sorted(seats, key=lambda s: str(s["id"]))}
+
