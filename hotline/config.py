@@ -82,8 +82,7 @@ def _bonuses(env: Mapping[str, str]) -> dict[str, float]:
         name = name.strip()
         if not sep or name not in PRIORITY_CLASSES:
             raise ConfigError(
-                "HOTLINE_PRIORITY_BONUS_S must look like 'vulnerable=120,repeat=60', "
-                f"got {raw!r}"
+                f"HOTLINE_PRIORITY_BONUS_S must look like 'vulnerable=120,repeat=60', got {raw!r}"
             )
         try:
             bonuses[name] = float(value)
@@ -96,7 +95,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     var_dir = Path(env.get("HOTLINE_VAR_DIR", "var")).resolve()
     skills = tuple(
-        s.strip() for s in env.get("HOTLINE_SKILLS", ",".join(DEFAULT_SKILLS)).split(",") if s.strip()
+        s.strip()
+        for s in env.get("HOTLINE_SKILLS", ",".join(DEFAULT_SKILLS)).split(",")
+        if s.strip()
     )
     if not skills:
         raise ConfigError("HOTLINE_SKILLS must name at least one skill")

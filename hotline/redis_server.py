@@ -25,14 +25,28 @@ class RedisServer:
     kill -9 at most the last second is lost (Debian's default config loses all).
     """
 
-    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        unix_socket: bool = False,
+    ) -> None:
         self.directory = Path(directory)
-        self.port = port or free_port()
+        self.unix_socket = unix_socket
+        self.port = 0 if unix_socket else (port or free_port())
         self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def socket_path(self) -> Path:
+        return self.directory / "redis.sock"
+
+    @property
     def url(self) -> str:
+        if self.unix_socket:
+            return f"unix://{self.socket_path}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
@@ -51,7 +65,13 @@ class RedisServer:
             "--appendonly", "yes" if self.durable else "no",
             "--appendfsync", "everysec",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if self.unix_socket:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        # Own session: a Ctrl-C meant for the supervisor must not kill Redis before the
+        # services that still write to it.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         client = Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
         try:

@@ -134,7 +134,7 @@ class CallQueue:
             call_id,
             skill,
             priority,
-            int(self.settings.priority_bonus_s.get(priority, 0.0) * 1000),
+            int(self.settings.priority_bonus_s.get(priority, 0.0) * 1_000_000),
             caller,
             sticky_seat or "",
             int(window * 1000),

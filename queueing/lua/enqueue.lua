@@ -1,9 +1,9 @@
 -- enqueue: a caller enters the queue.
--- ARGV[4] call id, [5] skill, [6] priority class, [7] priority bonus ms, [8] caller,
+-- ARGV[4] call id, [5] skill, [6] priority class, [7] priority bonus us, [8] caller,
 -- [9] sticky seat ('' for none), [10] sticky window ms, [11] fallback skill.
 -- Returns {'ok', 'queued'|'sticky'|'duplicate', call, seat, ...offers}.
 local call, skill, priority = ARGV[4], ARGV[5], ARGV[6]
-local bonus_ms, caller = tonumber(ARGV[7]), ARGV[8]
+local bonus_us, caller = tonumber(ARGV[7]), ARGV[8]
 local sticky_seat, sticky_ms, fallback = ARGV[9], tonumber(ARGV[10]), ARGV[11]
 local ckey = P_CALL .. call
 
@@ -19,7 +19,7 @@ if skill ~= fallback and redis.call('EXISTS', P_STAFFED .. skill) == 0 then
   skill = fallback
 end
 
-local score = NOW - bonus_ms
+local score = string.format('%d', next_entry_us() - bonus_us)
 redis.call('HSET', ckey, 'state', 'waiting', 'skill', skill, 'requested_skill', requested,
            'priority', priority, 'entered', NOW, 'score', score, 'caller', caller,
            'seat', '', 'sticky_seat', '')

@@ -28,6 +28,16 @@ local ENDED_TTL_S = 86400  -- ended calls linger a day for late webhooks, then e
 
 local _t = redis.call('TIME')
 local NOW = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+local NOW_US = tonumber(_t[1]) * 1000000 + tonumber(_t[2])
+
+-- Strictly increasing entry times (microseconds, exact in a double): two calls never
+-- tie, so order within a class is arrival order and positions are distinct.
+local function next_entry_us()
+  local last = tonumber(redis.call('HGET', K_STATS, 'last_entry_us') or '0')
+  local entry = math.max(NOW_US, last + 1)
+  redis.call('HSET', K_STATS, 'last_entry_us', string.format('%d', entry))
+  return entry
+end
 
 local function emit(kind, ...)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, 'ts', NOW, ...)

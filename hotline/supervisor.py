@@ -1,0 +1,101 @@
+"""`hotline run`: the whole service in the foreground.
+
+Starts the private Redis (unless REDIS_URL is set), then each service as a child
+process, restarts a child that dies, and stops everything on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hotline.config import Settings
+from hotline.redis_server import RedisServer
+from hotline.runtime import RQ_QUEUE, embedded_redis_dir, redis_url
+
+log = logging.getLogger("hotline.run")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+def _bin(name: str) -> str:
+    """A console script installed beside this Python (the virtualenv's bin/)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def service_commands(settings: Settings) -> list[Child]:
+    hotline = [sys.executable, "-m", "hotline.cli"]
+    return [
+        Child("worker", [_bin("rq"), "worker", "--with-scheduler", "--worker-ttl", "60",
+                         "--maintenance-interval", "60", "--url", redis_url(settings), RQ_QUEUE]),
+        Child("reaper", [*hotline, "reaper"]),
+    ]  # fmt: skip
+
+
+def run(settings: Settings, children: list[Child] | None = None) -> int:
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    redis: RedisServer | None = None
+    env = dict(os.environ)
+    if not settings.redis_url:
+        redis = RedisServer(embedded_redis_dir(settings), unix_socket=True).start()
+        env["REDIS_URL"] = redis.url
+        log.info("redis: private server at %s (append-only, fsync every second)", redis.url)
+    else:
+        log.info("redis: using REDIS_URL")
+
+    children = children if children is not None else service_commands(settings)
+    try:
+        for child in children:
+            child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+            log.info("%s: started (pid %d)", child.name, child.process.pid)
+        while not stopping:
+            for child in children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                if len(child.restarts) > 5:
+                    log.error("%s: exited %s five times in a minute; stopping", child.name, code)
+                    return 1
+                log.warning("%s: exited with %s; restarting", child.name, code)
+                child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+            time.sleep(0.5)
+        return 0
+    finally:
+        log.info("stopping")
+        for child in children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        for child in children:
+            if child.process:
+                try:
+                    child.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+                log.info("%s: stopped", child.name)
+        if redis:
+            redis.stop()
+            log.info("redis: stopped")

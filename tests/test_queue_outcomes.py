@@ -1,0 +1,245 @@
+"""Offer outcomes, abandon, wrap-up, heartbeats, sticky routing and the reaper."""
+
+import time
+
+import pytest
+from redis import Redis
+
+from queueing import CallQueue, Offer, QueueError
+from queueing.events import queue_figures, read_events
+from tests.conftest import wait_until
+
+
+def events(redis: Redis, queue: CallQueue, kind: str) -> list[dict[str, str]]:
+    return [e for _, e in read_events(redis, queue.keys) if e["type"] == kind]
+
+
+def test_answer_connects_call_and_seat(redis: Redis, queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    assert queue.answer("c1", "s1").result == "connected"
+    assert queue.answer("c1", "s1").result == "duplicate"
+    assert queue.call("c1")["state"] == "on_call"
+    assert queue.seat("s1")["state"] == "on_call"
+    assert len(events(redis, queue, "CONNECT")) == 1
+
+
+def test_only_the_offered_seat_can_answer(queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.seat_login("s2")
+    queue.enqueue("c1")  # offered to s1
+    with pytest.raises(QueueError) as err:
+        queue.answer("c1", "s2")
+    assert err.value.code == "not-offered-to-seat"
+    with pytest.raises(QueueError) as err:
+        queue.answer("nope", "s1")
+    assert err.value.code == "no-such-call"
+
+
+def test_ring_no_answer_pauses_seat_and_returns_call_to_the_head(
+    redis: Redis, queue: CallQueue
+) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")  # rings s1
+    queue.enqueue("c2")
+    queue.enqueue("c3")
+    entered = queue.call("c1")["entered"]
+    t = queue.no_answer("c1", "s1")
+    assert t.result == "requeued" and t.offers == ()
+    seat = queue.seat("s1")
+    assert (seat["state"], seat["reason"]) == ("paused", "no answer")
+    assert queue.position("c1").position == 1  # ahead of c2 and c3
+    assert queue.call("c1")["entered"] == entered
+    assert queue.seat_login("s2").offers == (Offer("c1", "s2"),)
+    assert [e["seat"] for e in events(redis, queue, "RINGNOANSWER")] == ["s1"]
+    # A late no-answer for an offer that has moved on changes nothing.
+    assert queue.no_answer("c1", "s1").result == "stale"
+
+
+def test_offer_expires_into_ring_no_answer_on_the_reaper_tick(make_queue) -> None:
+    queue = make_queue(offer_timeout_s=0.2)
+    queue.seat_login("s1")
+    queue.seat_login("s2")
+    queue.seat_state("s2", "paused", "training")
+    queue.enqueue("c1")
+    assert queue.tick()[0]["ring_no_answer"] == 0
+    time.sleep(0.25)
+    counts, offers = queue.tick()
+    assert counts["ring_no_answer"] == 1
+    assert queue.seat("s1")["reason"] == "no answer"
+    assert queue.call("c1")["state"] == "waiting"
+    assert queue.seat_state("s2", "available").offers == (Offer("c1", "s2"),)
+
+
+def test_abandon_while_waiting_records_wait_and_position(redis: Redis, queue: CallQueue) -> None:
+    for n in range(3):
+        queue.enqueue(f"c{n}")
+    time.sleep(0.05)
+    assert queue.hangup("c1").result == "abandoned"
+    assert queue.hangup("c1").result == "already-ended"
+    assert queue.position("c2").position == 2
+    (abandon,) = events(redis, queue, "ABANDON")
+    assert abandon["call"] == "c1" and abandon["position"] == "2"
+    assert int(abandon["wait_ms"]) >= 50
+    assert queue.call("c1")["outcome"] == "abandoned"
+    assert "c1" not in [c["id"] for c in queue.status()["calls"]]
+
+
+def test_caller_hangs_up_while_the_seat_rings_frees_the_seat(queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.enqueue("c2")
+    t = queue.hangup("c1")
+    assert t.result == "abandoned"
+    assert t.offers == (Offer("c2", "s1"),)  # freed seat takes the next caller at once
+
+
+def test_caller_hangs_up_while_talking_completes_the_call(redis: Redis, make_queue) -> None:
+    queue = make_queue(wrapup_s=10)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    assert queue.hangup("c1").result == "completed"
+    assert queue.seat("s1")["state"] == "wrap_up"
+    assert events(redis, queue, "COMPLETE")[0]["by"] == "caller"
+    assert queue.complete("c1").result == "already-ended"
+
+
+def test_wrap_up_timer_returns_the_seat_by_itself(make_queue) -> None:
+    queue = make_queue(wrapup_s=0.3)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.complete("c1")
+    queue.enqueue("c2")  # waits: the only seat is wrapping up
+    assert queue.seat("s1")["state"] == "wrap_up"
+    assert queue.tick()[0]["wrapups_ended"] == 0
+    time.sleep(0.35)
+    counts, offers = queue.tick()
+    assert counts["wrapups_ended"] == 1
+    assert offers == (Offer("c2", "s1"),)
+
+
+def test_operator_can_end_wrap_up_early(make_queue) -> None:
+    queue = make_queue(wrapup_s=60)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.complete("c1")
+    assert queue.seat_state("s1", "available").result == "available"
+    assert queue.seat("s1")["state"] == "available"
+
+
+def test_seat_that_stops_heartbeating_goes_offline_and_its_call_returns(make_queue) -> None:
+    queue = make_queue(seat_heartbeat_ttl_s=0.3, offer_timeout_s=60)
+    queue.seat_login("alive")
+    queue.seat_state("alive", "paused", "meeting")
+    queue.seat_login("silent")
+    queue.enqueue("c1")  # rings "silent"
+    for _ in range(4):
+        time.sleep(0.1)
+        queue.heartbeat("alive")
+    counts, _ = queue.tick()
+    assert counts["seats_lost"] == 1
+    assert queue.seat("silent")["state"] == "offline"
+    assert queue.seat("silent")["reason"] == "heartbeat lost"
+    assert queue.call("c1")["state"] == "waiting"
+    with pytest.raises(QueueError):
+        queue.heartbeat("silent")
+    assert queue.seat_state("alive", "available").offers == (Offer("c1", "alive"),)
+
+
+def test_logout_returns_a_ringing_call_and_is_refused_while_talking(queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    assert queue.seat_logout("s1").result == "logged-out"
+    assert queue.call("c1")["state"] == "waiting"
+    queue.seat_login("s1")
+    queue.answer("c1", "s1")
+    with pytest.raises(QueueError) as err:
+        queue.seat_logout("s1")
+    assert err.value.code == "seat-busy"
+
+
+def test_pausing_a_ringing_seat_returns_its_call(queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.seat_state("s1", "paused", "toilet")
+    assert queue.call("c1")["state"] == "waiting"
+    assert queue.seat("s1")["reason"] == "toilet"
+
+
+def test_sticky_call_waits_for_its_operator(queue: CallQueue) -> None:
+    queue.seat_login("own")
+    queue.enqueue("first")
+    queue.answer("first", "own")  # the operator who took the case is busy
+    queue.seat_login("other")
+    t = queue.enqueue("repeat", priority="repeat", sticky_seat="own", sticky_s=30)
+    assert t.result == "sticky" and t.offers == ()
+    assert queue.seat("other")["state"] == "available"
+    assert queue.complete("first").offers == (Offer("repeat", "own"),)
+
+
+def test_sticky_call_falls_back_to_anyone_after_its_window(queue: CallQueue) -> None:
+    queue.seat_login("own")
+    queue.enqueue("first")
+    queue.answer("first", "own")
+    queue.seat_login("other")
+    queue.enqueue("repeat", priority="repeat", sticky_seat="own", sticky_s=0.2)
+    time.sleep(0.25)
+    counts, offers = queue.tick()
+    assert counts["sticky_expired"] == 1
+    assert offers == (Offer("repeat", "other"),)
+
+
+def test_sticky_to_an_offline_operator_goes_to_anyone_at_once(queue: CallQueue) -> None:
+    queue.seat_login("other")
+    t = queue.enqueue("repeat", priority="repeat", sticky_seat="gone-home", sticky_s=30)
+    assert t.offers == (Offer("repeat", "other"),)
+
+
+def test_sticky_operator_free_gets_the_call_directly(queue: CallQueue) -> None:
+    queue.seat_login("a")
+    queue.seat_login("own")  # less idle than "a", yet chosen
+    assert queue.enqueue("repeat", sticky_seat="own").offers == (Offer("repeat", "own"),)
+
+
+def test_stale_waiting_call_is_expired_by_the_reaper(redis: Redis, make_queue) -> None:
+    queue = make_queue(max_wait_s=0.2)
+    queue.enqueue("ghost")
+    time.sleep(0.25)
+    assert queue.tick()[0]["calls_expired"] == 1
+    assert queue.call("ghost")["outcome"] == "expired"
+    assert len(events(redis, queue, "EXITWITHTIMEOUT")) == 1
+
+
+def test_figures_for_a_window(redis: Redis, queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    for n in range(4):
+        queue.enqueue(f"c{n}")
+    queue.answer("c0", "s1")
+    queue.complete("c0")  # c1 rings
+    queue.answer("c1", "s1")
+    queue.hangup("c2")
+    queue.hangup("c3")
+    queue.complete("c1")
+    figures = queue_figures(redis, queue.keys)
+    assert (figures.offered, figures.answered, figures.abandoned) == (4, 2, 2)
+    assert figures.connection_rate == 0.5
+    assert figures.service_level_15s == 0.5
+    assert figures.completed == 2
+    assert figures.avg_wait_s is not None and figures.avg_wait_s < 1
+    seconds, _ = redis.time()
+    future = queue_figures(redis, queue.keys, start_ms=(seconds + 60) * 1000)
+    assert future.offered == 0 and future.connection_rate is None
+
+
+def test_enqueue_publishes_offers(redis: Redis, queue: CallQueue) -> None:
+    pubsub = redis.pubsub()
+    pubsub.subscribe(queue.keys.offer_channel)
+    wait_until(lambda: pubsub.get_message(timeout=0.1))  # subscribe confirmation
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    message = wait_until(lambda: pubsub.get_message(timeout=0.1))
+    assert message["data"] == b"c1 s1"
+    pubsub.close()
