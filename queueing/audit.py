@@ -14,7 +14,7 @@ from redis import Redis
 from queueing.events import read_events
 from queueing.keys import QueueKeys
 
-_ENDINGS = ("COMPLETE", "ABANDON", "EXITWITHTIMEOUT")
+_ENDINGS = ("COMPLETE", "ABANDON", "EXITWITHTIMEOUT", "EXITWITHKEY")
 
 
 @dataclass

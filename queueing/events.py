@@ -1,7 +1,8 @@
 """The event log (a Redis Stream) and the figures computed from it.
 
 Event types follow Asterisk's queue_log where one exists: ENTERQUEUE, OFFER, CONNECT,
-RINGNOANSWER, ABANDON, COMPLETE, EXITWITHTIMEOUT, plus SEAT_STATE and STICKY_EXPIRED.
+RINGNOANSWER, ABANDON, COMPLETE, EXITWITHTIMEOUT, EXITWITHKEY (left for a callback),
+plus SEAT_STATE, SKILL and STICKY_EXPIRED.
 Stream ids are Redis server milliseconds, so a window is an XRANGE.
 """
 
@@ -27,12 +28,15 @@ def read_events(
         batch = redis.xrange(keys.events, lower, upper, count=_BATCH)
         for event_id, fields in batch:
             eid = event_id.decode() if isinstance(event_id, bytes) else event_id
-            yield eid, {
-                (k.decode() if isinstance(k, bytes) else k): (
-                    v.decode() if isinstance(v, bytes) else v
-                )
-                for k, v in fields.items()
-            }
+            yield (
+                eid,
+                {
+                    (k.decode() if isinstance(k, bytes) else k): (
+                        v.decode() if isinstance(v, bytes) else v
+                    )
+                    for k, v in fields.items()
+                },
+            )
         if len(batch) < _BATCH:
             return
         lower = "(" + eid
@@ -43,14 +47,16 @@ class QueueFigures:
     """Figures for a time window.
 
     connection_rate is answered / (answered + abandoned + expired): of the callers who
-    stopped waiting in the window, the share who reached a person. Service levels use
-    the same denominator, as is usual for call centres.
+    stopped waiting in the window, the share who reached a person. Callers who chose a
+    callback kept a promise and are counted apart. Service levels use the same
+    denominator, as is usual for call centres.
     """
 
     offered: int  # calls that entered the queue
     answered: int
     abandoned: int
     expired: int
+    callbacks: int
     ring_no_answer: int
     completed: int
     connection_rate: float | None
@@ -72,7 +78,16 @@ def queue_figures(
     redis: Redis, keys: QueueKeys, start_ms: int | None = None, end_ms: int | None = None
 ) -> QueueFigures:
     counts = dict.fromkeys(
-        ("ENTERQUEUE", "CONNECT", "ABANDON", "EXITWITHTIMEOUT", "RINGNOANSWER", "COMPLETE"), 0
+        (
+            "ENTERQUEUE",
+            "CONNECT",
+            "ABANDON",
+            "EXITWITHTIMEOUT",
+            "EXITWITHKEY",
+            "RINGNOANSWER",
+            "COMPLETE",
+        ),
+        0,
     )
     answered_waits: list[int] = []
     longest = 0
@@ -89,7 +104,7 @@ def queue_figures(
             within_15 += wait <= 15_000
             within_30 += wait <= 30_000
             longest = max(longest, wait)
-        elif kind in ("ABANDON", "EXITWITHTIMEOUT"):
+        elif kind in ("ABANDON", "EXITWITHTIMEOUT", "EXITWITHKEY"):
             longest = max(longest, int(event["wait_ms"]))
         elif kind == "COMPLETE":
             talk_total += int(event["talk_ms"])
@@ -100,6 +115,7 @@ def queue_figures(
         answered=answered,
         abandoned=counts["ABANDON"],
         expired=counts["EXITWITHTIMEOUT"],
+        callbacks=counts["EXITWITHKEY"],
         ring_no_answer=counts["RINGNOANSWER"],
         completed=counts["COMPLETE"],
         connection_rate=_ratio(answered, ended_waiting),

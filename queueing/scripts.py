@@ -25,6 +25,8 @@ SCRIPT_NAMES = (
     "tick",
     "match",
     "position",
+    "set_skill",
+    "leave",
 )
 
 

@@ -161,6 +161,16 @@ class CallQueue:
             raise QueueError("bad-argument", "by must be 'agent' or 'caller'")
         return self._transition("complete", check_id("call", call_id), by)
 
+    def set_skill(self, call_id: str, skill: str) -> Transition:
+        """A waiting caller chose a language; they keep their entry time."""
+        return self._transition(
+            "set_skill", check_id("call", call_id), self._skill(skill), self.default_skill
+        )
+
+    def leave(self, call_id: str, reason: str = "callback") -> Transition:
+        """A waiting caller leaves by choice (a callback was recorded): EXITWITHKEY."""
+        return self._transition("leave", check_id("call", call_id), reason)
+
     def position(self, call_id: str) -> Position:
         values = self._run("position", check_id("call", call_id))
         return Position(

@@ -243,3 +243,26 @@ def test_enqueue_publishes_offers(redis: Redis, queue: CallQueue) -> None:
     message = wait_until(lambda: pubsub.get_message(timeout=0.1))
     assert message["data"] == b"c1 s1"
     pubsub.close()
+
+
+def test_changing_language_keeps_the_place_in_line(queue: CallQueue) -> None:
+    queue.seat_login("dialect", ["hainanese"])
+    queue.enqueue("occupier", skill="hainanese")  # dialect seat busy
+    queue.enqueue("early")
+    queue.enqueue("late", skill="hainanese")
+    assert queue.set_skill("early", "hainanese").result == "changed"
+    assert queue.position("early").position == 1  # ahead of "late", who entered after
+    queue.answer("occupier", "dialect")
+    assert queue.complete("occupier").offers == (Offer("early", "dialect"),)
+    assert queue.set_skill("early", "english").result == "too-late"
+
+
+def test_leaving_for_a_callback_is_not_an_abandon(redis: Redis, queue: CallQueue) -> None:
+    queue.enqueue("c1")
+    queue.enqueue("c2")
+    assert queue.leave("c2", "long_wait").result == "left"
+    assert queue.call("c2")["outcome"] == "callback"
+    figures = queue_figures(redis, queue.keys)
+    assert (figures.callbacks, figures.abandoned) == (1, 0)
+    (left,) = events(redis, queue, "EXITWITHKEY")
+    assert left["position"] == "2" and left["reason"] == "long_wait"

@@ -1,0 +1,188 @@
+"""The inbound citizen flow, elderly first.
+
+- The caller is queued the moment the call starts: silence reaches a person and costs
+  no time. Registered vulnerable callers hear nothing at all before the operator.
+- One optional choice, language, spoken once and repeated once while the caller
+  already holds their place. An invalid key or a second silence ends the menu; the
+  caller simply stays in line for Mandarin. There is no second menu level.
+- A caller with an open case hears its number and status in one sentence and waits
+  with priority for the operator who took it (sticky), then anyone.
+- Holding: music; position and estimated wait at most every ANNOUNCE_EVERY_S, only
+  when the position improved. Past CALLBACK_AFTER_S of estimated wait, offer a
+  callback once. With nobody logged in, say so and record a callback.
+- A seat that does not answer changes nothing the caller hears but the music.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+
+from ivr import actions as a
+from ivr import events as e
+
+ANNOUNCE_EVERY_S = 45.0
+CALLBACK_AFTER_S = 180.0  # estimated wait that makes a callback worth offering
+MENU_TIMEOUT_S = 5.0
+CALLBACK_TIMEOUT_S = 6.0
+LANGUAGE_KEYS = {"1": "hainanese", "2": "english"}
+
+# Phases
+STARTING = "starting"
+MENU = "menu"  # queued, language choice playing
+HOLDING = "holding"
+CALLBACK_OFFER = "callback_offer"  # queued, callback choice playing
+RINGING = "ringing"  # a seat is being dialled
+CONNECTED = "connected"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class FlowState:
+    phase: str = STARTING
+    caller: str = ""
+    dialed: str = ""
+    priority: str = "normal"
+    skill: str = "mandarin"
+    sticky_seat: str | None = None
+    hotline: str | None = None  # dialed legacy hotline name
+    category_code: str | None = None
+    department_code: str | None = None
+    menu_plays: int = 0
+    announced_position: int | None = None
+    announced_at: float | None = None
+    callback_offered: bool = False
+    seat: str | None = None
+    outcome: str | None = None  # connected | completed | abandoned | callback
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> FlowState:
+        data = json.loads(raw)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+Step = tuple[FlowState, tuple[a.Action, ...]]
+
+
+def _menu(state: FlowState) -> Step:
+    return (
+        replace(state, phase=MENU, menu_plays=state.menu_plays + 1),
+        (a.Gather("language_menu", valid_digits="12", timeout_s=MENU_TIMEOUT_S),),
+    )
+
+
+def _hold(state: FlowState) -> Step:
+    return replace(state, phase=HOLDING), (a.Hold(),)
+
+
+def start(event: e.CallStarted) -> Step:
+    state = FlowState(caller=event.caller, dialed=event.dialed)
+    if event.hotline:
+        state = replace(
+            state,
+            hotline=event.hotline.name,
+            category_code=event.hotline.category_code,
+            department_code=event.hotline.department_code,
+        )
+    if event.staffed_seats == 0:
+        return (
+            replace(state, phase=DONE, outcome="callback"),
+            (a.Play("no_operators"), a.RequestCallback("no_operators"), a.HangUp()),
+        )
+    if event.vulnerable:
+        state = replace(state, priority="vulnerable")
+        return replace(state, phase=HOLDING), (a.Enqueue("vulnerable", state.skill), a.Hold())
+    if event.open_case:
+        case = event.open_case
+        state = replace(state, priority="repeat", skill=case.skill, sticky_seat=case.operator_seat)
+        return replace(state, phase=HOLDING), (
+            a.Enqueue("repeat", state.skill, sticky_seat=case.operator_seat),
+            a.Play("case_status", {"case_number": case.number, "status": case.status}),
+            a.Hold(),
+        )
+    state, menu = _menu(state)
+    return state, (a.Enqueue("normal", state.skill), a.Play("greeting"), *menu)
+
+
+def _queue_update(state: FlowState, event: e.QueueUpdate) -> Step:
+    if event.staffed_seats == 0:
+        # Everyone logged out while the caller waited: do not leave them in silence.
+        return (
+            replace(state, phase=DONE, outcome="callback"),
+            (a.Play("no_operators"), a.RequestCallback("no_operators"), a.HangUp()),
+        )
+    wait = event.estimated_wait_s
+    if not state.callback_offered and wait is not None and wait >= CALLBACK_AFTER_S:
+        return (
+            replace(state, phase=CALLBACK_OFFER, callback_offered=True),
+            (a.Gather("callback_offer", valid_digits="1", timeout_s=CALLBACK_TIMEOUT_S),),
+        )
+    due = state.announced_at is None or event.at - state.announced_at >= ANNOUNCE_EVERY_S
+    improved = state.announced_position is None or event.position < state.announced_position
+    if not (due and improved and event.position > 0):
+        return state, ()
+    announced = replace(state, announced_position=event.position, announced_at=event.at)
+    if event.position == 1:
+        return announced, (a.Play("queue_next"), a.Hold())
+    minutes = max(1, math.ceil((wait or 0) / 60))
+    return announced, (
+        a.Play("queue_position", {"position": event.position - 1, "minutes": minutes}),
+        a.Hold(),
+    )
+
+
+def step(state: FlowState | None, event: e.Event) -> Step:
+    """Advance the flow by one event. ``state`` is None before the call starts."""
+    if isinstance(event, e.CallStarted):
+        return start(event)
+    if state is None:
+        # An event for a call we never saw start: the safest thing is a person.
+        state = FlowState()
+        return replace(state, phase=HOLDING), (a.Enqueue("normal", "mandarin"), a.Hold())
+    if state.phase == DONE:
+        return state, ()
+
+    if isinstance(event, e.Hangup):
+        outcome = "completed" if state.phase == CONNECTED else "abandoned"
+        return replace(state, phase=DONE, outcome=outcome), (a.ReleaseCall(),)
+
+    if isinstance(event, e.SeatOffered):
+        if state.phase in (CONNECTED, RINGING):
+            return state, ()
+        return replace(state, phase=RINGING, seat=event.seat), (a.Bridge(event.seat),)
+    if isinstance(event, e.SeatConnected):
+        return replace(state, phase=CONNECTED, seat=event.seat, outcome="connected"), ()
+    if isinstance(event, e.SeatNoAnswer):
+        if state.phase != RINGING:
+            return state, ()
+        return _hold(replace(state, seat=None))
+
+    if state.phase == MENU:
+        if isinstance(event, e.Digits):
+            skill = LANGUAGE_KEYS.get(event.digits[:1])
+            if skill is None:  # an invalid key: no second try, just a person
+                return _hold(state)
+            held = _hold(replace(state, skill=skill))
+            return held[0], (a.ChangeSkill(skill), a.Play("language_chosen"), *held[1])
+        if isinstance(event, e.InputTimeout):
+            return _menu(state) if state.menu_plays < 2 else _hold(state)
+        return state, ()  # queue updates wait until the menu is over
+
+    if state.phase == CALLBACK_OFFER:
+        if isinstance(event, e.Digits) and event.digits[:1] == "1":
+            return (
+                replace(state, phase=DONE, outcome="callback"),
+                (a.RequestCallback("long_wait"), a.Play("callback_confirmed"), a.HangUp()),
+            )
+        if isinstance(event, e.Digits | e.InputTimeout):
+            return _hold(state)
+        return state, ()
+
+    if state.phase == HOLDING and isinstance(event, e.QueueUpdate):
+        return _queue_update(state, event)
+    return state, ()

@@ -1,0 +1,77 @@
+"""The prompt catalogue: every sentence a caller can hear, Mandarin first, English second.
+
+Sentences are short and plain, one thing at a time, for elderly callers. The greeting
+stays under 8 seconds of speech at the slow rate we render with. ``{name}`` fields are
+filled from an action's args; numbers are read out by the shell (Asterisk: SAY NUMBER
+in zh; Twilio: <Say> of the text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_WORDS = {
+    "received": ("已受理", "received"),
+    "dispatched": ("已转交承办单位", "passed to the responsible department"),
+    "accepted": ("承办单位已接收", "accepted by the department"),
+    "in_progress": ("正在办理", "being handled"),
+    "resolved": ("已办结，等待回访", "resolved, awaiting your feedback"),
+    "reopened": ("已重新办理", "reopened"),
+    "closed": ("已办结", "closed"),
+}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    zh: str
+    en: str
+
+    def text(self, language: str = "zh", **args: object) -> str:
+        template = self.zh if language == "zh" else self.en
+        return template.format(**args)
+
+
+CATALOGUE: dict[str, Prompt] = {
+    "greeting": Prompt(
+        "您好，这里是12345热线。请别挂机，马上为您接通人工。",
+        "Hello, this is the 12345 citizen service line. Please hold for an operator.",
+    ),
+    "language_menu": Prompt(
+        "讲海南话请按1。For English, press 2。",
+        "For Hainanese, press 1. For English, press 2.",
+    ),
+    "language_chosen": Prompt("好的，请稍候。", "Thank you, please hold."),
+    "case_status": Prompt(
+        "您的工单{case_number}，{status_zh}。正在为您转接人工服务。",
+        "Your case {case_number} is {status_en}. Connecting you to an operator.",
+    ),
+    "queue_position": Prompt(
+        "您前面还有{position}位，预计等待{minutes}分钟。请不要挂机。",
+        "There are {position} callers ahead of you, about {minutes} minutes. Please hold.",
+    ),
+    "queue_next": Prompt(
+        "您是下一位，请不要挂机。",
+        "You are next. Please hold.",
+    ),
+    "callback_offer": Prompt(
+        "现在等待时间较长。需要我们给您回电，请按1。继续等待，请不要挂机。",
+        "The wait is long. To be called back, press 1. To keep waiting, stay on the line.",
+    ),
+    "callback_confirmed": Prompt(
+        "好的，我们会尽快给您回电。再见。",
+        "Thank you. We will call you back soon. Goodbye.",
+    ),
+    "no_operators": Prompt(
+        "现在没有话务员在线。我们已记下您的电话，会尽快给您回电。再见。",
+        "No operator is available now. We have your number and will call you back. Goodbye.",
+    ),
+    "connecting": Prompt("正在为您接通。", "Connecting you now."),
+}
+
+
+def render(prompt_id: str, language: str = "zh", **args: object) -> str:
+    """The sentence for a prompt id, with its fields filled."""
+    if "status" in args and isinstance(args["status"], str):
+        zh, en = STATUS_WORDS.get(args["status"], (args["status"], args["status"]))
+        args = {**args, "status_zh": zh, "status_en": en}
+    return CATALOGUE[prompt_id].text(language, **args)

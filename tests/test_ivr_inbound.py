@@ -1,0 +1,173 @@
+"""The inbound flow as pure logic: every path an elderly caller can take."""
+
+import pytest
+
+from ivr import actions as a
+from ivr import events as e
+from ivr.inbound import (
+    ANNOUNCE_EVERY_S,
+    CALLBACK_AFTER_S,
+    CONNECTED,
+    DONE,
+    HOLDING,
+    MENU,
+    FlowState,
+    step,
+)
+from ivr.prompts import CATALOGUE, render
+
+
+def started(**kw) -> e.CallStarted:  # type: ignore[no-untyped-def]
+    base = {"caller": "13800000001", "dialed": "12345", "at": 0.0, "staffed_seats": 3}
+    base.update(kw)
+    return e.CallStarted(**base)
+
+
+def kinds(actions) -> list[str]:  # type: ignore[no-untyped-def]
+    return [type(x).__name__ for x in actions]
+
+
+def test_caller_is_queued_at_once_and_hears_one_short_menu() -> None:
+    state, actions = step(None, started())
+    assert actions[0] == a.Enqueue("normal", "mandarin")
+    assert kinds(actions) == ["Enqueue", "Play", "Gather"]
+    assert actions[2].prompt == "language_menu" and state.phase == MENU
+
+
+def test_silence_reaches_a_person_after_the_menu_is_repeated_once() -> None:
+    state, _ = step(None, started())
+    state, actions = step(state, e.InputTimeout(at=8))
+    assert kinds(actions) == ["Gather"]  # repeated once
+    state, actions = step(state, e.InputTimeout(at=16))
+    assert actions == (a.Hold(),) and state.phase == HOLDING
+    assert state.skill == "mandarin"  # never left the queue, never asked again
+
+
+@pytest.mark.parametrize("key", ["9", "*", "#", "0"])
+def test_an_invalid_key_goes_to_a_person_without_a_second_try(key: str) -> None:
+    state, _ = step(None, started())
+    state, actions = step(state, e.Digits(key, at=3))
+    assert actions == (a.Hold(),) and state.phase == HOLDING and state.skill == "mandarin"
+
+
+@pytest.mark.parametrize(("key", "skill"), [("1", "hainanese"), ("2", "english")])
+def test_language_choice_changes_seats_not_place(key: str, skill: str) -> None:
+    state, _ = step(None, started())
+    state, actions = step(state, e.Digits(key, at=3))
+    assert actions[0] == a.ChangeSkill(skill)
+    assert isinstance(actions[-1], a.Hold) and state.skill == skill
+
+
+def test_registered_vulnerable_caller_hears_no_prompt_and_has_priority() -> None:
+    state, actions = step(None, started(vulnerable=True))
+    assert actions == (a.Enqueue("vulnerable", "mandarin"), a.Hold())
+    assert not any(isinstance(x, a.Play | a.Gather) for x in actions)
+
+
+def test_repeat_caller_hears_case_status_and_waits_for_their_operator() -> None:
+    case = e.OpenCase("12345-20261127-000123", "dispatched", operator_seat="1007")
+    state, actions = step(None, started(open_case=case))
+    assert actions[0] == a.Enqueue("repeat", "mandarin", sticky_seat="1007")
+    assert actions[1].prompt == "case_status"
+    sentence = render("case_status", **actions[1].args)
+    assert "12345-20261127-000123" in sentence and "已转交承办单位" in sentence
+    assert not any(isinstance(x, a.Gather) for x in actions)
+
+
+def test_merged_hotline_number_is_carried_in_the_state() -> None:
+    route = e.HotlineRoute("95598", "供电服务热线", category_code="power-outage",
+                           department_code="power-supply")  # fmt: skip
+    state, _ = step(None, started(dialed="95598", hotline=route))
+    restored = FlowState.from_json(state.to_json())
+    assert (restored.category_code, restored.department_code) == ("power-outage", "power-supply")
+    assert restored == state
+
+
+def test_nobody_logged_in_is_said_and_a_callback_recorded() -> None:
+    state, actions = step(None, started(staffed_seats=0))
+    assert kinds(actions) == ["Play", "RequestCallback", "HangUp"]
+    assert actions[1] == a.RequestCallback("no_operators")
+    assert state.outcome == "callback" and state.phase == DONE
+
+
+def hold(state: FlowState | None = None) -> FlowState:
+    state, _ = step(state, started())
+    state, _ = step(state, e.InputTimeout(at=8))
+    state, _ = step(state, e.InputTimeout(at=16))
+    return state
+
+
+def test_position_announced_when_improved_and_not_too_often() -> None:
+    state = hold()
+    state, actions = step(state, e.QueueUpdate(5, 120, 3, at=20))
+    assert actions[0] == a.Play("queue_position", {"position": 4, "minutes": 2})
+    state, actions = step(state, e.QueueUpdate(4, 100, 3, at=30))
+    assert actions == ()  # too soon
+    state, actions = step(state, e.QueueUpdate(5, 120, 3, at=20 + ANNOUNCE_EVERY_S))
+    assert actions == ()  # not improved
+    state, actions = step(state, e.QueueUpdate(1, 10, 3, at=30 + ANNOUNCE_EVERY_S * 2))
+    assert actions[0] == a.Play("queue_next")
+
+
+def test_long_wait_offers_a_callback_once() -> None:
+    state = hold()
+    state, actions = step(state, e.QueueUpdate(30, CALLBACK_AFTER_S + 1, 3, at=20))
+    assert kinds(actions) == ["Gather"] and actions[0].prompt == "callback_offer"
+    state, actions = step(state, e.Digits("1", at=25))
+    assert kinds(actions) == ["RequestCallback", "Play", "HangUp"]
+    assert state.outcome == "callback"
+
+
+def test_declining_the_callback_keeps_waiting_and_is_not_asked_again() -> None:
+    state = hold()
+    state, _ = step(state, e.QueueUpdate(30, CALLBACK_AFTER_S + 1, 3, at=20))
+    state, actions = step(state, e.InputTimeout(at=30))
+    assert actions == (a.Hold(),)
+    state, actions = step(state, e.QueueUpdate(29, CALLBACK_AFTER_S + 1, 3, at=90))
+    assert not any(isinstance(x, a.Gather) for x in actions)
+
+
+def test_everyone_logging_out_while_waiting_records_a_callback() -> None:
+    state, actions = step(hold(), e.QueueUpdate(2, None, 0, at=60))
+    assert a.RequestCallback("no_operators") in actions
+
+
+def test_offer_bridges_even_during_the_menu_and_no_answer_is_only_music() -> None:
+    state, _ = step(None, started())
+    state, actions = step(state, e.SeatOffered("1001", at=2))
+    assert actions == (a.Bridge("1001"),)
+    state, actions = step(state, e.SeatNoAnswer("1001", at=22))
+    assert actions == (a.Hold(),)
+    state, actions = step(state, e.SeatOffered("1002", at=23))
+    state, actions = step(state, e.SeatConnected("1002", at=25))
+    assert state.phase == CONNECTED and state.seat == "1002"
+
+
+@pytest.mark.parametrize("moment", ["menu", "holding", "callback_offer", "ringing", "connected"])
+def test_hangup_at_every_step_releases_the_call(moment: str) -> None:
+    state, _ = step(None, started())
+    if moment != "menu":
+        state = hold()
+    if moment == "callback_offer":
+        state, _ = step(state, e.QueueUpdate(30, CALLBACK_AFTER_S + 1, 3, at=20))
+    if moment in ("ringing", "connected"):
+        state, _ = step(state, e.SeatOffered("1001", at=20))
+    if moment == "connected":
+        state, _ = step(state, e.SeatConnected("1001", at=21))
+    state, actions = step(state, e.Hangup(at=30))
+    assert actions == (a.ReleaseCall(),)
+    assert state.outcome == ("completed" if moment == "connected" else "abandoned")
+    assert step(state, e.Hangup(at=31))[1] == ()  # a second hang-up changes nothing
+
+
+def test_an_event_for_an_unknown_call_still_reaches_a_person() -> None:
+    state, actions = step(None, e.Digits("5", at=1))
+    assert a.Enqueue("normal", "mandarin") in actions
+
+
+def test_every_prompt_has_both_languages_and_renders() -> None:
+    args = {"case_number": "12345-20261127-000001", "status": "resolved", "position": 3,
+            "minutes": 2}  # fmt: skip
+    for prompt_id, prompt in CATALOGUE.items():
+        assert prompt.zh and prompt.en
+        assert render(prompt_id, "zh", **args) and render(prompt_id, "en", **args)
