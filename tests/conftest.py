@@ -3,6 +3,7 @@ flushed around every test."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 
@@ -12,6 +13,7 @@ from redis import Redis
 from hotline.config import QueueSettings
 from hotline.redis_server import RedisServer
 from queueing import CallQueue
+from tests.pg import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +60,47 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 5.0) -> objec
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s")
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A new, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hotline.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database(f"hotline_test_{next(_database_numbers)}")
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A database migrated to head and seeded."""
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    upgrade(empty_db_url)
+    with session_factory(engine_for(empty_db_url))() as session:
+        seed(session)
+        session.commit()
+    return empty_db_url
+
+
+@pytest.fixture
+def session(db_url: str):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+
+    with session_factory(engine_for(db_url))() as s:
+        yield s

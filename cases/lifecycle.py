@@ -1,0 +1,39 @@
+"""The case lifecycle as an explicit state machine.
+
+received -> dispatched -> accepted -> in_progress -> resolved -> closed
+received -> resolved                  (直接办结: resolved on the phone)
+dispatched -> received                (the department sends back a wrong dispatch)
+resolved -> reopened -> dispatched    (the citizen was not satisfied)
+"""
+
+from __future__ import annotations
+
+STATUSES = ("received", "dispatched", "accepted", "in_progress", "resolved", "reopened", "closed")
+OPEN_STATUSES = ("received", "dispatched", "accepted", "in_progress", "resolved", "reopened")
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset({"dispatched", "resolved"}),
+    "dispatched": frozenset({"accepted", "received"}),
+    "accepted": frozenset({"in_progress", "resolved"}),
+    "in_progress": frozenset({"resolved"}),
+    "resolved": frozenset({"closed", "reopened"}),
+    "reopened": frozenset({"dispatched"}),
+    "closed": frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, current: str, wanted: str) -> None:
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "nothing (final)"
+        super().__init__(
+            f"a case in status {current!r} cannot become {wanted!r}; allowed: {allowed}"
+        )
+        self.current = current
+        self.wanted = wanted
+
+
+def check_transition(current: str, wanted: str) -> None:
+    if wanted not in STATUSES:
+        raise IllegalTransition(current, wanted)
+    if wanted not in TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(current, wanted)

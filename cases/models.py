@@ -1,0 +1,148 @@
+"""The case database schema. Migrations in cases/migrations/ must match it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class District(Base):
+    __tablename__ = "district"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class Department(Base):
+    """A responsible unit: a city department, or a district government."""
+
+    __tablename__ = "department"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(48), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16), default="department")  # department|district
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
+
+
+class Category(Base):
+    """What a case is about, and who handles it by default: the dispatch knowledge base."""
+
+    __tablename__ = "category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(48), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    # None: the government of the district where it happened handles it.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    department: Mapped[Department | None] = relationship()
+
+
+class LegacyHotline(Base):
+    """A number merged into 12345: dialing it still works and says what it was for."""
+
+    __tablename__ = "legacy_hotline"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dialed: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    category: Mapped[Category | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+
+
+class CitizenRegister(Base):
+    """Citizens kept by administrators: elderly or vulnerable callers skip every prompt."""
+
+    __tablename__ = "citizen_register"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    vulnerable: Mapped[bool] = mapped_column(Boolean, default=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    added_by: Mapped[str] = mapped_column(String(64), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Case(Base):
+    __tablename__ = "case_record"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    # The call that created it; unique so that creating a case for a call is idempotent.
+    call_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    caller_phone: Mapped[str] = mapped_column(String(32), default="")
+    caller_name: Mapped[str] = mapped_column(String(64), default="")
+    channel: Mapped[str] = mapped_column(String(16), default="phone")  # phone|twilio|web|sim
+    source_hotline: Mapped[str | None] = mapped_column(String(128))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    address: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")  # normal|urgent
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    operator_seat: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    respond_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # 30-min rule
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    category: Mapped[Category | None] = relationship()
+    department: Mapped[Department | None] = relationship()
+    district: Mapped[District | None] = relationship()
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_case_caller_created", "caller_phone", "created_at"),)
+
+
+class CaseEvent(Base):
+    """The audit trail: every change to a case, who made it and when."""
+
+    __tablename__ = "case_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class CallbackRequest(Base):
+    """A caller who chose to be called back, or met no operator; worked oldest first."""
+
+    __tablename__ = "callback_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(128), unique=True)
+    caller_phone: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(32))  # long_wait | no_operators
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done
+    source_hotline: Mapped[str | None] = mapped_column(String(128))
+
+
+class DailyCounter(Base):
+    """Per-day sequence behind case numbers such as 12345-20261127-000123."""
+
+    __tablename__ = "daily_counter"
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,294 @@
+"""Use cases on the case database. Each function takes an open Session; the caller
+commits. Lookups here feed the call flow; writes keep an audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cases.lifecycle import OPEN_STATUSES, check_transition
+from cases.models import (
+    CallbackRequest,
+    Case,
+    CaseEvent,
+    Category,
+    CitizenRegister,
+    DailyCounter,
+    Department,
+    District,
+    LegacyHotline,
+)
+
+RESPONSE_LIMIT = timedelta(minutes=30)  # the 30-minute response rule
+REPEAT_WINDOW = timedelta(days=30)
+
+
+class CaseError(ValueError):
+    """Bad input for a case operation (unknown category, district, ...)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CallerProfile:
+    vulnerable: bool
+    open_case_number: str | None = None
+    open_case_status: str | None = None
+    open_case_seat: str | None = None
+
+
+@dataclass(frozen=True)
+class HotlineInfo:
+    dialed: str
+    name: str
+    category_code: str | None
+    department_code: str | None
+
+
+@dataclass(frozen=True)
+class CaseDraft:
+    """What the operator filled in during the call."""
+
+    description: str = ""
+    address: str = ""
+    caller_name: str = ""
+    category_code: str | None = None
+    district_code: str | None = None
+    department_code: str | None = None
+    urgency: str | None = None  # None: the category's default
+    resolved_on_phone: bool = False  # 直接办结
+    dispatch: bool = True
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What the call itself tells about the case."""
+
+    call_id: str
+    caller_phone: str
+    channel: str
+    operator_seat: str | None = None
+    source_hotline: str | None = None
+    category_code: str | None = None
+    department_code: str | None = None
+
+
+# -- lookups for the call flow ----------------------------------------------------------
+
+
+def caller_profile(session: Session, phone: str, now: datetime | None = None) -> CallerProfile:
+    if not phone:
+        return CallerProfile(vulnerable=False)
+    now = now or utcnow()
+    vulnerable = bool(
+        session.scalar(
+            select(CitizenRegister.vulnerable).where(CitizenRegister.phone == phone)
+        )
+    )
+    case = session.scalar(
+        select(Case)
+        .where(
+            Case.caller_phone == phone,
+            Case.status.in_(OPEN_STATUSES),
+            Case.created_at >= now - REPEAT_WINDOW,
+        )
+        .order_by(Case.created_at.desc())
+        .limit(1)
+    )
+    if case is None:
+        return CallerProfile(vulnerable=vulnerable)
+    return CallerProfile(vulnerable, case.number, case.status, case.operator_seat)
+
+
+def hotline_info(session: Session, dialed: str) -> HotlineInfo | None:
+    row = session.scalar(select(LegacyHotline).where(LegacyHotline.dialed == dialed))
+    if row is None:
+        return None
+    return HotlineInfo(
+        dialed=row.dialed,
+        name=row.name,
+        category_code=row.category.code if row.category else None,
+        department_code=row.department.code if row.department else None,
+    )
+
+
+# -- cases ----------------------------------------------------------------------------
+
+
+def next_case_number(session: Session, now: datetime) -> str:
+    """12345-YYYYMMDD-NNNNNN, counting per day; one atomic upsert on either database."""
+    day = now.strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(DailyCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": DailyCounter.last + 1})
+        .returning(DailyCounter.last)
+    )
+    last = session.execute(stmt).scalar_one()
+    return f"12345-{day}-{last:06d}"
+
+
+def _by_code(session: Session, model, code: str | None, what: str):  # type: ignore[no-untyped-def]
+    if not code:
+        return None
+    row = session.scalar(select(model).where(model.code == code))
+    if row is None:
+        raise CaseError(f"unknown {what} {code!r}")
+    return row
+
+
+def _record(case: Case, actor: str, action: str, old: str | None, new: str | None,
+            note: str = "", at: datetime | None = None) -> None:  # fmt: skip
+    case.events.append(
+        CaseEvent(at=at or utcnow(), actor=actor, action=action, from_status=old,
+                  to_status=new, note=note)  # fmt: skip
+    )
+
+
+def case_for_call(session: Session, call_id: str) -> Case | None:
+    return session.scalar(select(Case).where(Case.call_id == call_id))
+
+
+def create_case_for_call(session: Session, call: CallInfo, draft: CaseDraft) -> Case:
+    """Exactly one case per call: a second run returns the first case unchanged.
+
+    Commits, so that a concurrent duplicate meets the unique call id and yields."""
+    existing = case_for_call(session, call.call_id)
+    if existing is not None:
+        return existing
+    category = _by_code(session, Category, draft.category_code or call.category_code, "category")
+    district = _by_code(session, District, draft.district_code, "district")
+    department = _by_code(
+        session, Department, draft.department_code or call.department_code, "department"
+    )
+    urgency = draft.urgency or ("urgent" if category and category.urgent else "normal")
+    if urgency not in ("normal", "urgent"):
+        raise CaseError(f"urgency must be 'normal' or 'urgent', not {urgency!r}")
+    now = utcnow()
+    case = Case(
+        number=next_case_number(session, now),
+        call_id=call.call_id,
+        caller_phone=call.caller_phone,
+        caller_name=draft.caller_name,
+        channel=call.channel,
+        source_hotline=call.source_hotline,
+        category=category,
+        district=district,
+        department=department,
+        address=draft.address,
+        description=draft.description,
+        urgency=urgency,
+        status="received",
+        operator_seat=call.operator_seat,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    _record(case, call.operator_seat or "system", "create", None, "received", at=now)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = case_for_call(session, call.call_id)
+        if existing is None:
+            raise
+        return existing
+    actor = call.operator_seat or "system"
+    if draft.resolved_on_phone:
+        transition(session, case, "resolved", actor, "直接办结 resolved on the phone")
+    elif draft.dispatch:
+        dispatch(session, case, actor)
+    session.commit()
+    return case
+
+
+def transition(session: Session, case: Case, to: str, actor: str, note: str = "") -> Case:
+    """Move a case along its lifecycle; an illegal move raises IllegalTransition."""
+    check_transition(case.status, to)
+    now = utcnow()
+    old = case.status
+    case.status = to
+    case.updated_at = now
+    if to == "dispatched":
+        case.dispatched_at = now
+        case.respond_by = now + RESPONSE_LIMIT
+        case.accepted_at = None
+    elif to == "accepted":
+        case.accepted_at = now
+    elif to == "resolved":
+        case.resolved_at = now
+    elif to == "closed":
+        case.closed_at = now
+    _record(case, actor, to, old, to, note, at=now)
+    session.flush()
+    return case
+
+
+def responsible_department(session: Session, case: Case) -> Department:
+    """Explicit choice, else the category's default, else the district government."""
+    if case.department is not None:
+        return case.department
+    if case.category is not None and case.category.department is not None:
+        return case.category.department
+    if case.district is not None:
+        dept = session.scalar(
+            select(Department).where(
+                Department.kind == "district", Department.district_id == case.district.id
+            )
+        )
+        if dept is not None:
+            return dept
+    raise CaseError(
+        f"case {case.number}: no department, category default or district to dispatch to"
+    )
+
+
+def dispatch(session: Session, case: Case, actor: str, department_code: str | None = None) -> Case:
+    if department_code:
+        case.department = _by_code(session, Department, department_code, "department")
+    try:
+        case.department = responsible_department(session, case)
+    except CaseError:
+        _record(case, actor, "needs_dispatch", case.status, case.status,
+                "no responsible unit known; a dispatcher must choose")  # fmt: skip
+        session.flush()
+        return case
+    return transition(session, case, "dispatched", actor, f"to {case.department.code}")
+
+
+# -- callbacks ----------------------------------------------------------------------------
+
+
+def record_callback(
+    session: Session, call_id: str, caller_phone: str, reason: str, source_hotline: str | None
+) -> CallbackRequest:
+    """Idempotent on the call id."""
+    existing = session.scalar(select(CallbackRequest).where(CallbackRequest.call_id == call_id))
+    if existing is not None:
+        return existing
+    request = CallbackRequest(
+        call_id=call_id, caller_phone=caller_phone, reason=reason,
+        requested_at=utcnow(), status="pending", source_hotline=source_hotline,
+    )  # fmt: skip
+    session.add(request)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.scalar(
+            select(CallbackRequest).where(CallbackRequest.call_id == call_id)
+        )
+        if existing is None:
+            raise
+        return existing
+    return request
