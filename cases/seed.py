@@ -160,9 +160,11 @@ def seed(session: Session) -> dict[str, int]:
         dept_code = f"district-{code}"
         if dept_code not in departments:
             departments[dept_code] = Department(
-                code=dept_code, name=f"{name}人民政府", kind="district",
+                code=dept_code,
+                name=f"{name}人民政府",
+                kind="district",
                 district_id=districts[code].id,
-            )  # fmt: skip
+            )
             session.add(departments[dept_code])
             added["departments"] += 1
     session.flush()
@@ -170,9 +172,11 @@ def seed(session: Session) -> dict[str, int]:
     for code, name, dept, urgent in CATEGORIES:
         if code not in categories:
             categories[code] = Category(
-                code=code, name=name, urgent=urgent,
+                code=code,
+                name=name,
+                urgent=urgent,
                 department_id=departments[dept].id if dept else None,
-            )  # fmt: skip
+            )
             session.add(categories[code])
             added["categories"] += 1
     session.flush()
@@ -181,11 +185,12 @@ def seed(session: Session) -> dict[str, int]:
         if dialed not in hotlines:
             session.add(
                 LegacyHotline(
-                    dialed=dialed, name=name,
+                    dialed=dialed,
+                    name=name,
                     category_id=categories[category].id if category else None,
                     department_id=departments[dept].id if dept else None,
                 )
-            )  # fmt: skip
+            )
             added["hotlines"] += 1
     session.flush()
     return added

@@ -89,9 +89,7 @@ def caller_profile(session: Session, phone: str, now: datetime | None = None) ->
         return CallerProfile(vulnerable=False)
     now = now or utcnow()
     vulnerable = bool(
-        session.scalar(
-            select(CitizenRegister.vulnerable).where(CitizenRegister.phone == phone)
-        )
+        session.scalar(select(CitizenRegister.vulnerable).where(CitizenRegister.phone == phone))
     )
     case = session.scalar(
         select(Case)
@@ -147,11 +145,19 @@ def _by_code(session: Session, model, code: str | None, what: str):  # type: ign
     return row
 
 
-def _record(case: Case, actor: str, action: str, old: str | None, new: str | None,
-            note: str = "", at: datetime | None = None) -> None:  # fmt: skip
+def _record(
+    case: Case,
+    actor: str,
+    action: str,
+    old: str | None,
+    new: str | None,
+    note: str = "",
+    at: datetime | None = None,
+) -> None:
     case.events.append(
-        CaseEvent(at=at or utcnow(), actor=actor, action=action, from_status=old,
-                  to_status=new, note=note)  # fmt: skip
+        CaseEvent(
+            at=at or utcnow(), actor=actor, action=action, from_status=old, to_status=new, note=note
+        )
     )
 
 
@@ -259,8 +265,14 @@ def dispatch(session: Session, case: Case, actor: str, department_code: str | No
     try:
         case.department = responsible_department(session, case)
     except CaseError:
-        _record(case, actor, "needs_dispatch", case.status, case.status,
-                "no responsible unit known; a dispatcher must choose")  # fmt: skip
+        _record(
+            case,
+            actor,
+            "needs_dispatch",
+            case.status,
+            case.status,
+            "no responsible unit known; a dispatcher must choose",
+        )
         session.flush()
         return case
     return transition(session, case, "dispatched", actor, f"to {case.department.code}")
@@ -277,17 +289,19 @@ def record_callback(
     if existing is not None:
         return existing
     request = CallbackRequest(
-        call_id=call_id, caller_phone=caller_phone, reason=reason,
-        requested_at=utcnow(), status="pending", source_hotline=source_hotline,
-    )  # fmt: skip
+        call_id=call_id,
+        caller_phone=caller_phone,
+        reason=reason,
+        requested_at=utcnow(),
+        status="pending",
+        source_hotline=source_hotline,
+    )
     session.add(request)
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = session.scalar(
-            select(CallbackRequest).where(CallbackRequest.call_id == call_id)
-        )
+        existing = session.scalar(select(CallbackRequest).where(CallbackRequest.call_id == call_id))
         if existing is None:
             raise
         return existing

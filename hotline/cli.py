@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -161,6 +163,101 @@ def queue_figures_cmd(ctx: Context, minutes: int) -> None:
     start_ms = (seconds - minutes * 60) * 1000
     figures = queue_figures(ctx.queue.redis, ctx.queue.keys, start_ms=start_ms)
     click.echo(json.dumps(figures.as_dict()))
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--redis-url", default=None, help="default: a private redis-server")
+@click.option("--database-url", default=None, help="default: a SQLite file in a temp dir")
+def simulate(scenario: Path, redis_url: str | None, database_url: str | None) -> None:
+    """Run scripted calls through the real flows, queue, RQ worker and database."""
+    for name in ("", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from hotline.simulator import ScenarioError
+    from hotline.simulator import simulate as run_simulation
+
+    with tempfile.TemporaryDirectory(prefix="hotline-sim-") as workdir:
+        try:
+            run_simulation(scenario, redis_url, database_url, Path(workdir), click.echo)
+        except ScenarioError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def db() -> None:
+    """The case database."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply migrations, then add any missing reference data."""
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    upgrade(ctx.settings.database_url)
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        added = seed(session)
+        session.commit()
+    click.echo(f"database at head; reference rows added: {added}")
+
+
+@main.group()
+def register() -> None:
+    """The register of elderly and vulnerable citizens (no prompts, priority)."""
+
+
+@register.command("add")
+@click.argument("phone")
+@click.option("--name", default="")
+@click.option("--note", default="")
+@click.option("--by", "added_by", default="cli")
+@pass_ctx
+def register_add(ctx: Context, phone: str, name: str, note: str, added_by: str) -> None:
+    """Add a citizen by phone number."""
+    from sqlalchemy import select
+
+    from cases.db import engine_for, session_factory
+    from cases.models import CitizenRegister
+    from cases.service import utcnow
+
+    phone = phone.strip()
+    if not phone.lstrip("+").isdigit() or not 5 <= len(phone) <= 20:
+        raise click.BadParameter("a phone number is 5-20 digits, optionally with a leading +")
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        if session.scalar(select(CitizenRegister).where(CitizenRegister.phone == phone)):
+            click.echo("already registered")
+            return
+        session.add(
+            CitizenRegister(phone=phone, name=name, note=note, added_by=added_by, added_at=utcnow())
+        )
+        session.commit()
+    click.echo("registered")
+
+
+@main.group()
+def prompts() -> None:
+    """Prompt audio for Asterisk."""
+
+
+@prompts.command("render")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="default: VAR_DIR/sounds",
+)
+@click.option("--language", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--force", is_flag=True, help="re-render files this command wrote before")
+@pass_ctx
+def prompts_render(ctx: Context, out_dir: Path | None, language: str, force: bool) -> None:
+    """Render every prompt to 8 kHz WAV with espeak-ng and sox (slow speech)."""
+    from hotline.prompt_audio import render_all
+
+    target = out_dir or ctx.settings.var_dir / "sounds"
+    counts = render_all(target, language, force)
+    click.echo(f"{target / language}: {counts}")
 
 
 def _run(action) -> None:  # type: ignore[no-untyped-def]

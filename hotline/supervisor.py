@@ -38,10 +38,23 @@ def _bin(name: str) -> str:
 def service_commands(settings: Settings) -> list[Child]:
     hotline = [sys.executable, "-m", "hotline.cli"]
     return [
-        Child("worker", [_bin("rq"), "worker", "--with-scheduler", "--worker-ttl", "60",
-                         "--maintenance-interval", "60", "--url", redis_url(settings), RQ_QUEUE]),
+        Child(
+            "worker",
+            [
+                _bin("rq"),
+                "worker",
+                "--with-scheduler",
+                "--worker-ttl",
+                "60",
+                "--maintenance-interval",
+                "60",
+                "--url",
+                redis_url(settings),
+                RQ_QUEUE,
+            ],
+        ),
         Child("reaper", [*hotline, "reaper"]),
-    ]  # fmt: skip
+    ]
 
 
 def run(settings: Settings, children: list[Child] | None = None) -> int:

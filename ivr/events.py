@@ -31,6 +31,7 @@ class CallStarted:
     dialed: str
     at: float
     staffed_seats: int  # operators logged in now; 0 means nobody can answer
+    channel: str = "phone"  # asterisk | twilio | sim: carried into the case
     vulnerable: bool = False  # on the register of elderly/vulnerable citizens
     open_case: OpenCase | None = None
     hotline: HotlineRoute | None = None

@@ -1,7 +1,7 @@
 """The inbound citizen flow, elderly first.
 
 - The caller is queued the moment the call starts: silence reaches a person and costs
-  no time. Registered vulnerable callers hear nothing at all before the operator.
+  no time. Registered vulnerable callers hear nothing but music before the operator.
 - One optional choice, language, spoken once and repeated once while the caller
   already holds their place. An invalid key or a second silence ends the menu; the
   caller simply stays in line for Mandarin. There is no second menu level.
@@ -43,6 +43,7 @@ class FlowState:
     phase: str = STARTING
     caller: str = ""
     dialed: str = ""
+    channel: str = "phone"
     priority: str = "normal"
     skill: str = "mandarin"
     sticky_seat: str | None = None
@@ -81,7 +82,7 @@ def _hold(state: FlowState) -> Step:
 
 
 def start(event: e.CallStarted) -> Step:
-    state = FlowState(caller=event.caller, dialed=event.dialed)
+    state = FlowState(caller=event.caller, dialed=event.dialed, channel=event.channel)
     if event.hotline:
         state = replace(
             state,
@@ -116,6 +117,8 @@ def _queue_update(state: FlowState, event: e.QueueUpdate) -> Step:
             replace(state, phase=DONE, outcome="callback"),
             (a.Play("no_operators"), a.RequestCallback("no_operators"), a.HangUp()),
         )
+    if state.priority == "vulnerable":
+        return state, ()  # registered vulnerable callers hear only music until a person
     wait = event.estimated_wait_s
     if not state.callback_offered and wait is not None and wait >= CALLBACK_AFTER_S:
         return (

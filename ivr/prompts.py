@@ -33,7 +33,7 @@ class Prompt:
 
 CATALOGUE: dict[str, Prompt] = {
     "greeting": Prompt(
-        "您好，这里是12345热线。请别挂机，马上为您接通人工。",
+        "您好，这里是12345热线。请稍候，马上转人工。",
         "Hello, this is the 12345 citizen service line. Please hold for an operator.",
     ),
     "language_menu": Prompt(

@@ -97,6 +97,12 @@ class QueueKeys:
     def call(self, call_id: str) -> str:
         return self.call_prefix + check_id("call", call_id)
 
+    def flow(self, call_id: str) -> str:  # string: the call flow's JSON state
+        return self.prefix + "flow:" + check_id("call", call_id)
+
+    def case_draft(self, call_id: str) -> str:  # string: the operator's case form, JSON
+        return self.prefix + "draft:" + check_id("call", call_id)
+
     def seat(self, seat_id: str) -> str:
         return self.seat_prefix + check_id("seat", seat_id)
 

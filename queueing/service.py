@@ -9,7 +9,6 @@ find it even if the process that made it dies.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,7 +58,7 @@ class Position:
             return None
         if self.available_seats >= self.position:
             return 0.0
-        return math.ceil(self.position / self.staffed_seats) * self.avg_handle_s
+        return round(self.position * self.avg_handle_s / self.staffed_seats, 1)
 
 
 def _text(value: object) -> str:
@@ -189,6 +188,10 @@ class CallQueue:
 
     # -- seats ----------------------------------------------------------------------
 
+    def staffed_seats(self) -> int:
+        """Seats logged in now, whatever their state."""
+        return int(self.redis.zcard(self.keys.heartbeats))
+
     def seat_login(self, seat_id: str, skills: Iterable[str] = ()) -> Transition:
         skills = tuple(dict.fromkeys(skills)) or (self.default_skill,)
         for skill in skills:
@@ -268,4 +271,3 @@ class CallQueue:
             s["in_state_s"] = round((now_ms - int(s.get("since", now_ms))) / 1000, 1)
         calls.sort(key=lambda c: (c["state"] != "waiting", c["position"], c["wait_s"]))
         return {"calls": list(calls), "seats": sorted(seats, key=lambda s: str(s["id"]))}
-

@@ -75,9 +75,7 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> str:
+def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A new, empty database of each kind."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hotline.db'}"

@@ -47,18 +47,31 @@ class PostgresServer:
             user = pwd.getpwnam("postgres")
             os.chown(self.directory, user.pw_uid, user.pw_gid)
             self._as_user = ["runuser", "-u", "postgres", "--"]
-        self._run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-locale")  # fmt: skip
+        self._run(
+            initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"
+        )
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -F"
-        self._run(pg_ctl, "-D", str(data), "-o", options, "-l", str(self.directory / "log"),
-                  "-w", "start")  # fmt: skip
+        self._run(
+            pg_ctl, "-D", str(data), "-o", options, "-l", str(self.directory / "log"), "-w", "start"
+        )
         return self
 
     def stop(self) -> None:
         pg_ctl = pg_bin("pg_ctl")
         if pg_ctl:
-            subprocess.run([*self._as_user, pg_ctl, "-D", str(self.directory / "data"), "-m",
-                            "immediate", "stop"], capture_output=True, timeout=60)  # fmt: skip
+            subprocess.run(
+                [
+                    *self._as_user,
+                    pg_ctl,
+                    "-D",
+                    str(self.directory / "data"),
+                    "-m",
+                    "immediate",
+                    "stop",
+                ],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def create_database(self, name: str) -> str:

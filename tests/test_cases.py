@@ -26,8 +26,16 @@ from cases.service import (
 def test_migrations_upgrade_an_empty_database(empty_db_url: str) -> None:
     upgrade(empty_db_url)
     tables = set(inspect(engine_for(empty_db_url)).get_table_names())
-    assert {"case_record", "case_event", "category", "department", "district",
-            "citizen_register", "legacy_hotline", "callback_request"} <= tables  # fmt: skip
+    assert {
+        "case_record",
+        "case_event",
+        "category",
+        "department",
+        "district",
+        "citizen_register",
+        "legacy_hotline",
+        "callback_request",
+    } <= tables
     upgrade(empty_db_url)  # a second run is a no-op
 
 
@@ -40,8 +48,12 @@ def test_seed_has_haikou_districts_and_a_real_catalogue(session) -> None:  # typ
 
 
 def call(call_id: str = "CA1", **kw) -> CallInfo:  # type: ignore[no-untyped-def]
-    base = {"call_id": call_id, "caller_phone": "13800000001", "channel": "sim",
-            "operator_seat": "1001"}  # fmt: skip
+    base = {
+        "call_id": call_id,
+        "caller_phone": "13800000001",
+        "channel": "sim",
+        "operator_seat": "1001",
+    }
     base.update(kw)
     return CallInfo(**base)
 
@@ -102,8 +114,16 @@ def test_unknown_codes_are_clear_errors_and_write_nothing(session) -> None:  # t
 
 def test_full_lifecycle_with_reopen_and_audit_trail(session) -> None:  # type: ignore[no-untyped-def]
     case = create_case_for_call(session, call("CA7"), CaseDraft(category_code="water-outage"))
-    for status in ("accepted", "in_progress", "resolved", "reopened", "dispatched", "accepted",
-                   "resolved", "closed"):  # fmt: skip
+    for status in (
+        "accepted",
+        "in_progress",
+        "resolved",
+        "reopened",
+        "dispatched",
+        "accepted",
+        "resolved",
+        "closed",
+    ):
         transition(session, case, status, "tester")
     session.commit()
     trail = session.scalars(
@@ -114,9 +134,15 @@ def test_full_lifecycle_with_reopen_and_audit_trail(session) -> None:  # type: i
 
 @pytest.mark.parametrize(
     ("current", "wanted"),
-    [("received", "closed"), ("closed", "reopened"), ("dispatched", "resolved"),
-     ("reopened", "closed"), ("in_progress", "dispatched"), ("received", "bogus")],
-)  # fmt: skip
+    [
+        ("received", "closed"),
+        ("closed", "reopened"),
+        ("dispatched", "resolved"),
+        ("reopened", "closed"),
+        ("in_progress", "dispatched"),
+        ("received", "bogus"),
+    ],
+)
 def test_illegal_transitions_are_refused_clearly(current: str, wanted: str) -> None:
     with pytest.raises(IllegalTransition, match=f"cannot become '{wanted}'"):
         check_transition(current, wanted)

@@ -62,6 +62,9 @@ def test_registered_vulnerable_caller_hears_no_prompt_and_has_priority() -> None
     state, actions = step(None, started(vulnerable=True))
     assert actions == (a.Enqueue("vulnerable", "mandarin"), a.Hold())
     assert not any(isinstance(x, a.Play | a.Gather) for x in actions)
+    # Nor announcements or a callback menu while they wait: music only.
+    state, actions = step(state, e.QueueUpdate(9, CALLBACK_AFTER_S * 2, 1, at=10))
+    assert actions == ()
 
 
 def test_repeat_caller_hears_case_status_and_waits_for_their_operator() -> None:
@@ -75,8 +78,9 @@ def test_repeat_caller_hears_case_status_and_waits_for_their_operator() -> None:
 
 
 def test_merged_hotline_number_is_carried_in_the_state() -> None:
-    route = e.HotlineRoute("95598", "供电服务热线", category_code="power-outage",
-                           department_code="power-supply")  # fmt: skip
+    route = e.HotlineRoute(
+        "95598", "供电服务热线", category_code="power-outage", department_code="power-supply"
+    )
     state, _ = step(None, started(dialed="95598", hotline=route))
     restored = FlowState.from_json(state.to_json())
     assert (restored.category_code, restored.department_code) == ("power-outage", "power-supply")
@@ -166,8 +170,12 @@ def test_an_event_for_an_unknown_call_still_reaches_a_person() -> None:
 
 
 def test_every_prompt_has_both_languages_and_renders() -> None:
-    args = {"case_number": "12345-20261127-000001", "status": "resolved", "position": 3,
-            "minutes": 2}  # fmt: skip
+    args = {
+        "case_number": "12345-20261127-000001",
+        "status": "resolved",
+        "position": 3,
+        "minutes": 2,
+    }
     for prompt_id, prompt in CATALOGUE.items():
         assert prompt.zh and prompt.en
         assert render(prompt_id, "zh", **args) and render(prompt_id, "en", **args)

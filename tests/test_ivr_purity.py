@@ -5,10 +5,31 @@ from pathlib import Path
 
 IVR = Path(__file__).resolve().parent.parent / "ivr"
 FORBIDDEN = {
-    "flask", "twilio", "redis", "rq", "asterisk", "sqlalchemy", "socket", "requests",
-    "urllib", "http", "subprocess", "os", "io", "pathlib", "time", "threading", "asyncio",
-    "logging", "random", "datetime", "shutil", "tempfile", "sqlite3", "psycopg",
-}  # fmt: skip
+    "flask",
+    "twilio",
+    "redis",
+    "rq",
+    "asterisk",
+    "sqlalchemy",
+    "socket",
+    "requests",
+    "urllib",
+    "http",
+    "subprocess",
+    "os",
+    "io",
+    "pathlib",
+    "time",
+    "threading",
+    "asyncio",
+    "logging",
+    "random",
+    "datetime",
+    "shutil",
+    "tempfile",
+    "sqlite3",
+    "psycopg",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

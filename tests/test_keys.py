@@ -40,13 +40,15 @@ def test_scripts_write_only_keys_the_builder_names(redis: Redis, queue: CallQueu
     queue.hangup("c3")
     queue.tick()
     keys = queue.keys
-    expected = set(keys.script_keys()) | {
-        keys.call(c) for c in ("c1", "c2", "c3")
-    } | {keys.seat(s) for s in ("s1", "s2")} | {
-        keys.staffed(s) for s in ("mandarin", "english")
-    } | {keys.available(s) for s in ("mandarin", "english")} | {
-        keys.waiting(s) for s in ("mandarin", "english")
-    } | {keys.sticky_by_seat_prefix + "s1"}
+    expected = (
+        set(keys.script_keys())
+        | {keys.call(c) for c in ("c1", "c2", "c3")}
+        | {keys.seat(s) for s in ("s1", "s2")}
+        | {keys.staffed(s) for s in ("mandarin", "english")}
+        | {keys.available(s) for s in ("mandarin", "english")}
+        | {keys.waiting(s) for s in ("mandarin", "english")}
+        | {keys.sticky_by_seat_prefix + "s1"}
+    )
     present = {k.decode() for k in redis.scan_iter("*")}
     assert present, "the scenario wrote nothing"
     assert present <= expected, present - expected

@@ -106,8 +106,9 @@ def test_position_and_estimated_wait(queue: CallQueue) -> None:
     assert [queue.position(f"c{n}").position for n in range(2, 6)] == [1, 2, 3, 4]
     p = queue.position("c5")
     assert p.staffed_seats == 2 and p.state == "waiting"
-    # Before any handled call the configured default handle time is used.
-    assert p.estimated_wait_s == 2 * queue.settings.default_handle_s
+    # Before any handled call the configured default handle time is used: 4 calls
+    # ahead-or-at, shared by 2 seats.
+    assert p.estimated_wait_s == 4 * queue.settings.default_handle_s / 2
     assert queue.position("c0").state == "offered" and queue.position("c0").position == 0
 
 

@@ -1,0 +1,241 @@
+"""The shell core every telephony adapter shares (Twilio, Asterisk, the simulator).
+
+An adapter turns what it hears into ivr events and hands them to CallHandler. The
+handler keeps the flow's state in Redis, steps the pure flow, and carries out the
+backend actions itself (queue transitions, jobs); it returns the media actions (play,
+gather, hold, bridge, hang up) for the adapter to perform in its own medium.
+
+When in doubt, the caller goes to a person: a lookup that fails only means no
+recognition, and a queue error while enqueuing is logged and retried as a plain
+Mandarin call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis import Redis
+from rq import Queue as JobQueue
+from sqlalchemy.orm import sessionmaker
+
+from cases.service import caller_profile, hotline_info
+from hotline.logs import mask_phone
+from ivr import actions as a
+from ivr import events as e
+from ivr.inbound import FlowState, step
+from queueing import CallQueue, QueueError
+
+log = logging.getLogger("hotline.calls")
+
+FLOW_TTL_S = 86400
+MEDIA_ACTIONS = (a.Play, a.Gather, a.Hold, a.Bridge, a.HangUp)
+
+
+@dataclass(frozen=True)
+class Recognition:
+    vulnerable: bool = False
+    open_case: e.OpenCase | None = None
+    hotline: e.HotlineRoute | None = None
+
+
+class CallerDirectory:
+    """Who is calling and which number they dialed, from the case database.
+
+    The merged-hotline table is small and read on every call, so it is cached."""
+
+    def __init__(self, sessions: sessionmaker, hotline_cache_s: float = 60.0) -> None:  # type: ignore[type-arg]
+        self.sessions = sessions
+        self.hotline_cache_s = hotline_cache_s
+        self._hotlines: dict[str, e.HotlineRoute | None] = {}
+        self._loaded_at = 0.0
+
+    def _hotline(self, session, dialed: str) -> e.HotlineRoute | None:  # type: ignore[no-untyped-def]
+        if time.monotonic() - self._loaded_at > self.hotline_cache_s:
+            self._hotlines.clear()
+            self._loaded_at = time.monotonic()
+        if dialed not in self._hotlines:
+            info = hotline_info(session, dialed)
+            self._hotlines[dialed] = (
+                e.HotlineRoute(info.dialed, info.name, info.category_code, info.department_code)
+                if info
+                else None
+            )
+        return self._hotlines[dialed]
+
+    def recognise(self, caller: str, dialed: str) -> Recognition:
+        try:
+            with self.sessions() as session:
+                profile = caller_profile(session, caller)
+                hotline = self._hotline(session, dialed)
+        except Exception:  # the database is down: answer the call anyway
+            log.exception("caller lookup failed; treating the caller as unknown")
+            return Recognition()
+        case = None
+        if profile.open_case_number:
+            case = e.OpenCase(
+                profile.open_case_number,
+                profile.open_case_status or "received",
+                operator_seat=profile.open_case_seat,
+            )
+        return Recognition(profile.vulnerable, case, hotline)
+
+
+def _advance(state: FlowState, event: e.Event) -> FlowState:
+    """Step without acting: for an event whose actions the next event supersedes."""
+    return step(state, event)[0]
+
+
+class CallHandler:
+    def __init__(
+        self,
+        queue: CallQueue,
+        jobs: JobQueue,
+        directory: CallerDirectory | None,
+        *,
+        case_delay_s: float | None = None,
+    ) -> None:
+        self.queue = queue
+        self.redis: Redis = queue.redis
+        self.jobs = jobs
+        self.directory = directory
+        # Cases are created once the operator has had wrap-up time to fill the form.
+        self.case_delay_s = queue.settings.wrapup_s if case_delay_s is None else case_delay_s
+
+    # -- state ------------------------------------------------------------------------
+
+    def load(self, call_id: str) -> FlowState | None:
+        raw = self.redis.get(self.queue.keys.flow(call_id))
+        return FlowState.from_json(raw) if raw else None
+
+    def _save(self, call_id: str, state: FlowState) -> None:
+        self.redis.set(self.queue.keys.flow(call_id), state.to_json(), ex=FLOW_TTL_S)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def start(
+        self, call_id: str, caller: str, dialed: str, channel: str, at: float
+    ) -> list[a.Action]:
+        """A call arrived. Starting the same call twice (a retried webhook) replays
+        nothing: the second time returns what the caller should hear now."""
+        existing = self.load(call_id)
+        if existing is not None:
+            return [a.Hold()]
+        known = self.directory.recognise(caller, dialed) if self.directory else Recognition()
+        event = e.CallStarted(
+            caller=caller,
+            dialed=dialed,
+            at=at,
+            channel=channel,
+            staffed_seats=self.queue.staffed_seats(),
+            vulnerable=known.vulnerable,
+            open_case=known.open_case,
+            hotline=known.hotline,
+        )
+        log.info("call %s from %s to %s (%s)", call_id, mask_phone(caller), dialed, channel)
+        return self._apply(call_id, None, event)
+
+    def handle(self, call_id: str, event: e.Event) -> list[a.Action]:
+        return self._apply(call_id, self.load(call_id), event)
+
+    def queue_update(self, call_id: str, at: float) -> tuple[list[a.Action], str]:
+        """Look at the queue for this call and tell the flow what changed. Returns the
+        actions and the call's queue state (waiting, offered, on_call, ended, gone)."""
+        state = self.load(call_id)
+        try:
+            pos = self.queue.position(call_id)
+        except QueueError:
+            return [], "gone"
+        if state is None:
+            return [], pos.state
+        if pos.state == "offered" and pos.seat and state.phase != "connected":
+            if state.phase == "ringing":
+                if state.seat == pos.seat:
+                    return [], pos.state
+                # The reaper took the call back from a silent seat and offered it on.
+                state = _advance(state, e.SeatNoAnswer(state.seat or "", at=at))
+            return self._apply(call_id, state, e.SeatOffered(pos.seat, at=at)), pos.state
+        if pos.state == "waiting" and state.phase == "ringing":
+            return self._apply(call_id, state, e.SeatNoAnswer(state.seat or "", at=at)), pos.state
+        if pos.state == "waiting":
+            update = e.QueueUpdate(pos.position, pos.estimated_wait_s, pos.staffed_seats, at=at)
+            return self._apply(call_id, state, update), pos.state
+        return [], pos.state
+
+    # -- the backend half of the actions --------------------------------------------------
+
+    def _apply(self, call_id: str, state: FlowState | None, event: e.Event) -> list[a.Action]:
+        new_state, actions = step(state, event)
+        self._save(call_id, new_state)
+        media: list[a.Action] = []
+        for action in actions:
+            if isinstance(action, MEDIA_ACTIONS):
+                media.append(action)
+            else:
+                self._backend(call_id, new_state, action)
+        return media
+
+    def _backend(self, call_id: str, state: FlowState, action: a.Action) -> None:
+        if isinstance(action, a.Enqueue):
+            try:
+                self.queue.enqueue(
+                    call_id,
+                    skill=action.skill,
+                    priority=action.priority,
+                    caller=state.caller,
+                    sticky_seat=action.sticky_seat,
+                )
+            except QueueError:
+                log.exception("enqueue of %s failed; enqueuing as a plain call", call_id)
+                self.queue.enqueue(call_id, caller=state.caller)
+        elif isinstance(action, a.ChangeSkill):
+            self.queue.set_skill(call_id, action.skill)
+        elif isinstance(action, a.RequestCallback):
+            try:
+                self.queue.leave(call_id, action.reason)
+            except QueueError:
+                pass  # never queued (nobody logged in): nothing to leave
+            self.jobs.enqueue(
+                "cases.jobs.record_callback_request",
+                call_id,
+                action.reason,
+                job_id=f"callback-{call_id}",
+            )
+        elif isinstance(action, a.ReleaseCall):
+            try:
+                result = self.queue.hangup(call_id).result
+            except QueueError:
+                return  # never queued
+            if result == "completed":
+                self.schedule_case(call_id)
+
+    def schedule_case(self, call_id: str) -> None:
+        """The conversation ended: its case is created (once) after wrap-up."""
+        if self.case_delay_s > 0:
+            self.jobs.enqueue_in(
+                timedelta(seconds=self.case_delay_s),
+                "cases.jobs.create_case",
+                call_id,
+                job_id=f"case-{call_id}",
+            )
+        else:
+            self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=f"case-{call_id}")
+
+    # -- the operator's side ----------------------------------------------------------------
+
+    def submit_case_form(self, call_id: str, form: dict[str, object]) -> None:
+        self.redis.set(
+            self.queue.keys.case_draft(call_id),
+            json.dumps(form, ensure_ascii=False),
+            ex=FLOW_TTL_S,
+        )
+
+    def operator_completes(self, call_id: str, form: dict[str, object] | None = None) -> None:
+        """The operator ends the conversation (form filled or not)."""
+        if form is not None:
+            self.submit_case_form(call_id, form)
+        if self.queue.complete(call_id).result == "completed":
+            self.schedule_case(call_id)
