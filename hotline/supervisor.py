@@ -76,6 +76,15 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
     else:
         log.info("redis: using REDIS_URL")
 
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    upgrade(settings.database_url)
+    with session_factory(engine_for(settings.database_url))() as session:
+        added = seed(session)
+        session.commit()
+    log.info("database: migrated to head; reference rows added: %s", added)
+
     children = children if children is not None else service_commands(settings)
     try:
         for child in children:
