@@ -123,7 +123,7 @@ class CallHandler:
         nothing: the second time returns what the caller should hear now."""
         existing = self.load(call_id)
         if existing is not None:
-            return [a.Hold()]
+            return [a.HangUp()] if existing.phase == "done" else [a.Hold()]
         known = self.directory.recognise(caller, dialed) if self.directory else Recognition()
         event = e.CallStarted(
             caller=caller,
@@ -169,7 +169,8 @@ class CallHandler:
 
     def _apply(self, call_id: str, state: FlowState | None, event: e.Event) -> list[a.Action]:
         new_state, actions = step(state, event)
-        self._save(call_id, new_state)
+        if new_state != state:  # the hold loop polls often; most polls change nothing
+            self._save(call_id, new_state)
         media: list[a.Action] = []
         for action in actions:
             if isinstance(action, MEDIA_ACTIONS):
@@ -237,5 +238,10 @@ class CallHandler:
         """The operator ends the conversation (form filled or not)."""
         if form is not None:
             self.submit_case_form(call_id, form)
-        if self.queue.complete(call_id).result == "completed":
+        self.conversation_ended(call_id, by="agent")
+
+    def conversation_ended(self, call_id: str, by: str) -> None:
+        """The talk is over, whoever hung up; the case follows after wrap-up."""
+        if self.queue.complete(call_id, by=by).result == "completed":
             self.schedule_case(call_id)
+        self.handle(call_id, e.Hangup(at=time.time()))

@@ -57,6 +57,14 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
+    twilio_caller_id: str | None = None  # the number outbound calls come from
+    # How a seat is dialled: "client" (<Client>seat</Client>), "sip:sip:{seat}@pbx.example"
+    # (<Sip>), or "number:+86898{seat}" (<Number>).
+    twilio_seat_dial: str = "client"
+    twilio_voice: str = "Polly.Zhiyu"
+    twilio_language: str = "cmn-CN"
+    # A short clip (5-10 s): waiting callers notice their offer when it ends.
+    twilio_hold_music_url: str | None = None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
@@ -89,6 +97,18 @@ def _bonuses(env: Mapping[str, str]) -> dict[str, float]:
         except ValueError:
             raise ConfigError(f"HOTLINE_PRIORITY_BONUS_S: {value!r} is not a number") from None
     return bonuses
+
+
+def _seat_dial(value: str) -> str:
+    kind, _, template = value.partition(":")
+    if kind == "client" and not template:
+        return value
+    if kind in ("sip", "number") and "{seat}" in template:
+        return value
+    raise ConfigError(
+        "TWILIO_SEAT_DIAL must be 'client', 'sip:<uri with {seat}>' or "
+        f"'number:<number with {{seat}}>', got {value!r}"
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,4 +145,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        twilio_caller_id=env.get("TWILIO_CALLER_ID") or None,
+        twilio_seat_dial=_seat_dial(env.get("TWILIO_SEAT_DIAL") or "client"),
+        twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",
+        twilio_language=env.get("TWILIO_LANGUAGE") or "cmn-CN",
+        twilio_hold_music_url=env.get("TWILIO_HOLD_MUSIC_URL") or None,
     )

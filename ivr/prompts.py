@@ -66,6 +66,7 @@ CATALOGUE: dict[str, Prompt] = {
         "No operator is available now. We have your number and will call you back. Goodbye.",
     ),
     "connecting": Prompt("正在为您接通。", "Connecting you now."),
+    "goodbye": Prompt("感谢您的来电，再见。", "Thank you for calling. Goodbye."),
 }
 
 

@@ -100,6 +100,9 @@ class QueueKeys:
     def flow(self, call_id: str) -> str:  # string: the call flow's JSON state
         return self.prefix + "flow:" + check_id("call", call_id)
 
+    def webhook_seen(self, call_id: str, sequence: str) -> str:  # dedupe of status callbacks
+        return self.prefix + "seen:" + check_id("call", call_id) + "/" + check_id("seq", sequence)
+
     def case_draft(self, call_id: str) -> str:  # string: the operator's case form, JSON
         return self.prefix + "draft:" + check_id("call", call_id)
 

@@ -1,0 +1,266 @@
+"""Twilio webhooks through the Flask app, signed exactly as Twilio signs them."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from twilio.request_validator import RequestValidator
+
+from hotline.config import load_settings
+from queueing import CallQueue
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, parse, sid, verbs
+from web import create_app
+
+API_TOKEN = "api-token-for-tests"
+
+
+@pytest.fixture
+def app(redis: Redis, redis_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    db_url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as s:
+        seed(s)
+        s.commit()
+    settings = load_settings(
+        {
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC_BASE,
+            "HOTLINE_API_TOKEN": API_TOKEN,
+            "HOTLINE_WRAPUP_S": "0",
+            "HOTLINE_SECRET_KEY": "test",
+        }
+    )
+    return create_app({"SETTINGS": settings, "REDIS": redis, "TESTING": True})
+
+
+@pytest.fixture
+def twilio(app) -> TwilioSigner:  # type: ignore[no-untyped-def]
+    return TwilioSigner(app.test_client())
+
+
+@pytest.fixture
+def queue(app) -> CallQueue:  # type: ignore[no-untyped-def]
+    return app.extensions["hotline"].queue
+
+
+def incoming(n: int = 1, caller: str = "+8613800000001", to: str = "+8612345") -> dict[str, str]:
+    return {
+        "CallSid": sid(n),
+        "From": caller,
+        "To": to,
+        "CallStatus": "ringing",
+        "AccountSid": "AC" + "0" * 32,
+        "Direction": "inbound",
+    }
+
+
+def test_library_test_vector() -> None:
+    """The published vector: our signer is Twilio's algorithm, not a private variant."""
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
+        "Caller": "+14158675309",
+    }
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    validator = RequestValidator("12345")
+    assert validator.compute_signature(url, params) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    assert not validator.validate(
+        url.replace("https", "http"), params, "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+    )
+
+
+def test_incoming_call_is_queued_and_hears_greeting_and_menu(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    root = parse(twilio.post("/twilio/voice", incoming()))
+    assert verbs(root) == ["Say", "Gather"]
+    assert "12345" in root[0].text and root[0].get("language") == "cmn-CN"
+    gather = root[1]
+    assert gather.get("action") == PUBLIC_BASE + "/twilio/gather"
+    assert gather.get("actionOnEmptyResult") == "true" and gather.get("numDigits") == "1"
+    assert queue.call(sid(1))["state"] == "waiting"  # queued from the first second
+
+
+@pytest.mark.parametrize("tamper", ["http", "extra-param", "wrong-token", "no-header"])
+def test_bad_signatures_are_refused_and_change_nothing(app, queue, tamper: str) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    params = incoming(7)
+    url = PUBLIC_BASE + "/twilio/voice"
+    token = "wrong" if tamper == "wrong-token" else AUTH_TOKEN
+    signer = RequestValidator(token)
+    signed_url = url.replace("https://", "http://") if tamper == "http" else url
+    signature = signer.compute_signature(signed_url, params)
+    if tamper == "extra-param":
+        params = {**params, "Digits": "1"}
+    headers = {} if tamper == "no-header" else {"X-Twilio-Signature": signature}
+    response = client.post("/twilio/voice", data=params, headers=headers)
+    assert response.status_code == 403
+    assert queue.call(sid(7)) == {}
+    assert queue.redis.get(queue.keys.flow(sid(7))) is None
+
+
+def test_without_a_configured_token_every_webhook_is_refused(redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        {"HOTLINE_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    )
+    app = create_app({"SETTINGS": settings, "REDIS": redis})
+    signer = TwilioSigner(app.test_client())
+    assert signer.post("/twilio/voice", incoming()).status_code == 403
+
+
+def test_silence_in_the_menu_ends_in_the_queue(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    again = parse(twilio.post("/twilio/gather", {**incoming(), "Digits": ""}))
+    assert verbs(again) == ["Gather"]  # the menu, repeated once
+    root = parse(twilio.post("/twilio/gather", {**incoming(), "Digits": ""}))
+    assert verbs(root) == ["Enqueue"]
+    enq = root[0]
+    assert enq.get("waitUrl") == PUBLIC_BASE + "/twilio/wait"
+    assert enq.get("action") == PUBLIC_BASE + "/twilio/after-queue"
+
+
+def test_junk_digits_and_oversized_fields_still_reach_a_person(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", {**incoming(), "From": "x" * 5000})
+    root = parse(twilio.post("/twilio/gather", {**incoming(), "Digits": "<script>9</script>"}))
+    assert verbs(root) == ["Enqueue"]
+    assert queue.call(sid(1))["state"] == "waiting"
+
+
+def test_gather_for_an_unknown_call_goes_to_a_person(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    root = parse(twilio.post("/twilio/gather", {**incoming(99), "Digits": "5"}))
+    assert verbs(root) in (["Enqueue"], ["Dial"])
+    assert queue.call(sid(99))["state"] in ("waiting", "offered")
+
+
+def test_non_twilio_request_without_call_sid_is_a_clear_400(twilio) -> None:  # type: ignore[no-untyped-def]
+    response = twilio.post("/twilio/voice", {"From": "+8613800000001"})
+    assert response.status_code == 400
+
+
+def test_wait_leaves_when_a_seat_is_offered_and_after_queue_dials_it(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    wait = {**incoming(), "QueuePosition": "1", "QueueTime": "5", "CurrentQueueSize": "1"}
+    assert "Leave" not in verbs(parse(twilio.post("/twilio/wait", wait)))
+    queue.seat_state("1001", "available")
+    assert verbs(parse(twilio.post("/twilio/wait", wait))) == ["Leave"]
+    root = parse(twilio.post("/twilio/after-queue", {**incoming(), "QueueResult": "leave"}))
+    (dial,) = root
+    assert dial.tag == "Dial" and dial.get("action") == PUBLIC_BASE + "/twilio/dial-status"
+    (client,) = dial
+    assert client.tag == "Client" and client.text == "1001"
+    answered_url = client.get("url")
+    assert answered_url.startswith(PUBLIC_BASE + "/twilio/seat-answered?")
+    # The seat picks up: Twilio requests the noun's url on the seat's leg.
+    seat_leg = {"CallSid": sid("seat1"), "From": "client:1001", "To": "client:1001"}
+    assert verbs(parse(twilio.post(answered_url, seat_leg))) == []
+    assert queue.call(sid(1))["state"] == "on_call"
+    # The operator hangs up: the Dial action arrives while the caller is still there.
+    done = parse(
+        twilio.post(
+            "/twilio/dial-status",
+            {**incoming(), "CallStatus": "in-progress", "DialCallStatus": "completed"},
+        )
+    )
+    assert verbs(done) == ["Say", "Hangup"]
+    assert queue.call(sid(1))["outcome"] == "completed"
+
+
+def test_ring_no_answer_goes_back_to_the_queue_with_only_music(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())  # offered to 1001 at once
+    root = parse(
+        twilio.post(
+            "/twilio/dial-status",
+            {**incoming(), "CallStatus": "in-progress", "DialCallStatus": "no-answer"},
+        )
+    )
+    assert verbs(root) == ["Enqueue"]
+    assert queue.seat("1001")["reason"] == "no answer"
+    assert queue.call(sid(1))["state"] == "waiting"
+
+
+@pytest.mark.parametrize("where", ["waiting", "ringing", "talking"])
+def test_status_callback_ends_the_call_once(twilio, queue, where: str) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    if where == "waiting":
+        queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    if where == "talking":
+        queue.answer(sid(1), "1001")
+    final = {**incoming(), "CallStatus": "completed", "SequenceNumber": "3"}
+    assert twilio.post("/twilio/status", final).status_code == 204
+    outcome = queue.call(sid(1))["outcome"]
+    assert outcome == ("completed" if where == "talking" else "abandoned")
+    events_before = queue.redis.xlen(queue.keys.events)
+    twilio.post("/twilio/status", final)  # delivered twice
+    late = {**incoming(), "CallStatus": "ringing", "SequenceNumber": "1"}
+    twilio.post("/twilio/status", late)  # out of order
+    assert queue.redis.xlen(queue.keys.events) == events_before
+    assert queue.call(sid(1))["state"] == "ended"
+    assert verbs(parse(twilio.post("/twilio/voice", incoming()))) == ["Hangup"]
+
+
+def api(app, method: str, path: str, token: str | None = API_TOKEN, **kw: Any):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return getattr(app.test_client(), method)(path, headers=headers, **kw)
+
+
+def test_api_needs_the_token(app) -> None:  # type: ignore[no-untyped-def]
+    assert api(app, "get", "/api/queue", token=None).status_code == 401
+    assert api(app, "get", "/api/queue", token="nope").status_code == 401
+    assert api(app, "get", "/api/queue").status_code == 200
+
+
+def test_api_seat_and_call_lifecycle(app, twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    r = api(app, "post", "/api/seats/2001/login", json={"skills": ["mandarin", "hainanese"]})
+    assert r.status_code == 200 and r.json["result"] == "logged-in"
+    twilio.post("/twilio/voice", incoming())
+    status = api(app, "get", "/api/queue").json
+    assert status["seats"][0]["state"] == "offered"
+    assert api(app, "post", f"/api/calls/{sid(1)}/answer", json={"seat": "2001"}).status_code == 200
+    r = api(
+        app,
+        "post",
+        f"/api/calls/{sid(1)}/complete",
+        json={"case": {"description": "路灯不亮", "category_code": "street-lights"}},
+    )
+    assert r.status_code == 200
+    assert queue.call(sid(1))["outcome"] == "completed"
+    assert queue.redis.get(queue.keys.case_draft(sid(1))) is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "error"),
+    [
+        ("/api/seats/2001/state", {"state": "asleep"}, 400, "bad-field"),
+        ("/api/seats/2001/login", {"skills": "mandarin"}, 400, "bad-field"),
+        ("/api/seats/a:b/login", {}, 400, "bad-seat-id"),
+        ("/api/seats/2001/login", {"skills": ["klingon"]}, 400, "unknown-skill"),
+        ("/api/calls/CAnope/answer", {"seat": "2001"}, 404, "no-such-call"),
+        ("/api/seats/2001/state", {"state": "available"}, 409, "not-logged-in"),
+    ],
+)
+def test_api_bad_input_is_a_clear_error(app, path, payload, status, error) -> None:  # type: ignore[no-untyped-def]
+    r = api(app, "post", path, json=payload)
+    assert (r.status_code, r.json["error"]) == (status, error)
+
+
+def test_api_rejects_a_body_that_is_not_an_object(app) -> None:  # type: ignore[no-untyped-def]
+    r = api(app, "post", "/api/seats/2001/login", data="[1,2]", content_type="application/json")
+    assert (r.status_code, r.json["error"]) == (400, "bad-json")

@@ -1,0 +1,205 @@
+"""Twilio voice webhooks. Every route checks X-Twilio-Signature against the public URL
+(PUBLIC_BASE_URL, so it holds behind a TLS-terminating proxy); a bad or missing
+signature is a 403 and changes nothing. Every answer is valid TwiML that keeps the
+caller moving toward a person, even when something on our side fails."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, request
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from ivr import actions as a
+from ivr import events as e
+from ivr.prompts import render
+from queueing import QueueError
+from web import services
+from web.twiml import dial_seat, enqueue, hold_music, render_actions
+
+log = logging.getLogger("hotline.twilio")
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+SEAT_ID = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+TERMINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
+SEEN_TTL_S = 86400
+
+
+def twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+def signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        svc = services()
+        if svc.validator is None or not svc.settings.public_base_url:
+            log.error("TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL must be set to accept webhooks")
+            abort(403)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = svc.settings.public_base_url + request.full_path.rstrip("?")
+        if not signature or not svc.validator.validate(url, request.form, signature):
+            log.warning("rejected a webhook with a bad signature for %s", request.path)
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def field(name: str, limit: int = 64) -> str:
+    return request.form.get(name, "").strip()[:limit]
+
+
+def call_sid() -> str:
+    sid = request.form.get("CallSid", "")
+    if not CALL_SID.match(sid):
+        abort(400, description="CallSid missing or malformed")
+    return sid
+
+
+def phone(name: str) -> str:
+    """Caller ids arrive as +E.164, 'anonymous', or junk: keep digits and a leading +."""
+    raw = field(name, 32)
+    cleaned = ("+" if raw.startswith("+") else "") + "".join(c for c in raw if c.isdigit())
+    return cleaned if len(cleaned.lstrip("+")) >= 3 else ""
+
+
+def digits() -> str:
+    return "".join(c for c in field("Digits", 32) if c in "0123456789*#")[:10]
+
+
+def respond(actions: list[a.Action], sid: str, *, in_queue: bool) -> Response:
+    return twiml(render_actions(actions, services().twiml, sid, in_queue=in_queue))
+
+
+@bp.errorhandler(Exception)
+def keep_the_caller(exc: Exception) -> Any:
+    """Our failure must not drop a caller: answer with TwiML that keeps them waiting
+    for a person. HTTP errors (400, 403) are for callers that are not Twilio."""
+    if isinstance(exc, HTTPException):
+        return exc
+    log.exception("webhook %s failed; keeping the caller in line", request.path)
+    response = VoiceResponse()
+    if request.endpoint in ("twilio.wait",) or request.args.get("in") == "queue":
+        hold_music(response, services().twiml)
+    else:
+        enqueue(response, services().twiml)
+    return twiml(response)
+
+
+@bp.post("/voice")
+@signed
+def voice() -> Response:
+    sid = call_sid()
+    actions = services().handler.start(sid, phone("From"), phone("To"), "twilio", time.time())
+    return respond(actions, sid, in_queue=False)
+
+
+@bp.post("/gather")
+@signed
+def gather() -> Response:
+    sid = call_sid()
+    pressed = digits()
+    event: e.Event = e.Digits(pressed, at=time.time()) if pressed else e.InputTimeout(time.time())
+    in_queue = request.args.get("in") == "queue"
+    return respond(services().handler.handle(sid, event), sid, in_queue=in_queue)
+
+
+@bp.post("/wait")
+@signed
+def wait() -> Response:
+    """Polled by every waiting caller: Redis only, constant time."""
+    sid = call_sid()
+    handler = services().handler
+    actions, state = handler.queue_update(sid, time.time())
+    if state == "gone" and handler.load(sid) is None:
+        # A caller in Twilio's queue that we do not know (lost state): queue them now.
+        actions = handler.start(sid, phone("From"), phone("To"), "twilio", time.time())
+    return respond(actions, sid, in_queue=True)
+
+
+@bp.post("/after-queue")
+@signed
+def after_queue() -> Response:
+    """The <Enqueue> ended. Whatever QueueResult says, our queue decides what is next."""
+    sid = call_sid()
+    svc = services()
+    record = svc.queue.call(sid)
+    response = VoiceResponse()
+    state = record.get("state")
+    if state == "offered" and record.get("seat"):
+        dial_seat(response, svc.twiml, sid, record["seat"])
+    elif state == "waiting":
+        enqueue(response, svc.twiml)
+    elif state in ("ended", None):
+        response.hangup()
+    return twiml(response)
+
+
+@bp.post("/seat-answered")
+@signed
+def seat_answered() -> Response:
+    """Runs on the seat's leg when the operator picks up, before the bridge."""
+    call, seat = request.args.get("call", ""), request.args.get("seat", "")
+    if not CALL_SID.match(call) or not SEAT_ID.match(seat):
+        abort(400, description="call and seat query parameters are required")
+    handler = services().handler
+    response = VoiceResponse()
+    try:
+        handler.queue.answer(call, seat)
+    except QueueError as exc:
+        log.info("seat %s answered call %s too late (%s)", seat, call, exc.code)
+        response.hangup()  # the caller has moved on; the seat's leg ends
+        return twiml(response)
+    handler.handle(call, e.SeatConnected(seat, at=time.time()))
+    return twiml(response)
+
+
+@bp.post("/dial-status")
+@signed
+def dial_status() -> Response:
+    sid = call_sid()
+    svc = services()
+    handler = svc.handler
+    outcome = field("DialCallStatus", 16)
+    record = svc.queue.call(sid)
+    caller_gone = field("CallStatus", 16) in TERMINAL
+    response = VoiceResponse()
+    if record.get("state") == "on_call":
+        handler.conversation_ended(sid, by="caller" if caller_gone else "agent")
+        if not caller_gone:
+            response.say(render("goodbye"), voice=svc.twiml.voice, language=svc.twiml.language)
+        response.hangup()
+        return twiml(response)
+    if record.get("state") == "offered" and not caller_gone:
+        svc.queue.no_answer(sid, record["seat"], reason=outcome or "no-answer")
+        actions = handler.handle(sid, e.SeatNoAnswer(record["seat"], at=time.time()))
+        return respond(actions, sid, in_queue=False)
+    if record.get("state") == "waiting" and not caller_gone:
+        enqueue(response, svc.twiml)
+        return twiml(response)
+    response.hangup()
+    return twiml(response)
+
+
+@bp.post("/status")
+@signed
+def status() -> tuple[str, int]:
+    """Call status callbacks. Deduplicated on (CallSid, SequenceNumber); only a final
+    status acts, so a late 'ringing' cannot bring an ended call back."""
+    sid = call_sid()
+    svc = services()
+    sequence = field("SequenceNumber", 12) or field("CallStatus", 16)
+    seen = svc.redis.set(svc.queue.keys.webhook_seen(sid, sequence), 1, nx=True, ex=SEEN_TTL_S)
+    if not seen:
+        return "", 204
+    if field("CallStatus", 16) in TERMINAL:
+        svc.handler.handle(sid, e.Hangup(at=time.time()))
+    return "", 204
