@@ -136,10 +136,27 @@ class CallHandler:
             hotline=known.hotline,
         )
         log.info("call %s from %s to %s (%s)", call_id, mask_phone(caller), dialed, channel)
-        return self._apply(call_id, None, event)
+        return self._prefer_offer(call_id, self._apply(call_id, None, event), at)
 
     def handle(self, call_id: str, event: e.Event) -> list[a.Action]:
-        return self._apply(call_id, self.load(call_id), event)
+        actions = self._apply(call_id, self.load(call_id), event)
+        if isinstance(event, e.Digits | e.InputTimeout):
+            return self._prefer_offer(call_id, actions, event.at)
+        return actions
+
+    def _prefer_offer(self, call_id: str, actions: list[a.Action], at: float) -> list[a.Action]:
+        """A person is ready: no more menu. Telephony cannot always interrupt a menu
+        (Twilio's <Gather>), so every turn of the caller's input checks for an offer."""
+        if not any(isinstance(x, a.Gather | a.Hold) for x in actions):
+            return actions
+        record = self.queue.call(call_id)
+        if record.get("state") != "offered":
+            return actions
+        bridge, _ = self.queue_update(call_id, at)
+        if not bridge:
+            return actions
+        kept = [x for x in actions if not isinstance(x, a.Gather | a.Hold)]
+        return kept + bridge
 
     def queue_update(self, call_id: str, at: float) -> tuple[list[a.Action], str]:
         """Look at the queue for this call and tell the flow what changed. Returns the

@@ -125,7 +125,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name=env.get("HOTLINE_QUEUE", "main"),
         skills=skills,
         priority_bonus_s=_bonuses(env),
-        offer_timeout_s=_number(env, "HOTLINE_OFFER_TIMEOUT_S", 20.0, minimum=1),
+        # Twilio rings a seat for at least 5 s, and for the lease minus 2 s.
+        offer_timeout_s=_number(env, "HOTLINE_OFFER_TIMEOUT_S", 20.0, minimum=8),
         wrapup_s=_number(env, "HOTLINE_WRAPUP_S", 30.0),
         seat_heartbeat_ttl_s=_number(env, "HOTLINE_SEAT_TTL_S", 30.0, minimum=1),
         sticky_s=_number(env, "HOTLINE_STICKY_S", 30.0),

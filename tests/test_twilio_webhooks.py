@@ -161,7 +161,8 @@ def test_wait_leaves_when_a_seat_is_offered_and_after_queue_dials_it(twilio, que
     assert verbs(parse(twilio.post("/twilio/wait", wait))) == ["Leave"]
     root = parse(twilio.post("/twilio/after-queue", {**incoming(), "QueueResult": "leave"}))
     (dial,) = root
-    assert dial.tag == "Dial" and dial.get("action") == PUBLIC_BASE + "/twilio/dial-status"
+    assert dial.tag == "Dial"
+    assert dial.get("action") == PUBLIC_BASE + "/twilio/dial-status?seat=1001"
     (client,) = dial
     assert client.tag == "Client" and client.text == "1001"
     answered_url = client.get("url")
@@ -173,7 +174,7 @@ def test_wait_leaves_when_a_seat_is_offered_and_after_queue_dials_it(twilio, que
     # The operator hangs up: the Dial action arrives while the caller is still there.
     done = parse(
         twilio.post(
-            "/twilio/dial-status",
+            "/twilio/dial-status?seat=1001",
             {**incoming(), "CallStatus": "in-progress", "DialCallStatus": "completed"},
         )
     )
@@ -186,7 +187,7 @@ def test_ring_no_answer_goes_back_to_the_queue_with_only_music(twilio, queue) ->
     twilio.post("/twilio/voice", incoming())  # offered to 1001 at once
     root = parse(
         twilio.post(
-            "/twilio/dial-status",
+            "/twilio/dial-status?seat=1001",
             {**incoming(), "CallStatus": "in-progress", "DialCallStatus": "no-answer"},
         )
     )
@@ -264,3 +265,48 @@ def test_api_bad_input_is_a_clear_error(app, path, payload, status, error) -> No
 def test_api_rejects_a_body_that_is_not_an_object(app) -> None:  # type: ignore[no-untyped-def]
     r = api(app, "post", "/api/seats/2001/login", data="[1,2]", content_type="application/json")
     assert (r.status_code, r.json["error"]) == (400, "bad-json")
+
+
+def test_a_late_no_answer_does_not_pause_a_seat_offered_since(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())  # rings 1001
+    queue.no_answer(sid(1), "1001", "timeout")  # the reaper took it back...
+    queue.seat_login("1002")  # ...and it is offered to 1002
+    assert queue.call(sid(1))["seat"] == "1002"
+    root = parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {**incoming(), "CallStatus": "in-progress", "DialCallStatus": "no-answer"},
+        )
+    )
+    (dial,) = root
+    assert dial.tag == "Dial" and dial[0].text == "1002"
+    assert queue.seat("1002")["state"] == "offered"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/twilio/voice",
+        "/twilio/gather",
+        "/twilio/wait",
+        "/twilio/after-queue",
+        "/twilio/dial-status",
+        "/twilio/status",
+        "/twilio/offered",
+        "/twilio/seat-answered?call=CA" + "0" * 32 + "&seat=1001",
+    ],
+)
+def test_every_twilio_route_refuses_an_unsigned_request(app, queue, path: str) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    response = app.test_client().post(path, data=incoming())
+    assert response.status_code == 403
+    assert queue.call(sid(1)) == {} and queue.seat("1001")["state"] == "available"
+
+
+def test_offered_redirect_dials_the_offered_seat_even_if_already_ringing(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    first = parse(twilio.post("/twilio/voice", incoming()))
+    assert verbs(first) == ["Say", "Dial"]  # greeting, then the free operator at once
+    root = parse(twilio.post("/twilio/offered", incoming()))
+    assert verbs(root) == ["Dial"] and root[0][0].text == "1001"

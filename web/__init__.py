@@ -77,6 +77,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             language=settings.twilio_language,
             seat_dial=settings.twilio_seat_dial,
             hold_music_url=settings.twilio_hold_music_url,
+            # Ring for less than the offer lease, so the Dial ends before the reaper
+            # takes the call back and offers it to another seat.
             ring_timeout_s=max(5, int(settings.queue.offer_timeout_s) - 2),
             queue_name=f"hotline-{settings.queue.name}",
         ),

@@ -143,6 +143,26 @@ def after_queue() -> Response:
     return twiml(response)
 
 
+@bp.post("/offered")
+@signed
+def offered() -> Response:
+    """Where the offer notifier redirects a caller: dial the seat now. A redirect replaces
+    whatever TwiML was running (even a <Dial> a webhook had just returned), so this
+    always dials the seat the queue has offered."""
+    sid = call_sid()
+    svc = services()
+    record = svc.queue.call(sid)
+    if record.get("state") in ("offered", "on_call") and record.get("seat"):
+        flow = svc.handler.load(sid)
+        if flow is not None and (flow.phase != "ringing" or flow.seat != record["seat"]):
+            svc.handler.handle(sid, e.SeatOffered(record["seat"], at=time.time()))
+        response = VoiceResponse()
+        dial_seat(response, svc.twiml, sid, record["seat"])
+        return twiml(response)
+    actions, _ = svc.handler.queue_update(sid, time.time())
+    return respond(actions, sid, in_queue=False)
+
+
 @bp.post("/seat-answered")
 @signed
 def seat_answered() -> Response:
@@ -165,10 +185,11 @@ def seat_answered() -> Response:
 @bp.post("/dial-status")
 @signed
 def dial_status() -> Response:
+    """The <Dial> ended: talked and done, or the seat did not pick up."""
     sid = call_sid()
     svc = services()
     handler = svc.handler
-    outcome = field("DialCallStatus", 16)
+    dialled_seat = request.args.get("seat", "")
     record = svc.queue.call(sid)
     caller_gone = field("CallStatus", 16) in TERMINAL
     response = VoiceResponse()
@@ -178,15 +199,14 @@ def dial_status() -> Response:
             response.say(render("goodbye"), voice=svc.twiml.voice, language=svc.twiml.language)
         response.hangup()
         return twiml(response)
-    if record.get("state") == "offered" and not caller_gone:
-        svc.queue.no_answer(sid, record["seat"], reason=outcome or "no-answer")
-        actions = handler.handle(sid, e.SeatNoAnswer(record["seat"], at=time.time()))
-        return respond(actions, sid, in_queue=False)
-    if record.get("state") == "waiting" and not caller_gone:
-        enqueue(response, svc.twiml)
+    if caller_gone or record.get("state") in ("ended", None):
+        response.hangup()
         return twiml(response)
-    response.hangup()
-    return twiml(response)
+    if record.get("state") == "offered" and record.get("seat") == dialled_seat:
+        svc.queue.no_answer(sid, dialled_seat, reason=field("DialCallStatus", 16) or "no-answer")
+    # Back to holding, or straight on to a seat the queue has offered meanwhile.
+    actions, _ = handler.queue_update(sid, time.time())
+    return respond(actions, sid, in_queue=False)
 
 
 @bp.post("/status")

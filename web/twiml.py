@@ -55,7 +55,8 @@ def dial_seat(response: VoiceResponse, settings: TwimlSettings, call_id: str, se
     the queue learns of the answer at that moment."""
     answered = settings.url(f"/twilio/seat-answered?call={call_id}&seat={seat}")
     dial = Dial(
-        action=settings.url("/twilio/dial-status"),
+        # The seat rides along: a late no-answer must not pause a seat offered since.
+        action=settings.url(f"/twilio/dial-status?seat={seat}"),
         method="POST",
         timeout=settings.ring_timeout_s,
         answer_on_bridge=True,
