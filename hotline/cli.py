@@ -93,6 +93,75 @@ def reaper(ctx: Context, interval: float) -> None:
         time.sleep(interval)
 
 
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="processes (one per core)")
+@click.option("--threads", default=8, show_default=True, help="threads per process")
+@pass_ctx
+def web(ctx: Context, workers: int, threads: int) -> None:
+    """Serve the web app (Twilio webhooks, API) with gunicorn."""
+    import os
+    import sys
+
+    bind = f"{ctx.settings.web_host}:{ctx.settings.web_port}"
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    os.execv(
+        gunicorn,
+        [
+            gunicorn,
+            "web:create_app()",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--timeout",
+            "30",
+            "--graceful-timeout",
+            "10",
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        ],
+    )
+
+
+@main.group()
+def twilio() -> None:
+    """Twilio integration."""
+
+
+@twilio.command("notify")
+@pass_ctx
+def twilio_notify(ctx: Context) -> None:
+    """Push queue offers to live Twilio calls (redirects them to their seat at once)."""
+    import threading
+
+    from twilio.rest import Client
+
+    from web import create_app
+    from web.twilio_push import OfferNotifier
+
+    s = ctx.settings
+    if not (s.twilio_account_sid and s.twilio_auth_token and s.public_base_url):
+        raise click.UsageError(
+            "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL are needed"
+        )
+    app = create_app({"SETTINGS": s})
+    notifier = OfferNotifier(
+        app.extensions["hotline"].handler,
+        Client(s.twilio_account_sid, s.twilio_auth_token),
+        s.public_base_url,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    notifier.run(stop)
+
+
 @main.group()
 def seat() -> None:
     """Operator seats."""

@@ -37,24 +37,26 @@ def _bin(name: str) -> str:
 
 def service_commands(settings: Settings) -> list[Child]:
     hotline = [sys.executable, "-m", "hotline.cli"]
-    return [
-        Child(
-            "worker",
-            [
-                _bin("rq"),
-                "worker",
-                "--with-scheduler",
-                "--worker-ttl",
-                "60",
-                "--maintenance-interval",
-                "60",
-                "--url",
-                redis_url(settings),
-                RQ_QUEUE,
-            ],
-        ),
-        Child("reaper", [*hotline, "reaper"]),
+    worker = [
+        _bin("rq"),
+        "worker",
+        "--with-scheduler",
+        "--worker-ttl",
+        "60",
+        "--maintenance-interval",
+        "60",
+        "--url",
+        redis_url(settings),
+        RQ_QUEUE,
     ]
+    children = [
+        Child("worker", worker),
+        Child("reaper", [*hotline, "reaper"]),
+        Child("web", [*hotline, "web"]),
+    ]
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
+        children.append(Child("twilio-notify", [*hotline, "twilio", "notify"]))
+    return children
 
 
 def run(settings: Settings, children: list[Child] | None = None) -> int:
