@@ -119,3 +119,38 @@ def render_all(out_dir: Path, language: str = "zh", force: bool = False) -> dict
 def duration_s(wav: Path) -> float:
     result = subprocess.run(["soxi", "-D", str(wav)], check=True, capture_output=True, text=True)
     return float(result.stdout.strip())
+
+
+# A gentle plucked melody, about ten seconds: the hold clip Twilio plays between polls.
+_MELODY = [
+    ("C4", 0.6),
+    ("E4", 0.6),
+    ("G4", 0.6),
+    ("E4", 0.6),
+    ("C4", 1.2),
+    ("D4", 0.6),
+    ("F4", 0.6),
+    ("A4", 0.6),
+    ("G4", 1.2),
+    ("E4", 0.6),
+    ("G4", 0.6),
+    ("C5", 1.2),
+]
+
+
+def render_hold_music(out_dir: Path) -> Path:
+    """Write hold.wav (8 kHz mono) once; a file put there by a person is kept."""
+    target = out_dir / "hold.wav"
+    if target.exists():
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    effects: list[str] = []
+    for i, (note, seconds) in enumerate(_MELODY):
+        effects += ([":"] if i else []) + ["synth", str(seconds), "pluck", note]
+    effects += [":", "synth", "1.0", "sine", "0", "vol", "0.5"]  # a breath before the loop
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(target), *effects],
+        check=True,
+        capture_output=True,
+    )
+    return target

@@ -86,6 +86,15 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
         added = seed(session)
         session.commit()
     log.info("database: migrated to head; reference rows added: %s", added)
+    try:
+        from hotline.prompt_audio import render_all, render_hold_music
+
+        sounds = settings.var_dir / "sounds"
+        counts = render_all(sounds, "zh")
+        render_hold_music(sounds)
+        log.info("prompts: %s under %s", counts, sounds)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        log.warning("prompts: not rendered (%s); Twilio still speaks them", exc)
 
     children = children if children is not None else service_commands(settings)
     try:

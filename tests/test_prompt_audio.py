@@ -44,3 +44,12 @@ def test_a_human_recording_is_never_overwritten(rendered: Path) -> None:
 def test_second_run_renders_nothing_new(tmp_path: Path) -> None:
     render_all(tmp_path, "en")
     assert render_all(tmp_path, "en")["written"] == 0
+
+
+def test_hold_clip_is_about_ten_seconds_and_kept_once_written(tmp_path: Path) -> None:
+    from hotline.prompt_audio import render_hold_music
+
+    clip = render_hold_music(tmp_path)
+    assert 8.0 < duration_s(clip) < 12.0
+    clip.write_bytes(b"a person's own music")
+    assert render_hold_music(tmp_path).read_bytes() == b"a person's own music"

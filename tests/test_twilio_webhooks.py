@@ -310,3 +310,25 @@ def test_offered_redirect_dials_the_offered_seat_even_if_already_ringing(twilio,
     assert verbs(first) == ["Say", "Dial"]  # greeting, then the free operator at once
     root = parse(twilio.post("/twilio/offered", incoming()))
     assert verbs(root) == ["Dial"] and root[0][0].text == "1001"
+
+
+def test_hold_segment_plays_the_configured_clip() -> None:
+    from ivr import actions as a
+    from web.twiml import TwimlSettings, render_actions
+
+    music = TwimlSettings(base_url=PUBLIC_BASE, hold_music_url=PUBLIC_BASE + "/twilio/hold.wav")
+    root = render_actions([a.Hold()], music, sid(1), in_queue=True)
+    assert [type(v).__name__ for v in root.verbs] == ["Play"]
+    silent = render_actions([a.Hold()], TwimlSettings(base_url=PUBLIC_BASE), sid(1), in_queue=True)
+    assert [type(v).__name__ for v in silent.verbs] == ["Pause"]
+
+
+def test_hold_clip_route_serves_the_rendered_file(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert client.get("/twilio/hold.wav").status_code == 404
+    sounds = app.extensions["hotline"].settings.var_dir / "sounds"
+    sounds.mkdir(parents=True)
+    (sounds / "hold.wav").write_bytes(b"RIFF....WAVE")
+    with client.get("/twilio/hold.wav") as response:
+        assert response.status_code == 200 and response.mimetype == "audio/wav"
+        assert response.get_data() == b"RIFF....WAVE"

@@ -76,7 +76,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             voice=settings.twilio_voice,
             language=settings.twilio_language,
             seat_dial=settings.twilio_seat_dial,
-            hold_music_url=settings.twilio_hold_music_url,
+            hold_music_url=settings.twilio_hold_music_url
+            or (
+                f"{settings.public_base_url}/twilio/hold.wav"
+                if (settings.var_dir / "sounds" / "hold.wav").exists()
+                else None
+            ),
             # Ring for less than the offer lease, so the Dial ends before the reaper
             # takes the call back and offers it to another seat.
             ring_timeout_s=max(5, int(settings.queue.offer_timeout_s) - 2),

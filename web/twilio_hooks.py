@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, request, send_file
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
@@ -92,6 +92,15 @@ def keep_the_caller(exc: Exception) -> Any:
     else:
         enqueue(response, services().twiml)
     return twiml(response)
+
+
+@bp.get("/hold.wav")
+def hold_clip() -> Response:
+    """The hold clip (public music, fetched by Twilio's media player; no secrets)."""
+    path = services().settings.var_dir / "sounds" / "hold.wav"
+    if not path.exists():
+        abort(404)
+    return send_file(path, mimetype="audio/wav", max_age=86400)
 
 
 @bp.post("/voice")

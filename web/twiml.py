@@ -34,10 +34,12 @@ def _say(parent: VoiceResponse | Gather, settings: TwimlSettings, prompt: str, a
 
 
 def hold_music(response: VoiceResponse, settings: TwimlSettings) -> None:
+    """One hold segment; Twilio asks the wait URL again when it ends. Offers are pushed
+    (web/twilio_push.py), so the segment only bounds the fallback's delay."""
     if settings.hold_music_url:
         response.play(settings.hold_music_url)
     else:
-        response.pause(length=2)
+        response.pause(length=5)
 
 
 def enqueue(response: VoiceResponse, settings: TwimlSettings) -> None:
