@@ -103,6 +103,9 @@ class QueueKeys:
     def webhook_seen(self, call_id: str, sequence: str) -> str:  # dedupe of status callbacks
         return self.prefix + "seen:" + check_id("call", call_id) + "/" + check_id("seq", sequence)
 
+    def channel(self, call_id: str) -> str:  # string: the Asterisk channel of a call
+        return self.prefix + "chan:" + check_id("call", call_id)
+
     def case_draft(self, call_id: str) -> str:  # string: the operator's case form, JSON
         return self.prefix + "draft:" + check_id("call", call_id)
 

@@ -1,0 +1,194 @@
+"""pyst2's AGI class, wrapped so its known defects cannot bite (see the recorded
+transcripts in shared/reference/asterisk-fastagi-transcripts.md):
+
+- its __init__ installs a SIGHUP handler, which fails outside the main thread: not called;
+- it needs text-mode files: the server gives it UTF-8 text files over the socket;
+- an unsolicited ``HANGUP`` line shifts every later reply by one: skipped and remembered;
+- 511 (dead channel) is an unknown error to it: raised here as ChannelGone;
+- every ``result=-1`` raises the same AGIAppError: here results come back as numbers
+  and each command says what -1 means for it (hangup, missing file, a Dial that ended);
+- its quoting does not escape quotes or backslashes: fixed;
+- it writes ~2 KB of debug text per call to stderr: routed into logging at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import IO
+
+from asterisk.agi import AGI
+
+log = logging.getLogger("hotline.agi.protocol")
+
+_CODE = re.compile(r"^(\d{3})[ -](.*)$")
+_RESULT = re.compile(r"result=(-?\d*)(?:\s+\((.*?)\))?(?:\s+endpos=(\d+))?")
+UNKNOWN = "unknown"
+
+
+class AGIProtocolError(Exception):
+    """The peer said something that is not AGI; this connection is closed."""
+
+
+class ChannelGone(Exception):
+    """The channel hung up or left the AGI (511, HANGUP, or the socket closed)."""
+
+
+class _LogWriter:
+    """A file-like stderr for pyst2 that sends its chatter to logging."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            log.debug("pyst2: %s", text.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class SafeAGI(AGI):
+    def __init__(self, rfile: IO[str], wfile: IO[str]) -> None:  # no super(): no SIGHUP
+        self.stdin, self.stdout, self.stderr = rfile, wfile, _LogWriter()
+        self._got_sighup = False
+        self.hungup = False  # Asterisk sent an unsolicited HANGUP line
+        self.env: dict[str, str] = {}
+        self._read_env()
+
+    def _read_env(self) -> None:
+        while True:
+            line = self.stdin.readline()
+            if line == "":
+                raise AGIProtocolError("connection closed before the environment ended")
+            line = line.strip()
+            if line == "":
+                return
+            key, sep, value = line.partition(":")
+            if not sep or not key.startswith("agi_"):
+                raise AGIProtocolError(f"not an AGI environment line: {line[:80]!r}")
+            self.env[key.strip()] = value.strip()
+
+    def var(self, name: str) -> str:
+        """An environment value; Asterisk's literal 'unknown' means empty."""
+        value = self.env.get(name, "")
+        return "" if value == UNKNOWN else value
+
+    @property
+    def script(self) -> str:
+        """The route: the script path of the AGI URL, without its query string."""
+        raw = self.env.get("agi_network_script", "")
+        return raw.split("?", 1)[0].strip("/")
+
+    @property
+    def query(self) -> dict[str, str]:
+        raw = self.env.get("agi_network_script", "")
+        _, _, query = raw.partition("?")
+        out: dict[str, str] = {}
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            if key:
+                out[key] = value
+        return out
+
+    def _quote(self, value: object) -> str:  # type: ignore[override]
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        return f'"{text}"'
+
+    def send_command(self, command: str, *args: object) -> None:
+        line = " ".join([command.strip(), *map(str, args)]).strip() + "\n"
+        log.debug("agi >> %s", line.rstrip())
+        try:
+            self.stdout.write(line)
+            self.stdout.flush()
+        except OSError as exc:
+            raise ChannelGone(f"socket closed: {exc}") from None
+
+    def _line(self) -> str:
+        try:
+            line = self.stdin.readline()
+        except OSError as exc:
+            raise ChannelGone(f"socket closed: {exc}") from None
+        if line == "":
+            raise ChannelGone("Asterisk closed the connection")
+        return line.rstrip("\r\n")
+
+    def get_result(self, stdin: object = None) -> dict[str, tuple[str, str]]:  # type: ignore[override]
+        """One reply. Returns {'result': (value, data), 'endpos': (n, '')}."""
+        line = self._line()
+        while line.strip() == "HANGUP":  # unsolicited: the real reply follows
+            self.hungup = True
+            line = self._line()
+        log.debug("agi << %s", line)
+        match = _CODE.match(line)
+        if not match:
+            raise AGIProtocolError(f"not an AGI reply: {line[:80]!r}")
+        code, rest = int(match.group(1)), match.group(2)
+        if code == 200:
+            found = _RESULT.search(rest)
+            if not found:
+                raise AGIProtocolError(f"200 reply without a result: {line[:80]!r}")
+            value, data, endpos = found.groups()
+            return {"result": (value, data or ""), "endpos": (endpos or "", "")}
+        if code == 511:
+            self.hungup = True
+            raise ChannelGone(rest)
+        if code == 520:  # usage text spans lines up to '520 End of proper usage.'
+            while not line.startswith("520 "):
+                line = self._line()
+            raise AGIProtocolError(f"command rejected as bad usage ({rest})")
+        if code == 510:
+            raise AGIProtocolError(f"invalid command: {rest}")
+        raise AGIProtocolError(f"unexpected reply code {code}")
+
+    def execute(self, command: str, *args: object) -> dict[str, tuple[str, str]]:  # type: ignore[override]
+        self.send_command(command, *args)
+        return self.get_result()
+
+    # -- commands with their meanings of -1 ------------------------------------------
+
+    def result(self, command: str, *args: object) -> int:
+        value = self.execute(command, *args)["result"][0]
+        return int(value) if value not in ("", None) else 0
+
+    def play(self, sound: str, escape_digits: str = "") -> str:
+        """STREAM FILE. Returns the digit pressed, or ''. A missing file is logged and
+        skipped (the caller must still reach a person); a hangup raises ChannelGone."""
+        reply = self.execute("STREAM FILE", sound, self._quote(escape_digits))
+        value, endpos = reply["result"][0], reply["endpos"][0]
+        if value == "-1":
+            if self.hungup:
+                raise ChannelGone("hangup during playback")
+            if endpos in ("0", ""):
+                log.warning("sound file %s is missing; skipped", sound)
+            return ""
+        return chr(int(value)) if value not in ("0", "") else ""
+
+    def read_digits(self, sound: str, timeout_ms: int, max_digits: int) -> str:
+        """GET DATA. '' on timeout with no input; -1 is a hangup."""
+        value, data = self.execute("GET DATA", sound, timeout_ms, max_digits)["result"]
+        if value == "-1":
+            raise ChannelGone("hangup during GET DATA")
+        return value or ""
+
+    def wait_digit(self, timeout_ms: int) -> str:
+        value = self.result("WAIT FOR DIGIT", timeout_ms)
+        if value < 0:
+            raise ChannelGone("hangup during WAIT FOR DIGIT")
+        return chr(value) if value else ""
+
+    def verbose_safe(self, message: str) -> None:
+        """A line in Asterisk's console; never fails the session."""
+        try:
+            self.execute("VERBOSE", self._quote(message), 1)
+        except (ChannelGone, AGIProtocolError, OSError):
+            pass
+
+    def set_var(self, name: str, value: str) -> None:
+        self.execute("SET VARIABLE", name, self._quote(value))
+
+    def get_var(self, name: str) -> str:
+        value, data = self.execute("GET VARIABLE", self._quote(name))["result"]
+        return data if value == "1" else ""
+
+    def exec_app(self, application: str, *args: str) -> int:
+        """EXEC with arguments joined by commas and quoted as one."""
+        return self.result("EXEC", application, self._quote(",".join(args)))

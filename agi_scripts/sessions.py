@@ -1,0 +1,185 @@
+"""What each AGI route does. The dialplan (docker/asterisk/extensions.conf) calls:
+
+- ``inbound``  a citizen's call: greeting, menu, queue; then holding in the dialplan
+- ``hold``     from the hold loop: ``?event=timeout`` every announcement interval, or
+               ``?event=key&digit=D`` for a keypress (WaitExten never loses one)
+- ``bridge``   where AMI Redirect sends a holding caller whose seat was offered
+- ``answered`` Gosub on the operator's channel when they pick up (Dial option U)
+- ``hangup``   the ``h`` extension: the only place a hang-up is believed
+- ``survey``   reserved for the satisfaction callback flow
+
+A session tells the dialplan what comes next in the channel variable HOTLINE_NEXT:
+``hold`` (go to the hold loop) or ``hangup``. An AGI session that ends because the
+channel went away may have been redirected, so it never ends a call itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from agi_scripts.protocol import ChannelGone, SafeAGI
+from hotline.calls import CallHandler
+from hotline.prompt_audio import sound_files
+from ivr import actions as a
+from ivr import events as e
+from queueing import QueueError
+
+log = logging.getLogger("hotline.agi")
+
+FAILED_DIAL = ("NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION")
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    sounds: str  # where Asterisk finds the rendered prompts, e.g. /var/lib/hotline/sounds/zh
+    dial_pattern: str = "PJSIP/{seat}"
+    ring_timeout_s: int = 18
+
+
+def call_id_of(agi: SafeAGI) -> str:
+    """The channel's uniqueid: stable across AMI Redirects and in the h extension."""
+    unique = agi.var("agi_uniqueid")
+    if not unique:
+        raise ChannelGone("no agi_uniqueid in the environment")
+    return "ast-" + unique
+
+
+class Session:
+    def __init__(self, agi: SafeAGI, handler: CallHandler, settings: AgiSettings) -> None:
+        self.agi, self.handler, self.settings = agi, handler, settings
+        self.queue = handler.queue
+
+    # -- routes ------------------------------------------------------------------------
+
+    def inbound(self) -> None:
+        self.agi.execute("ANSWER")
+        call = call_id_of(self.agi)
+        self.queue.redis.set(self.queue.keys.channel(call), self.agi.var("agi_channel"), ex=86400)
+        dialed = self.agi.var("agi_dnid") or self.agi.var("agi_extension")
+        actions = self.handler.start(
+            call, self.agi.var("agi_callerid"), dialed, "asterisk", time.time()
+        )
+        self.perform(call, actions)
+
+    def hold(self) -> None:
+        call = call_id_of(self.agi)
+        query = self.agi.query
+        if query.get("event") == "key":
+            digit = "".join(c for c in query.get("digit", "") if c in "0123456789*#")[:1]
+            actions = self.handler.handle(call, e.Digits(digit, at=time.time()))
+        else:
+            actions, state = self.handler.queue_update(call, time.time())
+            if state in ("gone", "ended") and self.handler.load(call) is None:
+                actions = [a.Hold()]
+        self.perform(call, actions or [a.Hold()])
+
+    def bridge(self) -> None:
+        call = call_id_of(self.agi)
+        record = self.queue.call(call)
+        if record.get("state") == "offered" and record.get("seat"):
+            flow = self.handler.load(call)
+            if flow is not None and (flow.phase != "ringing" or flow.seat != record["seat"]):
+                self.handler.handle(call, e.SeatOffered(record["seat"], at=time.time()))
+            self.dial(call, record["seat"])
+            return
+        actions, _ = self.handler.queue_update(call, time.time())
+        self.perform(call, actions or [a.Hold()])
+
+    def answered(self) -> None:
+        """On the operator's channel, before the two are bridged."""
+        call, seat = self.agi.var("agi_arg_1"), self.agi.var("agi_arg_2")
+        try:
+            self.queue.answer(call, seat)
+        except (QueueError, ValueError) as exc:
+            log.info("seat %s picked up call %s too late (%s)", seat, call, exc)
+            self.agi.set_var("GOSUB_RESULT", "ABORT")  # hang up the operator's leg
+            return
+        self.handler.handle(call, e.SeatConnected(seat, at=time.time()))
+
+    def hangup(self) -> None:
+        call = call_id_of(self.agi)
+        if self.handler.load(call) is not None or self.queue.call(call):
+            self.handler.handle(call, e.Hangup(at=time.time()))
+
+    def survey(self) -> None:
+        log.info("survey route reached before the survey flow exists; ending politely")
+        self.play("goodbye", {})
+        self.agi.set_var("HOTLINE_NEXT", "hangup")
+
+    # -- carrying out the flow's actions ---------------------------------------------------
+
+    def play(self, prompt: str, args: dict[str, object], escape: str = "") -> str:
+        for name in sound_files(prompt, args):
+            digit = self.agi.play(f"{self.settings.sounds}/{name}", escape)
+            if digit:
+                return digit
+        return ""
+
+    def perform(self, call: str, actions: list[a.Action]) -> None:
+        pending = list(actions)
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, a.Play):
+                self.play(action.prompt, action.args)
+            elif isinstance(action, a.Gather):
+                files = sound_files(action.prompt, action.args)
+                pressed = ""
+                for name in files[:-1]:
+                    pressed = self.agi.play(f"{self.settings.sounds}/{name}", action.valid_digits)
+                    if pressed:
+                        break
+                if not pressed:
+                    pressed = self.agi.read_digits(
+                        f"{self.settings.sounds}/{files[-1]}",
+                        int(action.timeout_s * 1000),
+                        action.max_digits,
+                    )
+                event: e.Event = (
+                    e.Digits(pressed, at=time.time()) if pressed else e.InputTimeout(time.time())
+                )
+                pending = self.handler.handle(call, event)
+            elif isinstance(action, a.Hold):
+                self.agi.set_var("HOTLINE_NEXT", "hold")
+                return
+            elif isinstance(action, a.Bridge):
+                self.dial(call, action.seat)
+                return
+            elif isinstance(action, a.HangUp):
+                self.agi.set_var("HOTLINE_NEXT", "hangup")
+                return
+
+    def dial(self, call: str, seat: str) -> None:
+        endpoint = self.settings.dial_pattern.format(seat=seat)
+        self.agi.exec_app(
+            "Dial",
+            endpoint,
+            str(self.settings.ring_timeout_s),
+            f"U(hotline-answered^{call}^{seat})",
+        )
+        status = self.agi.get_var("DIALSTATUS")  # EXEC Dial's own result means little
+        if status == "ANSWER":
+            caller_left = self.agi.hungup
+            self.handler.conversation_ended(call, by="caller" if caller_left else "agent")
+            if not caller_left:
+                self.play("goodbye", {})
+                self.agi.set_var("HOTLINE_NEXT", "hangup")
+            return
+        if status == "CANCEL" or self.agi.hungup:
+            return  # the caller hung up while it rang: the h extension ends the call
+        if status not in FAILED_DIAL:
+            log.warning("Dial to %s ended with DIALSTATUS %r; treating as no answer", seat, status)
+        self.queue.no_answer(call, seat, reason=(status or "unknown").lower())
+        actions, _ = self.handler.queue_update(call, time.time())
+        self.perform(call, actions or [a.Hold()])
+
+
+ROUTES = {
+    "inbound": Session.inbound,
+    "hold": Session.hold,
+    "bridge": Session.bridge,
+    "answered": Session.answered,
+    "hangup": Session.hangup,
+    "survey": Session.survey,
+}
