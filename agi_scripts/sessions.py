@@ -70,9 +70,16 @@ class Session:
             digit = "".join(c for c in query.get("digit", "") if c in "0123456789*#")[:1]
             actions = self.handler.handle(call, e.Digits(digit, at=time.time()))
         else:
-            actions, state = self.handler.queue_update(call, time.time())
-            if state in ("gone", "ended") and self.handler.load(call) is None:
-                actions = [a.Hold()]
+            flow = self.handler.load(call)
+            if flow is None:  # state lost (our failure): queue the caller afresh
+                dialed = self.agi.var("agi_dnid") or self.agi.var("agi_extension")
+                actions = self.handler.start(
+                    call, self.agi.var("agi_callerid"), dialed, "asterisk", time.time()
+                )
+            elif flow.phase == "done":
+                actions = [a.HangUp()]  # the call is over; do not hold a line open
+            else:
+                actions, _ = self.handler.queue_update(call, time.time())
         self.perform(call, actions or [a.Hold()])
 
     def bridge(self) -> None:

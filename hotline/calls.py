@@ -12,8 +12,10 @@ Mandarin call.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -82,6 +84,19 @@ class CallerDirectory:
                 operator_seat=profile.open_case_seat,
             )
         return Recognition(profile.vulnerable, case, hotline)
+
+
+def job_id_for(kind: str, call_id: str) -> str:
+    """RQ allows only letters, digits, _ and - in job ids; Asterisk call ids have dots.
+    The hash keeps two calls from ever sharing a job."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", call_id)
+    return f"{kind}-{safe}-{hashlib.sha1(call_id.encode()).hexdigest()[:8]}"
+
+
+def matched_on_entry(record: dict[str, str]) -> bool:
+    """Offered in the very transition that queued it: the adapter that queued the call
+    got the offer back and bridges it itself, so nobody else should move the call."""
+    return bool(record.get("offered_at")) and record.get("offered_at") == record.get("entered")
 
 
 def _advance(state: FlowState, event: e.Event) -> FlowState:
@@ -220,7 +235,7 @@ class CallHandler:
                 "cases.jobs.record_callback_request",
                 call_id,
                 action.reason,
-                job_id=f"callback-{call_id}",
+                job_id=job_id_for("callback", call_id),
             )
         elif isinstance(action, a.ReleaseCall):
             try:
@@ -232,15 +247,16 @@ class CallHandler:
 
     def schedule_case(self, call_id: str) -> None:
         """The conversation ended: its case is created (once) after wrap-up."""
+        job_id = job_id_for("case", call_id)
         if self.case_delay_s > 0:
             self.jobs.enqueue_in(
                 timedelta(seconds=self.case_delay_s),
                 "cases.jobs.create_case",
                 call_id,
-                job_id=f"case-{call_id}",
+                job_id=job_id,
             )
         else:
-            self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=f"case-{call_id}")
+            self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=job_id)
 
     # -- the operator's side ----------------------------------------------------------------
 

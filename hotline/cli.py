@@ -130,6 +130,46 @@ def web(ctx: Context, workers: int, threads: int) -> None:
 
 
 @main.group()
+def agi() -> None:
+    """Asterisk FastAGI."""
+
+
+@agi.command("serve")
+@click.option("--host", default=None, help="default HOTLINE_AGI_HOST or 127.0.0.1")
+@click.option("--port", type=int, default=None, help="default HOTLINE_AGI_PORT or 4573")
+@pass_ctx
+def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve FastAGI: agi://HOST:PORT/inbound for citizens' calls."""
+    import threading
+
+    from agi_scripts.ami import AmiClient, OfferRedirector
+    from agi_scripts.server import FastAGIServer, serve
+    from agi_scripts.sessions import AgiSettings
+
+    s = ctx.settings
+    handler = call_handler(s, ctx.queue)
+    settings = AgiSettings(
+        sounds=s.asterisk_sounds or str(s.var_dir / "sounds" / "zh"),
+        dial_pattern=s.seat_dial_pattern,
+        ring_timeout_s=max(5, int(s.queue.offer_timeout_s) - 2),
+    )
+    server = FastAGIServer((host or s.agi_host, port or s.agi_port), handler, settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if s.ami_host and s.ami_secret:
+        ami = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret)
+        redirector = OfferRedirector(handler, ami)
+        threading.Thread(target=redirector.run, args=(stop,), daemon=True).start()
+    else:
+        log.warning(
+            "ASTERISK_AMI_HOST/SECRET not set: offers reach holding callers only "
+            "at their next announcement"
+        )
+    serve(server, stop)
+
+
+@main.group()
 def twilio() -> None:
     """Twilio integration."""
 
@@ -327,6 +367,17 @@ def prompts_render(ctx: Context, out_dir: Path | None, language: str, force: boo
     target = out_dir or ctx.settings.var_dir / "sounds"
     counts = render_all(target, language, force)
     click.echo(f"{target / language}: {counts}")
+
+
+def call_handler(settings: Settings, queue: CallQueue):  # type: ignore[no-untyped-def]
+    from rq import Queue as JobQueue
+
+    from cases.db import engine_for, session_factory
+    from hotline.calls import CallerDirectory, CallHandler
+    from hotline.runtime import RQ_QUEUE
+
+    directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
+    return CallHandler(queue, JobQueue(RQ_QUEUE, connection=queue.redis), directory)
 
 
 def _run(action) -> None:  # type: ignore[no-untyped-def]

@@ -65,6 +65,13 @@ class Settings:
     twilio_language: str = "cmn-CN"
     # A short clip (5-10 s): waiting callers notice their offer when it ends.
     twilio_hold_music_url: str | None = None
+    # Asterisk
+    seat_dial_pattern: str = "PJSIP/{seat}"
+    asterisk_sounds: str | None = None  # the prompts folder as Asterisk sees it
+    ami_host: str | None = None
+    ami_port: int = 5038
+    ami_username: str = "hotline"
+    ami_secret: str | None = None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
@@ -97,6 +104,12 @@ def _bonuses(env: Mapping[str, str]) -> dict[str, float]:
         except ValueError:
             raise ConfigError(f"HOTLINE_PRIORITY_BONUS_S: {value!r} is not a number") from None
     return bonuses
+
+
+def _dial_pattern(value: str) -> str:
+    if "{seat}" not in value or any(c in value for c in ',"\n'):
+        raise ConfigError(f"SEAT_DIAL_PATTERN needs {{seat}} and no commas or quotes: {value!r}")
+    return value
 
 
 def _seat_dial(value: str) -> str:
@@ -151,4 +164,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",
         twilio_language=env.get("TWILIO_LANGUAGE") or "cmn-CN",
         twilio_hold_music_url=env.get("TWILIO_HOLD_MUSIC_URL") or None,
+        seat_dial_pattern=_dial_pattern(env.get("SEAT_DIAL_PATTERN") or "PJSIP/{seat}"),
+        asterisk_sounds=env.get("HOTLINE_ASTERISK_SOUNDS") or None,
+        ami_host=env.get("ASTERISK_AMI_HOST") or None,
+        ami_port=int(_number(env, "ASTERISK_AMI_PORT", 5038, minimum=1)),
+        ami_username=env.get("ASTERISK_AMI_USERNAME") or "hotline",
+        ami_secret=env.get("ASTERISK_AMI_SECRET") or None,
     )

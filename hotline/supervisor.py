@@ -53,6 +53,7 @@ def service_commands(settings: Settings) -> list[Child]:
         Child("worker", worker),
         Child("reaper", [*hotline, "reaper"]),
         Child("web", [*hotline, "web"]),
+        Child("agi", [*hotline, "agi", "serve"]),
     ]
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
         children.append(Child("twilio-notify", [*hotline, "twilio", "notify"]))

@@ -14,7 +14,7 @@ import threading
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from hotline.calls import CallHandler
+from hotline.calls import CallHandler, matched_on_entry
 
 log = logging.getLogger("hotline.twilio.push")
 
@@ -37,6 +37,8 @@ class OfferNotifier:
         record = self.handler.queue.call(call_id)
         if record.get("state") != "offered" or record.get("seat") != seat:
             return False  # already moved on
+        if matched_on_entry(record):
+            return False  # the request that queued the call is bridging it
         try:
             self.client.calls(call_id).update(url=self.url, method="POST")
         except TwilioRestException as exc:  # the caller hung up meanwhile, most often

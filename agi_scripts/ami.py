@@ -1,0 +1,156 @@
+"""Asterisk Manager Interface: moving holding callers to their seat, placing outbound
+calls. Uses pyst2's Manager, serialised by a lock: it matches responses to requests by
+arrival order only, so two threads sending at once could swap their answers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from asterisk.manager import Manager, ManagerException
+
+from hotline.calls import CallHandler, matched_on_entry
+
+log = logging.getLogger("hotline.ami")
+
+REDIRECTABLE_PHASES = ("menu", "holding", "callback_offer")
+
+
+class AmiClient:
+    def __init__(self, host: str, port: int, username: str, secret: str) -> None:
+        self.address = (host, port)
+        self.credentials = (username, secret)
+        self._lock = threading.Lock()
+        self._manager: Manager | None = None
+
+    def _connected(self) -> Manager:
+        if self._manager is None or not self._manager.connected():
+            manager = Manager()
+            manager.connect(*self.address)
+            manager.login(*self.credentials)
+            self._manager = manager
+        return self._manager
+
+    def action(self, fields: dict[str, object]) -> dict[str, str]:
+        """Send one action; reconnect once if the connection was lost."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    response = self._connected().send_action(dict(fields))
+                    return {k: response.get_header(k) for k in response.headers}
+                except (ManagerException, OSError):
+                    self._manager = None
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._manager is not None and self._manager.connected():
+                try:
+                    self._manager.close()
+                except (ManagerException, OSError):
+                    pass
+            self._manager = None
+
+
+class OfferRedirector:
+    """On each queue offer for an Asterisk caller who is holding (or in the menu), AMI
+    Redirect the channel into the bridge context, whose AGI dials the seat."""
+
+    def __init__(
+        self,
+        handler: CallHandler,
+        ami: AmiClient,
+        context: str = "hotline-bridge",
+        on_redirect: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.handler, self.ami, self.context = handler, ami, context
+        self.on_redirect = on_redirect
+
+    def on_offer(self, call_id: str, seat: str) -> bool:
+        flow = self.handler.load(call_id)
+        if flow is None or flow.channel != "asterisk" or flow.phase not in REDIRECTABLE_PHASES:
+            return False
+        channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
+        if not channel:
+            return False
+        record = self.handler.queue.call(call_id)
+        if record.get("state") != "offered" or record.get("seat") != seat:
+            return False
+        if matched_on_entry(record):
+            return False  # the request that queued the call is bridging it
+        reply = self.ami.action(
+            {
+                "Action": "Redirect",
+                "Channel": channel.decode(),
+                "Context": self.context,
+                "Exten": "s",
+                "Priority": "1",
+            }
+        )
+        if reply.get("Response") != "Success":
+            log.info("redirect of %s refused: %s", call_id, reply.get("Message"))
+            return False
+        if self.on_redirect:
+            self.on_redirect(call_id, time.monotonic())
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        pubsub = self.handler.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.handler.queue.keys.offer_channel)
+        log.info("moving offered callers to their seats over AMI")
+        try:
+            while not stop.is_set():
+                message = pubsub.get_message(timeout=0.5)
+                if not message:
+                    continue
+                call_id, _, seat = message["data"].decode().partition(" ")
+                try:
+                    self.on_offer(call_id, seat)
+                except Exception:  # one failed redirect must not stop the others
+                    log.exception("redirect for %s failed; the hold loop will find it", call_id)
+        finally:
+            pubsub.close()
+
+
+class AsteriskProvider:
+    """Outbound calls through AMI Originate into a context that runs a flow over FastAGI
+    (see [hotline-outbound] in docker/asterisk/extensions.conf)."""
+
+    def __init__(
+        self,
+        ami: AmiClient,
+        channel_pattern: str = "PJSIP/{number}@trunk",
+        context: str = "hotline-outbound",
+        caller_id: str = "12345",
+    ) -> None:
+        self.ami, self.pattern, self.context, self.caller_id = (
+            ami,
+            channel_pattern,
+            context,
+            caller_id,
+        )
+
+    def place_call(self, to: str, flow: str, ref: str) -> str:
+        action_id = f"hotline-{flow}-{ref}-{int(time.time() * 1000)}"
+        reply = self.ami.action(
+            {
+                "Action": "Originate",
+                "ActionID": action_id,
+                "Channel": self.pattern.format(number=to),
+                "Context": self.context,
+                "Exten": "s",
+                "Priority": "1",
+                "CallerID": self.caller_id,
+                "Timeout": "30000",
+                "Async": "true",
+                "Variable": [f"HOTLINE_FLOW={flow}", f"HOTLINE_QUERY={urlencode({'ref': ref})}"],
+            }
+        )
+        if reply.get("Response") != "Success":
+            raise RuntimeError(f"Originate refused: {reply.get('Message')}")
+        return action_id
