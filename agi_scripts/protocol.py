@@ -155,10 +155,11 @@ class SafeAGI(AGI):
         reply = self.execute("STREAM FILE", sound, self._quote(escape_digits))
         value, endpos = reply["result"][0], reply["endpos"][0]
         if value == "-1":
-            if self.hungup:
+            # endpos=0: the file is missing (the caller must still reach a person);
+            # stopped part-way (or HANGUP seen): the caller hung up.
+            if self.hungup or endpos not in ("0", ""):
                 raise ChannelGone("hangup during playback")
-            if endpos in ("0", ""):
-                log.warning("sound file %s is missing; skipped", sound)
+            log.warning("sound file %s is missing; skipped", sound)
             return ""
         return chr(int(value)) if value not in ("0", "") else ""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -38,10 +38,24 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-@cache
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def engine_for(url: str) -> Engine:
     """One engine per URL per process (RQ jobs and web workers reuse it)."""
-    return make_engine(url)
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = make_engine(url)
+        return _engines[url]
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (at shutdown, and between test sessions)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
 
 
 def session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

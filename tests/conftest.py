@@ -16,6 +16,14 @@ from queueing import CallQueue
 from tests.pg import PostgresServer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    from cases.db import dispose_all
+
+    dispose_all()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer(tmp_path_factory.mktemp("redis"), durable=False) as server:

@@ -1,0 +1,212 @@
+"""The AGI wrapper and the FastAGI server against Asterisk's recorded bytes, over real
+sockets (shared/reference/asterisk-fastagi-transcripts.md)."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
+from agi_scripts.server import FastAGIServer
+from agi_scripts.sessions import AgiSettings
+from hotline.calls import CallHandler
+from queueing import CallQueue
+
+ENV = (
+    "agi_network: yes\nagi_network_script: ivr?dept=12345\n"
+    "agi_request: agi://127.0.0.1:4573/ivr?dept=12345\nagi_channel: Local/100@test-00000000;2\n"
+    "agi_language: en\nagi_type: Local\nagi_uniqueid: 1795812065.1\n"
+    "agi_version: 20.21.0-rc1\nagi_callerid: unknown\nagi_calleridname: unknown\n"
+    "agi_callingpres: 67\nagi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\n"
+    "agi_dnid: unknown\nagi_rdnis: unknown\nagi_context: test\nagi_extension: 100\n"
+    "agi_priority: 2\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 139787617294016\n"
+    "agi_arg_1: arg one\nagi_arg_2: arg2\n\n"
+)
+
+
+class Peer:
+    """Asterisk's end of the socket: replies with recorded lines, records commands."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rfile = sock.makefile("r", encoding="utf-8", newline="\n")
+        self.commands: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode())
+
+    def close(self) -> None:
+        self.rfile.close()
+        self.sock.close()
+
+    def expect(self, reply: str) -> None:
+        """Read one command, answer it with ``reply`` (which may hold several lines)."""
+        self.commands.append(self.rfile.readline().rstrip("\n"))
+        self.send(reply)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[SafeAGI | None, Peer]]:
+    ours, theirs = socket.socketpair()
+    peer = Peer(theirs)
+    peer.send(ENV)
+    agi = SafeAGI(
+        ours.makefile("r", encoding="utf-8", newline="\n"),
+        ours.makefile("w", encoding="utf-8", newline="\n"),
+    )
+    yield agi, peer
+    agi.stdin.close()
+    agi.stdout.close()
+    ours.close()
+    peer.close()
+
+
+def test_environment_and_route(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, _ = pair
+    assert agi.script == "ivr" and agi.query == {"dept": "12345"}
+    assert agi.var("agi_callerid") == "" and agi.var("agi_dnid") == ""  # "unknown"
+    assert agi.var("agi_accountcode") == "" and agi.var("agi_arg_1") == "arg one"
+
+
+def test_get_data_results(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+
+    def reply(line: str) -> str:
+        threading.Thread(target=peer.expect, args=(line,)).start()
+        return agi.read_digits("beep", 1500, 4)
+
+    assert reply("200 result= (timeout)\n") == ""
+    assert reply("200 result=4 (timeout)\n") == "4"
+    assert reply("200 result=42\n") == "42"
+    assert peer.commands[0] == "GET DATA beep 1500 4"
+    with pytest.raises(ChannelGone):
+        reply("200 result=-1\n")
+
+
+def test_dtmf_arrives_as_ascii_codes(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+    threading.Thread(target=peer.expect, args=("200 result=55\n",)).start()
+    assert agi.wait_digit(5000) == "7"
+    threading.Thread(target=peer.expect, args=("200 result=35\n",)).start()
+    assert agi.wait_digit(5000) == "#"
+    threading.Thread(target=peer.expect, args=("200 result=50 endpos=4160\n",)).start()
+    assert agi.play("queue-periodic-announce", "0123456789*#") == "2"
+
+
+def test_missing_file_is_skipped_but_a_hangup_in_playback_is_not(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+    threading.Thread(target=peer.expect, args=("200 result=-1 endpos=0\n",)).start()
+    assert agi.play("no-such-file") == ""
+    threading.Thread(target=peer.expect, args=("200 result=-1 endpos=8160\nHANGUP\n",)).start()
+    with pytest.raises(ChannelGone):
+        agi.play("queue-periodic-announce")
+
+
+def test_unsolicited_hangup_does_not_shift_replies_and_511_means_gone(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+    peer.send("HANGUP\n")  # idle: before any command
+    threading.Thread(target=peer.expect, args=("200 result=1 (bar baz)\n",)).start()
+    assert agi.get_var("FOO") == "bar baz" and agi.hungup
+    threading.Thread(
+        target=peer.expect,
+        args=("511 Command Not Permitted on a dead channel or intercept routine\n",),
+    ).start()
+    with pytest.raises(ChannelGone):
+        agi.wait_digit(100)
+
+
+def test_multi_line_usage_and_invalid_commands_keep_the_stream_in_step(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+    usage = (
+        "520-Invalid command syntax.  Proper usage follows:\n"
+        "Waits up to <replaceable>timeout</replaceable> milliseconds.\n"
+        "520 End of proper usage.\n"
+    )
+    threading.Thread(target=peer.expect, args=(usage,)).start()
+    with pytest.raises(AGIProtocolError, match="bad usage"):
+        agi.execute("WAIT FOR DIGIT")
+    threading.Thread(target=peer.expect, args=("510 Invalid or unknown command\n",)).start()
+    with pytest.raises(AGIProtocolError, match="invalid command"):
+        agi.execute("FOO BAR")
+    threading.Thread(target=peer.expect, args=("200 result=1\n",)).start()
+    agi.set_var("FOO", 'say "hi" \\ now')  # the next reply is read in step
+    assert peer.commands[-1] == 'SET VARIABLE FOO "say \\"hi\\" \\\\ now"'
+
+
+def test_exec_joins_arguments_into_one_quoted_string(pair) -> None:  # type: ignore[no-untyped-def]
+    agi, peer = pair
+    threading.Thread(target=peer.expect, args=("200 result=-1\n",)).start()
+    assert agi.exec_app("Dial", "PJSIP/1001", "18", "U(hotline-answered^c^1001)") == -1
+    assert peer.commands[-1] == 'EXEC Dial "PJSIP/1001,18,U(hotline-answered^c^1001)"'
+
+
+@pytest.fixture
+def agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
+    from rq import Queue
+
+    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
+    server = FastAGIServer(("127.0.0.1", 0), handler, AgiSettings(sounds="/s"))
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def connect(server: FastAGIServer) -> socket.socket:
+    return socket.create_connection(server.server_address[:2], timeout=5)
+
+
+def wait_idle(server: FastAGIServer) -> None:
+    deadline = time.monotonic() + 5
+    while server.active and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.active == 0
+
+
+def test_route_with_a_query_string_still_routes(agi_server, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    sock = connect(agi_server)
+    peer = Peer(sock)
+    peer.send(ENV.replace("ivr?dept=12345", "inbound?dept=12345&x=1"))
+    peer.expect("200 result=0\n")  # ANSWER
+    assert peer.commands == ["ANSWER"]
+    peer.close()
+    wait_idle(agi_server)
+
+
+@pytest.mark.parametrize("garbage", ["hello world\n\n", "agi_network: yes\n", "\x00\xff\n\n"])
+def test_a_malformed_conversation_is_closed_and_others_go_on(agi_server, queue, garbage) -> None:  # type: ignore[no-untyped-def]
+    bad = connect(agi_server)
+    bad.sendall(garbage.encode("latin-1"))
+    if not garbage.endswith("\n\n"):
+        bad.shutdown(socket.SHUT_WR)  # truncated: the peer stops mid-environment
+    bad.settimeout(5)
+    assert bad.recv(100) == b""  # the server closed it
+    bad.close()
+    good = connect(agi_server)
+    peer = Peer(good)
+    peer.send(ENV.replace("ivr?dept=12345", "nosuchroute"))
+    peer.expect("200 result=1\n")  # VERBOSE about the unknown route
+    assert peer.commands[0].startswith("VERBOSE")
+    peer.close()
+    wait_idle(agi_server)
+
+
+def test_hangup_mid_session_frees_the_thread(agi_server, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    sock = connect(agi_server)
+    peer = Peer(sock)
+    peer.send(ENV.replace("ivr?dept=12345", "inbound"))
+    peer.expect("200 result=0\n")  # ANSWER
+    peer.expect("200 result=-1 endpos=1200\nHANGUP\n")  # greeting cut short by a hangup
+    sock.settimeout(5)
+    assert sock.recv(100) == b""  # the server ended the session
+    peer.close()
+    wait_idle(agi_server)
+    assert queue.call("ast-1795812065.1")["state"] == "waiting"  # only the h extension ends it
