@@ -1,22 +1,48 @@
 """Asterisk Manager Interface: moving holding callers to their seat, placing outbound
-calls. Uses pyst2's Manager, serialised by a lock: it matches responses to requests by
-arrival order only, so two threads sending at once could swap their answers."""
+calls. Uses pyst2's Manager with two defects mended:
+
+- it opens its socket unbuffered and reads responses line by line, one recv() per byte:
+  BufferedManager reads through a buffer;
+- it matches responses to requests by arrival order only, so two threads sending at
+  once could swap their answers: each AmiClient serialises its actions, and the
+  redirector runs several clients, one per worker thread."""
 
 from __future__ import annotations
 
 import logging
+import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from asterisk.manager import Manager, ManagerException
+from asterisk.manager import Manager, ManagerException, ManagerSocketException
 
 from hotline.calls import CallHandler, matched_on_entry
 
 log = logging.getLogger("hotline.ami")
 
 REDIRECTABLE_PHASES = ("menu", "holding", "callback_offer")
+
+
+class BufferedManager(Manager):
+    def connect(self, host: str, port: int = 5038):  # type: ignore[no-untyped-def]
+        if self._connected.is_set():
+            raise ManagerException("Already connected to manager")
+        try:
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = sock.makefile(mode="rwb")  # buffered: lines come from a buffer
+            sock.close()  # the file keeps the connection open
+        except OSError as exc:
+            raise ManagerSocketException(exc.errno, exc.strerror) from None
+        self._connected.set()
+        self._running.set()
+        self.message_thread.start()
+        self.event_dispatch_thread.start()
+        return self._response_queue.get()
 
 
 class AmiClient:
@@ -28,7 +54,7 @@ class AmiClient:
 
     def _connected(self) -> Manager:
         if self._manager is None or not self._manager.connected():
-            manager = Manager()
+            manager = BufferedManager()
             manager.connect(*self.address)
             manager.login(*self.credentials)
             self._manager = manager
@@ -59,31 +85,38 @@ class AmiClient:
 
 class OfferRedirector:
     """On each queue offer for an Asterisk caller who is holding (or in the menu), AMI
-    Redirect the channel into the bridge context, whose AGI dials the seat."""
+    Redirect the channel into the bridge context, whose AGI dials the seat.
+
+    One thread listens for offers; ``workers`` threads, each with an AMI connection of
+    its own, redirect in parallel so a burst of freed seats does not queue up."""
 
     def __init__(
         self,
         handler: CallHandler,
-        ami: AmiClient,
+        ami: AmiClient | Callable[[], AmiClient],
         context: str = "hotline-bridge",
+        workers: int = 4,
         on_redirect: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.handler, self.ami, self.context = handler, ami, context
+        self.handler, self.context = handler, context
+        self._make_client = ami if callable(ami) else (lambda: ami)
+        self.workers = workers if callable(ami) else 1  # one shared client: one worker
         self.on_redirect = on_redirect
+        self._clients: list[AmiClient] = []
 
-    def on_offer(self, call_id: str, seat: str) -> bool:
+    def on_offer(self, call_id: str, seat: str, ami: AmiClient) -> bool:
         flow = self.handler.load(call_id)
         if flow is None or flow.channel != "asterisk" or flow.phase not in REDIRECTABLE_PHASES:
-            return False
-        channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
-        if not channel:
             return False
         record = self.handler.queue.call(call_id)
         if record.get("state") != "offered" or record.get("seat") != seat:
             return False
         if matched_on_entry(record):
             return False  # the request that queued the call is bridging it
-        reply = self.ami.action(
+        channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
+        if not channel:
+            return False
+        reply = ami.action(
             {
                 "Action": "Redirect",
                 "Channel": channel.decode(),
@@ -99,22 +132,40 @@ class OfferRedirector:
             self.on_redirect(call_id, time.monotonic())
         return True
 
+    def _work(self, offers: queue.Queue[tuple[str, str] | None]) -> None:
+        ami = self._make_client()
+        self._clients.append(ami)
+        while (item := offers.get()) is not None:
+            try:
+                self.on_offer(*item, ami)
+            except Exception:  # one failed redirect must not stop the others
+                log.exception("redirect for %s failed; the hold loop will find it", item[0])
+
     def run(self, stop: threading.Event) -> None:
+        offers: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        threads = [
+            threading.Thread(target=self._work, args=(offers,), daemon=True)
+            for _ in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
         pubsub = self.handler.redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self.handler.queue.keys.offer_channel)
-        log.info("moving offered callers to their seats over AMI")
+        log.info("moving offered callers to their seats over AMI (%d workers)", self.workers)
         try:
             while not stop.is_set():
                 message = pubsub.get_message(timeout=0.5)
-                if not message:
-                    continue
-                call_id, _, seat = message["data"].decode().partition(" ")
-                try:
-                    self.on_offer(call_id, seat)
-                except Exception:  # one failed redirect must not stop the others
-                    log.exception("redirect for %s failed; the hold loop will find it", call_id)
+                if message:
+                    call_id, _, seat = message["data"].decode().partition(" ")
+                    offers.put((call_id, seat))
         finally:
             pubsub.close()
+            for _ in threads:
+                offers.put(None)
+            for thread in threads:
+                thread.join(timeout=5)
+            for client in self._clients:
+                client.close()
 
 
 class AsteriskProvider:

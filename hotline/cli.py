@@ -158,8 +158,11 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if s.ami_host and s.ami_secret:
-        ami = AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret)
-        redirector = OfferRedirector(handler, ami)
+
+        def new_ami_client() -> AmiClient:
+            return AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret)  # type: ignore[arg-type]
+
+        redirector = OfferRedirector(handler, new_ami_client)
         threading.Thread(target=redirector.run, args=(stop,), daemon=True).start()
     else:
         log.warning(

@@ -345,7 +345,7 @@ class AsteriskEmulator:
         ring_timeout = float(parts[1]) if len(parts) > 1 and parts[1] else 30.0
         gosub = re.search(r"U\(([^)]*)\)", data)
         if self.on_dial:
-            self.on_dial(ch.uniqueid, time.monotonic())
+            self.on_dial(ch.uniqueid, time.time())
         ch.heard.append(f"rings seat {seat}")
         op = self.operators.get(seat)
         if op is None:
@@ -425,7 +425,7 @@ class AmiHandler(socketserver.StreamRequestHandler):
             if not fields:
                 continue
             action, action_id = fields.get("Action", ""), fields.get("ActionID", "")
-            self.server.actions.append(dict(fields))
+            self.server.actions.append({**fields, "_received": str(time.time())})
             fields = {}
             if action == "Login":
                 authed = (

@@ -66,9 +66,12 @@ def asterisk_rig(
     threading.Thread(
         target=ami_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
-    ami = AmiClient("127.0.0.1", ami_server.port, AMI_USER, AMI_SECRET)
+
+    def new_client() -> AmiClient:
+        return AmiClient("127.0.0.1", ami_server.port, AMI_USER, AMI_SECRET)
+
     redirector = OfferRedirector(
-        handler, ami, on_redirect=lambda c, t: redirect_times.setdefault(c, t)
+        handler, new_client, on_redirect=lambda c, t: redirect_times.setdefault(c, t)
     )
     stop = threading.Event()
     pusher = threading.Thread(target=redirector.run, args=(stop,), daemon=True)
@@ -79,7 +82,6 @@ def asterisk_rig(
     finally:
         stop.set()
         pusher.join(timeout=5)
-        ami.close()
         ami_server.shutdown()
         ami_server.server_close()
         server.shutdown()
