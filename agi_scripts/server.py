@@ -58,23 +58,7 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
         try:
             agi = SafeAGI(rfile, wfile)
             route = agi.script
-            session = Session(agi, self.server.call_handler, self.server.agi_settings)
-            run = ROUTES.get(route)
-            if run is None:
-                log.error("unknown AGI route %r (%s)", route, agi.env.get("agi_request", ""))
-                agi.verbose_safe(f"hotline: unknown route {route}")
-                return
-            started = time.monotonic()
-            try:
-                run(session)
-            except ChannelGone:
-                pass  # hung up or redirected: the h extension or the next route carries on
-            except (AGIProtocolError, OSError):
-                raise
-            except Exception:
-                log.exception("AGI route %s failed; sending the caller to a person", route)
-                keep_in_line(session)
-            log.debug("route %s done in %.3fs", route, time.monotonic() - started)
+            run_route(agi, self.server.call_handler, self.server.agi_settings, route)
         except AGIProtocolError as exc:
             log.warning("closing a malformed AGI conversation (%s): %s", route, exc)
         except (OSError, ChannelGone) as exc:
@@ -88,6 +72,28 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
             self.server._count(-1)
             if self.server.on_session_end:
                 self.server.on_session_end(route)
+
+
+def run_route(agi: SafeAGI, handler: CallHandler, settings: AgiSettings, route: str) -> None:
+    """Run one AGI route with its failures contained: a hangup or redirect ends it
+    quietly; our own error still leaves the caller queued for a person."""
+    session = Session(agi, handler, settings)
+    run = ROUTES.get(route)
+    if run is None:
+        log.error("unknown AGI route %r (%s)", route, agi.env.get("agi_request", ""))
+        agi.verbose_safe(f"hotline: unknown route {route}")
+        return
+    started = time.monotonic()
+    try:
+        run(session)
+    except ChannelGone:
+        pass  # hung up or redirected: the h extension or the next route carries on
+    except (AGIProtocolError, OSError):
+        raise
+    except Exception:
+        log.exception("AGI route %s failed; sending the caller to a person", route)
+        keep_in_line(session)
+    log.debug("route %s done in %.3fs", route, time.monotonic() - started)
 
 
 def keep_in_line(session: Session) -> None:

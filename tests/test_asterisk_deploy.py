@@ -1,0 +1,138 @@
+"""The process AGI script, the Asterisk outbound provider, and the deployment files
+checked against the code that depends on them."""
+
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from redis import Redis
+
+from agi_scripts.ami import AmiClient, AsteriskProvider
+from agi_scripts.sessions import ROUTES
+from cases.db import upgrade
+from hotline.config import QueueSettings
+from queueing import CallQueue
+from tests.asterisk_emulator import AmiServer, AsteriskEmulator
+from tests.test_agi_protocol import ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+DIALPLAN = (ROOT / "docker" / "asterisk" / "extensions.conf").read_text()
+
+
+def test_process_agi_script_runs_the_inbound_route(redis: Redis, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db_url = f"sqlite:///{tmp_path / 'agi.db'}"
+    upgrade(db_url)
+    queue = CallQueue(redis, QueueSettings())
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    replies = (
+        "200 result=0\n"  # ANSWER
+        "200 result=0 endpos=8000\n"  # STREAM FILE greeting
+        "200 result=9\n"  # GET DATA: an invalid key
+        "200 result=1\n"
+    )  # SET VARIABLE HOTLINE_NEXT "hold"
+    process_env = ENV.replace("agi_network: yes\n", "").replace(
+        "agi_network_script: ivr?dept=12345\n", ""
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("hotline-agi")), "inbound"],
+        input=process_env + replies,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "REDIS_URL": redis_server.url,
+            "DATABASE_URL": db_url,
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    commands = result.stdout.splitlines()
+    assert commands[0] == "ANSWER", result.stderr
+    assert commands[1].startswith("STREAM FILE ") and "greeting" in commands[1]
+    assert commands[2].startswith("GET DATA ") and "language_menu" in commands[2]
+    assert commands[3] == 'SET VARIABLE HOTLINE_NEXT "hold"'
+    assert queue.call("ast-1795812065.1")["state"] == "waiting"
+
+
+def test_asterisk_provider_originates_into_the_outbound_context() -> None:
+    emulator = AsteriskEmulator(0, {}, lambda *_: None)
+    ami_server = AmiServer(emulator, "hotline", "s3cret")
+    threading.Thread(target=ami_server.serve_forever, daemon=True).start()
+    ami = AmiClient("127.0.0.1", ami_server.port, "hotline", "s3cret")
+    try:
+        provider = AsteriskProvider(ami, "PJSIP/{number}@trunk")
+        ref = provider.place_call("13800000001", "survey", "12345-20261127-000001")
+    finally:
+        ami.close()
+        ami_server.shutdown()
+        ami_server.server_close()
+    originate = next(a for a in ami_server.actions if a.get("Action") == "Originate")
+    assert originate["Channel"] == "PJSIP/13800000001@trunk"
+    assert originate["Context"] == "hotline-outbound" and originate["Async"] == "true"
+    assert originate["ActionID"] == ref
+    assert "[hotline-outbound]" in DIALPLAN
+
+
+def test_ami_login_with_a_wrong_secret_fails() -> None:
+    import pytest
+    from asterisk.manager import ManagerAuthException
+
+    emulator = AsteriskEmulator(0, {}, lambda *_: None)
+    ami_server = AmiServer(emulator, "hotline", "right")
+    threading.Thread(target=ami_server.serve_forever, daemon=True).start()
+    ami = AmiClient("127.0.0.1", ami_server.port, "hotline", "wrong")
+    try:
+        with pytest.raises(ManagerAuthException):
+            ami.action({"Action": "Ping"})
+    finally:
+        ami.close()
+        ami_server.shutdown()
+        ami_server.server_close()
+
+
+def test_dialplan_uses_only_routes_the_server_has() -> None:
+    used = set(re.findall(r"\$\{HOTLINE_AGI\}/([a-z_]+)", DIALPLAN))
+    assert used - {"$"} <= set(ROUTES), used - set(ROUTES)
+    assert {"inbound", "hold", "bridge", "answered", "hangup"} <= used
+    for context in ("hotline-inbound", "hotline-hold", "hotline-bridge", "hotline-answered"):
+        assert f"[{context}]" in DIALPLAN
+    # Every context a caller can be in reports the hang-up.
+    blocks = {b.split("]", 1)[0]: b for b in re.split(r"^\[", DIALPLAN, flags=re.M)[1:]}
+    for context in ("hotline-inbound", "hotline-hold", "hotline-bridge"):
+        assert "exten => h,1,AGI(${HOTLINE_AGI}/hangup)" in blocks[context], context
+    assert "U(hotline-answered^" in (ROOT / "agi_scripts" / "sessions.py").read_text()
+
+
+def test_compose_has_every_service_and_no_secret() -> None:
+    compose = (ROOT / "docker" / "compose.yaml").read_text()
+    for service in ("asterisk", "redis", "postgres", "web", "worker", "agi"):
+        assert re.search(rf"^  {service}:", compose, re.M), service
+    assert "--appendfsync" in compose and "everysec" in compose
+    for template in ("manager.conf.template", "pjsip.conf.template", "compose.yaml"):
+        text = ROOT / "docker" / ("asterisk/" if "template" in template else "") / template
+        assert not re.search(
+            r"(secret|password)\s*[:=]\s*[A-Za-z0-9]{6,}", text.read_text(), re.I
+        ), template
+    if shutil.which("docker-compose"):
+        env = {
+            "POSTGRES_PASSWORD": "x",
+            "HOTLINE_SECRET_KEY": "x",
+            "HOTLINE_API_TOKEN": "x",
+            "ASTERISK_AMI_SECRET": "x",
+            "TRUNK_HOST": "h",
+            "TRUNK_USERNAME": "u",
+            "TRUNK_PASSWORD": "p",
+            "SEAT_PASSWORD": "s",
+            "PATH": "/usr/bin:/bin",
+        }
+        check = subprocess.run(
+            ["docker-compose", "-f", str(ROOT / "docker" / "compose.yaml"), "config", "-q"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stderr
