@@ -1,0 +1,60 @@
+"""The `hotline` command against the test Redis."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from redis import Redis
+
+from hotline.cli import main
+
+
+@pytest.fixture
+def run(redis: Redis, redis_server, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(main, ["--log-level", "WARNING", *args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_seat_commands_and_queue_status(run, redis) -> None:  # type: ignore[no-untyped-def]
+    assert run("seat", "login", "1001", "--skills", "mandarin,hainanese").output.strip() == (
+        "logged-in"
+    )
+    assert run("seat", "state", "1001", "paused", "--reason", "lunch").exit_code == 0
+    from hotline.config import QueueSettings
+    from queueing import CallQueue
+
+    CallQueue(redis, QueueSettings()).enqueue("c1", caller="13800000001")
+    text = run("queue", "status").output
+    assert "c1" in text and "#1" in text and "paused" in text and "(lunch)" in text
+    status = json.loads(run("queue", "status", "--json").output)
+    assert status["seats"][0]["skills"] == "mandarin,hainanese"
+    result = run("seat", "state", "1001", "available")
+    assert "offered call c1 to seat 1001" in result.output
+    assert run("seat", "logout", "1001").output.strip() == "logged-out"
+    figures = json.loads(run("queue", "figures", "--minutes", "5").output)
+    assert figures["offered"] == 1
+
+
+def test_refused_transition_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("seat", "state", "9999", "available")
+    assert result.exit_code == 1 and "not-logged-in" in result.output
+
+
+def test_bad_configuration_is_a_usage_error(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOTLINE_OFFER_TIMEOUT_S", "soon")
+    result = run("queue", "status")
+    assert result.exit_code == 2 and "HOTLINE_OFFER_TIMEOUT_S must be a number" in result.output
+
+
+def test_register_add_validates_the_number(run, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert "database at head" in run("db", "upgrade").output
+    assert run("register", "add", "13900000009", "--name", "王奶奶").output.strip() == "registered"
+    assert run("register", "add", "13900000009").output.strip() == "already registered"
+    assert run("register", "add", "not-a-number").exit_code == 2
