@@ -19,11 +19,10 @@ from urllib.parse import urlencode
 
 from asterisk.manager import Manager, ManagerException, ManagerSocketException
 
-from hotline.calls import CallHandler, matched_on_entry
+from hotline.calls import CallHandler
+from queueing.offers import offers as queue_offers
 
 log = logging.getLogger("hotline.ami")
-
-REDIRECTABLE_PHASES = ("menu", "holding", "callback_offer")
 
 
 class BufferedManager(Manager):
@@ -105,14 +104,8 @@ class OfferRedirector:
         self._clients: list[AmiClient] = []
 
     def on_offer(self, call_id: str, seat: str, ami: AmiClient) -> bool:
-        flow = self.handler.load(call_id)
-        if flow is None or flow.channel != "asterisk" or flow.phase not in REDIRECTABLE_PHASES:
+        if not self.handler.should_push_offer(call_id, seat, "asterisk"):
             return False
-        record = self.handler.queue.call(call_id)
-        if record.get("state") != "offered" or record.get("seat") != seat:
-            return False
-        if matched_on_entry(record):
-            return False  # the request that queued the call is bridging it
         channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
         if not channel:
             return False
@@ -142,26 +135,20 @@ class OfferRedirector:
                 log.exception("redirect for %s failed; the hold loop will find it", item[0])
 
     def run(self, stop: threading.Event) -> None:
-        offers: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         threads = [
-            threading.Thread(target=self._work, args=(offers,), daemon=True)
+            threading.Thread(target=self._work, args=(work,), daemon=True)
             for _ in range(self.workers)
         ]
         for thread in threads:
             thread.start()
-        pubsub = self.handler.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.handler.queue.keys.offer_channel)
         log.info("moving offered callers to their seats over AMI (%d workers)", self.workers)
         try:
-            while not stop.is_set():
-                message = pubsub.get_message(timeout=0.5)
-                if message:
-                    call_id, _, seat = message["data"].decode().partition(" ")
-                    offers.put((call_id, seat))
+            for offer in queue_offers(self.handler.redis, self.handler.queue.keys, stop):
+                work.put(offer)
         finally:
-            pubsub.close()
             for _ in threads:
-                offers.put(None)
+                work.put(None)
             for thread in threads:
                 thread.join(timeout=5)
             for client in self._clients:

@@ -35,6 +35,9 @@ log = logging.getLogger("hotline.calls")
 
 FLOW_TTL_S = 86400
 MEDIA_ACTIONS = (a.Play, a.Gather, a.Hold, a.Bridge, a.HangUp)
+# Moving a call that is already being dialled could cut a conversation that started a
+# moment ago, so offers are pushed only to calls in these phases.
+PUSHABLE_PHASES = ("menu", "holding", "callback_offer")
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,18 @@ class CallHandler:
             )
         else:
             self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=job_id)
+
+    def should_push_offer(self, call_id: str, seat: str, channel: str) -> bool:
+        """Whether a listener should move this call to its seat now: a call of that
+        channel still waiting (menu, holding, callback offer), still offered to that
+        seat, and not matched in the very request that queued it (which bridges it)."""
+        flow = self.load(call_id)
+        if flow is None or flow.channel != channel or flow.phase not in PUSHABLE_PHASES:
+            return False
+        record = self.queue.call(call_id)
+        if record.get("state") != "offered" or record.get("seat") != seat:
+            return False
+        return not matched_on_entry(record)
 
     # -- the operator's side ----------------------------------------------------------------
 

@@ -123,7 +123,7 @@ class Simulation:
 
     # -- set-up -------------------------------------------------------------------------
 
-    def _prepare_database(self) -> None:
+    def prepare_database(self) -> None:
         with self.sessions() as session:
             seed(session)
             for entry in self.scenario.get("register", []):
@@ -316,7 +316,7 @@ class Simulation:
     # -- run ---------------------------------------------------------------------------
 
     def run(self, timeout_s: float = 120.0) -> dict[str, Any]:
-        self._prepare_database()
+        self.prepare_database()
         self.t0 = time.monotonic()
         while not all(c.finished for c in self.calls):
             if self.now() > timeout_s:

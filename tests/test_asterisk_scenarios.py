@@ -50,7 +50,7 @@ def test_scenario_through_asterisk_matches_the_simulator(
         "HOTLINE_QUEUE": "ast-" + name,
     }.items():
         monkeypatch.setenv(key, value)  # the RQ jobs read them, as in a worker
-    Simulation(scenario, redis, db_url, out=lambda _: None, queue_name="unused")._prepare_database()
+    Simulation(scenario, redis, db_url, out=lambda _: None, queue_name="unused").prepare_database()
     queue = CallQueue(redis, QueueSettings(**overrides))
     with asterisk_rig(queue, sessions, operators_of(scenario)) as rig:
         channels = drive_scenario(rig, scenario)

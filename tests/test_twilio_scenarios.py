@@ -62,7 +62,7 @@ def run_twilio(
         monkeypatch.setenv(key, value)
     # The database as the simulator prepares it (register, earlier open cases).
     sim = Simulation(scenario, redis, db_url, out=lambda _: None, queue_name="unused")
-    sim._prepare_database()
+    sim.prepare_database()
     app = create_app({"SETTINGS": load_settings(env), "REDIS": redis, "TESTING": True})
     queue = app.extensions["hotline"].queue
     client = app.test_client()
