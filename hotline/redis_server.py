@@ -12,6 +12,16 @@ from pathlib import Path
 from redis import Redis
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM if the process that started it dies, even by
+    kill -9, so a crashed supervisor leaves no orphan holding ports or Redis' files."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,7 +88,11 @@ class RedisServer:
         # Own session: a Ctrl-C meant for the supervisor must not kill Redis before the
         # services that still write to it.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         client = Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s

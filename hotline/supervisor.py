@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotline.config import Settings
-from hotline.redis_server import RedisServer
+from hotline.redis_server import RedisServer, die_with_parent
 from hotline.runtime import RQ_QUEUE, embedded_redis_dir, redis_url
 
 log = logging.getLogger("hotline.run")
@@ -100,7 +100,9 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
     children = children if children is not None else service_commands(settings)
     try:
         for child in children:
-            child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+            child.process = subprocess.Popen(
+                child.argv, env=env, start_new_session=True, preexec_fn=die_with_parent
+            )
             log.info("%s: started (pid %d)", child.name, child.process.pid)
         while not stopping:
             for child in children:
@@ -114,7 +116,9 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
                     log.error("%s: exited %s five times in a minute; stopping", child.name, code)
                     return 1
                 log.warning("%s: exited with %s; restarting", child.name, code)
-                child.process = subprocess.Popen(child.argv, env=env, start_new_session=True)
+                child.process = subprocess.Popen(
+                    child.argv, env=env, start_new_session=True, preexec_fn=die_with_parent
+                )
             time.sleep(0.5)
         return 0
     finally:
