@@ -82,6 +82,8 @@ class CallQueue:
             int(self.settings.wrapup_s * 1000),
             self.settings.events_maxlen,
         ]
+        # Where callers go when nobody logged in speaks their language (see the scripts).
+        redis.hset(self.keys.stats, "fallback_skill", self.default_skill)
 
     # -- plumbing -------------------------------------------------------------------
 

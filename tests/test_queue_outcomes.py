@@ -266,3 +266,31 @@ def test_leaving_for_a_callback_is_not_an_abandon(redis: Redis, queue: CallQueue
     assert (figures.callbacks, figures.abandoned) == (1, 0)
     (left,) = events(redis, queue, "EXITWITHKEY")
     assert left["position"] == "2" and left["reason"] == "long_wait"
+
+
+@pytest.mark.parametrize("how", ["logout", "heartbeat lost", "skill dropped"])
+def test_callers_of_a_language_nobody_speaks_any_more_go_to_mandarin(make_queue, how) -> None:  # type: ignore[no-untyped-def]
+    queue = make_queue(seat_heartbeat_ttl_s=0.3)
+    queue.seat_login("dialect", ["hainanese"])
+    queue.enqueue("talking", skill="hainanese")
+    queue.answer("talking", "dialect")
+    queue.seat_login("plain", ["mandarin"])
+    queue.enqueue("mandarin-first")  # takes "plain"
+    queue.enqueue("dialect-caller", skill="hainanese")  # waits for "dialect"
+    queue.answer("mandarin-first", "plain")
+    queue.complete("mandarin-first")  # "plain" is free, but it speaks only Mandarin
+    assert queue.call("dialect-caller")["state"] == "waiting"
+    queue.complete("talking")  # "dialect" is free...
+    queue.no_answer("dialect-caller", "dialect")  # ...but misses it and is paused
+    if how == "logout":
+        queue.seat_logout("dialect")
+    elif how == "skill dropped":
+        queue.seat_login("dialect", ["english"])
+    else:
+        queue.heartbeat("plain")
+        time.sleep(0.35)
+        queue.heartbeat("plain")
+        queue.tick()
+    record = queue.call("dialect-caller")
+    assert record["skill"] == "mandarin" and record["requested_skill"] == "hainanese"
+    assert record["state"] == "offered" and record["seat"] == "plain"

@@ -188,11 +188,29 @@ local function release_offer(seat, reason)
   end
 end
 
+-- Nobody logged in has this skill any more: its waiting callers go to the fallback
+-- skill with their entry times, rather than wait for an operator who is not there.
+local function rehome_if_unstaffed(skill)
+  local fallback = redis.call('HGET', K_STATS, 'fallback_skill')
+  if not fallback or skill == fallback or redis.call('EXISTS', P_STAFFED .. skill) == 1 then
+    return
+  end
+  local waiting = redis.call('ZRANGE', P_WAITING .. skill, 0, -1, 'WITHSCORES')
+  for i = 1, #waiting, 2 do
+    local call = waiting[i]
+    redis.call('ZADD', P_WAITING .. fallback, waiting[i + 1], call)
+    redis.call('HSET', P_CALL .. call, 'skill', fallback)
+    emit('SKILL', 'call', call, 'skill', fallback, 'requested', skill, 'reason', 'unstaffed')
+  end
+  redis.call('DEL', P_WAITING .. skill)
+end
+
 local function logout(seat, reason)
   release_offer(seat, reason)
   leave_available(seat)
   for _, skill in ipairs(seat_skills(seat)) do
     redis.call('SREM', P_STAFFED .. skill, seat)
+    rehome_if_unstaffed(skill)
   end
   redis.call('ZREM', K_WRAPUPS, seat)
   redis.call('ZREM', K_HEARTBEATS, seat)

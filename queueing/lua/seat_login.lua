@@ -6,15 +6,18 @@ local skey = P_SEAT .. seat
 local state = seat_state(seat)
 if state == 'offered' or state == 'on_call' then return {'err', 'seat-busy'} end
 
+local old_skills = {}
 if state ~= 'offline' then
   leave_available(seat)
-  for _, skill in ipairs(seat_skills(seat)) do redis.call('SREM', P_STAFFED .. skill, seat) end
+  old_skills = seat_skills(seat)
+  for _, skill in ipairs(old_skills) do redis.call('SREM', P_STAFFED .. skill, seat) end
 end
 redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW)
 for _, skill in ipairs(split(skills_csv)) do
   redis.call('SADD', P_STAFFED .. skill, seat)
   redis.call('SADD', K_SKILLS, skill)
 end
+for _, skill in ipairs(old_skills) do rehome_if_unstaffed(skill) end  -- a skill dropped
 redis.call('ZADD', K_HEARTBEATS, NOW, seat)
 local out = {'ok', 'logged-in'}
 add_pair(out, make_available(seat, 'login'))
