@@ -4,21 +4,14 @@
 -- ARGV[4] call id. Returns {'ok', 'abandoned'|'completed'|'already-ended', ...offers}.
 local call = ARGV[4]
 local ckey = P_CALL .. call
-local state, skill, score, entered, seat, sticky_seat, answered_at = unpack(redis.call(
-  'HMGET', ckey, 'state', 'skill', 'score', 'entered', 'seat', 'sticky_seat', 'answered_at'))
+local state, skill, entered, seat, answered_at = unpack(redis.call(
+  'HMGET', ckey, 'state', 'skill', 'entered', 'seat', 'answered_at'))
 if not state then return {'err', 'no-such-call'} end
 if state == 'ended' then return {'ok', 'already-ended'} end
 
 local out = {'ok', 'abandoned'}
 if state == 'waiting' then
-  local position = 1
-  if sticky_seat and sticky_seat ~= '' then
-    redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
-    redis.call('ZREM', K_STICKY, call)
-  else
-    position = queue_position(skill, score)
-    redis.call('ZREM', P_WAITING .. skill, call)
-  end
+  local position = take_out_of_line(call)
   end_call(call, 'abandoned')
   emit('ABANDON', 'call', call, 'skill', skill, 'wait_ms', NOW - tonumber(entered),
        'position', position)

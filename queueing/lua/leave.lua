@@ -3,19 +3,11 @@
 -- ARGV[4] call id, [5] reason.
 local call, reason = ARGV[4], ARGV[5]
 local ckey = P_CALL .. call
-local state, skill, score, entered, sticky_seat = unpack(redis.call(
-  'HMGET', ckey, 'state', 'skill', 'score', 'entered', 'sticky_seat'))
+local state, skill, entered = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'entered'))
 if not state then return {'err', 'no-such-call'} end
 if state == 'ended' then return {'ok', 'already-ended'} end
 if state ~= 'waiting' then return {'err', 'not-waiting'} end
-local position = 1
-if sticky_seat and sticky_seat ~= '' then
-  redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
-  redis.call('ZREM', K_STICKY, call)
-else
-  position = queue_position(skill, score)
-  redis.call('ZREM', P_WAITING .. skill, call)
-end
+local position = take_out_of_line(call)
 end_call(call, 'callback')
 emit('EXITWITHKEY', 'call', call, 'skill', skill, 'reason', reason,
      'wait_ms', NOW - tonumber(entered), 'position', position)

@@ -121,6 +121,20 @@ local function requeue(call)
   redis.call('ZADD', P_WAITING .. skill, score, call)
 end
 
+-- A waiting call leaves the line (hang-up, callback, expiry). Returns its position.
+local function take_out_of_line(call)
+  local skill, score, sticky_seat = unpack(redis.call(
+    'HMGET', P_CALL .. call, 'skill', 'score', 'sticky_seat'))
+  if sticky_seat and sticky_seat ~= '' then
+    redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
+    redis.call('ZREM', K_STICKY, call)
+    return 1
+  end
+  local position = queue_position(skill, score)
+  redis.call('ZREM', P_WAITING .. skill, call)
+  return position
+end
+
 local function end_call(call, outcome)
   local ckey = P_CALL .. call
   redis.call('HSET', ckey, 'state', 'ended', 'outcome', outcome, 'ended_at', NOW)

@@ -36,13 +36,9 @@ end
 local stale_before = NOW - max_wait_ms
 for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_LIVE, '-inf', stale_before, 'LIMIT', 0, limit)) do
   local ckey = P_CALL .. call
-  local state, skill, sticky_seat, entered = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'sticky_seat', 'entered'))
+  local state, skill, entered = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'entered'))
   if state == 'waiting' then
-    redis.call('ZREM', P_WAITING .. skill, call)
-    if sticky_seat and sticky_seat ~= '' then
-      redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
-      redis.call('ZREM', K_STICKY, call)
-    end
+    take_out_of_line(call)
     end_call(call, 'expired')
     emit('EXITWITHTIMEOUT', 'call', call, 'skill', skill, 'wait_ms', NOW - tonumber(entered))
     counts[5] = counts[5] + 1
