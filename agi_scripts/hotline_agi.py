@@ -18,7 +18,7 @@ from agi_scripts.server import run_route
 from agi_scripts.sessions import AgiSettings
 from hotline.config import load_settings
 from hotline.logs import setup_logging
-from hotline.runtime import call_queue
+from hotline.runtime import call_handler, call_queue
 
 log = logging.getLogger("hotline.agi")
 
@@ -35,16 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     route = argv[1] if len(argv) > 1 else (agi.script or "inbound")
     settings = load_settings()
-    from hotline.cli import call_handler
-
     handler = call_handler(settings, call_queue(settings))
-    agi_settings = AgiSettings(
-        sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
-        dial_pattern=settings.seat_dial_pattern,
-        ring_timeout_s=max(5, int(settings.queue.offer_timeout_s) - 2),
-    )
     try:
-        run_route(agi, handler, agi_settings, route)
+        run_route(agi, handler, AgiSettings.from_settings(settings), route)
     except (AGIProtocolError, ChannelGone, OSError) as exc:
         log.warning("AGI %s ended: %s", route, exc)
     return 0

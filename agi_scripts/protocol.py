@@ -170,12 +170,6 @@ class SafeAGI(AGI):
             raise ChannelGone("hangup during GET DATA")
         return value or ""
 
-    def wait_digit(self, timeout_ms: int) -> str:
-        value = self.result("WAIT FOR DIGIT", timeout_ms)
-        if value < 0:
-            raise ChannelGone("hangup during WAIT FOR DIGIT")
-        return chr(value) if value else ""
-
     def verbose_safe(self, message: str) -> None:
         """A line in Asterisk's console; never fails the session."""
         try:

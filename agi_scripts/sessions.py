@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from hotline.calls import CallHandler
+from hotline.config import Settings
 from hotline.prompt_audio import sound_files
 from ivr import actions as a
 from ivr import events as e
@@ -36,6 +37,14 @@ class AgiSettings:
     sounds: str  # where Asterisk finds the rendered prompts, e.g. /var/lib/hotline/sounds/zh
     dial_pattern: str = "PJSIP/{seat}"
     ring_timeout_s: int = 18
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgiSettings:
+        return cls(
+            sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
+            dial_pattern=settings.seat_dial_pattern,
+            ring_timeout_s=settings.queue.ring_timeout_s,
+        )
 
 
 def call_id_of(agi: SafeAGI) -> str:
@@ -84,12 +93,9 @@ class Session:
 
     def bridge(self) -> None:
         call = call_id_of(self.agi)
-        record = self.queue.call(call)
-        if record.get("state") == "offered" and record.get("seat"):
-            flow = self.handler.load(call)
-            if flow is not None and (flow.phase != "ringing" or flow.seat != record["seat"]):
-                self.handler.handle(call, e.SeatOffered(record["seat"], at=time.time()))
-            self.dial(call, record["seat"])
+        seat = self.handler.seat_to_dial(call, time.time())
+        if seat:
+            self.dial(call, seat)
             return
         actions, _ = self.handler.queue_update(call, time.time())
         self.perform(call, actions or [a.Hold()])
@@ -177,9 +183,8 @@ class Session:
             return  # the caller hung up while it rang: the h extension ends the call
         if status not in FAILED_DIAL:
             log.warning("Dial to %s ended with DIALSTATUS %r; treating as no answer", seat, status)
-        self.queue.no_answer(call, seat, reason=(status or "unknown").lower())
-        actions, _ = self.handler.queue_update(call, time.time())
-        self.perform(call, actions or [a.Hold()])
+        reason = (status or "unknown").lower()
+        self.perform(call, self.handler.seat_missed(call, seat, reason, time.time()))
 
 
 ROUTES = {

@@ -261,6 +261,29 @@ class CallHandler:
         else:
             self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=job_id)
 
+    def seat_to_dial(self, call_id: str, at: float) -> str | None:
+        """The seat the queue has offered this call to, with the flow brought to ringing
+        it (a redirect may have replaced a dial the flow already knew of), or None."""
+        record = self.queue.call(call_id)
+        seat = record.get("seat")
+        if record.get("state") not in ("offered", "on_call") or not seat:
+            return None
+        flow = self.load(call_id)
+        if flow is not None and (flow.phase != "ringing" or flow.seat != seat):
+            self.handle(call_id, e.SeatOffered(seat, at=at))
+        return seat
+
+    def seat_missed(self, call_id: str, seat: str, reason: str, at: float) -> list[a.Action]:
+        """The dialled seat did not pick up. The queue pauses it only if the call is
+        still offered to that seat (no_answer answers 'stale' otherwise); the caller
+        then holds, or is bridged to whichever seat the queue offers next."""
+        try:
+            self.queue.no_answer(call_id, seat, reason)
+        except QueueError:
+            return [a.HangUp()]  # the call is unknown here: nothing to wait for
+        actions, _ = self.queue_update(call_id, at)
+        return actions or [a.Hold()]
+
     def should_push_offer(self, call_id: str, seat: str, channel: str) -> bool:
         """Whether a listener should move this call to its seat now: a call of that
         channel still waiting (menu, holding, callback offer), still offered to that

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.logs import setup_logging
-from hotline.runtime import call_queue
+from hotline.runtime import call_handler, call_queue
 from queueing import CallQueue, QueueError
 from queueing.events import queue_figures
 
@@ -148,11 +148,7 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     s = ctx.settings
     handler = call_handler(s, ctx.queue)
-    settings = AgiSettings(
-        sounds=s.asterisk_sounds or str(s.var_dir / "sounds" / "zh"),
-        dial_pattern=s.seat_dial_pattern,
-        ring_timeout_s=max(5, int(s.queue.offer_timeout_s) - 2),
-    )
+    settings = AgiSettings.from_settings(s)
     server = FastAGIServer((host or s.agi_host, port or s.agi_port), handler, settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -370,17 +366,6 @@ def prompts_render(ctx: Context, out_dir: Path | None, language: str, force: boo
     target = out_dir or ctx.settings.var_dir / "sounds"
     counts = render_all(target, language, force)
     click.echo(f"{target / language}: {counts}")
-
-
-def call_handler(settings: Settings, queue: CallQueue):  # type: ignore[no-untyped-def]
-    from rq import Queue as JobQueue
-
-    from cases.db import engine_for, session_factory
-    from hotline.calls import CallerDirectory, CallHandler
-    from hotline.runtime import RQ_QUEUE
-
-    directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
-    return CallHandler(queue, JobQueue(RQ_QUEUE, connection=queue.redis), directory)
 
 
 def _run(action) -> None:  # type: ignore[no-untyped-def]

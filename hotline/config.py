@@ -38,6 +38,12 @@ class QueueSettings:
     default_handle_s: float = 240.0  # estimate before any call has been handled
 
     @property
+    def ring_timeout_s(self) -> int:
+        """How long an adapter rings a seat: under the offer lease, so the telephony's
+        no-answer arrives before the reaper takes the call back (Twilio's minimum is 5)."""
+        return max(5, int(self.offer_timeout_s) - 2)
+
+    @property
     def aging_bound_s(self) -> float:
         return max(self.priority_bonus_s.values())
 

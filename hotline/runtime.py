@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from redis import Redis
 
 from hotline.config import Settings
@@ -10,7 +12,7 @@ from queueing import CallQueue
 RQ_QUEUE = "hotline"
 
 
-def embedded_redis_dir(settings: Settings):  # -> Path
+def embedded_redis_dir(settings: Settings) -> Path:
     return settings.var_dir / "redis"
 
 
@@ -27,3 +29,14 @@ def connect_redis(settings: Settings) -> Redis:
 
 def call_queue(settings: Settings, redis: Redis | None = None) -> CallQueue:
     return CallQueue(redis or connect_redis(settings), settings.queue)
+
+
+def call_handler(settings: Settings, queue: CallQueue):  # type: ignore[no-untyped-def]
+    """The shell core every adapter runs: queue, RQ jobs, the caller directory."""
+    from rq import Queue as JobQueue
+
+    from cases.db import engine_for, session_factory
+    from hotline.calls import CallerDirectory, CallHandler
+
+    directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
+    return CallHandler(queue, JobQueue(RQ_QUEUE, connection=queue.redis), directory)

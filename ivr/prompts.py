@@ -65,7 +65,6 @@ CATALOGUE: dict[str, Prompt] = {
         "现在没有话务员在线。我们已记下您的电话，会尽快给您回电。再见。",
         "No operator is available now. We have your number and will call you back. Goodbye.",
     ),
-    "connecting": Prompt("正在为您接通。", "Connecting you now."),
     "goodbye": Prompt("感谢您的来电，再见。", "Thank you for calling. Goodbye."),
 }
 

@@ -76,7 +76,6 @@ class Channel:
     redirect_to: str | None = None
     in_agi: bool = False
     done: threading.Event = field(default_factory=threading.Event)
-    dial_started: float | None = None
 
     @property
     def name(self) -> str:

@@ -43,7 +43,7 @@ def asterisk_rig(
     )
     settings = AgiSettings(
         sounds="/var/lib/hotline/sounds/zh",
-        ring_timeout_s=max(5, int(queue.settings.offer_timeout_s) - 2),
+        ring_timeout_s=queue.settings.ring_timeout_s,
     )
     server = FastAGIServer(("127.0.0.1", 0), handler, settings)
     threading.Thread(

@@ -87,10 +87,10 @@ def test_get_data_results(pair) -> None:  # type: ignore[no-untyped-def]
 
 def test_dtmf_arrives_as_ascii_codes(pair) -> None:  # type: ignore[no-untyped-def]
     agi, peer = pair
-    threading.Thread(target=peer.expect, args=("200 result=55\n",)).start()
-    assert agi.wait_digit(5000) == "7"
-    threading.Thread(target=peer.expect, args=("200 result=35\n",)).start()
-    assert agi.wait_digit(5000) == "#"
+    threading.Thread(target=peer.expect, args=("200 result=55 endpos=800\n",)).start()
+    assert agi.play("beep", "7") == "7"
+    threading.Thread(target=peer.expect, args=("200 result=35 endpos=800\n",)).start()
+    assert agi.play("beep", "#") == "#"
     threading.Thread(target=peer.expect, args=("200 result=50 endpos=4160\n",)).start()
     assert agi.play("queue-periodic-announce", "0123456789*#") == "2"
 
@@ -114,7 +114,7 @@ def test_unsolicited_hangup_does_not_shift_replies_and_511_means_gone(pair) -> N
         args=("511 Command Not Permitted on a dead channel or intercept routine\n",),
     ).start()
     with pytest.raises(ChannelGone):
-        agi.wait_digit(100)
+        agi.play("beep")
 
 
 def test_multi_line_usage_and_invalid_commands_keep_the_stream_in_step(pair) -> None:  # type: ignore[no-untyped-def]

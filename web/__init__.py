@@ -15,10 +15,9 @@ from redis import Redis
 from rq import Queue as JobQueue
 from twilio.request_validator import RequestValidator
 
-from cases.db import engine_for, session_factory
-from hotline.calls import CallerDirectory, CallHandler
+from hotline.calls import CallHandler
 from hotline.config import Settings, load_settings
-from hotline.runtime import RQ_QUEUE, connect_redis
+from hotline.runtime import call_handler, connect_redis
 from queueing import CallQueue
 from web.twiml import TwimlSettings
 
@@ -60,14 +59,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         log.warning("HOTLINE_SECRET_KEY is not set: sessions will not survive a restart")
 
     queue = CallQueue(redis, settings.queue)
-    jobs = JobQueue(RQ_QUEUE, connection=redis)
-    directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
+    handler = call_handler(settings, queue)
     app.extensions["hotline"] = Services(
         settings=settings,
         redis=redis,
         queue=queue,
-        jobs=jobs,
-        handler=CallHandler(queue, jobs, directory),
+        jobs=handler.jobs,
+        handler=handler,
         validator=(
             RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
         ),
@@ -82,9 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 if (settings.var_dir / "sounds" / "hold.wav").exists()
                 else None
             ),
-            # Ring for less than the offer lease, so the Dial ends before the reaper
-            # takes the call back and offers it to another seat.
-            ring_timeout_s=max(5, int(settings.queue.offer_timeout_s) - 2),
+            ring_timeout_s=settings.queue.ring_timeout_s,
             queue_name=f"hotline-{settings.queue.name}",
         ),
     )

@@ -160,13 +160,10 @@ def offered() -> Response:
     always dials the seat the queue has offered."""
     sid = call_sid()
     svc = services()
-    record = svc.queue.call(sid)
-    if record.get("state") in ("offered", "on_call") and record.get("seat"):
-        flow = svc.handler.load(sid)
-        if flow is not None and (flow.phase != "ringing" or flow.seat != record["seat"]):
-            svc.handler.handle(sid, e.SeatOffered(record["seat"], at=time.time()))
+    seat = svc.handler.seat_to_dial(sid, time.time())
+    if seat:
         response = VoiceResponse()
-        dial_seat(response, svc.twiml, sid, record["seat"])
+        dial_seat(response, svc.twiml, sid, seat)
         return twiml(response)
     actions, _ = svc.handler.queue_update(sid, time.time())
     return respond(actions, sid, in_queue=False)
@@ -211,10 +208,9 @@ def dial_status() -> Response:
     if caller_gone or record.get("state") in ("ended", None):
         response.hangup()
         return twiml(response)
-    if record.get("state") == "offered" and record.get("seat") == dialled_seat:
-        svc.queue.no_answer(sid, dialled_seat, reason=field("DialCallStatus", 16) or "no-answer")
     # Back to holding, or straight on to a seat the queue has offered meanwhile.
-    actions, _ = handler.queue_update(sid, time.time())
+    reason = field("DialCallStatus", 16) or "no-answer"
+    actions = handler.seat_missed(sid, dialled_seat, reason, time.time())
     return respond(actions, sid, in_queue=False)
 
 
