@@ -208,6 +208,8 @@ class CallHandler:
             self._save(call_id, new_state)
         media: list[a.Action] = []
         for action in actions:
+            if isinstance(action, a.Bridge):
+                self.queue.ringing(call_id, action.seat)  # the adapter dials it next
             if isinstance(action, MEDIA_ACTIONS):
                 media.append(action)
             else:
@@ -270,7 +272,9 @@ class CallHandler:
             return None
         flow = self.load(call_id)
         if flow is not None and (flow.phase != "ringing" or flow.seat != seat):
-            self.handle(call_id, e.SeatOffered(seat, at=at))
+            self.handle(call_id, e.SeatOffered(seat, at=at))  # its Bridge starts the ring
+        else:
+            self.queue.ringing(call_id, seat)
         return seat
 
     def seat_missed(self, call_id: str, seat: str, reason: str, at: float) -> list[a.Action]:

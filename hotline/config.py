@@ -29,7 +29,10 @@ class QueueSettings:
     priority_bonus_s: Mapping[str, float] = field(
         default_factory=lambda: {"vulnerable": 120.0, "repeat": 60.0, "normal": 0.0}
     )
-    offer_timeout_s: float = 20.0  # ring-no-answer
+    offer_timeout_s: float = 20.0  # ring-no-answer, counted from the moment the seat rings
+    # How long an offered call may take to start ringing its seat: the longest prompt
+    # (a repeat caller's case-status sentence, about 20 s) plays out first.
+    offer_start_s: float = 30.0
     wrapup_s: float = 30.0
     seat_heartbeat_ttl_s: float = 30.0
     sticky_s: float = 30.0  # how long a repeat caller waits for their own operator
@@ -146,6 +149,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         priority_bonus_s=_bonuses(env),
         # Twilio rings a seat for at least 5 s, and for the lease minus 2 s.
         offer_timeout_s=_number(env, "HOTLINE_OFFER_TIMEOUT_S", 20.0, minimum=8),
+        offer_start_s=_number(env, "HOTLINE_OFFER_START_S", 30.0, minimum=5),
         wrapup_s=_number(env, "HOTLINE_WRAPUP_S", 30.0),
         seat_heartbeat_ttl_s=_number(env, "HOTLINE_SEAT_TTL_S", 30.0, minimum=1),
         sticky_s=_number(env, "HOTLINE_STICKY_S", 30.0),

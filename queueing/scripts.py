@@ -15,6 +15,7 @@ from redis.commands.core import Script
 SCRIPT_NAMES = (
     "enqueue",
     "answer",
+    "ringing",
     "no_answer",
     "hangup",
     "complete",

@@ -81,6 +81,7 @@ class CallQueue:
             int(self.settings.offer_timeout_s * 1000),
             int(self.settings.wrapup_s * 1000),
             self.settings.events_maxlen,
+            int(self.settings.offer_start_s * 1000),
         ]
         # Where callers go when nobody logged in speaks their language (see the scripts).
         redis.hset(self.keys.stats, "fallback_skill", self.default_skill)
@@ -145,6 +146,11 @@ class CallQueue:
     def answer(self, call_id: str, seat_id: str) -> Transition:
         """The offered seat picked up."""
         return self._transition("answer", check_id("call", call_id), check_id("seat", seat_id))
+
+    def ringing(self, call_id: str, seat_id: str) -> Transition:
+        """The adapter rings the offered seat now: the ring lease starts (``stale`` when
+        the call is no longer offered to that seat)."""
+        return self._transition("ringing", check_id("call", call_id), check_id("seat", seat_id))
 
     def no_answer(self, call_id: str, seat_id: str, reason: str = "no answer") -> Transition:
         """The offered seat did not pick up: pause it, put the call back at the head."""
@@ -227,7 +233,14 @@ class CallQueue:
             int(self.settings.max_wait_s * 1000),
             limit,
         )
-        names = ("ring_no_answer", "wrapups_ended", "sticky_expired", "seats_lost", "calls_expired")
+        names = (
+            "ring_no_answer",
+            "wrapups_ended",
+            "sticky_expired",
+            "seats_lost",
+            "calls_expired",
+            "offers_expired",
+        )
         counts = dict(zip(names, (int(n) for n in t.result.split(",")), strict=True))
         return counts, t.offers
 

@@ -39,9 +39,11 @@ def telephony_worker(url: str, worker: int, calls: int) -> None:
 
 
 def offer_then_hang(url: str) -> None:
-    """Take an offer and die before answering (the parent kills this process)."""
+    """Take an offer, ring the seat, and die before answering (the parent kills this
+    process)."""
     queue = CallQueue(Redis.from_url(url), QueueSettings(offer_timeout_s=0.5))
     offers = queue.enqueue("doomed").offers
+    queue.ringing("doomed", offers[0].seat_id)
     print(f"offered {offers[0].seat_id}", flush=True)
     sys.stdin.read()  # block until killed
 

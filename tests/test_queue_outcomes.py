@@ -62,6 +62,7 @@ def test_offer_expires_into_ring_no_answer_on_the_reaper_tick(make_queue) -> Non
     queue.seat_login("s2")
     queue.seat_state("s2", "paused", "training")
     queue.enqueue("c1")
+    assert queue.ringing("c1", "s1").result == "ringing"
     assert queue.tick()[0]["ring_no_answer"] == 0
     time.sleep(0.25)
     counts, offers = queue.tick()
@@ -69,6 +70,34 @@ def test_offer_expires_into_ring_no_answer_on_the_reaper_tick(make_queue) -> Non
     assert queue.seat("s1")["reason"] == "no answer"
     assert queue.call("c1")["state"] == "waiting"
     assert queue.seat_state("s2", "available").offers == (Offer("c1", "s2"),)
+
+
+def test_the_ring_lease_runs_from_the_ring_not_from_the_offer(make_queue) -> None:
+    """A prompt that plays out before the seat rings does not eat the ring time."""
+    queue = make_queue(offer_timeout_s=0.4, offer_start_s=5.0)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    time.sleep(0.3)  # the greeting plays
+    queue.ringing("c1", "s1")
+    time.sleep(0.3)  # past the ring lease counted from the offer, inside it from the ring
+    assert queue.tick()[0]["ring_no_answer"] == 0
+    assert queue.answer("c1", "s1").result == "connected"
+    assert queue.ringing("c1", "s1").result == "stale"
+
+
+def test_an_offer_that_never_rings_frees_the_seat_without_pausing_it(make_queue) -> None:
+    """The adapter lost the offer (crashed before dialling): not the operator's fault."""
+    queue = make_queue(offer_start_s=0.2)
+    queue.seat_login("s1")
+    queue.seat_login("s2")
+    queue.seat_state("s2", "paused", "training")
+    queue.enqueue("c1")
+    queue.enqueue("c2")
+    time.sleep(0.25)
+    counts, offers = queue.tick()
+    assert counts["offers_expired"] == 1 and counts["ring_no_answer"] == 0
+    assert queue.seat("s1")["reason"] != "no answer"
+    assert offers == (Offer("c1", "s1"),)  # c1 kept the head of the line
 
 
 def test_abandon_while_waiting_records_wait_and_position(redis: Redis, queue: CallQueue) -> None:

@@ -1,6 +1,6 @@
 -- answer: the offered seat picked up; caller and operator are talking.
--- ARGV[4] call id, [5] seat id. Returns {'ok', 'connected'|'duplicate'} or {'err', code}.
-local call, seat = ARGV[4], ARGV[5]
+-- ARGV[5] call id, [6] seat id. Returns {'ok', 'connected'|'duplicate'} or {'err', code}.
+local call, seat = ARGV[5], ARGV[6]
 local ckey = P_CALL .. call
 local state, offered_seat, entered, offered_at =
   unpack(redis.call('HMGET', ckey, 'state', 'seat', 'entered', 'offered_at'))

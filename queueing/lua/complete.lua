@@ -1,8 +1,8 @@
 -- complete: the conversation ended (operator or caller hung up). The seat goes to
 -- wrap-up, or straight back to available when wrap-up is 0.
--- ARGV[4] call id, [5] who ended it ('agent' | 'caller').
+-- ARGV[5] call id, [6] who ended it ('agent' | 'caller').
 -- Returns {'ok', 'completed'|'already-ended', ...offers} or {'err', code}.
-local call, by = ARGV[4], ARGV[5]
+local call, by = ARGV[5], ARGV[6]
 local ckey = P_CALL .. call
 local state, seat, answered_at = unpack(redis.call('HMGET', ckey, 'state', 'seat', 'answered_at'))
 if not state then return {'err', 'no-such-call'} end

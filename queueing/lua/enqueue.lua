@@ -1,10 +1,10 @@
 -- enqueue: a caller enters the queue.
--- ARGV[4] call id, [5] skill, [6] priority class, [7] priority bonus us, [8] caller,
--- [9] sticky seat ('' for none), [10] sticky window ms, [11] fallback skill.
+-- ARGV[5] call id, [6] skill, [7] priority class, [8] priority bonus us, [9] caller,
+-- [10] sticky seat ('' for none), [11] sticky window ms, [12] fallback skill.
 -- Returns {'ok', 'queued'|'sticky'|'duplicate', call, seat, ...offers}.
-local call, skill, priority = ARGV[4], ARGV[5], ARGV[6]
-local bonus_us, caller = tonumber(ARGV[7]), ARGV[8]
-local sticky_seat, sticky_ms, fallback = ARGV[9], tonumber(ARGV[10]), ARGV[11]
+local call, skill, priority = ARGV[5], ARGV[6], ARGV[7]
+local bonus_us, caller = tonumber(ARGV[8]), ARGV[9]
+local sticky_seat, sticky_ms, fallback = ARGV[10], tonumber(ARGV[11]), ARGV[12]
 local ckey = P_CALL .. call
 
 local existing = redis.call('HGET', ckey, 'state')

@@ -1,8 +1,8 @@
 -- hangup: the caller hung up, wherever the call was.
 -- Waiting -> ABANDON (wait and position recorded); ringing a seat -> ABANDON and the
 -- seat is freed; talking -> COMPLETE by the caller. Repeats change nothing.
--- ARGV[4] call id. Returns {'ok', 'abandoned'|'completed'|'already-ended', ...offers}.
-local call = ARGV[4]
+-- ARGV[5] call id. Returns {'ok', 'abandoned'|'completed'|'already-ended', ...offers}.
+local call = ARGV[5]
 local ckey = P_CALL .. call
 local state, skill, entered, seat, answered_at = unpack(redis.call(
   'HMGET', ckey, 'state', 'skill', 'entered', 'seat', 'answered_at'))

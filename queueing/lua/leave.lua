@@ -1,7 +1,7 @@
 -- leave: a waiting caller leaves the queue by choice (a callback was recorded).
 -- Logged as EXITWITHKEY, as Asterisk's app_queue does; not an abandon.
--- ARGV[4] call id, [5] reason.
-local call, reason = ARGV[4], ARGV[5]
+-- ARGV[5] call id, [6] reason.
+local call, reason = ARGV[5], ARGV[6]
 local ckey = P_CALL .. call
 local state, skill, entered = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'entered'))
 if not state then return {'err', 'no-such-call'} end

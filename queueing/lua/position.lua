@@ -1,7 +1,7 @@
 -- position: where a call stands, for announcements and the estimated wait.
--- ARGV[4] call id. Returns {'ok', state, position, staffed seats for its skill,
+-- ARGV[5] call id. Returns {'ok', state, position, staffed seats for its skill,
 -- available seats for its skill, average handle time ms, seat}.
-local call = ARGV[4]
+local call = ARGV[5]
 local state, skill, score, sticky_seat, seat = unpack(redis.call(
   'HMGET', P_CALL .. call, 'state', 'skill', 'score', 'sticky_seat', 'seat'))
 if not state then return {'err', 'no-such-call'} end

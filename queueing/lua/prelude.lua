@@ -9,8 +9,10 @@
 --   12 available prefix (zset per skill: seat -> idle since ms)
 --   13 staffed prefix (set per skill)   14 offer pub/sub channel
 --   15 sticky-by-seat prefix (zset per seat: its sticky calls -> queue score)
--- ARGV[1..3], identical for every script: offer timeout ms, wrap-up ms, events maxlen.
--- A script's own arguments start at ARGV[4].
+-- ARGV[1..4], identical for every script: ring lease ms (from the moment the seat rings),
+-- wrap-up ms, events maxlen, offer start ms (how long an offered call may take to start
+-- ringing its seat: a prompt may still be playing). A script's own arguments start at
+-- ARGV[5].
 --
 -- Time is Redis server time, so every process shares one clock.
 -- Scripts validate before they write: Lua has no rollback.
@@ -24,6 +26,7 @@ local P_STICKY_SEAT = KEYS[15]
 local OFFER_MS = tonumber(ARGV[1])
 local WRAPUP_MS = tonumber(ARGV[2])
 local EVENTS_MAXLEN = ARGV[3]
+local OFFER_START_MS = tonumber(ARGV[4])
 local ENDED_TTL_S = 86400  -- ended calls linger a day for late webhooks, then expire
 
 local _t = redis.call('TIME')
@@ -73,7 +76,9 @@ local function queue_position(skill, score)
   return redis.call('ZCOUNT', P_WAITING .. skill, '-inf', '(' .. score) + 1
 end
 
--- Offer a call to a seat: both leave their pools and a lease starts.
+-- Offer a call to a seat: both leave their pools and a lease starts. The lease first
+-- covers the adapter starting to ring the seat; ringing re-arms it for the ring time
+-- (ringing.lua), so a prompt that plays on never eats the operator's ring time.
 local function offer(call, seat)
   local ckey = P_CALL .. call
   local skill, entered = unpack(redis.call('HMGET', ckey, 'skill', 'entered'))
@@ -84,9 +89,9 @@ local function offer(call, seat)
     redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
   end
   leave_available(seat)
-  redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW)
+  redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW, 'ringing_at', '')
   redis.call('HSET', P_SEAT .. seat, 'state', 'offered', 'since', NOW, 'reason', '', 'call', call)
-  redis.call('ZADD', K_OFFERS, NOW + OFFER_MS, call)
+  redis.call('ZADD', K_OFFERS, NOW + OFFER_START_MS, call)
   emit('OFFER', 'call', call, 'seat', seat, 'skill', skill, 'wait_ms', NOW - tonumber(entered))
   redis.call('PUBLISH', CH_OFFERS, call .. ' ' .. seat)
   return {call, seat}

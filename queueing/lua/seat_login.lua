@@ -1,7 +1,7 @@
 -- seat_login: an operator logs in with skills and becomes available.
--- Logging in again while idle updates the skills. ARGV[4] seat id, [5] skills csv.
+-- Logging in again while idle updates the skills. ARGV[5] seat id, [6] skills csv.
 -- Returns {'ok', 'logged-in', ...offers} or {'err', code}.
-local seat, skills_csv = ARGV[4], ARGV[5]
+local seat, skills_csv = ARGV[5], ARGV[6]
 local skey = P_SEAT .. seat
 local state = seat_state(seat)
 if state == 'offered' or state == 'on_call' then return {'err', 'seat-busy'} end

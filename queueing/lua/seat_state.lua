@@ -1,7 +1,7 @@
 -- seat_state: an operator makes the seat available or pauses it (with a reason).
 -- Pausing while a call rings sends that call back to the head of the queue.
--- ARGV[4] seat id, [5] 'available'|'paused', [6] reason.
-local seat, wanted, reason = ARGV[4], ARGV[5], ARGV[6]
+-- ARGV[5] seat id, [6] 'available'|'paused', [7] reason.
+local seat, wanted, reason = ARGV[5], ARGV[6], ARGV[7]
 local state = seat_state(seat)
 if state == 'offline' then return {'err', 'not-logged-in'} end
 if state == 'on_call' then return {'err', 'seat-busy'} end

@@ -1,7 +1,7 @@
 -- set_skill: a waiting caller chose a language. Same entry time, other seats; if
 -- nobody logged in has that language, the fallback skill. Too late once offered.
--- ARGV[4] call id, [5] skill, [6] fallback skill.
-local call, skill, fallback = ARGV[4], ARGV[5], ARGV[6]
+-- ARGV[5] call id, [6] skill, [7] fallback skill.
+local call, skill, fallback = ARGV[5], ARGV[6], ARGV[7]
 local ckey = P_CALL .. call
 local state, old, score, sticky_seat = unpack(redis.call('HMGET', ckey, 'state', 'skill', 'score', 'sticky_seat'))
 if not state then return {'err', 'no-such-call'} end

@@ -1,19 +1,27 @@
 -- tick: the reaper's sweep, run every few hundred milliseconds by any process.
--- Expired offers -> ring-no-answer; finished wrap-ups -> available; expired sticky
+-- Expired offers -> ring-no-answer (or, if the seat never rang, back to the head of the
+-- line with the seat free); finished wrap-ups -> available; expired sticky
 -- windows -> the caller falls back to anyone; silent seats -> offline; waiting calls
 -- older than the maximum wait (their adapter is gone) -> ended. Then match.
--- ARGV[4] seat heartbeat ttl ms, [5] max wait ms, [6] max items per kind.
-local ttl_ms, max_wait_ms, limit = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+-- ARGV[5] seat heartbeat ttl ms, [6] max wait ms, [7] max items per kind.
+local ttl_ms, max_wait_ms, limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local out = {'ok', 'swept'}
-local counts = {0, 0, 0, 0, 0}
+local counts = {0, 0, 0, 0, 0, 0}
 
 for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_OFFERS, '-inf', NOW, 'LIMIT', 0, limit)) do
-  local seat = redis.call('HGET', P_CALL .. call, 'seat')
+  local seat, ringing_at = unpack(redis.call('HMGET', P_CALL .. call, 'seat', 'ringing_at'))
   requeue(call)
-  emit('RINGNOANSWER', 'call', call, 'seat', seat, 'reason', 'timeout')
-  leave_available(seat)
-  set_seat_state(seat, 'paused', 'no answer')
-  counts[1] = counts[1] + 1
+  if ringing_at and ringing_at ~= '' then
+    emit('RINGNOANSWER', 'call', call, 'seat', seat, 'reason', 'timeout')
+    leave_available(seat)
+    set_seat_state(seat, 'paused', 'no answer')
+    counts[1] = counts[1] + 1
+  else
+    -- The seat never rang (the adapter lost the offer): not the operator's doing.
+    emit('OFFER_EXPIRED', 'call', call, 'seat', seat)
+    add_pair(out, make_available(seat, 'offer not taken up'))
+    counts[6] = counts[6] + 1
+  end
 end
 
 for _, seat in ipairs(redis.call('ZRANGEBYSCORE', K_WRAPUPS, '-inf', NOW, 'LIMIT', 0, limit)) do
