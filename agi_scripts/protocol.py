@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from asterisk.agi import AGI
@@ -24,6 +27,8 @@ log = logging.getLogger("hotline.agi.protocol")
 _CODE = re.compile(r"^(\d{3})[ -](.*)$")
 _RESULT = re.compile(r"result=(-?\d*)(?:\s+\((.*?)\))?(?:\s+endpos=(\d+))?")
 UNKNOWN = "unknown"
+MAX_LINE = 8192  # Asterisk's longest lines (environment, usage text) are far shorter
+MAX_ENV_LINES = 256
 
 
 class AGIProtocolError(Exception):
@@ -47,16 +52,41 @@ class _LogWriter:
 
 
 class SafeAGI(AGI):
-    def __init__(self, rfile: IO[str], wfile: IO[str]) -> None:  # no super(): no SIGHUP
+    def __init__(
+        self, rfile: IO[str], wfile: IO[str], sock: socket.socket | None = None
+    ) -> None:  # no super(): no SIGHUP
         self.stdin, self.stdout, self.stderr = rfile, wfile, _LogWriter()
+        self._sock = sock
         self._got_sighup = False
         self.hungup = False  # Asterisk sent an unsolicited HANGUP line
         self.env: dict[str, str] = {}
         self._read_env()
 
+    def _readline(self) -> str:
+        """One line, at most MAX_LINE characters: a peer that never ends a line cannot
+        make us buffer without bound."""
+        line = self.stdin.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise AGIProtocolError(f"line longer than {MAX_LINE} characters")
+        return line
+
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Wait up to ``seconds`` for the next reply (EXEC Dial returns only when the
+        conversation ends); the connection's ordinary read timeout applies otherwise."""
+        if self._sock is None:
+            yield
+            return
+        ordinary = self._sock.gettimeout()
+        self._sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            self._sock.settimeout(ordinary)
+
     def _read_env(self) -> None:
-        while True:
-            line = self.stdin.readline()
+        for _ in range(MAX_ENV_LINES):
+            line = self._readline()
             if line == "":
                 raise AGIProtocolError("connection closed before the environment ended")
             line = line.strip()
@@ -66,6 +96,7 @@ class SafeAGI(AGI):
             if not sep or not key.startswith("agi_"):
                 raise AGIProtocolError(f"not an AGI environment line: {line[:80]!r}")
             self.env[key.strip()] = value.strip()
+        raise AGIProtocolError(f"environment longer than {MAX_ENV_LINES} lines")
 
     def var(self, name: str) -> str:
         """An environment value; Asterisk's literal 'unknown' means empty."""
@@ -104,7 +135,9 @@ class SafeAGI(AGI):
 
     def _line(self) -> str:
         try:
-            line = self.stdin.readline()
+            line = self._readline()
+        except TimeoutError:
+            raise ChannelGone("no reply from Asterisk within the read timeout") from None
         except OSError as exc:
             raise ChannelGone(f"socket closed: {exc}") from None
         if line == "":

@@ -2,15 +2,22 @@
 the AGI URL (agi://host:4573/inbound?x=y routes to "inbound").
 
 Sessions are short: callers hold in the dialplan, not in a thread (see sessions.py),
-so threads are held only by menus, announcements and dials in progress."""
+so threads are held only by menus, announcements and dials in progress.
+
+Only Asterisk may talk to it: peers outside the allow-list are closed at once, a peer
+that stops talking is dropped after the read timeout, lines are bounded, and at most
+``max_sessions`` run at once (further connections wait in the listen backlog, and a
+caller whose AGI fails holds in the dialplan until the next hold-loop turn)."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.sessions import ROUTES, AgiSettings, Session, call_id_of
@@ -36,8 +43,34 @@ class FastAGIServer(socketserver.ThreadingTCPServer):
         self.on_session_end = on_session_end
         self.active = 0
         self.served = 0
+        self.refused = 0
         self._count_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.max_sessions)
+        self.allowed = allowed_networks(settings.allow)
         super().__init__(address, AGIRequestHandler)
+
+    def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
+        address = ipaddress.ip_address(client_address[0])
+        if any(address in net for net in self.allowed):
+            return True
+        with self._count_lock:
+            self.refused += 1
+        log.warning("refused an AGI connection from %s: not in HOTLINE_AGI_ALLOW", address)
+        return False
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        self._slots.acquire()  # full: the accept loop waits, connections queue in the backlog
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def _count(self, delta: int) -> None:
         with self._count_lock:
@@ -46,9 +79,32 @@ class FastAGIServer(socketserver.ThreadingTCPServer):
                 self.served += 1
 
 
+def allowed_networks(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Addresses, networks (CIDR) or host names (resolved once, at start)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            log.error("HOTLINE_AGI_ALLOW: cannot resolve %r; it is not allowed", entry)
+            continue
+        for info in infos:
+            networks.append(ipaddress.ip_network(info[4][0]))
+    return networks
+
+
 class AGIRequestHandler(socketserver.StreamRequestHandler):
     server: FastAGIServer
-    timeout = 3600  # a conversation through EXEC Dial can last long; a dead peer cannot
+
+    def setup(self) -> None:
+        # The ordinary wait for Asterisk's next line; EXEC Dial waits longer (patience).
+        self.timeout = self.server.agi_settings.read_timeout_s
+        super().setup()
 
     def handle(self) -> None:
         self.server._count(1)
@@ -56,7 +112,7 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
         rfile = self.connection.makefile("r", encoding="utf-8", errors="replace", newline="\n")
         wfile = self.connection.makefile("w", encoding="utf-8", newline="\n")
         try:
-            agi = SafeAGI(rfile, wfile)
+            agi = SafeAGI(rfile, wfile, self.connection)
             route = agi.script
             run_route(agi, self.server.call_handler, self.server.agi_settings, route)
         except AGIProtocolError as exc:

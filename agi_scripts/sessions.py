@@ -25,7 +25,6 @@ from hotline.config import Settings
 from hotline.prompt_audio import sound_files
 from ivr import actions as a
 from ivr import events as e
-from queueing import QueueError
 
 log = logging.getLogger("hotline.agi")
 
@@ -37,6 +36,10 @@ class AgiSettings:
     sounds: str  # where Asterisk finds the rendered prompts, e.g. /var/lib/hotline/sounds/zh
     dial_pattern: str = "PJSIP/{seat}"
     ring_timeout_s: int = 18
+    max_talk_s: float = 7200.0  # EXEC Dial returns when the conversation ends
+    read_timeout_s: float = 60.0  # Asterisk answers every other command within this
+    max_sessions: int = 512
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1")  # who may open AGI sessions
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AgiSettings:
@@ -44,6 +47,10 @@ class AgiSettings:
             sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
             dial_pattern=settings.seat_dial_pattern,
             ring_timeout_s=settings.queue.ring_timeout_s,
+            max_talk_s=settings.queue.max_talk_s,
+            read_timeout_s=settings.agi_read_timeout_s,
+            max_sessions=settings.agi_max_sessions,
+            allow=settings.agi_allow,
         )
 
 
@@ -104,12 +111,12 @@ class Session:
         """On the operator's channel, before the two are bridged."""
         call, seat = self.agi.var("agi_arg_1"), self.agi.var("agi_arg_2")
         try:
-            self.queue.answer(call, seat)
-        except (QueueError, ValueError) as exc:
-            log.info("seat %s picked up call %s too late (%s)", seat, call, exc)
+            connected = self.handler.seat_answered(call, seat, time.time())
+        except ValueError as exc:  # ids that are not ours
+            log.warning("answered route with bad arguments: %s", exc)
+            connected = False
+        if not connected:
             self.agi.set_var("GOSUB_RESULT", "ABORT")  # hang up the operator's leg
-            return
-        self.handler.handle(call, e.SeatConnected(seat, at=time.time()))
 
     def hangup(self) -> None:
         call = call_id_of(self.agi)
@@ -165,16 +172,19 @@ class Session:
 
     def dial(self, call: str, seat: str) -> None:
         endpoint = self.settings.dial_pattern.format(seat=seat)
-        self.agi.exec_app(
-            "Dial",
-            endpoint,
-            str(self.settings.ring_timeout_s),
-            f"U(hotline-answered^{call}^{seat})",
-        )
+        self.handler.ringing(call, seat)
+        with self.agi.patience(self.settings.ring_timeout_s + self.settings.max_talk_s + 60):
+            self.agi.exec_app(
+                "Dial",
+                endpoint,
+                str(self.settings.ring_timeout_s),
+                f"U(hotline-answered^{call}^{seat})",
+            )
         status = self.agi.get_var("DIALSTATUS")  # EXEC Dial's own result means little
-        if status == "ANSWER":
+        if status == "ANSWER":  # they talked, whatever the queue believed meanwhile
             caller_left = self.agi.hungup
-            self.handler.conversation_ended(call, by="caller" if caller_left else "agent")
+            by = "caller" if caller_left else "agent"
+            self.handler.seat_talked(call, seat, by, time.time())
             if not caller_left:
                 self.play("goodbye", {})
                 self.agi.set_var("HOTLINE_NEXT", "hangup")

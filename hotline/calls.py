@@ -208,8 +208,6 @@ class CallHandler:
             self._save(call_id, new_state)
         media: list[a.Action] = []
         for action in actions:
-            if isinstance(action, a.Bridge):
-                self.queue.ringing(call_id, action.seat)  # the adapter dials it next
             if isinstance(action, MEDIA_ACTIONS):
                 media.append(action)
             else:
@@ -272,10 +270,34 @@ class CallHandler:
             return None
         flow = self.load(call_id)
         if flow is not None and (flow.phase != "ringing" or flow.seat != seat):
-            self.handle(call_id, e.SeatOffered(seat, at=at))  # its Bridge starts the ring
-        else:
-            self.queue.ringing(call_id, seat)
+            self.handle(call_id, e.SeatOffered(seat, at=at))
         return seat
+
+    def ringing(self, call_id: str, seat: str, after_s: float = 0.0) -> None:
+        """The adapter is dialling the seat now (after ``after_s`` of media): the seat's
+        ring lease starts then, so an answer anywhere in the ring time is accepted."""
+        try:
+            self.queue.ringing(call_id, seat, after_s)
+        except QueueError:
+            pass  # the call ended meanwhile: the dial will find out
+
+    def seat_answered(self, call_id: str, seat: str, at: float) -> bool:
+        """The telephony says this seat picked up the call: it is connected, even if the
+        queue had moved on meanwhile (the picture follows what happened). False when
+        the caller is gone or another seat already has them: hang up the seat's leg."""
+        try:
+            self.queue.answer(call_id, seat, talked=True)
+        except QueueError as exc:
+            log.info("seat %s picked up call %s, which cannot connect (%s)", seat, call_id, exc)
+            return False
+        self.handle(call_id, e.SeatConnected(seat, at=at))
+        return True
+
+    def seat_talked(self, call_id: str, seat: str, by: str, at: float) -> None:
+        """The telephony reports a conversation with this seat that has ended (Dial
+        answered, DialCallStatus completed), whether or not its pick-up reached us."""
+        self.seat_answered(call_id, seat, at)
+        self.conversation_ended(call_id, by=by)
 
     def seat_missed(self, call_id: str, seat: str, reason: str, at: float) -> list[a.Action]:
         """The dialled seat did not pick up. The queue pauses it only if the call is

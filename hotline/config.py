@@ -37,6 +37,9 @@ class QueueSettings:
     seat_heartbeat_ttl_s: float = 30.0
     sticky_s: float = 30.0  # how long a repeat caller waits for their own operator
     max_wait_s: float = 4 * 3600.0  # a waiting call older than this is stale (lost adapter)
+    # A conversation longer than this is taken to be a lost hang-up (fail-safe): the
+    # call is completed and the seat freed.
+    max_talk_s: float = 7200.0
     events_maxlen: int = 5_000_000  # ~ a month of events at Hangzhou's record volume
     default_handle_s: float = 240.0  # estimate before any call has been handled
 
@@ -61,6 +64,12 @@ class Settings:
     web_port: int = 8000
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Who may open FastAGI sessions: addresses, networks or host names. Loopback only
+    # unless configured (compose names the Asterisk container).
+    agi_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    agi_read_timeout_s: float = 60.0
+    agi_max_sessions: int = 512
+    redis_max_connections: int = 256  # per process; threads wait for a free one
     secret_key: str | None = None
     api_token: str | None = None
     twilio_account_sid: str | None = None
@@ -154,6 +163,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         seat_heartbeat_ttl_s=_number(env, "HOTLINE_SEAT_TTL_S", 30.0, minimum=1),
         sticky_s=_number(env, "HOTLINE_STICKY_S", 30.0),
         max_wait_s=_number(env, "HOTLINE_MAX_WAIT_S", 4 * 3600.0, minimum=60),
+        max_talk_s=_number(env, "HOTLINE_MAX_TALK_S", 7200.0, minimum=60),
+    )
+    allow = tuple(
+        a.strip() for a in env.get("HOTLINE_AGI_ALLOW", "127.0.0.0/8,::1").split(",") if a.strip()
     )
     return Settings(
         var_dir=var_dir,
@@ -164,6 +177,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_port=int(_number(env, "HOTLINE_WEB_PORT", 8000, minimum=1)),
         agi_host=env.get("HOTLINE_AGI_HOST", "127.0.0.1"),
         agi_port=int(_number(env, "HOTLINE_AGI_PORT", 4573, minimum=1)),
+        agi_allow=allow,
+        agi_read_timeout_s=_number(env, "HOTLINE_AGI_READ_TIMEOUT_S", 60.0, minimum=1),
+        agi_max_sessions=int(_number(env, "HOTLINE_AGI_MAX_SESSIONS", 512, minimum=1)),
+        redis_max_connections=int(_number(env, "HOTLINE_REDIS_MAX_CONNECTIONS", 256, minimum=8)),
         secret_key=env.get("HOTLINE_SECRET_KEY") or None,
         api_token=env.get("HOTLINE_API_TOKEN") or None,
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,

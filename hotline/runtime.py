@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 
 from hotline.config import Settings
 from queueing import CallQueue
@@ -24,7 +24,16 @@ def redis_url(settings: Settings) -> str:
 
 
 def connect_redis(settings: Settings) -> Redis:
-    return Redis.from_url(redis_url(settings), health_check_interval=30)
+    """A client whose threads wait for a free connection instead of failing: a burst
+    of AGI sessions must queue for Redis, never drop a caller (redis-py's default pool
+    raises MaxConnectionsError past 100)."""
+    pool = BlockingConnectionPool.from_url(
+        redis_url(settings),
+        max_connections=settings.redis_max_connections,
+        timeout=20,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
 
 
 def call_queue(settings: Settings, redis: Redis | None = None) -> CallQueue:

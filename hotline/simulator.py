@@ -192,6 +192,7 @@ class Simulation:
     # -- operators ---------------------------------------------------------------------
 
     def _ring(self, seat: str, call_id: str) -> None:
+        self.handler.ringing(call_id, seat)
         for op in self.operators:
             if op.seat == seat:
                 op.ringing, op.ring_started = call_id, self.now()

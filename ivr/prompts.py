@@ -75,3 +75,12 @@ def render(prompt_id: str, language: str = "zh", **args: object) -> str:
         zh, en = STATUS_WORDS.get(args["status"], (args["status"], args["status"]))
         args = {**args, "status_zh": zh, "status_en": en}
     return CATALOGUE[prompt_id].text(language, **args)
+
+
+SPOKEN_CHARS_PER_S = {"zh": 3.5, "en": 12.0}  # slow, plain speech for elderly callers
+
+
+def spoken_seconds(prompt_id: str, language: str = "zh", **args: object) -> float:
+    """About how long text-to-speech takes to say a prompt: for a telephony that speaks
+    before it dials (Twilio), so the seat's ring lease can allow for it."""
+    return len(render(prompt_id, language, **args)) / SPOKEN_CHARS_PER_S[language]

@@ -143,14 +143,20 @@ class CallQueue:
             self.default_skill,
         )
 
-    def answer(self, call_id: str, seat_id: str) -> Transition:
-        """The offered seat picked up."""
-        return self._transition("answer", check_id("call", call_id), check_id("seat", seat_id))
+    def answer(self, call_id: str, seat_id: str, *, talked: bool = False) -> Transition:
+        """The offered seat picked up. ``talked``: the telephony reports that this seat
+        did talk with the caller, so the record follows even if the queue had moved on."""
+        return self._transition(
+            "answer", check_id("call", call_id), check_id("seat", seat_id), "1" if talked else ""
+        )
 
-    def ringing(self, call_id: str, seat_id: str) -> Transition:
-        """The adapter rings the offered seat now: the ring lease starts (``stale`` when
-        the call is no longer offered to that seat)."""
-        return self._transition("ringing", check_id("call", call_id), check_id("seat", seat_id))
+    def ringing(self, call_id: str, seat_id: str, after_s: float = 0.0) -> Transition:
+        """The adapter rings the offered seat now (or after ``after_s`` of media it plays
+        first): the ring lease starts then. ``stale`` when the call is no longer offered
+        to that seat."""
+        return self._transition(
+            "ringing", check_id("call", call_id), check_id("seat", seat_id), int(after_s * 1000)
+        )
 
     def no_answer(self, call_id: str, seat_id: str, reason: str = "no answer") -> Transition:
         """The offered seat did not pick up: pause it, put the call back at the head."""

@@ -4,13 +4,13 @@
 # it only installs what is missing.
 #
 #   scripts/bootstrap.sh            what the service needs
-#   scripts/bootstrap.sh --test     plus what the test suite needs (PostgreSQL)
+#   scripts/bootstrap.sh --test     plus what the test suite needs (PostgreSQL, SIPp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(redis-server espeak-ng sox)
 if [[ "${1:-}" == "--test" ]]; then
-    want+=(postgresql)
+    want+=(postgresql sip-tester)
 fi
 
 missing=()

@@ -307,19 +307,29 @@ class AsteriskEmulator:
 
     def _run_channel(self, ch: Channel) -> None:
         try:
-            nxt = self.agi(ch, "inbound", "hotline-inbound")
+            nxt = self._inbound(ch)
             while not ch.hung_up:
                 if ch.redirect_to:
                     with ch.lock:
                         ch.redirect_to = None
-                    nxt = self.agi(ch, "bridge", "hotline-bridge")
+                    # [hotline-bridge]: anything but "hangup" goes back to holding
+                    nxt = self.agi(ch, "bridge", "hotline-bridge") or "hold"
                     continue
-                if nxt != "hold":
+                if nxt == "hangup":
                     break  # Hangup(): the hotline ended the call
                 nxt = self._wait_exten(ch)
             self.agi(ch, "hangup", "hotline-inbound")  # exten => h,1,AGI(.../hangup)
         finally:
             ch.done.set()
+
+    def _inbound(self, ch: Channel) -> str:
+        """[hotline-inbound]: the AGI, tried three times a second apart, then hold."""
+        for _ in range(3):
+            nxt = self.agi(ch, "inbound", "hotline-inbound")
+            if nxt in ("hold", "hangup") or ch.hung_up or ch.redirect_to:
+                return nxt or "hold"  # a redirect has moved the channel on
+            time.sleep(1)
+        return "hold"
 
     def _wait_exten(self, ch: Channel) -> str:
         """[hotline-hold] WaitExten(HOLD_S,m): music, a key goes to its extension."""

@@ -130,8 +130,23 @@ class Asterisk:
         tone = self.root / "data" / "moh" / "tone.wav"
         if not tone.exists():  # no sounds in an offline build: a quiet tone for hold
             subprocess.run(
-                ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "5",
-                 "sine", "440", "vol", "0.05"],
+                [
+                    "sox",
+                    "-n",
+                    "-r",
+                    "8000",
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    str(tone),
+                    "synth",
+                    "5",
+                    "sine",
+                    "440",
+                    "vol",
+                    "0.05",
+                ],
                 check=True,
             )
         (self.etc / "asterisk.conf").write_text(
@@ -150,7 +165,8 @@ class Asterisk:
             "[options]\nverbose = 3\ndebug = 0\nmaxcalls = 2000\n"
         )
         (self.etc / "logger.conf").write_text(
-            "[general]\ndateformat = %F %T.%3q\n[logfiles]\nfull => notice,warning,error,verbose(3)\n"
+            "[general]\ndateformat = %F %T.%3q\n"
+            "[logfiles]\nfull => notice,warning,error,verbose(3)\n"
         )
         (self.etc / "rtp.conf").write_text("[general]\nrtpstart = 20000\nrtpend = 29999\n")
         dialplan = (DEPLOY / "extensions.conf").read_text()
@@ -190,8 +206,13 @@ class Asterisk:
 
     def _cli(self, command: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.etc / "asterisk.conf"),
-             "-rx", command],
+            [
+                str(self.prefix / "sbin" / "asterisk"),
+                "-C",
+                str(self.etc / "asterisk.conf"),
+                "-rx",
+                command,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -205,8 +226,14 @@ class Asterisk:
             self.configure()
         with open(self.root / "log" / "console", "ab") as out:
             self.process = subprocess.Popen(
-                [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.etc / "asterisk.conf"),
-                 "-f", "-n", "-q"],
+                [
+                    str(self.prefix / "sbin" / "asterisk"),
+                    "-C",
+                    str(self.etc / "asterisk.conf"),
+                    "-f",
+                    "-n",
+                    "-q",
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -71,8 +71,14 @@ class RealRig:
         argv = {
             "agi": [sys.executable, "-m", "hotline.cli", "agi", "serve"],
             "reaper": [sys.executable, "-m", "hotline.cli", "reaper"],
-            "worker": [bin_path("rq"), "worker", "--with-scheduler", "--url", self.redis_url,
-                       "hotline"],
+            "worker": [
+                bin_path("rq"),
+                "worker",
+                "--with-scheduler",
+                "--url",
+                self.redis_url,
+                "hotline",
+            ],
         }[name]
         with open(self.workdir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(

@@ -243,20 +243,27 @@ def citizen_scenario(
 def phone_scenario(*, ring_ms: int | None, talk_ms: int = 2000) -> str:
     """An operator's phone: rings ``ring_ms`` then talks ``talk_ms`` and hangs up, or
     (ring_ms None) never answers until the caller gives up."""
-    tail = _PHONE_NEVER if ring_ms is None else _PHONE_ANSWER.format(ring_ms=ring_ms,
-                                                                   talk_ms=talk_ms)
+    tail = (
+        _PHONE_NEVER if ring_ms is None else _PHONE_ANSWER.format(ring_ms=ring_ms, talk_ms=talk_ms)
+    )
     # SIPp refuses a variable that is assigned and never used: capture only for the BYE.
-    capture = "" if ring_ms is None else (
-        '<action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>'
-        '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_to"/></action>'
+    capture = (
+        ""
+        if ring_ms is None
+        else (
+            '<action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>'
+            '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_to"/></action>'
+        )
     )
     return _HEAD.format(name="phone") + _PHONE_INVITE.format(capture=capture) + tail + _TAIL
 
 
 def register_scenario(seat: str, password: str, contact_port: int) -> str:
-    return _HEAD.format(name="register") + _REGISTER.format(
-        seat=seat, password=password, contact_port=contact_port
-    ) + _TAIL
+    return (
+        _HEAD.format(name="register")
+        + _REGISTER.format(seat=seat, password=password, contact_port=contact_port)
+        + _TAIL
+    )
 
 
 @dataclass
@@ -293,8 +300,16 @@ def _sipp(workdir: Path, name: str, scenario: str, args: list[str]) -> SippProce
     log = workdir / f"{name}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [SIPP, "-sf", str(xml), "-nostdin", "-trace_err", "-error_file",
-             str(workdir / f"{name}.errors"), *args],
+            [
+                SIPP,
+                "-sf",
+                str(xml),
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+                str(workdir / f"{name}.errors"),
+                *args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -303,29 +318,61 @@ def _sipp(workdir: Path, name: str, scenario: str, args: list[str]) -> SippProce
     return SippProcess(name, process, log)
 
 
-def register(workdir: Path, asterisk_port: int, seat: str, password: str,
-             contact_port: int) -> None:
+def register(
+    workdir: Path, asterisk_port: int, seat: str, password: str, contact_port: int
+) -> None:
     """Register a seat's phone with its own credentials; fails the test if refused."""
     from tests.real_asterisk import free_port
 
     proc = _sipp(
-        workdir, f"register-{seat}", register_scenario(seat, password, contact_port),
-        [f"127.0.0.1:{asterisk_port}", "-i", "127.0.0.1",
-         "-p", str(free_port(__import__("socket").SOCK_DGRAM)),
-         "-m", "1", "-timeout", "10s", "-timeout_error"],
+        workdir,
+        f"register-{seat}",
+        register_scenario(seat, password, contact_port),
+        [
+            f"127.0.0.1:{asterisk_port}",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port(__import__("socket").SOCK_DGRAM)),
+            "-m",
+            "1",
+            "-timeout",
+            "10s",
+            "-timeout_error",
+        ],
     )
     code = proc.wait(timeout=20)
     assert code == 0, f"seat {seat} could not register:\n{proc.output()[-2000:]}"
 
 
-def phone(workdir: Path, seat: str, port: int, *, ring_ms: int | None, talk_ms: int = 2000,
-          calls: int = 1000) -> SippProcess:
+def phone(
+    workdir: Path,
+    seat: str,
+    port: int,
+    *,
+    ring_ms: int | None,
+    talk_ms: int = 2000,
+    calls: int = 1000,
+) -> SippProcess:
     """An operator's phone answering INVITEs on ``port`` (where it registered)."""
     media = port + 1000
     return _sipp(
-        workdir, f"phone-{seat}", phone_scenario(ring_ms=ring_ms, talk_ms=talk_ms),
-        ["-i", "127.0.0.1", "-p", str(port), "-mp", str(media), "-m", str(calls),
-         "-aa", "-default_behaviors", "all,-bye"],
+        workdir,
+        f"phone-{seat}",
+        phone_scenario(ring_ms=ring_ms, talk_ms=talk_ms),
+        [
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mp",
+            str(media),
+            "-m",
+            str(calls),
+            "-aa",
+            "-default_behaviors",
+            "all,-bye",
+        ],
     )
 
 
@@ -345,11 +392,31 @@ def citizens(
     workdir.mkdir(parents=True, exist_ok=True)
     csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
     return _sipp(
-        workdir, name, citizen_scenario(**scenario),  # type: ignore[arg-type]
-        [f"127.0.0.1:{asterisk_port}", "-i", "127.0.0.2", "-p", str(local_port),
-         "-mp", str(local_port + 2000), "-s", dialed, "-inf", str(csv),
-         "-m", str(len(numbers)), "-l", str(len(numbers)),
-         "-r", str(rate_per_s), "-rp", "1000", "-aa"],
+        workdir,
+        name,
+        citizen_scenario(**scenario),  # type: ignore[arg-type]
+        [
+            f"127.0.0.1:{asterisk_port}",
+            "-i",
+            "127.0.0.2",
+            "-p",
+            str(local_port),
+            "-mp",
+            str(local_port + 2000),
+            "-s",
+            dialed,
+            "-inf",
+            str(csv),
+            "-m",
+            str(len(numbers)),
+            "-l",
+            str(len(numbers)),
+            "-r",
+            str(rate_per_s),
+            "-rp",
+            "1000",
+            "-aa",
+        ],
     )
 
 

@@ -210,3 +210,96 @@ def test_hangup_mid_session_frees_the_thread(agi_server, queue) -> None:  # type
     peer.close()
     wait_idle(agi_server)
     assert queue.call("ast-1795812065.1")["state"] == "waiting"  # only the h extension ends it
+
+
+def test_dialstatus_answer_is_a_conversation_even_if_the_queue_moved_on(agi_server, queue) -> None:  # type: ignore[no-untyped-def]
+    """Asterisk says the seat answered (the answered route's request was lost, or came
+    after the queue gave up on the seat): the call is completed, not re-queued, and the
+    operator who talked is not paused."""
+    queue.seat_login("1001")
+    queue.enqueue("ast-1795812065.1")  # offered to 1001 at once
+    sock = connect(agi_server)
+    peer = Peer(sock)
+    peer.send(ENV.replace("ivr?dept=12345", "bridge"))
+    peer.expect("200 result=0\n")  # EXEC Dial: the conversation, then the operator hangs up
+    assert peer.commands[-1].startswith('EXEC Dial "PJSIP/1001,')
+    queue.no_answer("ast-1795812065.1", "1001", "timeout")  # the queue gave up meanwhile
+    peer.expect("200 result=1 (ANSWER)\n")  # GET VARIABLE DIALSTATUS
+    peer.expect("200 result=0 endpos=8000\n")  # STREAM FILE goodbye
+    peer.expect("200 result=1\n")  # SET VARIABLE HOTLINE_NEXT "hangup"
+    assert peer.commands[-1] == 'SET VARIABLE HOTLINE_NEXT "hangup"'
+    peer.close()
+    wait_idle(agi_server)
+    call = queue.call("ast-1795812065.1")
+    assert (call["state"], call["outcome"], call["seat"]) == ("ended", "completed", "1001")
+    assert queue.seat("1001")["state"] != "paused"
+
+
+@pytest.fixture
+def strict_agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
+    from rq import Queue
+
+    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
+    settings = AgiSettings(sounds="/s", read_timeout_s=0.5, max_sessions=4, allow=("127.0.0.2",))
+    server = FastAGIServer(("127.0.0.1", 0), handler, settings)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_peer_outside_the_allow_list_is_closed_at_once(strict_agi_server) -> None:  # type: ignore[no-untyped-def]
+    sock = connect(strict_agi_server)  # from 127.0.0.1; only 127.0.0.2 is allowed
+    sock.settimeout(5)
+    assert sock.recv(100) == b""
+    sock.close()
+    assert strict_agi_server.refused == 1 and strict_agi_server.served == 0
+
+
+def from_allowed(server: FastAGIServer) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))
+    sock.settimeout(5)
+    sock.connect(server.server_address[:2])
+    return sock
+
+
+def test_a_silent_peer_is_dropped_after_the_read_timeout(strict_agi_server) -> None:  # type: ignore[no-untyped-def]
+    silent = [from_allowed(strict_agi_server) for _ in range(4)]  # every session slot
+    started = time.monotonic()
+    for sock in silent:
+        assert sock.recv(100) == b""  # closed by the server, not by us
+        sock.close()
+    assert time.monotonic() - started < 4  # the 0.5 s read timeout, not an hour
+    wait_idle(strict_agi_server)
+    # The slots are free again for Asterisk.
+    good = from_allowed(strict_agi_server)
+    peer = Peer(good)
+    peer.send(ENV.replace("ivr?dept=12345", "nosuchroute"))
+    peer.expect("200 result=1\n")
+    assert peer.commands[0].startswith("VERBOSE")
+    peer.close()
+
+
+def test_an_unterminated_line_is_refused_without_buffering_it(strict_agi_server) -> None:  # type: ignore[no-untyped-def]
+    sock = from_allowed(strict_agi_server)
+    try:
+        sock.sendall(b"agi_network: yes\nagi_request: " + b"x" * 100_000)
+    except OSError:
+        pass  # the server may close before the whole line is sent
+    assert sock.recv(100) == b""
+    sock.close()
+    wait_idle(strict_agi_server)
+
+
+def test_sessions_past_the_limit_wait_for_a_slot(strict_agi_server) -> None:  # type: ignore[no-untyped-def]
+    held = [from_allowed(strict_agi_server) for _ in range(4)]
+    for sock in held:
+        sock.sendall(ENV.replace("ivr?dept=12345", "nosuchroute").encode())
+    time.sleep(0.1)
+    assert strict_agi_server.active <= 4
+    for sock in held:
+        sock.close()
+    wait_idle(strict_agi_server)

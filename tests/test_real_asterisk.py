@@ -64,17 +64,24 @@ def case_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def make_rig(
-    prefix: Path, sounds: Path, case_db: str, redis: Redis, redis_server, tmp_path: Path  # type: ignore[no-untyped-def]
+    prefix: Path,
+    sounds: Path,
+    case_db: str,
+    redis: Redis,
+    redis_server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> Iterator[Callable[..., RealRig]]:
     rigs: list[RealRig] = []
 
     def make(
         services: tuple[str, ...] = ("agi", "reaper"), hold_s: int = 30, **env: str
     ) -> RealRig:
-        asterisk = Asterisk(prefix, tmp_path / "asterisk", agi_port=free_port(), seats=SEATS,
-                            hold_s=hold_s)
-        rig = RealRig(asterisk, redis, redis_server.url, case_db, sounds, tmp_path,
-                      env_overrides=env)
+        asterisk = Asterisk(
+            prefix, tmp_path / "asterisk", agi_port=free_port(), seats=SEATS, hold_s=hold_s
+        )
+        rig = RealRig(
+            asterisk, redis, redis_server.url, case_db, sounds, tmp_path, env_overrides=env
+        )
         rigs.append(rig)
         asterisk.start()
         for name in services:
@@ -91,8 +98,14 @@ def test_shipped_modules_load_without_errors(make_rig: Callable[..., RealRig]) -
     rig = make_rig(services=())
     assert rig.asterisk.module_errors() == []
     loaded = rig.asterisk.cli("module show")
-    for module in ("res_agi.so", "chan_pjsip.so", "app_dial.so", "res_musiconhold.so",
-                   "app_stack.so", "res_pjsip_registrar.so"):
+    for module in (
+        "res_agi.so",
+        "chan_pjsip.so",
+        "app_dial.so",
+        "res_musiconhold.so",
+        "app_stack.so",
+        "res_pjsip_registrar.so",
+    ):
         assert module in loaded, module
     assert "Manager (AMI):             Yes" in rig.asterisk.cli("manager show settings")
     assert "AGI" in rig.asterisk.cli("core show applications like AGI")
@@ -147,22 +160,29 @@ def test_a_phone_that_never_answers_pauses_the_seat_and_the_caller_holds(
     citizen = rig.citizens("unanswered", ["13800138004"], hangup_after_ms=40_000)
     seat = eventually(
         lambda: rig.queue.seat("1001")["state"] == "paused" and rig.queue.seat("1001"),
-        timeout=45, what="the seat is paused after ringing out",
+        timeout=45,
+        what="the seat is paused after ringing out",
     )
     assert seat["reason"] == "no answer"  # type: ignore[index]
     call_id, call = rig.call_of("13800138004")
     assert call["state"] == "waiting"
     # Back on hold, hearing music and nothing else, until they hang up.
-    channel = eventually(lambda: [c for c in rig.asterisk.channels() if "trunk" in c],
-                         timeout=5, what="the caller's channel is up")
-    eventually(lambda: "hotline-hold" in rig.asterisk.cli(f"core show channel {channel[0]}"),  # type: ignore[index]
-               timeout=10, what="the caller is back in the hold loop")
+    channel = eventually(
+        lambda: [c for c in rig.asterisk.channels() if "trunk" in c],
+        timeout=5,
+        what="the caller's channel is up",
+    )
+    eventually(
+        lambda: "hotline-hold" in rig.asterisk.cli(f"core show channel {channel[0]}"),  # type: ignore[index]
+        timeout=10,
+        what="the caller is back in the hold loop",
+    )
     assert citizen.wait(timeout=60) == 0, citizen.output()[-3000:]
     assert phone.process.poll() is None
     ended = rig.queue.call(call_id)
     assert ended["outcome"] == "abandoned"
     log = rig.asterisk.log()
-    plays_after_ring = log[log.rfind("Called PJSIP/1001"):]
+    plays_after_ring = log[log.rfind("Called PJSIP/1001") :]
     assert "Playing '" not in plays_after_ring.split("hotline-hold")[-1]
 
 
@@ -189,8 +209,11 @@ def test_a_caller_who_hangs_up_while_a_seat_rings(make_rig: Callable[..., RealRi
     citizen = rig.citizens("hangs-up-ringing", ["13800138006"], hangup_after_ms=13_000)
     assert citizen.wait(timeout=40) == 0, citizen.output()[-3000:]
     call_id, _ = rig.call_of("13800138006")
-    eventually(lambda: rig.queue.call(call_id).get("outcome") == "abandoned", timeout=10,
-               what="the call is abandoned")
+    eventually(
+        lambda: rig.queue.call(call_id).get("outcome") == "abandoned",
+        timeout=10,
+        what="the call is abandoned",
+    )
     abandon = next(e for e in rig.events("ABANDON") if e["call"] == call_id)
     assert abandon["seat"] == "1001"
     assert rig.queue.seat("1001")["state"] == "available"  # not the operator's fault

@@ -332,3 +332,60 @@ def test_hold_clip_route_serves_the_rendered_file(app, tmp_path) -> None:  # typ
     with client.get("/twilio/hold.wav") as response:
         assert response.status_code == 200 and response.mimetype == "audio/wav"
         assert response.get_data() == b"RIFF....WAVE"
+
+
+def test_a_completed_dial_is_a_conversation_even_if_the_seat_leg_never_reported(  # type: ignore[no-untyped-def]
+    app, twilio, queue
+) -> None:
+    """Twilio's <Dial> action says completed, with a duration, but the seat leg's url
+    request was lost: the conversation happened, so the call completes and a case
+    follows; nobody is re-dialled and the operator is not paused."""
+    queue.seat_login("1001")
+    queue.seat_login("1002")
+    queue.seat_state("1002", "paused", "meeting")
+    twilio.post("/twilio/voice", incoming())  # offered to 1001, which rings
+    root = parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {
+                **incoming(),
+                "CallStatus": "in-progress",
+                "DialCallStatus": "completed",
+                "DialCallDuration": "95",
+            },
+        )
+    )
+    assert verbs(root) == ["Say", "Hangup"]
+    call = queue.call(sid(1))
+    assert (call["outcome"], call["seat"]) == ("completed", "1001")
+    assert queue.seat("1001")["state"] == "available"  # wrap-up 0 in these tests
+    assert queue.seat_state("1002", "available").offers == ()  # nothing to dial again
+    connect = [e for e in events_of(queue, "CONNECT") if e["call"] == sid(1)]
+    assert [(e["seat"], e["late"]) for e in connect] == [("1001", "0")]
+    jobs = app.extensions["hotline"].handler.jobs
+    assert any(j.startswith("case-") for j in jobs.get_job_ids() + scheduled(jobs))
+
+
+def test_a_pick_up_after_the_queue_moved_on_is_still_connected(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())  # rings 1001
+    queue.no_answer(sid(1), "1001", "timeout")  # the queue gave up on 1001 ...
+    # ... but the operator picked up inside the phone's ring time.
+    answered = PUBLIC_BASE + f"/twilio/seat-answered?call={sid(1)}&seat=1001"
+    seat_leg = {"CallSid": sid("seat1"), "From": "client:1001", "To": "client:1001"}
+    assert verbs(parse(twilio.post(answered, seat_leg))) == []
+    assert queue.call(sid(1))["state"] == "on_call"
+    assert queue.seat("1001")["state"] == "on_call"
+
+
+def events_of(queue: CallQueue, kind: str) -> list[dict[str, str]]:
+    out = []
+    for _, fields in queue.redis.xrange(queue.keys.events):
+        event = {k.decode(): v.decode() for k, v in fields.items()}
+        if event["type"] == kind:
+            out.append(event)
+    return out
+
+
+def scheduled(jobs) -> list[str]:  # type: ignore[no-untyped-def]
+    return list(jobs.scheduled_job_registry.get_job_ids())

@@ -18,8 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from ivr import actions as a
 from ivr import events as e
-from ivr.prompts import render
-from queueing import QueueError
+from ivr.prompts import render, spoken_seconds
 from web import services
 from web.twiml import dial_seat, enqueue, hold_music, render_actions
 
@@ -76,7 +75,19 @@ def digits() -> str:
 
 
 def respond(actions: list[a.Action], sid: str, *, in_queue: bool) -> Response:
+    if not in_queue:  # a Bridge becomes a <Dial>, after whatever is said before it
+        spoken = 0.0
+        for action in actions:
+            if isinstance(action, a.Play | a.Gather):
+                spoken += spoken_seconds(action.prompt, **action.args)
+            elif isinstance(action, a.Bridge):
+                services().handler.ringing(sid, action.seat, after_s=spoken)
     return twiml(render_actions(actions, services().twiml, sid, in_queue=in_queue))
+
+
+def dial_now(response: VoiceResponse, sid: str, seat: str) -> None:
+    services().handler.ringing(sid, seat)
+    dial_seat(response, services().twiml, sid, seat)
 
 
 @bp.errorhandler(Exception)
@@ -144,7 +155,7 @@ def after_queue() -> Response:
     response = VoiceResponse()
     state = record.get("state")
     if state == "offered" and record.get("seat"):
-        dial_seat(response, svc.twiml, sid, record["seat"])
+        dial_now(response, sid, record["seat"])
     elif state == "waiting":
         enqueue(response, svc.twiml)
     elif state in ("ended", None):
@@ -163,7 +174,7 @@ def offered() -> Response:
     seat = svc.handler.seat_to_dial(sid, time.time())
     if seat:
         response = VoiceResponse()
-        dial_seat(response, svc.twiml, sid, seat)
+        dial_now(response, sid, seat)
         return twiml(response)
     actions, _ = svc.handler.queue_update(sid, time.time())
     return respond(actions, sid, in_queue=False)
@@ -176,16 +187,16 @@ def seat_answered() -> Response:
     call, seat = request.args.get("call", ""), request.args.get("seat", "")
     if not CALL_SID.match(call) or not SEAT_ID.match(seat):
         abort(400, description="call and seat query parameters are required")
-    handler = services().handler
     response = VoiceResponse()
-    try:
-        handler.queue.answer(call, seat)
-    except QueueError as exc:
-        log.info("seat %s answered call %s too late (%s)", seat, call, exc.code)
-        response.hangup()  # the caller has moved on; the seat's leg ends
-        return twiml(response)
-    handler.handle(call, e.SeatConnected(seat, at=time.time()))
+    if not services().handler.seat_answered(call, seat, time.time()):
+        response.hangup()  # the caller has gone; the seat's leg ends
     return twiml(response)
+
+
+def dial_duration() -> int:
+    """Seconds the <Dial> was connected (DialCallDuration); 0 when absent or malformed."""
+    raw = field("DialCallDuration", 8)
+    return int(raw) if raw.isdigit() else 0
 
 
 @bp.post("/dial-status")
@@ -199,8 +210,14 @@ def dial_status() -> Response:
     record = svc.queue.call(sid)
     caller_gone = field("CallStatus", 16) in TERMINAL
     response = VoiceResponse()
-    if record.get("state") == "on_call":
-        handler.conversation_ended(sid, by="caller" if caller_gone else "agent")
+    talked = field("DialCallStatus", 16) == "completed" and dial_duration() > 0
+    if record.get("state") == "on_call" or (talked and SEAT_ID.match(dialled_seat) and record):
+        # A conversation happened, even if the seat leg's answer request never arrived.
+        by = "caller" if caller_gone else "agent"
+        if record.get("state") == "on_call":
+            handler.conversation_ended(sid, by=by)
+        else:
+            handler.seat_talked(sid, dialled_seat, by, time.time())
         if not caller_gone:
             response.say(render("goodbye"), voice=svc.twiml.voice, language=svc.twiml.language)
         response.hangup()
