@@ -1,109 +1,217 @@
-"""Asterisk Manager Interface: moving holding callers to their seat, placing outbound
-calls. Uses pyst2's Manager with two defects mended:
+"""Asterisk Manager Interface: moving holding callers to their seat, reconciling the
+queue with the channels Asterisk really has, placing outbound calls.
 
-- it opens its socket unbuffered and reads responses line by line, one recv() per byte:
-  BufferedManager reads through a buffer;
-- it matches responses to requests by arrival order only, so two threads sending at
-  once could swap their answers: each AmiClient serialises its actions, and the
-  redirector runs several clients, one per worker thread."""
+pyst2's Manager is not used here: it has no timeout on an action (a stuck Asterisk
+stops every redirect), receives every event on every connection, and matches
+responses to actions by arrival order. AmiConnection is a small synchronous client:
+one action at a time per connection, replies matched by ActionID, events off unless
+asked for, a timeout on every read, and a fresh connection after any failure.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
-from asterisk.manager import Manager, ManagerException, ManagerSocketException
+from redis.exceptions import RedisError
 
 from hotline.calls import CallHandler
 from queueing.offers import offers as queue_offers
 
 log = logging.getLogger("hotline.ami")
 
-
-class BufferedManager(Manager):
-    def connect(self, host: str, port: int = 5038):  # type: ignore[no-untyped-def]
-        if self._connected.is_set():
-            raise ManagerException("Already connected to manager")
-        try:
-            sock = socket.create_connection((host, int(port)), timeout=10)
-            sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock = sock.makefile(mode="rwb")  # buffered: lines come from a buffer
-            sock.close()  # the file keeps the connection open
-        except OSError as exc:
-            raise ManagerSocketException(exc.errno, exc.strerror) from None
-        self._connected.set()
-        self._running.set()
-        self.message_thread.start()
-        self.event_dispatch_thread.start()
-        return self._response_queue.get()
+_action_ids = itertools.count(1)
 
 
-class AmiClient:
-    def __init__(self, host: str, port: int, username: str, secret: str) -> None:
+class AmiError(Exception):
+    """AMI refused, timed out or went away; the connection is dropped."""
+
+
+Message = dict[str, str]
+
+
+class AmiConnection:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        timeout_s: float = 5.0,
+        events: str = "off",
+    ) -> None:
         self.address = (host, port)
         self.credentials = (username, secret)
+        self.timeout_s = timeout_s
+        self.events = events  # "off", or an event mask such as "system"
+        self._sock: socket.socket | None = None
+        self._buffer = b""
         self._lock = threading.Lock()
-        self._manager: Manager | None = None
 
-    def _connected(self) -> Manager:
-        if self._manager is None or not self._manager.connected():
-            manager = BufferedManager()
-            manager.connect(*self.address)
-            manager.login(*self.credentials)
-            self._manager = manager
-        return self._manager
+    # -- wire ---------------------------------------------------------------------------
 
-    def action(self, fields: dict[str, object]) -> dict[str, str]:
-        """Send one action; reconnect once if the connection was lost."""
+    def _connect(self) -> None:
+        sock = socket.create_connection(self.address, timeout=self.timeout_s)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock, self._buffer = sock, b""
+        banner = self._read_line()
+        if not banner.startswith("Asterisk Call Manager"):
+            self.close()
+            raise AmiError(f"not an AMI server: {banner[:60]!r}")
+        username, secret = self.credentials
+        reply = self._send_and_wait(
+            {"Action": "Login", "Username": username, "Secret": secret, "Events": self.events}
+        )
+        if reply.get("Response") != "Success":
+            self.close()
+            raise AmiError(f"AMI login refused: {reply.get('Message', '')}")
+
+    def _read_line(self, deadline: float | None = None) -> str:
+        assert self._sock is not None
+        while b"\r\n" not in self._buffer:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self._sock.settimeout(left)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("AMI closed the connection")
+            self._buffer += chunk
+            if len(self._buffer) > 4 * 1024 * 1024:
+                raise AmiError("AMI message too large")
+        line, _, self._buffer = self._buffer.partition(b"\r\n")
+        return line.decode("utf-8", "replace")
+
+    def read_message(self, timeout_s: float | None = None) -> Message:
+        """The next message (response or event)."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        message: Message = {}
+        while True:
+            line = self._read_line(deadline)
+            if line == "":
+                if message:
+                    return message
+                continue
+            key, sep, value = line.partition(":")
+            if sep:
+                message.setdefault(key.strip(), value.strip())
+
+    def _write(self, fields: dict[str, object]) -> None:
+        assert self._sock is not None
+        lines = []
+        for key, value in fields.items():
+            for item in value if isinstance(value, list) else [value]:
+                text = str(item)
+                if "\r" in text or "\n" in text:
+                    raise ValueError(f"AMI field {key} has a line break")
+                lines.append(f"{key}: {text}")
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def _send_and_wait(self, fields: dict[str, object]) -> Message:
+        action_id = str(fields.get("ActionID") or f"hotline-{next(_action_ids)}")
+        self._write({**fields, "ActionID": action_id})
+        while True:
+            message = self.read_message()
+            if message.get("ActionID") == action_id and "Response" in message:
+                return message
+
+    # -- use -----------------------------------------------------------------------------
+
+    def action(self, fields: dict[str, object]) -> Message:
+        """Send one action and return its response, within the timeout. Any failure
+        drops the connection (its state is unknown); the next action reconnects."""
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    response = self._connected().send_action(dict(fields))
-                    return {k: response.get_header(k) for k in response.headers}
-                except (ManagerException, OSError):
-                    self._manager = None
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+            try:
+                if self._sock is None:
+                    self._connect()
+                return self._send_and_wait(fields)
+            except (OSError, TimeoutError, ConnectionError, AmiError) as exc:
+                self.close()
+                raise AmiError(f"{fields.get('Action')}: {exc or type(exc).__name__}") from None
+
+    def action_list(self, fields: dict[str, object]) -> list[Message]:
+        """An action answered by a list of events (CoreShowChannels): the events."""
+        with self._lock:
+            try:
+                if self._sock is None:
+                    self._connect()
+                action_id = f"hotline-{next(_action_ids)}"
+                self._write({**fields, "ActionID": action_id})
+                items: list[Message] = []
+                while True:
+                    message = self.read_message()
+                    if message.get("ActionID") != action_id:
+                        continue
+                    if message.get("Response") == "Error":
+                        raise AmiError(message.get("Message", "refused"))
+                    if message.get("EventList") == "Complete":
+                        return items
+                    if "Event" in message:
+                        items.append(message)
+            except (OSError, TimeoutError, ConnectionError, AmiError) as exc:
+                self.close()
+                raise AmiError(f"{fields.get('Action')}: {exc or type(exc).__name__}") from None
+
+    def events_forever(self, stop: threading.Event, idle_s: float) -> Iterator[Message | None]:
+        """Events as they come; None every ``idle_s`` without one. Raises AmiError when
+        the connection is lost (the caller reconnects)."""
+        with self._lock:
+            try:
+                if self._sock is None:
+                    self._connect()
+                while not stop.is_set():
+                    try:
+                        yield self.read_message(timeout_s=idle_s)
+                    except TimeoutError:
+                        yield None
+            except (OSError, ConnectionError, AmiError) as exc:
+                self.close()
+                raise AmiError(f"event stream: {exc or type(exc).__name__}") from None
 
     def close(self) -> None:
-        with self._lock:
-            if self._manager is not None and self._manager.connected():
-                try:
-                    self._manager.close()
-                except (ManagerException, OSError):
-                    pass
-            self._manager = None
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock, self._buffer = None, b""
 
 
 class OfferRedirector:
     """On each queue offer for an Asterisk caller who is holding (or in the menu), AMI
     Redirect the channel into the bridge context, whose AGI dials the seat.
 
-    One thread listens for offers; ``workers`` threads, each with an AMI connection of
-    its own, redirect in parallel so a burst of freed seats does not queue up."""
+    One thread listens for offers into a bounded work queue; ``workers`` threads, each
+    with an AMI connection of its own, redirect in parallel. A redirect that times out
+    drops its connection and is left to the hold loop, which finds the offer at its
+    next turn: a stuck AMI slows offers down but never stops them."""
 
     def __init__(
         self,
         handler: CallHandler,
-        ami: AmiClient | Callable[[], AmiClient],
+        ami: AmiConnection | Callable[[], AmiConnection],
         context: str = "hotline-bridge",
         workers: int = 4,
         on_redirect: Callable[[str, float], None] | None = None,
+        max_pending: int = 2000,
     ) -> None:
         self.handler, self.context = handler, context
         self._make_client = ami if callable(ami) else (lambda: ami)
         self.workers = workers if callable(ami) else 1  # one shared client: one worker
         self.on_redirect = on_redirect
-        self._clients: list[AmiClient] = []
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._clients: list[AmiConnection] = []
 
-    def on_offer(self, call_id: str, seat: str, ami: AmiClient) -> bool:
+    def on_offer(self, call_id: str, seat: str, ami: AmiConnection) -> bool:
         if not self.handler.should_push_offer(call_id, seat, "asterisk"):
             return False
         channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
@@ -131,11 +239,22 @@ class OfferRedirector:
         while (item := offers.get()) is not None:
             try:
                 self.on_offer(*item, ami)
-            except Exception:  # one failed redirect must not stop the others
-                log.exception("redirect for %s failed; the hold loop will find it", item[0])
+            except Exception as exc:  # one failed redirect must not stop the others
+                log.warning("redirect of %s failed (%s); the hold loop will find it", item[0], exc)
+
+    def outstanding(self) -> list[tuple[str, str]]:
+        """Offers already made (e.g. while this process was down): pushed at start."""
+        keys = self.handler.queue.keys
+        out = []
+        for raw in self.handler.redis.zrange(keys.offers, 0, -1):
+            call_id = raw.decode()
+            seat = self.handler.queue.call(call_id).get("seat")
+            if seat:
+                out.append((call_id, seat))
+        return out
 
     def run(self, stop: threading.Event) -> None:
-        work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        work: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=self.max_pending)
         threads = [
             threading.Thread(target=self._work, args=(work,), daemon=True)
             for _ in range(self.workers)
@@ -143,16 +262,94 @@ class OfferRedirector:
         for thread in threads:
             thread.start()
         log.info("moving offered callers to their seats over AMI (%d workers)", self.workers)
+
+        def submit(offer: tuple[str, str]) -> None:
+            try:
+                work.put_nowait(offer)
+            except queue.Full:  # AMI is far behind: the hold loop picks these up
+                self.dropped += 1
+                log.warning("redirect queue full; %s left to the hold loop", offer[0])
+
         try:
-            for offer in queue_offers(self.handler.redis, self.handler.queue.keys, stop):
-                work.put(offer)
+            while not stop.is_set():
+                try:
+                    # Offers made while nobody listened (start, a Redis restart) first.
+                    for offer in self.outstanding():
+                        submit(offer)
+                    for offer in queue_offers(self.handler.redis, self.handler.queue.keys, stop):
+                        submit(offer)
+                except RedisError as exc:
+                    log.warning("offer listener lost Redis (%s); reconnecting", exc)
+                    stop.wait(1)
         finally:
             for _ in threads:
-                work.put(None)
+                try:
+                    work.put(None, timeout=1)
+                except queue.Full:
+                    pass
             for thread in threads:
                 thread.join(timeout=5)
             for client in self._clients:
                 client.close()
+
+
+class Reconciler:
+    """Ends the queue's Asterisk calls that Asterisk no longer has, and frees their
+    seats: when the AMI event connection (re)connects, on FullyBooted (Asterisk
+    restarted), and every ``period_s``. A restart of Asterisk mid-conversation is thus
+    reconciled within a second or two of Asterisk accepting AMI again."""
+
+    def __init__(
+        self,
+        handler: CallHandler,
+        make_client: Callable[..., AmiConnection],
+        period_s: float = 30.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.handler = handler
+        self.make_client = make_client
+        self.period_s = period_s
+        self.retry_s = retry_s
+        self.runs = 0
+
+    def reconcile(self, ami: AmiConnection) -> list[str]:
+        live = self.handler.queue.live_calls()  # read before the snapshot (see below)
+        ours = [c for c in live if c.startswith("ast-")]
+        if not ours:
+            self.runs += 1
+            return []
+        channels = ami.action_list({"Action": "CoreShowChannels"})
+        present = {"ast-" + m["Uniqueid"] for m in channels if m.get("Uniqueid")}
+        # A call queued after the live list was read is not looked at; a call in the
+        # list had its channel before the snapshot, so absence means it is gone.
+        gone = [c for c in ours if c not in present]
+        for call_id in gone:
+            log.warning("call %s is gone from Asterisk; ending it", call_id)
+            self.handler.telephony_lost(call_id)
+        self.runs += 1
+        return gone
+
+    def run(self, stop: threading.Event) -> None:
+        actions = self.make_client()
+        while not stop.is_set():
+            listener = self.make_client(events="system")
+            try:
+                self.reconcile(actions)  # on every (re)connect
+                last = time.monotonic()
+                for event in listener.events_forever(stop, idle_s=min(self.period_s, 1.0)):
+                    due = time.monotonic() - last >= self.period_s
+                    booted = event is not None and event.get("Event") == "FullyBooted"
+                    if booted or due:
+                        self.reconcile(actions)
+                        last = time.monotonic()
+            except AmiError as exc:
+                log.info("AMI unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("reconciliation failed; retrying")
+            finally:
+                listener.close()
+            stop.wait(self.retry_s)
+        actions.close()
 
 
 class AsteriskProvider:
@@ -161,7 +358,7 @@ class AsteriskProvider:
 
     def __init__(
         self,
-        ami: AmiClient,
+        ami: AmiConnection,
         channel_pattern: str = "PJSIP/{number}@trunk",
         context: str = "hotline-outbound",
         caller_id: str = "12345",

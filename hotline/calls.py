@@ -281,6 +281,18 @@ class CallHandler:
         except QueueError:
             pass  # the call ended meanwhile: the dial will find out
 
+    def telephony_lost(self, call_id: str) -> None:
+        """The telephony no longer has this call and its hang-up never reached us
+        (Asterisk restarted, a lost webhook): end it as a hang-up now, and free its seat.
+        Never queues anything, even without flow state."""
+        if self.load(call_id) is not None:
+            self.handle(call_id, e.Hangup(at=time.time()))
+        try:
+            if self.queue.hangup(call_id).result == "completed":
+                self.schedule_case(call_id)
+        except QueueError:
+            pass  # unknown or expired: nothing left to end
+
     def seat_answered(self, call_id: str, seat: str, at: float) -> bool:
         """The telephony says this seat picked up the call: it is connected, even if the
         queue had moved on meanwhile (the picture follows what happened). False when

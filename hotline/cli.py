@@ -81,9 +81,13 @@ def reaper(ctx: Context, interval: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
+    handler = call_handler(ctx.settings, ctx.queue)
     while running:
         try:
             counts, offers = ctx.queue.tick()
+            for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
+                log.warning("reaper: call %s talked past the maximum; completed", call_id)
+                handler.schedule_case(call_id)
         except (RedisConnectionError, OSError) as exc:
             log.warning("reaper: redis unavailable (%s); retrying", exc)
             time.sleep(1)
@@ -142,7 +146,7 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve FastAGI: agi://HOST:PORT/inbound for citizens' calls."""
     import threading
 
-    from agi_scripts.ami import AmiClient, OfferRedirector
+    from agi_scripts.ami import AmiConnection, OfferRedirector, Reconciler
     from agi_scripts.server import FastAGIServer, serve
     from agi_scripts.sessions import AgiSettings
 
@@ -155,11 +159,19 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if s.ami_host and s.ami_secret:
 
-        def new_ami_client() -> AmiClient:
-            return AmiClient(s.ami_host, s.ami_port, s.ami_username, s.ami_secret)  # type: ignore[arg-type]
+        def new_ami_client(events: str = "off") -> AmiConnection:
+            return AmiConnection(
+                s.ami_host,  # type: ignore[arg-type]
+                s.ami_port,
+                s.ami_username,
+                s.ami_secret,  # type: ignore[arg-type]
+                events=events,
+            )
 
         redirector = OfferRedirector(handler, new_ami_client)
         threading.Thread(target=redirector.run, args=(stop,), daemon=True).start()
+        reconciler = Reconciler(handler, new_ami_client)
+        threading.Thread(target=reconciler.run, args=(stop,), daemon=True).start()
     else:
         log.warning(
             "ASTERISK_AMI_HOST/SECRET not set: offers reach holding callers only "
@@ -228,10 +240,24 @@ def seat_state(ctx: Context, seat_id: str, state: str, reason: str) -> None:
 
 @seat.command("logout")
 @click.argument("seat_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="a supervisor frees a seat stuck on a call: the call is completed (its case follows)",
+)
 @pass_ctx
-def seat_logout(ctx: Context, seat_id: str) -> None:
-    """Log a seat out."""
-    _run(lambda: _offers(ctx.queue.seat_logout(seat_id)))
+def seat_logout(ctx: Context, seat_id: str, force: bool) -> None:
+    """Log a seat out (refused while it is on a call, unless --force)."""
+
+    def logout() -> None:
+        call_id = ctx.queue.seat(seat_id).get("call", "")
+        transition = ctx.queue.seat_logout(seat_id, force=force)
+        if transition.result == "forced" and call_id:
+            call_handler(ctx.settings, ctx.queue).schedule_case(call_id)
+            click.echo(f"call {call_id} completed by the supervisor")
+        _offers(transition)
+
+    _run(logout)
 
 
 @main.group()

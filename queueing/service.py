@@ -83,6 +83,7 @@ class CallQueue:
             self.settings.events_maxlen,
             int(self.settings.offer_start_s * 1000),
         ]
+        self.last_talked_out: list[str] = []  # calls the last tick completed (max talk)
         # Where callers go when nobody logged in speaks their language (see the scripts).
         redis.hset(self.keys.stats, "fallback_skill", self.default_skill)
 
@@ -195,6 +196,10 @@ class CallQueue:
             seat=values[6] or None,
         )
 
+    def live_calls(self) -> list[str]:
+        """Ids of every call not yet ended (waiting, offered, talking)."""
+        return [_text(c) for c in self.redis.zrange(self.keys.live_calls, 0, -1)]
+
     def call(self, call_id: str) -> dict[str, str]:
         """The live record of a call (empty when unknown or expired)."""
         raw = self.redis.hgetall(self.keys.call(call_id))
@@ -212,8 +217,11 @@ class CallQueue:
             self._skill(skill)
         return self._transition("seat_login", check_id("seat", seat_id), ",".join(skills))
 
-    def seat_logout(self, seat_id: str) -> Transition:
-        return self._transition("seat_logout", check_id("seat", seat_id))
+    def seat_logout(self, seat_id: str, *, force: bool = False) -> Transition:
+        """Log a seat out. A seat on a call is refused (``seat-busy``) unless ``force``
+        (a supervisor freeing a stuck seat): its call is then completed (result
+        ``forced``; the call id is the seat's ``call`` before the logout)."""
+        return self._transition("seat_logout", check_id("seat", seat_id), "1" if force else "")
 
     def seat_state(self, seat_id: str, state: str, reason: str = "") -> Transition:
         if state not in ("available", "paused"):
@@ -232,13 +240,20 @@ class CallQueue:
     # -- sweeping and matching --------------------------------------------------------
 
     def tick(self, limit: int = 200) -> tuple[dict[str, int], tuple[Offer, ...]]:
-        """One reaper sweep. Returns counts of what it reclaimed and the offers made."""
-        t = self._transition(
+        """One reaper sweep. Returns counts of what it reclaimed and the offers made.
+        Calls it completed (past the maximum talk time) are in ``last_talked_out``."""
+        values = self._run(
             "tick",
             int(self.settings.seat_heartbeat_ttl_s * 1000),
             int(self.settings.max_wait_s * 1000),
             limit,
+            int(self.settings.max_talk_s * 1000),
         )
+        split = values.index("|")
+        pairs = values[2:split]
+        self.last_talked_out = values[split + 1 :]
+        offers = tuple(Offer(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+        t = Transition(values[1], offers)
         names = (
             "ring_no_answer",
             "wrapups_ended",
@@ -246,6 +261,7 @@ class CallQueue:
             "seats_lost",
             "calls_expired",
             "offers_expired",
+            "talks_ended",
         )
         counts = dict(zip(names, (int(n) for n in t.result.split(",")), strict=True))
         return counts, t.offers

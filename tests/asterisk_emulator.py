@@ -401,11 +401,13 @@ class AmiServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: AsteriskEmulator, username: str, secret: str) -> None:
+    def __init__(
+        self, emulator: AsteriskEmulator, username: str, secret: str, port: int = 0
+    ) -> None:
         self.emulator, self.username, self.secret = emulator, username, secret
         self.actions: list[dict[str, str]] = []
         emulator.ami = self
-        super().__init__(("127.0.0.1", 0), AmiHandler)
+        super().__init__(("127.0.0.1", port), AmiHandler)
 
     @property
     def port(self) -> int:

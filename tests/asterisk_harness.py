@@ -11,7 +11,7 @@ from typing import Any
 
 from rq import Queue as JobQueue
 
-from agi_scripts.ami import AmiClient, OfferRedirector
+from agi_scripts.ami import AmiConnection, OfferRedirector
 from agi_scripts.server import FastAGIServer
 from agi_scripts.sessions import AgiSettings
 from hotline.calls import CallerDirectory, CallHandler
@@ -67,8 +67,8 @@ def asterisk_rig(
         target=ami_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
 
-    def new_client() -> AmiClient:
-        return AmiClient("127.0.0.1", ami_server.port, AMI_USER, AMI_SECRET)
+    def new_client() -> AmiConnection:
+        return AmiConnection("127.0.0.1", ami_server.port, AMI_USER, AMI_SECRET)
 
     redirector = OfferRedirector(
         handler, new_client, on_redirect=lambda c, t: redirect_times.setdefault(c, t)

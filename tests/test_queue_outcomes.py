@@ -323,3 +323,47 @@ def test_callers_of_a_language_nobody_speaks_any_more_go_to_mandarin(make_queue,
     record = queue.call("dialect-caller")
     assert record["skill"] == "mandarin" and record["requested_skill"] == "hainanese"
     assert record["state"] == "offered" and record["seat"] == "plain"
+
+
+def test_a_conversation_past_the_maximum_talk_time_is_completed(make_queue) -> None:
+    """A lost hang-up must not hold a seat on_call for ever."""
+    queue = make_queue(max_talk_s=0.3)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    assert queue.tick()[0]["talks_ended"] == 0
+    time.sleep(0.35)
+    counts, _ = queue.tick()
+    assert counts["talks_ended"] == 1 and queue.last_talked_out == ["c1"]
+    assert queue.call("c1")["outcome"] == "completed"
+    assert queue.seat("s1")["state"] == "available"
+
+
+def test_the_stale_sweep_moves_past_calls_that_are_not_waiting(make_queue) -> None:
+    """Old calls still talking at the head of the live set must not stop the sweep from
+    reaching a stale waiting call behind them."""
+    queue = make_queue(max_wait_s=0.3)
+    for n in range(3):
+        queue.seat_login(f"s{n}")
+        queue.enqueue(f"talking{n}")
+        queue.answer(f"talking{n}", f"s{n}")
+    queue.enqueue("stale")  # nobody free: it waits
+    time.sleep(0.35)
+    expired = 0
+    for _ in range(3):
+        expired += queue.tick(limit=2)[0]["calls_expired"]
+    assert expired == 1 and queue.call("stale")["outcome"] == "expired"
+    assert queue.call("talking0")["state"] == "on_call"
+
+
+def test_a_supervisor_can_force_a_stuck_seat_out(queue: CallQueue) -> None:
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    with pytest.raises(QueueError):
+        queue.seat_logout("s1")
+    assert queue.seat_logout("s1", force=True).result == "forced"
+    assert queue.seat("s1")["state"] == "offline"
+    assert queue.call("c1")["outcome"] == "completed"
+    assert queue.seat_login("s1").result  # and the operator can log in again
+    assert queue.seat("s1")["state"] == "available"

@@ -245,3 +245,143 @@ def test_a_repeat_caller_hears_the_case_and_reaches_their_operator(
     assert [e["seat"] for e in rig.events("CONNECT") if e["call"] == call_id] == ["1002"]
     played = rig.asterisk.log()
     assert "case_status" in played and number
+
+
+def numbers(prefix: str, count: int) -> list[str]:
+    return [f"139{prefix}{n:04d}" for n in range(count)]
+
+
+def connects_by_call(rig: RealRig) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for event in rig.events("CONNECT"):
+        out.setdefault(event["call"], []).append(event["seat"])
+    return out
+
+
+def test_a_hundred_callers_on_ten_seats(make_rig: Callable[..., RealRig]) -> None:
+    from queueing.audit import audit_event_log
+
+    rig = make_rig(hold_s=10)
+    for n in range(1, 11):
+        rig.seat(f"10{n:02d}", ring_ms=200, talk_ms=2000)
+    callers = numbers("0100", 100)
+    citizens = rig.citizens("hundred", callers, rate_per_s=20, wait_for_bye_ms=300_000)
+    assert citizens.wait(timeout=330) == 0, citizens.output()[-3000:]
+    connects = connects_by_call(rig)
+    by_caller = {c["caller"]: cid for cid, c in rig.calls().items()}
+    assert sorted(by_caller) == sorted(callers)
+    assert all(len(connects.get(cid, [])) == 1 for cid in by_caller.values()), connects
+    audit = audit_event_log(rig.redis, rig.queue.keys)
+    assert audit.double_assignments == 0 and audit.lost_calls == 0
+    assert rig.events("RINGNOANSWER") == []
+
+
+def hold_until_waiting(rig: RealRig, callers: list[str], timeout: float = 40) -> None:
+    def all_waiting() -> bool:
+        calls = {c.get("caller"): c for c in rig.calls().values()}
+        return all(calls.get(n, {}).get("state") == "waiting" for n in callers)
+
+    eventually(all_waiting, timeout, "every caller is waiting")
+
+
+def test_the_agi_server_killed_and_restarted_while_callers_hold(
+    make_rig: Callable[..., RealRig],
+) -> None:
+    rig = make_rig(hold_s=5)
+    for seat in ("1001", "1002"):
+        rig.seat(seat, ring_ms=300, talk_ms=1000)
+        rig.queue.seat_state(seat, "paused", "meeting")
+    callers = numbers("0200", 5)
+    # An invalid key ends the menu: they hold for a person.
+    citizens = rig.citizens("holding", callers, keys=[(9000, "9")], wait_for_bye_ms=120_000)
+    hold_until_waiting(rig, callers)
+    rig.stop("agi", kill=True)
+    time.sleep(8)  # hold-loop turns meet a dead server: the callers keep holding
+    rig.start("agi")
+    for seat in ("1001", "1002"):
+        rig.queue.seat_state(seat, "available")
+    assert citizens.wait(timeout=120) == 0, citizens.output()[-3000:]
+    connects = connects_by_call(rig)
+    assert sorted(len(connects.get(cid, [])) for cid in rig.calls()) == [1] * 5
+
+
+def test_asterisk_restarted_mid_conversation_is_reconciled(
+    make_rig: Callable[..., RealRig],
+) -> None:
+    """Bound: calls and seats are ended within 10 s of Asterisk accepting AMI again."""
+    rig = make_rig()
+    rig.seat("1001", ring_ms=300, talk_ms=120_000)
+    rig.citizens("talking", ["13800138010"], wait_for_bye_ms=200_000)
+    eventually(lambda: rig.queue.seat("1001")["state"] == "on_call", 30, "the call connects")
+    call_id, _ = rig.call_of("13800138010")
+    rig.asterisk.stop(kill=True)  # the machine's Asterisk dies mid-conversation
+    time.sleep(2)
+    assert rig.queue.call(call_id)["state"] == "on_call"  # nobody told the queue
+    rig.asterisk.start()
+    back = time.monotonic()
+    eventually(
+        lambda: rig.queue.call(call_id).get("state") == "ended",
+        10,
+        "the queue ends the call Asterisk no longer has",
+    )
+    assert rig.queue.call(call_id)["outcome"] == "completed"
+    assert rig.queue.seat("1001")["state"] == "available"
+    assert time.monotonic() - back < 10
+    assert rig.queue.seat_state("1001", "paused", "lunch").result == "paused"
+
+
+def test_redis_restarted_while_callers_hold_loses_no_call(
+    prefix: Path, sounds: Path, case_db: str, tmp_path: Path
+) -> None:
+    from hotline.redis_server import RedisServer
+    from tests.real_asterisk import Asterisk as RealAsterisk
+
+    server = RedisServer(tmp_path / "redis-aof", durable=True).start()
+    client = Redis.from_url(server.url)
+    asterisk = RealAsterisk(
+        prefix, tmp_path / "asterisk", agi_port=free_port(), seats=SEATS, hold_s=5
+    )
+    rig = RealRig(asterisk, client, server.url, case_db, sounds, tmp_path)
+    try:
+        asterisk.start()
+        rig.start("agi")
+        rig.start("reaper")
+        rig.keep_seats_alive()
+        for seat in ("1001", "1002"):
+            rig.seat(seat, ring_ms=300, talk_ms=1000)
+            rig.queue.seat_state(seat, "paused", "meeting")
+        callers = numbers("0300", 4)
+        citizens = rig.citizens("holding", callers, keys=[(9000, "9")], wait_for_bye_ms=120_000)
+        hold_until_waiting(rig, callers)
+        time.sleep(1.5)  # past the one second the append-only file may lose
+        server.process.kill()  # type: ignore[union-attr]
+        server.process.wait()  # type: ignore[union-attr]
+        time.sleep(3)
+        server.start()
+        rig.redis = client = Redis.from_url(server.url)
+        hold_until_waiting(rig, callers, timeout=5)  # every caller is still in line
+        for seat in ("1001", "1002"):
+            rig.queue.seat_state(seat, "available")
+        assert citizens.wait(timeout=120) == 0, citizens.output()[-3000:]
+        connects = connects_by_call(rig)
+        assert sorted(len(connects.get(cid, [])) for cid in rig.calls()) == [1] * 4
+    finally:
+        rig.close()
+        client.close()
+        server.stop()
+
+
+def test_a_burst_of_two_hundred_callers_on_twenty_seats(make_rig: Callable[..., RealRig]) -> None:
+    """A typhoon: 200 callers within a second. Nobody is dropped, no seat is paused for
+    the service being busy, everyone reaches a person as seats free up."""
+    rig = make_rig(hold_s=10)
+    for n in range(1, 21):
+        rig.seat(f"10{n:02d}", ring_ms=100, talk_ms=2000)
+    callers = numbers("0400", 200)
+    citizens = rig.citizens("burst", callers, rate_per_s=200, wait_for_bye_ms=400_000)
+    assert citizens.wait(timeout=430) == 0, citizens.output()[-3000:]
+    connects = connects_by_call(rig)
+    assert len(rig.calls()) == 200
+    assert all(len(connects.get(cid, [])) == 1 for cid in rig.calls()), connects
+    assert rig.events("RINGNOANSWER") == []
+    assert "MaxConnectionsError" not in rig.service_log("agi")

@@ -1,8 +1,24 @@
 -- seat_logout: an operator logs out. A call ringing at the seat goes back to the head
--- of the queue; a seat in conversation cannot log out. ARGV[5] seat id.
-local seat = ARGV[5]
+-- of the queue. A seat in conversation cannot log out, unless forced by a supervisor
+-- (the seat is stuck: its call's hang-up was lost): the call is then completed.
+-- ARGV[5] seat id, [6] '1' to force. Returns {'ok', 'logged-out'|'forced'|
+-- 'already-offline', ...offers} or {'err', 'seat-busy'}.
+local seat, force = ARGV[5], ARGV[6] == '1'
 local state = seat_state(seat)
 if state == 'offline' then return {'ok', 'already-offline'} end
-if state == 'on_call' then return {'err', 'seat-busy'} end
-logout(seat, 'logout')
-return try_match(1, {'ok', 'logged-out'})
+local result = 'logged-out'
+if state == 'on_call' then
+  if not force then return {'err', 'seat-busy'} end
+  local call = redis.call('HGET', P_SEAT .. seat, 'call')
+  local ckey = P_CALL .. (call or '')
+  local cstate, answered_at = unpack(redis.call('HMGET', ckey, 'state', 'answered_at'))
+  if cstate == 'on_call' then
+    local talk_ms = NOW - tonumber(answered_at)
+    end_call(call, 'completed')
+    emit('COMPLETE', 'call', call, 'seat', seat, 'by', 'supervisor', 'talk_ms', talk_ms)
+  end
+  set_seat_state(seat, 'paused', 'forced logout')
+  result = 'forced'
+end
+logout(seat, result == 'forced' and 'forced logout' or 'logout')
+return try_match(1, {'ok', result})
