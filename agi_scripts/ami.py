@@ -325,7 +325,7 @@ class Reconciler:
         gone = [c for c in ours if c not in present]
         for call_id in gone:
             log.warning("call %s is gone from Asterisk; ending it", call_id)
-            self.handler.telephony_lost(call_id)
+            self.handler.caller_gone(call_id)
         self.runs += 1
         return gone
 

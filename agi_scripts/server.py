@@ -147,9 +147,16 @@ def run_route(agi: SafeAGI, handler: CallHandler, settings: AgiSettings, route: 
     except (AGIProtocolError, OSError):
         raise
     except Exception:
-        log.exception("AGI route %s failed; sending the caller to a person", route)
-        keep_in_line(session)
+        if route in CALLER_ROUTES:
+            log.exception("AGI route %s failed; sending the caller to a person", route)
+            keep_in_line(session)
+        else:  # the operator's channel (answered), or the h extension: nothing to queue
+            log.exception("AGI route %s failed", route)
     log.debug("route %s done in %.3fs", route, time.monotonic() - started)
+
+
+# Routes that run on a citizen's channel while they are on the line.
+CALLER_ROUTES = ("inbound", "hold", "bridge")
 
 
 def keep_in_line(session: Session) -> None:

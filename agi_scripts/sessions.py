@@ -119,9 +119,9 @@ class Session:
             self.agi.set_var("GOSUB_RESULT", "ABORT")  # hang up the operator's leg
 
     def hangup(self) -> None:
-        call = call_id_of(self.agi)
-        if self.handler.load(call) is not None or self.queue.call(call):
-            self.handler.handle(call, e.Hangup(at=time.time()))
+        """The h extension: the caller's channel is gone. Ends whatever the queue has
+        (idempotent), and invents nothing for a call it never saw."""
+        self.handler.caller_gone(call_id_of(self.agi))
 
     def survey(self) -> None:
         log.info("survey route reached before the survey flow exists; ending politely")

@@ -139,6 +139,9 @@ class CallHandler:
     ) -> list[a.Action]:
         """A call arrived. Starting the same call twice (a retried webhook) replays
         nothing: the second time returns what the caller should hear now."""
+        gone = self.queue.keys.gone(call_id)
+        if self.redis.exists(gone):
+            return [a.HangUp()]  # its hang-up overtook this first webhook
         existing = self.load(call_id)
         if existing is not None:
             return [a.HangUp()] if existing.phase == "done" else [a.Hold()]
@@ -149,12 +152,19 @@ class CallHandler:
             at=at,
             channel=channel,
             staffed_seats=self.queue.staffed_seats(),
+            closed=self.queue.is_closed(),
             vulnerable=known.vulnerable,
             open_case=known.open_case,
             hotline=known.hotline,
         )
         log.info("call %s from %s to %s (%s)", call_id, mask_phone(caller), dialed, channel)
-        return self._prefer_offer(call_id, self._apply(call_id, None, event), at)
+        actions = self._prefer_offer(call_id, self._apply(call_id, None, event), at)
+        if self.redis.exists(gone):
+            # The hang-up arrived while this call was starting. caller_gone() marks
+            # before it releases, and this checks after queuing: one of the two ends it.
+            self.caller_gone(call_id)
+            return [a.HangUp()]
+        return actions
 
     def handle(self, call_id: str, event: e.Event) -> list[a.Action]:
         actions = self._apply(call_id, self.load(call_id), event)
@@ -230,10 +240,13 @@ class CallHandler:
         elif isinstance(action, a.ChangeSkill):
             self.queue.set_skill(call_id, action.skill)
         elif isinstance(action, a.RequestCallback):
-            try:
-                self.queue.leave(call_id, action.reason)
-            except QueueError:
-                pass  # never queued (nobody logged in): nothing to leave
+            if action.reason == "closed":  # never queued: counted as turned away
+                self.queue.turned_away(call_id, state.caller, action.reason)
+            else:
+                try:
+                    self.queue.leave(call_id, action.reason)
+                except QueueError:
+                    log.warning("callback for %s: the call had left the queue", call_id)
             self.jobs.enqueue(
                 "cases.jobs.record_callback_request",
                 call_id,
@@ -281,10 +294,12 @@ class CallHandler:
         except QueueError:
             pass  # the call ended meanwhile: the dial will find out
 
-    def telephony_lost(self, call_id: str) -> None:
-        """The telephony no longer has this call and its hang-up never reached us
-        (Asterisk restarted, a lost webhook): end it as a hang-up now, and free its seat.
-        Never queues anything, even without flow state."""
+    def caller_gone(self, call_id: str) -> None:
+        """The caller's leg is gone: a final status callback, the h extension, or the
+        telephony no longer has the call (Asterisk restarted). Ends the call wherever it
+        was and frees its seat; idempotent; never queues anything, even without flow
+        state, and a first webhook still in flight for it queues nothing either."""
+        self.redis.set(self.queue.keys.gone(call_id), 1, ex=FLOW_TTL_S)
         if self.load(call_id) is not None:
             self.handle(call_id, e.Hangup(at=time.time()))
         try:

@@ -40,6 +40,9 @@ class QueueSettings:
     # A conversation longer than this is taken to be a lost hang-up (fail-safe): the
     # call is completed and the seat freed.
     max_talk_s: float = 7200.0
+    # Nobody logged in for this long: the centre is closed, and callers are told so and
+    # called back. Shorter lapses (a console outage, a shift change) keep them waiting.
+    closed_after_s: float = 300.0
     events_maxlen: int = 5_000_000  # ~ a month of events at Hangzhou's record volume
     default_handle_s: float = 240.0  # estimate before any call has been handled
 
@@ -164,6 +167,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sticky_s=_number(env, "HOTLINE_STICKY_S", 30.0),
         max_wait_s=_number(env, "HOTLINE_MAX_WAIT_S", 4 * 3600.0, minimum=60),
         max_talk_s=_number(env, "HOTLINE_MAX_TALK_S", 7200.0, minimum=60),
+        closed_after_s=_number(env, "HOTLINE_CLOSED_AFTER_S", 300.0),
     )
     allow = tuple(
         a.strip() for a in env.get("HOTLINE_AGI_ALLOW", "127.0.0.0/8,::1").split(",") if a.strip()

@@ -30,7 +30,10 @@ class CallStarted:
     caller: str  # caller id, "" when withheld
     dialed: str
     at: float
-    staffed_seats: int  # operators logged in now; 0 means nobody can answer
+    staffed_seats: int  # operators logged in now
+    # The centre is closed (configured: nobody logged in for a while, or out of hours):
+    # the caller is told so and called back. A momentary lapse is not closed: they wait.
+    closed: bool = False
     channel: str = "phone"  # asterisk | twilio | sim: carried into the case
     vulnerable: bool = False  # on the register of elderly/vulnerable citizens
     open_case: OpenCase | None = None

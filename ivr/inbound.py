@@ -8,8 +8,13 @@
 - A caller with an open case hears its number and status in one sentence and waits
   with priority for the operator who took it (sticky), then anyone.
 - Holding: music; position and estimated wait at most every ANNOUNCE_EVERY_S, only
-  when the position improved. Past CALLBACK_AFTER_S of estimated wait, offer a
-  callback once. With nobody logged in, say so and record a callback.
+  when the position improved. Past CALLBACK_AFTER_S of estimated wait, or when no
+  operator is logged in for the moment, offer a callback once; the caller keeps
+  waiting otherwise. Only a closed centre (configured) turns a caller away, saying so
+  and recording a callback.
+- A hang-up always releases the queue's record, whatever the flow knew; an event for a
+  call that never started never invents one, except the caller's own input (they are
+  on the line: the safest thing is a person).
 - A seat that does not answer changes nothing the caller hears but the music.
 """
 
@@ -90,10 +95,10 @@ def start(event: e.CallStarted) -> Step:
             category_code=event.hotline.category_code,
             department_code=event.hotline.department_code,
         )
-    if event.staffed_seats == 0:
+    if event.closed:
         return (
             replace(state, phase=DONE, outcome="callback"),
-            (a.Play("no_operators"), a.RequestCallback("no_operators"), a.HangUp()),
+            (a.Play("no_operators"), a.RequestCallback("closed"), a.HangUp()),
         )
     if event.vulnerable:
         state = replace(state, priority="vulnerable")
@@ -111,16 +116,14 @@ def start(event: e.CallStarted) -> Step:
 
 
 def _queue_update(state: FlowState, event: e.QueueUpdate) -> Step:
-    if event.staffed_seats == 0:
-        # Everyone logged out while the caller waited: do not leave them in silence.
-        return (
-            replace(state, phase=DONE, outcome="callback"),
-            (a.Play("no_operators"), a.RequestCallback("no_operators"), a.HangUp()),
-        )
     if state.priority == "vulnerable":
         return state, ()  # registered vulnerable callers hear only music until a person
     wait = event.estimated_wait_s
-    if not state.callback_offered and wait is not None and wait >= CALLBACK_AFTER_S:
+    # Nobody is logged in for the moment (a lapse, a shift change): the caller keeps
+    # their place, and may choose a callback instead of an unknown wait.
+    unknown_wait = event.staffed_seats == 0
+    long_wait = wait is not None and wait >= CALLBACK_AFTER_S
+    if not state.callback_offered and (unknown_wait or long_wait):
         return (
             replace(state, phase=CALLBACK_OFFER, callback_offered=True),
             (a.Gather("callback_offer", valid_digits="1", timeout_s=CALLBACK_TIMEOUT_S),),
@@ -144,11 +147,19 @@ def step(state: FlowState | None, event: e.Event) -> Step:
     if isinstance(event, e.CallStarted):
         return start(event)
     if state is None:
-        # An event for a call we never saw start: the safest thing is a person.
+        if isinstance(event, e.Hangup):
+            # A call we never saw start (a status callback of another call, a hang-up
+            # racing the first webhook): end whatever the queue has, invent nothing.
+            return FlowState(phase=DONE, outcome="abandoned"), (a.ReleaseCall(),)
+        if not isinstance(event, e.Digits | e.InputTimeout):
+            return FlowState(phase=DONE), ()  # queue news of a call we do not know
+        # The caller is on the line and we lost their state: the safest thing is a person.
         state = FlowState()
         return replace(state, phase=HOLDING), (a.Enqueue("normal", "mandarin"), a.Hold())
     if state.phase == DONE:
-        return state, ()
+        # A hang-up after the flow finished still ends the queue's record (a callback
+        # chosen just as an offer landed leaves the call offered).
+        return state, ((a.ReleaseCall(),) if isinstance(event, e.Hangup) else ())
 
     if isinstance(event, e.Hangup):
         outcome = "completed" if state.phase == CONNECTED else "abandoned"

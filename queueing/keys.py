@@ -100,8 +100,8 @@ class QueueKeys:
     def flow(self, call_id: str) -> str:  # string: the call flow's JSON state
         return self.prefix + "flow:" + check_id("call", call_id)
 
-    def webhook_seen(self, call_id: str, sequence: str) -> str:  # dedupe of status callbacks
-        return self.prefix + "seen:" + check_id("call", call_id) + "/" + check_id("seq", sequence)
+    def gone(self, call_id: str) -> str:  # string: the telephony said the caller hung up
+        return self.prefix + "gone:" + check_id("call", call_id)
 
     def channel(self, call_id: str) -> str:  # string: the Asterisk channel of a call
         return self.prefix + "chan:" + check_id("call", call_id)

@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "position",
     "set_skill",
     "leave",
+    "turn_away",
 )
 
 

@@ -196,6 +196,22 @@ class CallQueue:
             seat=values[6] or None,
         )
 
+    def turned_away(self, call_id: str, caller: str, reason: str) -> None:
+        """A caller told the centre is closed (never queued): into the event stream."""
+        self._run("turn_away", check_id("call", call_id), caller, reason)
+
+    def is_closed(self) -> bool:
+        """Closed: no seat logged in for ``closed_after_s`` (or never since Redis
+        started). A shorter lapse is not closed: callers wait for a person."""
+        if self.redis.zcard(self.keys.heartbeats) > 0:
+            return False
+        since = self.redis.hget(self.keys.stats, "unstaffed_since")
+        if since is None:
+            return True
+        seconds, micros = self.redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        return now_ms - int(since) >= self.settings.closed_after_s * 1000
+
     def live_calls(self) -> list[str]:
         """Ids of every call not yet ended (waiting, offered, talking)."""
         return [_text(c) for c in self.redis.zrange(self.keys.live_calls, 0, -1)]

@@ -112,11 +112,12 @@ class RealRig:
         talk_ms: int = 2000,
         skills: tuple[str, ...] = ("mandarin",),
         login: bool = True,
+        trace: bool = False,
     ) -> sipp.SippProcess:
         """An operator: the phone registers with the seat's own password and answers
         after ``ring_ms`` (None: never); the seat logs in to the queue."""
         port = free_port(socket.SOCK_DGRAM)
-        phone = sipp.phone(self.workdir, seat, port, ring_ms=ring_ms, talk_ms=talk_ms)
+        phone = sipp.phone(self.workdir, seat, port, ring_ms=ring_ms, talk_ms=talk_ms, trace=trace)
         self.sipps.append(phone)
         sipp.register(self.workdir, self.asterisk.sip_port, seat, seat_password(seat), port)
         if login:

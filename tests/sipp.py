@@ -9,13 +9,35 @@ answer INVITEs at the contact they registered.
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 SIPP = shutil.which("sipp")
+# SIPp takes the media port given and the one two above it (video). Below both the
+# kernel's ephemeral ports and Asterisk's RTP range (20000-29999 in the tests).
+_media_ports = itertools.count(10000 + (os.getpid() % 400) * 20, 4)
+
+
+def media_port() -> int:
+    while True:
+        port = next(_media_ports)
+        if port > 19990:
+            raise RuntimeError("out of media ports")
+        try:
+            for p in (port, port + 2):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+
+
 DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_{digit}.pcap"
 
 _HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
@@ -353,9 +375,12 @@ def phone(
     ring_ms: int | None,
     talk_ms: int = 2000,
     calls: int = 1000,
+    trace: bool = False,
 ) -> SippProcess:
-    """An operator's phone answering INVITEs on ``port`` (where it registered)."""
-    media = port + 1000
+    """An operator's phone answering INVITEs on ``port`` (where it registered).
+    ``trace`` logs every SIP message with its time (phone-SEAT.messages)."""
+    media = media_port()
+    tracing = ["-trace_msg", "-message_file", str(workdir / f"phone-{seat}.messages")]
     return _sipp(
         workdir,
         f"phone-{seat}",
@@ -372,6 +397,7 @@ def phone(
             "-aa",
             "-default_behaviors",
             "all,-bye",
+            *(tracing if trace else []),
         ],
     )
 
@@ -402,7 +428,7 @@ def citizens(
             "-p",
             str(local_port),
             "-mp",
-            str(local_port + 2000),
+            str(media_port()),
             "-s",
             dialed,
             "-inf",

@@ -87,11 +87,17 @@ def test_merged_hotline_number_is_carried_in_the_state() -> None:
     assert restored == state
 
 
-def test_nobody_logged_in_is_said_and_a_callback_recorded() -> None:
-    state, actions = step(None, started(staffed_seats=0))
+def test_a_closed_centre_says_so_and_records_a_callback() -> None:
+    state, actions = step(None, started(staffed_seats=0, closed=True))
     assert kinds(actions) == ["Play", "RequestCallback", "HangUp"]
-    assert actions[1] == a.RequestCallback("no_operators")
+    assert actions[1] == a.RequestCallback("closed")
     assert state.outcome == "callback" and state.phase == DONE
+
+
+def test_nobody_logged_in_for_a_moment_still_queues_the_caller() -> None:
+    """A heartbeat lapse or a shift change is not a closed centre."""
+    state, actions = step(None, started(staffed_seats=0))
+    assert a.Enqueue("normal", "mandarin") in actions and a.HangUp() not in actions
 
 
 def hold(state: FlowState | None = None) -> FlowState:
@@ -131,9 +137,14 @@ def test_declining_the_callback_keeps_waiting_and_is_not_asked_again() -> None:
     assert not any(isinstance(x, a.Gather) for x in actions)
 
 
-def test_everyone_logging_out_while_waiting_records_a_callback() -> None:
+def test_everyone_logging_out_while_waiting_keeps_the_caller_and_offers_a_callback() -> None:
+    """Seats disappearing (a 30 s console outage) never hangs up waiting callers."""
     state, actions = step(hold(), e.QueueUpdate(2, None, 0, at=60))
-    assert a.RequestCallback("no_operators") in actions
+    assert kinds(actions) == ["Gather"] and actions[0].prompt == "callback_offer"
+    state, actions = step(state, e.InputTimeout(at=70))  # no answer: keep waiting
+    assert actions == (a.Hold(),) and state.phase != DONE
+    state, actions = step(state, e.QueueUpdate(2, None, 0, at=120))
+    assert not any(isinstance(x, a.HangUp | a.Gather) for x in actions)
 
 
 def test_offer_bridges_even_during_the_menu_and_no_answer_is_only_music() -> None:
@@ -161,12 +172,34 @@ def test_hangup_at_every_step_releases_the_call(moment: str) -> None:
     state, actions = step(state, e.Hangup(at=30))
     assert actions == (a.ReleaseCall(),)
     assert state.outcome == ("completed" if moment == "connected" else "abandoned")
-    assert step(state, e.Hangup(at=31))[1] == ()  # a second hang-up changes nothing
+    again, actions = step(state, e.Hangup(at=31))  # a second hang-up changes nothing here
+    assert again == state and actions == (a.ReleaseCall(),)  # the queue ignores a repeat
 
 
 def test_an_event_for_an_unknown_call_still_reaches_a_person() -> None:
     state, actions = step(None, e.Digits("5", at=1))
     assert a.Enqueue("normal", "mandarin") in actions
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        e.Hangup(at=1),
+        e.SeatOffered("1001", at=1),
+        e.SeatNoAnswer("1001", at=1),
+        e.QueueUpdate(1, 0, 1, at=1),
+    ],
+)
+def test_no_event_of_an_unknown_call_but_the_callers_own_invents_a_queued_call(event) -> None:  # type: ignore[no-untyped-def]
+    _, actions = step(None, event)
+    assert not any(isinstance(x, a.Enqueue) for x in actions)
+
+
+def test_a_hang_up_after_the_flow_ended_still_releases_the_queue_record() -> None:
+    state, _ = step(hold(), e.QueueUpdate(30, CALLBACK_AFTER_S + 1, 3, at=20))
+    state, _ = step(state, e.Digits("1", at=25))  # callback chosen: the flow is done
+    assert state.phase == DONE
+    assert step(state, e.Hangup(at=26))[1] == (a.ReleaseCall(),)
 
 
 def test_every_prompt_has_both_languages_and_renders() -> None:

@@ -111,7 +111,7 @@ def test_no_seat_logged_in_says_so_and_records_a_callback(redis_server, tmp_path
     figures, lines, sessions = run("no-seat-logged-in", redis_server, tmp_path)
     assert any("没有话务员在线" in line for line in lines)
     with sessions() as session:
-        assert session.scalar(select(CallbackRequest.reason)) == "no_operators"
+        assert session.scalar(select(CallbackRequest.reason)) == "closed"
 
 
 def test_ring_no_answer_moves_on_with_only_music(redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -389,3 +389,71 @@ def events_of(queue: CallQueue, kind: str) -> list[dict[str, str]]:
 
 def scheduled(jobs) -> list[str]:  # type: ignore[no-untyped-def]
     return list(jobs.scheduled_job_registry.get_job_ids())
+
+
+def test_a_final_status_of_a_call_that_never_ran_the_flow_queues_nothing(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    """An outbound call's status callback, or any unknown CallSid: no ghost call."""
+    queue.seat_login("1001")
+    twilio.post("/twilio/status", {**incoming(7), "CallStatus": "completed"})
+    assert queue.live_calls() == [] and queue.call(sid(7)) == {}
+    assert queue.seat("1001")["state"] == "available"
+
+
+def test_a_hang_up_that_overtakes_the_first_webhook_leaves_no_ghost(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/status", {**incoming(), "CallStatus": "canceled", "SequenceNumber": "0"})
+    root = parse(twilio.post("/twilio/voice", incoming()))  # arrives late
+    assert verbs(root) == ["Hangup"]
+    assert queue.live_calls() == []
+
+
+@pytest.mark.parametrize("sequence", ["", "x y", "1" * 40])
+def test_a_final_status_with_any_sequence_number_ends_the_call(twilio, queue, sequence) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    twilio.post(
+        "/twilio/status", {**incoming(), "CallStatus": "completed", "SequenceNumber": sequence}
+    )
+    assert queue.call(sid(1))["state"] == "ended"
+
+
+def test_queue_result_hangup_ends_the_call(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    twilio.post("/twilio/after-queue", {**incoming(), "QueueResult": "hangup"})
+    assert queue.call(sid(1))["outcome"] == "abandoned"
+
+
+def test_voice_and_its_hang_up_at_the_same_moment_leave_no_ghosts(app, queue) -> None:  # type: ignore[no-untyped-def]
+    """The race the field saw: /voice and the final status in flight together."""
+    import threading
+
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")  # nobody answers: ghosts would stay
+    errors: list[BaseException] = []
+
+    def post(path: str, params: dict[str, str], barrier: threading.Barrier) -> None:
+        try:
+            signer = TwilioSigner(app.test_client())
+            barrier.wait(timeout=10)
+            signer.post(path, params)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    for n in range(60):
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=post, args=("/twilio/voice", incoming(n), barrier)),
+            threading.Thread(
+                target=post,
+                args=("/twilio/status", {**incoming(n), "CallStatus": "completed"}, barrier),
+            ),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+    assert errors == []
+    assert queue.live_calls() == []

@@ -28,7 +28,6 @@ bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 SEAT_ID = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 TERMINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
-SEEN_TTL_S = 86400
 
 
 def twiml(response: VoiceResponse) -> Response:
@@ -151,8 +150,12 @@ def after_queue() -> Response:
     """The <Enqueue> ended. Whatever QueueResult says, our queue decides what is next."""
     sid = call_sid()
     svc = services()
-    record = svc.queue.call(sid)
     response = VoiceResponse()
+    if field("QueueResult", 16) == "hangup":  # the caller hung up while holding
+        svc.handler.caller_gone(sid)
+        response.hangup()
+        return twiml(response)
+    record = svc.queue.call(sid)
     state = record.get("state")
     if state == "offered" and record.get("seat"):
         dial_now(response, sid, record["seat"])
@@ -234,14 +237,11 @@ def dial_status() -> Response:
 @bp.post("/status")
 @signed
 def status() -> tuple[str, int]:
-    """Call status callbacks. Deduplicated on (CallSid, SequenceNumber); only a final
-    status acts, so a late 'ringing' cannot bring an ended call back."""
+    """Call status callbacks. Only a final status acts, and ending a call is idempotent,
+    so retries, duplicates and any SequenceNumber (or none) are safe; a late 'ringing'
+    cannot bring an ended call back, and a status of a call that never ran the inbound
+    flow ends nothing and queues nothing."""
     sid = call_sid()
-    svc = services()
-    sequence = field("SequenceNumber", 12) or field("CallStatus", 16)
-    seen = svc.redis.set(svc.queue.keys.webhook_seen(sid, sequence), 1, nx=True, ex=SEEN_TTL_S)
-    if not seen:
-        return "", 204
     if field("CallStatus", 16) in TERMINAL:
-        svc.handler.handle(sid, e.Hangup(at=time.time()))
+        services().handler.caller_gone(sid)
     return "", 204

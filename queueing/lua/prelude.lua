@@ -233,6 +233,9 @@ local function logout(seat, reason)
   end
   redis.call('ZREM', K_WRAPUPS, seat)
   redis.call('ZREM', K_HEARTBEATS, seat)
+  if redis.call('ZCARD', K_HEARTBEATS) == 0 then  -- the last seat: closing starts to count
+    redis.call('HSET', K_STATS, 'unstaffed_since', NOW)
+  end
   -- Its sticky callers need not wait for an operator who has gone.
   for _, call in ipairs(redis.call('ZRANGE', P_STICKY_SEAT .. seat, 0, -1)) do
     requeue(call)
