@@ -78,7 +78,8 @@ def phone_events(messages: Path) -> list[tuple[float, str, str]]:
             return
         first = next((line for line in block[1:] if line.strip()), "")
         cseq = next((line for line in block if line.lower().startswith("cseq:")), "")
-        sender = next((line for line in block if line.lower().startswith("to:")), "")
+        # In a response the phone sends, From: is the caller as Asterisk presents them.
+        sender = next((line for line in block if line.lower().startswith("from:")), "")
         caller = re.search(r"sip:([^@>;]+)", sender)
         if first.startswith("SIP/2.0 200") and "INVITE" in cseq:
             out.append((stamp, "answer", caller.group(1) if caller else ""))

@@ -121,7 +121,7 @@ def _queue_update(state: FlowState, event: e.QueueUpdate) -> Step:
     wait = event.estimated_wait_s
     # Nobody is logged in for the moment (a lapse, a shift change): the caller keeps
     # their place, and may choose a callback instead of an unknown wait.
-    unknown_wait = event.staffed_seats == 0
+    unknown_wait = event.staffed_seats == 0 or wait is None
     long_wait = wait is not None and wait >= CALLBACK_AFTER_S
     if not state.callback_offered and (unknown_wait or long_wait):
         return (

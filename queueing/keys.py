@@ -8,15 +8,25 @@ those prefixes as KEYS and only append ids, so no key name is spelled twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-_ID_FORBIDDEN = set("{}: \t\r\n")
+# Every id that reaches Redis keys, URLs, TwiML or dialplan arguments. \Z, not $: "$"
+# also matches before a final newline. Seat ids are what a phone endpoint may be named,
+# so nothing in them can break a URL query or a Dial argument (no & , ; / . or space).
+ID_PATTERNS = {
+    "call": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"),  # CA..., ast-UNIQUEID
+    "seat": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z"),
+    "skill": re.compile(r"[a-z][a-z0-9_-]{0,31}\Z"),
+    "queue": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z"),
+}
 
 
 def check_id(kind: str, value: str) -> str:
-    """Reject ids that would break key structure (hash tags, separators)."""
-    if not value or len(value) > 128 or any(c in _ID_FORBIDDEN for c in value):
-        raise ValueError(f"invalid {kind} id {value!r}: 1-128 chars, no braces, colons or spaces")
+    """The id itself, or ValueError naming what is allowed."""
+    pattern = ID_PATTERNS[kind]
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ValueError(f"invalid {kind} id {value!r}: must match {pattern.pattern}")
     return value
 
 
@@ -94,6 +104,10 @@ class QueueKeys:
     def sticky_by_seat_prefix(self) -> str:  # zset per seat: its sticky calls -> score
         return self.prefix + "sticky-for:"
 
+    @property
+    def working_prefix(self) -> str:  # set per skill: seats taking calls (not paused)
+        return self.prefix + "working:"
+
     def call(self, call_id: str) -> str:
         return self.call_prefix + check_id("call", call_id)
 
@@ -114,6 +128,9 @@ class QueueKeys:
 
     def waiting(self, skill: str) -> str:
         return self.waiting_prefix + check_id("skill", skill)
+
+    def working(self, skill: str) -> str:
+        return self.working_prefix + check_id("skill", skill)
 
     def available(self, skill: str) -> str:
         return self.available_prefix + check_id("skill", skill)
@@ -139,4 +156,5 @@ class QueueKeys:
             self.staffed_prefix,
             self.offer_channel,
             self.sticky_by_seat_prefix,
+            self.working_prefix,
         ]

@@ -42,23 +42,24 @@ class Transition:
 class Position:
     state: str
     position: int  # 1-based among waiting calls of the same skill; 0 when not waiting
-    staffed_seats: int  # logged-in seats with the call's skill
+    working_seats: int  # seats with the call's skill taking calls (never paused ones)
     available_seats: int
     avg_handle_s: float
     seat: str | None
+    staffed_seats: int = 0  # logged in with the call's skill, paused or not
 
     @property
     def estimated_wait_s(self) -> float | None:
-        """Calls ahead times handle time, shared among the staffed seats.
+        """Calls ahead times handle time, shared among the seats taking calls.
 
-        None when nobody with the skill is logged in: there is no honest estimate."""
+        None when no seat with the skill is taking calls: there is no honest estimate."""
         if self.state != "waiting":
             return 0.0
-        if self.staffed_seats == 0:
+        if self.working_seats == 0:
             return None
         if self.available_seats >= self.position:
             return 0.0
-        return round(self.position * self.avg_handle_s / self.staffed_seats, 1)
+        return round(self.position * self.avg_handle_s / self.working_seats, 1)
 
 
 def _text(value: object) -> str:
@@ -190,10 +191,11 @@ class CallQueue:
         return Position(
             state=values[1],
             position=int(values[2]),
-            staffed_seats=int(values[3]),
+            working_seats=int(values[3]),
             available_seats=int(values[4]),
             avg_handle_s=int(values[5]) / 1000 or self.settings.default_handle_s,
             seat=values[6] or None,
+            staffed_seats=int(values[7]),
         )
 
     def turned_away(self, call_id: str, caller: str, reason: str) -> None:

@@ -46,6 +46,7 @@ def test_scripts_write_only_keys_the_builder_names(redis: Redis, queue: CallQueu
         | {keys.seat(s) for s in ("s1", "s2")}
         | {keys.staffed(s) for s in ("mandarin", "english")}
         | {keys.available(s) for s in ("mandarin", "english")}
+        | {keys.working(s) for s in ("mandarin", "english")}
         | {keys.waiting(s) for s in ("mandarin", "english")}
         | {keys.sticky_by_seat_prefix + "s1"}
     )
@@ -53,3 +54,35 @@ def test_scripts_write_only_keys_the_builder_names(redis: Redis, queue: CallQueu
     assert present, "the scenario wrote nothing"
     assert present <= expected, present - expected
     assert len({key_slot(k.encode()) for k in present}) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("call", "CA" + "0" * 32 + "\n"),  # "$" would have let this pass
+        ("seat", "a&b"),
+        ("seat", "<script>"),
+        ("seat", ".."),
+        ("seat", "10\x0001"),
+        ("seat", "1001,2"),  # would reach EXEC Dial's arguments
+        ("seat", ""),
+        ("call", "ast-1.2 3"),
+        ("skill", "Mandarin"),
+    ],
+)
+def test_ids_are_checked_strictly(kind: str, value: str) -> None:
+    with pytest.raises(ValueError, match="must match"):
+        check_id(kind, value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("call", "CA" + "a" * 32),
+        ("call", "ast-1795812065.12"),
+        ("seat", "1001"),
+        ("seat", "hainan_2"),
+    ],
+)
+def test_real_ids_pass(kind: str, value: str) -> None:
+    assert check_id(kind, value) == value

@@ -112,6 +112,24 @@ def test_position_and_estimated_wait(queue: CallQueue) -> None:
     assert queue.position("c0").state == "offered" and queue.position("c0").position == 0
 
 
+def test_estimated_wait_counts_only_seats_taking_calls(queue: CallQueue) -> None:
+    """10 seats logged in, 9 at lunch: the 11th caller waits about ten times longer than
+    a count of logged-in seats would say, so the callback offer is made."""
+    for n in range(10):
+        queue.seat_login(f"s{n}", ["mandarin", "english"])  # multi-skill: still one seat
+    for n in range(1, 10):
+        queue.seat_state(f"s{n}", "paused", "lunch")
+    for n in range(11):
+        queue.enqueue(f"c{n}")
+    p = queue.position("c10")
+    assert (p.working_seats, p.staffed_seats, p.position) == (1, 10, 10)
+    assert p.estimated_wait_s == 10 * queue.settings.default_handle_s
+    queue.seat_state("s1", "available")  # back from lunch: takes c1 and counts again
+    assert queue.position("c10").working_seats == 2
+    queue.seat_logout("s0")
+    assert queue.position("c10").working_seats == 1
+
+
 def test_estimated_wait_is_unknown_when_nobody_is_logged_in(queue: CallQueue) -> None:
     queue.enqueue("c1")
     assert queue.position("c1").estimated_wait_s is None

@@ -19,14 +19,15 @@ from werkzeug.exceptions import HTTPException
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
+from queueing.keys import ID_PATTERNS
 from web import services
 from web.twiml import dial_seat, enqueue, hold_music, render_actions
 
 log = logging.getLogger("hotline.twilio")
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
-SEAT_ID = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}\Z")
+SEAT_ID = ID_PATTERNS["seat"]
 TERMINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
 
 

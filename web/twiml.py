@@ -8,6 +8,7 @@ Say, Pause, Redirect, Leave, Hangup and Gather are allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
@@ -55,10 +56,10 @@ def enqueue(response: VoiceResponse, settings: TwimlSettings) -> None:
 def dial_seat(response: VoiceResponse, settings: TwimlSettings, call_id: str, seat: str) -> None:
     """Bridge to the seat. The seat's leg runs /twilio/seat-answered when picked up, so
     the queue learns of the answer at that moment."""
-    answered = settings.url(f"/twilio/seat-answered?call={call_id}&seat={seat}")
+    answered = settings.url("/twilio/seat-answered?" + urlencode({"call": call_id, "seat": seat}))
     dial = Dial(
         # The seat rides along: a late no-answer must not pause a seat offered since.
-        action=settings.url(f"/twilio/dial-status?seat={seat}"),
+        action=settings.url("/twilio/dial-status?" + urlencode({"seat": seat})),
         method="POST",
         timeout=settings.ring_timeout_s,
         answer_on_bridge=True,

@@ -9,6 +9,7 @@
 --   12 available prefix (zset per skill: seat -> idle since ms)
 --   13 staffed prefix (set per skill)   14 offer pub/sub channel
 --   15 sticky-by-seat prefix (zset per seat: its sticky calls -> queue score)
+--   16 working prefix (set per skill: seats available, offered, on a call or in wrap-up)
 -- ARGV[1..4], identical for every script: ring lease ms (from the moment the seat rings),
 -- wrap-up ms, events maxlen, offer start ms (how long an offered call may take to start
 -- ringing its seat: a prompt may still be playing). A script's own arguments start at
@@ -22,6 +23,7 @@ local K_HEARTBEATS, K_LIVE, K_SKILLS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[
 local P_CALL, P_SEAT, P_WAITING, P_AVAILABLE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local P_STAFFED, CH_OFFERS = KEYS[13], KEYS[14]
 local P_STICKY_SEAT = KEYS[15]
+local P_WORKING = KEYS[16]
 
 local OFFER_MS = tonumber(ARGV[1])
 local WRAPUP_MS = tonumber(ARGV[2])
@@ -60,9 +62,19 @@ local function seat_skills(seat)
   return split(redis.call('HGET', P_SEAT .. seat, 'skills'))
 end
 
+-- Seats that take calls, per skill, for the estimated wait: paused and offline seats
+-- are not working. Kept here, where every seat state change passes.
+local function mark_working(seat, state)
+  local working = state ~= 'paused' and state ~= 'offline'
+  for _, skill in ipairs(seat_skills(seat)) do
+    redis.call(working and 'SADD' or 'SREM', P_WORKING .. skill, seat)
+  end
+end
+
 local function set_seat_state(seat, state, reason, call)
   redis.call('HSET', P_SEAT .. seat, 'state', state, 'since', NOW,
              'reason', reason or '', 'call', call or '')
+  mark_working(seat, state)
   emit('SEAT_STATE', 'seat', seat, 'state', state, 'reason', reason or '')
 end
 
@@ -91,6 +103,7 @@ local function offer(call, seat)
   leave_available(seat)
   redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW, 'ringing_at', '')
   redis.call('HSET', P_SEAT .. seat, 'state', 'offered', 'since', NOW, 'reason', '', 'call', call)
+  mark_working(seat, 'offered')
   redis.call('ZADD', K_OFFERS, NOW + OFFER_START_MS, call)
   emit('OFFER', 'call', call, 'seat', seat, 'skill', skill, 'wait_ms', NOW - tonumber(entered))
   redis.call('PUBLISH', CH_OFFERS, call .. ' ' .. seat)

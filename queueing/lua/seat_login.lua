@@ -10,7 +10,10 @@ local old_skills = {}
 if state ~= 'offline' then
   leave_available(seat)
   old_skills = seat_skills(seat)
-  for _, skill in ipairs(old_skills) do redis.call('SREM', P_STAFFED .. skill, seat) end
+  for _, skill in ipairs(old_skills) do
+    redis.call('SREM', P_STAFFED .. skill, seat)
+    redis.call('SREM', P_WORKING .. skill, seat)
+  end
 end
 redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW)
 for _, skill in ipairs(split(skills_csv)) do
