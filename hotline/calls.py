@@ -24,6 +24,7 @@ from redis import Redis
 from rq import Queue as JobQueue
 from sqlalchemy.orm import sessionmaker
 
+from cases.phones import PhoneSettings, normalise_or_raw
 from cases.service import caller_profile, hotline_info
 from hotline.logs import mask_phone
 from ivr import actions as a
@@ -115,8 +116,10 @@ class CallHandler:
         directory: CallerDirectory | None,
         *,
         case_delay_s: float | None = None,
+        phones: PhoneSettings | None = None,
     ) -> None:
         self.queue = queue
+        self.phones = phones or PhoneSettings()
         self.redis: Redis = queue.redis
         self.jobs = jobs
         self.directory = directory
@@ -145,6 +148,10 @@ class CallHandler:
         existing = self.load(call_id)
         if existing is not None:
             return [a.HangUp()] if existing.phase == "done" else [a.Hold()]
+        # One citizen is one number however the carrier wrote it (E.164), so the
+        # register, repeat callers and merged hotline numbers are recognised.
+        caller = normalise_or_raw(caller, self.phones)
+        dialed = normalise_or_raw(dialed, self.phones)
         known = self.directory.recognise(caller, dialed) if self.directory else Recognition()
         event = e.CallStarted(
             caller=caller,

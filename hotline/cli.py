@@ -353,11 +353,15 @@ def register_add(ctx: Context, phone: str, name: str, note: str, added_by: str) 
 
     from cases.db import engine_for, session_factory
     from cases.models import CitizenRegister
+    from cases.phones import InvalidPhone, normalise
     from cases.service import utcnow
 
-    phone = phone.strip()
-    if not phone.lstrip("+").isdigit() or not 5 <= len(phone) <= 20:
-        raise click.BadParameter("a phone number is 5-20 digits, optionally with a leading +")
+    try:
+        phone = normalise(phone, ctx.settings.phones)
+    except InvalidPhone as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not phone.startswith("+"):
+        raise click.BadParameter("a citizen's number, not a service code or a withheld id")
     with session_factory(engine_for(ctx.settings.database_url))() as session:
         if session.scalar(select(CitizenRegister).where(CitizenRegister.phone == phone)):
             click.echo("already registered")

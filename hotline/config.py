@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cases.phones import PhoneSettings
+
 PRIORITY_CLASSES = ("vulnerable", "repeat", "normal")
 DEFAULT_SKILLS = ("mandarin", "hainanese", "english")
 
@@ -73,6 +75,7 @@ class Settings:
     agi_read_timeout_s: float = 60.0
     agi_max_sessions: int = 512
     redis_max_connections: int = 256  # per process; threads wait for a free one
+    phones: PhoneSettings = PhoneSettings()
     secret_key: str | None = None
     api_token: str | None = None
     twilio_account_sid: str | None = None
@@ -184,6 +187,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         agi_allow=allow,
         agi_read_timeout_s=_number(env, "HOTLINE_AGI_READ_TIMEOUT_S", 60.0, minimum=1),
         agi_max_sessions=int(_number(env, "HOTLINE_AGI_MAX_SESSIONS", 512, minimum=1)),
+        phones=PhoneSettings(
+            region=(env.get("HOTLINE_PHONE_REGION") or "CN").upper(),
+            area_code=(env.get("HOTLINE_AREA_CODE") or "0898").lstrip("0"),
+        ),
         redis_max_connections=int(_number(env, "HOTLINE_REDIS_MAX_CONNECTIONS", 256, minimum=8)),
         secret_key=env.get("HOTLINE_SECRET_KEY") or None,
         api_token=env.get("HOTLINE_API_TOKEN") or None,

@@ -48,4 +48,5 @@ def call_handler(settings: Settings, queue: CallQueue):  # type: ignore[no-untyp
     from hotline.calls import CallerDirectory, CallHandler
 
     directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
-    return CallHandler(queue, JobQueue(RQ_QUEUE, connection=queue.redis), directory)
+    jobs = JobQueue(RQ_QUEUE, connection=queue.redis)
+    return CallHandler(queue, jobs, directory, phones=settings.phones)

@@ -457,3 +457,33 @@ def test_voice_and_its_hang_up_at_the_same_moment_leave_no_ghosts(app, queue) ->
             t.join(timeout=20)
     assert errors == []
     assert queue.live_calls() == []
+
+
+@pytest.mark.parametrize("registered", ["13800000009", "+86 138 0000 0009", "8613800000009"])
+def test_a_registered_citizen_is_recognised_whatever_the_number_format(  # type: ignore[no-untyped-def]
+    app, twilio, queue, registered: str
+) -> None:
+    """The register is written as typed by staff (normalised by the CLI); Twilio sends
+    E.164. Both meet as one number."""
+    from cases.db import engine_for, session_factory
+    from cases.models import CitizenRegister
+    from cases.phones import normalise
+    from cases.service import utcnow
+
+    settings = app.extensions["hotline"].settings
+    with session_factory(engine_for(settings.database_url))() as session:
+        session.add(
+            CitizenRegister(
+                phone=normalise(registered),
+                name="王阿婆",
+                note="",
+                added_by="test",
+                added_at=utcnow(),
+            )
+        )
+        session.commit()
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming(caller="+8613800000009"))
+    call = queue.call(sid(1))
+    assert (call["priority"], call["caller"]) == ("vulnerable", "+8613800000009")

@@ -1,0 +1,71 @@
+"""Phone numbers, normalised to E.164 wherever they enter (Twilio's From/To, Asterisk's
+caller id and dialed number, the register, the API, cases), so that one citizen is one
+number however the carrier wrote it: 13800138000, 8613800138000, +86 138 0013 8000,
+008613800138000 are all +8613800138000; a Haikou landline written 66668888 (no area
+code) or 0898-66668888 is +8689866668888. Service numbers (12345, 95598) stay short
+codes: they are what the merged-hotline table is keyed by."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+WITHHELD = {"", "anonymous", "unknown", "private", "restricted", "unavailable", "withheld"}
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+class InvalidPhone(ValueError):
+    """Not a phone number we can call or match."""
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    region: str = "CN"  # where national numbers belong (HOTLINE_PHONE_REGION)
+    area_code: str = "898"  # prefixed to local landline numbers: Haikou (HOTLINE_AREA_CODE)
+
+
+DEFAULT = PhoneSettings()
+
+
+def normalise(raw: str, settings: PhoneSettings = DEFAULT) -> str:
+    """E.164 (+8613800138000), a short service code (12345), or "" when withheld.
+    Raises InvalidPhone for anything else."""
+    text = _SEPARATORS.sub("", (raw or "").strip())
+    for prefix in ("sip:", "tel:"):
+        text = text.removeprefix(prefix)
+    text = text.split("@", 1)[0]
+    if text.lower() in WITHHELD:
+        return ""
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not re.fullmatch(r"\+?\d{3,20}", text):
+        raise InvalidPhone(f"not a phone number: {raw!r}")
+    digits = text.lstrip("+")
+    if not text.startswith("+"):
+        if len(digits) <= 6:
+            return digits  # a service number: 12345, 95598, 110
+        if settings.region == "CN" and re.fullmatch(r"861[3-9]\d{9}|86[2-9]\d{9,10}", digits):
+            text = "+" + digits  # the country code without its plus, as some trunks send
+        elif settings.region == "CN" and re.fullmatch(r"[2-9]\d{6,7}", digits):
+            text = "0" + settings.area_code.lstrip("0") + digits  # local landline
+    try:
+        number = phonenumbers.parse(text, settings.region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"not a phone number: {raw!r} ({exc})") from None
+    national = str(number.national_number)
+    if len(national) <= 6:
+        return national  # a short code written with a country code (+8612345)
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidPhone(f"not a possible number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_or_raw(raw: str, settings: PhoneSettings = DEFAULT) -> str:
+    """For caller ids from the telephony: normalised when possible, else the cleaned
+    text (at most 32 characters), so a call is never refused for its caller id."""
+    try:
+        return normalise(raw, settings)
+    except InvalidPhone:
+        return "".join(c for c in (raw or "") if c.isalnum() or c == "+")[:32]
