@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import fields
 
 from cases.db import engine_for, session_factory
-from cases.service import CallInfo, CaseDraft, create_case_for_call, record_callback
+from cases.service import (
+    CallInfo,
+    CaseDraft,
+    InvalidForm,
+    apply_form,
+    case_for_call,
+    create_case_for_call,
+    parse_form,
+    record_callback,
+)
 from hotline.config import load_settings
 from hotline.runtime import call_queue
 
 log = logging.getLogger("hotline.jobs")
+
+DRAFT_TTL_S = 7 * 86400  # the form waits in Redis until it is in SQL, and a while after
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -25,27 +35,60 @@ def _json(queue, key: str) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(raw) if raw else {}
 
 
-def create_case(call_id: str) -> str:
-    """Create the case for an answered call (exactly once). Returns its number."""
-    queue, sessions = _context()
+def call_info(queue, call_id: str, seat: str | None = None) -> CallInfo:  # type: ignore[no-untyped-def]
     flow = _json(queue, queue.keys.flow(call_id))
-    draft_data = _json(queue, queue.keys.case_draft(call_id))
-    known = {f.name for f in fields(CaseDraft)}
-    draft = CaseDraft(**{k: v for k, v in draft_data.items() if k in known})
     call = queue.call(call_id)
-    info = CallInfo(
+    return CallInfo(
         call_id=call_id,
         caller_phone=flow.get("caller") or call.get("caller", ""),
         channel=flow.get("channel", "phone"),
-        operator_seat=call.get("seat") or draft_data.get("seat"),
+        operator_seat=call.get("seat") or seat,
         source_hotline=flow.get("hotline"),
         category_code=flow.get("category_code"),
         department_code=flow.get("department_code"),
     )
+
+
+def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str):  # type: ignore[no-untyped-def]
+    """The operator's form, at any moment of the call or after it: checked (InvalidForm
+    names what is allowed), kept in Redis first, then written into the call's case,
+    which is made now if the hang-up has not made it yet. Idempotent."""
     with sessions() as session:
-        case = create_case_for_call(session, info, draft)
+        draft = parse_form(session, data)
+        queue.redis.set(
+            queue.keys.case_draft(call_id), json.dumps(data, ensure_ascii=False), ex=DRAFT_TTL_S
+        )
+        case = case_for_call(session, call_id) or create_case_for_call(
+            session, call_info(queue, call_id, str(data.get("seat") or "") or None), draft
+        )
+        return apply_form(session, case, draft, actor)
+
+
+def create_case(call_id: str) -> str:
+    """Create the case for an answered call (exactly once), right after the hang-up.
+    With the operator's form if it came already; otherwise it waits in 'received' for
+    the form, which file_form() merges in whenever it arrives. Returns its number."""
+    queue, sessions = _context()
+    data = _json(queue, queue.keys.case_draft(call_id))
+    with sessions() as session:
+        try:
+            draft = parse_form(session, data) if data else CaseDraft(dispatch=False)
+        except InvalidForm:
+            log.exception("stored form for %s is invalid; the case waits for a new one", call_id)
+            draft = CaseDraft(dispatch=False)
+        case = create_case_for_call(session, call_info(queue, call_id, data.get("seat")), draft)
+        if data:
+            apply_form(session, case, draft, case.operator_seat or "system")
         log.info("case %s for call %s (%s)", case.number, call_id, case.status)
         return case.number
+
+
+def file_stored_form(call_id: str) -> str:
+    """Retry of a form the web request could not write to SQL (it is kept in Redis)."""
+    queue, sessions = _context()
+    data = _json(queue, queue.keys.case_draft(call_id))
+    case = file_form(queue, sessions, call_id, data, str(data.get("seat") or "system"))
+    return case.number
 
 
 def record_callback_request(call_id: str, reason: str) -> int:

@@ -218,6 +218,96 @@ def create_case_for_call(session: Session, call: CallInfo, draft: CaseDraft) -> 
     return case
 
 
+class InvalidForm(CaseError):
+    """The operator's form names something that does not exist; ``allowed`` says what
+    does, so the console can show it inline."""
+
+    def __init__(self, field: str, value: object, allowed: list[str]) -> None:
+        super().__init__(f"unknown {field} {value!r}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
+_FORM_CODES = (
+    ("category_code", Category),
+    ("district_code", District),
+    ("department_code", Department),
+)
+_FORM_TEXT = {"description": 4000, "address": 500, "caller_name": 64}
+
+
+def parse_form(session: Session, data: dict[str, object]) -> CaseDraft:
+    """The operator's form as a CaseDraft, checked against the catalogue. Raises
+    InvalidForm naming the field and what is allowed; unknown fields are refused too."""
+    known = {f for f in CaseDraft.__dataclass_fields__} | {"seat"}
+    for name in data:
+        if name not in known:
+            raise InvalidForm("field", name, sorted(known - {"seat"}))
+    values: dict[str, object] = {}
+    for name, limit in _FORM_TEXT.items():
+        value = data.get(name, "")
+        if not isinstance(value, str) or len(value) > limit:
+            raise InvalidForm(name, value, [f"text of at most {limit} characters"])
+        values[name] = value.strip()
+    for name, model in _FORM_CODES:
+        code = data.get(name)
+        if code in (None, ""):
+            values[name] = None
+            continue
+        if (
+            not isinstance(code, str)
+            or session.scalar(select(model.id).where(model.code == code)) is None
+        ):
+            allowed = list(session.scalars(select(model.code).order_by(model.code)))
+            raise InvalidForm(name, code, allowed)
+        values[name] = code
+    urgency = data.get("urgency")
+    if urgency not in (None, "", "normal", "urgent"):
+        raise InvalidForm("urgency", urgency, ["normal", "urgent"])
+    values["urgency"] = urgency or None
+    for name in ("resolved_on_phone", "dispatch"):
+        flag = data.get(name, name == "dispatch")
+        if not isinstance(flag, bool):  # "no" is not False: only JSON true/false
+            raise InvalidForm(name, flag, ["true", "false"])
+        values[name] = flag
+    return CaseDraft(**values)  # type: ignore[arg-type]
+
+
+def apply_form(session: Session, case: Case, draft: CaseDraft, actor: str) -> Case:
+    """Write the operator's form into a case that already exists (the form came after
+    the case was made at hang-up). Idempotent: the same form again changes nothing."""
+    changed = []
+    for name in ("description", "address", "caller_name"):
+        value = getattr(draft, name)
+        if value and getattr(case, name) != value:
+            setattr(case, name, value)
+            changed.append(name)
+    for name, model, attr in (
+        ("category_code", Category, "category"),
+        ("district_code", District, "district"),
+        ("department_code", Department, "department"),
+    ):
+        code = getattr(draft, name)
+        current = getattr(case, attr)
+        if code and (current is None or current.code != code):
+            setattr(case, attr, _by_code(session, model, code, attr))
+            changed.append(attr)
+    urgency = draft.urgency or (
+        "urgent" if case.category is not None and case.category.urgent else None
+    )
+    if urgency and case.urgency != urgency:
+        case.urgency = urgency
+        changed.append("urgency")
+    if changed:
+        case.updated_at = utcnow()
+        _record(case, actor, "form", case.status, case.status, "updated: " + ", ".join(changed))
+    if draft.resolved_on_phone and case.status == "received":
+        transition(session, case, "resolved", actor, "直接办结 resolved on the phone")
+    elif draft.dispatch and case.status == "received":
+        dispatch(session, case, actor)
+    session.commit()
+    return case
+
+
 def transition(session: Session, case: Case, to: str, actor: str, note: str = "") -> Case:
     """Move a case along its lifecycle; an illegal move raises IllegalTransition."""
     check_transition(case.status, to)

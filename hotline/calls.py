@@ -18,10 +18,10 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from redis import Redis
 from rq import Queue as JobQueue
+from rq import Retry
 from sqlalchemy.orm import sessionmaker
 
 from cases.phones import PhoneSettings, normalise_or_raw
@@ -115,7 +115,6 @@ class CallHandler:
         jobs: JobQueue,
         directory: CallerDirectory | None,
         *,
-        case_delay_s: float | None = None,
         phones: PhoneSettings | None = None,
     ) -> None:
         self.queue = queue
@@ -123,8 +122,6 @@ class CallHandler:
         self.redis: Redis = queue.redis
         self.jobs = jobs
         self.directory = directory
-        # Cases are created once the operator has had wrap-up time to fill the form.
-        self.case_delay_s = queue.settings.wrapup_s if case_delay_s is None else case_delay_s
 
     # -- state ------------------------------------------------------------------------
 
@@ -269,17 +266,15 @@ class CallHandler:
                 self.schedule_case(call_id)
 
     def schedule_case(self, call_id: str) -> None:
-        """The conversation ended: its case is created (once) after wrap-up."""
-        job_id = job_id_for("case", call_id)
-        if self.case_delay_s > 0:
-            self.jobs.enqueue_in(
-                timedelta(seconds=self.case_delay_s),
-                "cases.jobs.create_case",
-                call_id,
-                job_id=job_id,
-            )
-        else:
-            self.jobs.enqueue("cases.jobs.create_case", call_id, job_id=job_id)
+        """The conversation ended: its case is created now (once; retried), and the
+        operator's form is merged into it whenever it comes. The reaper's sweep finds
+        any answered call whose job was lost (a crash before this line ran)."""
+        self.jobs.enqueue(
+            "cases.jobs.create_case",
+            call_id,
+            job_id=job_id_for("case", call_id),
+            retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
+        )
 
     def seat_to_dial(self, call_id: str, at: float) -> str | None:
         """The seat the queue has offered this call to, with the flow brought to ringing
@@ -359,16 +354,22 @@ class CallHandler:
     # -- the operator's side ----------------------------------------------------------------
 
     def submit_case_form(self, call_id: str, form: dict[str, object]) -> None:
+        """The operator's form, at any moment: kept in Redis, then filed into the call's
+        case by a retried job, whether the case exists yet or not."""
         self.redis.set(
             self.queue.keys.case_draft(call_id),
             json.dumps(form, ensure_ascii=False),
             ex=FLOW_TTL_S,
         )
+        self.jobs.enqueue(
+            "cases.jobs.file_stored_form",
+            call_id,
+            job_id=job_id_for("form", call_id),
+            retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
+        )
 
-    def operator_completes(self, call_id: str, form: dict[str, object] | None = None) -> None:
-        """The operator ends the conversation (form filled or not)."""
-        if form is not None:
-            self.submit_case_form(call_id, form)
+    def operator_completes(self, call_id: str) -> None:
+        """The operator ends the conversation, where the telephony does not report it."""
         self.conversation_ended(call_id, by="agent")
 
     def conversation_ended(self, call_id: str, by: str) -> None:
@@ -376,3 +377,40 @@ class CallHandler:
         if self.queue.complete(call_id, by=by).result == "completed":
             self.schedule_case(call_id)
         self.handle(call_id, e.Hangup(at=time.time()))
+
+
+class CaseSweep:
+    """The backstop that makes every answered call end in a case: COMPLETE events in
+    the stream, read from a cursor, whose call has no case in SQL ``grace_s`` after the
+    hang-up get their case job (again). Covers a crash between completing a call and
+    enqueuing its job, and jobs lost with a killed worker."""
+
+    CURSOR_FIELD = "case_sweep_cursor"
+
+    def __init__(self, handler: CallHandler, sessions: sessionmaker, grace_s: float = 10.0) -> None:  # type: ignore[type-arg]
+        self.handler, self.sessions, self.grace_s = handler, sessions, grace_s
+
+    def run_once(self, batch: int = 2000) -> list[str]:
+        from sqlalchemy import select
+
+        from cases.models import Case
+
+        redis, keys = self.handler.redis, self.handler.queue.keys
+        cursor = redis.hget(keys.stats, self.CURSOR_FIELD)
+        lower = "(" + cursor.decode() if cursor else "-"
+        seconds, micros = redis.time()
+        upper = str(seconds * 1000 + micros // 1000 - int(self.grace_s * 1000))
+        events = redis.xrange(keys.events, lower, upper, count=batch)
+        if not events:
+            return []
+        completed = [f[b"call"].decode() for _, f in events if f.get(b"type") == b"COMPLETE"]
+        missing: list[str] = []
+        if completed:
+            with self.sessions() as session:
+                have = set(session.scalars(select(Case.call_id).where(Case.call_id.in_(completed))))
+            missing = [c for c in completed if c not in have]
+            for call_id in missing:
+                log.warning("answered call %s has no case yet; creating it", call_id)
+                self.handler.schedule_case(call_id)
+        redis.hset(keys.stats, self.CURSOR_FIELD, events[-1][0])
+        return missing

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.logs import setup_logging
@@ -81,13 +82,23 @@ def reaper(ctx: Context, interval: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
+    from hotline.calls import CaseSweep
+
     handler = call_handler(ctx.settings, ctx.queue)
+    sweep = CaseSweep(handler, handler.directory.sessions)  # type: ignore[union-attr]
+    next_sweep = 0.0
     while running:
         try:
             counts, offers = ctx.queue.tick()
             for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
                 log.warning("reaper: call %s talked past the maximum; completed", call_id)
                 handler.schedule_case(call_id)
+            if time.monotonic() >= next_sweep:  # answered calls with no case yet
+                sweep.run_once()
+                next_sweep = time.monotonic() + 5
+        except SQLAlchemyError as exc:
+            log.warning("reaper: case database unavailable (%s); retrying", exc)
+            next_sweep = time.monotonic() + 5
         except (RedisConnectionError, OSError) as exc:
             log.warning("reaper: redis unavailable (%s); retrying", exc)
             time.sleep(1)

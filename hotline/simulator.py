@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CallbackRequest, Case, CitizenRegister
+from cases.phones import normalise
 from cases.seed import seed
 from cases.service import CallInfo, CaseDraft, create_case_for_call, transition, utcnow
 from hotline.calls import CallerDirectory, CallHandler
@@ -114,9 +115,7 @@ class Simulation:
         self.database_url = database_url
         upgrade(database_url)
         self.sessions = session_factory(engine_for(database_url))
-        self.handler = CallHandler(
-            self.queue, self.jobs, CallerDirectory(self.sessions), case_delay_s=0
-        )
+        self.handler = CallHandler(self.queue, self.jobs, CallerDirectory(self.sessions))
         self.calls = [SimCall(spec, spec["id"]) for spec in scenario["call"]]
         self.operators = [SimOperator(spec, spec["seat"]) for spec in scenario.get("operator", [])]
         self.t0 = 0.0
@@ -127,12 +126,13 @@ class Simulation:
         with self.sessions() as session:
             seed(session)
             for entry in self.scenario.get("register", []):
+                phone = normalise(entry["phone"])  # as `hotline register add` stores it
                 if not session.scalar(
-                    select(CitizenRegister).where(CitizenRegister.phone == entry["phone"])
+                    select(CitizenRegister).where(CitizenRegister.phone == phone)
                 ):
                     session.add(
                         CitizenRegister(
-                            phone=entry["phone"],
+                            phone=phone,
                             name=entry.get("name", ""),
                             added_by="simulator",
                             added_at=utcnow(),
@@ -142,7 +142,7 @@ class Simulation:
             for n, entry in enumerate(self.scenario.get("open_case", [])):
                 info = CallInfo(
                     call_id=f"earlier-{entry['phone']}-{n}",
-                    caller_phone=entry["phone"],
+                    caller_phone=normalise(entry["phone"]),
                     channel="sim",
                     operator_seat=entry.get("seat"),
                 )
@@ -250,7 +250,8 @@ class Simulation:
                 self.handler.submit_case_form(call_id, form)
                 op.talking = None
             elif now - op.talk_started >= float(spec.get("talk_s", 2.0)):
-                self.handler.operator_completes(call_id, form)
+                self.handler.submit_case_form(call_id, form)
+                self.handler.operator_completes(call_id)
                 call = self._call(call_id)
                 self.say(call, f"conversation ends (seat {op.seat} hangs up)")
                 self._perform(call, self.handler.handle(call_id, e.Hangup(at=now)))

@@ -18,7 +18,7 @@ ID_PATTERNS = {
     "call": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"),  # CA..., ast-UNIQUEID
     "seat": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z"),
     "skill": re.compile(r"[a-z][a-z0-9_-]{0,31}\Z"),
-    "queue": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z"),
+    "queue": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z"),
 }
 
 

@@ -38,9 +38,7 @@ def asterisk_rig(
     queue: CallQueue, sessions: Any, operators: dict[str, Operator], hold_s: float = 1.0
 ) -> Iterator[Rig]:
     jobs = JobQueue(RQ_QUEUE, connection=queue.redis)
-    handler = CallHandler(
-        queue, jobs, CallerDirectory(sessions) if sessions else None, case_delay_s=0
-    )
+    handler = CallHandler(queue, jobs, CallerDirectory(sessions) if sessions else None)
     settings = AgiSettings(
         sounds="/var/lib/hotline/sounds/zh",
         ring_timeout_s=queue.settings.ring_timeout_s,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from redis import Redis
 
+from cases.phones import normalise
 from hotline.config import QueueSettings
 from queueing import CallQueue
 from tests import sipp
@@ -163,6 +164,8 @@ class RealRig:
         return out
 
     def call_of(self, caller: str) -> tuple[str, dict[str, str]]:
+        """The queue's call from this caller (as the carrier sent it; stored in E.164)."""
+        caller = normalise(caller)
         found = [(cid, c) for cid, c in self.calls().items() if c.get("caller") == caller]
         assert len(found) == 1, f"{len(found)} queue calls from {caller}: {found}"
         return found[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from cases.phones import normalise
 from hotline.prompt_audio import render_all
 from tests.real_asterisk import (
     HOW_TO_ENABLE,
@@ -229,7 +230,7 @@ def test_a_repeat_caller_hears_the_case_and_reaches_their_operator(
     with session_factory(engine_for(case_db))() as session:
         case = create_case_for_call(
             session,
-            CallInfo("earlier-call-1", "13800138007", "asterisk", operator_seat="1002"),
+            CallInfo("earlier-call-1", "+8613800138007", "asterisk", operator_seat="1002"),
             CaseDraft(description="路灯不亮", category_code="street-lights"),
         )
         number = case.number
@@ -269,7 +270,7 @@ def test_a_hundred_callers_on_ten_seats(make_rig: Callable[..., RealRig]) -> Non
     assert citizens.wait(timeout=330) == 0, citizens.output()[-3000:]
     connects = connects_by_call(rig)
     by_caller = {c["caller"]: cid for cid, c in rig.calls().items()}
-    assert sorted(by_caller) == sorted(callers)
+    assert sorted(by_caller) == sorted(normalise(n) for n in callers)
     assert all(len(connects.get(cid, [])) == 1 for cid in by_caller.values()), connects
     audit = audit_event_log(rig.redis, rig.queue.keys)
     assert audit.double_assignments == 0 and audit.lost_calls == 0
@@ -279,7 +280,7 @@ def test_a_hundred_callers_on_ten_seats(make_rig: Callable[..., RealRig]) -> Non
 def hold_until_waiting(rig: RealRig, callers: list[str], timeout: float = 40) -> None:
     def all_waiting() -> bool:
         calls = {c.get("caller"): c for c in rig.calls().values()}
-        return all(calls.get(n, {}).get("state") == "waiting" for n in callers)
+        return all(calls.get(normalise(n), {}).get("state") == "waiting" for n in callers)
 
     eventually(all_waiting, timeout, "every caller is waiting")
 

@@ -85,7 +85,7 @@ def test_merged_hotline_number_sets_the_case_category(redis_server, tmp_path) ->
         case = session.scalar(select(Case).where(Case.call_id == "old-power-line"))
         assert case.category.code == "power-outage"
         assert case.department.code == "power-supply" and case.status == "dispatched"
-        assert "供电" in case.source_hotline and case.caller_phone == "13800000008"
+        assert "供电" in case.source_hotline and case.caller_phone == "+8613800000008"
 
 
 def test_hang_up_anywhere_loses_nothing(redis_server, tmp_path, redis) -> None:  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ def test_long_wait_offers_a_callback(redis_server, tmp_path) -> None:  # type: i
     assert figures["outcomes"]["keeps-waiting"] == "completed"
     with sessions() as session:
         request = session.scalar(select(CallbackRequest))
-        assert (request.caller_phone, request.reason) == ("13800000102", "long_wait")
+        assert (request.caller_phone, request.reason) == ("+8613800000102", "long_wait")
 
 
 def test_no_seat_logged_in_says_so_and_records_a_callback(redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -241,8 +241,10 @@ def test_api_seat_and_call_lifecycle(app, twilio, queue) -> None:  # type: ignor
         f"/api/calls/{sid(1)}/complete",
         json={"case": {"description": "路灯不亮", "category_code": "street-lights"}},
     )
-    assert r.status_code == 200
-    assert queue.call(sid(1))["outcome"] == "completed"
+    # Twilio reports the end of the conversation itself: the form is filed, and the
+    # seat is not put into wrap-up while the operator may still be talking.
+    assert r.status_code == 200 and r.json["result"] == "form-filed"
+    assert queue.call(sid(1))["state"] == "on_call"
     assert queue.redis.get(queue.keys.case_draft(sid(1))) is not None
 
 
@@ -487,3 +489,152 @@ def test_a_registered_citizen_is_recognised_whatever_the_number_format(  # type:
     twilio.post("/twilio/voice", incoming(caller="+8613800000009"))
     call = queue.call(sid(1))
     assert (call["priority"], call["caller"]) == ("vulnerable", "+8613800000009")
+
+
+def run_jobs(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Run the queued RQ jobs as a worker would (they read the environment)."""
+    from rq import Queue, SimpleWorker
+
+    settings = app.extensions["hotline"].settings
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(settings.var_dir))
+    redis = app.extensions["hotline"].redis
+    SimpleWorker([Queue("hotline", connection=redis)], connection=redis).work(
+        burst=True, logging_level="WARNING"
+    )
+
+
+def case_of(app, call_id: str):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+    from cases.service import case_for_call
+
+    settings = app.extensions["hotline"].settings
+    session = session_factory(engine_for(settings.database_url))()
+    return session, case_for_call(session, call_id)
+
+
+def talk_and_hang_up(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())
+    answered = PUBLIC_BASE + f"/twilio/seat-answered?call={sid(1)}&seat=1001"
+    twilio.post(answered, {"CallSid": sid("seat1"), "From": "client:1001", "To": "client:1001"})
+    twilio.post(
+        "/twilio/dial-status?seat=1001",
+        {
+            **incoming(),
+            "CallStatus": "completed",
+            "DialCallStatus": "completed",
+            "DialCallDuration": "60",
+        },
+    )
+
+
+FORM = {
+    "seat": "1001",
+    "description": "路灯不亮三天了",
+    "category_code": "street-lights",
+    "district_code": "longhua",
+    "address": "龙华区滨海大道1号",
+}
+
+
+def test_a_form_sent_after_the_hang_up_reaches_the_case(app, twilio, queue, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The normal path: the caller has gone, the case exists, then the operator files."""
+    talk_and_hang_up(twilio, queue)
+    run_jobs(app, monkeypatch)
+    session, case = case_of(app, sid(1))
+    assert case is not None and case.description == "" and case.status == "received"
+    session.close()
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json=FORM)
+    assert r.status_code == 200 and r.json["result"] == "filed"
+    session, case = case_of(app, sid(1))
+    assert (case.description, case.category.code, case.address) == (
+        FORM["description"],
+        "street-lights",
+        FORM["address"],
+    )
+    assert case.status == "dispatched"
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json=FORM)  # again: nothing changes
+    assert r.json["case"] == case.number
+    assert sum(1 for ev in case.events if ev.action == "form") == 1
+    session.close()
+
+
+def test_a_form_sent_before_the_hang_up_makes_one_case(app, twilio, queue, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json={**FORM, "resolved_on_phone": True})
+    assert r.status_code == 200
+    twilio.post(
+        "/twilio/dial-status?seat=1001",
+        {
+            **incoming(),
+            "CallStatus": "completed",
+            "DialCallStatus": "completed",
+            "DialCallDuration": "60",
+        },
+    )
+    run_jobs(app, monkeypatch)
+    session, case = case_of(app, sid(1))
+    assert case.status == "resolved" and case.description == FORM["description"]
+    session.close()
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"category_code": "no-such-thing"}, "category_code"),
+        ({"district_code": "atlantis"}, "district_code"),
+        ({"resolved_on_phone": "no"}, "resolved_on_phone"),
+        ({"urgency": "whenever"}, "urgency"),
+        ({"colour": "blue"}, "field"),
+    ],
+)
+def test_a_bad_form_is_refused_naming_what_is_allowed(app, twilio, queue, form, field) -> None:  # type: ignore[no-untyped-def]
+    queue.seat_login("1001")
+    twilio.post("/twilio/voice", incoming())
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json=form)
+    assert r.status_code == 422 and r.json["field"] == field and r.json["allowed"]
+    if field == "category_code":
+        assert "street-lights" in r.json["allowed"]
+    session, case = case_of(app, sid(1))
+    assert case is None
+    session.close()
+
+
+def test_the_api_answers_bad_requests_in_json(app) -> None:  # type: ignore[no-untyped-def]
+    deep = "[" * 5_000 + "]" * 5_000  # small, but deeper than the JSON parser recurses
+    r = app.test_client().post(
+        "/api/seats/2001/login",
+        data=deep,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json["error"] == "bad-json"
+    assert api(app, "get", "/api/no/such/route").json["error"] == "not-found"
+    assert api(app, "delete", "/api/queue").status_code == 405
+    assert api(app, "delete", "/api/queue").json["error"] == "method-not-allowed"
+    bare = app.test_client().get("/api/queue", headers={"Authorization": API_TOKEN})
+    assert bare.status_code == 401
+
+
+def test_an_answered_call_whose_case_job_was_lost_still_gets_its_case(  # type: ignore[no-untyped-def]
+    app, twilio, queue, monkeypatch
+) -> None:
+    """A crash between completing the call and enqueuing its job, or a worker killed
+    with the job: the reaper's sweep finds the answered call with no case."""
+    from hotline.calls import CaseSweep
+
+    talk_and_hang_up(twilio, queue)
+    handler = app.extensions["hotline"].handler
+    handler.jobs.empty()  # the job is lost
+    sweep = CaseSweep(handler, handler.directory.sessions, grace_s=0.0)
+    assert sweep.run_once() == [sid(1)]
+    assert sweep.run_once() == []  # the cursor moved on: the stream is not read again
+    run_jobs(app, monkeypatch)
+    session, case = case_of(app, sid(1))
+    assert case is not None
+    session.close()
+    talk_again = CaseSweep(handler, handler.directory.sessions, grace_s=0.0)
+    handler.redis.hdel(handler.queue.keys.stats, CaseSweep.CURSOR_FIELD)
+    assert talk_again.run_once() == []  # it has its case now

@@ -7,12 +7,14 @@ unknown ids, 409 for a refused transition."""
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ivr import events as e
@@ -20,6 +22,7 @@ from queueing import QueueError, Transition
 from queueing.keys import check_id
 from web import services
 
+log = logging.getLogger("hotline.api")
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 _STATUS_FOR_CODE = {
@@ -46,6 +49,15 @@ def queue_error(exc: QueueError) -> Any:
     return jsonify(error=exc.code, message=str(exc)), _STATUS_FOR_CODE.get(exc.code, 409)
 
 
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def api_not_found(exc: HTTPException) -> Any:
+    """Unknown routes and methods under /api answer in JSON too."""
+    if request.path.startswith(bp.url_prefix or "/api"):
+        return http_error(exc)
+    return exc
+
+
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Any:
     return jsonify(
@@ -59,8 +71,13 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
         expected = services().settings.api_token
         if not expected:
             raise ApiError(403, "api-disabled", "HOTLINE_API_TOKEN is not configured")
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        given = given.strip()
+        if (
+            scheme != "Bearer"
+            or not given
+            or not hmac.compare_digest(given.encode(), expected.encode())
+        ):
             raise ApiError(401, "bad-token", "a valid 'Authorization: Bearer <token>' is required")
         return view(*args, **kwargs)
 
@@ -70,7 +87,10 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def body() -> dict[str, Any]:
     if not request.data:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep: not a form anybody typed
+        raise ApiError(400, "bad-json", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad-json", "the body must be a JSON object")
     return data
@@ -147,19 +167,66 @@ def call_answer(call: str) -> Any:
     return transition_json(t)
 
 
+def file_case_form(call: str, form: dict[str, Any], actor: str) -> Any:
+    """File the operator's form into the call's case now; a form that names unknown
+    codes is refused with what is allowed. If SQL is unavailable the form is kept and
+    filed by a retried job: nothing the operator typed is lost."""
+    from cases.jobs import file_form
+    from cases.service import InvalidForm
+
+    svc = services()
+    sessions = svc.handler.directory.sessions  # type: ignore[union-attr]
+    try:
+        case = file_form(svc.queue, sessions, call, form, actor)
+    except InvalidForm as exc:
+        return jsonify(
+            error="invalid-form",
+            field=exc.field,
+            value=exc.value,
+            allowed=exc.allowed,
+            message=str(exc),
+        ), 422
+    except SQLAlchemyError:
+        log.exception("case form for %s kept for a retry: the database is unavailable", call)
+        svc.handler.submit_case_form(call, form)
+        return jsonify(result="form-kept", message="saved; it will be filed shortly"), 202
+    return jsonify(result="filed", case=case.number, status=case.status), 200
+
+
+@bp.post("/calls/<call>/case")
+@token_required
+def call_case_form(call: str) -> Any:
+    """The operator's case form, during the call or after it, as often as they like."""
+    call = ident("call", call)
+    if not services().queue.call(call):
+        raise QueueError("no-such-call")
+    data = body()
+    return file_case_form(call, data, text(data, "seat", limit=32) or "operator")
+
+
 @bp.post("/calls/<call>/complete")
 @token_required
 def call_complete(call: str) -> Any:
+    """The operator has hung up, on a phone whose telephony cannot say so itself (the
+    simulator). Asterisk and Twilio report the end of a conversation; for their calls
+    this only files the form, so a seat is never put into wrap-up mid-conversation."""
     data = body()
-    form = data.get("case", {})
-    if not isinstance(form, dict):
+    form = data.get("case")
+    if form is not None and not isinstance(form, dict):
         raise ApiError(400, "bad-field", "'case' must be an object")
     svc = services()
     call = ident("call", call)
     state = svc.queue.call(call).get("state")
     if state is None:
         raise QueueError("no-such-call")
-    if state not in ("on_call", "ended"):  # ended: the caller hung up first; file the form
+    if state not in ("on_call", "ended"):
         raise QueueError("not-connected")
-    svc.handler.operator_completes(call, form)
+    filed = file_case_form(call, form, text(form, "seat", limit=32) or "operator") if form else None
+    if filed is not None and filed[1] == 422:
+        return filed
+    flow = svc.handler.load(call)
+    if state == "on_call" and flow is not None and flow.channel in ("asterisk", "twilio"):
+        return jsonify(result="form-filed", message="the telephony reports the hang-up"), 200
+    if state == "on_call":
+        svc.handler.operator_completes(call)
     return jsonify(result="completed")
