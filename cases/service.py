@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,6 +28,9 @@ from cases.models import (
 
 RESPONSE_LIMIT = timedelta(minutes=30)  # the 30-minute response rule
 REPEAT_WINDOW = timedelta(days=30)
+
+
+HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
 
 
 class CaseError(ValueError):
@@ -122,8 +126,10 @@ def hotline_info(session: Session, dialed: str) -> HotlineInfo | None:
 
 
 def next_case_number(session: Session, now: datetime) -> str:
-    """12345-YYYYMMDD-NNNNNN, counting per day; one atomic upsert on either database."""
-    day = now.strftime("%Y%m%d")
+    """12345-YYYYMMDD-NNNNNN, counting per day of the hotline's own calendar (Beijing
+    time: a case at 07:59 and one at 08:01 Beijing are on the same day, though UTC
+    changes date at 08:00); one atomic upsert on either database."""
+    day = now.astimezone(HOTLINE_TZ).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (

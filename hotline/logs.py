@@ -5,8 +5,17 @@ from __future__ import annotations
 import logging
 import re
 
-# A run of 7 or more digits, possibly with + - or spaces inside, is a phone number here.
-_PHONE = re.compile(r"\+?\d[\d -]{5,}\d")
+# What a phone number looks like here: E.164 (+8613800138000), a mobile with or without
+# 86 (13800138000, 8613800138000, 138 0013 8000), a landline with its area code
+# (0898-66668888). Standing alone: digits inside ids (ast-1795812065.3, CA..., case
+# numbers 12345-20261128-000001) are not phone numbers.
+_PHONE = re.compile(
+    r"(?<![\w.+-])"
+    r"(?:\+\d{8,15}"
+    r"|(?:86)?1[3-9]\d(?:[ ]?\d{4}){2}"
+    r"|0\d{2,3}[ -]?\d{7,8})"
+    r"(?![\w.-])"
+)
 
 
 def _mask(match: re.Match[str]) -> str:

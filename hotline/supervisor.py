@@ -28,6 +28,7 @@ class Child:
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+    restart_at: float | None = None  # a crashed child waits for its back-off
 
 
 def _bin(name: str) -> str:
@@ -111,11 +112,23 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
                 if code is None:
                     continue
                 now = time.monotonic()
-                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-                if len(child.restarts) > 5:
-                    log.error("%s: exited %s five times in a minute; stopping", child.name, code)
-                    return 1
-                log.warning("%s: exited with %s; restarting", child.name, code)
+                if child.restart_at is None:
+                    child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                    # One service crash-looping must not take the others (and Redis) down:
+                    # it is restarted ever more slowly, up to once a minute, and said so.
+                    backoff = (
+                        0.0
+                        if len(child.restarts) <= 5
+                        else min(60.0, 2.0 ** (len(child.restarts) - 5))
+                    )
+                    child.restart_at = now + backoff
+                    level = logging.ERROR if backoff else logging.WARNING
+                    log.log(
+                        level, "%s: exited with %s; restarting in %.0fs", child.name, code, backoff
+                    )
+                if now < child.restart_at:
+                    continue
+                child.restart_at = None
                 child.process = subprocess.Popen(
                     child.argv, env=env, start_new_session=True, preexec_fn=die_with_parent
                 )

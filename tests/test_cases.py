@@ -172,3 +172,17 @@ def test_callback_request_is_idempotent(session) -> None:  # type: ignore[no-unt
     a = record_callback(session, "CA11", "13800000001", "long_wait", None)
     b = record_callback(session, "CA11", "13800000001", "long_wait", None)
     assert a.id == b.id
+
+
+def test_case_numbers_follow_the_beijing_day(session) -> None:  # type: ignore[no-untyped-def]
+    """UTC changes date at 08:00 Beijing time; the hotline's day does not."""
+    from datetime import UTC, datetime
+
+    from cases.service import next_case_number
+
+    before = next_case_number(session, datetime(2026, 11, 27, 23, 59, tzinfo=UTC))  # 07:59
+    after = next_case_number(session, datetime(2026, 11, 28, 0, 1, tzinfo=UTC))  # 08:01
+    assert before.startswith("12345-20261128-") and after.startswith("12345-20261128-")
+    assert int(after.rsplit("-", 1)[1]) == int(before.rsplit("-", 1)[1]) + 1
+    late = next_case_number(session, datetime(2026, 11, 28, 16, 1, tzinfo=UTC))  # 00:01
+    assert late.startswith("12345-20261129-")

@@ -16,6 +16,13 @@ from hotline.logs import PhoneMaskingFilter, mask_phone
         ("call 0898-66668888 now", "call 089*-****8888 now"),
         ("seat 1001 took call 42", "seat 1001 took call 42"),
         ("12345", "12345"),
+        ("138 0013 8000", "138 **** 8000"),
+        ("8613800138000", "861******8000"),
+        # ids are not phone numbers: they stay readable
+        ("call ast-1795812065.12 ended", "call ast-1795812065.12 ended"),
+        ("case 12345-20261128-000001 made", "case 12345-20261128-000001 made"),
+        ("call CA13800138000aaaa", "call CA13800138000aaaa"),
+        ("job case-ast-1795812065_12-1a2b3c4d", "job case-ast-1795812065_12-1a2b3c4d"),
     ],
 )
 def test_mask_phone(raw: str, masked: str) -> None:

@@ -91,3 +91,43 @@ def test_run_serves_and_leaves_nothing_behind(tmp_path: Path, how: str) -> None:
     while not (port_free(web_port) and port_free(agi_port)):
         assert time.monotonic() < deadline, "a port is still held"
         time.sleep(0.2)
+
+
+SUPERVISE = """
+import sys
+from hotline.config import load_settings
+from hotline.logs import setup_logging
+from hotline.supervisor import Child, run
+setup_logging("INFO")
+children = [Child("crashes", ["sh", "-c", "exit 3"]), Child("steady", ["sleep", "120"])]
+sys.exit(run(load_settings(), children))
+"""
+
+
+def test_a_crash_looping_service_does_not_stop_the_others(redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}",
+    }
+    log = tmp_path / "supervisor.log"
+    with open(log, "wb") as out:
+        sup = subprocess.Popen(
+            [sys.executable, "-c", SUPERVISE], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "restarting in 4s" not in log.read_text() and time.monotonic() < deadline:
+            assert sup.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "restarting in 4s" in text  # backing off, not giving up
+        assert sup.poll() is None
+        steady = [
+            p for p in children_of(sup.pid) if b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert len(steady) == 1 and alive(steady[0])
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        sup.wait(timeout=30)

@@ -5,6 +5,7 @@ configured at import time."""
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from hotline.calls import CallHandler
 from hotline.config import Settings, load_settings
+from hotline.logs import setup_logging
 from hotline.runtime import call_handler, connect_redis
 from queueing import CallQueue
 from web.twiml import TwimlSettings
@@ -48,6 +50,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings: Settings = config.pop("SETTINGS", None) or load_settings()
     redis: Redis = config.pop("REDIS", None) or connect_redis(settings)
 
+    if not config.get("TESTING"):
+        # Under gunicorn nothing else configures logging: INFO lines would be dropped
+        # and phone numbers would go out unmasked.
+        setup_logging(os.environ.get("HOTLINE_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
