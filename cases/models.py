@@ -146,3 +146,36 @@ class DailyCounter(Base):
     __tablename__ = "daily_counter"
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallRecord(Base):
+    """One row per call (call detail record), written from the queue's event stream by
+    cases.cdr.record_calls, which may be re-run safely. Figures for any window come from
+    these rows; Redis keeps only the live stream."""
+
+    __tablename__ = "call_record"
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), default="inbound")  # inbound|outbound
+    caller: Mapped[str] = mapped_column(String(32), default="")
+    skill: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    offered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # answered (then completed) | abandoned | callback | expired | turned_away
+    outcome: Mapped[str | None] = mapped_column(String(16), index=True)
+    seat: Mapped[str | None] = mapped_column(String(32), index=True)
+    wait_ms: Mapped[int | None] = mapped_column(Integer)  # entry to answer, or to leaving
+    talk_ms: Mapped[int | None] = mapped_column(Integer)
+    wrapup_ms: Mapped[int | None] = mapped_column(Integer)
+    ring_no_answers: Mapped[int] = mapped_column(Integer, default=0)
+    case_number: Mapped[str | None] = mapped_column(String(32))
+
+
+class StreamCursor(Base):
+    """How far a job has read a Redis stream, committed with what it wrote."""
+
+    __tablename__ = "stream_cursor"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_id: Mapped[str] = mapped_column(String(32))

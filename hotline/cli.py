@@ -93,8 +93,9 @@ def reaper(ctx: Context, interval: float) -> None:
             for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
                 log.warning("reaper: call %s talked past the maximum; completed", call_id)
                 handler.schedule_case(call_id)
-            if time.monotonic() >= next_sweep:  # answered calls with no case yet
-                sweep.run_once()
+            if time.monotonic() >= next_sweep:
+                sweep.run_once()  # answered calls with no case yet
+                record_call_rows(handler)  # the stream into call detail rows
                 next_sweep = time.monotonic() + 5
         except SQLAlchemyError as exc:
             log.warning("reaper: case database unavailable (%s); retrying", exc)
@@ -106,6 +107,41 @@ def reaper(ctx: Context, interval: float) -> None:
         if any(counts.values()) or offers:
             log.info("reaper: %s, %d new offers", counts, len(offers))
         time.sleep(interval)
+
+
+def record_call_rows(handler, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
+    """Fold the event stream into call detail rows, catching up in bounded batches."""
+    from datetime import UTC, datetime, timedelta
+
+    from cases.cdr import attach_case_numbers, record_calls
+
+    with handler.directory.sessions() as session:
+        for _ in range(limit):
+            if not record_calls(session, handler.redis, handler.queue.keys):
+                break
+        attach_case_numbers(session, datetime.now(UTC) - timedelta(days=1))
+
+
+@main.command()
+@click.option("--day", default=None, help="YYYY-MM-DD (Beijing); default today")
+@click.option("--days", default=1, show_default=True, help="how many days from --day")
+@pass_ctx
+def report(ctx: Context, day: str | None, days: int) -> None:
+    """The national indicators for a period, from the call detail rows in SQL."""
+    from datetime import datetime, timedelta
+
+    from cases.cdr import figures
+    from cases.db import engine_for, session_factory
+    from cases.service import HOTLINE_TZ
+
+    start = (
+        datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=HOTLINE_TZ)
+        if day
+        else datetime.now(HOTLINE_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        result = figures(session, start, start + timedelta(days=days))
+    click.echo(json.dumps({"from": start.isoformat(), "days": days, **result.as_dict()}))
 
 
 @main.command()

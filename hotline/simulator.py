@@ -359,14 +359,13 @@ class Simulation:
         abandoned = sum(o == "abandoned" for o in outcomes)
         requested = sum(o == "callback" for o in outcomes)
         qf = queue_figures(self.queue.redis, self.queue.keys)
-        waited = answered + abandoned
         return {
             "offered": len(self.calls),
             "answered": answered,
             "abandoned": abandoned,
             "callbacks_requested": requested,
             "callbacks_recorded": callbacks,
-            "connection_rate": round(answered / waited, 4) if waited else None,
+            "connection_rate": qf.connection_rate,  # defined once: queueing.indicators
             "avg_wait_s": qf.avg_wait_s,
             "ring_no_answer": qf.ring_no_answer,
             "cases_created": cases,

@@ -9,10 +9,11 @@ Stream ids are Redis server milliseconds, so a window is an XRANGE.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from redis import Redis
 
+from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S, Counts, Indicators, indicators
 from queueing.keys import QueueKeys
 
 _BATCH = 5000
@@ -44,86 +45,58 @@ def read_events(
 
 @dataclass(frozen=True)
 class QueueFigures:
-    """Figures for a time window.
-
-    connection_rate is answered / (answered + abandoned + expired): of the callers who
-    stopped waiting in the window, the share who reached a person. Callers who chose a
-    callback kept a promise and are counted apart. Service levels use the same
-    denominator, as is usual for call centres.
-    """
+    """Figures for a time window of the live stream. The rates are the national
+    indicators as defined once in queueing.indicators; the rest are queue counts."""
 
     offered: int  # calls that entered the queue
-    answered: int
-    abandoned: int
-    expired: int
-    callbacks: int
     ring_no_answer: int
     completed: int
-    connection_rate: float | None
-    service_level_15s: float | None
-    service_level_30s: float | None
-    avg_wait_s: float | None  # of answered calls
-    longest_wait_s: float | None  # of answered and abandoned calls
-    avg_handle_s: float | None  # talk time of completed calls
+    indicators: Indicators
+
+    def __getattr__(self, name: str) -> object:  # figures.connection_rate, ...
+        return getattr(self.indicators, name)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator else None
+        return {
+            "offered": self.offered,
+            "ring_no_answer": self.ring_no_answer,
+            "completed": self.completed,
+            **self.indicators.as_dict(),
+        }
 
 
 def queue_figures(
     redis: Redis, keys: QueueKeys, start_ms: int | None = None, end_ms: int | None = None
 ) -> QueueFigures:
-    counts = dict.fromkeys(
-        (
-            "ENTERQUEUE",
-            "CONNECT",
-            "ABANDON",
-            "EXITWITHTIMEOUT",
-            "EXITWITHKEY",
-            "RINGNOANSWER",
-            "COMPLETE",
-        ),
-        0,
-    )
-    answered_waits: list[int] = []
-    longest = 0
-    talk_total = 0
-    within_15 = within_30 = 0
+    c = Counts()
+    offered = ring_no_answer = 0
     for _, event in read_events(redis, keys, start_ms, end_ms):
         kind = event.get("type", "")
-        if kind not in counts:
-            continue
-        counts[kind] += 1
-        if kind == "CONNECT":
+        if kind == "ENTERQUEUE":
+            offered += 1
+            c.wanted_person += 1
+        elif kind == "TURNED_AWAY":
+            c.wanted_person += 1
+            c.turned_away += 1
+        elif kind == "CONNECT":
             wait = int(event["wait_ms"])
-            answered_waits.append(wait)
-            within_15 += wait <= 15_000
-            within_30 += wait <= 30_000
-            longest = max(longest, wait)
+            c.answered += 1
+            c.wait_ms_answered += wait
+            c.answered_within_15s += wait <= SERVICE_LEVEL_S * 1000
+            c.longest_wait_ms = max(c.longest_wait_ms, wait)
         elif kind in ("ABANDON", "EXITWITHTIMEOUT", "EXITWITHKEY"):
-            longest = max(longest, int(event["wait_ms"]))
+            wait = int(event.get("wait_ms") or 0)
+            c.longest_wait_ms = max(c.longest_wait_ms, wait)
+            if kind == "ABANDON":
+                c.abandoned += 1
+                c.short_abandoned += wait < SHORT_ABANDON_S * 1000
+            elif kind == "EXITWITHTIMEOUT":
+                c.expired += 1
+            else:
+                c.callbacks += 1
+        elif kind == "RINGNOANSWER":
+            ring_no_answer += 1
         elif kind == "COMPLETE":
-            talk_total += int(event["talk_ms"])
-    answered = counts["CONNECT"]
-    ended_waiting = answered + counts["ABANDON"] + counts["EXITWITHTIMEOUT"]
-    return QueueFigures(
-        offered=counts["ENTERQUEUE"],
-        answered=answered,
-        abandoned=counts["ABANDON"],
-        expired=counts["EXITWITHTIMEOUT"],
-        callbacks=counts["EXITWITHKEY"],
-        ring_no_answer=counts["RINGNOANSWER"],
-        completed=counts["COMPLETE"],
-        connection_rate=_ratio(answered, ended_waiting),
-        service_level_15s=_ratio(within_15, ended_waiting),
-        service_level_30s=_ratio(within_30, ended_waiting),
-        avg_wait_s=round(sum(answered_waits) / answered / 1000, 2) if answered else None,
-        longest_wait_s=round(longest / 1000, 2) if ended_waiting else None,
-        avg_handle_s=(
-            round(talk_total / counts["COMPLETE"] / 1000, 2) if counts["COMPLETE"] else None
-        ),
-    )
+            c.completed += 1
+            c.handle_ms += int(event["talk_ms"])
+    return QueueFigures(offered, ring_no_answer, c.completed, indicators(c))

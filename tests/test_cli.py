@@ -58,3 +58,28 @@ def test_register_add_validates_the_number(run, tmp_path, monkeypatch) -> None: 
     assert run("register", "add", "13900000009", "--name", "王奶奶").output.strip() == "registered"
     assert run("register", "add", "13900000009").output.strip() == "already registered"
     assert run("register", "add", "not-a-number").exit_code == 2
+
+
+def test_the_reapers_rows_give_the_days_report(run, redis, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cases.db import upgrade
+    from hotline.cli import record_call_rows
+    from hotline.config import load_settings
+    from hotline.runtime import call_handler, call_queue
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'report.db'}")
+    upgrade(f"sqlite:///{tmp_path / 'report.db'}")
+    settings = load_settings()
+    queue = call_queue(settings, redis)
+    queue.seat_login("1001")
+    queue.enqueue("c1", caller="+8613800000001")
+    queue.answer("c1", "1001")
+    queue.complete("c1")
+    queue.enqueue("c2", caller="+8613800000002")
+    queue.hangup("c2")
+    record_call_rows(call_handler(settings, queue))
+    day = json.loads(run("report").output)
+    assert (day["wanted_person"], day["answered"], day["short_abandoned"]) == (2, 1, 1)
+    assert day["connection_rate"] == 1.0
+    assert json.loads(run("report", "--day", "2020-01-01").output)["wanted_person"] == 0
+    with pytest.raises(ValueError):  # a day that is not a date is refused
+        run("report", "--day", "yesterday")

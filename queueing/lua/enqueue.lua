@@ -30,7 +30,7 @@ local out = {'ok', 'queued'}
 if sticky_seat ~= '' then
   local state = seat_state(sticky_seat)
   if state == 'available' then
-    emit('ENTERQUEUE', 'call', call, 'skill', skill, 'priority', priority, 'position', 1,
+    emit('ENTERQUEUE', 'call', call, 'caller', caller, 'skill', skill, 'priority', priority, 'position', 1,
          'sticky_seat', sticky_seat)
     out[2] = 'sticky'
     return add_pair(out, offer(call, sticky_seat))
@@ -38,7 +38,7 @@ if sticky_seat ~= '' then
     redis.call('HSET', ckey, 'sticky_seat', sticky_seat)
     redis.call('ZADD', K_STICKY, NOW + sticky_ms, call)
     redis.call('ZADD', P_STICKY_SEAT .. sticky_seat, score, call)
-    emit('ENTERQUEUE', 'call', call, 'skill', skill, 'priority', priority, 'position', 1,
+    emit('ENTERQUEUE', 'call', call, 'caller', caller, 'skill', skill, 'priority', priority, 'position', 1,
          'sticky_seat', sticky_seat)
     out[2] = 'sticky'
     return out
@@ -47,6 +47,6 @@ if sticky_seat ~= '' then
 end
 
 redis.call('ZADD', P_WAITING .. skill, score, call)
-emit('ENTERQUEUE', 'call', call, 'skill', skill, 'priority', priority,
+emit('ENTERQUEUE', 'call', call, 'caller', caller, 'skill', skill, 'priority', priority,
      'position', queue_position(skill, score))
 return try_match(1, out)

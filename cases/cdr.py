@@ -1,0 +1,225 @@
+"""Call detail records: the queue's event stream folded into one SQL row per call.
+
+record_calls() reads the stream from the cursor it committed last time, merges what it
+reads into the rows of those calls (a call's events may arrive over several runs), and
+commits the rows with the new cursor in one transaction. Running it again, or after a
+crash at any point, writes the same rows. Figures for any window (an hour, a day, a
+month) come from these rows; the Redis stream is only a short live buffer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from redis import Redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cases.models import CallRecord, Case, StreamCursor
+from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S, Counts, Indicators, indicators
+from queueing.keys import QueueKeys
+
+CURSOR = "cdr"
+_FIELDS = (
+    "caller",
+    "skill",
+    "priority",
+    "queued_at",
+    "offered_at",
+    "answered_at",
+    "ended_at",
+    "outcome",
+    "seat",
+    "wait_ms",
+    "talk_ms",
+    "wrapup_ms",
+)
+
+
+def _at(ms: str) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object]]:
+    """What each event says about its call, merged per call id (later events win)."""
+    rows: dict[str, dict[str, object]] = {}
+    completed_at: dict[str, tuple[str, int]] = {}  # seat -> (call, completion ms)
+
+    def row(call: str) -> dict[str, object]:
+        return rows.setdefault(call, {"ring_no_answers": 0})
+
+    for _, e in events:
+        kind, ts = e.get("type", ""), e.get("ts", "0")
+        call = e.get("call")
+        if kind == "SEAT_STATE":
+            seat = e.get("seat", "")
+            if seat in completed_at and e.get("state") != "wrap_up":
+                done_call, done_ms = completed_at.pop(seat)
+                row(done_call)["wrapup_ms"] = int(ts) - done_ms
+            continue
+        if not call:
+            continue
+        r = row(call)
+        if kind == "ENTERQUEUE":
+            r.update(queued_at=_at(ts), skill=e.get("skill"), priority=e.get("priority"))
+            if e.get("caller"):
+                r["caller"] = e["caller"]
+        elif kind == "OFFER":
+            r.setdefault("offered_at", _at(ts))
+        elif kind == "RINGNOANSWER":
+            r["ring_no_answers"] = int(r["ring_no_answers"]) + 1  # type: ignore[call-overload]
+        elif kind == "CONNECT":
+            r.update(
+                answered_at=_at(ts),
+                seat=e.get("seat"),
+                wait_ms=int(e["wait_ms"]),
+                outcome="answered",
+            )
+        elif kind == "COMPLETE":
+            r.update(
+                ended_at=_at(ts), talk_ms=int(e["talk_ms"]), seat=e.get("seat"), outcome="answered"
+            )
+            if e.get("seat"):
+                completed_at[e["seat"]] = (call, int(ts))
+        elif kind in ("ABANDON", "EXITWITHTIMEOUT", "EXITWITHKEY"):
+            outcome = {
+                "ABANDON": "abandoned",
+                "EXITWITHTIMEOUT": "expired",
+                "EXITWITHKEY": "callback",
+            }[kind]
+            r.update(ended_at=_at(ts), outcome=outcome)
+            if e.get("wait_ms"):
+                r["wait_ms"] = int(e["wait_ms"])
+        elif kind == "TURNED_AWAY":
+            r.update(
+                ended_at=_at(ts),
+                queued_at=_at(ts),
+                outcome="turned_away",
+                wait_ms=0,
+                caller=e.get("caller", ""),
+            )
+    return rows
+
+
+def _merge(session: Session, folded: dict[str, dict[str, object]]) -> None:
+    existing = {
+        r.call_id: r
+        for r in session.scalars(select(CallRecord).where(CallRecord.call_id.in_(list(folded))))
+    }
+    for call_id, values in folded.items():
+        record = existing.get(call_id)
+        if record is None:
+            record = CallRecord(call_id=call_id, caller="", ring_no_answers=0)
+            session.add(record)
+        for name in _FIELDS:
+            value = values.get(name)
+            if value is not None and not (name == "outcome" and record.outcome == "answered"):
+                setattr(record, name, value)
+        record.ring_no_answers = (record.ring_no_answers or 0) + int(
+            values.get("ring_no_answers", 0)  # type: ignore[call-overload]
+        )
+
+
+def record_calls(session: Session, redis: Redis, keys: QueueKeys, batch: int = 5000) -> int:
+    """Fold the stream since the last committed cursor into call rows. Returns how many
+    events it read; call until it returns 0 to catch up."""
+    cursor = session.get(StreamCursor, CURSOR)
+    lower = "(" + cursor.last_id if cursor else "-"
+    raw = redis.xrange(keys.events, lower, "+", count=batch)
+    if not raw:
+        return 0
+    events = [
+        (eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in raw
+    ]
+    # ring_no_answers is a count: a re-read batch (after a crash) must not add twice, so
+    # the cursor and the rows commit together, and a batch is read once.
+    _merge(session, fold(events))
+    if cursor is None:
+        session.add(StreamCursor(name=CURSOR, last_id=events[-1][0]))
+    else:
+        cursor.last_id = events[-1][0]
+    session.commit()
+    return len(events)
+
+
+def attach_case_numbers(session: Session, since: datetime) -> None:
+    """Rows of answered calls get their case number once the case exists."""
+    rows = session.scalars(
+        select(CallRecord).where(
+            CallRecord.case_number.is_(None),
+            CallRecord.outcome == "answered",
+            CallRecord.queued_at >= since,
+        )
+    ).all()
+    if not rows:
+        return
+    numbers = dict(
+        session.execute(
+            select(Case.call_id, Case.number).where(Case.call_id.in_([r.call_id for r in rows]))
+        ).all()
+    )
+    for r in rows:
+        r.case_number = numbers.get(r.call_id)
+    session.commit()
+
+
+def figures(session: Session, start: datetime, end: datetime) -> Indicators:
+    """The indicators for calls that entered the queue (or were turned away) in
+    [start, end), from the call rows (see queueing.indicators for definitions)."""
+    # Rows hold UTC; SQLite keeps no offset, so the window is compared in UTC too.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    window = (
+        CallRecord.direction == "inbound",
+        CallRecord.queued_at >= start,
+        CallRecord.queued_at < end,
+    )
+    c = Counts()
+    by_outcome = dict(
+        session.execute(
+            select(CallRecord.outcome, func.count()).where(*window).group_by(CallRecord.outcome)
+        ).all()
+    )
+    c.wanted_person = sum(n for o, n in by_outcome.items() if o is not None)
+    c.answered = by_outcome.get("answered", 0)
+    c.abandoned = by_outcome.get("abandoned", 0)
+    c.callbacks = by_outcome.get("callback", 0)
+    c.expired = by_outcome.get("expired", 0)
+    c.turned_away = by_outcome.get("turned_away", 0)
+    c.short_abandoned = (
+        session.scalar(
+            select(func.count()).where(
+                *window,
+                CallRecord.outcome == "abandoned",
+                CallRecord.wait_ms < SHORT_ABANDON_S * 1000,
+            )
+        )
+        or 0
+    )
+    c.answered_within_15s = (
+        session.scalar(
+            select(func.count()).where(
+                *window,
+                CallRecord.outcome == "answered",
+                CallRecord.wait_ms <= SERVICE_LEVEL_S * 1000,
+            )
+        )
+        or 0
+    )
+    c.wait_ms_answered = (
+        session.scalar(
+            select(func.coalesce(func.sum(CallRecord.wait_ms), 0)).where(
+                *window, CallRecord.outcome == "answered"
+            )
+        )
+        or 0
+    )
+    c.completed, c.handle_ms = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(CallRecord.talk_ms + func.coalesce(CallRecord.wrapup_ms, 0)), 0),
+        ).where(*window, CallRecord.talk_ms.is_not(None))
+    ).one()
+    c.longest_wait_ms = (
+        session.scalar(select(func.coalesce(func.max(CallRecord.wait_ms), 0)).where(*window)) or 0
+    )
+    return indicators(c)
