@@ -11,6 +11,7 @@ from cases.lifecycle import IllegalTransition, check_transition
 from cases.models import Case, CaseEvent, Category, Department, District
 from cases.seed import seed
 from cases.service import (
+    HOTLINE_TZ,
     CallInfo,
     CaseDraft,
     CaseError,
@@ -61,7 +62,7 @@ def call(call_id: str = "CA1", **kw) -> CallInfo:  # type: ignore[no-untyped-def
 def test_a_case_is_numbered_per_day_and_dispatched_with_a_30_minute_deadline(session) -> None:  # type: ignore[no-untyped-def]
     first = create_case_for_call(session, call("CA1"), CaseDraft(category_code="power-outage"))
     second = create_case_for_call(session, call("CA2"), CaseDraft(category_code="gas-leak"))
-    day = utcnow().strftime("%Y%m%d")
+    day = utcnow().astimezone(HOTLINE_TZ).strftime("%Y%m%d")  # the Beijing day
     assert first.number == f"12345-{day}-000001" and second.number == f"12345-{day}-000002"
     assert first.status == "dispatched" and first.department.code == "power-supply"
     assert first.urgency == "urgent"  # the category says so
