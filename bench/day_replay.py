@@ -232,20 +232,8 @@ class Replay:
             "HOTLINE_VAR_DIR": str(self.workdir),
             "HOTLINE_SEAT_TTL_S": "1",
         }
-        exe = str(Path(sys.executable).with_name("rq"))
         argv = {
-            "worker": [
-                exe,
-                "worker",
-                "--with-scheduler",
-                "--worker-ttl",
-                "10",
-                "--maintenance-interval",
-                "5",
-                "--url",
-                self.redis_url,
-                RQ_QUEUE,
-            ],
+            "worker": [sys.executable, "-m", "hotline.cli", "worker"],
             "reaper": [sys.executable, "-m", "hotline.cli", "--log-level", "WARNING", "reaper"],
         }[name]
         with open(self.workdir / f"{name}.log", "ab") as log:
@@ -416,7 +404,10 @@ class Replay:
                 if due:
                     heapq.heappop(self.tasks)
             if due is None:
-                if self.now() > self.window_s and all(c.truth for c in self.calls.values()):
+                if self.now() > self.window_s and all(
+                    c.truth and (c.truth != "answered" or c.hung_up_wall)
+                    for c in self.calls.values()
+                ):
                     break
                 time.sleep(0.002)
                 continue
@@ -437,14 +428,15 @@ class Replay:
         deadline = time.monotonic() + 120  # the worker and the reaper catch up
         truth = {c.id: c for c in self.calls.values()}
         answered = [c for c in truth.values() if c.truth == "answered"]
-        while time.monotonic() < deadline:
+        forms = {c.id: (c.form or {}).get("description") for c in answered}
+        while time.monotonic() < deadline:  # every case, with its form (retries included)
             with self.sessions() as session:
-                have = set(
-                    session.scalars(
-                        select(Case.call_id).where(Case.call_id.in_([c.id for c in answered]))
-                    )
+                filed = dict(
+                    session.execute(
+                        select(Case.call_id, Case.description).where(Case.call_id.in_(list(forms)))
+                    ).all()
                 )
-            if len(have) == len(answered):
+            if filed == forms:
                 break
             time.sleep(1)
         time.sleep(8)  # a last reaper round writes the call rows
@@ -543,11 +535,13 @@ def main() -> None:
     parser.add_argument("--seats", type=int, default=0, help="default: sized for the peak")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--keep", type=Path, default=None, help="keep logs in this folder")
     args = parser.parse_args()
     first, _, last = args.hours.partition("-")
     args.window = (int(first), int(last))
     with tempfile.TemporaryDirectory(prefix="day-replay-") as tmp:
-        workdir = Path(tmp)
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         server = RedisServer(workdir / "redis", durable=True).start()
         db_url = f"sqlite:///{workdir / 'hotline.db'}"
         upgrade(db_url)

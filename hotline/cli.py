@@ -109,6 +109,27 @@ def reaper(ctx: Context, interval: float) -> None:
         time.sleep(interval)
 
 
+@main.command()
+@pass_ctx
+def worker(ctx: Context) -> None:
+    """The RQ worker (cases, forms, callbacks) with its scheduler (retries). The job
+    modules are loaded here, once: each job's forked work-horse then starts warm
+    (a cold import of SQLAlchemy and the models costs ~0.5 s a job)."""
+    from rq import Queue, Worker
+
+    import cases.jobs  # noqa: F401  (preloaded for the forks)
+    from hotline.runtime import RQ_QUEUE
+
+    redis = ctx.queue.redis
+    worker = Worker(
+        [Queue(RQ_QUEUE, connection=redis)],
+        connection=redis,
+        worker_ttl=60,
+        maintenance_interval=10,  # jobs of a killed worker are found within seconds
+    )
+    worker.work(with_scheduler=True, logging_level="INFO")
+
+
 def record_call_rows(handler, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
     """Fold the event stream into call detail rows, catching up in bounded batches."""
     from datetime import UTC, datetime, timedelta

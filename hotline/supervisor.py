@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hotline.config import Settings
 from hotline.redis_server import RedisServer, die_with_parent
-from hotline.runtime import RQ_QUEUE, embedded_redis_dir, redis_url
+from hotline.runtime import embedded_redis_dir
 
 log = logging.getLogger("hotline.run")
 
@@ -38,20 +38,8 @@ def _bin(name: str) -> str:
 
 def service_commands(settings: Settings) -> list[Child]:
     hotline = [sys.executable, "-m", "hotline.cli"]
-    worker = [
-        _bin("rq"),
-        "worker",
-        "--with-scheduler",
-        "--worker-ttl",
-        "60",
-        "--maintenance-interval",
-        "60",
-        "--url",
-        redis_url(settings),
-        RQ_QUEUE,
-    ]
     children = [
-        Child("worker", worker),
+        Child("worker", [*hotline, "worker"]),
         Child("reaper", [*hotline, "reaper"]),
         Child("web", [*hotline, "web"]),
         Child("agi", [*hotline, "agi", "serve"]),
