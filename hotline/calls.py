@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from redis import Redis
 from rq import Queue as JobQueue
 from rq import Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy.orm import sessionmaker
 
 from cases.phones import PhoneSettings, normalise_or_raw
@@ -390,6 +392,21 @@ class CaseSweep:
     def __init__(self, handler: CallHandler, sessions: sessionmaker, grace_s: float = 10.0) -> None:  # type: ignore[type-arg]
         self.handler, self.sessions, self.grace_s = handler, sessions, grace_s
 
+    def _job_pending(self, call_id: str) -> bool:
+        """Its case job is waiting, scheduled for a retry or running: a backlog, not a
+        loss, so enqueuing it again would only add load (a killed worker's job is
+        requeued or failed by RQ's maintenance within seconds)."""
+        try:
+            job = Job.fetch(job_id_for("case", call_id), connection=self.handler.redis)
+        except NoSuchJobError:
+            return False
+        return job.get_status(refresh=False) in (
+            JobStatus.QUEUED,
+            JobStatus.SCHEDULED,
+            JobStatus.DEFERRED,
+            JobStatus.STARTED,
+        )
+
     def run_once(self, batch: int = 2000) -> list[str]:
         from sqlalchemy import select
 
@@ -408,9 +425,9 @@ class CaseSweep:
         if completed:
             with self.sessions() as session:
                 have = set(session.scalars(select(Case.call_id).where(Case.call_id.in_(completed))))
-            missing = [c for c in completed if c not in have]
+            missing = [c for c in completed if c not in have and not self._job_pending(c)]
             for call_id in missing:
-                log.warning("answered call %s has no case yet; creating it", call_id)
+                log.warning("answered call %s has no case and no job; creating it", call_id)
                 self.handler.schedule_case(call_id)
         redis.hset(keys.stats, self.CURSOR_FIELD, events[-1][0])
         return missing

@@ -58,7 +58,9 @@ def queue(make_queue: Callable[..., CallQueue]) -> CallQueue:
     return make_queue()
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float = 5.0) -> object:
+def wait_until(
+    predicate: Callable[[], object], timeout_s: float = 5.0, what: str = "condition"
+) -> object:
     """Poll until predicate() is truthy; fail with a clear message otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -66,7 +68,7 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 5.0) -> objec
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
+            raise AssertionError(f"{what}: not met within {timeout_s}s")
         time.sleep(0.02)
 
 

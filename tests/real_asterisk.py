@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hotline.prompt_audio import render_hold_music
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docker" / "asterisk"
 
@@ -127,28 +129,8 @@ class Asterisk:
         docs = self.prefix / "var" / "lib" / "asterisk" / "documentation"
         if docs.exists() and not (self.root / "data" / "documentation").exists():
             (self.root / "data" / "documentation").symlink_to(docs)
-        tone = self.root / "data" / "moh" / "tone.wav"
-        if not tone.exists():  # no sounds in an offline build: a quiet tone for hold
-            subprocess.run(
-                [
-                    "sox",
-                    "-n",
-                    "-r",
-                    "8000",
-                    "-c",
-                    "1",
-                    "-b",
-                    "16",
-                    str(tone),
-                    "synth",
-                    "5",
-                    "sine",
-                    "440",
-                    "vol",
-                    "0.05",
-                ],
-                check=True,
-            )
+        # No sounds in an offline build: the project's own hold clip is the music.
+        render_hold_music(self.root / "data" / "moh")
         (self.etc / "asterisk.conf").write_text(
             "[directories]\n"
             f"astetcdir => {self.etc}\n"

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,14 +187,3 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 20) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"nothing listening on {host}:{port}")
-
-
-def eventually(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)

@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -142,18 +143,26 @@ def test_exec_joins_arguments_into_one_quoted_string(pair) -> None:  # type: ign
     assert peer.commands[-1] == 'EXEC Dial "PJSIP/1001,18,U(hotline-answered^c^1001)"'
 
 
-@pytest.fixture
-def agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
+@contextmanager
+def serving(queue: CallQueue, settings: AgiSettings) -> Iterator[FastAGIServer]:
     from rq import Queue
 
     handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
-    server = FastAGIServer(("127.0.0.1", 0), handler, AgiSettings(sounds="/s"))
+    server = FastAGIServer(("127.0.0.1", 0), handler, settings)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
+    with serving(queue, AgiSettings(sounds="/s")) as server:
+        yield server
 
 
 def connect(server: FastAGIServer) -> socket.socket:
@@ -237,17 +246,9 @@ def test_dialstatus_answer_is_a_conversation_even_if_the_queue_moved_on(agi_serv
 
 @pytest.fixture
 def strict_agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
-    from rq import Queue
-
-    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
     settings = AgiSettings(sounds="/s", read_timeout_s=0.5, max_sessions=4, allow=("127.0.0.2",))
-    server = FastAGIServer(("127.0.0.1", 0), handler, settings)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(queue, settings) as server:
+        yield server
 
 
 def test_a_peer_outside_the_allow_list_is_closed_at_once(strict_agi_server) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from redis import Redis
 
 from cases.phones import normalise
 from hotline.prompt_audio import render_all
+from tests.conftest import wait_until as eventually
 from tests.real_asterisk import (
     HOW_TO_ENABLE,
     Asterisk,
@@ -22,7 +23,7 @@ from tests.real_asterisk import (
     asterisk_prefix,
     free_port,
 )
-from tests.real_rig import RealRig, eventually
+from tests.real_rig import RealRig
 from tests.sipp import SIPP
 
 pytestmark = pytest.mark.slow
@@ -161,8 +162,7 @@ def test_a_phone_that_never_answers_pauses_the_seat_and_the_caller_holds(
     citizen = rig.citizens("unanswered", ["13800138004"], hangup_after_ms=40_000)
     seat = eventually(
         lambda: rig.queue.seat("1001")["state"] == "paused" and rig.queue.seat("1001"),
-        timeout=45,
-        what="the seat is paused after ringing out",
+        timeout_s=45,
     )
     assert seat["reason"] == "no answer"  # type: ignore[index]
     call_id, call = rig.call_of("13800138004")
@@ -170,13 +170,11 @@ def test_a_phone_that_never_answers_pauses_the_seat_and_the_caller_holds(
     # Back on hold, hearing music and nothing else, until they hang up.
     channel = eventually(
         lambda: [c for c in rig.asterisk.channels() if "trunk" in c],
-        timeout=5,
-        what="the caller's channel is up",
+        timeout_s=5,
     )
     eventually(
         lambda: "hotline-hold" in rig.asterisk.cli(f"core show channel {channel[0]}"),  # type: ignore[index]
-        timeout=10,
-        what="the caller is back in the hold loop",
+        timeout_s=10,
     )
     assert citizen.wait(timeout=60) == 0, citizen.output()[-3000:]
     assert phone.process.poll() is None
@@ -212,8 +210,7 @@ def test_a_caller_who_hangs_up_while_a_seat_rings(make_rig: Callable[..., RealRi
     call_id, _ = rig.call_of("13800138006")
     eventually(
         lambda: rig.queue.call(call_id).get("outcome") == "abandoned",
-        timeout=10,
-        what="the call is abandoned",
+        timeout_s=10,
     )
     abandon = next(e for e in rig.events("ABANDON") if e["call"] == call_id)
     assert abandon["seat"] == "1001"
@@ -313,7 +310,7 @@ def test_asterisk_restarted_mid_conversation_is_reconciled(
     rig = make_rig()
     rig.seat("1001", ring_ms=300, talk_ms=120_000)
     rig.citizens("talking", ["13800138010"], wait_for_bye_ms=200_000)
-    eventually(lambda: rig.queue.seat("1001")["state"] == "on_call", 30, "the call connects")
+    eventually(lambda: rig.queue.seat("1001")["state"] == "on_call", 30)
     call_id, _ = rig.call_of("13800138010")
     rig.asterisk.stop(kill=True)  # the machine's Asterisk dies mid-conversation
     time.sleep(2)
@@ -361,7 +358,7 @@ def test_redis_restarted_while_callers_hold_loses_no_call(
         time.sleep(3)
         server.start()
         rig.redis = client = Redis.from_url(server.url)
-        hold_until_waiting(rig, callers, timeout=5)  # every caller is still in line
+        hold_until_waiting(rig, callers, timeout_s=5)  # every caller is still in line
         for seat in ("1001", "1002"):
             rig.queue.seat_state(seat, "available")
         assert citizens.wait(timeout=120) == 0, citizens.output()[-3000:]

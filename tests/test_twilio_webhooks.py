@@ -638,3 +638,13 @@ def test_an_answered_call_whose_case_job_was_lost_still_gets_its_case(  # type: 
     talk_again = CaseSweep(handler, handler.directory.sessions, grace_s=0.0)
     handler.redis.hdel(handler.queue.keys.stats, CaseSweep.CURSOR_FIELD)
     assert talk_again.run_once() == []  # it has its case now
+
+
+def test_the_case_sweep_leaves_a_queued_job_alone(app, twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    """A backlog is not a loss: enqueuing the same job again would only add load."""
+    from hotline.calls import CaseSweep
+
+    talk_and_hang_up(twilio, queue)  # its case job waits in the queue
+    handler = app.extensions["hotline"].handler
+    assert CaseSweep(handler, handler.directory.sessions, grace_s=0.0).run_once() == []
+    assert handler.jobs.count == 1
