@@ -153,6 +153,7 @@ class Replay:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.kills = 0
         self.heartbeats_on = True
+        self.forms_due = 0  # forms the operators have yet to send
 
     # -- clock -------------------------------------------------------------------------
 
@@ -352,7 +353,13 @@ class Replay:
         call.hung_up_wall = time.monotonic()
         op.busy_with = None
         form = call.form
-        self.after(self.rng.uniform(5, 60), lambda: self.handler.submit_case_form(call.id, form))
+        self.forms_due += 1
+
+        def send_form() -> None:
+            self.handler.submit_case_form(call.id, form)
+            self.forms_due -= 1
+
+        self.after(self.rng.uniform(5, 60), send_form)
 
     def offers(self, stop: threading.Event) -> None:
         for call_id, seat in offer_stream(self.redis, self.queue.keys, stop):
@@ -404,9 +411,13 @@ class Replay:
                 if due:
                     heapq.heappop(self.tasks)
             if due is None:
-                if self.now() > self.window_s and all(
-                    c.truth and (c.truth != "answered" or c.hung_up_wall)
-                    for c in self.calls.values()
+                if (
+                    self.now() > self.window_s
+                    and self.forms_due == 0
+                    and all(
+                        c.truth and (c.truth != "answered" or c.hung_up_wall)
+                        for c in self.calls.values()
+                    )
                 ):
                     break
                 time.sleep(0.002)
