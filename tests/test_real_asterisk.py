@@ -358,7 +358,7 @@ def test_redis_restarted_while_callers_hold_loses_no_call(
         time.sleep(3)
         server.start()
         rig.redis = client = Redis.from_url(server.url)
-        hold_until_waiting(rig, callers, timeout_s=5)  # every caller is still in line
+        hold_until_waiting(rig, callers, timeout=5)  # every caller is still in line
         for seat in ("1001", "1002"):
             rig.queue.seat_state(seat, "available")
         assert citizens.wait(timeout=120) == 0, citizens.output()[-3000:]
