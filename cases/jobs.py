@@ -19,10 +19,9 @@ from cases.service import (
 )
 from hotline.config import load_settings
 from hotline.runtime import call_queue
+from queueing.keys import DRAFT_TTL_S
 
 log = logging.getLogger("hotline.jobs")
-
-DRAFT_TTL_S = 7 * 86400  # the form waits in Redis until it is in SQL, and a while after
 
 
 def _context():  # type: ignore[no-untyped-def]

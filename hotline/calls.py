@@ -33,6 +33,7 @@ from ivr import actions as a
 from ivr import events as e
 from ivr.inbound import FlowState, step
 from queueing import CallQueue, QueueError
+from queueing.keys import DRAFT_TTL_S
 
 log = logging.getLogger("hotline.calls")
 
@@ -151,14 +152,15 @@ class CallHandler:
         # register, repeat callers and merged hotline numbers are recognised.
         caller = normalise_or_raw(caller, self.phones)
         dialed = normalise_or_raw(dialed, self.phones)
+        staffed = self.queue.staffed_seats()
         known = self.directory.recognise(caller, dialed) if self.directory else Recognition()
         event = e.CallStarted(
             caller=caller,
             dialed=dialed,
             at=at,
             channel=channel,
-            staffed_seats=self.queue.staffed_seats(),
-            closed=self.queue.is_closed(),
+            staffed_seats=staffed,
+            closed=staffed == 0 and self.queue.is_closed(),
             vulnerable=known.vulnerable,
             open_case=known.open_case,
             hotline=known.hotline,
@@ -304,13 +306,8 @@ class CallHandler:
         was and frees its seat; idempotent; never queues anything, even without flow
         state, and a first webhook still in flight for it queues nothing either."""
         self.redis.set(self.queue.keys.gone(call_id), 1, ex=FLOW_TTL_S)
-        if self.load(call_id) is not None:
-            self.handle(call_id, e.Hangup(at=time.time()))
-        try:
-            if self.queue.hangup(call_id).result == "completed":
-                self.schedule_case(call_id)
-        except QueueError:
-            pass  # unknown or expired: nothing left to end
+        # The flow releases the queue's record for any hang-up, known call or not.
+        self.handle(call_id, e.Hangup(at=time.time()))
 
     def seat_answered(self, call_id: str, seat: str, at: float) -> bool:
         """The telephony says this seat picked up the call: it is connected, even if the
@@ -361,7 +358,7 @@ class CallHandler:
         self.redis.set(
             self.queue.keys.case_draft(call_id),
             json.dumps(form, ensure_ascii=False),
-            ex=FLOW_TTL_S,
+            ex=DRAFT_TTL_S,
         )
         self.jobs.enqueue(
             "cases.jobs.file_stored_form",

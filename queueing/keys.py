@@ -30,6 +30,10 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+# The operator's form waits in Redis until it is filed in SQL, and a while after.
+DRAFT_TTL_S = 7 * 86400
+
+
 @dataclass(frozen=True)
 class QueueKeys:
     queue: str = "main"

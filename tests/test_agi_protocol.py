@@ -296,11 +296,18 @@ def test_an_unterminated_line_is_refused_without_buffering_it(strict_agi_server)
 
 
 def test_sessions_past_the_limit_wait_for_a_slot(strict_agi_server) -> None:  # type: ignore[no-untyped-def]
-    held = [from_allowed(strict_agi_server) for _ in range(4)]
-    for sock in held:
+    """Five sessions, four slots: four are served at once; the fifth waits until a slot
+    frees (here: a silent peer's 0.5 s read timeout), in the listen backlog."""
+    started = time.monotonic()
+    socks = [from_allowed(strict_agi_server) for _ in range(5)]
+    served_at = []
+    for sock in socks:
         sock.sendall(ENV.replace("ivr?dept=12345", "nosuchroute").encode())
-    time.sleep(0.1)
-    assert strict_agi_server.active <= 4
-    for sock in held:
+    for sock in socks:  # each session says VERBOSE, then waits for a reply we never send
+        assert sock.recv(100).startswith(b"VERBOSE")
+        served_at.append(time.monotonic() - started)
+    for sock in socks:
         sock.close()
+    served_at.sort()
+    assert served_at[3] < 0.4 <= served_at[4], served_at
     wait_idle(strict_agi_server)
