@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
 
-from hotline.calls import CallHandler
+from calls import CallHandler
 from queueing.offers import offers as queue_offers
 
 log = logging.getLogger("hotline.ami")

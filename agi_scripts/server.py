@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.sessions import ROUTES, AgiSettings, Session, call_id_of
-from hotline.calls import CallHandler
+from calls import CallHandler
 
 log = logging.getLogger("hotline.agi")
 

@@ -20,11 +20,10 @@ import time
 from dataclasses import dataclass
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
-from hotline.calls import CallHandler
-from hotline.config import Settings
-from hotline.prompt_audio import sound_files
+from calls import CallHandler
 from ivr import actions as a
 from ivr import events as e
+from ivr.prompts import sound_files
 
 log = logging.getLogger("hotline.agi")
 
@@ -40,18 +39,6 @@ class AgiSettings:
     read_timeout_s: float = 60.0  # Asterisk answers every other command within this
     max_sessions: int = 512
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1")  # who may open AGI sessions
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AgiSettings:
-        return cls(
-            sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
-            dial_pattern=settings.seat_dial_pattern,
-            ring_timeout_s=settings.queue.ring_timeout_s,
-            max_talk_s=settings.queue.max_talk_s,
-            read_timeout_s=settings.agi_read_timeout_s,
-            max_sessions=settings.agi_max_sessions,
-            allow=settings.agi_allow,
-        )
 
 
 def call_id_of(agi: SafeAGI) -> str:

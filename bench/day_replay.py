@@ -49,20 +49,23 @@ from redis import Redis  # noqa: E402
 from rq import Queue as JobQueue  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from calls import (  # noqa: E402
+    RQ_QUEUE,  # noqa: E402
+    CallerDirectory,
+    CallHandler,
+)
 from cases.cdr import figures, record_calls  # noqa: E402
 from cases.db import engine_for, session_factory, upgrade  # noqa: E402
 from cases.models import CallRecord, Case, CitizenRegister  # noqa: E402
 from cases.phones import normalise  # noqa: E402
 from cases.seed import seed  # noqa: E402
 from cases.service import CallInfo, CaseDraft, create_case_for_call, utcnow  # noqa: E402
-from hotline.calls import CallerDirectory, CallHandler  # noqa: E402
-from hotline.config import QueueSettings  # noqa: E402
 from hotline.redis_server import RedisServer  # noqa: E402
-from hotline.runtime import RQ_QUEUE  # noqa: E402
 from ivr import actions as a  # noqa: E402
 from ivr import events as e  # noqa: E402
 from queueing import CallQueue, QueueError  # noqa: E402
 from queueing.offers import offers as offer_stream  # noqa: E402
+from queueing.settings import QueueSettings  # noqa: E402
 
 # Share of a day's calls in each hour (a 12345 line: quiet at night, two peaks).
 HOURLY = [

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis import Redis  # noqa: E402
 
-from hotline.config import QueueSettings  # noqa: E402
 from hotline.redis_server import RedisServer  # noqa: E402
 from queueing import CallQueue, Offer  # noqa: E402
 from queueing.audit import audit_event_log  # noqa: E402
+from queueing.settings import QueueSettings  # noqa: E402
 
 
 def ping_rate(client: Redis, n: int) -> float:

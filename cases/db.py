@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -40,6 +41,12 @@ def make_engine(url: str) -> Engine:
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def database_url_from_env(env: Mapping[str, str]) -> str:
+    """DATABASE_URL, or SQLite under the var directory (HOTLINE_VAR_DIR, default ./var)."""
+    var_dir = Path(env.get("HOTLINE_VAR_DIR", "var")).resolve()
+    return env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'hotline.db'}"
 
 
 def engine_for(url: str) -> Engine:

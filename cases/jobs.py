@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
-from cases.db import engine_for, session_factory
+from rq import get_current_job
+
+from cases.db import database_url_from_env, engine_for, session_factory
 from cases.service import (
     CallInfo,
     CaseDraft,
@@ -17,16 +20,20 @@ from cases.service import (
     parse_form,
     record_callback,
 )
-from hotline.config import load_settings
-from hotline.runtime import call_queue
+from queueing import CallQueue, load_queue_settings
 from queueing.keys import DRAFT_TTL_S
 
 log = logging.getLogger("hotline.jobs")
 
 
 def _context():  # type: ignore[no-untyped-def]
-    settings = load_settings()
-    return call_queue(settings), session_factory(engine_for(settings.database_url))
+    """The job's queue (on the Redis its worker takes jobs from) and case database, from
+    the worker's environment."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("cases.jobs run inside an RQ worker")
+    queue = CallQueue(job.connection, load_queue_settings())
+    return queue, session_factory(engine_for(database_url_from_env(os.environ)))
 
 
 def _json(queue, key: str) -> dict:  # type: ignore[no-untyped-def]

@@ -82,7 +82,7 @@ def reaper(ctx: Context, interval: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
-    from hotline.calls import CaseSweep
+    from calls import CaseSweep
 
     handler = call_handler(ctx.settings, ctx.queue)
     sweep = CaseSweep(handler, handler.directory.sessions)  # type: ignore[union-attr]
@@ -118,7 +118,7 @@ def worker(ctx: Context) -> None:
     from rq import Queue, Worker
 
     import cases.jobs  # noqa: F401  (preloaded for the forks)
-    from hotline.runtime import RQ_QUEUE
+    from calls import RQ_QUEUE
 
     redis = ctx.queue.redis
     worker = Worker(
@@ -180,7 +180,7 @@ def web(ctx: Context, workers: int, threads: int) -> None:
         gunicorn,
         [
             gunicorn,
-            "web:create_app()",
+            "hotline.webapp:create_app()",
             "--bind",
             bind,
             "--workers",
@@ -216,11 +216,11 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     from agi_scripts.ami import AmiConnection, OfferRedirector, Reconciler
     from agi_scripts.server import FastAGIServer, serve
-    from agi_scripts.sessions import AgiSettings
+    from hotline.runtime import agi_settings
 
     s = ctx.settings
     handler = call_handler(s, ctx.queue)
-    settings = AgiSettings.from_settings(s)
+    settings = agi_settings(s)
     server = FastAGIServer((host or s.agi_host, port or s.agi_port), handler, settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -261,17 +261,15 @@ def twilio_notify(ctx: Context) -> None:
 
     from twilio.rest import Client
 
-    from web import create_app
-    from web.twilio_push import OfferNotifier
+    from web.twilio.push import OfferNotifier
 
     s = ctx.settings
     if not (s.twilio_account_sid and s.twilio_auth_token and s.public_base_url):
         raise click.UsageError(
             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL are needed"
         )
-    app = create_app({"SETTINGS": s})
     notifier = OfferNotifier(
-        app.extensions["hotline"].handler,
+        call_handler(s, ctx.queue),
         Client(s.twilio_account_sid, s.twilio_auth_token),
         s.public_base_url,
     )
@@ -375,14 +373,22 @@ def simulate(scenario: Path, redis_url: str | None, database_url: str | None) ->
     """Run scripted calls through the real flows, queue, RQ worker and database."""
     for name in ("", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from hotline.simulator import ScenarioError
-    from hotline.simulator import simulate as run_simulation
+    from hotline.redis_server import RedisServer
+    from simulator import ScenarioError
+    from simulator import simulate as run_simulation
 
     with tempfile.TemporaryDirectory(prefix="hotline-sim-") as workdir:
+        server = None
+        if redis_url is None:
+            server = RedisServer(Path(workdir) / "redis", durable=False).start()
+            redis_url = server.url
         try:
             run_simulation(scenario, redis_url, database_url, Path(workdir), click.echo)
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            if server:
+                server.stop()
 
 
 @main.group()

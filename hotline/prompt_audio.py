@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ivr.prompts import CATALOGUE, STATUS_WORDS
+from ivr.prompts import CATALOGUE, MAX_NUMBER, STATUS_WORDS
 
 VOICES = {"zh": "cmn", "en": "en-us"}
 # espeak-ng's Mandarin voice at its default 175 wpm already speaks ~3 syllables a second,
@@ -34,7 +34,6 @@ def speech_text(text: str, language: str) -> str:
 
 
 MANIFEST = ".rendered.json"
-MAX_NUMBER = 120
 
 
 def fragments(language: str) -> dict[str, str]:
@@ -56,30 +55,6 @@ def fragments(language: str) -> dict[str, str]:
     for d in "0123456789":
         texts[f"digit/{d}"] = "幺" if (language == "zh" and d == "1") else d
     return texts
-
-
-def sound_files(prompt_id: str, args: dict[str, object], language: str = "zh") -> list[str]:
-    """The files (names without .wav) that speak a prompt, in order: fixed fragments with
-    numbers, digits and status words between them."""
-    prompt = CATALOGUE[prompt_id]
-    template = prompt.zh if language == "zh" else prompt.en
-    parsed = list(string.Formatter().parse(template))
-    if len(parsed) == 1 and parsed[0][1] is None:
-        return [prompt_id]
-    files: list[str] = []
-    for i, (literal, field_name, _, _) in enumerate(parsed):
-        if literal.strip(" ，。,."):
-            files.append(f"{prompt_id}.{i}")
-        if field_name is None:
-            continue
-        value = args.get(field_name.removesuffix("_zh").removesuffix("_en"), "")
-        if field_name.startswith("status"):
-            files.append(f"status/{value}")
-        elif isinstance(value, int) and 0 <= value <= MAX_NUMBER:
-            files.append(f"num/{value}")
-        else:  # case numbers and large numbers: digit by digit
-            files.extend(f"digit/{d}" for d in str(value) if d.isdigit())
-    return files
 
 
 def render_all(out_dir: Path, language: str = "zh", force: bool = False) -> dict[str, int]:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from redis import BlockingConnectionPool, Redis
 
+from calls import RQ_QUEUE
 from hotline.config import Settings
 from queueing import CallQueue
 
-RQ_QUEUE = "hotline"
+__all__ = ["RQ_QUEUE", "call_handler", "call_queue", "connect_redis", "redis_url"]
 
 
 def embedded_redis_dir(settings: Settings) -> Path:
@@ -36,6 +37,20 @@ def connect_redis(settings: Settings) -> Redis:
     return Redis(connection_pool=pool)
 
 
+def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]
+    from agi_scripts.sessions import AgiSettings
+
+    return AgiSettings(
+        sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
+        dial_pattern=settings.seat_dial_pattern,
+        ring_timeout_s=settings.queue.ring_timeout_s,
+        max_talk_s=settings.queue.max_talk_s,
+        read_timeout_s=settings.agi_read_timeout_s,
+        max_sessions=settings.agi_max_sessions,
+        allow=settings.agi_allow,
+    )
+
+
 def call_queue(settings: Settings, redis: Redis | None = None) -> CallQueue:
     return CallQueue(redis or connect_redis(settings), settings.queue)
 
@@ -44,8 +59,8 @@ def call_handler(settings: Settings, queue: CallQueue):  # type: ignore[no-untyp
     """The shell core every adapter runs: queue, RQ jobs, the caller directory."""
     from rq import Queue as JobQueue
 
+    from calls import CallerDirectory, CallHandler
     from cases.db import engine_for, session_factory
-    from hotline.calls import CallerDirectory, CallHandler
 
     directory = CallerDirectory(session_factory(engine_for(settings.database_url)))
     jobs = JobQueue(RQ_QUEUE, connection=queue.redis)

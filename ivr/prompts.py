@@ -8,6 +8,7 @@ in zh; Twilio: <Say> of the text).
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 STATUS_WORDS = {
@@ -84,3 +85,30 @@ def spoken_seconds(prompt_id: str, language: str = "zh", **args: object) -> floa
     """About how long text-to-speech takes to say a prompt: for a telephony that speaks
     before it dials (Twilio), so the seat's ring lease can allow for it."""
     return len(render(prompt_id, language, **args)) / SPOKEN_CHARS_PER_S[language]
+
+
+MAX_NUMBER = 120
+
+
+def sound_files(prompt_id: str, args: dict[str, object], language: str = "zh") -> list[str]:
+    """The files (names without .wav) that speak a prompt, in order: fixed fragments with
+    numbers, digits and status words between them."""
+    prompt = CATALOGUE[prompt_id]
+    template = prompt.zh if language == "zh" else prompt.en
+    parsed = list(string.Formatter().parse(template))
+    if len(parsed) == 1 and parsed[0][1] is None:
+        return [prompt_id]
+    files: list[str] = []
+    for i, (literal, field_name, _, _) in enumerate(parsed):
+        if literal.strip(" ，。,."):
+            files.append(f"{prompt_id}.{i}")
+        if field_name is None:
+            continue
+        value = args.get(field_name.removesuffix("_zh").removesuffix("_en"), "")
+        if field_name.startswith("status"):
+            files.append(f"status/{value}")
+        elif isinstance(value, int) and 0 <= value <= MAX_NUMBER:
+            files.append(f"num/{value}")
+        else:  # case numbers and large numbers: digit by digit
+            files.extend(f"digit/{d}" for d in str(value) if d.isdigit())
+    return files

@@ -8,5 +8,15 @@ Stream that :mod:`queueing.events` turns into figures.
 from queueing.errors import QueueError
 from queueing.keys import QueueKeys
 from queueing.service import CallQueue, Offer, Position, Transition
+from queueing.settings import QueueSettings, load_queue_settings
 
-__all__ = ["CallQueue", "Offer", "Position", "QueueError", "QueueKeys", "Transition"]
+__all__ = [
+    "CallQueue",
+    "Offer",
+    "Position",
+    "QueueError",
+    "QueueKeys",
+    "QueueSettings",
+    "Transition",
+    "load_queue_settings",
+]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from hotline.config import PRIORITY_CLASSES, QueueSettings
 from queueing.errors import QueueError
 from queueing.keys import QueueKeys, check_id
 from queueing.scripts import register_all
+from queueing.settings import PRIORITY_CLASSES, QueueSettings
 
 SEAT_STATES = ("offline", "available", "offered", "on_call", "wrap_up", "paused")
 CALL_STATES = ("waiting", "offered", "on_call", "ended")

@@ -14,8 +14,7 @@ from rq import Queue as JobQueue
 from agi_scripts.ami import AmiConnection, OfferRedirector
 from agi_scripts.server import FastAGIServer
 from agi_scripts.sessions import AgiSettings
-from hotline.calls import CallerDirectory, CallHandler
-from hotline.runtime import RQ_QUEUE
+from calls import RQ_QUEUE, CallerDirectory, CallHandler
 from queueing import CallQueue
 from tests.asterisk_emulator import AmiServer, AsteriskEmulator, Channel, Operator
 

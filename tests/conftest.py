@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from redis import Redis
 
-from hotline.config import QueueSettings
 from hotline.redis_server import RedisServer
 from queueing import CallQueue
+from queueing.settings import QueueSettings
 from tests.pg import PostgresServer
 
 

@@ -6,8 +6,8 @@ import sys
 
 from redis import Redis
 
-from hotline.config import QueueSettings
 from queueing import CallQueue, Offer
+from queueing.settings import QueueSettings
 
 
 def telephony_worker(url: str, worker: int, calls: int) -> None:

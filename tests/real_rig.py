@@ -17,8 +17,8 @@ from pathlib import Path
 from redis import Redis
 
 from cases.phones import normalise
-from hotline.config import QueueSettings
 from queueing import CallQueue
+from queueing.settings import QueueSettings
 from tests import sipp
 from tests.real_asterisk import Asterisk, free_port, seat_password
 

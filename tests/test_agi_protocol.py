@@ -12,7 +12,7 @@ import pytest
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.server import FastAGIServer
 from agi_scripts.sessions import AgiSettings
-from hotline.calls import CallHandler
+from calls import CallHandler
 from queueing import CallQueue
 
 ENV = (

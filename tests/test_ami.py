@@ -11,7 +11,7 @@ import time
 import pytest
 
 from agi_scripts.ami import AmiConnection, AmiError, OfferRedirector
-from hotline.calls import CallHandler
+from calls import CallHandler
 from queueing import CallQueue
 from tests.asterisk_emulator import AmiHandler, AmiServer, AsteriskEmulator
 

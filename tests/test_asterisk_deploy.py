@@ -13,8 +13,8 @@ from redis import Redis
 from agi_scripts.ami import AmiConnection, AsteriskProvider
 from agi_scripts.sessions import ROUTES
 from cases.db import upgrade
-from hotline.config import QueueSettings
 from queueing import CallQueue
+from queueing.settings import QueueSettings
 from tests.asterisk_emulator import AmiServer, AsteriskEmulator
 from tests.test_agi_protocol import ENV
 

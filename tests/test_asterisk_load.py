@@ -10,9 +10,9 @@ import time
 import pytest
 from redis import Redis
 
-from hotline.config import QueueSettings
 from queueing import CallQueue
 from queueing.audit import audit_event_log
+from queueing.settings import QueueSettings
 from tests.asterisk_emulator import Operator
 from tests.asterisk_harness import asterisk_rig
 

@@ -8,13 +8,13 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
+from calls import RQ_QUEUE
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CallbackRequest, Case
 from cases.seed import seed
-from hotline.config import QueueSettings
-from hotline.runtime import RQ_QUEUE
-from hotline.simulator import Simulation, load_scenario
 from queueing import CallQueue
+from queueing.settings import QueueSettings
+from simulator import Simulation, load_scenario
 from tests.asterisk_harness import asterisk_rig, drive_scenario, operators_of
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"

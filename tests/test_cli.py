@@ -26,8 +26,8 @@ def test_seat_commands_and_queue_status(run, redis) -> None:  # type: ignore[no-
         "logged-in"
     )
     assert run("seat", "state", "1001", "paused", "--reason", "lunch").exit_code == 0
-    from hotline.config import QueueSettings
     from queueing import CallQueue
+    from queueing.settings import QueueSettings
 
     CallQueue(redis, QueueSettings()).enqueue("c1", caller="13800000001")
     text = run("queue", "status").output

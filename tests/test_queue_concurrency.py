@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from hotline.config import QueueSettings
 from hotline.redis_server import RedisServer
 from queueing import CallQueue
 from queueing.audit import audit_event_log
+from queueing.settings import QueueSettings
 from tests.queue_workers import telephony_worker
 
 WORKERS = 8

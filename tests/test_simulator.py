@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cases.db import engine_for, session_factory
 from cases.models import CallbackRequest, Case
 from hotline.redis_server import RedisServer
-from hotline.simulator import ScenarioError, load_scenario, simulate
+from simulator import ScenarioError, load_scenario, simulate
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 

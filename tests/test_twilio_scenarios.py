@@ -11,16 +11,16 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 from twilio.rest import Client
 
+from calls import RQ_QUEUE
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CallbackRequest, Case
 from cases.seed import seed
 from hotline.config import load_settings
-from hotline.runtime import RQ_QUEUE
-from hotline.simulator import Simulation, load_scenario
+from hotline.webapp import create_app
+from simulator import Simulation, load_scenario
 from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner
 from tests.twilio_scenarios import TwilioRestApi, TwilioScenario
-from web import create_app
-from web.twilio_push import OfferNotifier
+from web.twilio.push import OfferNotifier
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 API_TOKEN = "scenario-api-token"

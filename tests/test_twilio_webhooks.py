@@ -8,9 +8,9 @@ from redis import Redis
 from twilio.request_validator import RequestValidator
 
 from hotline.config import load_settings
+from hotline.webapp import create_app
 from queueing import CallQueue
 from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, parse, sid, verbs
-from web import create_app
 
 API_TOKEN = "api-token-for-tests"
 
@@ -316,7 +316,7 @@ def test_offered_redirect_dials_the_offered_seat_even_if_already_ringing(twilio,
 
 def test_hold_segment_plays_the_configured_clip() -> None:
     from ivr import actions as a
-    from web.twiml import TwimlSettings, render_actions
+    from web.twilio.twiml import TwimlSettings, render_actions
 
     music = TwimlSettings(base_url=PUBLIC_BASE, hold_music_url=PUBLIC_BASE + "/twilio/hold.wav")
     root = render_actions([a.Hold()], music, sid(1), in_queue=True)
@@ -328,7 +328,7 @@ def test_hold_segment_plays_the_configured_clip() -> None:
 def test_hold_clip_route_serves_the_rendered_file(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
     client = app.test_client()
     assert client.get("/twilio/hold.wav").status_code == 404
-    sounds = app.extensions["hotline"].settings.var_dir / "sounds"
+    sounds = app.extensions["hotline"].settings.sounds_dir
     sounds.mkdir(parents=True)
     (sounds / "hold.wav").write_bytes(b"RIFF....WAVE")
     with client.get("/twilio/hold.wav") as response:
@@ -472,7 +472,7 @@ def test_a_registered_citizen_is_recognised_whatever_the_number_format(  # type:
     from cases.phones import normalise
     from cases.service import utcnow
 
-    settings = app.extensions["hotline"].settings
+    settings = app.extensions["hotline_settings"]
     with session_factory(engine_for(settings.database_url))() as session:
         session.add(
             CitizenRegister(
@@ -495,7 +495,7 @@ def run_jobs(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Run the queued RQ jobs as a worker would (they read the environment)."""
     from rq import Queue, SimpleWorker
 
-    settings = app.extensions["hotline"].settings
+    settings = app.extensions["hotline_settings"]
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(settings.var_dir))
@@ -509,7 +509,7 @@ def case_of(app, call_id: str):  # type: ignore[no-untyped-def]
     from cases.db import engine_for, session_factory
     from cases.service import case_for_call
 
-    settings = app.extensions["hotline"].settings
+    settings = app.extensions["hotline_settings"]
     session = session_factory(engine_for(settings.database_url))()
     return session, case_for_call(session, call_id)
 
@@ -623,7 +623,7 @@ def test_an_answered_call_whose_case_job_was_lost_still_gets_its_case(  # type: 
 ) -> None:
     """A crash between completing the call and enqueuing its job, or a worker killed
     with the job: the reaper's sweep finds the answered call with no case."""
-    from hotline.calls import CaseSweep
+    from calls import CaseSweep
 
     talk_and_hang_up(twilio, queue)
     handler = app.extensions["hotline"].handler
@@ -642,7 +642,7 @@ def test_an_answered_call_whose_case_job_was_lost_still_gets_its_case(  # type: 
 
 def test_the_case_sweep_leaves_a_queued_job_alone(app, twilio, queue) -> None:  # type: ignore[no-untyped-def]
     """A backlog is not a loss: enqueuing the same job again would only add load."""
-    from hotline.calls import CaseSweep
+    from calls import CaseSweep
 
     talk_and_hang_up(twilio, queue)  # its case job waits in the queue
     handler = app.extensions["hotline"].handler

@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from ivr import events as e
 from queueing import QueueError, Transition
 from queueing.keys import check_id
-from web import services
+from web.context import services
 
 log = logging.getLogger("hotline.api")
 bp = Blueprint("api", __name__, url_prefix="/api")

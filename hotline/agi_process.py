@@ -15,10 +15,9 @@ import sys
 
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.server import run_route
-from agi_scripts.sessions import AgiSettings
 from hotline.config import load_settings
 from hotline.logs import setup_logging
-from hotline.runtime import call_handler, call_queue
+from hotline.runtime import agi_settings, call_handler, call_queue
 
 log = logging.getLogger("hotline.agi")
 
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     handler = call_handler(settings, call_queue(settings))
     try:
-        run_route(agi, handler, AgiSettings.from_settings(settings), route)
+        run_route(agi, handler, agi_settings(settings), route)
     except (AGIProtocolError, ChannelGone, OSError) as exc:
         log.warning("AGI %s ended: %s", route, exc)
     return 0

@@ -20,8 +20,8 @@ from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
 from queueing.keys import ID_PATTERNS
-from web import services
-from web.twiml import dial_seat, enqueue, hold_music, render_actions
+from web.context import services
+from web.twilio.twiml import dial_seat, enqueue, hold_music, render_actions
 
 log = logging.getLogger("hotline.twilio")
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -82,12 +82,12 @@ def respond(actions: list[a.Action], sid: str, *, in_queue: bool) -> Response:
                 spoken += spoken_seconds(action.prompt, **action.args)
             elif isinstance(action, a.Bridge):
                 services().handler.ringing(sid, action.seat, after_s=spoken)
-    return twiml(render_actions(actions, services().twiml, sid, in_queue=in_queue))
+    return twiml(render_actions(actions, services().settings.twiml, sid, in_queue=in_queue))
 
 
 def dial_now(response: VoiceResponse, sid: str, seat: str) -> None:
     services().handler.ringing(sid, seat)
-    dial_seat(response, services().twiml, sid, seat)
+    dial_seat(response, services().settings.twiml, sid, seat)
 
 
 @bp.errorhandler(Exception)
@@ -99,16 +99,16 @@ def keep_the_caller(exc: Exception) -> Any:
     log.exception("webhook %s failed; keeping the caller in line", request.path)
     response = VoiceResponse()
     if request.endpoint in ("twilio.wait",) or request.args.get("in") == "queue":
-        hold_music(response, services().twiml)
+        hold_music(response, services().settings.twiml)
     else:
-        enqueue(response, services().twiml)
+        enqueue(response, services().settings.twiml)
     return twiml(response)
 
 
 @bp.get("/hold.wav")
 def hold_clip() -> Response:
     """The hold clip (public music, fetched by Twilio's media player; no secrets)."""
-    path = services().settings.var_dir / "sounds" / "hold.wav"
+    path = services().settings.sounds_dir / "hold.wav"
     if not path.exists():
         abort(404)
     return send_file(path, mimetype="audio/wav", max_age=86400)
@@ -161,7 +161,7 @@ def after_queue() -> Response:
     if state == "offered" and record.get("seat"):
         dial_now(response, sid, record["seat"])
     elif state == "waiting":
-        enqueue(response, svc.twiml)
+        enqueue(response, svc.settings.twiml)
     elif state in ("ended", None):
         response.hangup()
     return twiml(response)
@@ -223,7 +223,11 @@ def dial_status() -> Response:
         else:
             handler.seat_talked(sid, dialled_seat, by, time.time())
         if not caller_gone:
-            response.say(render("goodbye"), voice=svc.twiml.voice, language=svc.twiml.language)
+            response.say(
+                render("goodbye"),
+                voice=svc.settings.twiml.voice,
+                language=svc.settings.twiml.language,
+            )
         response.hangup()
         return twiml(response)
     if caller_gone or record.get("state") in ("ended", None):

@@ -26,17 +26,17 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import sessionmaker
 
-from cases.phones import PhoneSettings, normalise_or_raw
+from cases.phones import PhoneSettings, mask_phone, normalise_or_raw
 from cases.service import caller_profile, hotline_info
-from hotline.logs import mask_phone
 from ivr import actions as a
 from ivr import events as e
 from ivr.inbound import FlowState, step
 from queueing import CallQueue, QueueError
 from queueing.keys import DRAFT_TTL_S
 
-log = logging.getLogger("hotline.calls")
+log = logging.getLogger("calls.handler")
 
+RQ_QUEUE = "hotline"  # the RQ queue of case, form and callback jobs
 FLOW_TTL_S = 86400
 MEDIA_ACTIONS = (a.Play, a.Gather, a.Hold, a.Bridge, a.HangUp)
 # Moving a call that is already being dialled could cut a conversation that started a

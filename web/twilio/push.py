@@ -14,7 +14,7 @@ import threading
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from hotline.calls import CallHandler
+from calls import CallHandler
 from queueing.offers import offers
 
 log = logging.getLogger("hotline.twilio.push")

@@ -29,20 +29,18 @@ from rq import Queue as JobQueue
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
+from calls import RQ_QUEUE, CallerDirectory, CallHandler
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CallbackRequest, Case, CitizenRegister
-from cases.phones import normalise
+from cases.phones import mask_phone, normalise
 from cases.seed import seed
 from cases.service import CallInfo, CaseDraft, create_case_for_call, transition, utcnow
-from hotline.calls import CallerDirectory, CallHandler
-from hotline.config import QueueSettings
-from hotline.logs import mask_phone
-from hotline.runtime import RQ_QUEUE
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render
 from queueing import CallQueue
 from queueing.events import queue_figures
+from queueing.settings import QueueSettings
 
 TICK_S = 0.05
 UPDATE_EVERY_S = 1.0
@@ -375,20 +373,14 @@ class Simulation:
 
 def simulate(
     path: Path,
-    redis_url: str | None,
+    redis_url: str,
     database_url: str | None,
     workdir: Path,
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run a scenario on private servers unless URLs are given. Never touches the
-    production queue: it uses a queue of its own."""
-    from hotline.redis_server import RedisServer
-
+    """Run a scenario on the given Redis, and on a private SQLite file unless a database
+    URL is given. Never touches the production queue: it uses a queue of its own."""
     scenario = load_scenario(path)
-    server = None
-    if redis_url is None:
-        server = RedisServer(workdir / "redis", durable=False).start()
-        redis_url = server.url
     database_url = database_url or f"sqlite:///{workdir / 'simulation.db'}"
     previous = {k: os.environ.get(k) for k in ("REDIS_URL", "DATABASE_URL", "HOTLINE_QUEUE")}
     queue_name = f"sim-{int(time.time() * 1000)}"
@@ -403,7 +395,5 @@ def simulate(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        if server:
-            server.stop()
     out(json.dumps(figures, ensure_ascii=False))
     return figures

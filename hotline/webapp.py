@@ -1,0 +1,60 @@
+"""The web process, composed: settings from the environment, Redis, the call handler,
+then web.create_app. Gunicorn runs ``hotline.webapp:create_app()``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+
+from hotline.config import Settings, load_settings
+from hotline.logs import setup_logging
+from hotline.runtime import call_handler, connect_redis
+from queueing import CallQueue
+from web import create_app as create_web_app
+from web.settings import WebSettings
+from web.twilio.twiml import TwimlSettings
+
+
+def web_settings(settings: Settings) -> WebSettings:
+    sounds = settings.var_dir / "sounds"
+    return WebSettings(
+        sounds_dir=sounds,
+        secret_key=settings.secret_key,
+        api_token=settings.api_token,
+        twilio_auth_token=settings.twilio_auth_token,
+        public_base_url=settings.public_base_url,
+        twiml=TwimlSettings(
+            base_url=settings.public_base_url or "",
+            voice=settings.twilio_voice,
+            language=settings.twilio_language,
+            seat_dial=settings.twilio_seat_dial,
+            hold_music_url=settings.twilio_hold_music_url
+            or (
+                f"{settings.public_base_url}/twilio/hold.wav"
+                if (sounds / "hold.wav").exists()
+                else None
+            ),
+            ring_timeout_s=settings.queue.ring_timeout_s,
+            queue_name=f"hotline-{settings.queue.name}",
+        ),
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """``config`` may hold ``SETTINGS`` (a Settings), ``REDIS`` (a client) and Flask
+    keys; without it everything comes from the environment."""
+    config = dict(config or {})
+    settings: Settings = config.pop("SETTINGS", None) or load_settings()
+    redis: Redis = config.pop("REDIS", None) or connect_redis(settings)
+    if not config.get("TESTING"):
+        # Under gunicorn nothing else configures logging: INFO lines would be dropped
+        # and phone numbers would go out unmasked.
+        setup_logging(os.environ.get("HOTLINE_LOG_LEVEL", "INFO"))
+    handler = call_handler(settings, CallQueue(redis, settings.queue))
+    app = create_web_app(web_settings(settings), handler, config)
+    app.extensions["hotline_settings"] = settings  # the whole configuration, for tools
+    return app

@@ -1,0 +1,60 @@
+"""The package layering: hotline/ is the composition root (configuration, CLI,
+supervisor, process entry points) and nothing below it imports it; the packages below
+import each other without cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("ivr", "queueing", "cases", "calls", "web", "agi_scripts", "simulator", "hotline")
+
+
+def imported_packages(package: str) -> dict[str, set[str]]:
+    """For each module of the package, the project packages it imports (at any depth,
+    including imports inside functions)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = (names & set(PACKAGES)) - {package}
+    return found
+
+
+def test_nothing_below_the_composition_root_imports_it() -> None:
+    upward = {
+        module: sorted(names)
+        for package in PACKAGES
+        if package != "hotline"
+        for module, names in imported_packages(package).items()
+        if "hotline" in names
+    }
+    assert upward == {}
+
+
+def test_the_packages_import_each_other_without_cycles() -> None:
+    graph = {
+        package: set().union(*imported_packages(package).values()) for package in PACKAGES
+    }
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(package: str) -> None:
+        assert package not in visiting, " -> ".join([*visiting, package])
+        if package in done:
+            return
+        visiting.append(package)
+        for dependency in sorted(graph[package]):
+            visit(dependency)
+        visiting.pop()
+        done.add(package)
+
+    for package in PACKAGES:
+        visit(package)
+    assert graph["ivr"] == set()  # the flows are pure
+    assert graph["queueing"] == set()

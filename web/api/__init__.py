@@ -1,0 +1,5 @@
+"""The JSON API for operators' tools and admin scripts."""
+
+from web.api.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,28 @@
+"""The parts every blueprint uses, kept on the app (no module-level state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from redis import Redis
+from rq import Queue as JobQueue
+from twilio.request_validator import RequestValidator
+
+from calls import CallHandler
+from queueing import CallQueue
+from web.settings import WebSettings
+
+
+@dataclass
+class Services:
+    settings: WebSettings
+    redis: Redis
+    queue: CallQueue
+    jobs: JobQueue
+    handler: CallHandler
+    validator: RequestValidator | None
+
+
+def services() -> Services:
+    return current_app.extensions["hotline"]  # type: ignore[no-any-return]

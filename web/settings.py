@@ -1,0 +1,25 @@
+"""What the web application needs to know, built by the composition root (hotline/)
+from its configuration, so that web/ never reads the process-wide settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the blueprint package imports web.context, which imports this
+    from web.twilio.twiml import TwimlSettings
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    sounds_dir: Path  # rendered prompts and the hold clip
+    twiml: TwimlSettings
+    secret_key: str | None = None
+    api_token: str | None = None  # the shared token for admin scripts
+    twilio_auth_token: str | None = None
+    public_base_url: str | None = None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_base_url and self.public_base_url.startswith("https://"))

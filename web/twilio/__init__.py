@@ -1,0 +1,5 @@
+"""Twilio's voice webhooks (signed), the TwiML they answer with, and the offer push."""
+
+from web.twilio.hooks import bp
+
+__all__ = ["bp"]
