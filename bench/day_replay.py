@@ -10,8 +10,8 @@ an accelerated clock, with faults; the driver keeps its own ground truth.
 - Operators: ring, talk and wrap-up times drawn from distributions, a few rings never
   answered, the case form sent after the hang-up (20 % during the call), a 30 s lapse of
   every seat's heartbeat half-way.
-- Faults: the RQ worker and the reaper are killed (SIGKILL) at random moments and
-  restarted after 2-6 s (real time).
+- Faults: an RQ worker (two run, as under `hotline run`) or the reaper is killed
+  (SIGKILL) at random moments and restarted after 2-6 s (real time).
 - Time: every queue duration is divided by ``--speed``; the driver, the reaper and the
   worker run in real time against Redis's clock.
 
@@ -236,10 +236,11 @@ class Replay:
             "HOTLINE_VAR_DIR": str(self.workdir),
             "HOTLINE_SEAT_TTL_S": "1",
         }
-        argv = {
-            "worker": [sys.executable, "-m", "hotline.cli", "worker"],
-            "reaper": [sys.executable, "-m", "hotline.cli", "--log-level", "WARNING", "reaper"],
-        }[name]
+        argv = (
+            [sys.executable, "-m", "hotline.cli", "--log-level", "WARNING", "reaper"]
+            if name == "reaper"
+            else [sys.executable, "-m", "hotline.cli", "worker"]
+        )
         with open(self.workdir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
 
@@ -249,7 +250,7 @@ class Replay:
         for moment in moments:
             if stop.wait(max(0.0, started + moment - time.monotonic())):
                 return
-            name = self.rng.choice(["worker", "reaper"])
+            name = self.rng.choice(list(self.procs))
             self.procs[name].send_signal(signal.SIGKILL)
             self.procs[name].wait()
             self.kills += 1
@@ -390,7 +391,7 @@ class Replay:
 
     def run(self) -> dict[str, object]:
         self.prepare()
-        for name in ("worker", "reaper"):
+        for name in ["reaper", *(f"worker-{n}" for n in range(1, self.args.workers + 1))]:
             self.start_process(name)
         for n in range(self.seat_count):
             seat = f"{1000 + n}"
@@ -548,6 +549,7 @@ def main() -> None:
     parser.add_argument("--hours", default="0-24", help="window of the day, e.g. 9-11")
     parser.add_argument("--seats", type=int, default=0, help="default: sized for the peak")
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="RQ workers, as `hotline run`")
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this folder")
     args = parser.parse_args()

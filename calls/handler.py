@@ -13,7 +13,6 @@ Mandarin call.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -26,13 +25,14 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import sessionmaker
 
+from calls.workers import job_running
+from cases.filing import submit_draft
 from cases.phones import PhoneSettings, mask_phone, normalise_or_raw
 from cases.service import caller_profile, hotline_info
 from ivr import actions as a
 from ivr import events as e
 from ivr.inbound import FlowState, step
 from queueing import CallQueue, QueueError
-from queueing.keys import DRAFT_TTL_S
 
 log = logging.getLogger("calls.handler")
 
@@ -353,13 +353,10 @@ class CallHandler:
     # -- the operator's side ----------------------------------------------------------------
 
     def submit_case_form(self, call_id: str, form: dict[str, object]) -> None:
-        """The operator's form, at any moment: kept in Redis, then filed into the call's
-        case by a retried job, whether the case exists yet or not."""
-        self.redis.set(
-            self.queue.keys.case_draft(call_id),
-            json.dumps(form, ensure_ascii=False),
-            ex=DRAFT_TTL_S,
-        )
+        """The operator's form, at any moment: kept in Redis and filed into the call's
+        case by its case job if that has not finished yet, else by a retried job."""
+        if not submit_draft(self.redis, self.queue.keys, call_id, form):
+            return
         self.jobs.enqueue(
             "cases.jobs.file_stored_form",
             call_id,
@@ -390,9 +387,9 @@ class CaseSweep:
         self.handler, self.sessions, self.grace_s = handler, sessions, grace_s
 
     def _job_pending(self, call_id: str) -> bool:
-        """Its case job is waiting, scheduled for a retry or running: a backlog, not a
-        loss, so enqueuing it again would only add load (a killed worker's job is
-        requeued or failed by RQ's maintenance within seconds)."""
+        """Its case job is waiting, scheduled for a retry or running on a live worker:
+        a backlog, not a loss, so enqueuing it again would only add load. A job whose
+        worker died counts as lost."""
         try:
             job = Job.fetch(job_id_for("case", call_id), connection=self.handler.redis)
         except NoSuchJobError:
@@ -401,8 +398,7 @@ class CaseSweep:
             JobStatus.QUEUED,
             JobStatus.SCHEDULED,
             JobStatus.DEFERRED,
-            JobStatus.STARTED,
-        )
+        ) or job_running(self.handler.redis, job)
 
     def run_once(self, batch: int = 2000) -> list[str]:
         from sqlalchemy import select

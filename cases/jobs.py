@@ -10,6 +10,7 @@ import os
 from rq import get_current_job
 
 from cases.db import database_url_from_env, engine_for, session_factory
+from cases.filing import mark_filed, read_draft
 from cases.service import (
     CallInfo,
     CaseDraft,
@@ -71,22 +72,28 @@ def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str
 
 
 def create_case(call_id: str) -> str:
-    """Create the case for an answered call (exactly once), right after the hang-up.
-    With the operator's form if it came already; otherwise it waits in 'received' for
-    the form, which file_form() merges in whenever it arrives. Returns its number."""
+    """Create the case for an answered call (exactly once), right after the hang-up,
+    with the newest form the operator has sent, including forms that arrive while this
+    job waits or runs (cases.filing). Without a form it waits in 'received'; a form
+    after this job is filed by file_stored_form. Returns the case number."""
     queue, sessions = _context()
-    data = _json(queue, queue.keys.case_draft(call_id))
-    with sessions() as session:
-        try:
-            draft = parse_form(session, data) if data else CaseDraft(dispatch=False)
-        except InvalidForm:
-            log.exception("stored form for %s is invalid; the case waits for a new one", call_id)
-            draft = CaseDraft(dispatch=False)
-        case = create_case_for_call(session, call_info(queue, call_id, data.get("seat")), draft)
-        if data:
-            apply_form(session, case, draft, case.operator_seat or "system")
-        log.info("case %s for call %s (%s)", case.number, call_id, case.status)
-        return case.number
+    while True:
+        version, data = read_draft(queue.redis, queue.keys, call_id)
+        with sessions() as session:
+            try:
+                draft = parse_form(session, data) if data else CaseDraft(dispatch=False)
+            except InvalidForm:
+                log.exception(
+                    "stored form for %s is invalid; the case waits for a new one", call_id
+                )
+                data, draft = {}, CaseDraft(dispatch=False)
+            info = call_info(queue, call_id, str(data.get("seat") or "") or None)
+            case = create_case_for_call(session, info, draft)
+            if data:
+                apply_form(session, case, draft, case.operator_seat or "system")
+        if mark_filed(queue.redis, queue.keys, call_id, version):
+            log.info("case %s for call %s (%s)", case.number, call_id, case.status)
+            return case.number
 
 
 def file_stored_form(call_id: str) -> str:

@@ -110,19 +110,32 @@ def reaper(ctx: Context, interval: float) -> None:
 
 
 @main.command()
+@click.option(
+    "--fork/--no-fork",
+    default=False,
+    show_default=True,
+    help="run each job in a forked work-horse (isolation) or in this process (speed)",
+)
 @pass_ctx
-def worker(ctx: Context) -> None:
-    """The RQ worker (cases, forms, callbacks) with its scheduler (retries). The job
-    modules are loaded here, once: each job's forked work-horse then starts warm
-    (a cold import of SQLAlchemy and the models costs ~0.5 s a job)."""
-    from rq import Queue, Worker
+def worker(ctx: Context, fork: bool) -> None:
+    """The RQ worker (cases, forms, callbacks) with its scheduler (retries).
 
-    import cases.jobs  # noqa: F401  (preloaded for the forks)
+    By default jobs run in this process: a fork per job costs ~50 ms, most of a case
+    job, and a day of 87,000 calls cannot afford it. The jobs are short, idempotent
+    and retried, so a crash loses nothing (the reaper's case sweep finds any answered
+    call without a case). The job modules are loaded once, here, either way."""
+    from rq import Queue, SimpleWorker, Worker
+
+    import cases.jobs  # noqa: F401  (loaded once, warm for every job)
     from calls import RQ_QUEUE
+    from calls.workers import requeue_abandoned
 
     redis = ctx.queue.redis
-    worker = Worker(
-        [Queue(RQ_QUEUE, connection=redis)],
+    jobs = Queue(RQ_QUEUE, connection=redis)
+    requeue_abandoned(jobs)  # a predecessor killed mid-job
+    worker_class = Worker if fork else SimpleWorker
+    worker = worker_class(
+        [jobs],
         connection=redis,
         worker_ttl=60,
         maintenance_interval=10,  # jobs of a killed worker are found within seconds

@@ -38,6 +38,9 @@ class Settings:
     agi_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
     agi_read_timeout_s: float = 60.0
     agi_max_sessions: int = 512
+    # RQ workers the run command starts: two, so a crashed one never stops case filing
+    # and a record day's ~100 cases a minute at peak have room.
+    workers: int = 2
     redis_max_connections: int = 256  # per process; threads wait for a free one
     phones: PhoneSettings = PhoneSettings()
     secret_key: str | None = None
@@ -98,6 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         agi_port=int(env_number(env, "HOTLINE_AGI_PORT", 4573, minimum=1)),
         agi_allow=allow,
         agi_read_timeout_s=env_number(env, "HOTLINE_AGI_READ_TIMEOUT_S", 60.0, minimum=1),
+        workers=int(env_number(env, "HOTLINE_WORKERS", 2, minimum=1)),
         agi_max_sessions=int(env_number(env, "HOTLINE_AGI_MAX_SESSIONS", 512, minimum=1)),
         phones=PhoneSettings(
             region=(env.get("HOTLINE_PHONE_REGION") or "CN").upper(),

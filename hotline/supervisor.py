@@ -39,7 +39,7 @@ def _bin(name: str) -> str:
 def service_commands(settings: Settings) -> list[Child]:
     hotline = [sys.executable, "-m", "hotline.cli"]
     children = [
-        Child("worker", [*hotline, "worker"]),
+        *(Child(f"worker-{n}", [*hotline, "worker"]) for n in range(1, settings.workers + 1)),
         Child("reaper", [*hotline, "reaper"]),
         Child("web", [*hotline, "web"]),
         Child("agi", [*hotline, "agi", "serve"]),

@@ -127,6 +127,11 @@ class QueueKeys:
     def case_draft(self, call_id: str) -> str:  # string: the operator's case form, JSON
         return self.prefix + "draft:" + check_id("call", call_id)
 
+    def case_filing(self, call_id: str) -> str:
+        """hash: ``version`` of the draft (bumped by each form) and ``done`` once the
+        case job has filed the newest one; see cases.filing."""
+        return self.prefix + "filing:" + check_id("call", call_id)
+
     def seat(self, seat_id: str) -> str:
         return self.seat_prefix + check_id("seat", seat_id)
 

@@ -23,10 +23,6 @@ from tests import sipp
 from tests.real_asterisk import Asterisk, free_port, seat_password
 
 
-def bin_path(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
 @dataclass
 class RealRig:
     asterisk: Asterisk
@@ -71,14 +67,7 @@ class RealRig:
         argv = {
             "agi": [sys.executable, "-m", "hotline.cli", "agi", "serve"],
             "reaper": [sys.executable, "-m", "hotline.cli", "reaper"],
-            "worker": [
-                bin_path("rq"),
-                "worker",
-                "--with-scheduler",
-                "--url",
-                self.redis_url,
-                "hotline",
-            ],
+            "worker": [sys.executable, "-m", "hotline.cli", "worker"],
         }[name]
         with open(self.workdir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(

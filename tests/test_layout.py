@@ -38,9 +38,7 @@ def test_nothing_below_the_composition_root_imports_it() -> None:
 
 
 def test_the_packages_import_each_other_without_cycles() -> None:
-    graph = {
-        package: set().union(*imported_packages(package).values()) for package in PACKAGES
-    }
+    graph = {package: set().union(*imported_packages(package).values()) for package in PACKAGES}
     visiting: list[str] = []
     done: set[str] = set()
 

@@ -648,3 +648,69 @@ def test_the_case_sweep_leaves_a_queued_job_alone(app, twilio, queue) -> None:  
     handler = app.extensions["hotline"].handler
     assert CaseSweep(handler, handler.directory.sessions, grace_s=0.0).run_once() == []
     assert handler.jobs.count == 1
+
+
+def queued_jobs(app) -> list[str]:  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    jobs = Queue("hotline", connection=app.extensions["hotline"].redis).get_jobs()
+    return sorted(job.func_name for job in jobs)
+
+
+def test_a_form_kept_while_the_case_job_waits_rides_with_it(
+    app, twilio, queue, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Late forms sent while the worker is busy add no job: the case job files the
+    newest one (one job per answered call)."""
+    talk_and_hang_up(twilio, queue)
+    handler = app.extensions["hotline"].handler
+    handler.submit_case_form(sid(1), {**FORM, "description": "第一稿"})
+    handler.submit_case_form(sid(1), FORM)
+    assert queued_jobs(app) == ["cases.jobs.create_case"]
+    run_jobs(app, monkeypatch)
+    session, case = case_of(app, sid(1))
+    assert case.description == FORM["description"] and case.status == "dispatched"
+    session.close()
+
+
+def test_a_form_after_the_case_job_gets_its_own_job(app, twilio, queue, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    talk_and_hang_up(twilio, queue)
+    run_jobs(app, monkeypatch)
+    handler = app.extensions["hotline"].handler
+    handler.submit_case_form(sid(1), FORM)
+    assert queued_jobs(app) == ["cases.jobs.file_stored_form"]
+    run_jobs(app, monkeypatch)
+    session, case = case_of(app, sid(1))
+    assert case.description == FORM["description"]
+    session.close()
+
+
+def test_a_form_that_lands_while_the_case_job_runs_is_filed_by_it(
+    app, twilio, queue, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The race the handshake exists for: the job has read the draft, the operator
+    sends a newer one, the job finishes. Its atomic check sees the newer version and
+    files again, so the form neither waits for a job nobody enqueued nor is lost."""
+    import cases.filing
+    import cases.jobs
+
+    talk_and_hang_up(twilio, queue)
+    handler = app.extensions["hotline"].handler
+    handler.submit_case_form(sid(1), {**FORM, "description": "第一稿"})
+    reads: list[str] = []
+    real_read = cases.filing.read_draft
+
+    def read_then_operator_types(redis, keys, call_id):  # type: ignore[no-untyped-def]
+        result = real_read(redis, keys, call_id)
+        reads.append(result[1].get("description", ""))
+        if len(reads) == 1:  # the operator's second form lands mid-job
+            handler.submit_case_form(sid(1), FORM)
+        return result
+
+    monkeypatch.setattr(cases.jobs, "read_draft", read_then_operator_types)
+    run_jobs(app, monkeypatch)
+    assert reads == ["第一稿", FORM["description"]]
+    assert queued_jobs(app) == []
+    session, case = case_of(app, sid(1))
+    assert case.description == FORM["description"]
+    session.close()
