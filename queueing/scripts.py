@@ -29,6 +29,8 @@ SCRIPT_NAMES = (
     "set_skill",
     "leave",
     "turn_away",
+    "pause_next",
+    "wrapup_extend",
 )
 
 

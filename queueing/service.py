@@ -248,12 +248,33 @@ class CallQueue:
             reason = "break"
         return self._transition("seat_state", check_id("seat", seat_id), state, reason)
 
+    def pause_after_call(self, seat_id: str, reason: str) -> str:
+        """Pause the seat once its call and wrap-up are over (now if it is idle); an
+        empty reason cancels. Returns 'after-call', 'paused' or 'cancelled'."""
+        return self._run("pause_next", check_id("seat", seat_id), reason)[1]
+
+    def extend_wrapup(self, seat_id: str, seconds: float) -> int:
+        """Give the seat's wrap-up more time; returns its new end (ms, Redis clock)."""
+        if not 0 < seconds <= 600:
+            raise QueueError("bad-argument", "extend wrap-up by 1 to 600 seconds")
+        return int(self._run("wrapup_extend", check_id("seat", seat_id), int(seconds * 1000))[1])
+
     def heartbeat(self, seat_id: str) -> None:
         self._run("heartbeat", check_id("seat", seat_id))
 
     def seat(self, seat_id: str) -> dict[str, str]:
-        raw = self.redis.hgetall(self.keys.seat(seat_id))
-        return {_text(k): _text(v) for k, v in raw.items()} or {"state": "offline"}
+        """The seat's hash (state, since, reason, call, skills, pause_next), with
+        ``wrapup_until`` (ms) in wrap-up and ``now`` (ms, Redis clock) for timers."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.seat(check_id("seat", seat_id)))
+        pipe.zscore(self.keys.wrapups, seat_id)
+        pipe.time()
+        raw, wrapup_until, (seconds, micros) = pipe.execute()
+        seat = {_text(k): _text(v) for k, v in raw.items()} or {"state": "offline"}
+        if wrapup_until is not None:
+            seat["wrapup_until"] = str(int(wrapup_until))
+        seat["now"] = str(seconds * 1000 + micros // 1000)
+        return seat
 
     # -- sweeping and matching --------------------------------------------------------
 

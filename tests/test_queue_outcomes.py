@@ -368,3 +368,72 @@ def test_a_supervisor_can_force_a_stuck_seat_out(queue: CallQueue) -> None:
     assert queue.call("c1")["outcome"] == "completed"
     assert queue.seat_login("s1").result  # and the operator can log in again
     assert queue.seat("s1")["state"] == "available"
+
+
+def test_pause_after_this_call_pauses_when_the_wrap_up_ends(redis: Redis, make_queue) -> None:
+    queue = make_queue(wrapup_s=0.3)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    assert queue.pause_after_call("s1", "lunch") == "after-call"
+    queue.complete("c1")
+    queue.enqueue("c2")  # must not reach s1: its operator is going to lunch
+    assert queue.seat("s1")["state"] == "wrap_up"
+    time.sleep(0.35)
+    counts, offers = queue.tick()
+    assert counts["wrapups_ended"] == 1 and offers == ()
+    seat = queue.seat("s1")
+    assert (seat["state"], seat["reason"], seat.get("pause_next")) == ("paused", "lunch", None)
+    assert queue.call("c2")["state"] == "waiting"
+    assert events(redis, queue, "PAUSE_NEXT")[0]["reason"] == "lunch"
+
+
+def test_pause_after_this_call_without_wrap_up_and_its_cancel(make_queue) -> None:
+    queue = make_queue(wrapup_s=0)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.pause_after_call("s1", "training")
+    assert queue.pause_after_call("s1", "") == "cancelled"
+    queue.complete("c1")
+    assert queue.seat("s1")["state"] == "available"
+    queue.enqueue("c2")
+    queue.answer("c2", "s1")
+    queue.pause_after_call("s1", "meeting")
+    queue.complete("c2")
+    assert (queue.seat("s1")["state"], queue.seat("s1")["reason"]) == ("paused", "meeting")
+    assert queue.pause_after_call("s1", "other") == "paused"  # idle: at once, new reason
+    assert queue.seat("s1")["reason"] == "other"
+
+
+def test_an_idle_seat_pauses_at_once_and_ready_clears_a_pending_pause(make_queue) -> None:
+    queue = make_queue(wrapup_s=60)
+    queue.seat_login("s1")
+    assert queue.pause_after_call("s1", "lunch") == "paused"
+    queue.seat_state("s1", "available")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.pause_after_call("s1", "lunch")
+    queue.complete("c1")
+    assert queue.seat_state("s1", "available").result == "available"  # "ready" wins
+    assert "pause_next" not in queue.seat("s1")
+    with pytest.raises(QueueError, match="not-logged-in"):
+        queue.pause_after_call("nobody", "lunch")
+
+
+def test_wrap_up_can_be_extended_and_shows_its_end(make_queue) -> None:
+    queue = make_queue(wrapup_s=0.3)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    with pytest.raises(QueueError, match="not-in-wrap-up"):
+        queue.extend_wrapup("s1", 30)
+    queue.complete("c1")
+    before = int(queue.seat("s1")["wrapup_until"])
+    assert queue.extend_wrapup("s1", 30) == before + 30_000
+    seat = queue.seat("s1")
+    assert int(seat["wrapup_until"]) - int(seat["now"]) > 29_000
+    time.sleep(0.35)
+    assert queue.tick()[0]["wrapups_ended"] == 0
+    with pytest.raises(QueueError, match="bad-argument"):
+        queue.extend_wrapup("s1", 0)

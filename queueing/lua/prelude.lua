@@ -125,6 +125,19 @@ local function make_available(seat, reason)
   return nil
 end
 
+-- A seat's call and wrap-up are over: available, or paused if its operator asked to
+-- pause after this call (the reason they chose).
+local function after_call(seat, reason)
+  local pause_next = redis.call('HGET', P_SEAT .. seat, 'pause_next')
+  if pause_next and pause_next ~= '' then
+    redis.call('ZREM', K_WRAPUPS, seat)
+    redis.call('HDEL', P_SEAT .. seat, 'pause_next')
+    set_seat_state(seat, 'paused', pause_next)
+    return nil
+  end
+  return make_available(seat, reason)
+end
+
 -- Put an offered or sticky call back at the head of its class: its original score.
 -- It loses any sticky claim, so the next free seat with the skill takes it.
 local function requeue(call)
@@ -207,7 +220,7 @@ local function finish_seat(seat, call, talk_ms, out)
     set_seat_state(seat, 'wrap_up', '', call)
     return out
   end
-  add_pair(out, make_available(seat, ''))
+  add_pair(out, after_call(seat, ''))
   return try_match(1, out)
 end
 

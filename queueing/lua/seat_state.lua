@@ -6,6 +6,7 @@ local state = seat_state(seat)
 if state == 'offline' then return {'err', 'not-logged-in'} end
 if state == 'on_call' then return {'err', 'seat-busy'} end
 redis.call('ZADD', K_HEARTBEATS, NOW, seat)
+redis.call('HDEL', P_SEAT .. seat, 'pause_next')  -- an explicit choice replaces it
 
 if wanted == 'paused' then
   if state == 'paused' and redis.call('HGET', P_SEAT .. seat, 'reason') == reason then

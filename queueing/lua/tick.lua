@@ -28,7 +28,7 @@ for _, call in ipairs(redis.call('ZRANGEBYSCORE', K_OFFERS, '-inf', NOW, 'LIMIT'
 end
 
 for _, seat in ipairs(redis.call('ZRANGEBYSCORE', K_WRAPUPS, '-inf', NOW, 'LIMIT', 0, limit)) do
-  add_pair(out, make_available(seat, 'wrap-up ended'))
+  add_pair(out, after_call(seat, 'wrap-up ended'))
   counts[2] = counts[2] + 1
 end
 
