@@ -223,3 +223,54 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
         session.scalar(select(func.coalesce(func.max(CallRecord.wait_ms), 0)).where(*window)) or 0
     )
     return indicators(c)
+
+
+def day_start(now: datetime | None = None) -> datetime:
+    """Midnight of today in the hotline's time zone (Beijing), as an aware datetime."""
+    from cases.service import HOTLINE_TZ
+
+    local = (now or datetime.now(UTC)).astimezone(HOTLINE_TZ)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def seat_day(session: Session, since: datetime) -> dict[str, tuple[int, float | None]]:
+    """Per seat: calls answered since ``since`` and their average handle time (talk plus
+    wrap-up, seconds)."""
+    rows = session.execute(
+        select(
+            CallRecord.seat,
+            func.count(),
+            func.avg(func.coalesce(CallRecord.talk_ms, 0) + func.coalesce(CallRecord.wrapup_ms, 0)),
+        )
+        .where(
+            CallRecord.outcome == "answered",
+            CallRecord.queued_at >= since.astimezone(UTC),
+            CallRecord.seat.is_not(None),
+        )
+        .group_by(CallRecord.seat)
+    ).all()
+    return {
+        seat: (int(n), round(float(avg) / 1000, 1) if avg is not None else None)
+        for seat, n, avg in rows
+    }
+
+
+def hourly(session: Session, since: datetime, hours: int = 24) -> list[dict[str, int]]:
+    """Offered, answered and abandoned calls per hour from ``since`` (local hours)."""
+    start = since.astimezone(UTC)
+    rows = session.execute(
+        select(CallRecord.queued_at, CallRecord.outcome).where(
+            CallRecord.direction == "inbound",
+            CallRecord.queued_at >= start,
+            CallRecord.outcome.is_not(None),
+        )
+    ).all()
+    buckets = [{"hour": h, "offered": 0, "answered": 0, "abandoned": 0} for h in range(hours)]
+    for queued_at, outcome in rows:
+        at = queued_at if queued_at.tzinfo else queued_at.replace(tzinfo=UTC)
+        hour = int((at - start).total_seconds() // 3600)
+        if 0 <= hour < hours:
+            buckets[hour]["offered"] += 1
+            if outcome in ("answered", "abandoned"):
+                buckets[hour][outcome] += 1
+    return buckets

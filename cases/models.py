@@ -179,3 +179,39 @@ class StreamCursor(Base):
     __tablename__ = "stream_cursor"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_id: Mapped[str] = mapped_column(String(32))
+
+
+ROLES = ("operator", "supervisor", "department", "admin")
+
+
+class User(Base):
+    """Someone who signs in: an operator, a supervisor, a department's staff, an admin.
+    Passwords and API tokens are stored only as hashes."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    # sha256 of the personal API token; the token itself is shown once, when made
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    seat: Mapped[str | None] = mapped_column(String(32))  # an operator's usual phone
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    department: Mapped[Department | None] = relationship()
+
+
+class ActionLog(Base):
+    """Who did what outside a case's own trail: seat logins, pauses, a supervisor's
+    actions on someone else's seat, tokens made."""
+
+    __tablename__ = "action_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -180,10 +180,15 @@ def report(ctx: Context, day: str | None, days: int) -> None:
 
 @main.command()
 @click.option("--workers", default=2, show_default=True, help="processes (one per core)")
-@click.option("--threads", default=8, show_default=True, help="threads per process")
+@click.option(
+    "--threads",
+    default=200,
+    show_default=True,
+    help="threads per process: each open console or wallboard holds one (its live stream)",
+)
 @pass_ctx
 def web(ctx: Context, workers: int, threads: int) -> None:
-    """Serve the web app (Twilio webhooks, API) with gunicorn."""
+    """Serve the web app (Twilio webhooks, API, console, wallboard) with gunicorn."""
     import os
     import sys
 
@@ -458,6 +463,72 @@ def register_add(ctx: Context, phone: str, name: str, note: str, added_by: str) 
         )
         session.commit()
     click.echo("registered")
+
+
+@main.group()
+def user() -> None:
+    """People who sign in to the console, the wallboard and the portal."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["operator", "supervisor", "department", "admin"]), required=True
+)
+@click.option("--name", "display_name", default="", help="shown on screens, e.g. 王芳")
+@click.option("--seat", default=None, help="an operator's usual seat (phone endpoint)")
+@click.option("--department", default=None, help="a department user's department code")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@pass_ctx
+def user_add(
+    ctx: Context,
+    username: str,
+    role: str,
+    display_name: str,
+    seat: str | None,
+    department: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create a user (the password is asked for, never given as an argument)."""
+    import sys
+
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.users import UserError, add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    upgrade(ctx.settings.database_url)
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        try:
+            add_user(
+                session,
+                username,
+                role,
+                password,
+                display_name=display_name,
+                seat=seat,
+                department_code=department,
+            )
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username} ({role}) added")
+
+
+@user.command("token")
+@click.argument("username")
+@pass_ctx
+def user_token(ctx: Context, username: str) -> None:
+    """Make a new personal API token for the user (shown once; the old one stops)."""
+    from cases.db import engine_for, session_factory
+    from cases.users import UserError, issue_token
+
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        try:
+            click.echo(issue_token(session, username))
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @main.group()

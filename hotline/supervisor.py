@@ -70,12 +70,21 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
 
     from cases.db import engine_for, session_factory, upgrade
     from cases.seed import seed
+    from cases.users import user_count
 
     upgrade(settings.database_url)
     with session_factory(engine_for(settings.database_url))() as session:
         added = seed(session)
         session.commit()
+        users = user_count(session)
     log.info("database: migrated to head; reference rows added: %s", added)
+    if users == 0:
+        log.warning(
+            "no users yet: make the first admin with `.venv/bin/hotline user add admin "
+            "--role admin`, then open http://%s:%s/login",
+            settings.web_host,
+            settings.web_port,
+        )
     try:
         from hotline.prompt_audio import render_all, render_hold_music
 

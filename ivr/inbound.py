@@ -61,6 +61,7 @@ class FlowState:
     callback_offered: bool = False
     seat: str | None = None
     outcome: str | None = None  # connected | completed | abandoned | callback
+    pressed: str = ""  # the keys the caller pressed, last 8, for the operator's screen
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -161,6 +162,8 @@ def step(state: FlowState | None, event: e.Event) -> Step:
         # chosen just as an offer landed leaves the call offered).
         return state, ((a.ReleaseCall(),) if isinstance(event, e.Hangup) else ())
 
+    if isinstance(event, e.Digits):
+        state = replace(state, pressed=(state.pressed + event.digits)[-8:])
     if isinstance(event, e.Hangup):
         outcome = "completed" if state.phase == CONNECTED else "abandoned"
         return replace(state, phase=DONE, outcome=outcome), (a.ReleaseCall(),)

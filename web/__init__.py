@@ -49,11 +49,28 @@ def create_app(
         ),
     )
 
+    from cases.phones import mask_phone
     from web.api import bp as api_bp
+    from web.auth import csrf, init_auth
+    from web.console import bp as console_bp
     from web.twilio import bp as twilio_bp
 
+    init_auth(app, secure_cookies=settings.secure_cookies)
+    csrf.exempt(twilio_bp)  # signed by Twilio instead
+    csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it
     app.register_blueprint(twilio_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
+    app.jinja_env.filters["mask_phone"] = mask_phone
+
+    @app.errorhandler(403)
+    @app.errorhandler(409)
+    def page_error(exc):  # type: ignore[no-untyped-def]
+        from flask import render_template, request
+
+        if request.path.startswith(("/api/", "/twilio/")):
+            return exc
+        return render_template("error.html", code=exc.code, message=exc.description), exc.code
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """JSON API for the operator side (the console uses it; so do the tests).
 
-Behind a bearer token (HOTLINE_API_TOKEN) until operator logins arrive. Errors are
+For a signed-in user's session, a personal token (`hotline user token NAME`), or the
+shared HOTLINE_API_TOKEN kept for admin scripts. Errors are
 JSON: {"error": slug, "message": text}, 400 for bad input, 401/403 for auth, 404 for
 unknown ids, 409 for a refused transition."""
 
@@ -13,13 +14,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from cases.users import user_for_token
 from ivr import events as e
 from queueing import QueueError, Transition
 from queueing.keys import check_id
+from web.auth import csrf
 from web.context import services
 
 log = logging.getLogger("hotline.api")
@@ -65,20 +70,45 @@ def http_error(exc: HTTPException) -> Any:
     ), exc.code
 
 
+API_ROLES = ("operator", "supervisor", "admin")
+
+
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A signed-in user's browser session (with its CSRF token), that user's personal
+    token, or the shared HOTLINE_API_TOKEN (admin scripts): who it is goes to
+    ``g.api_actor`` for the audit trail."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        expected = services().settings.api_token
-        if not expected:
-            raise ApiError(403, "api-disabled", "HOTLINE_API_TOKEN is not configured")
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        given = given.strip()
-        if (
-            scheme != "Bearer"
-            or not given
-            or not hmac.compare_digest(given.encode(), expected.encode())
-        ):
-            raise ApiError(401, "bad-token", "a valid 'Authorization: Bearer <token>' is required")
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, given = header.partition(" ")
+            given = given.strip()
+            if scheme != "Bearer" or not given:
+                raise ApiError(401, "bad-token", "use 'Authorization: Bearer <token>'")
+            shared = services().settings.api_token
+            if shared and hmac.compare_digest(given.encode(), shared.encode()):
+                g.api_actor = "api-token"
+                return view(*args, **kwargs)
+            with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+                user = user_for_token(db, given)
+                found = (user.username, user.role) if user is not None else None
+            if found is None:
+                raise ApiError(
+                    401, "bad-token", "a valid 'Authorization: Bearer <token>' is required"
+                )
+            username, role = found
+        elif current_user.is_authenticated:
+            try:
+                csrf.protect()
+            except CSRFError as exc:
+                raise ApiError(400, "csrf", f"{exc.description}: send X-CSRFToken") from None
+            username, role = current_user.username, current_user.role
+        else:
+            raise ApiError(401, "bad-token", "sign in, or send 'Authorization: Bearer <token>'")
+        if role not in API_ROLES:
+            raise ApiError(403, "forbidden-role", f"the {role} role cannot use the call API")
+        g.api_actor = username
         return view(*args, **kwargs)
 
     return wrapper
@@ -201,7 +231,7 @@ def call_case_form(call: str) -> Any:
     if not services().queue.call(call):
         raise QueueError("no-such-call")
     data = body()
-    return file_case_form(call, data, text(data, "seat", limit=32) or "operator")
+    return file_case_form(call, data, g.api_actor)
 
 
 @bp.post("/calls/<call>/complete")
@@ -221,7 +251,7 @@ def call_complete(call: str) -> Any:
         raise QueueError("no-such-call")
     if state not in ("on_call", "ended"):
         raise QueueError("not-connected")
-    filed = file_case_form(call, form, text(form, "seat", limit=32) or "operator") if form else None
+    filed = file_case_form(call, form, g.api_actor) if form else None
     if filed is not None and filed[1] == 422:
         return filed
     flow = svc.handler.load(call)

@@ -1,0 +1,218 @@
+"""Sign-in for people (Flask-Login, sessions), roles, CSRF, and the language choice.
+
+Every page names the roles that may open it (``roles_required``); a signed-in user
+with another role gets 403, a visitor is sent to the sign-in page. Forms and htmx
+requests carry the CSRF token (Flask-WTF); Twilio's webhooks are signed instead, and
+API calls with a bearer token are not open to cross-site forgery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from cases.models import User
+from cases.users import authenticate, log_action
+from web.context import services
+from web.i18n import LANGUAGES, translate
+
+log = logging.getLogger("hotline.web.auth")
+bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+HOME_FOR_ROLE = {
+    "operator": "console.console",
+    "supervisor": "console.wallboard",
+    "admin": "console.wallboard",
+    "department": "auth.department_home",
+}
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The signed-in user, detached from the database session."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    seat: str | None
+    department_id: int | None
+    language: str
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def of(cls, user: User) -> SignedIn:
+        return cls(
+            user.id,
+            user.username,
+            user.display_name,
+            user.role,
+            user.seat,
+            user.department_id,
+            user.language,
+        )
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> SignedIn | None:
+    if not user_id.isdigit():
+        return None
+    with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+        user = db.get(User, int(user_id))
+        return SignedIn.of(user) if user is not None and user.active else None
+
+
+def roles_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def actor() -> str:
+    """Who is acting, for audit trails."""
+    return current_user.username if current_user.is_authenticated else "anonymous"
+
+
+def record(action: str, target: str = "", detail: str = "") -> None:
+    """Log an action of the signed-in user in SQL (never fails the action itself)."""
+    try:
+        with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+            log_action(db, actor(), action, target, detail)
+            db.commit()
+    except Exception:
+        log.exception("could not record %s on %s by %s", action, target, actor())
+
+
+def language() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    if current_user.is_authenticated and current_user.language in LANGUAGES:
+        return str(current_user.language)
+    return "zh"
+
+
+class LoginForm(FlaskForm):
+    username = StringField(validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(validators=[DataRequired(), Length(max=256)])
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if form.validate_on_submit():
+        with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+            user = authenticate(db, form.username.data or "", form.password.data or "")
+            if user is not None:
+                signed_in = SignedIn.of(user)
+                log_action(db, user.username, "signed-in", request.remote_addr or "")
+                db.commit()
+        if user is None:
+            flash(translate("bad_login", language()))
+            return render_template("login.html", form=form), 401
+        session.clear()  # no session fixation
+        login_user(signed_in)
+        return redirect(
+            _safe_next(request.args.get("next")) or url_for(HOME_FOR_ROLE[signed_in.role])
+        )
+    return render_template("login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    if current_user.is_authenticated:
+        record("signed-out")
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/")
+def home() -> Any:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return redirect(url_for(HOME_FOR_ROLE.get(current_user.role, "auth.login")))
+
+
+@bp.post("/language")
+def choose_language() -> Any:
+    chosen = request.form.get("lang", "zh")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+    return redirect(_safe_next(request.form.get("next")) or url_for("auth.home"))
+
+
+@bp.get("/department")
+@roles_required("department")
+def department_home() -> Any:
+    """The department portal arrives with dispatch (next issue); a placeholder page."""
+    return render_template("department.html")
+
+
+def init_auth(app: Flask, secure_cookies: bool) -> None:
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None,  # a console stays open through a whole shift
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        lang = language()
+        return {"lang": lang, "t": lambda key, **kw: translate(key, lang, **kw)}

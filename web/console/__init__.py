@@ -1,0 +1,5 @@
+"""The operator console and the supervisor wallboard."""
+
+from web.console.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,515 @@
+"""The operator console (one screen for the whole call) and the supervisor wallboard.
+
+Pages are server-rendered; htmx posts the operator's actions and Server-Sent Events
+push the screen pop, seat changes and the wallboard (web.live follows the queue's
+event stream once per process)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+)
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from cases.cdr import day_start, figures, hourly, seat_day
+from cases.models import CallbackRequest, Case, Category, CitizenRegister, District
+from cases.service import InvalidForm
+from queueing import QueueError
+from queueing.keys import check_id
+from web.auth import actor, record, roles_required
+from web.context import services
+from web.i18n import PAUSE_REASONS
+from web.live import LiveHub
+
+log = logging.getLogger("hotline.web.console")
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+OPERATORS = ("operator", "admin")
+SUPERVISORS = ("supervisor", "admin")
+KEEPALIVE_S = 15.0
+BOARD_EVERY_S = 1.0
+SLOW_FIGURES_S = 5.0  # today's figures and the chart come from SQL, refreshed this often
+
+
+def hub() -> LiveHub:
+    ext = current_app.extensions
+    if "hotline_live" not in ext:
+        svc = services()
+        ext["hotline_live"] = LiveHub(svc.redis, svc.queue.keys)
+    return ext["hotline_live"]  # type: ignore[no-any-return]
+
+
+def sse(event: str, html: str) -> str:
+    data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
+    return f"event: {event}\n{data}\n\n"
+
+
+def sse_response(stream: Iterator[str]) -> Response:
+    return Response(
+        stream_with_context(stream),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def sessions():  # type: ignore[no-untyped-def]
+    return services().handler.directory.sessions  # type: ignore[union-attr]
+
+
+def my_seat() -> str | None:
+    return session.get("seat")
+
+
+def require_seat() -> str:
+    seat = my_seat()
+    if not seat:
+        abort(409, "log in to a seat first")
+    return seat
+
+
+# -- what the screens show ------------------------------------------------------------
+
+
+def seat_view(seat: str | None) -> dict[str, Any]:
+    if not seat:
+        return {"id": None, "state": "offline"}
+    data: dict[str, Any] = dict(services().queue.seat(seat))
+    data["id"] = seat
+    return data
+
+
+def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
+    """Everything the operator should see when a call is offered to them."""
+    svc = services()
+    record_ = svc.queue.call(call_id)
+    if not record_:
+        return None
+    flow = svc.handler.load(call_id)
+    caller = (flow.caller if flow else "") or record_.get("caller", "")
+    entered = int(record_.get("entered") or 0)
+    view: dict[str, Any] = {
+        "call": call_id,
+        "caller": caller,
+        "priority": record_.get("priority", "normal"),
+        "skill": record_.get("skill", "mandarin"),
+        "hotline": flow.hotline if flow else None,
+        "pressed": flow.pressed if flow else "",
+        "waited_s": round((wait_ms if wait_ms is not None else 0) / 1000)
+        if wait_ms is not None
+        else (round(time.time() - entered / 1000) if entered else None),
+        "callback": (flow.channel if flow else "") == "callback",
+        "name": "",
+        "vulnerable": record_.get("priority") == "vulnerable",
+        "cases": [],
+    }
+    if caller:
+        try:
+            with sessions()() as db:
+                person = db.scalar(select(CitizenRegister).where(CitizenRegister.phone == caller))
+                if person is not None:
+                    view["name"] = person.name
+                    view["vulnerable"] = view["vulnerable"] or person.vulnerable
+                view["cases"] = [
+                    {
+                        "number": c.number,
+                        "status": c.status,
+                        "category": c.category.name if c.category else "",
+                        "created": c.created_at,
+                        "description": c.description[:80],
+                    }
+                    for c in db.scalars(
+                        select(Case)
+                        .where(Case.caller_phone == caller)
+                        .order_by(Case.created_at.desc())
+                        .limit(5)
+                    )
+                ]
+        except SQLAlchemyError:
+            log.exception("screen pop for %s without case history", call_id)
+    return view
+
+
+def catalogue() -> dict[str, Any]:
+    with sessions()() as db:
+        categories = [
+            {
+                "code": c.code,
+                "name": c.name,
+                "department": c.department.name if c.department else "",
+            }
+            for c in db.scalars(select(Category).order_by(Category.code))
+        ]
+        districts = [
+            {"code": d.code, "name": d.name}
+            for d in db.scalars(select(District).order_by(District.code))
+        ]
+    return {"categories": categories, "districts": districts}
+
+
+def my_day(seat: str | None) -> tuple[int, float | None]:
+    if not seat:
+        return 0, None
+    try:
+        with sessions()() as db:
+            return seat_day(db, day_start()).get(seat, (0, None))
+    except SQLAlchemyError:
+        return 0, None
+
+
+# -- the console ----------------------------------------------------------------------
+
+
+@bp.get("/")
+@roles_required(*OPERATORS)
+def console() -> Any:
+    seat = my_seat()
+    current = seat_view(seat)
+    call = (
+        current.get("call") if current.get("state") in ("offered", "on_call", "wrap_up") else None
+    )
+    return render_template(
+        "console.html",
+        seat=current,
+        pop=pop_view(call) if call else None,
+        reasons=PAUSE_REASONS,
+        skills=services().queue.settings.skills,
+        default_seat=seat or _user_seat(),
+        day=my_day(seat),
+        **catalogue(),
+    )
+
+
+def _user_seat() -> str:
+    from flask_login import current_user
+
+    return current_user.seat or ""
+
+
+@bp.get("/seat")
+@roles_required(*OPERATORS)
+def seat_panel() -> Any:
+    return render_template("_seat.html", seat=seat_view(my_seat()), reasons=PAUSE_REASONS)
+
+
+@bp.get("/my-day")
+@roles_required(*OPERATORS)
+def my_day_panel() -> Any:
+    return render_template("_my_day.html", day=my_day(my_seat()))
+
+
+@bp.post("/seat/login")
+@roles_required(*OPERATORS)
+def seat_login() -> Any:
+    seat = request.form.get("seat", "").strip()
+    skills = [s for s in request.form.getlist("skills") if s] or [services().queue.default_skill()]
+    try:
+        check_id("seat", seat)
+        services().queue.seat_login(seat, skills)
+    except (QueueError, ValueError) as exc:
+        return render_template("_seat.html", seat=seat_view(None), error=str(exc)), 422
+    session["seat"] = seat
+    record("seat-login", seat, ",".join(skills))
+    return Response(status=204, headers={"HX-Refresh": "true"})
+
+
+@bp.post("/seat/logout")
+@roles_required(*OPERATORS)
+def seat_logout() -> Any:
+    seat = require_seat()
+    try:
+        services().queue.seat_logout(seat)
+    except QueueError as exc:
+        return render_template(
+            "_seat.html", seat=seat_view(seat), error=str(exc), reasons=PAUSE_REASONS
+        ), 409
+    session.pop("seat", None)
+    record("seat-logout", seat)
+    return Response(status=204, headers={"HX-Refresh": "true"})
+
+
+@bp.post("/seat/state")
+@roles_required(*OPERATORS)
+def seat_state() -> Any:
+    seat = require_seat()
+    wanted = request.form.get("state", "")
+    reason = request.form.get("reason", "")
+    error = None
+    try:
+        if wanted == "paused" and reason not in PAUSE_REASONS:
+            raise QueueError("bad-argument", f"reason must be one of {', '.join(PAUSE_REASONS)}")
+        if request.form.get("after_call"):
+            services().queue.pause_after_call(seat, reason)
+        else:
+            services().queue.seat_state(seat, wanted, reason)
+        record("seat-" + (wanted or "state"), seat, reason)
+    except QueueError as exc:
+        error = str(exc)
+    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS, error=error)
+
+
+@bp.post("/seat/extend")
+@roles_required(*OPERATORS)
+def seat_extend() -> Any:
+    seat = require_seat()
+    error = None
+    try:
+        services().queue.extend_wrapup(seat, 30)
+    except QueueError as exc:
+        error = str(exc)
+    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS, error=error)
+
+
+@bp.post("/heartbeat")
+@roles_required(*OPERATORS)
+def heartbeat() -> Any:
+    seat = my_seat()
+    if seat:
+        services().queue.heartbeat(seat)
+    return Response(status=204)
+
+
+@bp.get("/calls/<call>/pop")
+@roles_required(*OPERATORS)
+def pop(call: str) -> Any:
+    view = pop_view(check_id("call", call))
+    if view is None:
+        abort(404)
+    return render_template("_pop.html", pop=view, **catalogue())
+
+
+def form_from_request() -> dict[str, object]:
+    f = request.form
+    outcome = f.get("outcome", "dispatch")
+    form: dict[str, object] = {
+        name: f.get(name, "")
+        for name in (
+            "description",
+            "address",
+            "caller_name",
+            "category_code",
+            "district_code",
+            "urgency",
+        )
+    }
+    form["resolved_on_phone"] = outcome == "resolved"
+    form["dispatch"] = outcome == "dispatch"
+    form["seat"] = my_seat() or ""
+    return form
+
+
+@bp.post("/calls/<call>/case")
+@roles_required(*OPERATORS)
+def case_form(call: str) -> Any:
+    """The operator's form: filed into the call's case now (made now if the hang-up has
+    not made it yet), under the same rule as the API; kept for a retry if SQL is down."""
+    from cases.jobs import file_form
+
+    call = check_id("call", call)
+    svc = services()
+    if not svc.queue.call(call):
+        abort(404)
+    form = form_from_request()
+    values = {k: v for k, v in request.form.items()}
+    try:
+        case = file_form(svc.queue, sessions(), call, form, actor())
+    except InvalidForm as exc:
+        return render_template(
+            "_case_form.html", call=call, values=values, error=exc, **catalogue()
+        ), 422
+    except SQLAlchemyError:
+        log.exception("case form for %s kept for a retry: the database is unavailable", call)
+        svc.handler.submit_case_form(call, form)
+        return render_template(
+            "_case_form.html", call=call, values=values, kept=True, **catalogue()
+        )
+    return render_template("_case_form.html", call=call, values=values, filed=case, **catalogue())
+
+
+@bp.get("/events")
+@roles_required(*OPERATORS)
+def console_events() -> Any:
+    """The operator's live stream: ``pop`` when a call is offered to their seat, ``seat``
+    whenever their seat changes."""
+    seat = my_seat()
+    if not seat:
+        return Response(status=204)  # no seat, nothing to stream (htmx retries later)
+    inbox = hub().watch_seat(seat)
+    reasons = PAUSE_REASONS
+
+    def stream() -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            yield sse("seat", render_template("_seat.html", seat=seat_view(seat), reasons=reasons))
+            while True:
+                try:
+                    events = [inbox.get(timeout=KEEPALIVE_S)]
+                except queue.Empty:
+                    yield ": keepalive\n\n"
+                    continue
+                while not inbox.empty():  # coalesce a burst into one redraw
+                    events.append(inbox.get_nowait())
+                for event in events:
+                    if event.get("type") == "OFFER":
+                        view = pop_view(event["call"], int(event.get("wait_ms") or 0))
+                        if view is not None:
+                            yield sse("pop", render_template("_pop.html", pop=view, **catalogue()))
+                yield sse(
+                    "seat", render_template("_seat.html", seat=seat_view(seat), reasons=reasons)
+                )
+        finally:
+            hub().unwatch_seat(seat, inbox)
+
+    return sse_response(stream())
+
+
+# -- the wallboard --------------------------------------------------------------------
+
+
+class BoardCache:
+    """Today's SQL figures and chart, shared by every wallboard of this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at = 0.0
+        self.value: dict[str, Any] = {}
+
+    def get(self) -> dict[str, Any]:
+        with self.lock:
+            if time.monotonic() - self.at < SLOW_FIGURES_S and self.value:
+                return self.value
+            start = day_start()
+            try:
+                with sessions()() as db:
+                    end = datetime.now(UTC).replace(year=start.year + 1)
+                    self.value = {
+                        "figures": figures(db, start, end),
+                        "hourly": hourly(db, start),
+                        "by_seat": seat_day(db, start),
+                        "callbacks_pending": db.scalar(
+                            select(func.count(CallbackRequest.id)).where(
+                                CallbackRequest.status == "pending"
+                            )
+                        )
+                        or 0,
+                    }
+            except SQLAlchemyError:
+                log.exception("wallboard figures unavailable")
+            self.at = time.monotonic()
+            return self.value
+
+
+def board_cache() -> BoardCache:
+    ext = current_app.extensions
+    if "hotline_board" not in ext:
+        ext["hotline_board"] = BoardCache()
+    return ext["hotline_board"]  # type: ignore[no-any-return]
+
+
+def board_view() -> dict[str, Any]:
+    status = services().queue.status()
+    waiting: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in status["calls"]:
+        if c.get("state") != "waiting":
+            continue
+        key = (str(c.get("skill", "")), str(c.get("priority", "normal")))
+        row = waiting.setdefault(
+            key, {"skill": key[0], "priority": key[1], "count": 0, "longest_s": 0.0}
+        )
+        row["count"] += 1
+        row["longest_s"] = max(row["longest_s"], float(c.get("wait_s", 0)))
+    callers = {str(c["id"]): str(c.get("caller", "")) for c in status["calls"]}
+    slow = board_cache().get()
+    by_seat = slow.get("by_seat", {})
+    seats = []
+    for s in status["seats"]:
+        n, aht = by_seat.get(str(s["id"]), (0, None))
+        seats.append(
+            s | {"caller": callers.get(str(s.get("call", "")), ""), "calls": n, "aht": aht}
+        )
+    return {
+        "waiting": sorted(waiting.values(), key=lambda r: (r["skill"], r["priority"])),
+        "seats": seats,
+        "figures": slow.get("figures"),
+        "hourly": slow.get("hourly", []),
+        "callbacks_pending": slow.get("callbacks_pending", 0),
+    }
+
+
+@bp.get("/wallboard")
+@roles_required(*SUPERVISORS)
+def wallboard() -> Any:
+    return render_template("wallboard.html", board=board_view(), reasons=PAUSE_REASONS)
+
+
+@bp.get("/wallboard/events")
+@roles_required(*SUPERVISORS)
+def wallboard_events() -> Any:
+    changed = hub().watch_board()
+
+    def stream() -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            last = 0.0
+            while True:
+                woke = changed.wait(KEEPALIVE_S)
+                if not woke:
+                    yield ": keepalive\n\n"
+                    continue
+                pause = BOARD_EVERY_S - (time.monotonic() - last)
+                if pause > 0:
+                    time.sleep(pause)  # one redraw a second, however busy the queue
+                changed.clear()
+                last = time.monotonic()
+                board = board_view()
+                yield sse(
+                    "board", render_template("_board.html", board=board, reasons=PAUSE_REASONS)
+                )
+                yield sse("chart", json.dumps(board["hourly"]))
+        finally:
+            hub().unwatch_board(changed)
+
+    return sse_response(stream())
+
+
+@bp.post("/seats/<seat>/action")
+@roles_required(*SUPERVISORS)
+def supervise_seat(seat: str) -> Any:
+    """A supervisor pauses a seat (after its call if it is busy), logs it out, or ends a
+    stuck wrap-up. Recorded with who did it."""
+    seat = check_id("seat", seat)
+    action = request.form.get("action", "")
+    q = services().queue
+    error = None
+    try:
+        if action == "pause":
+            q.pause_after_call(seat, "supervisor")
+        elif action == "logout":
+            q.seat_logout(seat, force=True)
+        elif action == "end-wrapup":
+            if q.seat(seat).get("state") != "wrap_up":
+                raise QueueError("not-in-wrap-up")
+            q.seat_state(seat, "available", "supervisor")
+        else:
+            abort(400, "action must be pause, logout or end-wrapup")
+        record("supervisor-" + action, seat)
+    except QueueError as exc:
+        error = str(exc)
+    board = board_view()
+    return render_template("_board.html", board=board, reasons=PAUSE_REASONS, error=error)

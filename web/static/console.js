@@ -1,0 +1,70 @@
+// The operator console: live timers, the wrap-up countdown, and case drafts that
+// survive a page reload (kept in this browser per call until the form is filed).
+(function () {
+  "use strict";
+  // Validation errors (422) and refusals (409) carry a form to show: swap them too.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "40[9]|422", swap: true },
+    { code: "[45]..", swap: false, error: true },
+  ];
+  var skew = 0; // Redis clock minus this browser's clock, from the last seat panel
+
+  function fmt(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+  function tick() {
+    document.querySelectorAll("[data-now]").forEach(function (el) {
+      if (!el.dataset.seen) { skew = Number(el.dataset.now) - Date.now(); el.dataset.seen = "1"; }
+    });
+    var now = Date.now() + skew;
+    document.querySelectorAll(".timer[data-since]").forEach(function (el) {
+      el.textContent = " · " + fmt((now - Number(el.dataset.since)) / 1000);
+    });
+    document.querySelectorAll(".countdown-left[data-until]").forEach(function (el) {
+      el.textContent = fmt((Number(el.dataset.until) - now) / 1000);
+    });
+  }
+  setInterval(tick, 500);
+
+  function draftKey(form) { return "hotline-draft:" + form.dataset.call; }
+  function saveDraft(form) {
+    var data = {};
+    new FormData(form).forEach(function (v, k) { if (k !== "csrf_token") data[k] = v; });
+    localStorage.setItem(draftKey(form), JSON.stringify(data));
+  }
+  function restoreDraft(form) {
+    var raw = localStorage.getItem(draftKey(form));
+    if (!raw) return;
+    var data = JSON.parse(raw);
+    Object.keys(data).forEach(function (name) {
+      form.querySelectorAll('[name="' + name + '"]').forEach(function (el) {
+        if (el.type === "radio" || el.type === "checkbox") el.checked = el.value === data[name];
+        else if (!el.value) el.value = data[name];
+      });
+    });
+    suggest(form);
+  }
+  function suggest(form) {
+    var input = form.querySelector('[name="category_code"]');
+    var out = form.querySelector("#suggested-department");
+    if (!input || !out) return;
+    var option = document.querySelector('#categories option[value="' + CSS.escape(input.value) + '"]');
+    out.textContent = option ? option.textContent : "";
+  }
+  function wire(root) {
+    root.querySelectorAll("form.case-form").forEach(function (form) {
+      if (form.dataset.wired) return;
+      form.dataset.wired = "1";
+      if (form.querySelector("#case-filed")) localStorage.removeItem(draftKey(form));
+      else restoreDraft(form);
+      form.addEventListener("input", function () { saveDraft(form); suggest(form); });
+    });
+    tick();
+  }
+  document.addEventListener("htmx:load", function (e) { wire(e.target); });
+  document.addEventListener("DOMContentLoaded", function () { wire(document); });
+})();
