@@ -4,13 +4,20 @@
 # it only installs what is missing.
 #
 #   scripts/bootstrap.sh            what the service needs
-#   scripts/bootstrap.sh --test     plus what the test suite needs (PostgreSQL, SIPp)
+#   scripts/bootstrap.sh --test     plus what the test suite needs (PostgreSQL, SIPp,
+#                                   Chromium with CJK fonts for the browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(redis-server espeak-ng sox)
 if [[ "${1:-}" == "--test" ]]; then
-    want+=(postgresql sip-tester)
+    want+=(postgresql sip-tester fonts-noto-cjk)
+    # Debian's Chromium drives the browser tests (Playwright cannot download its own
+    # browser here); Ubuntu ships it as a snap only, so there it is left out and the
+    # browser tests skip, saying so.
+    if apt-cache show chromium 2>/dev/null | grep -q '^Filename:'; then
+        want+=(chromium)
+    fi
 fi
 
 missing=()

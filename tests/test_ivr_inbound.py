@@ -212,3 +212,13 @@ def test_every_prompt_has_both_languages_and_renders() -> None:
     for prompt_id, prompt in CATALOGUE.items():
         assert prompt.zh and prompt.en
         assert render(prompt_id, "zh", **args) and render(prompt_id, "en", **args)
+
+
+def test_the_keys_a_caller_pressed_are_kept_for_the_operators_screen() -> None:
+    state, _ = step(None, started())
+    state, _ = step(state, e.Digits("2", at=3))
+    assert state.pressed == "2" and state.skill == "hainanese"
+    for n in range(10):
+        state, _ = step(state, e.Digits("9", at=10 + n))
+    assert state.pressed == "99999999"  # the last eight: small, serializable state
+    assert type(state).from_json(state.to_json()) == state

@@ -33,7 +33,7 @@ from cases.models import CallbackRequest, Case, Category, CitizenRegister, Distr
 from cases.service import InvalidForm
 from queueing import QueueError
 from queueing.keys import check_id
-from web.auth import actor, record, roles_required
+from web.auth import actor, language, record, roles_required
 from web.context import services
 from web.i18n import PAUSE_REASONS
 from web.live import LiveHub
@@ -45,6 +45,7 @@ OPERATORS = ("operator", "admin")
 SUPERVISORS = ("supervisor", "admin")
 KEEPALIVE_S = 15.0
 BOARD_EVERY_S = 1.0
+BOARD_IDLE_REDRAW_S = 5.0
 SLOW_FIGURES_S = 5.0  # today's figures and the chart come from SQL, refreshed this often
 
 
@@ -146,7 +147,24 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
     return view
 
 
+_catalogue_lock = threading.Lock()
+CATALOGUE_TTL_S = 60.0
+
+
 def catalogue() -> dict[str, Any]:
+    """Categories (with their default department) and districts for the case form:
+    reference data, read once a minute per process, not once per screen pop."""
+    cached = current_app.extensions.setdefault("hotline_catalogue", {})
+    with _catalogue_lock:
+        if cached and time.monotonic() - cached["at"] < CATALOGUE_TTL_S:
+            return cached["value"]  # type: ignore[no-any-return]
+    value = _read_catalogue()
+    with _catalogue_lock:
+        cached.update(at=time.monotonic(), value=value)
+    return value
+
+
+def _read_catalogue() -> dict[str, Any]:
     with sessions()() as db:
         categories = [
             {
@@ -452,6 +470,24 @@ def board_view() -> dict[str, Any]:
     }
 
 
+_board_lock = threading.Lock()
+
+
+def shared_board(lang: str) -> tuple[str, str]:
+    """The rendered board, made at most once a second per process and language: ten
+    wallboards cost one snapshot of the queue, not ten."""
+    cache = current_app.extensions.setdefault("hotline_board_html", {})
+    with _board_lock:
+        hit = cache.get(lang)
+        if hit and time.monotonic() - hit[0] < BOARD_EVERY_S:
+            return hit[1], hit[2]
+        board = board_view()
+        html = render_template("_board.html", board=board, reasons=PAUSE_REASONS)
+        chart = json.dumps(board["hourly"])
+        cache[lang] = (time.monotonic(), html, chart)
+        return html, chart
+
+
 @bp.get("/wallboard")
 @roles_required(*SUPERVISORS)
 def wallboard() -> Any:
@@ -468,20 +504,17 @@ def wallboard_events() -> Any:
             yield "retry: 2000\n\n"
             last = 0.0
             while True:
-                woke = changed.wait(KEEPALIVE_S)
-                if not woke:
-                    yield ": keepalive\n\n"
-                    continue
+                # Redrawn on queue events, and every few seconds anyway: times in state
+                # and today's SQL figures move without an event.
+                changed.wait(BOARD_IDLE_REDRAW_S)
                 pause = BOARD_EVERY_S - (time.monotonic() - last)
                 if pause > 0:
                     time.sleep(pause)  # one redraw a second, however busy the queue
                 changed.clear()
                 last = time.monotonic()
-                board = board_view()
-                yield sse(
-                    "board", render_template("_board.html", board=board, reasons=PAUSE_REASONS)
-                )
-                yield sse("chart", json.dumps(board["hourly"]))
+                html, chart = shared_board(language())
+                yield sse("board", html)
+                yield sse("chart", chart)
         finally:
             hub().unwatch_board(changed)
 

@@ -1,0 +1,201 @@
+"""The console and the wallboard in a real browser (Playwright on Debian's Chromium),
+served by the real web command (gunicorn) over HTTP, with a call arriving through the
+real flow and queue and its case job run by a real RQ worker.
+
+Screenshots go to var/test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from hotline.config import load_settings
+from hotline.redis_server import free_port
+from hotline.runtime import call_handler, call_queue
+from tests.browser import launch, screenshot
+from tests.real_rig import wait_port
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+expect = sync_api.expect
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery"
+CITIZEN = "+8613800138000"
+
+
+@pytest.fixture
+def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+    from cases.users import add_user
+
+    redis.flushdb()
+    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as db:
+        seed(db)
+        add_user(db, "wang", "operator", PASSWORD, display_name="王芳", seat="1001")
+        add_user(db, "li", "supervisor", PASSWORD, display_name="李班长")
+        add_user(db, "water", "department", PASSWORD, department_code="water-affairs")
+        create_case_for_call(
+            db,
+            CallInfo("earlier-call", CITIZEN, "asterisk", "1003"),
+            CaseDraft(description="路灯不亮", category_code="street-lights", dispatch=True),
+        )
+        db.commit()
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_server.url,
+        "HOTLINE_SECRET_KEY": "browser-test",
+        "HOTLINE_WEB_PORT": str(port),
+        "HOTLINE_WRAPUP_S": "120",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+    web = subprocess.Popen(
+        [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "32"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port)
+        settings = load_settings(env)
+        queue = call_queue(settings)
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "env": env,
+            "handler": call_handler(settings, queue),
+            "db_url": db_url,
+        }
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
+        log.close()
+
+
+def sign_in(browser, site, username: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.goto(site["url"] + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    return page
+
+
+def run_jobs(site) -> None:  # type: ignore[no-untyped-def]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--burst",
+            "--url",
+            site["env"]["REDIS_URL"],
+            "hotline",
+        ],
+        cwd=ROOT,
+        env=site["env"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.db import engine_for, session_factory
+    from cases.models import Case
+
+    handler = site["handler"]
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        operator = sign_in(browser, site, "wang")
+        expect(operator.locator("#seat-login")).to_be_visible()
+        operator.click("#seat-login button[type=submit]")  # their usual seat, 1001
+        expect(operator.locator("#seat .state-name")).to_have_text("空闲")
+        # Paused for a meeting, so the next call has to wait.
+        operator.select_option("#seat select[name=reason]", "meeting")
+        operator.click("#seat form.pause button")
+        expect(operator.locator("#seat .reason")).to_have_text("会议")
+
+        supervisor = sign_in(browser, site, "li")
+        expect(supervisor.locator("#nobody-waiting")).to_be_visible()
+        expect(supervisor.locator("tr.seat-row[data-seat='1001'] .seat-state")).to_have_text("小休")
+
+        # A citizen calls; the flow queues them at once (no key needed).
+        call = "asterisk-1764300000.1"
+        handler.start(call, "13800138000", "12345", "asterisk", time.time())
+        expect(supervisor.locator(".waiting-count")).to_have_text("1")  # no reload
+        screenshot(supervisor, "wallboard-waiting")
+
+        operator.click("#seat button.primary")  # ready: the waiting call is offered
+        pop = operator.locator("#pop .pop")
+        expect(pop.locator(".caller")).to_have_text(CITIZEN, timeout=5000)
+        expect(pop.locator(".case-row .status")).to_have_text("已受理")  # their open case
+        assert "路灯不亮" in pop.locator(".cases").inner_text()
+
+        # The phone is picked up, they talk, the caller hangs up.
+        assert handler.seat_answered(call, "1001", time.time())
+        expect(supervisor.locator("tr.seat-row[data-seat='1001'] .seat-state")).to_have_text(
+            "通话中"
+        )
+        expect(supervisor.locator("#nobody-waiting")).to_be_visible()
+        handler.caller_gone(call)
+        expect(operator.locator("#seat .countdown-left")).to_be_visible()
+        run_jobs(site)  # the case is made at hang-up, waiting for the form
+
+        # The operator writes the form after the hang-up; a reload keeps the draft.
+        form = operator.locator("#case-form")
+        form.locator("input[name=category_code]").fill("water-outage")
+        form.locator("textarea[name=description]").fill("龙华区金贸街道停水两天，老人家中无水")
+        form.locator("input[name=address]").fill("海口市龙华区金贸西路 8 号")
+        operator.reload()
+        form = operator.locator("#case-form")
+        expect(form.locator("textarea[name=description]")).to_have_value(
+            "龙华区金贸街道停水两天，老人家中无水"
+        )
+        form.locator("input[name=category_code]").fill("no-such-category")
+        form.locator("button[type=submit]").click()
+        expect(operator.locator("#case-error")).to_contain_text("诉求类别")  # inline error
+        form = operator.locator("#case-form")
+        form.locator("input[name=category_code]").fill("water-outage")
+        form.locator("button[type=submit]").click()
+        expect(operator.locator("#case-filed")).to_contain_text("已提交")
+        screenshot(operator, "console-case-filed")
+
+        with session_factory(engine_for(site["db_url"]))() as db:
+            case = db.scalar(select(Case).where(Case.call_id == call))
+            assert case is not None
+            assert case.description == "龙华区金贸街道停水两天，老人家中无水"
+            assert case.category.code == "water-outage" and case.status == "dispatched"
+            assert any(ev.actor == "wang" for ev in case.events)
+
+        # The supervisor pauses a seat from the wallboard.
+        handler.queue.seat_login("1002")
+        row = supervisor.locator("tr.seat-row[data-seat='1002']")
+        expect(row).to_be_visible()
+        row.locator("button", has_text="小休").click()
+        expect(row.locator(".seat-reason")).to_have_text("班长置忙")
+        assert handler.queue.seat("1002")["reason"] == "supervisor"
+        screenshot(supervisor, "wallboard")
+
+        # A department's staff cannot open the console.
+        department = sign_in(browser, site, "water")
+        response = department.goto(site["url"] + "/console/")
+        assert response is not None and response.status == 403
+        browser.close()
