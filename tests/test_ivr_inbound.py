@@ -217,7 +217,7 @@ def test_every_prompt_has_both_languages_and_renders() -> None:
 def test_the_keys_a_caller_pressed_are_kept_for_the_operators_screen() -> None:
     state, _ = step(None, started())
     state, _ = step(state, e.Digits("2", at=3))
-    assert state.pressed == "2" and state.skill == "hainanese"
+    assert state.pressed == "2" and state.skill == "english"
     for n in range(10):
         state, _ = step(state, e.Digits("9", at=10 + n))
     assert state.pressed == "99999999"  # the last eight: small, serializable state
