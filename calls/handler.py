@@ -403,7 +403,7 @@ class CaseSweep:
     def run_once(self, batch: int = 2000) -> list[str]:
         from sqlalchemy import select
 
-        from cases.models import Case
+        from cases.models import Case, CaseEvent
 
         redis, keys = self.handler.redis, self.handler.queue.keys
         cursor = redis.hget(keys.stats, self.CURSOR_FIELD)
@@ -418,6 +418,12 @@ class CaseSweep:
         if completed:
             with self.sessions() as session:
                 have = set(session.scalars(select(Case.call_id).where(Case.call_id.in_(completed))))
+                # A call attached to the caller's open case (催办) has its case too.
+                have |= set(
+                    session.scalars(
+                        select(CaseEvent.call_id).where(CaseEvent.call_id.in_(completed))
+                    )
+                )
             missing = [c for c in completed if c not in have and not self._job_pending(c)]
             for call_id in missing:
                 log.warning("answered call %s has no case and no job; creating it", call_id)

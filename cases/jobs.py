@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 
 from rq import get_current_job
 
@@ -20,6 +21,8 @@ from cases.service import (
     create_case_for_call,
     parse_form,
     record_callback,
+    urge_case,
+    urged_case_for_call,
 )
 from queueing import CallQueue, load_queue_settings
 from queueing.keys import DRAFT_TTL_S
@@ -59,15 +62,20 @@ def call_info(queue, call_id: str, seat: str | None = None) -> CallInfo:  # type
 def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str):  # type: ignore[no-untyped-def]
     """The operator's form, at any moment of the call or after it: checked (InvalidForm
     names what is allowed), kept in Redis first, then written into the call's case,
-    which is made now if the hang-up has not made it yet. Idempotent."""
+    which is made now if the hang-up has not made it yet; or, for a repeat caller, the
+    call attached to their open case as an urging (催办). Idempotent."""
     with sessions() as session:
         draft = parse_form(session, data)
         queue.redis.set(
             queue.keys.case_draft(call_id), json.dumps(data, ensure_ascii=False), ex=DRAFT_TTL_S
         )
-        case = case_for_call(session, call_id) or create_case_for_call(
-            session, call_info(queue, call_id, str(data.get("seat") or "") or None), draft
-        )
+        info = call_info(queue, call_id, str(data.get("seat") or "") or None)
+        if draft.attach_to:
+            return urge_case(session, info, draft, actor)
+        urged = urged_case_for_call(session, call_id)
+        if urged is not None:  # attached already: a later form adds to that case
+            return urged
+        case = case_for_call(session, call_id) or create_case_for_call(session, info, draft)
         return apply_form(session, case, draft, actor)
 
 
@@ -88,9 +96,22 @@ def create_case(call_id: str) -> str:
                 )
                 data, draft = {}, CaseDraft(dispatch=False)
             info = call_info(queue, call_id, str(data.get("seat") or "") or None)
-            case = create_case_for_call(session, info, draft)
-            if data:
-                apply_form(session, case, draft, case.operator_seat or "system")
+            actor = info.operator_seat or "system"
+            urged = urged_case_for_call(session, call_id)
+            if draft.attach_to:
+                try:
+                    case = urge_case(session, info, draft, actor)
+                except InvalidForm:  # the open case was closed meanwhile: a case of its own
+                    log.warning(
+                        "call %s: cannot attach to %s; a new case", call_id, draft.attach_to
+                    )
+                    case = create_case_for_call(session, info, replace(draft, attach_to=None))
+            elif urged is not None:
+                case = urged
+            else:
+                case = create_case_for_call(session, info, draft)
+                if data:
+                    apply_form(session, case, draft, actor)
         if mark_filed(queue.redis, queue.keys, call_id, version):
             log.info("case %s for call %s (%s)", case.number, call_id, case.status)
             return case.number

@@ -124,6 +124,9 @@ class CaseEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
+    # The call that urged (催办) this case, when a repeat caller's call was attached to
+    # it instead of opening a new case: that call's case, as far as the sweep is concerned.
+    call_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     case: Mapped[Case] = relationship(back_populates="events")
 
 

@@ -70,6 +70,8 @@ class CaseDraft:
     urgency: str | None = None  # None: the category's default
     resolved_on_phone: bool = False  # 直接办结
     dispatch: bool = True
+    # A repeat caller's call attached to their open case (催办) instead of a new case.
+    attach_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,63 @@ def create_case_for_call(session: Session, call: CallInfo, draft: CaseDraft) -> 
     return case
 
 
+def urged_case_for_call(session: Session, call_id: str) -> Case | None:
+    """The open case this call was attached to as an urging, if it was."""
+    event = session.scalar(select(CaseEvent).where(CaseEvent.call_id == call_id))
+    return event.case if event is not None else None
+
+
+def urge_case(session: Session, call: CallInfo, draft: CaseDraft, actor: str) -> Case:
+    """Attach a repeat caller's call to their open case as an urging (催办) instead of
+    opening a new one. Idempotent per call. A case the hang-up already made for this
+    call, still untouched, is closed as a duplicate pointing at the open one; one that
+    was dispatched or resolved meanwhile stays, and the attachment is refused."""
+    existing = urged_case_for_call(session, call.call_id)
+    if existing is not None:
+        return existing
+    target = session.scalar(select(Case).where(Case.number == draft.attach_to))
+    if target is None or target.status not in OPEN_STATUSES:
+        raise InvalidForm("attach_to", draft.attach_to, ["the number of an open case"])
+    if call.caller_phone and target.caller_phone and target.caller_phone != call.caller_phone:
+        raise InvalidForm("attach_to", draft.attach_to, ["an open case of this caller"])
+    duplicate = case_for_call(session, call.call_id)
+    if duplicate is not None and duplicate.id != target.id:
+        if duplicate.status != "received":
+            raise InvalidForm(
+                "attach_to", draft.attach_to, [f"this call's case {duplicate.number} is under way"]
+            )
+        # Not a lifecycle move (a received case is never simply closed): a duplicate
+        # merged into the open case, said so on its own trail.
+        now = utcnow()
+        duplicate.status, duplicate.closed_at, duplicate.updated_at = "closed", now, now
+        _record(duplicate, actor, "merged", "received", "closed", f"merged into {target.number}")
+    now = utcnow()
+    note = "催办 urged by call " + call.call_id
+    if draft.description:
+        note += ": " + draft.description
+    target.events.append(
+        CaseEvent(
+            at=now,
+            actor=actor,
+            action="urged",
+            from_status=target.status,
+            to_status=target.status,
+            note=note,
+            call_id=call.call_id,
+        )
+    )
+    target.updated_at = now
+    try:
+        session.commit()
+    except IntegrityError:  # the same call attached by a racing request
+        session.rollback()
+        again = urged_case_for_call(session, call.call_id)
+        if again is None:
+            raise
+        return again
+    return target
+
+
 class InvalidForm(CaseError):
     """The operator's form names something that does not exist; ``allowed`` says what
     does, so the console can show it inline."""
@@ -266,6 +325,20 @@ def parse_form(session: Session, data: dict[str, object]) -> CaseDraft:
             allowed = list(session.scalars(select(model.code).order_by(model.code)))
             raise InvalidForm(name, code, allowed)
         values[name] = code
+    attach_to = data.get("attach_to")
+    if attach_to not in (None, ""):
+        open_case = (
+            session.scalar(
+                select(Case.id).where(Case.number == attach_to, Case.status.in_(OPEN_STATUSES))
+            )
+            if isinstance(attach_to, str)
+            else None
+        )
+        if open_case is None:
+            raise InvalidForm("attach_to", attach_to, ["the number of an open case"])
+        values["attach_to"] = attach_to
+    else:
+        values["attach_to"] = None
     urgency = data.get("urgency")
     if urgency not in (None, "", "normal", "urgent"):
         raise InvalidForm("urgency", urgency, ["normal", "urgent"])

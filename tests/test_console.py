@@ -176,3 +176,33 @@ def test_a_supervisor_pauses_a_seat_and_it_is_recorded(app) -> None:  # type: ig
     assert r.status_code == 200
     assert (q.seat("1002")["state"], q.seat("1002")["reason"]) == ("paused", "supervisor")
     assert "班长置忙" in r.get_data(as_text=True)
+
+
+def test_the_console_attaches_a_repeat_callers_call_to_their_open_case(app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import CaseEvent
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    handler = app.extensions["hotline"].handler
+    with handler.directory.sessions() as db:
+        open_case = create_case_for_call(
+            db, CallInfo("earlier", "+8613800000009", "asterisk", "1002"), CaseDraft()
+        ).number
+    client = app.test_client()
+    sign_in(client, "wang")
+    headers = {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
+    client.post("/console/seat/login", data={"seat": "1001", "skills": "mandarin"}, headers=headers)
+    handler.start("c-repeat", "13800000009", "12345", "asterisk", 0.0)
+    handler.seat_answered("c-repeat", "1001", 1.0)
+    pop = client.get("/console/calls/c-repeat/pop").get_data(as_text=True)
+    assert f'<option value="{open_case}"' in pop  # offered for attaching
+    r = client.post(
+        "/console/calls/c-repeat/case",
+        data={"attach_to": open_case, "description": "第三次来电催办"},
+        headers=headers,
+    )
+    assert r.status_code == 200 and f"已并入工单 {open_case}" in r.get_data(as_text=True)
+    with handler.directory.sessions() as db:
+        event = db.scalar(select(CaseEvent).where(CaseEvent.call_id == "c-repeat"))
+        assert (event.action, event.actor, event.case.number) == ("urged", "wang", open_case)

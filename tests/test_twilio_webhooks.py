@@ -514,9 +514,12 @@ def case_of(app, call_id: str):  # type: ignore[no-untyped-def]
     return session, case_for_call(session, call_id)
 
 
-def talk_and_hang_up(twilio, queue) -> None:  # type: ignore[no-untyped-def]
+def talk_and_hang_up(twilio, queue, during=None) -> None:  # type: ignore[no-untyped-def]
+    """A call answered by seat 1001 and hung up; ``during`` runs while they talk."""
     queue.seat_login("1001")
     twilio.post("/twilio/voice", incoming())
+    if during is not None:
+        during()
     answered = PUBLIC_BASE + f"/twilio/seat-answered?call={sid(1)}&seat=1001"
     twilio.post(answered, {"CallSid": sid("seat1"), "From": "client:1001", "To": "client:1001"})
     twilio.post(
@@ -714,3 +717,78 @@ def test_a_form_that_lands_while_the_case_job_runs_is_filed_by_it(
     session, case = case_of(app, sid(1))
     assert case.description == FORM["description"]
     session.close()
+
+
+def open_case_of(app, phone: str = "+8613800000001") -> str:  # type: ignore[no-untyped-def]
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo("an-earlier-call", phone, "twilio", "1002"),
+            CaseDraft(description="楼下噪音扰民", category_code="street-lights"),
+        )
+        return case.number
+
+
+def test_a_repeat_callers_call_attached_to_their_open_case_is_an_urging(
+    app, twilio, queue, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """催办: the form attaches the call to the caller's open case after the hang-up made a
+    case of its own; that one is closed as merged, the open one records the urging, and
+    the sweep counts the call as having its case."""
+    from sqlalchemy import select
+
+    from calls import CaseSweep
+    from cases.models import Case, CaseEvent
+
+    number = open_case_of(app)
+    talk_and_hang_up(twilio, queue)
+    run_jobs(app, monkeypatch)
+    r = api(
+        app,
+        "post",
+        f"/api/calls/{sid(1)}/case",
+        json={"attach_to": number, "description": "又打来催"},
+    )
+    assert r.status_code == 200 and r.json["case"] == number
+    again = api(app, "post", f"/api/calls/{sid(1)}/case", json={"attach_to": number})
+    assert again.status_code == 200 and again.json["case"] == number  # idempotent
+    handler = app.extensions["hotline"].handler
+    with handler.directory.sessions() as db:
+        urged = db.scalar(select(CaseEvent).where(CaseEvent.call_id == sid(1)))
+        assert urged.action == "urged" and urged.case.number == number
+        assert "又打来催" in urged.note
+        duplicate = db.scalar(select(Case).where(Case.call_id == sid(1)))
+        assert duplicate.status == "closed" and duplicate.events[-1].action == "merged"
+    sweep = CaseSweep(handler, handler.directory.sessions, grace_s=0)
+    assert sweep.run_once() == []
+
+
+def test_an_urging_sent_during_the_call_makes_no_second_case(
+    app, twilio, queue, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import Case, CaseEvent
+
+    number = open_case_of(app)
+
+    def urge() -> None:
+        r = api(app, "post", f"/api/calls/{sid(1)}/case", json={"attach_to": number})
+        assert r.status_code == 200 and r.json["case"] == number
+
+    talk_and_hang_up(twilio, queue, during=urge)
+    run_jobs(app, monkeypatch)
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        assert db.scalar(select(Case).where(Case.call_id == sid(1))) is None
+        assert db.scalar(select(CaseEvent.action).where(CaseEvent.call_id == sid(1))) == "urged"
+
+
+def test_an_urging_of_a_case_that_is_not_open_is_refused(app, twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    talk_and_hang_up(twilio, queue)
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json={"attach_to": "12345-20200101-000001"})
+    assert r.status_code == 422 and r.json["field"] == "attach_to"
+    other = open_case_of(app, phone="+8613900000002")
+    r = api(app, "post", f"/api/calls/{sid(1)}/case", json={"attach_to": other})
+    assert r.status_code == 422 and r.json["allowed"] == ["an open case of this caller"]

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cases.cdr import day_start, figures, hourly, seat_day
+from cases.lifecycle import OPEN_STATUSES
 from cases.models import CallbackRequest, Case, Category, CitizenRegister, District
 from cases.service import InvalidForm
 from queueing import QueueError
@@ -119,6 +120,7 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
         "name": "",
         "vulnerable": record_.get("priority") == "vulnerable",
         "cases": [],
+        "open_cases": [],
     }
     if caller:
         try:
@@ -134,6 +136,7 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
                         "category": c.category.name if c.category else "",
                         "created": c.created_at,
                         "description": c.description[:80],
+                        "call": c.call_id,
                     }
                     for c in db.scalars(
                         select(Case)
@@ -144,6 +147,9 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
                 ]
         except SQLAlchemyError:
             log.exception("screen pop for %s without case history", call_id)
+    view["open_cases"] = [
+        c for c in view["cases"] if c["status"] in OPEN_STATUSES and c["call"] != call_id
+    ]
     return view
 
 
@@ -324,6 +330,7 @@ def form_from_request() -> dict[str, object]:
             "category_code",
             "district_code",
             "urgency",
+            "attach_to",
         )
     }
     form["resolved_on_phone"] = outcome == "resolved"
@@ -345,19 +352,38 @@ def case_form(call: str) -> Any:
         abort(404)
     form = form_from_request()
     values = {k: v for k, v in request.form.items()}
+    popped = pop_view(call)
+    open_cases = popped["open_cases"] if popped else []
     try:
         case = file_form(svc.queue, sessions(), call, form, actor())
     except InvalidForm as exc:
         return render_template(
-            "_case_form.html", call=call, values=values, error=exc, **catalogue()
+            "_case_form.html",
+            call=call,
+            values=values,
+            error=exc,
+            open_cases=open_cases,
+            **catalogue(),
         ), 422
     except SQLAlchemyError:
         log.exception("case form for %s kept for a retry: the database is unavailable", call)
         svc.handler.submit_case_form(call, form)
         return render_template(
-            "_case_form.html", call=call, values=values, kept=True, **catalogue()
+            "_case_form.html",
+            call=call,
+            values=values,
+            kept=True,
+            open_cases=open_cases,
+            **catalogue(),
         )
-    return render_template("_case_form.html", call=call, values=values, filed=case, **catalogue())
+    return render_template(
+        "_case_form.html",
+        call=call,
+        values=values,
+        filed=case,
+        open_cases=open_cases,
+        **catalogue(),
+    )
 
 
 @bp.get("/events")
