@@ -30,6 +30,7 @@ class LiveHub:
         self._seats: dict[str, set[queue.Queue[dict[str, str]]]] = defaultdict(set)
         self._boards: set[threading.Event] = set()
         self._thread: threading.Thread | None = None
+        self.generation = 0  # events seen: a drawing made at generation g shows all up to g
         self._stop = threading.Event()
 
     # -- subscriptions -------------------------------------------------------------
@@ -90,6 +91,7 @@ class LiveHub:
     def _dispatch(self, event: dict[str, str]) -> None:
         seat = event.get("seat")
         with self._lock:
+            self.generation += 1
             inboxes = list(self._seats.get(seat, ())) if seat else []
             boards = list(self._boards)
         for inbox in inboxes:

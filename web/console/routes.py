@@ -499,18 +499,20 @@ def board_view() -> dict[str, Any]:
 _board_lock = threading.Lock()
 
 
-def shared_board(lang: str) -> tuple[str, str]:
-    """The rendered board, made at most once a second per process and language: ten
-    wallboards cost one snapshot of the queue, not ten."""
+def shared_board(lang: str, seen: int) -> tuple[str, str]:
+    """The rendered board, shared by the wallboards of this process: a drawing made
+    after the events a wallboard woke for (``seen``, the hub's generation then) and
+    under a second old is reused, so ten wallboards cost one snapshot of the queue."""
     cache = current_app.extensions.setdefault("hotline_board_html", {})
     with _board_lock:
         hit = cache.get(lang)
-        if hit and time.monotonic() - hit[0] < BOARD_EVERY_S:
-            return hit[1], hit[2]
+        if hit and hit[1] >= seen and time.monotonic() - hit[0] < BOARD_EVERY_S:
+            return hit[2], hit[3]
+        generation = hub().generation  # before the snapshot: it shows at least this
         board = board_view()
         html = render_template("_board.html", board=board, reasons=PAUSE_REASONS)
         chart = json.dumps(board["hourly"])
-        cache[lang] = (time.monotonic(), html, chart)
+        cache[lang] = (time.monotonic(), generation, html, chart)
         return html, chart
 
 
@@ -538,7 +540,7 @@ def wallboard_events() -> Any:
                     time.sleep(pause)  # one redraw a second, however busy the queue
                 changed.clear()
                 last = time.monotonic()
-                html, chart = shared_board(language())
+                html, chart = shared_board(language(), hub().generation)
                 yield sse("board", html)
                 yield sse("chart", chart)
         finally:
