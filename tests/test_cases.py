@@ -187,3 +187,44 @@ def test_case_numbers_follow_the_beijing_day(session) -> None:  # type: ignore[n
     assert int(after.rsplit("-", 1)[1]) == int(before.rsplit("-", 1)[1]) + 1
     late = next_case_number(session, datetime(2026, 11, 28, 16, 1, tzinfo=UTC))  # 00:01
     assert late.startswith("12345-20261129-")
+
+
+def test_phone_numbers_stored_before_normalisation_are_rewritten(empty_db_url: str) -> None:
+    """Data migration 0005: rows from before E.164 normalisation become the numbers the
+    entry points now look up; one citizen typed twice in the register becomes one row."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from cases.db import alembic_config
+
+    command.upgrade(alembic_config(empty_db_url), "0004")
+    engine = engine_for(empty_db_url)
+    with engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO citizen_register (phone, name, vulnerable, note, added_by, added_at)"
+                " VALUES ('13800138000', '王阿婆', false, '', 'cli', CURRENT_TIMESTAMP),"
+                " ('+86 138 0013 8000', '王阿婆', true, '', 'cli', CURRENT_TIMESTAMP),"
+                " ('0898-66668888', '李伯', true, '', 'cli', CURRENT_TIMESTAMP)"
+            )
+        )
+        db.execute(
+            text(
+                "INSERT INTO callback_request (call_id, caller_phone, reason, requested_at, status)"
+                " VALUES ('c1', '8613800138000', 'long_wait', CURRENT_TIMESTAMP, 'pending'),"
+                " ('c2', 'anonymous', 'long_wait', CURRENT_TIMESTAMP, 'pending')"
+            )
+        )
+    upgrade(empty_db_url)
+    with engine.connect() as db:
+        register = db.execute(
+            text("SELECT phone, vulnerable FROM citizen_register ORDER BY id")
+        ).all()
+        callbacks = db.execute(
+            text("SELECT caller_phone FROM callback_request ORDER BY call_id")
+        ).all()
+    assert [(p, bool(v)) for p, v in register] == [
+        ("+8613800138000", True),
+        ("+8689866668888", True),
+    ]
+    assert [p for (p,) in callbacks] == ["+8613800138000", "anonymous"]
