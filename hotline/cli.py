@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import tempfile
 import time
@@ -129,6 +130,11 @@ def worker(ctx: Context, fork: bool) -> None:
     import cases.jobs  # noqa: F401  (loaded once, warm for every job)
     from calls import RQ_QUEUE
     from calls.workers import requeue_abandoned
+    from hotline.redis_server import die_with_parent
+
+    # RQ forks its scheduler (and, with --fork, each work-horse): they end with this
+    # process, even on kill -9, instead of living on as orphans.
+    os.register_at_fork(after_in_child=die_with_parent)
 
     redis = ctx.queue.redis
     jobs = Queue(RQ_QUEUE, connection=redis)

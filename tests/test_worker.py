@@ -18,6 +18,18 @@ from tests.conftest import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -46,8 +58,15 @@ def test_a_killed_workers_job_is_taken_back_by_the_next_worker(
     first = start_worker(env, tmp_path / "worker.log")
     try:
         wait_until(lambda: redis.get(counter) == b"1", timeout_s=30, what="the job ran")
+        forked = wait_until(lambda: children_of(first.pid), timeout_s=10, what="the scheduler")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        # Its scheduler process does not live on as an orphan.
+        wait_until(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in forked),  # type: ignore[union-attr]
+            timeout_s=10,
+            what="the killed worker's scheduler ended",
+        )
         second = start_worker(env, tmp_path / "worker.log")
         try:
             wait_until(lambda: redis.get(counter) == b"2", timeout_s=30, what="the job ran")
