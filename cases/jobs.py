@@ -8,8 +8,10 @@ import logging
 import os
 from dataclasses import replace
 
+from redis.exceptions import RedisError
 from rq import get_current_job
 
+from cases.clocks import sync_case
 from cases.db import database_url_from_env, engine_for, session_factory
 from cases.filing import mark_filed, read_draft
 from cases.service import (
@@ -76,7 +78,18 @@ def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str
         if urged is not None:  # attached already: a later form adds to that case
             return urged
         case = case_for_call(session, call_id) or create_case_for_call(session, info, draft)
-        return apply_form(session, case, draft, actor)
+        case = apply_form(session, case, draft, actor)
+        arm_clocks(queue, case)
+        return case
+
+
+def arm_clocks(queue, case) -> None:  # type: ignore[no-untyped-def]
+    """Set the dispatched case's clocks in Redis; if Redis fails now, the reaper's
+    reconciliation sets them from SQL within a minute."""
+    try:
+        sync_case(queue.redis, queue.keys, case)
+    except RedisError:
+        log.warning("clocks of case %s left to the reconciliation", case.number)
 
 
 def create_case(call_id: str) -> str:
@@ -112,6 +125,7 @@ def create_case(call_id: str) -> str:
                 case = create_case_for_call(session, info, draft)
                 if data:
                     apply_form(session, case, draft, actor)
+            arm_clocks(queue, case)
         if mark_filed(queue.redis, queue.keys, call_id, version):
             log.info("case %s for call %s (%s)", case.number, call_id, case.status)
             return case.number

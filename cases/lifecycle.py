@@ -3,19 +3,40 @@
 received -> dispatched -> accepted -> in_progress -> resolved -> closed
 received -> resolved                  (直接办结: resolved on the phone)
 dispatched -> received                (the department sends back a wrong dispatch)
+dispatched/accepted -> returned       (退单: a unit returns a wrong dispatch, with a
+returned -> dispatched                 reason; a supervisor re-dispatches (改派) or
+                                       upholds, sending it back to the same unit)
 resolved -> reopened -> dispatched    (the citizen was not satisfied)
 """
 
 from __future__ import annotations
 
-STATUSES = ("received", "dispatched", "accepted", "in_progress", "resolved", "reopened", "closed")
-OPEN_STATUSES = ("received", "dispatched", "accepted", "in_progress", "resolved", "reopened")
+STATUSES = (
+    "received",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "returned",
+    "resolved",
+    "reopened",
+    "closed",
+)
+OPEN_STATUSES = (
+    "received",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "returned",
+    "resolved",
+    "reopened",
+)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"dispatched", "resolved"}),
-    "dispatched": frozenset({"accepted", "received"}),
-    "accepted": frozenset({"in_progress", "resolved"}),
+    "dispatched": frozenset({"accepted", "received", "returned"}),
+    "accepted": frozenset({"in_progress", "resolved", "returned"}),
     "in_progress": frozenset({"resolved"}),
+    "returned": frozenset({"dispatched"}),
     "resolved": frozenset({"closed", "reopened"}),
     "reopened": frozenset({"dispatched"}),
     "closed": frozenset(),

@@ -48,6 +48,9 @@ class Category(Base):
     # None: the government of the district where it happened handles it.
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The dispatch catalogue's handling limit, in working days (consultations 3,
+    # complaints and requests 13), counted on China's working-day calendar.
+    handling_days: Mapped[int] = mapped_column(Integer, default=13)
     department: Mapped[Department | None] = relationship()
 
 
@@ -102,6 +105,14 @@ class Case(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    handle_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    accepted_by: Mapped[str | None] = mapped_column(String(64))  # who signed for it
+    # Overdue flags are set by the clock sweep, or at a transition that happens late,
+    # and never cleared: they freeze (FixMyStreet Zurich's rule).
+    response_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    handling_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    supervised_note: Mapped[str | None] = mapped_column(Text)  # 督办
+    reply: Mapped[str] = mapped_column(Text, default="")  # the unit's answer to the citizen
     category: Mapped[Category | None] = relationship()
     department: Mapped[Department | None] = relationship()
     district: Mapped[District | None] = relationship()
@@ -218,3 +229,46 @@ class ActionLog(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class CaseAssist(Base):
+    """An assisting unit (协办) of a dispatched case; the lead unit is Case.department."""
+
+    __tablename__ = "case_assist"
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), primary_key=True)
+    department: Mapped[Department] = relationship()
+
+
+class OverdueRecord(Base):
+    """Accountability: a limit a unit (and the person who signed for the case) missed."""
+
+    __tablename__ = "overdue_record"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    person: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # response | handling
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    noticed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    late_s: Mapped[int] = mapped_column(Integer, default=0)
+    case: Mapped[Case] = relationship()
+    department: Mapped[Department | None] = relationship()
+
+    __table_args__ = (Index("ux_overdue_case_kind", "case_id", "kind", unique=True),)
+
+
+class ExtensionRequest(Base):
+    """A unit asks for more working days (延期); a supervisor approves or refuses."""
+
+    __tablename__ = "extension_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), index=True)
+    days: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|refused
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    case: Mapped[Case] = relationship()

@@ -52,7 +52,24 @@ DEPARTMENTS = [
     ("disabled-persons", "市残疾人联合会"),
     ("telecom", "市通信管理办公室"),
     ("letters-visits", "市信访局"),
+    ("big-data", "市大数据管理局"),
+    ("statistics", "市统计局"),
+    ("finance", "市财政局"),
+    ("development-reform", "市发展和改革委员会"),
+    ("industry-information", "市工业和信息化局"),
+    ("ocean-fisheries", "市海洋和渔业局"),
+    ("forestry", "市林业局"),
+    ("ethnic-religious", "市民族宗教事务局"),
 ]
+
+# The dispatch catalogue's usual handling limits, in working days: consultations 3,
+# complaints and requests 13.
+CONSULTATION_DAYS, DEFAULT_DAYS = 3, 13
+
+
+def handling_days(name: str) -> int:
+    return CONSULTATION_DAYS if "咨询" in name else DEFAULT_DAYS
+
 
 # (code, name, default department code or None for "the district", urgent)
 CATEGORIES = [
@@ -175,6 +192,7 @@ def seed(session: Session) -> dict[str, int]:
                 code=code,
                 name=name,
                 urgent=urgent,
+                handling_days=handling_days(name),
                 department_id=departments[dept].id if dept else None,
             )
             session.add(categories[code])

@@ -392,12 +392,18 @@ def transition(session: Session, case: Case, to: str, actor: str, note: str = ""
     check_transition(case.status, to)
     now = utcnow()
     old = case.status
+    _freeze_clocks(session, case, to, now)
     case.status = to
     case.updated_at = now
     if to == "dispatched":
+        from cases.workdays import add_workdays
+
         case.dispatched_at = now
         case.respond_by = now + RESPONSE_LIMIT
+        days = case.category.handling_days if case.category is not None else 13
+        case.handle_by = add_workdays(now, days or 13)
         case.accepted_at = None
+        case.accepted_by = None
     elif to == "accepted":
         case.accepted_at = now
     elif to == "resolved":
@@ -407,6 +413,26 @@ def transition(session: Session, case: Case, to: str, actor: str, note: str = ""
     _record(case, actor, to, old, to, note, at=now)
     session.flush()
     return case
+
+
+def _freeze_clocks(session: Session, case: Case, to: str, now: datetime) -> None:
+    """A transition that comes after a deadline marks it missed at once, whatever the
+    sweep has or has not noticed yet: overdue flags freeze at each transition."""
+    from cases.clocks import HANDLING_RUNNING, RESPONSE_RUNNING, mark_overdue
+
+    def aware(moment: datetime | None) -> datetime | None:
+        return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+    respond_by, handle_by = aware(case.respond_by), aware(case.handle_by)
+    if case.status in RESPONSE_RUNNING and respond_by and now > respond_by:
+        mark_overdue(session, case, "response", respond_by, now)
+    if (
+        case.status in HANDLING_RUNNING
+        and to not in HANDLING_RUNNING
+        and handle_by
+        and now > handle_by
+    ):
+        mark_overdue(session, case, "handling", handle_by, now)
 
 
 def responsible_department(session: Session, case: Case) -> Department:

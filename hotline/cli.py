@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -84,12 +85,26 @@ def reaper(ctx: Context, interval: float) -> None:
     signal.signal(signal.SIGINT, stop)
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
     from calls import CaseSweep
+    from cases import clocks
 
     handler = call_handler(ctx.settings, ctx.queue)
-    sweep = CaseSweep(handler, handler.directory.sessions)  # type: ignore[union-attr]
-    next_sweep = 0.0
+    sessions = handler.directory.sessions  # type: ignore[union-attr]
+    sweep = CaseSweep(handler, sessions)
+    next_sweep = next_clock = 0.0
+    next_reconcile, reconciled_since = 0.0, None  # first: every open case
     while running:
         try:
+            if time.monotonic() >= next_clock:  # reminders and overdue, to the second
+                fired = clocks.sweep(sessions, ctx.queue.redis, ctx.queue.keys)
+                if fired["reminder"] or fired["overdue"]:
+                    log.info("reaper: clocks %s", fired)
+                next_clock = time.monotonic() + 1
+            if time.monotonic() >= next_reconcile:  # timers from SQL, the backstop
+                started = clocks.utcnow()
+                with sessions() as session:
+                    clocks.reconcile(session, ctx.queue.redis, ctx.queue.keys, reconciled_since)
+                reconciled_since = started - timedelta(seconds=5)
+                next_reconcile = time.monotonic() + 30
             counts, offers = ctx.queue.tick()
             for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
                 log.warning("reaper: call %s talked past the maximum; completed", call_id)

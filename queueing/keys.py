@@ -80,6 +80,10 @@ class QueueKeys:
         return self.prefix + "stats"
 
     @property
+    def clocks(self) -> str:  # zset: "case id:timer" -> due (ms); cases.clocks sweeps it
+        return self.prefix + "clocks"
+
+    @property
     def offer_channel(self) -> str:  # pub/sub channel announcing offers
         return self.prefix + "offers:chan"
 
