@@ -79,6 +79,9 @@ class QueueKeys:
     def stats(self) -> str:  # hash: running averages (handle time)
         return self.prefix + "stats"
 
+    def rate(self, bucket: str) -> str:  # counter with a TTL: a rate limit's window
+        return self.prefix + "rate:" + bucket
+
     @property
     def clocks(self) -> str:  # zset: "case id:timer" -> due (ms); cases.clocks sweeps it
         return self.prefix + "clocks"

@@ -16,6 +16,12 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    return make_app(redis_server, redis, tmp_path)
+
+
+def make_app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    """The web app on a fresh SQLite file with an operator, a supervisor and a
+    department user."""
     from cases.db import engine_for, session_factory, upgrade
     from cases.seed import seed
     from cases.users import add_user
@@ -81,7 +87,7 @@ def test_each_role_sees_only_its_own_pages(app) -> None:  # type: ignore[no-unty
     sign_in(department, "water")
     assert department.get("/console/").status_code == 403
     assert department.get("/console/wallboard").status_code == 403
-    assert department.get("/department").status_code == 200
+    assert department.get("/portal/").status_code == 200
     operator = app.test_client()
     sign_in(operator, "wang")
     assert operator.get("/console/wallboard").status_code == 403

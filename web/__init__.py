@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, jsonify
@@ -22,6 +24,19 @@ log = logging.getLogger("hotline.web")
 __all__ = ["Services", "create_app", "services"]
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's largest webhook is a few KB
+
+
+def local_time(moment: datetime) -> str:
+    """A stored time as Beijing time, to the minute."""
+    from cases.service import HOTLINE_TZ
+
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(HOTLINE_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def epoch_ms(moment: datetime) -> int:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
 
 
 def create_app(
@@ -53,6 +68,8 @@ def create_app(
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
+    from web.portal import bp as portal_bp
+    from web.portal.lookup import bp as lookup_bp
     from web.twilio import bp as twilio_bp
 
     init_auth(app, secure_cookies=settings.secure_cookies)
@@ -61,7 +78,12 @@ def create_app(
     app.register_blueprint(twilio_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(lookup_bp)
     app.jinja_env.filters["mask_phone"] = mask_phone
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["epoch_ms"] = epoch_ms
+    app.jinja_env.globals["now_ms"] = lambda: int(time.time() * 1000)
 
     @app.errorhandler(403)
     @app.errorhandler(409)

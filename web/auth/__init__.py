@@ -45,7 +45,7 @@ HOME_FOR_ROLE = {
     "operator": "console.console",
     "supervisor": "console.wallboard",
     "admin": "console.wallboard",
-    "department": "auth.department_home",
+    "department": "portal.inbox",
 }
 
 
@@ -187,13 +187,6 @@ def choose_language() -> Any:
     if chosen in LANGUAGES:
         session["lang"] = chosen
     return redirect(_safe_next(request.form.get("next")) or url_for("auth.home"))
-
-
-@bp.get("/department")
-@roles_required("department")
-def department_home() -> Any:
-    """The department portal arrives with dispatch (next issue); a placeholder page."""
-    return render_template("department.html")
 
 
 def init_auth(app: Flask, secure_cookies: bool) -> None:

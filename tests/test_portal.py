@@ -1,0 +1,195 @@
+"""The department portal, the supervisors' dispatch desk, rankings and the citizens'
+lookup, over Flask's client against a real redis-server and SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from cases.models import Case, ExtensionRequest, OverdueRecord
+from cases.service import CallInfo, CaseDraft, create_case_for_call, dispatch
+from tests.test_console import PASSWORD, csrf_of, make_app, sign_in
+
+
+@pytest.fixture
+def people(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.users import add_user
+
+    app = make_app(redis_server, redis, tmp_path)
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        add_user(db, "urban", "department", PASSWORD, department_code="urban-management")
+        add_user(db, "power", "department", PASSWORD, department_code="power-supply")
+    return app
+
+
+def new_case(
+    app, category: str = "street-vending", phone: str = "+8613800138000", dispatched: bool = True
+) -> str:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo(f"call-{datetime.now().timestamp()}", phone, "asterisk", "1001"),
+            CaseDraft(
+                description="夜市摊贩占道",
+                category_code=category,
+                district_code="longhua",
+                dispatch=False,
+            ),
+        )
+        if dispatched:
+            dispatch(db, case, "1001")
+        db.commit()
+        return case.number
+
+
+def post(client, url: str, data: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    page = client.get("/login").get_data(as_text=True)
+    return client.post(url, data={**(data or {}), "csrf_token": csrf_of(page)})
+
+
+def test_a_unit_signs_for_and_resolves_its_case_and_sees_no_other_units(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    mine, theirs = new_case(app), new_case(app, category="power-outage")
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    inbox = urban.get("/portal/").get_data(as_text=True)
+    assert mine in inbox and theirs not in inbox
+    assert urban.get(f"/portal/cases/{theirs}").status_code == 404
+    assert post(urban, f"/portal/cases/{theirs}/sign").status_code == 404
+    assert post(urban, f"/portal/cases/{mine}/sign").status_code == 302
+    assert post(urban, f"/portal/cases/{mine}/resolve", {"reply": ""}).status_code == 422
+    assert post(urban, f"/portal/cases/{mine}/resolve", {"reply": "已清理摊贩"}).status_code == 302
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == mine))
+        assert (case.status, case.accepted_by, case.reply) == ("resolved", "urban", "已清理摊贩")
+        assert [e.actor for e in case.events][-2:] == ["urban", "urban"]
+    keys = app.extensions["hotline"].queue.keys
+    timers = app.extensions["hotline"].redis.zrange(keys.clocks, 0, -1)
+    assert not [t for t in timers if t.decode().startswith(f"{case.id}:")]  # clocks stopped
+
+
+def test_a_returned_dispatch_is_re_dispatched_by_a_supervisor(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    assert (
+        post(urban, f"/portal/cases/{number}/return", {"reason": "属供电问题"}).status_code == 302
+    )
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    desk = supervisor.get("/console/supervision").get_data(as_text=True)
+    assert number in desk and "属供电问题" in desk
+    r = post(
+        supervisor,
+        f"/console/cases/{number}/dispatch",
+        {"lead": "power-supply", "assisting": "district-longhua"},
+    )
+    assert r.status_code == 302
+    power = app.test_client()
+    sign_in(power, "power")
+    assert number in power.get("/portal/").get_data(as_text=True)
+    longhua_sees = app.test_client()
+    from cases.users import add_user
+
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        add_user(db, "longhua", "department", PASSWORD, department_code="district-longhua")
+    sign_in(longhua_sees, "longhua")
+    assert "协办" in longhua_sees.get("/portal/").get_data(as_text=True)  # assisting unit
+    assert post(longhua_sees, f"/portal/cases/{number}/sign").status_code == 422  # not the lead
+    assert number not in urban.get("/portal/").get_data(as_text=True)
+
+
+def test_extensions_are_asked_by_the_unit_and_decided_by_a_supervisor(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    post(urban, f"/portal/cases/{number}/sign")
+    assert (
+        post(
+            urban, f"/portal/cases/{number}/extend", {"days": "5", "reason": "需协调多部门"}
+        ).status_code
+        == 302
+    )
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        ask = db.scalar(select(ExtensionRequest))
+        before = ask.case.handle_by
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    assert (
+        post(supervisor, f"/console/extensions/{ask.id}", {"decision": "approve"}).status_code
+        == 302
+    )
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        ask = db.get(ExtensionRequest, ask.id)
+        assert ask.status == "approved" and ask.decided_by == "li"
+        assert ask.case.handle_by.replace(tzinfo=UTC) > before.replace(tzinfo=UTC) + timedelta(
+            days=4
+        )
+
+
+def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) -> None:  # type: ignore[no-untyped-def]
+    from cases import clocks
+
+    app = people
+    number = new_case(app)
+    svc = app.extensions["hotline"]
+    with svc.handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        clocks.sync_case(svc.redis, svc.queue.keys, case)
+    later = datetime.now(UTC) + timedelta(minutes=31)
+    assert (
+        clocks.sweep(svc.handler.directory.sessions, svc.redis, svc.queue.keys, later)["overdue"]
+        == 1
+    )
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    desk = supervisor.get("/console/supervision").get_data(as_text=True)
+    assert f'class="overdue-row" data-number="{number}"' in desk
+    assert (
+        post(supervisor, f"/console/cases/{number}/supervise", {"note": "请今日内处理"}).status_code
+        == 302
+    )
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    assert "请今日内处理" in urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    rankings = supervisor.get("/console/rankings").get_data(as_text=True)
+    assert "市综合行政执法局（城管）" in rankings
+    csv = supervisor.get("/console/rankings?format=csv")
+    assert csv.mimetype == "text/csv"
+    lines = csv.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("unit,code,received") and any(
+        "urban-management" in line and line.endswith(",1,") for line in lines
+    )
+    with svc.handler.directory.sessions() as db:
+        assert db.scalar(select(OverdueRecord.kind)) == "response"
+    operator = app.test_client()
+    sign_in(operator, "wang")
+    assert operator.get("/console/supervision").status_code == 403
+    assert urban.get("/console/rankings").status_code == 403
+
+
+def test_a_citizen_looks_up_their_case_with_its_phone_only(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    number = new_case(app)
+    citizen = app.test_client()
+    page = citizen.get("/lookup").get_data(as_text=True)
+    token = csrf_of(page)
+    found = citizen.post(
+        "/lookup", data={"number": number, "phone": "138 0013 8000", "csrf_token": token}
+    )
+    assert found.status_code == 200 and "派单" in found.get_data(as_text=True)
+    wrong = citizen.post(
+        "/lookup", data={"number": number, "phone": "13900000000", "csrf_token": token}
+    )
+    assert wrong.status_code == 404 and "夜市" not in wrong.get_data(as_text=True)
+    statuses = [
+        citizen.post(
+            "/lookup", data={"number": number, "phone": "13900000000", "csrf_token": token}
+        ).status_code
+        for _ in range(12)
+    ]
+    assert statuses[-1] == 429  # limited per address

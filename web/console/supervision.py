@@ -1,0 +1,273 @@
+"""The supervisors' dispatch desk: overdue cases, returns to review (改派 or uphold),
+extensions to decide, cases waiting for a unit, 督办; and the units' rankings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Response, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from cases.clocks import sync_case
+from cases.dispatch import decide_extension, dispatch_to, supervise, uphold
+from cases.lifecycle import IllegalTransition
+from cases.models import Case, CaseEvent, Department, ExtensionRequest, OverdueRecord
+from cases.service import HOTLINE_TZ, CaseError
+from web.auth import roles_required
+from web.console.routes import SUPERVISORS, bp, sessions
+from web.context import services
+
+log = logging.getLogger("hotline.web.supervision")
+LIST_LIMIT = 200
+
+
+def units(db) -> list[Department]:  # type: ignore[no-untyped-def]
+    return list(db.scalars(select(Department).order_by(Department.kind, Department.code)))
+
+
+@bp.get("/supervision")
+@roles_required(*SUPERVISORS)
+def supervision(error: str | None = None) -> Any:
+    with sessions()() as db:
+        overdue = db.scalars(
+            select(Case)
+            .where(
+                or_(Case.response_overdue, Case.handling_overdue),
+                Case.status.in_(("dispatched", "accepted", "in_progress", "returned")),
+            )
+            .options(selectinload(Case.department), selectinload(Case.category))
+            .order_by(Case.dispatched_at)
+            .limit(LIST_LIMIT)
+        ).all()
+        returned = db.scalars(
+            select(Case)
+            .where(Case.status == "returned")
+            .order_by(Case.updated_at)
+            .limit(LIST_LIMIT)
+        ).all()
+        returns = {
+            c.id: next((e.note for e in reversed(c.events) if e.to_status == "returned"), "")
+            for c in returned
+        }
+        extensions = db.scalars(
+            select(ExtensionRequest)
+            .where(ExtensionRequest.status == "pending")
+            .order_by(ExtensionRequest.requested_at)
+            .limit(LIST_LIMIT)
+        ).all()
+        waiting = db.scalars(
+            select(Case)
+            .where(Case.status.in_(("received", "reopened")), Case.description != "")
+            .order_by(Case.created_at)
+            .limit(LIST_LIMIT)
+        ).all()
+        return render_template(
+            "supervision.html",
+            overdue=overdue,
+            returned=returned,
+            returns=returns,
+            extensions=extensions,
+            waiting=waiting,
+            units=units(db),
+            error=error,
+        )
+
+
+def _after(db, case: Case) -> None:  # type: ignore[no-untyped-def]
+    db.commit()
+    try:
+        sync_case(services().redis, services().queue.keys, case)
+    except Exception:
+        log.exception("clocks of %s left to the reconciliation", case.number)
+
+
+@bp.post("/cases/<number>/dispatch")
+@roles_required(*SUPERVISORS)
+def supervisor_dispatch(number: str) -> Any:
+    """Dispatch, re-dispatch a return (改派), or uphold it, with who did it."""
+    actor = current_user.username
+    with sessions()() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        if case is None:
+            abort(404)
+        try:
+            if request.form.get("uphold"):
+                uphold(db, case, actor)
+            else:
+                lead = request.form.get("lead", "")
+                assisting = [c for c in request.form.getlist("assisting") if c]
+                if case.status in ("reopened",) and not lead:
+                    raise CaseError("choose a lead unit")
+                dispatch_to(db, case, actor, lead, assisting)
+        except (CaseError, IllegalTransition) as exc:
+            db.rollback()
+            return supervision(error=f"{number}: {exc}"), 422
+        _after(db, case)
+    return redirect(url_for("console.supervision"))
+
+
+@bp.post("/extensions/<int:request_id>")
+@roles_required(*SUPERVISORS)
+def extension_decision(request_id: int) -> Any:
+    with sessions()() as db:
+        ask = db.get(ExtensionRequest, request_id)
+        if ask is None:
+            abort(404)
+        try:
+            decide_extension(
+                db, ask, current_user.username, request.form.get("decision") == "approve"
+            )
+        except CaseError as exc:
+            db.rollback()
+            return supervision(error=str(exc)), 422
+        _after(db, ask.case)
+    return redirect(url_for("console.supervision"))
+
+
+@bp.post("/cases/<number>/supervise")
+@roles_required(*SUPERVISORS)
+def supervise_case(number: str) -> Any:
+    with sessions()() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        if case is None:
+            abort(404)
+        try:
+            supervise(db, case, current_user.username, request.form.get("note", ""))
+        except CaseError as exc:
+            db.rollback()
+            return supervision(error=str(exc)), 422
+        db.commit()
+    return redirect(url_for("console.supervision"))
+
+
+# -- rankings -------------------------------------------------------------------------
+
+
+def period() -> tuple[datetime, datetime]:
+    """?start=YYYY-MM-DD&end=YYYY-MM-DD (Beijing days, end inclusive); default: this month."""
+    today = datetime.now(HOTLINE_TZ).date()
+    try:
+        start = datetime.fromisoformat(
+            request.args.get("start") or today.replace(day=1).isoformat()
+        )
+        end = datetime.fromisoformat(request.args.get("end") or today.isoformat())
+    except ValueError:
+        abort(400, "start and end are dates, YYYY-MM-DD")
+    return start.replace(tzinfo=HOTLINE_TZ), end.replace(tzinfo=HOTLINE_TZ) + timedelta(days=1)
+
+
+def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Per unit, for cases dispatched in [start, end): received, signed for in time,
+    resolved in time, returned, overdue. Satisfaction arrives with the callback survey."""
+    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+    rows: dict[int, dict[str, Any]] = {}
+    cases = db.execute(
+        select(
+            Case.department_id,
+            Case.accepted_at,
+            Case.resolved_at,
+            Case.response_overdue,
+            Case.handling_overdue,
+        ).where(Case.dispatched_at >= lo, Case.dispatched_at < hi, Case.department_id.is_not(None))
+    ).all()
+    for unit, accepted, resolved, late_response, late_handling in cases:
+        r = rows.setdefault(
+            unit, {"received": 0, "signed": 0, "resolved": 0, "overdue": 0, "returned": 0}
+        )
+        r["received"] += 1
+        r["signed"] += bool(accepted and not late_response)
+        r["resolved"] += bool(resolved and not late_handling)
+        r["overdue"] += bool(late_response or late_handling)
+    returned = db.execute(
+        select(Case.department_id, func.count())
+        .join(CaseEvent, CaseEvent.case_id == Case.id)
+        .where(CaseEvent.to_status == "returned", CaseEvent.at >= lo, CaseEvent.at < hi)
+        .group_by(Case.department_id)
+    ).all()
+    for unit, n in returned:
+        rows.setdefault(
+            unit, {"received": 0, "signed": 0, "resolved": 0, "overdue": 0, "returned": 0}
+        )
+        rows[unit]["returned"] = n
+    names = {d.id: d for d in db.scalars(select(Department).where(Department.id.in_(list(rows))))}
+    out = []
+    for unit, r in rows.items():
+        received = r["received"]
+        out.append(
+            {
+                "unit": names[unit].name if unit in names else str(unit),
+                "code": names[unit].code if unit in names else "",
+                "received": received,
+                "signed_in_time": round(r["signed"] / received, 4) if received else None,
+                "resolved_in_time": round(r["resolved"] / received, 4) if received else None,
+                "returned": r["returned"],
+                "overdue": r["overdue"],
+                "satisfaction": None,
+            }
+        )
+    out.sort(key=lambda r: (-(r["resolved_in_time"] or 0), -r["received"]))
+    return out
+
+
+@bp.get("/rankings")
+@roles_required(*SUPERVISORS)
+def rankings_page() -> Any:
+    start, end = period()
+    with sessions()() as db:
+        table = rankings(db, start, end)
+        overdue_records = db.scalar(
+            select(func.count(OverdueRecord.id)).where(
+                OverdueRecord.noticed_at >= start.astimezone(UTC),
+                OverdueRecord.noticed_at < end.astimezone(UTC),
+            )
+        )
+    if request.args.get("format") == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            [
+                "unit",
+                "code",
+                "received",
+                "signed_in_time",
+                "resolved_in_time",
+                "returned",
+                "overdue",
+                "satisfaction",
+            ]
+        )
+        for r in table:
+            writer.writerow(
+                [
+                    r[k] if r[k] is not None else ""
+                    for k in (
+                        "unit",
+                        "code",
+                        "received",
+                        "signed_in_time",
+                        "resolved_in_time",
+                        "returned",
+                        "overdue",
+                        "satisfaction",
+                    )
+                ]
+            )
+        name = f"rankings-{start.date()}-{(end - timedelta(days=1)).date()}.csv"
+        return Response(
+            "\ufeff" + buffer.getvalue(),  # a BOM, so spreadsheet programs read the Chinese
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return render_template(
+        "rankings.html",
+        table=table,
+        start=start.date(),
+        end=(end - timedelta(days=1)).date(),
+        overdue_records=overdue_records,
+    )
