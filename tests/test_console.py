@@ -212,3 +212,41 @@ def test_the_console_attaches_a_repeat_callers_call_to_their_open_case(app) -> N
     with handler.directory.sessions() as db:
         event = db.scalar(select(CaseEvent).where(CaseEvent.call_id == "c-repeat"))
         assert (event.action, event.actor, event.case.number) == ("urged", "wang", open_case)
+
+
+def test_the_operator_dispatches_to_the_suggested_or_a_chosen_unit(app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import Case
+
+    handler = app.extensions["hotline"].handler
+    client = app.test_client()
+    sign_in(client, "wang")
+    headers = {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
+    options = client.get("/console/suggest?category_code=power-outage&district_code=meilan")
+    assert (
+        options.get_data(as_text=True)
+        .split("</option>")[1]
+        .strip()
+        .startswith('<option value="power-supply"')
+    )  # the catalogue's unit first, starred
+    client.post("/console/seat/login", data={"seat": "1001", "skills": "mandarin"}, headers=headers)
+    handler.start("c-dispatch", "13800000010", "12345", "asterisk", 0.0)
+    handler.seat_answered("c-dispatch", "1001", 1.0)
+    r = client.post(
+        "/console/calls/c-dispatch/case",
+        data={
+            "category_code": "power-outage",
+            "district_code": "meilan",
+            "department_code": "district-meilan",
+            "description": "小区停电，电梯困人",
+            "outcome": "dispatch",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 200 and "已派单" in r.get_data(as_text=True)
+    with handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.call_id == "c-dispatch"))
+        assert (case.status, case.department.code) == ("dispatched", "district-meilan")
+        assert case.respond_by is not None and case.handle_by is not None
+    assert handler.redis.zcard(handler.queue.keys.clocks) == 4  # its clocks are set

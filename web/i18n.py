@@ -137,6 +137,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "approve": ("同意", "Approve"),
     "refuse": ("不同意", "Refuse"),
     "lead_unit": ("主办单位", "Lead unit"),
+    "by_catalogue": ("按派单目录", "By the dispatch catalogue"),
     "assisting_units": ("协办单位", "Assisting units"),
     "dispatch": ("派单", "Dispatch"),
     "supervise": ("督办", "Supervise"),
@@ -178,6 +179,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "field_description": ("诉求内容", "Description"),
     "field_address": ("地址", "Address"),
     "field_caller_name": ("姓名", "Name"),
+    "field_department_code": ("主办单位", "Lead unit"),
 }
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cases.cdr import day_start, figures, hourly, seat_day
 from cases.lifecycle import OPEN_STATUSES
-from cases.models import CallbackRequest, Case, Category, CitizenRegister, District
+from cases.models import CallbackRequest, Case, Category, CitizenRegister, Department, District
 from cases.service import InvalidForm
 from queueing import QueueError
 from queueing.keys import check_id
@@ -172,6 +172,10 @@ def catalogue() -> dict[str, Any]:
 
 def _read_catalogue() -> dict[str, Any]:
     with sessions()() as db:
+        units = [
+            {"code": d.code, "name": d.name}
+            for d in db.scalars(select(Department).order_by(Department.kind, Department.code))
+        ]
         categories = [
             {
                 "code": c.code,
@@ -184,7 +188,7 @@ def _read_catalogue() -> dict[str, Any]:
             {"code": d.code, "name": d.name}
             for d in db.scalars(select(District).order_by(District.code))
         ]
-    return {"categories": categories, "districts": districts}
+    return {"categories": categories, "districts": districts, "units": units}
 
 
 def my_day(seat: str | None) -> tuple[int, float | None]:
@@ -309,6 +313,24 @@ def heartbeat() -> Any:
     return Response(status=204)
 
 
+@bp.get("/suggest")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def suggest() -> Any:
+    """Units for the case form: the catalogue's lead unit for the category, then where
+    past cases of that category and district went, then every unit."""
+    from cases.dispatch import suggest_units
+
+    category = request.args.get("category_code") or None
+    district = request.args.get("district_code") or None
+    with sessions()() as db:
+        suggested = [
+            {"code": u.code, "name": u.name} for u in suggest_units(db, category, district)
+        ]
+    return render_template(
+        "_unit_options.html", suggested=suggested, units=catalogue()["units"], values=request.args
+    )
+
+
 @bp.get("/calls/<call>/pop")
 @roles_required(*OPERATORS)
 def pop(call: str) -> Any:
@@ -331,6 +353,7 @@ def form_from_request() -> dict[str, object]:
             "district_code",
             "urgency",
             "attach_to",
+            "department_code",
         )
     }
     form["resolved_on_phone"] = outcome == "resolved"
