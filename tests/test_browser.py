@@ -44,6 +44,8 @@ def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
         add_user(db, "wang", "operator", PASSWORD, display_name="王芳", seat="1001")
         add_user(db, "li", "supervisor", PASSWORD, display_name="李班长")
         add_user(db, "water", "department", PASSWORD, department_code="water-affairs")
+        add_user(db, "supply", "department", PASSWORD, department_code="water-supply")
+        add_user(db, "power", "department", PASSWORD, department_code="power-supply")
         create_case_for_call(
             db,
             CallInfo("earlier-call", CITIZEN, "asterisk", "1003"),
@@ -199,3 +201,79 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
         response = department.goto(site["url"] + "/console/")
         assert response is not None and response.status == 403
         browser.close()
+
+
+def test_dispatch_sign_resolve_return_redispatch_and_overdue_in_the_browser(site) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from cases import clocks
+    from cases.db import engine_for, session_factory
+    from cases.service import CallInfo, CaseDraft, create_case_for_call, dispatch
+
+    handler = site["handler"]
+    sessions = session_factory(engine_for(site["db_url"]))
+    numbers = []
+    with sessions() as db:
+        for n, category in enumerate(("water-outage", "water-outage", "power-outage")):
+            case = create_case_for_call(
+                db,
+                CallInfo(f"portal-{n}", CITIZEN, "asterisk", "1001"),
+                CaseDraft(
+                    description=f"第{n}件",
+                    category_code=category,
+                    district_code="longhua",
+                    dispatch=False,
+                ),
+            )
+            dispatch(db, case, "wang")
+            numbers.append(case.number)
+        db.commit()
+    resolved, returned, late = numbers
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        supply = sign_in(browser, site, "supply")
+        rows = supply.locator("#inbox .inbox-row")
+        expect(rows).to_have_count(2)  # its two cases, not the power company's
+        expect(supply.locator(f"tr[data-number='{late}']")).to_have_count(0)
+        screenshot(supply, "portal-inbox")
+        supply.click(f"text={resolved}")
+        supply.click("#sign")
+        expect(supply.locator("#case-status")).to_have_text("已签收")
+        supply.fill("#resolve-form textarea[name=reply]", "已恢复供水，并回访确认")
+        supply.click("#resolve-form button")
+        expect(supply.locator(f"tr[data-number='{resolved}']")).to_have_count(0)
+        supply.click(f"text={returned}")
+        supply.fill("#return-form input[name=reason]", "属排水问题，非供水")
+        supply.click("#return-form button")
+        response = supply.goto(site["url"] + f"/portal/cases/{late}")
+        assert response is not None and response.status == 404
+
+        # The power company's case runs out of time.
+        with sessions() as db:
+            case = db.scalar(select_case(late))
+            clocks.sync_case(handler.redis, handler.queue.keys, case)
+        clocks.sweep(
+            sessions, handler.redis, handler.queue.keys, datetime.now(UTC) + timedelta(minutes=31)
+        )
+
+        supervisor = sign_in(browser, site, "li")
+        supervisor.goto(site["url"] + "/console/supervision")
+        expect(supervisor.locator(f"#overdue tr[data-number='{late}']")).to_be_visible()
+        row = supervisor.locator(f"#returned tr[data-number='{returned}']")
+        expect(row).to_contain_text("属排水问题")
+        row.locator("select[name=lead]").select_option("water-affairs")
+        row.locator("button", has_text="改派").click()
+        expect(supervisor.locator(f"#returned tr[data-number='{returned}']")).to_have_count(0)
+        screenshot(supervisor, "supervision")
+
+        affairs = sign_in(browser, site, "water")
+        expect(affairs.locator(f"tr[data-number='{returned}']")).to_be_visible()
+        browser.close()
+
+
+def select_case(number: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import Case
+
+    return select(Case).where(Case.number == number)
