@@ -49,7 +49,8 @@ def due_times(case: Case) -> dict[str, datetime]:
     respond_by, handle_by = _aware(case.respond_by), _aware(case.handle_by)
     if start is None:
         return due
-    responded = any(e.action == "on_site" for e in case.events if _aware(e.at) >= start)
+    on_site = _aware(case.on_site_at)
+    responded = on_site is not None and on_site >= start
     if case.status in RESPONSE_RUNNING and respond_by and not responded:
         due["response_reminder"] = start + (respond_by - start) * REMINDER_SHARE
         due["response_due"] = respond_by

@@ -105,7 +105,7 @@ def on_site(session: Session, case: Case, actor: str, department_id: int | None)
     """An urgent case's response: someone is there (stops the 30-minute clock)."""
     check_unit(session, case, department_id)
     _record(case, actor, "on_site", case.status, case.status, "到场 on site")
-    case.updated_at = utcnow()
+    case.on_site_at = case.updated_at = utcnow()
     return case
 
 

@@ -107,6 +107,7 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     handle_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     accepted_by: Mapped[str | None] = mapped_column(String(64))  # who signed for it
+    on_site_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # urgent
     # Overdue flags are set by the clock sweep, or at a transition that happens late,
     # and never cleared: they freeze (FixMyStreet Zurich's rule).
     response_overdue: Mapped[bool] = mapped_column(Boolean, default=False)

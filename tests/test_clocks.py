@@ -166,3 +166,21 @@ def test_every_unit_is_seeded_and_units_see_only_their_cases(sessions) -> None: 
         units = db.scalars(select(Department)).all()
     assert len([u for u in units if u.kind == "department"]) >= 40
     assert len([u for u in units if u.kind == "district"]) == 4
+
+
+def test_being_on_site_is_an_urgent_cases_response(sessions, redis) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import on_site
+
+    now = datetime.now(UTC)
+    case_id = dispatched_case(sessions, redis, category="fallen-trees", at=now - timedelta(minutes=20))
+    with sessions() as db:
+        case = db.get(Case, case_id)
+        assert case.urgency == "urgent"
+        on_site(db, case, "crew-7", case.department_id)
+        db.commit()
+        clocks.sync_case(redis, KEYS, case)
+    timers = {m.decode().split(":")[1] for m in redis.zrange(KEYS.clocks, 0, -1)}
+    assert timers == {"handling_reminder", "handling_due"}
+    assert clocks.sweep(sessions, redis, KEYS, now + timedelta(minutes=15))["overdue"] == 0
+    with sessions() as db:
+        assert not db.get(Case, case_id).response_overdue

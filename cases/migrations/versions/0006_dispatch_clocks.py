@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("case_record") as batch:
         batch.add_column(sa.Column("handle_by", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("accepted_by", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("on_site_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(
             sa.Column("response_overdue", sa.Boolean(), nullable=False, server_default=sa.false())
         )
@@ -77,6 +78,7 @@ def downgrade() -> None:
             "supervised_note",
             "handling_overdue",
             "response_overdue",
+            "on_site_at",
             "accepted_by",
             "handle_by",
         ):
