@@ -64,6 +64,24 @@ class HangUp:
     """We end the call (after a callback was recorded and confirmed)."""
 
 
+@dataclass(frozen=True)
+class RecordOutbound:
+    """An outbound call's result, for the dialer and the case: satisfied | unsatisfied |
+    no_response | transfer | connected | machine | no-answer | busy | failed |
+    congestion | unreachable."""
+
+    outcome: str
+
+
 Action = (
-    Play | Gather | Enqueue | ChangeSkill | Hold | Bridge | RequestCallback | ReleaseCall | HangUp
+    Play
+    | Gather
+    | Enqueue
+    | ChangeSkill
+    | Hold
+    | Bridge
+    | RequestCallback
+    | ReleaseCall
+    | HangUp
+    | RecordOutbound
 )

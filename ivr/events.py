@@ -82,8 +82,29 @@ class Hangup:
     at: float
 
 
+@dataclass(frozen=True)
+class OutboundAnswered:
+    """The far end picked up an outbound call. ``answered_by`` is the telephony's
+    answering-machine detection: human | machine | fax | unknown (Twilio AnsweredBy,
+    Asterisk AMDSTATUS HUMAN/MACHINE/NOTSURE)."""
+
+    answered_by: str
+    at: float
+
+
+@dataclass(frozen=True)
+class OutboundFailed:
+    """An outbound call never reached a person: no-answer | busy | failed | congestion
+    | unreachable (a carrier announcement: 空号, 关机)."""
+
+    reason: str
+    at: float
+
+
 Event = (
     CallStarted
+    | OutboundAnswered
+    | OutboundFailed
     | Digits
     | InputTimeout
     | QueueUpdate

@@ -67,6 +67,28 @@ CATALOGUE: dict[str, Prompt] = {
         "No operator is available now. We have your number and will call you back. Goodbye.",
     ),
     "goodbye": Prompt("感谢您的来电，再见。", "Thank you for calling. Goodbye."),
+    # Outbound: the callback of a missed call or a callback request.
+    "callback_intro": Prompt(
+        "您好，这里是12345热线，给您回电。请稍候，马上转人工。",
+        "Hello, this is the 12345 line calling you back. Please hold for an operator.",
+    ),
+    # Outbound: the return visit (回访) after a case is resolved, one thing at a time.
+    "visit_intro": Prompt(
+        "您好，这里是12345热线回访。关于您{month}月{day}日反映的问题，已经办理。",
+        "Hello, this is the 12345 line. About the matter you raised on {month}/{day}: "
+        "it has been handled.",
+    ),
+    "visit_question": Prompt(
+        "满意请按1，不满意请按2。转人工请按0。",
+        "If you are satisfied, press 1. If not, press 2. For an operator, press 0.",
+    ),
+    "visit_thanks": Prompt("感谢您的评价，再见。", "Thank you for your answer. Goodbye."),
+    "visit_sorry": Prompt(
+        "很抱歉，我们会重新办理。再见。",
+        "We are sorry. It will be handled again. Goodbye.",
+    ),
+    "visit_goodbye": Prompt("感谢您接听，再见。", "Thank you for taking our call. Goodbye."),
+    "visit_transfer": Prompt("好的，正在为您转人工，请稍候。", "Connecting you to an operator."),
 }
 
 

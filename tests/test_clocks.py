@@ -172,7 +172,9 @@ def test_being_on_site_is_an_urgent_cases_response(sessions, redis) -> None:  # 
     from cases.dispatch import on_site
 
     now = datetime.now(UTC)
-    case_id = dispatched_case(sessions, redis, category="fallen-trees", at=now - timedelta(minutes=20))
+    case_id = dispatched_case(
+        sessions, redis, category="fallen-trees", at=now - timedelta(minutes=20)
+    )
     with sessions() as db:
         case = db.get(Case, case_id)
         assert case.urgency == "urgent"
