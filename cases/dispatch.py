@@ -201,6 +201,39 @@ def decide_extension(
     return request
 
 
+def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
+    """并单: a repeat request about the same matter joins the open case; it is closed as
+    merged, and its caller follows the open case's progress (the lookup shows it)."""
+    if duplicate.id == target.id or target.merged_into_id is not None:
+        raise CaseError("merge into an open case that is not itself merged")
+    if target.status not in (
+        "received",
+        "dispatched",
+        "accepted",
+        "in_progress",
+        "returned",
+        "reopened",
+    ):
+        raise CaseError(f"case {target.number} is not open")
+    if duplicate.status in ("resolved", "closed"):
+        raise CaseError(f"case {duplicate.number} is finished already")
+    now = utcnow()
+    old = duplicate.status
+    duplicate.status, duplicate.closed_at, duplicate.updated_at = "closed", now, now
+    duplicate.merged_into = target
+    _record(duplicate, actor, "merged", old, "closed", f"并单: merged into {target.number}")
+    _record(
+        target,
+        actor,
+        "merged_in",
+        target.status,
+        target.status,
+        f"并单: {duplicate.number} ({duplicate.caller_phone})",
+    )
+    target.updated_at = now
+    return target
+
+
 def supervise(session: Session, case: Case, actor: str, note: str) -> Case:
     if not note.strip():
         raise CaseError("督办 needs a note for the unit")

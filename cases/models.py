@@ -114,9 +114,12 @@ class Case(Base):
     handling_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     supervised_note: Mapped[str | None] = mapped_column(Text)  # 督办
     reply: Mapped[str] = mapped_column(Text, default="")  # the unit's answer to the citizen
+    # 并单: a repeat request about the same matter, merged into this case.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_record.id"))
     category: Mapped[Category | None] = relationship()
     department: Mapped[Department | None] = relationship()
     district: Mapped[District | None] = relationship()
+    merged_into: Mapped[Case | None] = relationship(remote_side="Case.id")
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
     )

@@ -193,3 +193,52 @@ def test_a_citizen_looks_up_their_case_with_its_phone_only(people) -> None:  # t
         for _ in range(12)
     ]
     assert statuses[-1] == 429  # limited per address
+
+
+def test_a_repeat_request_is_merged_and_its_caller_follows_the_open_case(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    first = new_case(app)
+    second = new_case(app, phone="+8613900000003", dispatched=False)
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    assert post(supervisor, "/console/merge", {"case": second, "into": first}).status_code == 302
+    assert post(supervisor, "/console/merge", {"case": first, "into": first}).status_code == 422
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        merged = db.scalar(select(Case).where(Case.number == second))
+        assert merged.status == "closed" and merged.merged_into.number == first
+        assert merged.merged_into.events[-1].action == "merged_in"
+    citizen = app.test_client()
+    token = csrf_of(citizen.get("/lookup").get_data(as_text=True))
+    page = citizen.post(
+        "/lookup", data={"number": second, "phone": "13900000003", "csrf_token": token}
+    )
+    assert page.status_code == 200 and f"已并入工单 {first}" in page.get_data(as_text=True)
+
+
+def test_an_admin_edits_the_dispatch_catalogue_and_it_is_audited(people) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import ActionLog, Category
+    from cases.users import add_user
+
+    app = people
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        add_user(db, "root", "admin", PASSWORD)
+    admin = app.test_client()
+    sign_in(admin, "root")
+    assert 'id="cat-street-vending"' in admin.get("/console/catalogue").get_data(as_text=True)
+    r = post(
+        admin,
+        "/console/catalogue/street-vending",
+        {"department": "district-longhua", "handling_days": "5"},
+    )
+    assert r.status_code == 302
+    assert (
+        post(admin, "/console/catalogue/street-vending", {"handling_days": "0"}).status_code == 422
+    )
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        category = db.scalar(select(Category).where(Category.code == "street-vending"))
+        assert (category.department.code, category.handling_days) == ("district-longhua", 5)
+        log = db.scalar(select(ActionLog).where(ActionLog.action == "catalogue-changed"))
+        assert log.actor == "root" and "urban-management" in log.detail
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    assert supervisor.get("/console/catalogue").status_code == 403

@@ -44,7 +44,7 @@ login_manager = LoginManager()
 HOME_FOR_ROLE = {
     "operator": "console.console",
     "supervisor": "console.wallboard",
-    "admin": "console.wallboard",
+    "admin": "console.wallboard",  # and /console/catalogue
     "department": "portal.inbox",
 }
 

@@ -15,9 +15,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from cases.clocks import sync_case
-from cases.dispatch import decide_extension, dispatch_to, supervise, uphold
+from cases.dispatch import decide_extension, dispatch_to, merge, supervise, uphold
 from cases.lifecycle import IllegalTransition
-from cases.models import Case, CaseEvent, Department, ExtensionRequest, OverdueRecord
+from cases.models import Case, CaseEvent, Category, Department, ExtensionRequest, OverdueRecord
 from cases.service import HOTLINE_TZ, CaseError
 from web.auth import roles_required
 from web.console.routes import SUPERVISORS, bp, sessions
@@ -144,6 +144,78 @@ def supervise_case(number: str) -> Any:
             return supervision(error=str(exc)), 422
         db.commit()
     return redirect(url_for("console.supervision"))
+
+
+@bp.post("/merge")
+@roles_required(*SUPERVISORS)
+def merge_cases() -> Any:
+    """并单: one case (a repeat request about the same matter) into an open one."""
+    duplicate_number = request.form.get("case", "").strip()
+    target_number = request.form.get("into", "").strip()
+    with sessions()() as db:
+        duplicate = db.scalar(select(Case).where(Case.number == duplicate_number))
+        target = db.scalar(select(Case).where(Case.number == target_number))
+        if duplicate is None or target is None:
+            return supervision(
+                error=f"no case {duplicate_number or '?'} or {target_number or '?'}"
+            ), 422
+        try:
+            merge(db, duplicate, target, current_user.username)
+        except CaseError as exc:
+            db.rollback()
+            return supervision(error=str(exc)), 422
+        _after(db, duplicate)
+    return redirect(url_for("console.supervision"))
+
+
+# -- the dispatch catalogue -----------------------------------------------------------
+
+
+@bp.get("/catalogue")
+@roles_required("admin")
+def catalogue_page(error: str | None = None) -> Any:
+    with sessions()() as db:
+        categories = db.scalars(
+            select(Category).options(selectinload(Category.department)).order_by(Category.code)
+        ).all()
+        return render_template(
+            "catalogue.html", categories=categories, units=units(db), error=error
+        )
+
+
+@bp.post("/catalogue/<code>")
+@roles_required("admin")
+def catalogue_change(code: str) -> Any:
+    """An admin changes a category's lead unit, handling limit or urgency; the change
+    is written to the action log with who made it and what it was before."""
+    from cases.users import log_action
+
+    with sessions()() as db:
+        category = db.scalar(select(Category).where(Category.code == code))
+        if category is None:
+            abort(404)
+        unit_code = request.form.get("department", "")
+        days = request.form.get("handling_days", type=int)
+        if days is None or not 1 <= days <= 60:
+            return catalogue_page(error="the handling limit is 1 to 60 working days"), 422
+        unit = (
+            db.scalar(select(Department).where(Department.code == unit_code)) if unit_code else None
+        )
+        if unit_code and unit is None:
+            return catalogue_page(error=f"no unit {unit_code!r}"), 422
+        before = (
+            category.department.code if category.department else "",
+            category.handling_days,
+            category.urgent,
+        )
+        category.department = unit
+        category.handling_days = days
+        category.urgent = request.form.get("urgent") == "1"
+        after = (unit.code if unit else "", days, category.urgent)
+        if before != after:
+            log_action(db, current_user.username, "catalogue-changed", code, f"{before} -> {after}")
+        db.commit()
+    return redirect(url_for("console.catalogue_page"))
 
 
 # -- rankings -------------------------------------------------------------------------

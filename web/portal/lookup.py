@@ -57,8 +57,12 @@ def lookup() -> Any:
     if number and phone:
         with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
             case = db.scalar(select(Case).where(Case.number == number, Case.caller_phone == phone))
+            merged = case.merged_into if case is not None else None
+            if case is not None and merged is not None:  # 并单: follow the open case
+                case = merged
             if case is not None:
                 found = {
+                    "merged_into": merged.number if merged is not None else None,
                     "number": case.number,
                     "status": case.status,
                     "unit": case.department.name if case.department else "",

@@ -32,6 +32,10 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("supervised_note", sa.Text(), nullable=True))
         batch.add_column(sa.Column("reply", sa.Text(), nullable=False, server_default=""))
+        batch.add_column(sa.Column("merged_into_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            "fk_case_record_merged_into", "case_record", ["merged_into_id"], ["id"]
+        )
         batch.create_index("ix_case_record_handle_by", ["handle_by"])
     op.create_table(
         "case_assist",
@@ -73,7 +77,9 @@ def downgrade() -> None:
     op.drop_table("case_assist")
     with op.batch_alter_table("case_record") as batch:
         batch.drop_index("ix_case_record_handle_by")
+        batch.drop_constraint("fk_case_record_merged_into", type_="foreignkey")
         for column in (
+            "merged_into_id",
             "reply",
             "supervised_note",
             "handling_overdue",
