@@ -234,6 +234,35 @@ def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
     return target
 
 
+SURVEY_OUTCOMES = ("satisfied", "unsatisfied", "no_response", "unreachable")
+
+
+def apply_return_visit(session: Session, case: Case, outcome: str, actor: str = "survey") -> Case:
+    """The return visit's answer: satisfied closes the case; unsatisfied reopens it and
+    sends it back to the same unit; no response or unreachable (after the last attempt)
+    closes it as such, per policy. Recorded on the case for the 满意率."""
+    if outcome not in SURVEY_OUTCOMES:
+        raise CaseError(
+            f"a return visit ends in one of {SURVEY_OUTCOMES}, not {outcome!r}"
+        )
+    if case.status != "resolved":
+        return case  # answered already, or reopened meanwhile: nothing to change
+    case.satisfaction = outcome
+    if outcome == "unsatisfied":
+        transition(session, case, "reopened", actor, "回访不满意 the citizen is not satisfied")
+        unit = case.department.code if case.department else None
+        if unit:
+            dispatch_to(session, case, actor, unit, [])
+        return case
+    notes = {
+        "satisfied": "回访满意",
+        "no_response": "回访无应答 no response",
+        "unreachable": "回访未接通 unreachable",
+    }
+    transition(session, case, "closed", actor, notes[outcome])
+    return case
+
+
 def supervise(session: Session, case: Case, actor: str, note: str) -> Case:
     if not note.strip():
         raise CaseError("督办 needs a note for the unit")

@@ -114,6 +114,8 @@ class Case(Base):
     handling_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     supervised_note: Mapped[str | None] = mapped_column(Text)  # 督办
     reply: Mapped[str] = mapped_column(Text, default="")  # the unit's answer to the citizen
+    # The return visit's answer: satisfied | unsatisfied | no_response | unreachable
+    satisfaction: Mapped[str | None] = mapped_column(String(16))
     # 并单: a repeat request about the same matter, merged into this case.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_record.id"))
     category: Mapped[Category | None] = relationship()
@@ -276,3 +278,40 @@ class ExtensionRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     case: Mapped[Case] = relationship()
+
+
+class OutboundItem(Base):
+    """One entry of the outbound dialer's work list: a return visit (回访) of a resolved
+    case, or the call-back of a missed call or a callback request. Its due-time index
+    lives in Redis; this row is the record (attempts, results)."""
+
+    __tablename__ = "outbound_item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "visit:<case id>" or "callback:<call id>": one item per purpose, however often
+    # it is planned.
+    source: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # return_visit | callback
+    phone: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_record.id"))
+    call_id: Mapped[str | None] = mapped_column(String(128))  # the call to call back
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # pending | dialing | done | gave_up | unreachable | opted-out
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    last_result: Mapped[str | None] = mapped_column(String(16))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    live_call: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    case: Mapped[Case | None] = relationship()
+
+
+class OptOut(Base):
+    """The opt-out register (谢绝回访): never called for a return visit."""
+
+    __tablename__ = "opt_out"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_by: Mapped[str] = mapped_column(String(64), default="")

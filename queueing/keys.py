@@ -79,6 +79,20 @@ class QueueKeys:
     def stats(self) -> str:  # hash: running averages (handle time)
         return self.prefix + "stats"
 
+    @property
+    def dial_due(self) -> str:  # zset: outbound item id -> next attempt (ms)
+        return self.prefix + "dial:due"
+
+    @property
+    def dial_live(self) -> str:  # hash: live outbound call id -> item id
+        return self.prefix + "dial:live"
+
+    def dial_log(self, phone: str) -> str:  # zset: this number's call attempts (ms)
+        return self.prefix + "dial:log:" + phone
+
+    def dial_number(self, phone: str) -> str:  # string: the live call to this number
+        return self.prefix + "dial:number:" + phone
+
     def rate(self, bucket: str) -> str:  # counter with a TTL: a rate limit's window
         return self.prefix + "rate:" + bucket
 
