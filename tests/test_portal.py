@@ -242,3 +242,24 @@ def test_an_admin_edits_the_dispatch_catalogue_and_it_is_audited(people) -> None
     supervisor = app.test_client()
     sign_in(supervisor, "li")
     assert supervisor.get("/console/catalogue").status_code == 403
+
+
+def test_rankings_show_the_satisfaction_of_answered_return_visits(people) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import apply_return_visit, resolve, sign_for
+
+    app = people
+    numbers = [new_case(app) for _ in range(3)]
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        for number, answer in zip(
+            numbers, ("satisfied", "unsatisfied", "no_response"), strict=True
+        ):
+            case = db.scalar(select(Case).where(Case.number == number))
+            sign_for(db, case, "urban", case.department_id)
+            resolve(db, case, "urban", case.department_id, "已处理")
+            apply_return_visit(db, case, answer)
+        db.commit()
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    lines = supervisor.get("/console/rankings?format=csv").get_data(as_text=True).splitlines()
+    urban = next(line for line in lines if "urban-management" in line)
+    assert urban.endswith(",0.5")  # one satisfied of two answers; no response is not an answer

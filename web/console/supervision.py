@@ -236,7 +236,8 @@ def period() -> tuple[datetime, datetime]:
 
 def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Per unit, for cases dispatched in [start, end): received, signed for in time,
-    resolved in time, returned, overdue. Satisfaction arrives with the callback survey."""
+    resolved in time, returned, overdue, and 满意率 (satisfied of the answered return
+    visits)."""
     lo, hi = start.astimezone(UTC), end.astimezone(UTC)
     rows: dict[int, dict[str, Any]] = {}
     cases = db.execute(
@@ -246,12 +247,23 @@ def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # typ
             Case.resolved_at,
             Case.response_overdue,
             Case.handling_overdue,
+            Case.satisfaction,
         ).where(Case.dispatched_at >= lo, Case.dispatched_at < hi, Case.department_id.is_not(None))
     ).all()
-    for unit, accepted, resolved, late_response, late_handling in cases:
-        r = rows.setdefault(
-            unit, {"received": 0, "signed": 0, "resolved": 0, "overdue": 0, "returned": 0}
-        )
+    blank = {
+        "received": 0,
+        "signed": 0,
+        "resolved": 0,
+        "overdue": 0,
+        "returned": 0,
+        "happy": 0,
+        "asked": 0,
+    }
+    for unit, accepted, resolved, late_response, late_handling, satisfaction in cases:
+        r = rows.setdefault(unit, dict(blank))
+        if satisfaction in ("satisfied", "unsatisfied"):  # 满意率: of answered return visits
+            r["asked"] += 1
+            r["happy"] += satisfaction == "satisfied"
         r["received"] += 1
         r["signed"] += bool(accepted and not late_response)
         r["resolved"] += bool(resolved and not late_handling)
@@ -263,9 +275,7 @@ def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # typ
         .group_by(Case.department_id)
     ).all()
     for unit, n in returned:
-        rows.setdefault(
-            unit, {"received": 0, "signed": 0, "resolved": 0, "overdue": 0, "returned": 0}
-        )
+        rows.setdefault(unit, dict(blank))
         rows[unit]["returned"] = n
     names = {d.id: d for d in db.scalars(select(Department).where(Department.id.in_(list(rows))))}
     out = []
@@ -280,7 +290,7 @@ def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # typ
                 "resolved_in_time": round(r["resolved"] / received, 4) if received else None,
                 "returned": r["returned"],
                 "overdue": r["overdue"],
-                "satisfaction": None,
+                "satisfaction": round(r["happy"] / r["asked"], 4) if r["asked"] else None,
             }
         )
     out.sort(key=lambda r: (-(r["resolved_in_time"] or 0), -r["received"]))
