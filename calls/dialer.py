@@ -34,6 +34,7 @@ log = logging.getLogger("hotline.dialer")
 
 LIVE_GUARD_S = 3600  # a number's live-call marker outlives any real call
 PERSON_REACHED = ("satisfied", "unsatisfied", "no_response", "transfer", "connected")
+STILL_ON_THE_LINE = ("transfer", "connected")  # the citizen now waits for an operator
 
 
 class Originator(Protocol):
@@ -49,6 +50,12 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _beijing():  # type: ignore[no-untyped-def]
+    from cases.service import HOTLINE_TZ
+
+    return HOTLINE_TZ
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
@@ -59,7 +66,7 @@ class Dialer:
         redis: Redis,
         keys: QueueKeys,
         sessions: sessionmaker,  # type: ignore[type-arg]
-        originator: Originator,
+        originator: Originator | None,
         settings: DialerSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -155,6 +162,8 @@ class Dialer:
         for item in items.values():
             if item.status == "dialing" and item.live_call:
                 try:
+                    if self.originator is None:
+                        raise RuntimeError("this process cannot place calls")
                     self.originator.originate(item.live_call, item.phone, item.kind)
                 except Exception:  # the telephony refused: an attempt that failed
                     log.exception("could not place outbound call %s", item.live_call)
@@ -229,11 +238,42 @@ class Dialer:
                     item.status, item.next_at = "pending", _utc(retry)
             session.commit()
             self.index(item)
+        if outcome not in STILL_ON_THE_LINE:
+            self.released(call_id, item.phone)
+        return item
+
+    def released(self, call_id: str, phone: str | None = None) -> None:
+        """The outbound call is over: its capacity and its number are free again."""
+        if phone is None:
+            raw = self.redis.hget(self.keys.dial_live, call_id)
+            if raw is None:
+                return
+            with self.sessions() as session:
+                item = session.get(OutboundItem, int(raw))
+                phone = item.phone if item is not None else ""
         self.redis.hdel(self.keys.dial_live, call_id)
-        number_key = self.keys.dial_number(item.phone)
+        number_key = self.keys.dial_number(phone)
         if self.redis.get(number_key) == call_id.encode():
             self.redis.delete(number_key)
-        return item
+
+    def describe(self, call_id: str) -> dict[str, object] | None:
+        """What a live attempt is about, for the telephony's first webhook."""
+        raw = self.redis.hget(self.keys.dial_live, call_id)
+        if raw is None:
+            return None
+        with self.sessions() as session:
+            item = session.get(OutboundItem, int(raw))
+            if item is None:
+                return None
+            case = item.case
+            raised = _aware(case.created_at).astimezone(_beijing()) if case is not None else None
+            return {
+                "kind": item.kind,
+                "phone": item.phone,
+                "case_number": case.number if case is not None else None,
+                "month": raised.month if raised else None,
+                "day": raised.day if raised else None,
+            }
 
     def expire_stale(self, max_age: timedelta = timedelta(minutes=15)) -> int:
         """Live calls whose result never came (a lost status callback) count as failed

@@ -51,6 +51,21 @@ def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
+def dialer(settings: Settings, queue: CallQueue, originator=None):  # type: ignore[no-untyped-def]
+    from calls.dialer import Dialer
+    from calls.dialing import DialerSettings
+    from cases.db import engine_for, session_factory
+
+    sessions = session_factory(engine_for(settings.database_url))
+    return Dialer(queue.redis, queue.keys, sessions, originator, DialerSettings.from_env())
+
+
+def outbound_handler(settings: Settings, handler):  # type: ignore[no-untyped-def]
+    from calls.outbound import OutboundHandler
+
+    return OutboundHandler(handler, dialer(settings, handler.queue))
+
+
 def call_queue(settings: Settings, redis: Redis | None = None) -> CallQueue:
     return CallQueue(redis or connect_redis(settings), settings.queue)
 

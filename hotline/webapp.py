@@ -12,7 +12,7 @@ from redis import Redis
 
 from hotline.config import Settings, load_settings
 from hotline.logs import setup_logging
-from hotline.runtime import call_handler, connect_redis
+from hotline.runtime import call_handler, connect_redis, outbound_handler
 from queueing import CallQueue
 from web import create_app as create_web_app
 from web.settings import WebSettings
@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # and phone numbers would go out unmasked.
         setup_logging(os.environ.get("HOTLINE_LOG_LEVEL", "INFO"))
     handler = call_handler(settings, CallQueue(redis, settings.queue))
-    app = create_web_app(web_settings(settings), handler, config)
+    outbound = outbound_handler(settings, handler)
+    app = create_web_app(web_settings(settings), handler, config, outbound)
     app.extensions["hotline_settings"] = settings  # the whole configuration, for tools
     return app

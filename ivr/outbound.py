@@ -42,6 +42,8 @@ class OutboundState:
     pressed: str = ""
     seat: str | None = None
     outcome: str | None = None
+    phone: str = ""  # the citizen called, E.164
+    dial_id: str | None = None  # the dialer's attempt this call is
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -55,12 +57,18 @@ class OutboundState:
 Step = tuple[OutboundState, tuple[a.Action, ...]]
 
 
-def return_visit(case_number: str, month: int, day: int) -> OutboundState:
-    return OutboundState("return_visit", case_number=case_number, month=month, day=day)
+def return_visit(
+    case_number: str, month: int, day: int, phone: str = "", dial_id: str | None = None
+) -> OutboundState:
+    return OutboundState(
+        "return_visit", case_number=case_number, month=month, day=day, phone=phone, dial_id=dial_id
+    )
 
 
-def callback(case_number: str | None = None) -> OutboundState:
-    return OutboundState("callback", case_number=case_number)
+def callback(
+    case_number: str | None = None, phone: str = "", dial_id: str | None = None
+) -> OutboundState:
+    return OutboundState("callback", case_number=case_number, phone=phone, dial_id=dial_id)
 
 
 def _ask(state: OutboundState, intro: bool) -> Step:

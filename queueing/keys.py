@@ -79,6 +79,9 @@ class QueueKeys:
     def stats(self) -> str:  # hash: running averages (handle time)
         return self.prefix + "stats"
 
+    def outbound_flow(self, call_id: str) -> str:  # string: an outbound flow's state, JSON
+        return self.prefix + "oflow:" + check_id("call", call_id)
+
     @property
     def dial_due(self) -> str:  # zset: outbound item id -> next attempt (ms)
         return self.prefix + "dial:due"

@@ -16,6 +16,7 @@ from flask import Flask, jsonify
 from twilio.request_validator import RequestValidator
 
 from calls import CallHandler
+from calls.outbound import OutboundHandler
 from web.context import Services, services
 from web.settings import WebSettings
 
@@ -40,7 +41,10 @@ def epoch_ms(moment: datetime) -> int:
 
 
 def create_app(
-    settings: WebSettings, handler: CallHandler, config: Mapping[str, Any] | None = None
+    settings: WebSettings,
+    handler: CallHandler,
+    config: Mapping[str, Any] | None = None,
+    outbound: OutboundHandler | None = None,
 ) -> Flask:
     """Build the app around a call handler (its queue, Redis and job queue)."""
     app = Flask(__name__)
@@ -62,6 +66,7 @@ def create_app(
         validator=(
             RequestValidator(settings.twilio_auth_token) if settings.twilio_auth_token else None
         ),
+        outbound=outbound,
     )
 
     from cases.phones import mask_phone

@@ -10,6 +10,7 @@ from rq import Queue as JobQueue
 from twilio.request_validator import RequestValidator
 
 from calls import CallHandler
+from calls.outbound import OutboundHandler
 from queueing import CallQueue
 from web.settings import WebSettings
 
@@ -22,6 +23,7 @@ class Services:
     jobs: JobQueue
     handler: CallHandler
     validator: RequestValidator | None
+    outbound: OutboundHandler | None = None  # return visits and call-backs
 
 
 def services() -> Services:

@@ -75,7 +75,12 @@ def dial_seat(response: VoiceResponse, settings: TwimlSettings, call_id: str, se
 
 
 def render_actions(
-    actions: list[a.Action], settings: TwimlSettings, call_id: str, *, in_queue: bool
+    actions: list[a.Action],
+    settings: TwimlSettings,
+    call_id: str,
+    *,
+    in_queue: bool,
+    gather_path: str = "/twilio/gather",
 ) -> VoiceResponse:
     response = VoiceResponse()
     ends_turn = False
@@ -87,7 +92,7 @@ def render_actions(
                 input="dtmf",
                 num_digits=action.max_digits,
                 timeout=int(action.timeout_s),
-                action=settings.url("/twilio/gather" + ("?in=queue" if in_queue else "")),
+                action=settings.url(gather_path + ("?in=queue" if in_queue else "")),
                 method="POST",
                 action_on_empty_result=True,
             )
