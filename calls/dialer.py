@@ -302,3 +302,62 @@ class Dialer:
         case = session.get(Case, item.case_id)
         if case is not None:
             apply_return_visit(session, case, outcome)
+
+
+def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float = 30.0) -> int:
+    """Put on the work list what is owed a call (idempotent; run every few seconds):
+    return visits of cases resolved in the last two days (due the next day), callback
+    requests still pending, and citizens who hung up after waiting ``min_wait_s`` or
+    more, or were turned away while the centre was closed (国办函〔2025〕66号)."""
+    from cases.models import CallbackRequest, CallRecord
+
+    planned: list[OutboundItem] = []
+    since = now - timedelta(days=2)
+    known = set(
+        session.scalars(
+            select(OutboundItem.source).where(
+                OutboundItem.created_at >= _utc(since - timedelta(days=1))
+            )
+        )
+    )
+    for case in session.scalars(
+        select(Case).where(
+            Case.status == "resolved", Case.resolved_at >= _utc(since), Case.satisfaction.is_(None)
+        )
+    ):
+        source = f"visit:{case.id}"
+        if source not in known:
+            due = next_calling_time(_aware(case.resolved_at) + timedelta(days=1), dialer.settings)
+            planned.append(
+                dialer.plan(
+                    session, source, "return_visit", case.caller_phone, due, case_id=case.id
+                )
+            )
+    for request in session.scalars(
+        select(CallbackRequest).where(CallbackRequest.status == "pending")
+    ):
+        source = f"callback:{request.call_id}"
+        if source not in known:
+            planned.append(
+                dialer.plan(
+                    session, source, "callback", request.caller_phone, now, call_id=request.call_id
+                )
+            )
+            request.status = "planned"
+    missed = select(CallRecord).where(
+        CallRecord.direction == "inbound",
+        CallRecord.queued_at >= _utc(since),
+        ((CallRecord.outcome == "abandoned") & (CallRecord.wait_ms >= int(min_wait_s * 1000)))
+        | (CallRecord.outcome == "turned_away"),
+    )
+    for call in session.scalars(missed):
+        source = f"callback:{call.call_id}"
+        if source not in known and call.caller:
+            planned.append(
+                dialer.plan(session, source, "callback", call.caller, now, call_id=call.call_id)
+            )
+    session.commit()
+    fresh = [item for item in planned if item is not None and item.source not in known]
+    for item in fresh:
+        dialer.index(item)
+    return len(fresh)

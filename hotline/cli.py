@@ -287,6 +287,64 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     serve(server, stop)
 
 
+@main.command()
+@pass_ctx
+def dialer(ctx: Context) -> None:
+    """The outbound dialer: return visits and call-backs, paced, within calling hours."""
+    import os
+
+    from calls.dialer import plan_work
+    from hotline.runtime import dialer as make_dialer
+    from web.twilio.outbound import TwilioOriginator
+
+    s = ctx.settings
+    originator = None
+    if s.twilio_account_sid and s.twilio_auth_token and s.public_base_url and s.twilio_caller_id:
+        from twilio.rest import Client
+
+        originator = TwilioOriginator(
+            Client(s.twilio_account_sid, s.twilio_auth_token), s.twilio_caller_id, s.public_base_url
+        )
+    else:
+        log.warning(
+            "dialer: no telephony to place calls with (TWILIO_* and TWILIO_CALLER_ID); "
+            "the work list is kept, nothing is dialled"
+        )
+    engine = make_dialer(s, ctx.queue, originator)
+    min_wait_s = float(os.environ.get("HOTLINE_CALLBACK_MIN_WAIT_S", "30"))
+    running = True
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    next_plan = next_housekeeping = 0.0
+    with engine.sessions() as session:
+        engine.reindex(session)
+    while running:
+        try:
+            if time.monotonic() >= next_plan:
+                with engine.sessions() as session:
+                    planned = plan_work(session, engine, engine.now(), min_wait_s)
+                if planned:
+                    log.info("dialer: %d calls planned", planned)
+                next_plan = time.monotonic() + 10
+            if time.monotonic() >= next_housekeeping:
+                engine.expire_stale()
+                next_housekeeping = time.monotonic() + 30
+            if originator is not None:
+                engine.run_once()
+        except SQLAlchemyError as exc:
+            log.warning("dialer: case database unavailable (%s); retrying", exc)
+            time.sleep(2)
+        except (RedisConnectionError, OSError) as exc:
+            log.warning("dialer: redis unavailable (%s); retrying", exc)
+            time.sleep(1)
+        time.sleep(0.2)
+
+
 @main.group()
 def twilio() -> None:
     """Twilio integration."""

@@ -4,7 +4,7 @@ come back through Dialer.finished, as the adapters deliver them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -177,3 +177,59 @@ def test_a_call_whose_result_never_comes_is_freed(rig) -> None:  # type: ignore[
     with sessions() as db:
         item = db.scalar(select(OutboundItem))
         assert (item.status, item.last_result) == ("pending", "failed")
+
+
+def test_the_work_list_is_planned_once_from_cases_requests_and_missed_calls(rig) -> None:  # type: ignore[no-untyped-def]
+    from calls.dialer import plan_work
+    from cases.models import CallbackRequest, CallRecord
+
+    sessions, dialer, clock, telephony = rig
+    case_id = resolved_case(sessions)
+    now = datetime.now(UTC)
+    with sessions() as db:
+        db.add(
+            CallbackRequest(
+                call_id="c-asked",
+                caller_phone="+8613600000001",
+                reason="long_wait",
+                requested_at=now,
+            )
+        )
+        db.add(
+            CallRecord(
+                call_id="c-gave-up",
+                caller="+8613600000002",
+                queued_at=now,
+                outcome="abandoned",
+                wait_ms=95_000,
+            )
+        )
+        db.add(
+            CallRecord(
+                call_id="c-short",
+                caller="+8613600000003",
+                queued_at=now,
+                outcome="abandoned",
+                wait_ms=3_000,
+            )
+        )
+        db.add(
+            CallRecord(
+                call_id="c-closed", caller="+8613600000004", queued_at=now, outcome="turned_away"
+            )
+        )
+        db.commit()
+    with sessions() as db:
+        assert plan_work(db, dialer, now) == 4
+    with sessions() as db:
+        assert plan_work(db, dialer, now) == 0  # once
+        items = {i.source: i for i in db.scalars(select(OutboundItem))}
+    assert set(items) == {
+        f"visit:{case_id}",
+        "callback:c-asked",
+        "callback:c-gave-up",
+        "callback:c-closed",
+    }
+    visit = items[f"visit:{case_id}"].next_at.replace(tzinfo=UTC)
+    assert visit > now + timedelta(hours=23)  # the next day, within calling hours
+    assert 8 <= visit.astimezone(BJ).hour < 21
