@@ -469,6 +469,7 @@ class BoardCache:
                         "figures": figures(db, start, end),
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
+                        "satisfaction": _satisfaction(db, start),
                         "callbacks_pending": db.scalar(
                             select(func.count(CallbackRequest.id)).where(
                                 CallbackRequest.status == "pending"
@@ -480,6 +481,20 @@ class BoardCache:
                 log.exception("wallboard figures unavailable")
             self.at = time.monotonic()
             return self.value
+
+
+def _satisfaction(db, since: datetime) -> float | None:  # type: ignore[no-untyped-def]
+    """满意率 today: satisfied of the return visits answered (cases closed or reopened
+    since midnight with an answer)."""
+    rows = dict(
+        db.execute(
+            select(Case.satisfaction, func.count())
+            .where(Case.satisfaction.in_(("satisfied", "unsatisfied")), Case.updated_at >= since)
+            .group_by(Case.satisfaction)
+        ).all()
+    )
+    asked = rows.get("satisfied", 0) + rows.get("unsatisfied", 0)
+    return round(rows.get("satisfied", 0) / asked, 4) if asked else None
 
 
 def board_cache() -> BoardCache:
@@ -516,6 +531,7 @@ def board_view() -> dict[str, Any]:
         "figures": slow.get("figures"),
         "hourly": slow.get("hourly", []),
         "callbacks_pending": slow.get("callbacks_pending", 0),
+        "satisfaction": slow.get("satisfaction"),
     }
 
 
