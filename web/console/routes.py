@@ -30,7 +30,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cases.cdr import day_start, figures, hourly, seat_day
 from cases.lifecycle import OPEN_STATUSES
-from cases.models import CallbackRequest, Case, Category, CitizenRegister, Department, District
+from cases.models import (
+    CallbackRequest,
+    Case,
+    Category,
+    CitizenRegister,
+    Department,
+    District,
+    OutboundItem,
+)
 from cases.service import InvalidForm
 from queueing import QueueError
 from queueing.keys import check_id
@@ -470,12 +478,23 @@ class BoardCache:
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
                         "satisfaction": _satisfaction(db, start),
-                        "callbacks_pending": db.scalar(
-                            select(func.count(CallbackRequest.id)).where(
-                                CallbackRequest.status == "pending"
+                        "callbacks_pending": (
+                            db.scalar(
+                                select(func.count(CallbackRequest.id)).where(
+                                    CallbackRequest.status == "pending"
+                                )
                             )
+                            or 0
                         )
-                        or 0,
+                        + (
+                            db.scalar(
+                                select(func.count(OutboundItem.id)).where(
+                                    OutboundItem.kind == "callback",
+                                    OutboundItem.status.in_(("pending", "dialing")),
+                                )
+                            )
+                            or 0
+                        ),
                     }
             except SQLAlchemyError:
                 log.exception("wallboard figures unavailable")
