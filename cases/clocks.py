@@ -21,7 +21,8 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases.models import Case, CaseEvent, OverdueRecord
+from cases.models import Case, OverdueRecord
+from cases.service import _record
 from queueing.keys import QueueKeys
 
 log = logging.getLogger("hotline.clocks")
@@ -101,16 +102,8 @@ def fire(session: Session, case: Case, timer: str, now: datetime) -> str | None:
         if _already(case, "reminder", tag):
             return None
         limit = due[f"{kind}_due"]
-        case.events.append(
-            CaseEvent(
-                at=now,
-                actor="clock",
-                action="reminder",
-                from_status=case.status,
-                to_status=case.status,
-                note=f"{tag} 催办: 80% of the {kind} limit used; due {limit.isoformat()}",
-            )
-        )
+        note = f"{tag} 催办: 80% of the {kind} limit used; due {limit.isoformat()}"
+        _record(case, "clock", "reminder", case.status, case.status, note, at=now)
         return "reminder"
     return "overdue" if mark_overdue(session, case, kind, due[timer], now) else None
 
@@ -133,16 +126,8 @@ def mark_overdue(session: Session, case: Case, kind: str, due_at: datetime, now:
             late_s=max(0, int((now - due_at).total_seconds())),
         )
     )
-    case.events.append(
-        CaseEvent(
-            at=now,
-            actor="clock",
-            action="overdue",
-            from_status=case.status,
-            to_status=case.status,
-            note=f"[{kind}] overdue: due {due_at.isoformat()}",
-        )
-    )
+    note = f"[{kind}] overdue: due {due_at.isoformat()}"
+    _record(case, "clock", "overdue", case.status, case.status, note, at=now)
     return True
 
 

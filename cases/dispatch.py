@@ -242,9 +242,7 @@ def apply_return_visit(session: Session, case: Case, outcome: str, actor: str = 
     sends it back to the same unit; no response or unreachable (after the last attempt)
     closes it as such, per policy. Recorded on the case for the 满意率."""
     if outcome not in SURVEY_OUTCOMES:
-        raise CaseError(
-            f"a return visit ends in one of {SURVEY_OUTCOMES}, not {outcome!r}"
-        )
+        raise CaseError(f"a return visit ends in one of {SURVEY_OUTCOMES}, not {outcome!r}")
     if case.status != "resolved":
         return case  # answered already, or reopened meanwhile: nothing to change
     case.satisfaction = outcome

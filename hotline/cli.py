@@ -86,6 +86,7 @@ def reaper(ctx: Context, interval: float) -> None:
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
     from calls import CaseSweep
     from cases import clocks
+    from cases.service import utcnow
 
     handler = call_handler(ctx.settings, ctx.queue)
     sessions = handler.directory.sessions  # type: ignore[union-attr]
@@ -100,7 +101,7 @@ def reaper(ctx: Context, interval: float) -> None:
                     log.info("reaper: clocks %s", fired)
                 next_clock = time.monotonic() + 1
             if time.monotonic() >= next_reconcile:  # timers from SQL, the backstop
-                started = clocks.utcnow()
+                started = utcnow()
                 with sessions() as session:
                     clocks.reconcile(session, ctx.queue.redis, ctx.queue.keys, reconciled_since)
                 reconciled_since = started - timedelta(seconds=5)

@@ -25,6 +25,16 @@ from web.context import services
 
 log = logging.getLogger("hotline.web.supervision")
 LIST_LIMIT = 200
+RANKING_COLUMNS = (
+    "unit",
+    "code",
+    "received",
+    "signed_in_time",
+    "resolved_in_time",
+    "returned",
+    "overdue",
+    "satisfaction",
+)
 
 
 def units(db) -> list[Department]:  # type: ignore[no-untyped-def]
@@ -312,34 +322,9 @@ def rankings_page() -> Any:
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(
-            [
-                "unit",
-                "code",
-                "received",
-                "signed_in_time",
-                "resolved_in_time",
-                "returned",
-                "overdue",
-                "satisfaction",
-            ]
-        )
+        writer.writerow(RANKING_COLUMNS)
         for r in table:
-            writer.writerow(
-                [
-                    r[k] if r[k] is not None else ""
-                    for k in (
-                        "unit",
-                        "code",
-                        "received",
-                        "signed_in_time",
-                        "resolved_in_time",
-                        "returned",
-                        "overdue",
-                        "satisfaction",
-                    )
-                ]
-            )
+            writer.writerow(["" if r[k] is None else r[k] for k in RANKING_COLUMNS])
         name = f"rankings-{start.date()}-{(end - timedelta(days=1)).date()}.csv"
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM, so spreadsheet programs read the Chinese
