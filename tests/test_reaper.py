@@ -70,3 +70,52 @@ def test_the_reaper_runs_the_clocks(redis_server, redis, tmp_path) -> None:  # t
     assert reaper.returncode in (0, -15), log.read_text()
     with sessions() as db:
         assert db.scalar(select(Case.response_overdue).where(Case.id == case_id))
+
+
+def test_the_dialer_process_plans_its_work_list(redis_server, redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Without a telephony configured it places nothing, but it keeps the work list."""
+    from cases.models import CallbackRequest, OutboundItem
+
+    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(db_url)
+    sessions = session_factory(engine_for(db_url))
+    with sessions() as db:
+        db.add(
+            CallbackRequest(
+                call_id="c-asked",
+                caller_phone="+8613600000001",
+                reason="long_wait",
+                requested_at=datetime.now(UTC),
+            )
+        )
+        db.commit()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": db_url,
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "HOTLINE_QUEUE": "dialertest",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = tmp_path / "dialer.log"
+    with open(log, "ab") as out:
+        dialer = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "dialer"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def planned() -> bool:
+            with sessions() as db:
+                return db.scalar(select(OutboundItem.source)) == "callback:c-asked"
+
+        wait_until(planned, timeout_s=20, what="the callback planned")
+        assert dialer.poll() is None, log.read_text()
+        assert redis.zcard(QueueKeys("dialertest").dial_due) == 1
+    finally:
+        dialer.terminate()
+        dialer.wait(timeout=20)
+    assert "nothing is dialled" in log.read_text()
