@@ -224,6 +224,7 @@ class Dialer:
                 self.redis.hdel(self.keys.dial_live, call_id)
                 return item
             now = self.now()
+            self._record_call(session, item, call_id, outcome, now)
             item.last_result, item.live_call = outcome, None
             if outcome in PERSON_REACHED:
                 item.status = "done"
@@ -241,6 +242,28 @@ class Dialer:
         if outcome not in STILL_ON_THE_LINE:
             self.released(call_id, item.phone)
         return item
+
+    @staticmethod
+    def _record_call(
+        session: Session, item: OutboundItem, call_id: str, outcome: str, now: datetime
+    ) -> None:
+        """The attempt's call detail row (direction outbound): kept apart from the
+        inbound figures, counted in the callback and return-visit ones."""
+        from cases.models import CallRecord
+
+        if session.get(CallRecord, call_id) is not None:
+            return
+        session.add(
+            CallRecord(
+                call_id=call_id,
+                direction="outbound",
+                caller=item.phone,
+                skill=item.kind,
+                queued_at=_aware(item.last_attempt_at or now),
+                ended_at=_utc(now),
+                outcome=outcome,
+            )
+        )
 
     def released(self, call_id: str, phone: str | None = None) -> None:
         """The outbound call is over: its capacity and its number are free again."""

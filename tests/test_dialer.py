@@ -92,6 +92,12 @@ def test_satisfied_on_the_second_attempt_after_a_busy_line(rig) -> None:  # type
         assert (case.status, case.satisfaction) == ("closed", "satisfied")
         item = db.scalar(select(OutboundItem))
         assert (item.status, item.attempts, item.last_result) == ("done", 2, "satisfied")
+        from cases.models import CallRecord
+
+        rows = db.execute(
+            select(CallRecord.direction, CallRecord.outcome).order_by(CallRecord.queued_at)
+        ).all()
+        assert rows == [("outbound", "busy"), ("outbound", "satisfied")]  # one row per attempt
 
 
 def test_unsatisfied_reopens_and_sends_the_case_back_to_its_unit(rig) -> None:  # type: ignore[no-untyped-def]
