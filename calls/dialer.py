@@ -228,6 +228,8 @@ class Dialer:
             item.last_result, item.live_call = outcome, None
             if outcome in PERSON_REACHED:
                 item.status = "done"
+                if item.kind == "callback" and item.call_id:
+                    self._callback_done(session, item.call_id)
                 if outcome in ("satisfied", "unsatisfied", "no_response"):
                     self._settle_case(session, item, outcome)
             else:
@@ -242,6 +244,21 @@ class Dialer:
         if outcome not in STILL_ON_THE_LINE:
             self.released(call_id, item.phone)
         return item
+
+    @staticmethod
+    def _origin_time(session: Session, item: OutboundItem) -> datetime | None:
+        """When the citizen called: the missed call, or the call that asked for this."""
+        from cases.models import CallbackRequest, CallRecord
+
+        if item.call_id is None:
+            return None
+        record = session.get(CallRecord, item.call_id)
+        if record is not None and record.queued_at is not None:
+            return _aware(record.queued_at)
+        request = session.scalar(
+            select(CallbackRequest).where(CallbackRequest.call_id == item.call_id)
+        )
+        return _aware(request.requested_at) if request is not None else None
 
     @staticmethod
     def _record_call(
@@ -290,7 +307,9 @@ class Dialer:
                 return None
             case = item.case
             raised = _aware(case.created_at).astimezone(_beijing()) if case is not None else None
+            origin = self._origin_time(session, item)
             return {
+                "origin_at": origin.timestamp() if origin else None,
                 "kind": item.kind,
                 "phone": item.phone,
                 "case_number": case.number if case is not None else None,
@@ -316,6 +335,15 @@ class Dialer:
             log.warning("outbound call %s never reported back; counted as failed", call_id)
             self.finished(call_id, "failed")
         return len(stale)
+
+    @staticmethod
+    def _callback_done(session: Session, call_id: str) -> None:
+        """The citizen who asked (or whose call was missed) has been reached."""
+        from cases.models import CallbackRequest
+
+        request = session.scalar(select(CallbackRequest).where(CallbackRequest.call_id == call_id))
+        if request is not None:
+            request.status = "done"
 
     def _settle_case(self, session: Session, item: OutboundItem, outcome: str | None) -> None:
         if item.kind != "return_visit" or item.case_id is None or outcome is None:

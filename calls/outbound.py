@@ -55,6 +55,7 @@ class OutboundHandler:
                 str(about["case_number"]) if about["case_number"] else None,
                 phone=str(about["phone"]),
                 dial_id=dial_id,
+                origin_at=about["origin_at"],  # type: ignore[arg-type]
             )
         self._save(call_id, state)
         return state
@@ -88,6 +89,7 @@ class OutboundHandler:
             channel="callback",
             priority=action.priority,
             skill=action.skill,
+            callback_of=state.origin_at,
         )
         self.redis.set(self.keys.flow(call_id), inbound.to_json(), ex=FLOW_TTL_S)
         try:

@@ -62,6 +62,7 @@ class FlowState:
     seat: str | None = None
     outcome: str | None = None  # connected | completed | abandoned | callback
     pressed: str = ""  # the keys the caller pressed, last 8, for the operator's screen
+    callback_of: float | None = None  # a call-back: when the citizen first called (epoch s)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

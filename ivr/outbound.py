@@ -44,6 +44,7 @@ class OutboundState:
     outcome: str | None = None
     phone: str = ""  # the citizen called, E.164
     dial_id: str | None = None  # the dialer's attempt this call is
+    origin_at: float | None = None  # a call-back: when the citizen called us (epoch s)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -66,9 +67,14 @@ def return_visit(
 
 
 def callback(
-    case_number: str | None = None, phone: str = "", dial_id: str | None = None
+    case_number: str | None = None,
+    phone: str = "",
+    dial_id: str | None = None,
+    origin_at: float | None = None,
 ) -> OutboundState:
-    return OutboundState("callback", case_number=case_number, phone=phone, dial_id=dial_id)
+    return OutboundState(
+        "callback", case_number=case_number, phone=phone, dial_id=dial_id, origin_at=origin_at
+    )
 
 
 def _ask(state: OutboundState, intro: bool) -> Step:

@@ -208,6 +208,8 @@ def test_every_prompt_has_both_languages_and_renders() -> None:
         "status": "resolved",
         "position": 3,
         "minutes": 2,
+        "month": 11,
+        "day": 27,
     }
     for prompt_id, prompt in CATALOGUE.items():
         assert prompt.zh and prompt.en

@@ -158,3 +158,37 @@ def test_a_stranger_webhook_is_hung_up_on(app, twilio) -> None:  # type: ignore[
         twilio.post("/twilio/outbound/return_visit?call=bad%20id", {"CallSid": sid(8)}).status_code
         == 400
     )
+
+
+def test_a_call_back_reaches_the_queue_saying_which_call_it_answers(app, twilio) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import CallbackRequest
+
+    svc = app.extensions["hotline"]
+    outbound = svc.outbound
+    rest = TwilioRest()
+    outbound.dialer.originator = rest
+    outbound.dialer.now = lambda: datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    asked_at = datetime(2026, 11, 30, 1, 40, tzinfo=UTC)
+    with svc.handler.directory.sessions() as db:
+        db.add(
+            CallbackRequest(
+                call_id="c-asked", caller_phone=CITIZEN, reason="long_wait", requested_at=asked_at
+            )
+        )
+        item = outbound.dialer.plan(
+            db, "callback:c-asked", "callback", CITIZEN, outbound.dialer.now(), call_id="c-asked"
+        )
+        db.commit()
+        outbound.dialer.index(item)
+    assert outbound.dialer.run_once() == 1
+    attempt = rest.placed[0][0]
+    root = parse(
+        twilio.post(
+            f"/twilio/outbound/callback?call={attempt}", {"CallSid": sid(9), "AnsweredBy": "human"}
+        )
+    )
+    assert verbs(root) == ["Say", "Enqueue"] and "给您回电" in root[0].text
+    flow = svc.handler.load(sid(9))
+    assert (flow.channel, flow.callback_of) == ("callback", asked_at.timestamp())
+    with svc.handler.directory.sessions() as db:
+        assert db.scalar(select(CallbackRequest.status)) == "done"

@@ -56,6 +56,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "waited": ("等待", "Waited"),
     "pressed": ("按键", "Pressed"),
     "callback_call": ("回拨来电", "Callback"),
+    "callback_for": ("回拨：{at} 的来电", "Callback for the call of {at}"),
     "cases_of_caller": ("该来电人的工单", "This caller's cases"),
     "no_cases": ("无历史工单", "No earlier cases"),
     "case_form": ("工单", "Case"),

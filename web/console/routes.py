@@ -125,6 +125,9 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
         if wait_ms is not None
         else (round(time.time() - entered / 1000) if entered else None),
         "callback": (flow.channel if flow else "") == "callback",
+        "callback_of": datetime.fromtimestamp(flow.callback_of, UTC)
+        if flow and flow.callback_of
+        else None,
         "name": "",
         "vulnerable": record_.get("priority") == "vulnerable",
         "cases": [],
