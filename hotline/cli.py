@@ -474,6 +474,7 @@ def simulate(scenario: Path, redis_url: str | None, database_url: str | None) ->
     from hotline.redis_server import RedisServer
     from simulator import ScenarioError
     from simulator import simulate as run_simulation
+    from simulator.outbound import is_outbound
 
     with tempfile.TemporaryDirectory(prefix="hotline-sim-") as workdir:
         server = None
@@ -481,7 +482,17 @@ def simulate(scenario: Path, redis_url: str | None, database_url: str | None) ->
             server = RedisServer(Path(workdir) / "redis", durable=False).start()
             redis_url = server.url
         try:
-            run_simulation(scenario, redis_url, database_url, Path(workdir), click.echo)
+            if is_outbound(scenario):
+                from simulator.outbound import simulate_outbound
+
+                simulate_outbound(
+                    scenario,
+                    redis_url,
+                    database_url or f"sqlite:///{Path(workdir) / 'simulation.db'}",
+                    click.echo,
+                )
+            else:
+                run_simulation(scenario, redis_url, database_url, Path(workdir), click.echo)
         except ScenarioError as exc:
             raise click.ClickException(str(exc)) from None
         finally:

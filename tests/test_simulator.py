@@ -136,3 +136,47 @@ def test_a_broken_scenario_is_a_clear_error(tmp_path) -> None:  # type: ignore[n
     bad.write_text("not = [toml")
     with pytest.raises(ScenarioError):
         load_scenario(bad)
+
+
+OUTBOUND = {
+    "visit-satisfied": {"case_status": "closed", "satisfaction": "satisfied", "attempts": 1},
+    "visit-unsatisfied": {
+        "case_status": "dispatched",
+        "satisfaction": "unsatisfied",
+        "attempts": 1,
+    },
+    "visit-silence": {"case_status": "closed", "satisfaction": "no_response", "attempts": 1},
+    "visit-answering-machine": {
+        "case_status": "closed",
+        "satisfaction": "satisfied",
+        "attempts": 2,
+    },
+    "visit-busy-then-answered": {
+        "case_status": "closed",
+        "satisfaction": "satisfied",
+        "attempts": 2,
+    },
+    "visit-unreachable": {"case_status": "closed", "satisfaction": "unreachable", "attempts": 3},
+    "visit-opt-out": {"case_status": "resolved", "status": "opted-out", "attempts": 0},
+    "visit-outside-hours": {"case_status": "closed", "satisfaction": "satisfied", "attempts": 1},
+    "callback-reaches-an-operator": {"status": "done", "reached_seat": "1001", "attempts": 1},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUTBOUND))
+def test_outbound_scenarios(name: str, redis_server: RedisServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simulator.outbound import simulate_outbound
+
+    lines: list[str] = []
+    db_url = f"sqlite:///{tmp_path / 'sim.db'}"
+    figures = simulate_outbound(SCENARIOS / f"{name}.toml", redis_server.url, db_url, lines.append)
+    (result,) = figures["results"].values()
+    for key, expected in OUTBOUND[name].items():
+        assert result.get(key) == expected, (key, result, lines)
+    transcript = "\n".join(lines)
+    if name == "visit-outside-hours":
+        assert "[12-01 08:00]" in transcript and "[11-30" not in transcript.split("answers")[0]
+    if name == "visit-silence":
+        assert transcript.count("满意请按1") == 2 and "感谢您接听" in transcript
+    if name == "visit-opt-out":
+        assert figures["calls_placed"] == 0
