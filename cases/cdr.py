@@ -274,3 +274,54 @@ def hourly(session: Session, since: datetime, hours: int = 24) -> list[dict[str,
             if outcome in ("answered", "abandoned"):
                 buckets[hour][outcome] += 1
     return buckets
+
+
+def outbound_figures(session: Session, since: datetime) -> dict[str, float | int | None]:
+    """The callback bots' figures for items planned since ``since``:
+
+    - callback completion rate: call-backs that reached the citizen, of those finished;
+    - time to call back: median seconds from the citizen's call to the attempt that
+      reached them;
+    - return-visit reach rate: return visits that reached a person, of those finished;
+    - 满意率: satisfied of the answered return visits (see cases.dispatch)."""
+    from cases.models import OutboundItem
+
+    start = since.astimezone(UTC)
+    items = session.scalars(select(OutboundItem).where(OutboundItem.created_at >= start)).all()
+    finished = [i for i in items if i.status in ("done", "gave_up", "unreachable")]
+    callbacks = [i for i in finished if i.kind == "callback"]
+    visits = [i for i in finished if i.kind == "return_visit"]
+    reached_callbacks = [i for i in callbacks if i.status == "done"]
+    waits = []
+    for item in reached_callbacks:
+        origin = session.get(CallRecord, item.call_id) if item.call_id else None
+        if origin is not None and origin.queued_at is not None and item.last_attempt_at is not None:
+            began = (
+                origin.queued_at
+                if origin.queued_at.tzinfo
+                else origin.queued_at.replace(tzinfo=UTC)
+            )
+            reached = (
+                item.last_attempt_at
+                if item.last_attempt_at.tzinfo
+                else item.last_attempt_at.replace(tzinfo=UTC)
+            )
+            waits.append((reached - began).total_seconds())
+    waits.sort()
+    answered = [i for i in visits if i.last_result in ("satisfied", "unsatisfied")]
+    return {
+        "callbacks_finished": len(callbacks),
+        "callback_completion_rate": round(len(reached_callbacks) / len(callbacks), 4)
+        if callbacks
+        else None,
+        "time_to_call_back_s": round(waits[len(waits) // 2]) if waits else None,
+        "return_visits_finished": len(visits),
+        "return_visit_reach_rate": (
+            round(sum(i.status == "done" for i in visits) / len(visits), 4) if visits else None
+        ),
+        "satisfaction_rate": (
+            round(sum(i.last_result == "satisfied" for i in answered) / len(answered), 4)
+            if answered
+            else None
+        ),
+    }

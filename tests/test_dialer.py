@@ -239,3 +239,45 @@ def test_the_work_list_is_planned_once_from_cases_requests_and_missed_calls(rig)
     visit = items[f"visit:{case_id}"].next_at.replace(tzinfo=UTC)
     assert visit > now + timedelta(hours=23)  # the next day, within calling hours
     assert 8 <= visit.astimezone(BJ).hour < 21
+
+
+def test_the_callback_bots_figures(rig) -> None:  # type: ignore[no-untyped-def]
+    from cases.cdr import outbound_figures
+    from cases.models import CallRecord
+
+    sessions, dialer, clock, telephony = rig
+    missed_at = (clock.at - timedelta(minutes=20)).astimezone(UTC)  # stored as UTC, as cdr does
+    with sessions() as db:
+        db.add(
+            CallRecord(
+                call_id="c-missed",
+                caller="+8613600000009",
+                queued_at=missed_at,
+                outcome="abandoned",
+                wait_ms=60_000,
+            )
+        )
+        callback = dialer.plan(
+            db, "callback:c-missed", "callback", "+8613600000009", clock.at, call_id="c-missed"
+        )
+        db.commit()
+        dialer.index(callback)
+    for phone in ("+8613800000001", "+8613800000002"):
+        plan_visit(sessions, dialer, resolved_case(sessions, phone), clock.at)
+    answers = {
+        "+8613600000009": "connected",
+        "+8613800000001": "satisfied",
+        "+8613800000002": "unsatisfied",
+    }
+    done = 0
+    while dialer.run_once() or done < len(telephony.placed):
+        for call_id, phone, _ in telephony.placed[done:]:
+            dialer.finished(call_id, answers[phone])
+            dialer.released(call_id, phone)
+            done += 1
+    assert done == 3
+    with sessions() as db:
+        figures = outbound_figures(db, clock.at - timedelta(days=1))
+    assert figures["callback_completion_rate"] == 1.0
+    assert figures["time_to_call_back_s"] == 20 * 60
+    assert figures["return_visit_reach_rate"] == 1.0 and figures["satisfaction_rate"] == 0.5

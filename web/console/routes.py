@@ -28,7 +28,7 @@ from flask import (
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cases.cdr import day_start, figures, hourly, seat_day
+from cases.cdr import day_start, figures, hourly, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
     CallbackRequest,
@@ -481,6 +481,7 @@ class BoardCache:
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
                         "satisfaction": _satisfaction(db, start),
+                        "outbound": outbound_figures(db, start),
                         "callbacks_pending": (
                             db.scalar(
                                 select(func.count(CallbackRequest.id)).where(
@@ -554,6 +555,7 @@ def board_view() -> dict[str, Any]:
         "hourly": slow.get("hourly", []),
         "callbacks_pending": slow.get("callbacks_pending", 0),
         "satisfaction": slow.get("satisfaction"),
+        "outbound": slow.get("outbound") or {},
     }
 
 
