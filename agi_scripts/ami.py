@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
 
@@ -352,9 +351,10 @@ class Reconciler:
         actions.close()
 
 
-class AsteriskProvider:
-    """Outbound calls through AMI Originate into a context that runs a flow over FastAGI
-    (see [hotline-outbound] in docker/asterisk/extensions.conf)."""
+class AsteriskOriginator:
+    """Places the dialer's calls through AMI Originate into [hotline-outbound] (see
+    docker/asterisk/extensions.conf), which runs AMD() and the FastAGI outbound route
+    when the phone is answered, and its "failed" extension when it never is."""
 
     def __init__(
         self,
@@ -362,30 +362,26 @@ class AsteriskProvider:
         channel_pattern: str = "PJSIP/{number}@trunk",
         context: str = "hotline-outbound",
         caller_id: str = "12345",
+        ring_timeout_s: int = 30,
     ) -> None:
-        self.ami, self.pattern, self.context, self.caller_id = (
-            ami,
-            channel_pattern,
-            context,
-            caller_id,
-        )
+        self.ami, self.pattern, self.context = ami, channel_pattern, context
+        self.caller_id, self.ring_timeout_s = caller_id, ring_timeout_s
 
-    def place_call(self, to: str, flow: str, ref: str) -> str:
-        action_id = f"hotline-{flow}-{ref}-{int(time.time() * 1000)}"
+    def originate(self, call_id: str, phone: str, kind: str) -> None:
+        # The carrier wants national digits: +8613800000001 -> 13800000001.
+        number = phone[3:] if phone.startswith("+86") else phone.lstrip("+")
         reply = self.ami.action(
             {
                 "Action": "Originate",
-                "ActionID": action_id,
-                "Channel": self.pattern.format(number=to),
+                "Channel": self.pattern.format(number=number),
                 "Context": self.context,
                 "Exten": "s",
                 "Priority": "1",
                 "CallerID": self.caller_id,
-                "Timeout": "30000",
+                "Timeout": str(self.ring_timeout_s * 1000),
                 "Async": "true",
-                "Variable": [f"HOTLINE_FLOW={flow}", f"HOTLINE_QUERY={urlencode({'ref': ref})}"],
+                "Variable": f"HOTLINE_DIAL_ID={call_id}",  # names the attempt (and its kind)
             }
         )
         if reply.get("Response") != "Success":
-            raise RuntimeError(f"Originate refused: {reply.get('Message')}")
-        return action_id
+            raise AmiError(f"Originate refused: {reply.get('Message')}")

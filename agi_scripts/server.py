@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.sessions import ROUTES, AgiSettings, Session, call_id_of
 from calls import CallHandler
+from calls.outbound import OutboundHandler
 
 log = logging.getLogger("hotline.agi")
 
@@ -37,8 +38,10 @@ class FastAGIServer(socketserver.ThreadingTCPServer):
         handler: CallHandler,
         settings: AgiSettings,
         on_session_end: Callable[[str], None] | None = None,
+        outbound: OutboundHandler | None = None,
     ) -> None:
         self.call_handler = handler
+        self.outbound = outbound  # return visits and call-backs
         self.agi_settings = settings
         self.on_session_end = on_session_end
         self.active = 0
@@ -114,7 +117,9 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
         try:
             agi = SafeAGI(rfile, wfile, self.connection)
             route = agi.script
-            run_route(agi, self.server.call_handler, self.server.agi_settings, route)
+            run_route(
+                agi, self.server.call_handler, self.server.agi_settings, route, self.server.outbound
+            )
         except AGIProtocolError as exc:
             log.warning("closing a malformed AGI conversation (%s): %s", route, exc)
         except (OSError, ChannelGone) as exc:
@@ -130,10 +135,16 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
                 self.server.on_session_end(route)
 
 
-def run_route(agi: SafeAGI, handler: CallHandler, settings: AgiSettings, route: str) -> None:
+def run_route(
+    agi: SafeAGI,
+    handler: CallHandler,
+    settings: AgiSettings,
+    route: str,
+    outbound: OutboundHandler | None = None,
+) -> None:
     """Run one AGI route with its failures contained: a hangup or redirect ends it
     quietly; our own error still leaves the caller queued for a person."""
-    session = Session(agi, handler, settings)
+    session = Session(agi, handler, settings, outbound)
     run = ROUTES.get(route)
     if run is None:
         log.error("unknown AGI route %r (%s)", route, agi.env.get("agi_request", ""))

@@ -6,7 +6,8 @@
 - ``bridge``   where AMI Redirect sends a holding caller whose seat was offered
 - ``answered`` Gosub on the operator's channel when they pick up (Dial option U)
 - ``hangup``   the ``h`` extension: the only place a hang-up is believed
-- ``survey``   reserved for the satisfaction callback flow
+- ``outbound`` the dialer's call answered (return visit or call-back), after AMD()
+- ``outbound-failed`` the dialer's call never answered (REASON)
 
 A session tells the dialplan what comes next in the channel variable HOTLINE_NEXT:
 ``hold`` (go to the hold loop) or ``hangup``. An AGI session that ends because the
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from calls import CallHandler
+from calls.outbound import OutboundHandler
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import sound_files
@@ -50,9 +53,16 @@ def call_id_of(agi: SafeAGI) -> str:
 
 
 class Session:
-    def __init__(self, agi: SafeAGI, handler: CallHandler, settings: AgiSettings) -> None:
+    def __init__(
+        self,
+        agi: SafeAGI,
+        handler: CallHandler,
+        settings: AgiSettings,
+        outbound_calls: OutboundHandler | None = None,
+    ) -> None:
         self.agi, self.handler, self.settings = agi, handler, settings
         self.queue = handler.queue
+        self.outbound_calls = outbound_calls
 
     # -- routes ------------------------------------------------------------------------
 
@@ -107,13 +117,44 @@ class Session:
 
     def hangup(self) -> None:
         """The h extension: the caller's channel is gone. Ends whatever the queue has
-        (idempotent), and invents nothing for a call it never saw."""
-        self.handler.caller_gone(call_id_of(self.agi))
+        (idempotent), and invents nothing for a call it never saw. An outbound call's
+        flow hears of it too (its result, and the dialer's line freed)."""
+        call = call_id_of(self.agi)
+        if self.outbound_calls is not None and self.outbound_calls.load(call) is not None:
+            self.outbound_calls.handle(call, e.Hangup(at=time.time()))
+        else:
+            self.handler.caller_gone(call)
 
-    def survey(self) -> None:
-        log.info("survey route reached before the survey flow exists; ending politely")
-        self.play("goodbye", {})
-        self.agi.set_var("HOTLINE_NEXT", "hangup")
+    def outbound(self) -> None:
+        """[hotline-outbound]: the dialer's call was answered; AMD() has listened.
+        Arguments: the attempt's id, AMDSTATUS, AMDCAUSE."""
+        if self.outbound_calls is None:
+            log.error("outbound route without the dialer's handler; hanging up")
+            self.agi.set_var("HOTLINE_NEXT", "hangup")
+            return
+        dial_id = self.agi.var("agi_arg_1")
+        status, cause = self.agi.var("agi_arg_2").upper(), self.agi.var("agi_arg_3").upper()
+        call = call_id_of(self.agi)
+        self.queue.redis.set(self.queue.keys.channel(call), self.agi.var("agi_channel"), ex=86400)
+        try:
+            state = self.outbound_calls.begin(call, dial_id)
+        except ValueError:  # an id that is not ours
+            state = None
+        if state is None:
+            self.agi.set_var("HOTLINE_NEXT", "hangup")  # not a live attempt: say nothing
+            return
+        answered_by = AMD_ANSWERED_BY.get(status, "unknown")
+        if answered_by == "machine" and cause.startswith("INITIALSILENCE"):
+            answered_by = "unknown"  # an elderly citizen waiting in silence: speak to them
+        actions = self.outbound_calls.handle(call, e.OutboundAnswered(answered_by, time.time()))
+        self.perform(call, actions, self.outbound_calls.handle)
+
+    def outbound_failed(self) -> None:
+        """The "failed" extension: the dialer's call was never answered."""
+        if self.outbound_calls is None:
+            return
+        dial_id, reason = self.agi.var("agi_arg_1"), self.agi.var("agi_arg_2")
+        self.outbound_calls.dialer.finished(dial_id, ORIGINATE_FAILURES.get(reason, "failed"))
 
     # -- carrying out the flow's actions ---------------------------------------------------
 
@@ -124,7 +165,15 @@ class Session:
                 return digit
         return ""
 
-    def perform(self, call: str, actions: list[a.Action]) -> None:
+    def perform(
+        self,
+        call: str,
+        actions: list[a.Action],
+        step: Callable[[str, e.Event], list[a.Action]] | None = None,
+    ) -> None:
+        """Carry out media actions; the caller's keys go to ``step`` (the inbound flow's
+        handler unless an outbound flow runs the call)."""
+        step = step or self.handler.handle
         pending = list(actions)
         while pending:
             action = pending.pop(0)
@@ -146,7 +195,7 @@ class Session:
                 event: e.Event = (
                     e.Digits(pressed, at=time.time()) if pressed else e.InputTimeout(time.time())
                 )
-                pending = self.handler.handle(call, event)
+                pending = step(call, event)
             elif isinstance(action, a.Hold):
                 self.agi.set_var("HOTLINE_NEXT", "hold")
                 return
@@ -190,5 +239,11 @@ ROUTES = {
     "bridge": Session.bridge,
     "answered": Session.answered,
     "hangup": Session.hangup,
-    "survey": Session.survey,
+    "outbound": Session.outbound,
+    "outbound-failed": Session.outbound_failed,
 }
+
+# AMD()'s AMDSTATUS -> the outbound flow's answered_by.
+AMD_ANSWERED_BY = {"HUMAN": "human", "MACHINE": "machine", "NOTSURE": "unknown"}
+# Originate's REASON when the call never connected (Asterisk's AST_CONTROL codes).
+ORIGINATE_FAILURES = {"3": "no-answer", "5": "busy", "8": "congestion", "1": "no-answer"}

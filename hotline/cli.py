@@ -256,12 +256,17 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     from agi_scripts.ami import AmiConnection, OfferRedirector, Reconciler
     from agi_scripts.server import FastAGIServer, serve
-    from hotline.runtime import agi_settings
+    from hotline.runtime import agi_settings, outbound_handler
 
     s = ctx.settings
     handler = call_handler(s, ctx.queue)
     settings = agi_settings(s)
-    server = FastAGIServer((host or s.agi_host, port or s.agi_port), handler, settings)
+    server = FastAGIServer(
+        (host or s.agi_host, port or s.agi_port),
+        handler,
+        settings,
+        outbound=outbound_handler(s, handler),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -306,10 +311,15 @@ def dialer(ctx: Context) -> None:
         originator = TwilioOriginator(
             Client(s.twilio_account_sid, s.twilio_auth_token), s.twilio_caller_id, s.public_base_url
         )
+    elif s.ami_host and s.ami_secret:
+        from agi_scripts.ami import AmiConnection, AsteriskOriginator
+
+        ami = AmiConnection(s.ami_host, s.ami_port, s.ami_username, s.ami_secret)
+        originator = AsteriskOriginator(ami, s.asterisk_outbound_dial)
     else:
         log.warning(
-            "dialer: no telephony to place calls with (TWILIO_* and TWILIO_CALLER_ID); "
-            "the work list is kept, nothing is dialled"
+            "dialer: no telephony to place calls with (TWILIO_* and TWILIO_CALLER_ID, or "
+            "ASTERISK_AMI_*); the work list is kept, nothing is dialled"
         )
     engine = make_dialer(s, ctx.queue, originator)
     min_wait_s = float(os.environ.get("HOTLINE_CALLBACK_MIN_WAIT_S", "30"))

@@ -63,6 +63,8 @@ class Settings:
     ami_port: int = 5038
     ami_username: str = "hotline"
     ami_secret: str | None = None
+    # How the dialer reaches a citizen through the carrier trunk ({number}: national digits)
+    asterisk_outbound_dial: str = "PJSIP/{number}@trunk"
 
 
 def _dial_pattern(value: str) -> str:
@@ -124,4 +126,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ami_port=int(env_number(env, "ASTERISK_AMI_PORT", 5038, minimum=1)),
         ami_username=env.get("ASTERISK_AMI_USERNAME") or "hotline",
         ami_secret=env.get("ASTERISK_AMI_SECRET") or None,
+        asterisk_outbound_dial=env.get("ASTERISK_OUTBOUND_DIAL") or "PJSIP/{number}@trunk",
     )

@@ -47,6 +47,8 @@ def service_commands(settings: Settings) -> list[Child]:
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
         children.append(Child("twilio-notify", [*hotline, "twilio", "notify"]))
         children.append(Child("dialer", [*hotline, "dialer"]))
+    elif settings.ami_host and settings.ami_secret:
+        children.append(Child("dialer", [*hotline, "dialer"]))
     return children
 
 

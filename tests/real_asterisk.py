@@ -162,6 +162,7 @@ class Asterisk:
         modules += "".join(f"load = {m}\n" for m in self.extra_modules)
         (self.etc / "modules.conf").write_text(modules)
         shutil.copy(DEPLOY / "musiconhold.conf", self.etc / "musiconhold.conf")
+        shutil.copy(DEPLOY / "amd.conf", self.etc / "amd.conf")
         for name, text in self.extra_conf.items():
             (self.etc / name).write_text(text)
         secrets = self.root / "seat_passwords"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from agi_scripts.ami import AmiConnection, AsteriskProvider
+from agi_scripts.ami import AmiConnection, AsteriskOriginator
 from agi_scripts.sessions import ROUTES
 from cases.db import upgrade
 from queueing import CallQueue
@@ -64,8 +64,9 @@ def test_asterisk_provider_originates_into_the_outbound_context() -> None:
     threading.Thread(target=ami_server.serve_forever, daemon=True).start()
     ami = AmiConnection("127.0.0.1", ami_server.port, "hotline", "s3cret")
     try:
-        provider = AsteriskProvider(ami, "PJSIP/{number}@trunk")
-        ref = provider.place_call("13800000001", "survey", "12345-20261127-000001")
+        AsteriskOriginator(ami, "PJSIP/{number}@trunk").originate(
+            "out-7-1", "+8613800000001", "return_visit"
+        )
     finally:
         ami.close()
         ami_server.shutdown()
@@ -73,7 +74,7 @@ def test_asterisk_provider_originates_into_the_outbound_context() -> None:
     originate = next(a for a in ami_server.actions if a.get("Action") == "Originate")
     assert originate["Channel"] == "PJSIP/13800000001@trunk"
     assert originate["Context"] == "hotline-outbound" and originate["Async"] == "true"
-    assert originate["ActionID"] == ref
+    assert "HOTLINE_DIAL_ID=out-7-1" in str(originate.get("Variable"))
     assert "[hotline-outbound]" in DIALPLAN
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from twilio.rest import Client
 
-from hotline.telephony import TwilioProvider
+from web.twilio.outbound import TwilioOriginator
 
 ACCOUNT = "AC" + "1" * 32
 
@@ -37,18 +37,18 @@ def test_place_call_sends_the_request_twilio_expects() -> None:
     try:
         client = Client(ACCOUNT, "secret-token")
         client.api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        provider = TwilioProvider(client, "+8689812345", "https://hotline.example.org/")
-        call_sid = provider.place_call("+8613800000001", "survey", "12345-20261127-000001")
+        provider = TwilioOriginator(client, "+8689812345", "https://hotline.example.org/")
+        provider.originate("out-7-1", "+8613800000001", "return_visit")
     finally:
         server.shutdown()
         server.server_close()
-    assert call_sid == "CA" + "9" * 32
     (path, form, auth) = FakeTwilioApi.received[-1]
     assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
     assert auth.startswith("Basic ")
     assert form["To"] == ["+8613800000001"] and form["From"] == ["+8689812345"]
-    assert form["Url"] == [
-        "https://hotline.example.org/twilio/outbound/survey?ref=12345-20261127-000001"
+    assert form["Url"] == ["https://hotline.example.org/twilio/outbound/return_visit?call=out-7-1"]
+    assert form["StatusCallback"] == [
+        "https://hotline.example.org/twilio/outbound/status?call=out-7-1"
     ]
-    assert form["StatusCallback"] == ["https://hotline.example.org/twilio/status"]
-    assert sorted(form["StatusCallbackEvent"]) == ["answered", "completed", "initiated", "ringing"]
+    assert form["StatusCallbackEvent"] == ["completed"]
+    assert form["MachineDetection"] == ["Enable"]
