@@ -107,8 +107,10 @@ def test_shipped_modules_load_without_errors(make_rig: Callable[..., RealRig]) -
         "res_musiconhold.so",
         "app_stack.so",
         "res_pjsip_registrar.so",
+        "app_amd.so",  # the callback bots' answering-machine detection
     ):
         assert module in loaded, module
+    assert "AMD" in rig.asterisk.cli("core show applications like AMD")
     assert "Manager (AMI):             Yes" in rig.asterisk.cli("manager show settings")
     assert "AGI" in rig.asterisk.cli("core show applications like AGI")
 
