@@ -237,6 +237,67 @@ _PHONE_NEVER = """
   <recv request="ACK"/>
 """
 
+# A citizen's phone called by the dialer (through the trunk): rings, answers with
+# telephone-event, presses a key some seconds later, and waits for the hotline's BYE.
+_CALLED_ANSWERS = """
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag02[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag02[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=- 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+  <pause milliseconds="{press_after_ms}"/>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+"""
+
+_CALLED_BUSY = """
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag02[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+"""
+
 _TAIL = "\n</scenario>\n"
 
 
@@ -278,6 +339,28 @@ def phone_scenario(*, ring_ms: int | None, talk_ms: int = 2000) -> str:
         )
     )
     return _HEAD.format(name="phone") + _PHONE_INVITE.format(capture=capture) + tail + _TAIL
+
+
+def called_scenario(
+    *, answer: bool, ring_ms: int = 2000, press_after_ms: int = 0, digit: str = "1"
+) -> str:
+    """A citizen's phone the dialer calls: answers and presses ``digit``, or is busy."""
+    if not answer:
+        return _HEAD.format(name="called-busy") + _CALLED_BUSY + _TAIL
+    body = _CALLED_ANSWERS.format(
+        ring_ms=ring_ms, press_after_ms=press_after_ms, pcap=DTMF_PCAP.format(digit=digit)
+    )
+    return _HEAD.format(name="called") + body + _AWAIT_BYE.format(timeout_ms=60000) + _TAIL
+
+
+def called(workdir: Path, name: str, port: int, **scenario: object) -> SippProcess:
+    """One citizen's phone on 127.0.0.3:``port``, for the dialer to call."""
+    return _sipp(
+        workdir,
+        name,
+        called_scenario(**scenario),  # type: ignore[arg-type]
+        ["-i", "127.0.0.3", "-p", str(port), "-mp", str(media_port()), "-m", "1", "-aa"],
+    )
 
 
 def register_scenario(seat: str, password: str, contact_port: int) -> str:
