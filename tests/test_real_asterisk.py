@@ -388,7 +388,7 @@ def test_a_burst_of_two_hundred_callers_on_twenty_seats(make_rig: Callable[..., 
     assert "MaxConnectionsError" not in rig.service_log("agi")
 
 
-def _visit_for(rig: RealRig, case_db: str, phone: str, port: int, now):  # type: ignore[no-untyped-def]
+def _visit_for(rig: RealRig, case_db: str, phone: str, port: int, now, ring_s: int = 30):  # type: ignore[no-untyped-def]
     """A resolved case and its return visit, dialled through the rig's Asterisk (AMI
     Originate) to a SIPp phone on 127.0.0.3:``port``."""
     from agi_scripts.ami import AmiConnection, AsteriskOriginator
@@ -400,7 +400,9 @@ def _visit_for(rig: RealRig, case_db: str, phone: str, port: int, now):  # type:
 
     sessions = session_factory(engine_for(case_db))
     ami = AmiConnection("127.0.0.1", rig.asterisk.ami_port, "hotline", rig.asterisk.ami_secret)
-    originator = AsteriskOriginator(ami, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    originator = AsteriskOriginator(
+        ami, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}", ring_timeout_s=ring_s
+    )
     dialer = Dialer(
         rig.redis, rig.queue.keys, sessions, originator, DialerSettings(), now=lambda: now
     )
@@ -419,7 +421,13 @@ def _visit_for(rig: RealRig, case_db: str, phone: str, port: int, now):  # type:
         return dialer, sessions, case.id
 
 
-def test_a_return_visit_through_asterisk_amd_and_a_key(make_rig, case_db) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("digit", "answer", "status"),
+    [("1", "satisfied", "closed"), ("2", "unsatisfied", "dispatched")],
+)
+def test_a_return_visit_through_asterisk_amd_and_a_key(
+    make_rig, case_db, digit, answer, status
+) -> None:  # type: ignore[no-untyped-def]
     """The dialer originates through AMI; the citizen's phone (SIPp) answers in silence,
     which AMD() must not take for a machine (5 s), hears the visit (about 13 s at the
     elderly speaking rate) and presses 1 while the question waits for a key."""
@@ -432,11 +440,17 @@ def test_a_return_visit_through_asterisk_amd_and_a_key(make_rig, case_db) -> Non
     rig = make_rig()
     port = free_port(SOCK_DGRAM, "127.0.0.3")
     phone = sipp.called(
-        rig.workdir, "called-satisfied", port, answer=True, ring_ms=1500, press_after_ms=22000
+        rig.workdir,
+        f"called-{digit}",
+        port,
+        answer=True,
+        ring_ms=1500,
+        press_after_ms=22000,
+        digit=digit,
     )
     rig.sipps.append(phone)
     dialer, sessions, case_id = _visit_for(
-        rig, case_db, "+8613800139001", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+        rig, case_db, f"+861380013900{digit}", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     )
     assert dialer.run_once() == 1
     dialer.originator.ami.close()  # type: ignore[union-attr]
@@ -445,14 +459,15 @@ def test_a_return_visit_through_asterisk_amd_and_a_key(make_rig, case_db) -> Non
         with sessions() as db:
             return db.get(Case, case_id).satisfaction
 
-    assert eventually(answered, timeout_s=60, what="the return visit's answer") == "satisfied"
+    assert eventually(answered, timeout_s=60, what="the return visit's answer") == answer
     assert phone.wait(timeout=30) == 0, phone.output()[-3000:]
     with sessions() as db:
-        assert db.get(Case, case_id).status == "closed"
+        assert db.get(Case, case_id).status == status  # unsatisfied: back to its unit
     assert rig.asterisk.module_errors() == []
 
 
-def test_a_busy_line_through_asterisk_is_tried_again(make_rig, case_db) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("answer", [False, None], ids=["busy", "no-answer"])
+def test_an_unanswered_visit_through_asterisk_is_tried_again(make_rig, case_db, answer) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
     from socket import SOCK_DGRAM
 
@@ -463,10 +478,10 @@ def test_a_busy_line_through_asterisk_is_tried_again(make_rig, case_db) -> None:
 
     rig = make_rig()
     port = free_port(SOCK_DGRAM, "127.0.0.3")
-    phone = sipp.called(rig.workdir, "called-busy", port, answer=False)
+    phone = sipp.called(rig.workdir, f"called-{answer}", port, answer=answer)
     rig.sipps.append(phone)
     dialer, sessions, case_id = _visit_for(
-        rig, case_db, "+8613800139002", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+        rig, case_db, "+8613800139009", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC), ring_s=6
     )
     assert dialer.run_once() == 1
     dialer.originator.ami.close()  # type: ignore[union-attr]
@@ -477,7 +492,7 @@ def test_a_busy_line_through_asterisk_is_tried_again(make_rig, case_db) -> None:
             return item.last_result if item.status == "pending" else None
 
     # Asterisk 22 gives Originate's "failed" extension REASON 0 for a 486 through PJSIP,
-    # so a busy line reads as failed here; both are tried again alike.
-    result = eventually(retried, timeout_s=30, what="the busy attempt reported")
-    assert result in ("busy", "failed")
+    # so a busy line may read as failed here; all are tried again alike.
+    result = eventually(retried, timeout_s=30, what="the unanswered attempt reported")
+    assert result in ("busy", "no-answer", "failed")
     assert phone.wait(timeout=10) == 0, phone.output()[-3000:]
