@@ -496,3 +496,30 @@ def test_an_unanswered_visit_through_asterisk_is_tried_again(make_rig, case_db, 
     result = eventually(retried, timeout_s=30, what="the unanswered attempt reported")
     assert result in ("busy", "no-answer", "failed")
     assert phone.wait(timeout=10) == 0, phone.output()[-3000:]
+
+
+def test_zero_on_a_return_visit_reaches_an_operator_through_asterisk(make_rig, case_db) -> None:  # type: ignore[no-untyped-def]
+    """Pressing 0 hands the citizen to the hold loop; the queue offers them to the
+    operator's phone, which Asterisk dials after the AMI redirect."""
+    from datetime import UTC, datetime
+    from socket import SOCK_DGRAM
+
+    from tests import sipp
+
+    rig = make_rig()
+    rig.seat("1001", ring_ms=1000, talk_ms=2000)
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    phone = sipp.called(
+        rig.workdir, "called-0", port, answer=True, ring_ms=1500, press_after_ms=22000, digit="0"
+    )
+    rig.sipps.append(phone)
+    dialer, _, _ = _visit_for(
+        rig, case_db, "+8613800139010", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    )
+    assert dialer.run_once() == 1
+    dialer.originator.ami.close()  # type: ignore[union-attr]
+    assert phone.wait(timeout=90) == 0, phone.output()[-3000:]
+    connects = [e for e in rig.events("CONNECT") if e.get("seat") == "1001"]
+    assert connects, "the citizen never reached the operator"
+    record = rig.queue.call(connects[-1]["call"])
+    assert record["caller"] == "+8613800139010" and record["priority"] == "repeat"
