@@ -73,18 +73,31 @@ def sync_case(redis: Redis, keys: QueueKeys, case: Case) -> None:
     pipe.execute()
 
 
-def reconcile(session: Session, redis: Redis, keys: QueueKeys, since: datetime | None) -> int:
-    """Re-arm the timers of every case changed since ``since`` (all open ones if None):
-    the backstop for a transition whose caller could not reach Redis, and for a Redis
-    that lost its data. Returns how many cases were looked at."""
-    query = select(Case).where(Case.dispatched_at.is_not(None), Case.status.in_(HANDLING_RUNNING))
-    if since is not None:
-        query = select(Case).where(Case.updated_at >= since)
-    n = 0
+def reconcile(
+    session: Session,
+    redis: Redis,
+    keys: QueueKeys,
+    since: datetime | None,
+    after_id: int = 0,
+    limit: int | None = None,
+) -> tuple[int, int]:
+    """Re-arm the timers of the cases changed since ``since`` (every open case if None),
+    in id order from ``after_id``, at most ``limit`` of them: the backstop for a
+    transition whose caller could not reach Redis, and for a Redis that lost its data.
+    Batches keep a caller's other work going (the reaper's queue sweep). Returns the
+    last id looked at and how many; fewer than ``limit`` means the pass is done."""
+    query = select(Case).where(Case.id > after_id).order_by(Case.id)
+    if since is None:
+        query = query.where(Case.dispatched_at.is_not(None), Case.status.in_(HANDLING_RUNNING))
+    else:
+        query = query.where(Case.updated_at >= since)
+    if limit is not None:
+        query = query.limit(limit)
+    last, n = after_id, 0
     for case in session.scalars(query.execution_options(yield_per=1000)):
         sync_case(redis, keys, case)
-        n += 1
-    return n
+        last, n = case.id, n + 1
+    return last, n
 
 
 def _already(case: Case, action: str, note_tag: str) -> bool:

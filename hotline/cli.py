@@ -70,6 +70,9 @@ def run(ctx: Context) -> None:
     raise SystemExit(run_service(ctx.settings))
 
 
+RECONCILE_BATCH = 500  # cases re-armed per reaper round
+
+
 @main.command()
 @click.option("--interval", default=0.25, show_default=True, help="seconds between sweeps")
 @pass_ctx
@@ -92,7 +95,9 @@ def reaper(ctx: Context, interval: float) -> None:
     sessions = handler.directory.sessions  # type: ignore[union-attr]
     sweep = CaseSweep(handler, sessions)
     next_sweep = next_clock = 0.0
-    next_reconcile, reconciled_since = 0.0, None  # first: every open case
+    # Clocks re-armed from SQL: first every open case, then the ones changed since, in
+    # batches, so the queue sweep never waits long behind them.
+    next_reconcile, reconciled_since, reconcile_after, pass_started = 0.0, None, 0, utcnow()
     while running:
         try:
             if time.monotonic() >= next_clock:  # reminders and overdue, to the second
@@ -101,11 +106,19 @@ def reaper(ctx: Context, interval: float) -> None:
                     log.info("reaper: clocks %s", fired)
                 next_clock = time.monotonic() + 1
             if time.monotonic() >= next_reconcile:  # timers from SQL, the backstop
-                started = utcnow()
                 with sessions() as session:
-                    clocks.reconcile(session, ctx.queue.redis, ctx.queue.keys, reconciled_since)
-                reconciled_since = started - timedelta(seconds=5)
-                next_reconcile = time.monotonic() + 30
+                    reconcile_after, n = clocks.reconcile(
+                        session,
+                        ctx.queue.redis,
+                        ctx.queue.keys,
+                        reconciled_since,
+                        after_id=reconcile_after,
+                        limit=RECONCILE_BATCH,
+                    )
+                if n < RECONCILE_BATCH:  # the pass is done: the next one, in 30 s
+                    reconciled_since = pass_started - timedelta(seconds=5)
+                    reconcile_after, pass_started = 0, utcnow()
+                    next_reconcile = time.monotonic() + 30
             counts, offers = ctx.queue.tick()
             for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
                 log.warning("reaper: call %s talked past the maximum; completed", call_id)

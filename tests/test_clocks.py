@@ -152,7 +152,7 @@ def test_timers_survive_a_redis_restart_and_a_lost_redis_is_rebuilt_from_sql(
         assert redis.zcard(KEYS.clocks) == 4
         redis.flushall()  # a Redis that lost everything
         with sessions() as db:
-            assert clocks.reconcile(db, redis, KEYS, None) >= 1
+            assert clocks.reconcile(db, redis, KEYS, None)[1] >= 1
         fired = clocks.sweep(sessions, redis, KEYS)
         assert fired["reminder"] >= 1 and fired["overdue"] >= 1
         with sessions() as db:
@@ -186,3 +186,15 @@ def test_being_on_site_is_an_urgent_cases_response(sessions, redis) -> None:  # 
     assert clocks.sweep(sessions, redis, KEYS, now + timedelta(minutes=15))["overdue"] == 0
     with sessions() as db:
         assert not db.get(Case, case_id).response_overdue
+
+
+def test_reconciliation_runs_in_batches_by_id(sessions, redis) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    first = dispatched_case(sessions, redis, at=now)
+    second = dispatched_case(sessions, redis, category="fallen-trees", at=now)
+    redis.delete(KEYS.clocks)
+    with sessions() as db:
+        assert clocks.reconcile(db, redis, KEYS, None, after_id=0, limit=1) == (first, 1)
+        assert clocks.reconcile(db, redis, KEYS, None, after_id=first, limit=1) == (second, 1)
+        assert clocks.reconcile(db, redis, KEYS, None, after_id=second, limit=1) == (second, 0)
+    assert redis.zcard(KEYS.clocks) == 8  # four timers each, re-armed
