@@ -279,8 +279,8 @@ _CALLED_ANSWERS = """
   </send>
   <recv request="ACK" crlf="true"/>
   <pause milliseconds="{press_after_ms}"/>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
 """
+_PRESS = '  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
 
 _CALLED_BUSY = """
   <recv request="INVITE" crlf="true"/>
@@ -347,9 +347,9 @@ def called_scenario(
     """A citizen's phone the dialer calls: answers and presses ``digit``, or is busy."""
     if not answer:
         return _HEAD.format(name="called-busy") + _CALLED_BUSY + _TAIL
-    body = _CALLED_ANSWERS.format(
-        ring_ms=ring_ms, press_after_ms=press_after_ms, pcap=DTMF_PCAP.format(digit=digit)
-    )
+    body = _CALLED_ANSWERS.format(ring_ms=ring_ms, press_after_ms=press_after_ms)
+    if digit is not None:  # None: silence, no key at all
+        body += _PRESS.format(pcap=DTMF_PCAP.format(digit=digit))
     return _HEAD.format(name="called") + body + _AWAIT_BYE.format(timeout_ms=60000) + _TAIL
 
 

@@ -423,7 +423,12 @@ def _visit_for(rig: RealRig, case_db: str, phone: str, port: int, now, ring_s: i
 
 @pytest.mark.parametrize(
     ("digit", "answer", "status"),
-    [("1", "satisfied", "closed"), ("2", "unsatisfied", "dispatched")],
+    [
+        ("1", "satisfied", "closed"),
+        ("2", "unsatisfied", "dispatched"),
+        (None, "no_response", "closed"),
+    ],
+    ids=["presses-1", "presses-2", "silent"],
 )
 def test_a_return_visit_through_asterisk_amd_and_a_key(
     make_rig, case_db, digit, answer, status
@@ -450,7 +455,7 @@ def test_a_return_visit_through_asterisk_amd_and_a_key(
     )
     rig.sipps.append(phone)
     dialer, sessions, case_id = _visit_for(
-        rig, case_db, f"+861380013900{digit}", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+        rig, case_db, f"+861380013900{digit or 3}", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     )
     assert dialer.run_once() == 1
     dialer.originator.ami.close()  # type: ignore[union-attr]
@@ -523,3 +528,49 @@ def test_zero_on_a_return_visit_reaches_an_operator_through_asterisk(make_rig, c
     assert connects, "the citizen never reached the operator"
     record = rig.queue.call(connects[-1]["call"])
     assert record["caller"] == "+8613800139010" and record["priority"] == "repeat"
+
+
+def test_a_call_back_through_asterisk_reaches_an_operator(make_rig, case_db) -> None:  # type: ignore[no-untyped-def]
+    """A missed call's call-back: the citizen answers, hears who calls, and is put
+    through to the waiting operator."""
+    from datetime import UTC, datetime
+    from socket import SOCK_DGRAM
+
+    from agi_scripts.ami import AmiConnection, AsteriskOriginator
+    from calls.dialer import Dialer
+    from calls.dialing import DialerSettings
+    from cases.db import engine_for, session_factory
+    from tests import sipp
+
+    rig = make_rig()
+    rig.seat("1002", ring_ms=1000, talk_ms=2000)
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    phone = sipp.called(rig.workdir, "called-back", port, answer=True, ring_ms=1500, digit=None)
+    rig.sipps.append(phone)
+    ami = AmiConnection("127.0.0.1", rig.asterisk.ami_port, "hotline", rig.asterisk.ami_secret)
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    dialer = Dialer(
+        rig.redis,
+        rig.queue.keys,
+        session_factory(engine_for(case_db)),
+        AsteriskOriginator(ami, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}"),
+        DialerSettings(),
+        now=lambda: now,
+    )
+    with dialer.sessions() as db:
+        item = dialer.plan(
+            db,
+            f"callback:missed-{port}",
+            "callback",
+            "+8613800139020",
+            now,
+            call_id=f"missed-{port}",
+        )
+        db.commit()
+        dialer.index(item)
+    assert dialer.run_once() == 1
+    ami.close()
+    assert phone.wait(timeout=90) == 0, phone.output()[-3000:]
+    connects = [e for e in rig.events("CONNECT") if e.get("seat") == "1002"]
+    assert connects, "the call-back never reached the operator"
+    assert rig.queue.call(connects[-1]["call"])["caller"] == "+8613800139020"
