@@ -39,6 +39,7 @@ def media_port() -> int:
 
 
 DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_{digit}.pcap"
+VOICE_PCAP = "/usr/share/sip-tester/g711a.pcap"  # several seconds of a voice (A-law)
 
 _HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n'
 
@@ -271,8 +272,9 @@ _CALLED_ANSWERS = """
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0 101
+      m=audio [media_port] RTP/AVP {codecs} 101
       a=rtpmap:0 PCMU/8000
+      a=rtpmap:8 PCMA/8000
       a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
     ]]>
@@ -342,13 +344,27 @@ def phone_scenario(*, ring_ms: int | None, talk_ms: int = 2000) -> str:
 
 
 def called_scenario(
-    *, answer: bool, ring_ms: int = 2000, press_after_ms: int = 0, digit: str = "1"
+    *,
+    answer: bool | None,
+    ring_ms: int = 2000,
+    press_after_ms: int = 0,
+    digit: str | None = "1",
+    machine: bool = False,
 ) -> str:
-    """A citizen's phone the dialer calls: answers and presses ``digit``, or is busy."""
+    """A citizen's phone the dialer calls: answers and presses ``digit`` (None: says
+    nothing), is busy (``answer`` False), or rings until the hotline gives up (None).
+    ``machine``: an answering machine's long greeting starts as soon as it answers."""
+    if answer is None:
+        never = _PHONE_INVITE.format(capture="") + _PHONE_NEVER
+        return _HEAD.format(name="called-never") + never + _TAIL
     if not answer:
         return _HEAD.format(name="called-busy") + _CALLED_BUSY + _TAIL
-    body = _CALLED_ANSWERS.format(ring_ms=ring_ms, press_after_ms=press_after_ms)
-    if digit is not None:  # None: silence, no key at all
+    body = _CALLED_ANSWERS.format(
+        ring_ms=ring_ms, press_after_ms=press_after_ms, codecs="8 0" if machine else "0 8"
+    )
+    if machine:
+        body += _PRESS.format(pcap=VOICE_PCAP)
+    elif digit is not None:  # None: silence, no key at all
         body += _PRESS.format(pcap=DTMF_PCAP.format(digit=digit))
     return _HEAD.format(name="called") + body + _AWAIT_BYE.format(timeout_ms=60000) + _TAIL
 

@@ -574,3 +574,36 @@ def test_a_call_back_through_asterisk_reaches_an_operator(make_rig, case_db) -> 
     connects = [e for e in rig.events("CONNECT") if e.get("seat") == "1002"]
     assert connects, "the call-back never reached the operator"
     assert rig.queue.call(connects[-1]["call"])["caller"] == "+8613800139020"
+
+
+def test_an_answering_machine_through_asterisk_hears_nothing(make_rig, case_db) -> None:  # type: ignore[no-untyped-def]
+    """A long greeting as soon as the line opens: AMD() says MACHINE, nothing is played,
+    and the visit is tried again later."""
+    from datetime import UTC, datetime
+    from socket import SOCK_DGRAM
+
+    from sqlalchemy import select
+
+    from cases.models import OutboundItem
+    from tests import sipp
+
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    phone = sipp.called(
+        rig.workdir, "called-machine", port, answer=True, ring_ms=1000, machine=True
+    )
+    rig.sipps.append(phone)
+    dialer, sessions, case_id = _visit_for(
+        rig, case_db, "+8613800139030", port, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    )
+    assert dialer.run_once() == 1
+    dialer.originator.ami.close()  # type: ignore[union-attr]
+
+    def result() -> str | None:
+        with sessions() as db:
+            item = db.scalar(select(OutboundItem).where(OutboundItem.case_id == case_id))
+            return item.last_result if item.status == "pending" else None
+
+    assert eventually(result, timeout_s=40, what="the machine reported") == "machine"
+    assert phone.wait(timeout=30) == 0, phone.output()[-3000:]
+    assert "visit_intro" not in rig.asterisk.log()

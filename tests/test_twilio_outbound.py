@@ -192,3 +192,41 @@ def test_a_call_back_reaches_the_queue_saying_which_call_it_answers(app, twilio)
     assert (flow.channel, flow.callback_of) == ("callback", asked_at.timestamp())
     with svc.handler.directory.sessions() as db:
         assert db.scalar(select(CallbackRequest.status)) == "done"
+
+
+def test_an_unsatisfied_citizen_sends_the_case_back_to_its_unit(app, twilio, dialled) -> None:  # type: ignore[no-untyped-def]
+    attempt, number = dialled
+    twilio.post(
+        f"/twilio/outbound/return_visit?call={attempt}", {"CallSid": sid(7), "AnsweredBy": "human"}
+    )
+    root = parse(twilio.post("/twilio/outbound/input", {"CallSid": sid(7), "Digits": "2"}))
+    assert verbs(root) == ["Say", "Hangup"] and "重新办理" in root[0].text
+    case = case_of(app, number)
+    assert (case.status, case.satisfaction) == ("dispatched", "unsatisfied")
+
+
+def test_three_unanswered_attempts_leave_the_case_unreachable(app, twilio, dialled) -> None:  # type: ignore[no-untyped-def]
+    """Each attempt placed by the dialer, each ending in Twilio's final status."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    attempt, number = dialled
+    outbound = app.extensions["hotline"].outbound
+    outbound.dialer.settings = replace(outbound.dialer.settings, calls_per_s=100)
+    rest = outbound.dialer.originator
+    start = outbound.dialer.now()
+    for n, (status, wait) in enumerate((("no-answer", 30), ("busy", 120), ("no-answer", 0))):
+        r = twilio.post(
+            f"/twilio/outbound/status?call={attempt}",
+            {"CallSid": sid(10 + n), "CallStatus": status},
+        )
+        assert r.status_code == 204
+        later = start + timedelta(minutes=wait + 1) if wait else start
+        start = later
+        outbound.dialer.now = lambda at=later: at  # type: ignore[misc]
+        if n < 2:
+            assert outbound.dialer.run_once() == 1
+            attempt = rest.placed[-1][0]
+    assert outbound.dialer.run_once() == 0
+    case = case_of(app, number)
+    assert (case.status, case.satisfaction) == ("closed", "unreachable")
