@@ -229,7 +229,7 @@ class Dialer:
             if outcome in PERSON_REACHED:
                 item.status = "done"
                 if item.kind == "callback" and item.call_id:
-                    self._callback_done(session, item.call_id)
+                    self._callback_done(session, item.call_id, now)
                 if outcome in ("satisfied", "unsatisfied", "no_response"):
                     self._settle_case(session, item, outcome)
             else:
@@ -337,13 +337,17 @@ class Dialer:
         return len(stale)
 
     @staticmethod
-    def _callback_done(session: Session, call_id: str) -> None:
-        """The citizen who asked (or whose call was missed) has been reached."""
-        from cases.models import CallbackRequest
+    def _callback_done(session: Session, call_id: str, now: datetime) -> None:
+        """The citizen who asked (or whose call was missed) has been reached: their
+        request is done and the original call's row says when it was called back."""
+        from cases.models import CallbackRequest, CallRecord
 
         request = session.scalar(select(CallbackRequest).where(CallbackRequest.call_id == call_id))
         if request is not None:
             request.status = "done"
+        original = session.get(CallRecord, call_id)
+        if original is not None and original.called_back_at is None:
+            original.called_back_at = _utc(now)
 
     def _settle_case(self, session: Session, item: OutboundItem, outcome: str | None) -> None:
         if item.kind != "return_visit" or item.case_id is None or outcome is None:

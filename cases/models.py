@@ -191,6 +191,9 @@ class CallRecord(Base):
     wrapup_ms: Mapped[int | None] = mapped_column(Integer)
     ring_no_answers: Mapped[int] = mapped_column(Integer, default=0)
     case_number: Mapped[str | None] = mapped_column(String(32))
+    # A missed call (abandoned, turned away, a callback request): when the call-back
+    # reached the citizen. Its own outcome stays what it was, for honest figures.
+    called_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class StreamCursor(Base):

@@ -279,5 +279,8 @@ def test_the_callback_bots_figures(rig) -> None:  # type: ignore[no-untyped-def]
     with sessions() as db:
         figures = outbound_figures(db, clock.at - timedelta(days=1))
     assert figures["callback_completion_rate"] == 1.0
+    with sessions() as db:
+        original = db.get(CallRecord, "c-missed")
+        assert original.outcome == "abandoned" and original.called_back_at is not None
     assert figures["time_to_call_back_s"] == 20 * 60
     assert figures["return_visit_reach_rate"] == 1.0 and figures["satisfaction_rate"] == 0.5

@@ -16,6 +16,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("case_record") as batch:
         batch.add_column(sa.Column("satisfaction", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("call_record") as batch:
+        batch.add_column(sa.Column("called_back_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "outbound_item",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -50,5 +52,7 @@ def downgrade() -> None:
     op.drop_index("ix_outbound_item_status", table_name="outbound_item")
     op.drop_index("ix_outbound_item_next_at", table_name="outbound_item")
     op.drop_table("outbound_item")
+    with op.batch_alter_table("call_record") as batch:
+        batch.drop_column("called_back_at")
     with op.batch_alter_table("case_record") as batch:
         batch.drop_column("satisfaction")
