@@ -294,6 +294,9 @@ class Replay:
                 flow = self.handler.load(call.id)
                 call.truth = "callback" if flow and flow.outcome == "callback" else call.truth
                 call.waiting = False
+                # The line goes down, and the telephony says so (Asterisk's h extension,
+                # Twilio's final status), a moment after the hotline hung up.
+                self.after(0.2 * self.speed, lambda: self.handler.caller_gone(call.id))
 
     def timeout(self, call: Call) -> None:
         if call.waiting and call.truth is None:

@@ -437,3 +437,21 @@ def test_wrap_up_can_be_extended_and_shows_its_end(make_queue) -> None:
     assert queue.tick()[0]["wrapups_ended"] == 0
     with pytest.raises(QueueError, match="bad-argument"):
         queue.extend_wrapup("s1", 0)
+
+
+def test_a_caller_who_chooses_a_callback_as_an_offer_lands_leaves_and_frees_the_seat(
+    redis: Redis, queue: CallQueue
+) -> None:
+    """The flow records the callback and hangs up; the queue had just offered the call.
+    Before: leave() refused ("not-waiting"), the offer expired back into the queue, and
+    a caller who was gone waited there for hours."""
+    queue.seat_login("s1")
+    queue.seat_state("s1", "paused", "break")
+    queue.enqueue("c1")
+    queue.seat_state("s1", "available")  # the offer lands
+    assert queue.call("c1")["state"] == "offered"
+    assert queue.leave("c1", "long_wait").result == "left"
+    assert queue.call("c1")["outcome"] == "callback"
+    assert queue.seat("s1")["state"] == "available"  # freed, not paused
+    assert queue.live_calls() == []
+    assert events(redis, queue, "EXITWITHKEY")[0]["seat"] == "s1"
