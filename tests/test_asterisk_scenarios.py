@@ -15,10 +15,13 @@ from cases.seed import seed
 from queueing import CallQueue
 from queueing.settings import QueueSettings
 from simulator import Simulation, load_scenario
+from simulator.outbound import is_outbound
 from tests.asterisk_harness import asterisk_rig, drive_scenario, operators_of
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
-NAMES = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+# Inbound scenarios (the outbound ones, visit-* and callback-*, run in test_simulator
+# and over Twilio and real Asterisk in their own tests).
+NAMES = sorted(p.stem for p in SCENARIOS.glob("*.toml") if not is_outbound(p))
 
 
 @pytest.mark.parametrize("name", NAMES)
