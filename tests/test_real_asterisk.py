@@ -180,8 +180,9 @@ def test_a_phone_that_never_answers_pauses_the_seat_and_the_caller_holds(
     )
     assert citizen.wait(timeout=60) == 0, citizen.output()[-3000:]
     assert phone.process.poll() is None
-    ended = rig.queue.call(call_id)
-    assert ended["outcome"] == "abandoned"
+    # The h extension's AGI runs after the BYE: give it its moment.
+    ended = eventually(lambda: rig.queue.call(call_id).get("outcome"), timeout_s=10)
+    assert ended == "abandoned"
     log = rig.asterisk.log()
     plays_after_ring = log[log.rfind("Called PJSIP/1001") :]
     assert "Playing '" not in plays_after_ring.split("hotline-hold")[-1]
