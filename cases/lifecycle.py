@@ -21,15 +21,7 @@ STATUSES = (
     "reopened",
     "closed",
 )
-OPEN_STATUSES = (
-    "received",
-    "dispatched",
-    "accepted",
-    "in_progress",
-    "returned",
-    "resolved",
-    "reopened",
-)
+OPEN_STATUSES = tuple(s for s in STATUSES if s != "closed")  # everything but the end
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"dispatched", "resolved"}),
