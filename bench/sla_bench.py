@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from redis import Redis  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from cases import clocks  # noqa: E402
+from calls import clocks  # noqa: E402
 from cases.db import engine_for, session_factory, upgrade  # noqa: E402
 from cases.models import Case, Category, Department  # noqa: E402
 from cases.seed import seed  # noqa: E402

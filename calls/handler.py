@@ -25,8 +25,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy.orm import sessionmaker
 
+from calls.filing import submit_draft
 from calls.workers import job_running
-from cases.filing import submit_draft
 from cases.phones import PhoneSettings, mask_phone, normalise_or_raw
 from cases.service import caller_profile, hotline_info
 from ivr import actions as a
@@ -256,7 +256,7 @@ class CallHandler:
                 except QueueError:
                     log.warning("callback for %s: the call had left the queue", call_id)
             self.jobs.enqueue(
-                "cases.jobs.record_callback_request",
+                "calls.casework.record_callback_request",
                 call_id,
                 action.reason,
                 job_id=job_id_for("callback", call_id),
@@ -274,7 +274,7 @@ class CallHandler:
         operator's form is merged into it whenever it comes. The reaper's sweep finds
         any answered call whose job was lost (a crash before this line ran)."""
         self.jobs.enqueue(
-            "cases.jobs.create_case",
+            "calls.casework.create_case",
             call_id,
             job_id=job_id_for("case", call_id),
             retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
@@ -358,7 +358,7 @@ class CallHandler:
         if not submit_draft(self.redis, self.queue.keys, call_id, form):
             return
         self.jobs.enqueue(
-            "cases.jobs.file_stored_form",
+            "calls.casework.file_stored_form",
             call_id,
             job_id=job_id_for("form", call_id),
             retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),

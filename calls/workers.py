@@ -15,8 +15,26 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.utils import import_attribute
 
 log = logging.getLogger("hotline.workers")
+
+# Job names of the release before casework moved from cases/ to calls/: jobs queued by
+# it still run. Drop after one release.
+LEGACY_JOB_NAMES = {
+    "cases.jobs.create_case": "calls.casework.create_case",
+    "cases.jobs.file_stored_form": "calls.casework.file_stored_form",
+    "cases.jobs.record_callback_request": "calls.casework.record_callback_request",
+}
+
+
+class HotlineJob(Job):
+    """RQ's job, resolving the old job names to where their functions live now."""
+
+    @property
+    def func(self):  # type: ignore[no-untyped-def]
+        moved = LEGACY_JOB_NAMES.get(self.func_name or "")
+        return import_attribute(moved) if moved else super().func
 
 
 def _pid_alive(pid: int) -> bool:

@@ -6,4 +6,5 @@ class QueueError(Exception):
 
     def __init__(self, code: str, detail: str = "") -> None:
         self.code = code
+        self.detail = detail
         super().__init__(f"{code}: {detail}" if detail else code)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from cases import clocks
+from calls import clocks
 from cases.db import engine_for, session_factory
 from cases.dispatch import NotYours, resolve, sign_for
 from cases.models import Case, Department, OverdueRecord

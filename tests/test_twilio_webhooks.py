@@ -669,7 +669,7 @@ def test_a_form_kept_while_the_case_job_waits_rides_with_it(
     handler = app.extensions["hotline"].handler
     handler.submit_case_form(sid(1), {**FORM, "description": "第一稿"})
     handler.submit_case_form(sid(1), FORM)
-    assert queued_jobs(app) == ["cases.jobs.create_case"]
+    assert queued_jobs(app) == ["calls.casework.create_case"]
     run_jobs(app, monkeypatch)
     session, case = case_of(app, sid(1))
     assert case.description == FORM["description"] and case.status == "dispatched"
@@ -681,7 +681,7 @@ def test_a_form_after_the_case_job_gets_its_own_job(app, twilio, queue, monkeypa
     run_jobs(app, monkeypatch)
     handler = app.extensions["hotline"].handler
     handler.submit_case_form(sid(1), FORM)
-    assert queued_jobs(app) == ["cases.jobs.file_stored_form"]
+    assert queued_jobs(app) == ["calls.casework.file_stored_form"]
     run_jobs(app, monkeypatch)
     session, case = case_of(app, sid(1))
     assert case.description == FORM["description"]
@@ -694,14 +694,14 @@ def test_a_form_that_lands_while_the_case_job_runs_is_filed_by_it(
     """The race the handshake exists for: the job has read the draft, the operator
     sends a newer one, the job finishes. Its atomic check sees the newer version and
     files again, so the form neither waits for a job nobody enqueued nor is lost."""
-    import cases.filing
-    import cases.jobs
+    import calls.filing
+    import calls.casework
 
     talk_and_hang_up(twilio, queue)
     handler = app.extensions["hotline"].handler
     handler.submit_case_form(sid(1), {**FORM, "description": "第一稿"})
     reads: list[str] = []
-    real_read = cases.filing.read_draft
+    real_read = calls.filing.read_draft
 
     def read_then_operator_types(redis, keys, call_id):  # type: ignore[no-untyped-def]
         result = real_read(redis, keys, call_id)
@@ -710,7 +710,7 @@ def test_a_form_that_lands_while_the_case_job_runs_is_filed_by_it(
             handler.submit_case_form(sid(1), FORM)
         return result
 
-    monkeypatch.setattr(cases.jobs, "read_draft", read_then_operator_types)
+    monkeypatch.setattr(calls.casework, "read_draft", read_then_operator_types)
     run_jobs(app, monkeypatch)
     assert reads == ["第一稿", FORM["description"]]
     assert queued_jobs(app) == []

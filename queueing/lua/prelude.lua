@@ -101,7 +101,10 @@ local function offer(call, seat)
     redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
   end
   leave_available(seat)
-  redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW, 'ringing_at', '')
+  -- The operator logged in at the seat owns the call's pop and form (calls.desk).
+  local owner = redis.call('HGET', P_SEAT .. seat, 'owner') or ''
+  redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW, 'ringing_at', '',
+             'seat_owner', owner)
   redis.call('HSET', P_SEAT .. seat, 'state', 'offered', 'since', NOW, 'reason', '', 'call', call)
   mark_working(seat, 'offered')
   redis.call('ZADD', K_OFFERS, NOW + OFFER_START_MS, call)

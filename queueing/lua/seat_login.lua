@@ -1,9 +1,16 @@
 -- seat_login: an operator logs in with skills and becomes available.
--- Logging in again while idle updates the skills. ARGV[5] seat id, [6] skills csv.
--- Returns {'ok', 'logged-in', ...offers} or {'err', code}.
-local seat, skills_csv = ARGV[5], ARGV[6]
+-- Logging in again while idle updates the skills. A seat belongs to the user who logged
+-- in to it until it is logged out: another user is refused ('seat-taken'), whoever
+-- they are (a supervisor forces a logout first).
+-- ARGV[5] seat id, [6] skills csv, [7] owner (user name; '' for none).
+-- Returns {'ok', 'logged-in', ...offers} or {'err', code[, owner]}.
+local seat, skills_csv, owner = ARGV[5], ARGV[6], ARGV[7] or ''
 local skey = P_SEAT .. seat
 local state = seat_state(seat)
+if state ~= 'offline' then
+  local current = redis.call('HGET', skey, 'owner') or ''
+  if current ~= '' and current ~= owner then return {'err', 'seat-taken', current} end
+end
 if state == 'offered' or state == 'on_call' then return {'err', 'seat-busy'} end
 
 local old_skills = {}
@@ -15,7 +22,7 @@ if state ~= 'offline' then
     redis.call('SREM', P_WORKING .. skill, seat)
   end
 end
-redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW)
+redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW, 'owner', owner, 'logout_by', '')
 for _, skill in ipairs(split(skills_csv)) do
   redis.call('SADD', P_STAFFED .. skill, seat)
   redis.call('SADD', K_SKILLS, skill)

@@ -6,6 +6,14 @@ local state = seat_state(seat)
 if state == 'offline' then return {'err', 'not-logged-in'} end
 if state == 'on_call' then return {'err', 'seat-busy'} end
 redis.call('ZADD', K_HEARTBEATS, NOW, seat)
+-- 'Ready' at the end of a wrap-up ends the wrap-up: a pending "pause after this call"
+-- then takes effect, as it would have when the wrap-up timed out.
+if wanted == 'available' and state == 'wrap_up' then
+  local out = {'ok', 'available'}
+  add_pair(out, after_call(seat, ''))
+  if seat_state(seat) == 'paused' then out[2] = 'paused' end
+  return try_match(1, out)
+end
 redis.call('HDEL', P_SEAT .. seat, 'pause_next')  -- an explicit choice replaces it
 
 if wanted == 'paused' then

@@ -28,23 +28,19 @@ from flask import (
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from calls.desk import PAUSE_REASONS, DeskError, call_outcome, logout_words
 from cases.cdr import day_start, figures, hourly, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
     CallbackRequest,
     Case,
-    Category,
     CitizenRegister,
-    Department,
-    District,
     OutboundItem,
 )
-from cases.service import InvalidForm
-from queueing import QueueError
-from queueing.keys import check_id
-from web.auth import actor, language, record, roles_required
+from cases.service import DispatchedAlready, InvalidForm
+from web.auth import desk_actor, language, roles_required
+from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
-from web.i18n import PAUSE_REASONS
 from web.live import LiveHub
 
 log = logging.getLogger("hotline.web.console")
@@ -80,7 +76,7 @@ def sse_response(stream: Iterator[str]) -> Response:
 
 
 def sessions():  # type: ignore[no-untyped-def]
-    return services().handler.directory.sessions  # type: ignore[union-attr]
+    return services().desk.sessions
 
 
 def my_seat() -> str | None:
@@ -90,8 +86,26 @@ def my_seat() -> str | None:
 def require_seat() -> str:
     seat = my_seat()
     if not seat:
-        abort(409, "log in to a seat first")
+        raise DeskError("no-seat", 409)
     return seat
+
+
+@bp.errorhandler(DeskError)
+def desk_refused(exc: DeskError) -> Any:
+    """A refused action: the seat panel with the reason, in the operator's language. A
+    seat that was logged out under the operator reloads the console, which says why."""
+    if exc.code == "seat-logged-out":
+        return Response(status=exc.status, headers={"HX-Refresh": "true"})
+    if request.headers.get("HX-Request") and request.path.startswith("/console/seat"):
+        return render_template(
+            "_seat.html", seat=seat_view(my_seat()), reasons=PAUSE_REASONS,
+            error=exc.words(language()),
+        ), exc.status
+    return render_template(
+        "error.html", code=exc.status, title=exc.words(language()), text="", detail=""
+    ), (
+        exc.status
+    )
 
 
 # -- what the screens show ------------------------------------------------------------
@@ -112,10 +126,12 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
     if not record_:
         return None
     flow = svc.handler.load(call_id)
+    outcome = call_outcome(record_)
     caller = (flow.caller if flow else "") or record_.get("caller", "")
     entered = int(record_.get("entered") or 0)
     view: dict[str, Any] = {
         "call": call_id,
+        "outcome": outcome,  # ringing, on_call, talked, missed
         "caller": caller,
         "priority": record_.get("priority", "normal"),
         "skill": record_.get("skill", "mandarin"),
@@ -164,44 +180,6 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
     return view
 
 
-_catalogue_lock = threading.Lock()
-CATALOGUE_TTL_S = 60.0
-
-
-def catalogue() -> dict[str, Any]:
-    """Categories (with their default department) and districts for the case form:
-    reference data, read once a minute per process, not once per screen pop."""
-    cached = current_app.extensions.setdefault("hotline_catalogue", {})
-    with _catalogue_lock:
-        if cached and time.monotonic() - cached["at"] < CATALOGUE_TTL_S:
-            return cached["value"]  # type: ignore[no-any-return]
-    value = _read_catalogue()
-    with _catalogue_lock:
-        cached.update(at=time.monotonic(), value=value)
-    return value
-
-
-def _read_catalogue() -> dict[str, Any]:
-    with sessions()() as db:
-        units = [
-            {"code": d.code, "name": d.name}
-            for d in db.scalars(select(Department).order_by(Department.kind, Department.code))
-        ]
-        categories = [
-            {
-                "code": c.code,
-                "name": c.name,
-                "department": c.department.name if c.department else "",
-            }
-            for c in db.scalars(select(Category).order_by(Category.code))
-        ]
-        districts = [
-            {"code": d.code, "name": d.name}
-            for d in db.scalars(select(District).order_by(District.code))
-        ]
-    return {"categories": categories, "districts": districts, "units": units}
-
-
 def my_day(seat: str | None) -> tuple[int, float | None]:
     if not seat:
         return 0, None
@@ -220,6 +198,16 @@ def my_day(seat: str | None) -> tuple[int, float | None]:
 def console() -> Any:
     seat = my_seat()
     current = seat_view(seat)
+    stranded = None
+    if seat and current.get("state") == "offline":
+        # Logged out under the operator (heartbeat lost, a supervisor): say why, and
+        # offer to log in again with the same seat and skills.
+        stranded = DeskError(
+            "seat-logged-out", 409, {"seat": seat, **logout_words(current)}
+        ).words(language())
+        session.pop("seat", None)
+        current = {"id": None, "state": "offline", "skills": current.get("skills", "")}
+        seat = None
     call = (
         current.get("call") if current.get("state") in ("offered", "on_call", "wrap_up") else None
     )
@@ -229,10 +217,15 @@ def console() -> Any:
         pop=pop_view(call) if call else None,
         reasons=PAUSE_REASONS,
         skills=services().queue.settings.skills,
-        default_seat=seat or _user_seat(),
+        default_seat=my_seat() or seat or _stranded_seat(stranded) or _user_seat(),
+        stranded=stranded,
         day=my_day(seat),
         **catalogue(),
     )
+
+
+def _stranded_seat(stranded: str | None) -> str | None:
+    return request.args.get("seat") if stranded else None
 
 
 def _user_seat() -> str:
@@ -257,14 +250,15 @@ def my_day_panel() -> Any:
 @roles_required(*OPERATORS)
 def seat_login() -> Any:
     seat = request.form.get("seat", "").strip()
-    skills = [s for s in request.form.getlist("skills") if s] or [services().queue.default_skill()]
     try:
-        check_id("seat", seat)
-        services().queue.seat_login(seat, skills)
-    except (QueueError, ValueError) as exc:
-        return render_template("_seat.html", seat=seat_view(None), error=str(exc)), 422
+        services().desk.login_seat(
+            desk_actor(), seat, request.form.getlist("skills"), previous=my_seat()
+        )
+    except DeskError as exc:
+        return render_template(
+            "_seat.html", seat=seat_view(None), error=exc.words(language())
+        ), exc.status
     session["seat"] = seat
-    record("seat-login", seat, ",".join(skills))
     return Response(status=204, headers={"HX-Refresh": "true"})
 
 
@@ -272,14 +266,8 @@ def seat_login() -> Any:
 @roles_required(*OPERATORS)
 def seat_logout() -> Any:
     seat = require_seat()
-    try:
-        services().queue.seat_logout(seat)
-    except QueueError as exc:
-        return render_template(
-            "_seat.html", seat=seat_view(seat), error=str(exc), reasons=PAUSE_REASONS
-        ), 409
+    services().desk.logout_seat(desk_actor(), seat)
     session.pop("seat", None)
-    record("seat-logout", seat)
     return Response(status=204, headers={"HX-Refresh": "true"})
 
 
@@ -287,51 +275,42 @@ def seat_logout() -> Any:
 @roles_required(*OPERATORS)
 def seat_state() -> Any:
     seat = require_seat()
-    wanted = request.form.get("state", "")
-    reason = request.form.get("reason", "")
-    error = None
-    try:
-        if wanted == "paused" and reason not in PAUSE_REASONS:
-            raise QueueError("bad-argument", f"reason must be one of {', '.join(PAUSE_REASONS)}")
-        if request.form.get("after_call"):
-            services().queue.pause_after_call(seat, reason)
-        else:
-            services().queue.seat_state(seat, wanted, reason)
-        record("seat-" + (wanted or "state"), seat, reason)
-    except QueueError as exc:
-        error = str(exc)
-    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS, error=error)
+    after_call = bool(request.form.get("after_call"))
+    wanted = request.form.get("state", "") or ("paused" if after_call else "")
+    services().desk.set_seat_state(
+        desk_actor(), seat, wanted, request.form.get("reason", ""), after_call=after_call
+    )
+    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS)
 
 
 @bp.post("/seat/extend")
 @roles_required(*OPERATORS)
 def seat_extend() -> Any:
     seat = require_seat()
-    error = None
-    try:
-        services().queue.extend_wrapup(seat, 30)
-    except QueueError as exc:
-        error = str(exc)
-    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS, error=error)
+    services().desk.extend_wrapup(desk_actor(), seat)
+    return render_template("_seat.html", seat=seat_view(seat), reasons=PAUSE_REASONS)
 
 
 @bp.post("/heartbeat")
 @roles_required(*OPERATORS)
 def heartbeat() -> Any:
+    """Every 10 s from the console. A seat logged out meanwhile answers 409 with a
+    reload, and the console says why (never a 500)."""
     seat = my_seat()
     if seat:
-        services().queue.heartbeat(seat)
+        services().desk.heartbeat(desk_actor(), seat)
     return Response(status=204)
 
 
 @bp.get("/suggest")
 @roles_required(*OPERATORS, *SUPERVISORS)
 def suggest() -> Any:
-    """Units for the case form: the catalogue's lead unit for the category, then where
-    past cases of that category and district went, then every unit."""
+    """Units for the case form: the catalogue's lead unit for the category (chosen by
+    default), then where past cases of that category and district went, then every
+    unit, city departments first, in pinyin order."""
     from cases.dispatch import suggest_units
 
-    category = request.args.get("category_code") or None
+    category = category_code_for(request.args.get("category_code", "")) or None
     district = request.args.get("district_code") or None
     with sessions()() as db:
         suggested = [
@@ -343,81 +322,86 @@ def suggest() -> Any:
 
 
 @bp.get("/calls/<call>/pop")
-@roles_required(*OPERATORS)
+@roles_required(*OPERATORS, *SUPERVISORS)
 def pop(call: str) -> Any:
-    view = pop_view(check_id("call", call))
+    services().desk.call(desk_actor(), call)  # the seat's operator's, or a supervisor's
+    view = pop_view(call)
     if view is None:
         abort(404)
     return render_template("_pop.html", pop=view, **catalogue())
 
 
+@bp.get("/calls/<call>/status")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def call_status(call: str) -> Any:
+    """The pop's line saying where the call stands, redrawn on every seat event: a
+    caller who hung up while the phone rang is shown as 未接通, and the form goes."""
+    record_ = services().desk.call(desk_actor(), call)
+    return render_template("_call_status.html", call=call, outcome=call_outcome(record_))
+
+
+FORM_FIELDS = (
+    "description",
+    "address",
+    "caller_name",
+    "category_code",
+    "district_code",
+    "urgency",
+    "attach_to",
+    "department_code",
+)
+
+
 def form_from_request() -> dict[str, object]:
     f = request.form
     outcome = f.get("outcome", "dispatch")
-    form: dict[str, object] = {
-        name: f.get(name, "")
-        for name in (
-            "description",
-            "address",
-            "caller_name",
-            "category_code",
-            "district_code",
-            "urgency",
-            "attach_to",
-            "department_code",
-        )
-    }
+    form: dict[str, object] = {name: f.get(name, "") for name in FORM_FIELDS}
+    form["category_code"] = category_code_for(str(form["category_code"]))
     form["resolved_on_phone"] = outcome == "resolved"
     form["dispatch"] = outcome == "dispatch"
-    form["seat"] = my_seat() or ""
     return form
 
 
+def form_error(exc: InvalidForm) -> dict[str, Any]:
+    """The refusal in the operator's words: the field, and what is allowed by name."""
+    if isinstance(exc, DispatchedAlready):
+        message = DeskError("redispatch-needs-supervisor", 422, {"unit": exc.unit_name})
+        return {"field": exc.field, "message": message.words(language()), "allowed": []}
+    return {
+        "field": exc.field,
+        "message": "",
+        "allowed": named_allowed(exc.field, [str(a) for a in exc.allowed]),
+    }
+
+
 @bp.post("/calls/<call>/case")
-@roles_required(*OPERATORS)
+@roles_required(*OPERATORS, *SUPERVISORS)
 def case_form(call: str) -> Any:
     """The operator's form: filed into the call's case now (made now if the hang-up has
-    not made it yet), under the same rule as the API; kept for a retry if SQL is down."""
-    from cases.jobs import file_form
-
-    call = check_id("call", call)
-    svc = services()
-    if not svc.queue.call(call):
-        abort(404)
-    form = form_from_request()
-    values = {k: v for k, v in request.form.items()}
+    not made it yet), under the same rule as the API; kept for a retry if SQL is down.
+    Only the seat's operator (or a supervisor) files it, and only for an answered
+    call."""
+    desk, actor = services().desk, desk_actor()
+    desk.call(actor, call)  # another operator's call is a 404
     popped = pop_view(call)
-    open_cases = popped["open_cases"] if popped else []
+    page = {
+        "call": call,
+        "values": dict(request.form.items()),
+        "open_cases": popped["open_cases"] if popped else [],
+    }
     try:
-        case = file_form(svc.queue, sessions(), call, form, actor())
+        case = desk.file_form(actor, call, form_from_request())
     except InvalidForm as exc:
         return render_template(
-            "_case_form.html",
-            call=call,
-            values=values,
-            error=exc,
-            open_cases=open_cases,
-            **catalogue(),
+            "_case_form.html", error=form_error(exc), **page, **catalogue()
         ), 422
-    except SQLAlchemyError:
-        log.exception("case form for %s kept for a retry: the database is unavailable", call)
-        svc.handler.submit_case_form(call, form)
+    except DeskError as exc:
         return render_template(
-            "_case_form.html",
-            call=call,
-            values=values,
-            kept=True,
-            open_cases=open_cases,
-            **catalogue(),
-        )
-    return render_template(
-        "_case_form.html",
-        call=call,
-        values=values,
-        filed=case,
-        open_cases=open_cases,
-        **catalogue(),
-    )
+            "_case_form.html", refused=exc.words(language()), **page, **catalogue()
+        ), exc.status
+    if case is None:
+        return render_template("_case_form.html", kept=True, **page, **catalogue())
+    return render_template("_case_form.html", filed=case, **page, **catalogue())
 
 
 @bp.get("/events")
@@ -538,7 +522,7 @@ def board_view() -> dict[str, Any]:
             key, {"skill": key[0], "priority": key[1], "count": 0, "longest_s": 0.0}
         )
         row["count"] += 1
-        row["longest_s"] = max(row["longest_s"], float(c.get("wait_s", 0)))
+        row["longest_s"] = max(row["longest_s"], float(str(c.get("wait_s") or 0)))
     callers = {str(c["id"]): str(c.get("caller", "")) for c in status["calls"]}
     slow = board_cache().get()
     by_seat = slow.get("by_seat", {})
@@ -617,23 +601,10 @@ def wallboard_events() -> Any:
 def supervise_seat(seat: str) -> Any:
     """A supervisor pauses a seat (after its call if it is busy), logs it out, or ends a
     stuck wrap-up. Recorded with who did it."""
-    seat = check_id("seat", seat)
-    action = request.form.get("action", "")
-    q = services().queue
     error = None
     try:
-        if action == "pause":
-            q.pause_after_call(seat, "supervisor")
-        elif action == "logout":
-            q.seat_logout(seat, force=True)
-        elif action == "end-wrapup":
-            if q.seat(seat).get("state") != "wrap_up":
-                raise QueueError("not-in-wrap-up")
-            q.seat_state(seat, "available", "supervisor")
-        else:
-            abort(400, "action must be pause, logout or end-wrapup")
-        record("supervisor-" + action, seat)
-    except QueueError as exc:
-        error = str(exc)
+        services().desk.supervise_seat(desk_actor(), seat, request.form.get("action", ""))
+    except DeskError as exc:
+        error = exc.words(language())
     board = board_view()
     return render_template("_board.html", board=board, reasons=PAUSE_REASONS, error=error)

@@ -53,7 +53,8 @@
     var out = form.querySelector("#suggested-department");
     if (!input || !out) return;
     var option = document.querySelector('#categories option[value="' + CSS.escape(input.value) + '"]');
-    out.textContent = option ? option.textContent : "";
+    var label = option ? option.getAttribute("label") || "" : "";
+    out.textContent = label.indexOf(" · ") >= 0 ? label.slice(label.indexOf(" · ") + 3) : "";
   }
   function wire(root) {
     root.querySelectorAll("form.case-form").forEach(function (form) {
@@ -65,6 +66,36 @@
     });
     tick();
   }
+  // The live seat panel is redrawn on every seat event: a pause reason the operator
+  // has picked but not yet sent survives the redraw.
+  var chosenReason = null;
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches('#seat select[name="reason"]')) chosenReason = e.target.value;
+  });
+  function keepReason(root) {
+    if (chosenReason === null || !root.querySelectorAll) return;
+    root.querySelectorAll('select[name="reason"]').forEach(function (el) { el.value = chosenReason; });
+  }
+  document.addEventListener("htmx:afterSettle", function (e) {
+    keepReason(e.target);
+    if (e.detail && e.detail.requestConfig && e.detail.requestConfig.verb === "post") chosenReason = null;
+  });
+
+  // A lost connection is shown at once: the panel's state is then not to be trusted.
+  var banner = function () { return document.getElementById("connection-lost"); };
+  function connection(ok) {
+    var el = banner();
+    if (el) el.hidden = ok;
+    document.body.classList.toggle("disconnected", !ok);
+  }
+  document.addEventListener("htmx:sendError", function () { connection(false); });
+  document.addEventListener("htmx:sseError", function () { connection(false); });
+  document.addEventListener("htmx:sseOpen", function () { connection(true); });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail && e.detail.xhr && e.detail.xhr.status > 0) connection(true);
+  });
+  window.addEventListener("offline", function () { connection(false); });
+
   document.addEventListener("htmx:load", function (e) { wire(e.target); });
   document.addEventListener("DOMContentLoaded", function () { wire(document); });
 })();

@@ -1,5 +1,10 @@
-"""RQ jobs: thin, take a call id, idempotent. Details come from the call's live state
-in Redis (flow state, queue record, the operator's draft); results go to SQL."""
+"""Casework: the case jobs, filing the operator's form, and arming a case's clocks.
+
+RQ jobs are thin, take a call id and are idempotent. Details come from the call's live
+state in Redis (flow state, queue record, the operator's draft); results go to SQL.
+Whoever commits a change to a case calls ``arm_clocks`` after the commit: the one
+after-commit hook, so the Redis timers follow the record (and the reaper's
+reconciliation catches a Redis that was down)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from dataclasses import replace
 from redis.exceptions import RedisError
 from rq import get_current_job
 
-from cases.clocks import sync_case
+from calls.clocks import sync_case
+from calls.filing import mark_filed, read_draft
 from cases.db import database_url_from_env, engine_for, session_factory
-from cases.filing import mark_filed, read_draft
+from cases.models import Case
 from cases.service import (
     CallInfo,
     CaseDraft,
@@ -29,7 +35,8 @@ from cases.service import (
 from queueing import CallQueue, load_queue_settings
 from queueing.keys import DRAFT_TTL_S
 
-log = logging.getLogger("hotline.jobs")
+log = logging.getLogger("hotline.casework")
+
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -37,7 +44,7 @@ def _context():  # type: ignore[no-untyped-def]
     the worker's environment."""
     job = get_current_job()
     if job is None:
-        raise RuntimeError("cases.jobs run inside an RQ worker")
+        raise RuntimeError("casework jobs run inside an RQ worker")
     queue = CallQueue(job.connection, load_queue_settings())
     return queue, session_factory(engine_for(database_url_from_env(os.environ)))
 
@@ -83,9 +90,10 @@ def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str
         return case
 
 
-def arm_clocks(queue, case) -> None:  # type: ignore[no-untyped-def]
-    """Set the dispatched case's clocks in Redis; if Redis fails now, the reaper's
-    reconciliation sets them from SQL within a minute."""
+def arm_clocks(queue: CallQueue, case: Case) -> None:
+    """After a committed change to a case: make its clocks in Redis what the record
+    says. If Redis fails now, the reaper's reconciliation sets them from SQL within a
+    minute, so this never fails the change itself."""
     try:
         sync_case(queue.redis, queue.keys, case)
     except RedisError:
@@ -95,7 +103,7 @@ def arm_clocks(queue, case) -> None:  # type: ignore[no-untyped-def]
 def create_case(call_id: str) -> str:
     """Create the case for an answered call (exactly once), right after the hang-up,
     with the newest form the operator has sent, including forms that arrive while this
-    job waits or runs (cases.filing). Without a form it waits in 'received'; a form
+    job waits or runs (calls.filing). Without a form it waits in 'received'; a form
     after this job is filed by file_stored_form. Returns the case number."""
     queue, sessions = _context()
     while True:

@@ -1,0 +1,409 @@
+"""The desk: every action a person takes on the line, with who may take it.
+
+Operators, supervisors and department staff act through the console, the portal, the
+JSON API, the CLI and the simulator; each of those parses its input, names the actor
+and calls the desk, which checks the rules, acts, and records the action. No surface
+orchestrates queue transitions, case filing or clocks for itself.
+
+The rules (issue 16):
+- a seat belongs to the user who logged in to it, until logout; another operator is
+  refused, a supervisor may force a logout;
+- pops, answers, forms, pauses and heartbeats are the seat owner's, or a supervisor's;
+- a case is filed only for an answered call; a pop whose call ended says so;
+- after dispatch, the lead unit changes only through a supervisor's re-dispatch;
+- signing out of the application logs the seat out.
+
+Errors are ``DeskError``: a stable code, an HTTP status, and words for the person in
+zh-CN and English (``DeskError.words(lang)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from calls.casework import file_form
+from calls.handler import CallHandler
+from cases.models import Case
+from cases.users import log_action
+from ivr import events as e
+from queueing import QueueError, Transition
+from queueing.keys import check_id
+
+log = logging.getLogger("hotline.desk")
+
+PAUSE_REASONS = ("lunch", "training", "meeting", "after_call_work", "other")
+WRAPUP_EXTEND_S = 30
+SUPERVISING_ROLES = frozenset({"supervisor", "admin", "system"})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a signed-in user, a personal or shared API token, or the system."""
+
+    username: str
+    role: str  # operator | supervisor | department | admin | system
+    department_id: int | None = None
+
+    @property
+    def supervises(self) -> bool:
+        return self.role in SUPERVISING_ROLES
+
+
+SYSTEM = Actor("system", "system")
+
+# code -> (zh-CN, English); ``{name}`` fields come from DeskError.details.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "forbidden": ("您无权执行此操作", "You may not do this"),
+    "bad-argument": ("输入有误：{detail}", "Invalid input: {detail}"),
+    "no-such-call": ("找不到该通话", "No such call"),
+    "no-such-seat": ("找不到该坐席", "No such seat"),
+    "no-such-case": ("找不到该工单", "No such case"),
+    "seat-taken": (
+        "坐席 {seat} 正由 {owner} 使用，请选择其他坐席或联系班长",
+        "Seat {seat} is in use by {owner}; choose another seat or ask a supervisor",
+    ),
+    "not-your-seat": (
+        "坐席 {seat} 不是您签入的坐席",
+        "Seat {seat} is not the one you logged in to",
+    ),
+    "not-your-call": ("该来电未分配给您的坐席", "This call was not offered to your seat"),
+    "no-seat": ("请先签入坐席", "Log in to a seat first"),
+    "seat-logged-out": ("您的坐席已签出：{reason}", "Your seat was logged out: {reason}"),
+    "seat-busy": ("坐席正在通话，不能签出", "The seat is on a call and cannot log out"),
+    "not-logged-in": ("坐席未签入", "The seat is not logged in"),
+    "not-in-wrap-up": ("坐席不在话后处理中", "The seat is not in wrap-up"),
+    "call-ended": (
+        "通话已结束，未接通，不能建单",
+        "The call ended unanswered; no case can be filed",
+    ),
+    "not-connected": ("通话尚未接通", "The call is not connected"),
+    "unknown-reason": ("请选择小休原因", "Choose a reason for the pause"),
+    "seat-busy-sign-out": (
+        "坐席正在通话，本通话结束后将自动签出",
+        "The seat is on a call; it logs out when the call ends",
+    ),
+    "redispatch-needs-supervisor": (
+        "工单已派往 {unit}，改派须由班长操作",
+        "The case went to {unit}; only a supervisor can re-dispatch it",
+    ),
+}
+
+
+# Why a seat went offline (the queue's reason), for the operator whose seat it was.
+LOGOUT_REASONS: dict[str, tuple[str, str]] = {
+    "heartbeat lost": (
+        "工作台与系统失去联系超过30秒，坐席已自动签出",
+        "the console lost contact for over 30 s and the seat was logged out",
+    ),
+    "forced logout": ("班长 {by} 已将您的坐席签出", "supervisor {by} logged your seat out"),
+    "logout": ("坐席已签出", "the seat was logged out"),
+}
+
+
+@dataclass
+class DeskError(Exception):
+    """A refused action. ``status`` is the HTTP status a surface should answer with."""
+
+    code: str
+    status: int = 409
+    details: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.code)
+
+    def words(self, lang: str = "zh") -> str:
+        zh, en = MESSAGES.get(self.code, (self.code, self.code))
+        text = zh if lang == "zh" else en
+        details = dict(self.details)
+        if self.code == "seat-logged-out":
+            why = LOGOUT_REASONS.get(str(details.get("reason", "")), LOGOUT_REASONS["logout"])
+            details["reason"] = (why[0] if lang == "zh" else why[1]).format(
+                by=details.get("by") or ""
+            )
+        try:
+            return text.format(**details)
+        except (KeyError, IndexError):
+            return text
+
+    def __str__(self) -> str:
+        return self.words("zh")
+
+
+# Queue refusals a person can meet, as desk errors (status, code).
+_QUEUE_ERRORS: dict[str, tuple[int, str]] = {
+    "seat-busy": (409, "seat-busy"),
+    "not-logged-in": (409, "not-logged-in"),
+    "no-such-call": (404, "no-such-call"),
+    "unknown-skill": (400, "bad-argument"),
+    "bad-argument": (400, "bad-argument"),
+    "not-offered": (409, "not-your-call"),
+    "not-in-wrap-up": (409, "not-in-wrap-up"),
+}
+
+
+def _desk_error(exc: QueueError, **details: object) -> DeskError:
+    status, code = _QUEUE_ERRORS.get(exc.code, (409, exc.code))
+    return DeskError(code, status, {"detail": exc.detail or exc.code, **details})
+
+
+def _ident(kind: str, value: str) -> str:
+    try:
+        return check_id(kind, value)
+    except ValueError as exc:
+        raise DeskError("bad-argument", 400, {"detail": str(exc)}) from None
+
+
+def call_outcome(record: dict[str, str]) -> str:
+    """Where a call stands for its operator: waiting, ringing (offered), on_call,
+    talked (ended after an answer) or missed (ended, never answered)."""
+    state = record.get("state", "")
+    if state == "ended":
+        return "talked" if record.get("answered_at") else "missed"
+    return {"offered": "ringing"}.get(state, state)
+
+
+class Desk:
+    """The actions of the people who work the line. Every surface calls these."""
+
+    def __init__(self, handler: CallHandler, sessions: sessionmaker[Session]) -> None:
+        self.handler = handler
+        self.queue = handler.queue
+        self.sessions = sessions
+
+    # -- the audit line ---------------------------------------------------------------
+
+    def record(self, actor: Actor, action: str, target: str = "", detail: str = "") -> None:
+        """Log an action in SQL; never fails the action itself."""
+        try:
+            with self.sessions() as db:
+                log_action(db, actor.username, action, target, detail)
+                db.commit()
+        except SQLAlchemyError:
+            log.exception("could not record %s on %s by %s", action, target, actor.username)
+
+    # -- seats ------------------------------------------------------------------------
+
+    def seat(self, seat: str) -> dict[str, str]:
+        return self.queue.seat(_ident("seat", seat))
+
+    def _own_seat(self, actor: Actor, seat: str) -> dict[str, str]:
+        """The seat's record, if the actor may act on it: its owner, or a supervisor.
+        An owner whose seat was logged out meanwhile is told so, and why."""
+        record = self.seat(seat)
+        owner = record.get("owner", "")
+        if record.get("state") == "offline":
+            if owner == actor.username or actor.supervises:
+                raise DeskError("seat-logged-out", 409, {"seat": seat, **logout_words(record)})
+            raise DeskError("not-your-seat", 403, {"seat": seat})
+        if owner != actor.username and not actor.supervises:
+            raise DeskError("not-your-seat", 403, {"seat": seat})
+        return record
+
+    def login_seat(
+        self, actor: Actor, seat: str, skills: list[str], *, previous: str | None = None
+    ) -> Transition:
+        """Log in to a seat, which becomes the actor's until logout. Another user's seat
+        is refused, whoever asks; a seat the actor held before is logged out first."""
+        seat = _ident("seat", seat)
+        skills = [s for s in skills if s] or [self.queue.default_skill]
+        if previous and previous != seat:
+            try:
+                self.logout_seat(actor, previous)
+            except DeskError:
+                pass  # already gone, or busy: its heartbeat lapses
+        try:
+            transition = self.queue.seat_login(seat, skills, owner=actor.username)
+        except QueueError as exc:
+            if exc.code == "seat-taken":
+                raise DeskError("seat-taken", 409, {"seat": seat, "owner": exc.detail}) from None
+            raise _desk_error(exc, seat=seat) from None
+        self.record(actor, "seat-login", seat, ",".join(skills))
+        return transition
+
+    def logout_seat(self, actor: Actor, seat: str) -> Transition:
+        """The owner logs out (refused while on a call); a supervisor logging out
+        someone else's seat forces it, completing a stuck call, whose case follows."""
+        record = self._own_seat(actor, seat)
+        forced = record.get("owner", "") != actor.username
+        call = record.get("call", "")
+        try:
+            transition = self.queue.seat_logout(seat, force=forced, by=actor.username)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        if transition.result == "forced" and call:
+            self.handler.schedule_case(call)
+        self.record(actor, "supervisor-logout" if forced else "seat-logout", seat)
+        return transition
+
+    def sign_out(self, actor: Actor, seat: str | None) -> str:
+        """Signing out of the application frees the actor's seat: logged out now, or,
+        on a call, paused after it (its heartbeat then lapses). Returns what happened."""
+        if not seat:
+            return "no-seat"
+        try:
+            record = self.seat(seat)
+        except DeskError:
+            return "no-seat"
+        if record.get("state") == "offline" or record.get("owner", "") != actor.username:
+            return "no-seat"
+        try:
+            self.queue.seat_logout(seat, by=actor.username)
+        except QueueError as exc:
+            if exc.code != "seat-busy":
+                raise _desk_error(exc, seat=seat) from None
+            self.queue.pause_after_call(seat, "signed_out")
+            self.record(actor, "seat-logout-after-call", seat)
+            return "after-call"
+        self.record(actor, "seat-logout", seat, "signed out")
+        return "logged-out"
+
+    def set_seat_state(
+        self, actor: Actor, seat: str, state: str, reason: str = "", *, after_call: bool = False
+    ) -> str:
+        """Available, or paused with a reason: now, or after the current call (an empty
+        reason then cancels the pending pause)."""
+        self._own_seat(actor, seat)
+        if after_call:
+            if reason and reason not in PAUSE_REASONS:
+                raise DeskError("unknown-reason", 400)
+        elif state not in ("available", "paused"):
+            raise DeskError("bad-argument", 400, {"detail": "state"})
+        elif state == "paused" and reason not in PAUSE_REASONS:
+            raise DeskError("unknown-reason", 400)
+        try:
+            if after_call:
+                result = self.queue.pause_after_call(seat, reason)
+            else:
+                result = self.queue.seat_state(seat, state, reason).result
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        if after_call:
+            action = "seat-paused" if reason else "seat-pause-cancelled"
+            self.record(actor, action, seat, f"{reason} (after the call)" if reason else "")
+        else:
+            self.record(actor, "seat-" + state, seat, reason)
+        return result
+
+    def extend_wrapup(self, actor: Actor, seat: str) -> int:
+        self._own_seat(actor, seat)
+        try:
+            return self.queue.extend_wrapup(seat, WRAPUP_EXTEND_S)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+
+    def heartbeat(self, actor: Actor, seat: str) -> dict[str, str]:
+        """The console is alive. A seat logged out meanwhile (heartbeat lost, a
+        supervisor) raises ``seat-logged-out`` saying why, for the console to show."""
+        record = self._own_seat(actor, seat)
+        try:
+            self.queue.heartbeat(seat)
+        except QueueError as exc:
+            if exc.code == "not-logged-in":
+                raise DeskError(
+                    "seat-logged-out", 409, {"seat": seat, **logout_words(self.seat(seat))}
+                ) from None
+            raise _desk_error(exc, seat=seat) from None
+        return record
+
+    def supervise_seat(self, actor: Actor, seat: str, action: str) -> str:
+        """A supervisor pauses a seat (after its call if busy), logs it out (forced), or
+        ends a stuck wrap-up."""
+        if not actor.supervises:
+            raise DeskError("forbidden", 403)
+        seat = _ident("seat", seat)
+        try:
+            if action == "pause":
+                result = self.queue.pause_after_call(seat, "supervisor")
+            elif action == "logout":
+                call = self.queue.seat(seat).get("call", "")
+                transition = self.queue.seat_logout(seat, force=True, by=actor.username)
+                if transition.result == "forced" and call:
+                    self.handler.schedule_case(call)
+                result = transition.result
+            elif action == "end-wrapup":
+                if self.queue.seat(seat).get("state") != "wrap_up":
+                    raise DeskError("not-in-wrap-up", 409)
+                result = self.queue.seat_state(seat, "available", "supervisor").result
+            else:
+                raise DeskError("bad-argument", 400, {"detail": "action"})
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        self.record(actor, "supervisor-" + action, seat)
+        return result
+
+    # -- calls ------------------------------------------------------------------------
+
+    def call(self, actor: Actor, call: str) -> dict[str, str]:
+        """The call's queue record, if it was offered to the actor's seat (or the actor
+        supervises): another operator's call is refused as if it did not exist."""
+        call = _ident("call", call)
+        record = self.queue.call(call)
+        if not record:
+            raise DeskError("no-such-call", 404)
+        if actor.supervises:
+            return record
+        owner = record.get("seat_owner", "")
+        if owner == actor.username:
+            return record
+        if not owner and record.get("seat"):
+            # Offered before seats had owners: the seat's owner now.
+            if self.queue.seat(record["seat"]).get("owner", "") == actor.username:
+                return record
+        raise DeskError("no-such-call", 404)
+
+    def answer(self, actor: Actor, call: str, seat: str) -> Transition:
+        """The seat's operator picks up a call offered to that seat."""
+        seat = _ident("seat", seat)
+        self._own_seat(actor, seat)
+        record = self.call(actor, call)
+        if record.get("seat") != seat:
+            raise DeskError("not-your-call", 409)
+        try:
+            transition = self.queue.answer(call, seat)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        self.handler.handle(call, e.SeatConnected(seat, at=time.time()))
+        return transition
+
+    def file_form(self, actor: Actor, call: str, form: dict[str, Any]) -> Case | None:
+        """The operator's case form, during the call or after it, as often as they like.
+        Only an answered call gets a case. Returns the case, or None when the database
+        is unavailable and the form is kept for a retried job (nothing is lost)."""
+        record = self.call(actor, call)
+        if not record.get("answered_at"):
+            ended = record.get("state") == "ended"
+            raise DeskError("call-ended" if ended else "not-connected", 422)
+        form = dict(form, seat=record.get("seat", ""))
+        try:
+            return file_form(self.queue, self.sessions, call, form, actor.username)
+        except SQLAlchemyError:
+            log.exception("case form for %s kept for a retry: the database is unavailable", call)
+            self.handler.submit_case_form(call, form)
+            return None
+
+    def complete(self, actor: Actor, call: str) -> str:
+        """The operator has hung up, on a phone whose telephony cannot say so (the
+        simulator). Asterisk and Twilio report the end of a conversation themselves, so
+        their seats are never put into wrap-up mid-conversation."""
+        record = self.call(actor, call)
+        state = record.get("state")
+        if state not in ("on_call", "ended"):
+            raise DeskError("not-connected", 409)
+        flow = self.handler.load(call)
+        if state == "on_call" and flow is not None and flow.channel in ("asterisk", "twilio"):
+            return "telephony-reports"
+        if state == "on_call":
+            self.handler.operator_completes(call)
+            return "completed"
+        return "ended"
+
+
+def logout_words(record: dict[str, str]) -> dict[str, str]:
+    """Why a seat went offline, as a reason key for the screens and who did it."""
+    return {"reason": record.get("reason", "") or "logout", "by": record.get("logout_by", "")}
