@@ -269,16 +269,16 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 
     from agi_scripts.ami import AmiConnection, OfferRedirector, Reconciler
     from agi_scripts.server import FastAGIServer, serve
-    from hotline.runtime import agi_settings, outbound_handler
+    from hotline.agi_process import agi_routes
 
     s = ctx.settings
-    handler = call_handler(s, ctx.queue)
-    settings = agi_settings(s)
+    routes = agi_routes(s, ctx.queue)  # the same routes as the hotline-agi process
+    handler = routes.handler
     server = FastAGIServer(
         (host or s.agi_host, port or s.agi_port),
         handler,
-        settings,
-        outbound=outbound_handler(s, handler),
+        routes.settings,
+        outbound=routes.outbound,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
