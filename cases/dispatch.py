@@ -10,6 +10,7 @@ case's clocks (cases.clocks.sync_case)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,10 +19,96 @@ from cases.models import Case, CaseAssist, Category, Department, District, Exten
 from cases.service import CaseError, _by_code, _record, transition, utcnow
 
 MAX_EXTENSION_DAYS = 30
+# The statuses in which a unit works on a case; anything else is not the unit's to touch.
+UNIT_ACTIVE = ("dispatched", "accepted", "in_progress")
 
 
-class NotYours(CaseError):
+class CaseRefused(CaseError):
+    """A refused action: a stable ``code`` for programs and tests, and words for the
+    person in zh-CN and English (``words(lang)``); ``str()`` is the zh-CN words."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        super().__init__(zh)
+        self.code, self.zh, self.en = code, zh, en
+
+    def words(self, lang: str = "zh") -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+class NotYours(CaseRefused):
     """The case is not dispatched to this unit."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(
+            "not-your-unit",
+            f"工单 {number} 未派给本单位",
+            f"Case {number} is not dispatched to your unit",
+        )
+
+
+class NotLead(CaseRefused):
+    """Only the lead unit (主办) may do this; an assisting unit (协办) may not."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(
+            "not-lead-unit",
+            f"只有主办单位可以办理此操作（工单 {number}）",
+            f"Only the lead unit may do this (case {number})",
+        )
+
+
+# What a unit tried, for the words of a refusal: (zh, en).
+UNIT_ACTIONS = {
+    "sign": ("签收", "sign for"),
+    "on_site": ("登记到场", "report on site"),
+    "note": ("添加进展", "add a note"),
+    "resolve": ("办结", "resolve"),
+    "return": ("退单", "return"),
+    "extend": ("申请延期", "ask for an extension"),
+}
+
+
+def check_active(case: Case, action: str) -> None:
+    """A unit acts only on a case that is with it: a resolved or closed case is final
+    for the department (a supervisor's reopen or re-dispatch, or the citizen's
+    unsatisfied return visit, brings it back); a returned one awaits the supervisor."""
+    if case.status in UNIT_ACTIVE:
+        return
+    zh, en = UNIT_ACTIONS[action]
+    if case.status in ("resolved", "closed"):
+        raise CaseRefused(
+            "case-final",
+            f"工单 {case.number} 已办结，不能再{zh}；如需重办请联系班长",
+            f"Case {case.number} is resolved: you cannot {en} any more; "
+            "ask a supervisor to reopen it",
+        )
+    if case.status == "returned":
+        raise CaseRefused(
+            "case-returned",
+            f"工单 {case.number} 已退单，正等待班长审核，不能{zh}",
+            f"Case {case.number} was returned and awaits a supervisor: you cannot {en}",
+        )
+    raise CaseRefused(
+        "case-not-dispatched",
+        f"工单 {case.number} 当前不在本单位办理中，不能{zh}",
+        f"Case {case.number} is not with your unit now: you cannot {en}",
+    )
+
+
+def lock(session: Session, case: Case) -> None:
+    """Serialise the actions on one case: a row lock on PostgreSQL (SQLite has a single
+    writer), then the status as committed, so that two clerks cannot both pass a check
+    (two pending extensions, a note after a resolve)."""
+    status = session.scalar(select(Case.status).where(Case.id == case.id).with_for_update())
+    if status != case.status:
+        session.refresh(case)
+
+
+def start_work(session: Session, case: Case, actor: str, why: str) -> None:
+    """The first sign of work after signing for (a progress note, on site) moves the
+    case to 处理中 (in_progress)."""
+    if case.status == "accepted":
+        transition(session, case, "in_progress", actor, why)
 
 
 def units_of(case: Case, session: Session) -> set[int]:
@@ -36,9 +123,10 @@ def units_of(case: Case, session: Session) -> set[int]:
 def check_unit(
     session: Session, case: Case, department_id: int | None, *, lead: bool = False
 ) -> None:
-    allowed = {case.department_id} if lead else units_of(case, session)
-    if department_id is None or department_id not in allowed:
-        raise NotYours(f"case {case.number} is not dispatched to your unit")
+    if department_id is None or department_id not in units_of(case, session):
+        raise NotYours(case.number)
+    if lead and department_id != case.department_id:
+        raise NotLead(case.number)
 
 
 def suggest_units(
@@ -73,8 +161,8 @@ def suggest_units(
 
 
 def dispatch_to(
-    session: Session, case: Case, actor: str, lead: str, assisting: list[str] = ()
-) -> Case:  # type: ignore[assignment]
+    session: Session, case: Case, actor: str, lead: str, assisting: Sequence[str] = ()
+) -> Case:
     """Dispatch (or re-dispatch) to a lead unit with optional assisting units."""
     unit = _by_code(session, Department, lead, "department")
     helpers = [
@@ -96,16 +184,34 @@ def dispatch_to(
 
 def sign_for(session: Session, case: Case, actor: str, department_id: int | None) -> Case:
     check_unit(session, case, department_id, lead=True)
+    lock(session, case)
+    check_active(case, "sign")
+    if case.status != "dispatched":
+        raise CaseRefused(
+            "signed-already",
+            f"工单 {case.number} 已签收",
+            f"Case {case.number} is signed for already",
+        )
     transition(session, case, "accepted", actor, "签收 signed for")
     case.accepted_by = actor
     return case
 
 
 def on_site(session: Session, case: Case, actor: str, department_id: int | None) -> Case:
-    """An urgent case's response: someone is there (stops the 30-minute clock)."""
+    """An urgent case's response: someone is there (stops the 30-minute clock); after
+    signing for, it also starts the handling (处理中)."""
     check_unit(session, case, department_id)
+    lock(session, case)
+    check_active(case, "on_site")
+    if case.on_site_at is not None:
+        raise CaseRefused(
+            "on-site-already",
+            f"工单 {case.number} 已登记到场",
+            f"Case {case.number} is reported on site already",
+        )
     _record(case, actor, "on_site", case.status, case.status, "到场 on site")
     case.on_site_at = case.updated_at = utcnow()
+    start_work(session, case, actor, "到场 on site")
     return case
 
 
@@ -113,10 +219,13 @@ def add_note(
     session: Session, case: Case, actor: str, department_id: int | None, note: str
 ) -> Case:
     check_unit(session, case, department_id)
+    lock(session, case)
+    check_active(case, "note")
     if not note.strip():
-        raise CaseError("a progress note needs some text")
+        raise CaseRefused("note-empty", "请填写办理进展", "A progress note needs some text")
     _record(case, actor, "note", case.status, case.status, note.strip()[:4000])
     case.updated_at = utcnow()
+    start_work(session, case, actor, "办理进展 progress note")
     return case
 
 
@@ -124,8 +233,14 @@ def resolve(
     session: Session, case: Case, actor: str, department_id: int | None, reply: str
 ) -> Case:
     check_unit(session, case, department_id, lead=True)
+    lock(session, case)
+    check_active(case, "resolve")
     if not reply.strip():
-        raise CaseError("resolving needs a reply to the citizen (答复)")
+        raise CaseRefused(
+            "reply-empty",
+            "办结须填写答复市民的内容",
+            "Resolving needs a reply to the citizen",
+        )
     if case.status == "dispatched":  # resolved at once: it was signed for by doing it
         sign_for(session, case, actor, department_id)
     case.reply = reply.strip()[:4000]
@@ -137,8 +252,10 @@ def return_case(
     session: Session, case: Case, actor: str, department_id: int | None, reason: str
 ) -> Case:
     check_unit(session, case, department_id, lead=True)
+    lock(session, case)
+    check_active(case, "return")
     if not reason.strip():
-        raise CaseError("returning a dispatch needs a reason")
+        raise CaseRefused("return-reason-empty", "退单须填写理由", "Returning needs a reason")
     transition(session, case, "returned", actor, "退单: " + reason.strip()[:2000])
     return case
 
@@ -146,18 +263,44 @@ def return_case(
 def uphold(session: Session, case: Case, actor: str, note: str = "") -> Case:
     """The return is refused: the case goes back to the same unit, clocks restarted."""
     if case.status != "returned" or case.department is None:
-        raise CaseError(f"case {case.number} is not awaiting review of a return")
+        raise CaseRefused(
+            "not-returned",
+            f"工单 {case.number} 不在退单待审状态",
+            f"Case {case.number} is not awaiting review of a return",
+        )
     return dispatch_to(session, case, actor, case.department.code, [])
+
+
+def pending_extension(session: Session, case: Case) -> ExtensionRequest | None:
+    return session.scalar(
+        select(ExtensionRequest)
+        .where(ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending")
+        .limit(1)
+    )
 
 
 def request_extension(
     session: Session, case: Case, actor: str, department_id: int | None, days: int, reason: str
 ) -> ExtensionRequest:
     check_unit(session, case, department_id, lead=True)
+    lock(session, case)
+    check_active(case, "extend")
     if not 1 <= days <= MAX_EXTENSION_DAYS:
-        raise CaseError(f"an extension is 1 to {MAX_EXTENSION_DAYS} working days")
+        raise CaseRefused(
+            "extension-days",
+            f"延期天数须为 1 至 {MAX_EXTENSION_DAYS} 个工作日",
+            f"An extension is 1 to {MAX_EXTENSION_DAYS} working days",
+        )
     if not reason.strip():
-        raise CaseError("an extension needs a reason")
+        raise CaseRefused(
+            "extension-reason-empty", "申请延期须填写理由", "An extension needs a reason"
+        )
+    if pending_extension(session, case) is not None:
+        raise CaseRefused(
+            "extension-pending",
+            f"工单 {case.number} 已有一条延期申请等待班长审批",
+            f"Case {case.number} already has an extension request awaiting a supervisor",
+        )
     request = ExtensionRequest(
         case_id=case.id,
         days=days,
@@ -174,6 +317,7 @@ def request_extension(
         case.status,
         f"延期 {days} working days: {request.reason}",
     )
+    case.updated_at = utcnow()
     return request
 
 
@@ -183,7 +327,9 @@ def decide_extension(
     from cases.workdays import add_workdays
 
     if request.status != "pending":
-        raise CaseError("this extension request was decided already")
+        raise CaseRefused(
+            "extension-decided", "该延期申请已审批", "This extension request was decided already"
+        )
     request.status = "approved" if approve else "refused"
     request.decided_by, request.decided_at = actor, utcnow()
     case = request.case
@@ -205,7 +351,11 @@ def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
     """并单: a repeat request about the same matter joins the open case; it is closed as
     merged, and its caller follows the open case's progress (the lookup shows it)."""
     if duplicate.id == target.id or target.merged_into_id is not None:
-        raise CaseError("merge into an open case that is not itself merged")
+        raise CaseRefused(
+            "merge-target",
+            "只能并入另一件未被并单的在办工单",
+            "Merge into another open case that is not itself merged",
+        )
     if target.status not in (
         "received",
         "dispatched",
@@ -214,9 +364,17 @@ def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
         "returned",
         "reopened",
     ):
-        raise CaseError(f"case {target.number} is not open")
+        raise CaseRefused(
+            "merge-target-closed",
+            f"工单 {target.number} 已不在办理中",
+            f"Case {target.number} is not open",
+        )
     if duplicate.status in ("resolved", "closed"):
-        raise CaseError(f"case {duplicate.number} is finished already")
+        raise CaseRefused(
+            "merge-finished",
+            f"工单 {duplicate.number} 已办结，不能并单",
+            f"Case {duplicate.number} is finished already",
+        )
     now = utcnow()
     old = duplicate.status
     duplicate.status, duplicate.closed_at, duplicate.updated_at = "closed", now, now
@@ -263,7 +421,9 @@ def apply_return_visit(session: Session, case: Case, outcome: str, actor: str = 
 
 def supervise(session: Session, case: Case, actor: str, note: str) -> Case:
     if not note.strip():
-        raise CaseError("督办 needs a note for the unit")
+        raise CaseRefused(
+            "supervise-note-empty", "督办须填写给承办单位的说明", "督办 needs a note for the unit"
+        )
     case.supervised_note = note.strip()[:2000]
     _record(case, actor, "supervised", case.status, case.status, "督办: " + case.supervised_note)
     case.updated_at = utcnow()

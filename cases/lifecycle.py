@@ -3,9 +3,13 @@
 received -> dispatched -> accepted -> in_progress -> resolved -> closed
 received -> resolved                  (直接办结: resolved on the phone)
 dispatched -> received                (the department sends back a wrong dispatch)
-dispatched/accepted -> returned       (退单: a unit returns a wrong dispatch, with a
-returned -> dispatched                 reason; a supervisor re-dispatches (改派) or
-                                       upholds, sending it back to the same unit)
+accepted -> in_progress               (处理中: the first progress note or on site after
+                                       signing for)
+dispatched/accepted/in_progress -> returned
+                                      (退单: a unit returns a wrong dispatch, with a
+returned -> dispatched                 reason, even after starting on it; a supervisor
+                                       re-dispatches (改派) or upholds, sending it back
+                                       to the same unit)
 resolved -> reopened -> dispatched    (the citizen was not satisfied)
 """
 
@@ -27,7 +31,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"dispatched", "resolved"}),
     "dispatched": frozenset({"accepted", "received", "returned"}),
     "accepted": frozenset({"in_progress", "resolved", "returned"}),
-    "in_progress": frozenset({"resolved"}),
+    "in_progress": frozenset({"resolved", "returned"}),
     "returned": frozenset({"dispatched"}),
     "resolved": frozenset({"closed", "reopened"}),
     "reopened": frozenset({"dispatched"}),
