@@ -102,3 +102,45 @@ def _mask(match: re.Match[str]) -> str:
 def mask_phone(text: str) -> str:
     """'13800138000' -> '138****8000': enough to recognise a caller, not to dial them."""
     return _PHONE.sub(_mask, text)
+
+
+def mask_for_screen(phone: str | None, settings: PhoneSettings = DEFAULT) -> str:
+    """A stored number as people read it, its middle hidden: a mainland mobile
+    +8613800138501 is 138****8501, a Haikou landline 0898-****8888, another country's
+    number its national form masked; short service codes (12345) stay whole. Logs keep
+    mask_phone: this is the screen's form."""
+    text = (phone or "").strip()
+    if not text:
+        return ""
+    digits = text.lstrip("+")
+    if digits.isdigit() and len(digits) <= 6:
+        return digits
+    try:
+        number = phonenumbers.parse(text, settings.region)
+    except phonenumbers.NumberParseException:
+        return mask_phone(text)
+    national = phonenumbers.national_significant_number(number)
+    if len(national) <= 6:
+        return national  # a short code written with a country code
+    if number.country_code == 86:
+        if re.fullmatch(r"1[3-9]\d{9}", national):
+            return f"{national[:3]}****{national[-4:]}"
+        area = phonenumbers.length_of_geographical_area_code(number)
+        if area and len(national) - area >= 4:
+            return f"0{national[:area]}-****{national[-4:]}"
+        return _mask_middle("0" + national)
+    return _mask_middle(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+
+
+def _mask_middle(text: str) -> str:
+    """Keep the first three and last four digits (fewer of a short number)."""
+    digits = sum(c.isdigit() for c in text)
+    head, tail = (3, 4) if digits >= 9 else (2, 4) if digits >= 7 else (1, 2)
+    seen, out = 0, []
+    for c in text:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen <= head or seen > digits - tail else "*")
+        else:
+            out.append(c)
+    return "".join(out)

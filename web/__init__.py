@@ -5,6 +5,7 @@ configured at import time."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -29,10 +30,9 @@ MAX_BODY_BYTES = 64 * 1024  # Twilio's largest webhook is a few KB
 
 def local_time(moment: datetime) -> str:
     """A stored time as Beijing time, to the minute."""
-    from cases.service import HOTLINE_TZ
+    from web.formatting import beijing
 
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(HOTLINE_TZ).strftime("%Y-%m-%d %H:%M")
+    return beijing(moment)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -69,7 +69,7 @@ def create_app(
         outbound=outbound,
     )
 
-    from cases.phones import mask_phone
+    from web import formatting
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
@@ -85,19 +85,12 @@ def create_app(
     app.register_blueprint(console_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
-    app.jinja_env.filters["mask_phone"] = mask_phone
+    formatting.register(app)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["epoch_ms"] = epoch_ms
     app.jinja_env.globals["now_ms"] = lambda: int(time.time() * 1000)
 
-    @app.errorhandler(403)
-    @app.errorhandler(409)
-    def page_error(exc):  # type: ignore[no-untyped-def]
-        from flask import render_template, request
-
-        if request.path.startswith(("/api/", "/twilio/")):
-            return exc
-        return render_template("error.html", code=exc.code, message=exc.description), exc.code
+    install_error_pages(app)
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
@@ -105,3 +98,85 @@ def create_app(
         return jsonify(status="ok")
 
     return app
+
+
+PAGE_ERRORS = (400, 403, 404, 405, 409, 422, 429, 500)
+
+
+def _browser_session() -> bool:
+    """A person's signed-in browser session (not a token, not a visitor)."""
+    from flask import request
+    from flask_login import current_user
+
+    return "Authorization" not in request.headers and bool(current_user.is_authenticated)
+
+
+def install_error_pages(app: Flask) -> None:
+    """Error pages in the reader's language (zh-CN unless they chose English), a bare
+    notice for htmx swaps; /api keeps its JSON and slugs, with the message in the
+    signed-in person's language; Twilio gets the plain status."""
+    from flask import Response, render_template, request
+    from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    from web.api.routes import http_error
+    from web.auth import language
+    from web.i18n import TEXT, translate
+
+    def page_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if request.path.startswith("/api/"):
+            return http_error(exc)
+        if request.path.startswith("/twilio/"):
+            return exc
+        if code >= 500:
+            log.error("%s %s answered %s", request.method, request.path, code)
+        lang = language()
+        known = f"http_{code}" in TEXT
+        title = translate(f"http_{code}" if known else "http_other", lang)
+        text = (
+            translate("http_400_csrf" if isinstance(exc, CSRFError) else f"http_{code}_text", lang)
+            if known
+            else ""
+        )
+        # Our own English detail (abort(409, "log in to a seat first")) only for English.
+        default = type(exc).description
+        detail = exc.description if lang == "en" and exc.description != default else ""
+        template = "_error.html" if request.headers.get("HX-Request") else "error.html"
+        html = render_template(template, code=code, title=title, text=text, detail=detail)
+        return html, code
+
+    for code in PAGE_ERRORS:
+        app.register_error_handler(code, page_error)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError) -> Any:
+        return page_error(exc)
+
+    @app.after_request
+    def api_message_in_language(response: Response) -> Response:
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or not response.is_json
+            or not _browser_session()
+        ):
+            return response
+        data = response.get_json(silent=True)
+        if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+            return response
+        lang, key = language(), "err_" + data["error"]
+        if key in TEXT:
+            data["message"] = translate(key, lang)
+        elif lang == "zh" and not _has_chinese(str(data.get("message", ""))):
+            code = response.status_code
+            known = f"http_{code}" in TEXT
+            data["message"] = translate(f"http_{code}" if known else "http_other", lang)
+        else:
+            return response
+        response.set_data(json.dumps(data, ensure_ascii=False))
+        return response
+
+
+def _has_chinese(text: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in text)

@@ -199,6 +199,8 @@ def catalogue_change(code: str) -> Any:
     """An admin changes a category's lead unit, handling limit or urgency; the change
     is written to the action log with who made it and what it was before."""
     from cases.users import log_action
+    from web.auth import language
+    from web.i18n import translate
 
     with sessions()() as db:
         category = db.scalar(select(Category).where(Category.code == code))
@@ -207,12 +209,14 @@ def catalogue_change(code: str) -> Any:
         unit_code = request.form.get("department", "")
         days = request.form.get("handling_days", type=int)
         if days is None or not 1 <= days <= 60:
-            return catalogue_page(error="the handling limit is 1 to 60 working days"), 422
+            return catalogue_page(error=translate("catalogue_days_range", language())), 422
         unit = (
             db.scalar(select(Department).where(Department.code == unit_code)) if unit_code else None
         )
         if unit_code and unit is None:
-            return catalogue_page(error=f"no unit {unit_code!r}"), 422
+            return catalogue_page(
+                error=translate("catalogue_no_unit", language(), unit=unit_code)
+            ), 422
         before = (
             category.department.code if category.department else "",
             category.handling_days,
