@@ -251,16 +251,22 @@ def test_api_errors_keep_their_slug_with_a_message_in_the_persons_language(app) 
     from tests.test_console import csrf_of
 
     operator = _signed_in(app, "wang")
-    headers = {"X-CSRFToken": csrf_of(operator.get("/console/").get_data(as_text=True))}
-    r = operator.post("/api/seats/1001/heartbeat", headers=headers)
-    assert r.status_code == 409 and r.json["error"] == "not-logged-in"
-    assert r.json["message"] == "坐席未签入"
+    token = csrf_of(operator.get("/console/").get_data(as_text=True))
+    headers = {"X-CSRFToken": token, "Content-Type": "application/json"}
+    r = operator.post("/api/seats/1001/login", data="[1]", headers=headers)
+    assert r.status_code == 400 and r.json["error"] == "bad-json"
+    assert r.json["message"] == "请求格式有误"
     with app.extensions["hotline"].handler.directory.sessions() as db:
-        token = issue_token(db, "wang")
+        personal = issue_token(db, "wang")
     script = app.test_client().post(
-        "/api/seats/1001/heartbeat", headers={"Authorization": f"Bearer {token}"}
+        "/api/seats/1001/login",
+        data="[1]",
+        headers={"Authorization": f"Bearer {personal}", "Content-Type": "application/json"},
     )
-    assert script.json["error"] == "not-logged-in" and not CJK.search(script.json["message"])
+    assert script.json["error"] == "bad-json" and not CJK.search(script.json["message"])
+    operator.post("/language", data={"lang": "en", "csrf_token": token, "next": "/console/"})
+    english = operator.post("/api/seats/1001/login", data="[1]", headers=headers)
+    assert english.json["error"] == "bad-json" and not CJK.search(english.json["message"])
 
 
 def test_the_trail_on_a_department_case_page_has_no_slug_and_no_utc(app) -> None:  # type: ignore[no-untyped-def]

@@ -166,14 +166,11 @@ def install_error_pages(app: Flask) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("error"), str):
             return response
         lang, key = language(), "err_" + data["error"]
-        if key in TEXT:
-            data["message"] = translate(key, lang)
-        elif lang == "zh" and not _has_chinese(str(data.get("message", ""))):
-            code = response.status_code
-            known = f"http_{code}" in TEXT
-            data["message"] = translate(f"http_{code}" if known else "http_other", lang)
-        else:
-            return response
+        if (lang == "zh") == _has_chinese(str(data.get("message", ""))):
+            return response  # already in the person's language (the desk's own words)
+        if key not in TEXT:
+            key = f"http_{response.status_code}"
+        data["message"] = translate(key if key in TEXT else "http_other", lang)
         response.set_data(json.dumps(data, ensure_ascii=False))
         return response
 
