@@ -18,23 +18,78 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from calls.dialing import DialerSettings, dialable, next_attempt, next_calling_time, number_allowed
-from cases.models import Case, OptOut, OutboundItem
+from calls.dialing import (
+    DialerSettings,
+    dialable,
+    may_dial_at,
+    next_attempt,
+    next_calling_time,
+    number_allowed,
+    pace_window,
+)
+from cases.models import Case, DialCursor, OptOut, OutboundItem
 from queueing.keys import QueueKeys
+
+if TYPE_CHECKING:
+    from queueing import CallQueue
 
 log = logging.getLogger("hotline.dialer")
 
 LIVE_GUARD_S = 3600  # a number's live-call marker outlives any real call
 PERSON_REACHED = ("satisfied", "unsatisfied", "no_response", "transfer", "connected")
 STILL_ON_THE_LINE = ("transfer", "connected")  # the citizen now waits for an operator
+
+# Reserve one outbound call, or say why not: checked and taken in one step, so that no
+# two dialers (or rounds) can together pass a limit.
+# KEYS: 1 dial_live (hash call -> item), 2 dial_pace (zset call -> start ms),
+#       3 dial_number(phone) (the number's live call), 4 dial_log(phone) (zset of its
+#       calls, dialer-clock ms), 5 dial_due (the work list's index)
+# ARGV: 1 call id, 2 item id, 3 max concurrent, 4 pace clock now (ms), 5 pace window (ms),
+#       6 calls allowed in the window, 7 dialer clock now (ms), 8 "(" 24 h ago (ms),
+#       9 calls allowed to a number in 24 h, 10 "(" burst window ago (ms),
+#       11 calls allowed to a number in the burst window, 12 live marker TTL (s)
+# Returns: ok | full | pace | number-limit | number-live
+RESERVE_LUA = """
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 'full' end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[6]) then return 'pace' end
+if redis.call('ZCOUNT', KEYS[4], ARGV[8], '+inf') >= tonumber(ARGV[9]) then
+  return 'number-limit'
+end
+if redis.call('ZCOUNT', KEYS[4], ARGV[10], '+inf') >= tonumber(ARGV[11]) then
+  return 'number-limit'
+end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'EX', ARGV[12]) then return 'number-live' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+redis.call('EXPIRE', KEYS[4], 90000)
+redis.call('ZREM', KEYS[5], ARGV[2])
+return 'ok'
+"""
+
+# Planning reads each source from its cursor minus this overlap (rows committed a little
+# after their time stamp), and once an hour the whole two days (the backstop).
+PLAN_HORIZON = timedelta(days=2)
+PLAN_OVERLAP = timedelta(minutes=10)
+FULL_PASS_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """No more calls this round (capacity, pacing, calling hours): the rest wait
+    until ``at``."""
+
+    at: datetime
 
 
 class Originator(Protocol):
@@ -60,6 +115,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _text(raw: object) -> str:
+    """A Redis reply (bytes) as text."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 class Dialer:
     def __init__(
         self,
@@ -69,12 +129,14 @@ class Dialer:
         originator: Originator | None,
         settings: DialerSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pace_clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis, self.keys, self.sessions = redis, keys, sessions
         self.originator = originator
         self.settings = settings or DialerSettings()
-        self.now = now
-        self._started: list[float] = []  # start times of the last second (pacing)
+        self.now = now  # the dialer's clock: calling hours, retries, per-number limits
+        self.pace_clock = pace_clock  # seconds, shared by the dialers: calls per second
+        self._reserve = redis.register_script(RESERVE_LUA)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -111,7 +173,13 @@ class Dialer:
             self.redis.zrem(self.keys.dial_due, str(item.id))
 
     def reindex(self, session: Session) -> int:
-        """Rebuild the index from SQL (a Redis that lost its data)."""
+        """Rebuild the index from SQL (a Redis that lost its data), at start: a claim
+        left by a dialer that stopped before reserving its call was never dialled."""
+        for item in session.scalars(select(OutboundItem).where(OutboundItem.status == "dialing")):
+            if item.live_call and not self.redis.hexists(self.keys.dial_live, item.live_call):
+                item.status, item.live_call = "pending", None
+                item.attempts = max(0, item.attempts - 1)
+        session.commit()
         n = 0
         for item in session.scalars(select(OutboundItem).where(OutboundItem.status == "pending")):
             self.index(item)
@@ -120,23 +188,39 @@ class Dialer:
 
     # -- dialling ------------------------------------------------------------------------
 
-    def _pace_allows(self) -> bool:
-        cutoff = time.monotonic() - 1.0
-        self._started = [t for t in self._started if t > cutoff]
-        return len(self._started) < self.settings.calls_per_s
+    def _pace_room(self) -> int:
+        """How many calls the pacing window lets start now (a hint; the reservation is
+        what decides)."""
+        slots, window_s = pace_window(self.settings)
+        now_ms = self.pace_clock() * 1000
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(self.keys.dial_pace, "-inf", now_ms - window_s * 1000)
+        pipe.zcard(self.keys.dial_pace)
+        return slots - int(pipe.execute()[1])
 
     def run_once(self, batch: int = 200) -> int:
-        """One round: start the calls that may start now. Returns how many started."""
-        now = self.now()
-        free = self.settings.max_concurrent - self.redis.hlen(self.keys.dial_live)
-        if free <= 0 or not self._pace_allows():
+        """One round: start the calls that may start now. Returns how many started.
+
+        Planning only proposes: each call is claimed in SQL (so its result, however
+        fast, finds it), then reserved in Redis at once (concurrency, pacing, the
+        number's limits and its one live call), then checked against calling hours on
+        the dialer's clock, and only then originated. A claim that is refused goes back
+        on the work list."""
+        if not may_dial_at(self.now(), self.settings):
+            self._wait_for_opening(batch)
             return 0
+        free = self.settings.max_concurrent - self.redis.hlen(self.keys.dial_live)
+        room = min(free, self._pace_room())
+        if room <= 0:
+            return 0
+        now = self.now()
         due = [
-            int(m) for m in self.redis.zrangebyscore(self.keys.dial_due, "-inf", _ms(now), 0, batch)
+            int(_text(m))
+            for m in self.redis.zrangebyscore(self.keys.dial_due, "-inf", _ms(now), 0, batch)
         ]
         if not due:
             return 0
-        started = 0
+        claimed: list[tuple[int, str, str, str]] = []  # item id, call id, phone, kind
         with self.sessions() as session:
             items = {
                 i.id: i
@@ -148,68 +232,186 @@ class Dialer:
                     select(OptOut.phone).where(OptOut.phone.in_([i.phone for i in ordered]))
                 )
             )
+            settled: list[int] = []  # items no longer pending: out of the index
+            later: dict[int, datetime] = {}  # the number is busy or at its limits
+            pending = [i for i in ordered if i.status == "pending"]
+            busy, recent = self._numbers_now([i.phone for i in pending], now)
             for item in ordered:
-                if started >= free or not self._pace_allows():
-                    break
-                if self._start(
-                    session, item, now, item.phone in opted_out and item.kind == "return_visit"
-                ):
-                    started += 1
+                if item.status != "pending":
+                    settled.append(item.id)
+                    continue
+                if len(claimed) >= room:
+                    continue
+                if item.phone in busy:  # on a call now, or called in this round
+                    later[item.id] = next_calling_time(now + timedelta(minutes=1), self.settings)
+                    continue
+                wait_until = number_allowed(recent.get(item.phone, []), now, self.settings)
+                if wait_until is not None:
+                    later[item.id] = wait_until
+                    continue
+                refused = dialable(
+                    item.phone, item.phone in opted_out and item.kind == "return_visit"
+                )
+                if refused:
+                    item.status, item.last_result = refused, refused
+                    self._settle_case(
+                        session, item, "unreachable" if refused == "unreachable" else None
+                    )
+                    settled.append(item.id)
+                    continue
+                item.attempts += 1
+                item.status = "dialing"
+                item.live_call = f"out-{item.id}-{item.attempts}"
+                item.last_attempt_at = _utc(now)
+                claimed.append((item.id, item.live_call, item.phone, item.kind))
+                busy.add(item.phone)
+            for item_id, at in later.items():
+                items[item_id].next_at = _utc(at)
             session.commit()
-            for item in items.values():
-                if item.status != "dialing":
-                    self.index(item)
-        for item in items.values():
-            if item.status == "dialing" and item.live_call:
-                try:
-                    if self.originator is None:
-                        raise RuntimeError("this process cannot place calls")
-                    self.originator.originate(item.live_call, item.phone, item.kind)
-                except Exception:  # the telephony refused: an attempt that failed
-                    log.exception("could not place outbound call %s", item.live_call)
-                    self.finished(item.live_call, "failed")
+            if settled:
+                self.redis.zrem(self.keys.dial_due, *(str(i) for i in settled))
+            if later:
+                self.redis.zadd(self.keys.dial_due, {str(i): _ms(at) for i, at in later.items()})
+            started, back = 0, list[tuple[int, str, datetime]]()
+            for n, (item_id, call_id, phone, kind) in enumerate(claimed):
+                retry_at = self._dial(item_id, call_id, phone, kind)
+                if retry_at is None:
+                    started += 1
+                    continue
+                if isinstance(retry_at, _Stop):  # full, paced or closed: the rest waits too
+                    back.extend((i, c, retry_at.at) for i, c, _, _ in claimed[n:])
+                    break
+                back.append((item_id, call_id, retry_at))
+            for item_id, call_id, at in back:
+                session.execute(
+                    update(OutboundItem)
+                    .where(OutboundItem.id == item_id, OutboundItem.live_call == call_id)
+                    .values(
+                        status="pending",
+                        live_call=None,
+                        attempts=OutboundItem.attempts - 1,
+                        next_at=_utc(at),
+                    )
+                )
+            session.commit()
+        for item_id, _, at in back:
+            self.redis.zadd(self.keys.dial_due, {str(item_id): _ms(at)})
         missing = set(due) - set(items)
         if missing:
             self.redis.zrem(self.keys.dial_due, *(str(m) for m in missing))
         return started
 
-    def _start(self, session: Session, item: OutboundItem, now: datetime, opted_out: bool) -> bool:
-        if item.status != "pending":
-            return False
-        refused = dialable(item.phone, opted_out)
-        if refused:
-            item.status, item.last_result = refused, refused
-            self._settle_case(session, item, "unreachable" if refused == "unreachable" else None)
-            return False
-        opening = next_calling_time(now, self.settings)
-        if opening != now:
-            item.next_at = _utc(opening)
-            return False
-        log_key = self.keys.dial_log(item.phone)
-        recent = [
-            datetime.fromtimestamp(score / 1000, UTC)
-            for _, score in self.redis.zrangebyscore(
-                log_key, _ms(now - timedelta(hours=24)), "+inf", withscores=True
-            )
+    def _wait_for_opening(self, batch: int) -> None:
+        """Closed: what is due waits for the next opening, in the record and the index."""
+        now = self.now()
+        opening = next_calling_time(now + self.settings.dial_margin, self.settings)
+        due = [
+            int(_text(m))
+            for m in self.redis.zrangebyscore(self.keys.dial_due, "-inf", _ms(now), 0, batch)
         ]
-        wait_until = number_allowed(recent, now, self.settings)
-        if wait_until is not None:
-            item.next_at = _utc(wait_until)
-            return False
-        call_id = f"out-{item.id}-{item.attempts + 1}"
-        if not self.redis.set(self.keys.dial_number(item.phone), call_id, nx=True, ex=LIVE_GUARD_S):
-            item.next_at = _utc(now + timedelta(minutes=1))  # that number is on a call now
-            return False
-        item.attempts += 1
-        item.status, item.live_call, item.last_attempt_at = "dialing", call_id, _utc(now)
+        if not due:
+            return
+        with self.sessions() as session:
+            session.execute(
+                update(OutboundItem)
+                .where(OutboundItem.id.in_(due), OutboundItem.status == "pending")
+                .values(next_at=_utc(opening))
+            )
+            session.commit()
+        self.redis.zadd(self.keys.dial_due, {str(i): _ms(opening) for i in due})
+
+    def _numbers_now(
+        self, phones: list[str], now: datetime
+    ) -> tuple[set[str], dict[str, list[datetime]]]:
+        """Which numbers are on a call, and each one's calls in the last 24 hours: to
+        skip, before claiming, what the reservation would refuse."""
+        unique = sorted(set(phones))
+        pipe = self.redis.pipeline(transaction=False)
+        for phone in unique:
+            pipe.exists(self.keys.dial_number(phone))
+            pipe.zrangebyscore(
+                self.keys.dial_log(phone), _ms(now - timedelta(hours=24)), "+inf", withscores=True
+            )
+        replies = pipe.execute()
+        busy = {phone for phone, live in zip(unique, replies[0::2], strict=True) if live}
+        recent = {
+            phone: [datetime.fromtimestamp(score / 1000, UTC) for _, score in log]
+            for phone, log in zip(unique, replies[1::2], strict=True)
+            if log
+        }
+        return busy, recent
+
+    def _dial(self, item_id: int, call_id: str, phone: str, kind: str) -> datetime | _Stop | None:
+        """Reserve, check the hour, originate: None when the call was placed, else when
+        to try this item again."""
+        slots, window_s = pace_window(self.settings)
+        at = self.now()
+        verdict = self._reserve(
+            keys=[
+                self.keys.dial_live,
+                self.keys.dial_pace,
+                self.keys.dial_number(phone),
+                self.keys.dial_log(phone),
+                self.keys.dial_due,
+            ],
+            args=[
+                call_id,
+                item_id,
+                self.settings.max_concurrent,
+                repr(self.pace_clock() * 1000),
+                repr(window_s * 1000),
+                slots,
+                _ms(at),
+                "(" + str(_ms(at - timedelta(hours=24))),
+                self.settings.per_number_day,
+                "(" + str(_ms(at - self.settings.burst_window)),
+                self.settings.per_number_burst,
+                LIVE_GUARD_S,
+            ],
+        )
+        verdict = _text(verdict)
+        if verdict in ("full", "pace"):
+            return _Stop(at)
+        if verdict == "number-live":
+            return at + timedelta(minutes=1)  # that number is on a call now
+        if verdict == "number-limit":
+            log_entries = cast(
+                list[tuple[bytes, float]],
+                self.redis.zrangebyscore(
+                    self.keys.dial_log(phone),
+                    _ms(at - timedelta(hours=24)),
+                    "+inf",
+                    withscores=True,
+                ),
+            )
+            recent = [datetime.fromtimestamp(score / 1000, UTC) for _, score in log_entries]
+            return number_allowed(recent, at, self.settings) or at + timedelta(minutes=1)
+        # Reserved. The legal moment is now: calling hours on the dialer's clock.
+        moment = self.now()
+        if not may_dial_at(moment, self.settings):  # closed meanwhile: nobody else either
+            self._unreserve(call_id, phone)
+            return _Stop(next_calling_time(moment + self.settings.dial_margin, self.settings))
+        try:
+            if self.originator is None:
+                raise RuntimeError("this process cannot place calls")
+            self.originator.originate(call_id, phone, kind)
+        except Exception:  # the telephony refused: an attempt that failed
+            log.exception("could not place outbound call %s", call_id)
+            self.finished(call_id, "failed")
+        # The call counts in the window from when the request was sent, not reserved.
+        self.redis.zadd(self.keys.dial_pace, {call_id: self.pace_clock() * 1000}, xx=True)
+        return None
+
+    def _unreserve(self, call_id: str, phone: str) -> None:
+        """Undo a reservation whose call was never placed."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.dial_live, call_id, item.id)
-        pipe.zadd(log_key, {call_id: _ms(now)})
-        pipe.expire(log_key, 86400 + 3600)
-        pipe.zrem(self.keys.dial_due, str(item.id))
+        pipe.hdel(self.keys.dial_live, call_id)
+        pipe.zrem(self.keys.dial_pace, call_id)
+        pipe.zrem(self.keys.dial_log(phone), call_id)
         pipe.execute()
-        self._started.append(time.monotonic())
-        return True
+        number_key = self.keys.dial_number(phone)
+        if self.redis.get(number_key) == call_id.encode():
+            self.redis.delete(number_key)
 
     # -- results -------------------------------------------------------------------------
 
@@ -224,6 +426,7 @@ class Dialer:
                 self.redis.hdel(self.keys.dial_live, call_id)
                 return item
             now = self.now()
+            reopened = item.kind == "return_visit" and outcome == "unsatisfied"
             self._record_call(session, item, call_id, outcome, now)
             item.last_result, item.live_call = outcome, None
             if outcome in PERSON_REACHED:
@@ -241,6 +444,8 @@ class Dialer:
                     item.status, item.next_at = "pending", _utc(retry)
             session.commit()
             self.index(item)
+            if reopened and item.case is not None:
+                self._arm_clocks(item.case)
         if outcome not in STILL_ON_THE_LINE:
             self.released(call_id, item.phone)
         return item
@@ -330,7 +535,7 @@ class Dialer:
                     or item.last_attempt_at is None
                     or _aware(item.last_attempt_at) < cutoff
                 ):
-                    stale.append(call_id.decode())
+                    stale.append(_text(call_id))
         for call_id in stale:
             log.warning("outbound call %s never reported back; counted as failed", call_id)
             self.finished(call_id, "failed")
@@ -349,6 +554,14 @@ class Dialer:
         if original is not None and original.called_back_at is None:
             original.called_back_at = _utc(now)
 
+    def _arm_clocks(self, case: Case) -> None:
+        """After the commit that re-dispatched the case, as the other writers do (the
+        dialer has the queue's ``redis`` and ``keys``)."""
+        from calls.casework import arm_clocks
+
+        # arm_clocks reads only the queue's redis and keys, which the dialer shares.
+        arm_clocks(cast("CallQueue", self), case)
+
     def _settle_case(self, session: Session, item: OutboundItem, outcome: str | None) -> None:
         if item.kind != "return_visit" or item.case_id is None or outcome is None:
             return
@@ -363,56 +576,90 @@ def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float
     """Put on the work list what is owed a call (idempotent; run every few seconds):
     return visits of cases resolved in the last two days (due the next day), callback
     requests still pending, and citizens who hung up after waiting ``min_wait_s`` or
-    more, or were turned away while the centre was closed (国办函〔2025〕66号)."""
+    more, or were turned away while the centre was closed (国办函〔2025〕66号).
+
+    Each source is read from its cursor (``DialCursor``: the time of the last pass,
+    minus ``PLAN_OVERLAP`` for rows committed late), over indexed time columns; once
+    an hour the whole two days are read again, the backstop for a row later still.
+    Cursors move in the same commit as the items they planned."""
     from cases.models import CallbackRequest, CallRecord
 
-    planned: list[OutboundItem] = []
-    since = now - timedelta(days=2)
-    known = set(
-        session.scalars(
-            select(OutboundItem.source).where(
-                OutboundItem.created_at >= _utc(since - timedelta(days=1))
-            )
-        )
-    )
+    marks = {c.source: c for c in session.scalars(select(DialCursor))}
+    horizon = now - PLAN_HORIZON
+    last_full = marks.get("full")
+    full = last_full is None or _aware(last_full.mark) <= now - FULL_PASS_EVERY
+
+    def since(source: str) -> datetime:
+        cursor = marks.get(source)
+        if full or cursor is None:
+            return _utc(horizon)
+        return _utc(max(horizon, _aware(cursor.mark) - PLAN_OVERLAP))
+
+    wanted: dict[str, tuple[str, str, datetime, dict[str, object]]] = {}
     for case in session.scalars(
         select(Case).where(
-            Case.status == "resolved", Case.resolved_at >= _utc(since), Case.satisfaction.is_(None)
+            Case.resolved_at >= since("visits"),
+            Case.status == "resolved",
+            Case.satisfaction.is_(None),
         )
     ):
-        source = f"visit:{case.id}"
-        if source not in known:
-            due = next_calling_time(_aware(case.resolved_at) + timedelta(days=1), dialer.settings)
-            planned.append(
-                dialer.plan(
-                    session, source, "return_visit", case.caller_phone, due, case_id=case.id
-                )
-            )
+        resolved = _aware(case.resolved_at or now)
+        due = next_calling_time(resolved + timedelta(days=1), dialer.settings)
+        wanted[f"visit:{case.id}"] = ("return_visit", case.caller_phone, due, {"case_id": case.id})
+    requests = {}
     for request in session.scalars(
-        select(CallbackRequest).where(CallbackRequest.status == "pending")
+        select(CallbackRequest).where(
+            CallbackRequest.requested_at >= since("requests"), CallbackRequest.status == "pending"
+        )
     ):
         source = f"callback:{request.call_id}"
-        if source not in known:
-            planned.append(
-                dialer.plan(
-                    session, source, "callback", request.caller_phone, now, call_id=request.call_id
-                )
-            )
-            request.status = "planned"
+        requests[source] = request
+        wanted[source] = ("callback", request.caller_phone, now, {"call_id": request.call_id})
+    start = since("missed")
     missed = select(CallRecord).where(
+        (CallRecord.ended_at >= start)
+        | (CallRecord.ended_at.is_(None) & (CallRecord.queued_at >= start)),
         CallRecord.direction == "inbound",
-        CallRecord.queued_at >= _utc(since),
         ((CallRecord.outcome == "abandoned") & (CallRecord.wait_ms >= int(min_wait_s * 1000)))
         | (CallRecord.outcome == "turned_away"),
     )
     for call in session.scalars(missed):
         source = f"callback:{call.call_id}"
-        if source not in known and call.caller:
-            planned.append(
-                dialer.plan(session, source, "callback", call.caller, now, call_id=call.call_id)
-            )
+        if call.caller and source not in wanted:
+            wanted[source] = ("callback", call.caller, now, {"call_id": call.call_id})
+
+    known: set[str] = set()
+    sources = sorted(wanted)
+    for n in range(0, len(sources), 500):
+        chunk = sources[n : n + 500]
+        known.update(
+            session.scalars(select(OutboundItem.source).where(OutboundItem.source.in_(chunk)))
+        )
+    fresh: list[OutboundItem] = []
+    for source in sources:
+        if source in known:
+            continue
+        kind, phone, due, link = wanted[source]
+        item = OutboundItem(
+            source=source,
+            kind=kind,
+            phone=phone,
+            due_at=_utc(due),
+            next_at=_utc(due),
+            created_at=_utc(dialer.now()),
+            priority=1 if kind == "callback" else 0,
+            **link,
+        )
+        session.add(item)
+        fresh.append(item)
+        if source in requests:
+            requests[source].status = "planned"
+    for source in ("visits", "requests", "missed") + (("full",) if full else ()):
+        if source in marks:
+            marks[source].mark = _utc(now)
+        else:
+            session.add(DialCursor(source=source, mark=_utc(now)))
     session.commit()
-    fresh = [item for item in planned if item is not None and item.source not in known]
     for item in fresh:
         dialer.index(item)
     return len(fresh)

@@ -29,6 +29,9 @@ class DialerSettings:
     burst_window: timedelta = timedelta(minutes=5)
     max_concurrent: int = 10
     calls_per_s: float = 1.0  # Twilio's default for one caller id
+    # A call is started only if calling hours still hold this much later: the time the
+    # request takes to reach the carrier never carries a call past closing.
+    dial_margin: timedelta = timedelta(seconds=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DialerSettings:
@@ -51,6 +54,21 @@ def _local(at: datetime, settings: DialerSettings) -> datetime:
 def within_calling_hours(at: datetime, settings: DialerSettings) -> bool:
     local = _local(at, settings).time()
     return settings.first_call <= local < settings.last_call
+
+
+def may_dial_at(at: datetime, settings: DialerSettings) -> bool:
+    """Whether a call may start at ``at``: inside calling hours, with the margin."""
+    return within_calling_hours(at, settings) and within_calling_hours(
+        at + settings.dial_margin, settings
+    )
+
+
+def pace_window(settings: DialerSettings) -> tuple[int, float]:
+    """The pacing rule as a sliding window: at most ``n`` call starts in any ``s``
+    seconds (50 a second: 50 in 1 s; one every 2 s: 1 in 2 s)."""
+    if settings.calls_per_s >= 1:
+        return int(settings.calls_per_s), 1.0
+    return 1, 1.0 / settings.calls_per_s
 
 
 def next_calling_time(at: datetime, settings: DialerSettings) -> datetime:

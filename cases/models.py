@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Boolean,
@@ -12,8 +13,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from cases.phones import PhoneSettings
 
 
 class Base(DeclarativeBase):
@@ -103,7 +108,7 @@ class Case(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     respond_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # 30-min rule
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     handle_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     accepted_by: Mapped[str | None] = mapped_column(String(64))  # who signed for it
@@ -155,7 +160,7 @@ class CallbackRequest(Base):
     call_id: Mapped[str] = mapped_column(String(128), unique=True)
     caller_phone: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(32))  # long_wait | no_operators
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done
     source_hotline: Mapped[str | None] = mapped_column(String(128))
 
@@ -182,7 +187,7 @@ class CallRecord(Base):
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     offered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # answered (then completed) | abandoned | callback | expired | turned_away
     outcome: Mapped[str | None] = mapped_column(String(16), index=True)
     seat: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -318,3 +323,66 @@ class OptOut(Base):
     phone: Mapped[str] = mapped_column(String(32), unique=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     added_by: Mapped[str] = mapped_column(String(64), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DialCursor(Base):
+    """The dialer's planning high-water marks: per source of work, the newest record
+    time already planned from (the next pass reads from there, minus an overlap)."""
+
+    __tablename__ = "dial_cursor"
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mark: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# The opt-out register's record functions (the CLI and the admin screen call these).
+
+
+def _opt_out_number(raw: str, phones: PhoneSettings | None) -> str:
+    from cases.phones import DEFAULT, InvalidPhone, normalise
+
+    phone = normalise(raw, phones or DEFAULT)
+    if not phone.startswith("+"):
+        raise InvalidPhone(f"a citizen's number, not a service code or a withheld id: {raw!r}")
+    return phone
+
+
+def add_opt_out(
+    session: Session,
+    raw_phone: str,
+    added_by: str,
+    note: str = "",
+    at: datetime | None = None,
+    phones: PhoneSettings | None = None,
+) -> tuple[OptOut, bool]:
+    """Put a number on the register (E.164); returns the entry and whether it is new.
+    Raises cases.phones.InvalidPhone for anything that is not a citizen's number."""
+    phone = _opt_out_number(raw_phone, phones)
+    entry = session.scalar(select(OptOut).where(OptOut.phone == phone))
+    if entry is not None:
+        return entry, False
+    entry = OptOut(
+        phone=phone,
+        added_at=at or datetime.now(UTC),
+        added_by=added_by[:64],
+        note=note.strip()[:2000],
+    )
+    session.add(entry)
+    session.flush()
+    return entry, True
+
+
+def remove_opt_out(session: Session, raw_phone: str, phones: PhoneSettings | None = None) -> bool:
+    """Take a number off the register; False if it was not on it."""
+    phone = _opt_out_number(raw_phone, phones)
+    entry = session.scalar(select(OptOut).where(OptOut.phone == phone))
+    if entry is None:
+        return False
+    session.delete(entry)
+    session.flush()
+    return True
+
+
+def list_opt_outs(session: Session) -> list[OptOut]:
+    """The register, newest first."""
+    return list(session.scalars(select(OptOut).order_by(OptOut.added_at.desc(), OptOut.id.desc())))

@@ -580,6 +580,75 @@ def register_add(ctx: Context, phone: str, name: str, note: str, added_by: str) 
 
 
 @main.group()
+def optout() -> None:
+    """The opt-out register (谢绝回访): numbers never called for a return visit."""
+
+
+def _optout_phone(ctx: Context, run, phone: str):  # type: ignore[no-untyped-def]
+    """Run ``run(session, phone)`` and commit; an invalid number is a usage error."""
+    from cases.db import engine_for, session_factory
+    from cases.phones import InvalidPhone
+
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        try:
+            result = run(session, phone)
+        except InvalidPhone as exc:
+            raise click.BadParameter(str(exc), param_hint="PHONE") from None
+        session.commit()
+        return result
+
+
+@optout.command("add")
+@click.argument("phone")
+@click.option("--note", default="", help="why, e.g. 本人来电要求不再回访")
+@click.option("--by", "added_by", default="cli")
+@pass_ctx
+def optout_add(ctx: Context, phone: str, note: str, added_by: str) -> None:
+    """Put a number on the register."""
+    from cases.models import add_opt_out
+
+    entry, new = _optout_phone(
+        ctx,
+        lambda s, p: add_opt_out(s, p, added_by, note, phones=ctx.settings.phones),
+        phone,
+    )
+    click.echo(f"{'added' if new else 'already on the register'}: {entry.phone}")
+
+
+@optout.command("remove")
+@click.argument("phone")
+@pass_ctx
+def optout_remove(ctx: Context, phone: str) -> None:
+    """Take a number off the register."""
+    from cases.models import remove_opt_out
+
+    removed = _optout_phone(
+        ctx, lambda s, p: remove_opt_out(s, p, phones=ctx.settings.phones), phone
+    )
+    if not removed:
+        raise click.ClickException(f"not on the register: {phone}")
+    click.echo("removed")
+
+
+@optout.command("list")
+@pass_ctx
+def optout_list(ctx: Context) -> None:
+    """The register, newest first: number, added (Beijing time), by, note."""
+    from datetime import UTC
+
+    from cases.db import engine_for, session_factory
+    from cases.models import list_opt_outs
+    from cases.service import HOTLINE_TZ
+
+    with session_factory(engine_for(ctx.settings.database_url))() as session:
+        entries = list_opt_outs(session)
+    for entry in entries:
+        added = entry.added_at if entry.added_at.tzinfo else entry.added_at.replace(tzinfo=UTC)
+        when = added.astimezone(HOTLINE_TZ).strftime("%Y-%m-%d %H:%M")
+        click.echo("\t".join((entry.phone, when, entry.added_by, entry.note)))
+
+
+@main.group()
 def user() -> None:
     """People who sign in to the console, the wallboard and the portal."""
 

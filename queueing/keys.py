@@ -90,6 +90,10 @@ class QueueKeys:
     def dial_live(self) -> str:  # hash: live outbound call id -> item id
         return self.prefix + "dial:live"
 
+    @property
+    def dial_pace(self) -> str:  # zset: call ids started in the pacing window -> start (ms)
+        return self.prefix + "dial:pace"
+
     def dial_log(self, phone: str) -> str:  # zset: this number's call attempts (ms)
         return self.prefix + "dial:log:" + phone
 

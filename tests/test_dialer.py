@@ -284,3 +284,182 @@ def test_the_callback_bots_figures(rig) -> None:  # type: ignore[no-untyped-def]
         assert original.outcome == "abandoned" and original.called_back_at is not None
     assert figures["time_to_call_back_s"] == 20 * 60
     assert figures["return_visit_reach_rate"] == 1.0 and figures["satisfaction_rate"] == 0.5
+
+
+class SlowTelephony(Telephony):
+    """A carrier API that takes ``takes`` of the dialer's clock per request, and notes
+    the dialer's clock at each call it is asked to place."""
+
+    def __init__(self, clock: Clock, takes: timedelta) -> None:
+        super().__init__()
+        self.clock, self.takes, self.moments = clock, takes, list[datetime]()
+
+    def originate(self, call_id: str, phone: str, kind: str) -> None:
+        self.moments.append(self.clock())
+        super().originate(call_id, phone, kind)
+        self.clock.at += self.takes
+
+
+def test_a_call_whose_dial_moment_falls_after_closing_is_not_dialled(rig, redis) -> None:  # type: ignore[no-untyped-def]
+    from calls.dialing import within_calling_hours
+
+    sessions, _, clock, _ = rig
+    clock.at = datetime(2026, 11, 30, 20, 59, 30, tzinfo=BJ)
+    telephony = SlowTelephony(clock, timedelta(seconds=20))
+    settings = DialerSettings(max_concurrent=10, calls_per_s=1000)
+    dialer = Dialer(redis, KEYS, sessions, telephony, settings, now=clock)
+    cases = [resolved_case(sessions, f"+861360000000{n}") for n in range(3)]
+    for case_id in cases:  # all due inside calling hours, all in one round
+        plan_visit(sessions, dialer, case_id, clock.at)
+    assert dialer.run_once() == 2  # 20:59:30 and 20:59:50; the third moment is 21:00:10
+    assert all(within_calling_hours(m, settings) for m in telephony.moments)
+    with sessions() as db:
+        third = db.scalar(select(OutboundItem).where(OutboundItem.case_id == cases[2]))
+        assert (third.status, third.attempts, third.live_call) == ("pending", 0, None)
+        assert third.next_at.replace(tzinfo=UTC) == datetime(2026, 12, 1, 8, 0, tzinfo=BJ)
+    assert redis.zscore(KEYS.dial_due, str(third.id)) == int(
+        datetime(2026, 12, 1, 8, 0, tzinfo=BJ).timestamp() * 1000
+    )
+    assert redis.hlen(KEYS.dial_live) == 2  # the refused reservation was given back
+    assert dialer.run_once() == 0 and len(telephony.placed) == 2
+
+
+def test_one_second_before_closing_is_too_late_to_start_a_call(rig) -> None:  # type: ignore[no-untyped-def]
+    sessions, dialer, clock, telephony = rig
+    clock.at = datetime(2026, 11, 30, 20, 59, 59, 500000, tzinfo=BJ)
+    plan_visit(sessions, dialer, resolved_case(sessions), clock.at)
+    assert dialer.run_once() == 0 and telephony.placed == []
+
+
+class PaceClock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_pacing_holds_across_dialers_sharing_one_redis(rig, redis) -> None:  # type: ignore[no-untyped-def]
+    sessions, _, clock, _ = rig
+    pace, telephony = PaceClock(), Telephony()
+    settings = DialerSettings(max_concurrent=50, calls_per_s=3)
+    one, two = (
+        Dialer(redis, KEYS, sessions, telephony, settings, now=clock, pace_clock=pace)
+        for _ in range(2)
+    )
+    for n in range(8):
+        plan_visit(sessions, one, resolved_case(sessions, f"+86135000000{n:02d}"), clock.at)
+    assert one.run_once() == 3
+    assert two.run_once() == 0 and one.run_once() == 0  # the window is shared and full
+    pace.t += 0.999
+    assert two.run_once() == 0
+    pace.t += 0.002
+    assert two.run_once() == 3 and one.run_once() == 0
+    assert len({phone for _, phone, _ in telephony.placed}) == 6
+    with sessions() as db:
+        statuses = sorted(db.scalars(select(OutboundItem.status)))
+    assert statuses == ["dialing"] * 6 + ["pending"] * 2  # waiting, not lost
+
+
+def test_a_call_counts_in_the_pace_window_from_when_it_was_sent(rig, redis) -> None:  # type: ignore[no-untyped-def]
+    sessions, _, clock, _ = rig
+    pace = PaceClock()
+
+    class SlowApi(Telephony):
+        def originate(self, call_id: str, phone: str, kind: str) -> None:
+            super().originate(call_id, phone, kind)
+            pace.t += 0.4  # the request takes 0.4 s to go out
+
+    telephony = SlowApi()
+    settings = DialerSettings(max_concurrent=50, calls_per_s=2)
+    dialer = Dialer(redis, KEYS, sessions, telephony, settings, now=clock, pace_clock=pace)
+    for n in range(3):
+        plan_visit(sessions, dialer, resolved_case(sessions, f"+86134000000{n:02d}"), clock.at)
+    assert dialer.run_once() == 2  # sent at 0.4 and 0.8
+    pace.t += 0.3  # 1.1 s after the first reservation, 0.7 s after it was sent
+    assert dialer.run_once() == 0
+    pace.t += 0.35
+    assert dialer.run_once() == 1
+
+
+def test_an_unsatisfied_return_visit_arms_the_clocks_at_once(rig, redis) -> None:  # type: ignore[no-untyped-def]
+    sessions, dialer, clock, telephony = rig
+    case_id = resolved_case(sessions)
+    plan_visit(sessions, dialer, case_id, clock.at)
+    dialer.run_once()
+    assert redis.zcard(KEYS.clocks) == 0
+    dialer.finished(telephony.placed[0][0], "unsatisfied")
+    armed = {m.decode() for m in redis.zrange(KEYS.clocks, 0, -1)}
+    assert f"{case_id}:response_due" in armed and f"{case_id}:handling_due" in armed
+    with sessions() as db:
+        case = db.get(Case, case_id)
+        respond_by = (
+            case.respond_by.replace(tzinfo=UTC)
+            if case.respond_by.tzinfo is None
+            else case.respond_by
+        )
+    assert redis.zscore(KEYS.clocks, f"{case_id}:response_due") == int(
+        respond_by.timestamp() * 1000
+    )
+
+
+def test_a_claim_left_by_a_stopped_dialer_goes_back_on_the_list(rig, redis) -> None:  # type: ignore[no-untyped-def]
+    sessions, dialer, clock, telephony = rig
+    item_id = plan_visit(sessions, dialer, resolved_case(sessions), clock.at)
+    with sessions() as db:  # claimed in SQL, never reserved: the process died between
+        item = db.get(OutboundItem, item_id)
+        item.status, item.live_call, item.attempts = "dialing", f"out-{item_id}-1", 1
+        db.commit()
+    redis.zrem(KEYS.dial_due, str(item_id))
+    with sessions() as db:
+        assert dialer.reindex(db) == 1
+    assert dialer.run_once() == 1 and telephony.placed[0][0] == f"out-{item_id}-1"
+
+
+def _missed_call(sessions, call_id: str, phone: str, ended: datetime) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import CallRecord
+
+    with sessions() as db:
+        db.add(
+            CallRecord(
+                call_id=call_id,
+                caller=phone,
+                queued_at=ended - timedelta(minutes=2),
+                ended_at=ended,
+                outcome="abandoned",
+                wait_ms=120_000,
+            )
+        )
+        db.commit()
+
+
+def test_planning_reads_from_its_cursor_and_rereads_everything_hourly(rig) -> None:  # type: ignore[no-untyped-def]
+    from calls.dialer import plan_work
+    from cases.models import DialCursor
+
+    sessions, dialer, clock, telephony = rig
+    now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    with sessions() as db:
+        assert plan_work(db, dialer, now) == 0
+        assert {c.source for c in db.scalars(select(DialCursor))} == {
+            "visits",
+            "requests",
+            "missed",
+            "full",
+        }
+    # Written late but within the overlap of the cursor: read on the next pass.
+    _missed_call(sessions, "c-late", "+8613300000001", now - timedelta(minutes=5))
+    # Written so late that it is older than the cursor's overlap: only the backstop.
+    _missed_call(sessions, "c-later", "+8613300000002", now - timedelta(minutes=40))
+    with sessions() as db:
+        assert plan_work(db, dialer, now + timedelta(seconds=10)) == 1
+    with sessions() as db:
+        assert plan_work(db, dialer, now + timedelta(minutes=30)) == 0
+    with sessions() as db:
+        assert plan_work(db, dialer, now + timedelta(minutes=61)) == 1  # the hourly pass
+        assert set(db.scalars(select(OutboundItem.source))) == {
+            "callback:c-late",
+            "callback:c-later",
+        }
+    with sessions() as db:
+        assert plan_work(db, dialer, now + timedelta(minutes=62)) == 0

@@ -68,3 +68,20 @@ def test_opted_out_withheld_and_invalid_numbers_are_never_dialled() -> None:
     for number in ("", "anonymous", "12345", "+86abc"):
         assert dialable(number, opted_out=False) == "unreachable"
     assert dialable("+8613800138000", opted_out=False) is None
+
+
+def test_a_call_may_start_only_if_hours_still_hold_a_moment_later() -> None:
+    from calls.dialing import may_dial_at
+
+    assert may_dial_at(datetime(2026, 11, 28, 8, 0, tzinfo=BJ), RULES)
+    assert may_dial_at(datetime(2026, 11, 28, 20, 59, 58, tzinfo=BJ), RULES)
+    assert not may_dial_at(datetime(2026, 11, 28, 20, 59, 59, 500000, tzinfo=BJ), RULES)
+    assert not may_dial_at(datetime(2026, 11, 28, 7, 59, 59, tzinfo=BJ), RULES)
+
+
+def test_pacing_is_a_sliding_window() -> None:
+    from calls.dialing import pace_window
+
+    assert pace_window(DialerSettings(calls_per_s=50)) == (50, 1.0)
+    assert pace_window(DialerSettings(calls_per_s=1)) == (1, 1.0)
+    assert pace_window(DialerSettings(calls_per_s=0.5)) == (1, 2.0)
