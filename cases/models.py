@@ -131,7 +131,11 @@ class Case(Base):
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_case_caller_created", "caller_phone", "created_at"),)
+    __table_args__ = (
+        Index("ix_case_caller_created", "caller_phone", "created_at"),
+        # A unit's inbox, and its live check (web.portal): no scan of all cases.
+        Index("ix_case_unit_status", "department_id", "status", "updated_at"),
+    )
 
 
 class CaseEvent(Base):
@@ -252,6 +256,8 @@ class CaseAssist(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), primary_key=True)
     department: Mapped[Department] = relationship()
+
+    __table_args__ = (Index("ix_case_assist_unit", "department_id"),)
 
 
 class OverdueRecord(Base):
