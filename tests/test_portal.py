@@ -3,6 +3,8 @@ lookup, over Flask's client against a real redis-server and SQLite."""
 
 from __future__ import annotations
 
+import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -132,7 +134,7 @@ def test_extensions_are_asked_by_the_unit_and_decided_by_a_supervisor(people) ->
 
 
 def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) -> None:  # type: ignore[no-untyped-def]
-    from cases import clocks
+    from calls import clocks
 
     app = people
     number = new_case(app)
@@ -263,3 +265,212 @@ def test_rankings_show_the_satisfaction_of_answered_return_visits(people) -> Non
     lines = supervisor.get("/console/rankings?format=csv").get_data(as_text=True).splitlines()
     urban = next(line for line in lines if "urban-management" in line)
     assert urban.endswith(",0.5")  # one satisfied of two answers; no response is not an answer
+
+
+# -- the department's rules, the live inbox (issue 16) ---------------------------------
+
+
+def case_row(app, number: str) -> Case:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        db.expunge(case)
+        return case
+
+
+def trail_of(app, number: str) -> list[str]:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        return [e.action for e in case.events]
+
+
+def test_a_resolved_case_is_final_for_the_unit(people) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import CaseRefused, add_note
+
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    post(urban, f"/portal/cases/{number}/sign")
+    assert post(urban, f"/portal/cases/{number}/resolve", {"reply": "已清理"}).status_code == 302
+    page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    assert 'id="note-form"' not in page and 'id="resolve-form"' not in page
+    before = trail_of(app, number)
+    for action, data in (
+        ("note", {"note": "补充"}),
+        ("on-site", {}),
+        ("extend", {"days": "3", "reason": "再看看"}),
+        ("return", {"reason": "不归我们"}),
+        ("resolve", {"reply": "再次办结"}),
+    ):
+        r = post(urban, f"/portal/cases/{number}/{action}", data)
+        assert r.status_code == 422, action
+        assert "已办结，不能再" in r.get_data(as_text=True), action
+    assert trail_of(app, number) == before  # nothing was recorded
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        with pytest.raises(CaseRefused) as refused:
+            add_note(db, case, "urban", case.department_id, "x")
+        assert refused.value.code == "case-final"
+        assert "resolved" in refused.value.words("en")
+    # English one click away, and no English slug on the zh screen.
+    post(urban, "/language", {"lang": "en", "next": f"/portal/cases/{number}"})
+    r = post(urban, f"/portal/cases/{number}/note", {"note": "again"})
+    assert r.status_code == 422 and "is resolved" in r.get_data(as_text=True)
+
+
+def test_one_extension_request_is_pending_at_a_time(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    post(urban, f"/portal/cases/{number}/sign")
+    ask = {"days": "5", "reason": "需协调多部门"}
+    assert post(urban, f"/portal/cases/{number}/extend", ask).status_code == 302
+    page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    assert 'id="extension-pending"' in page and 'id="extend-form"' not in page
+    again = post(urban, f"/portal/cases/{number}/extend", ask)
+    assert again.status_code == 422 and "等待班长审批" in again.get_data(as_text=True)
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        asks = db.scalars(select(ExtensionRequest)).all()
+        assert [a.status for a in asks] == ["pending"]
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    post(supervisor, f"/console/extensions/{asks[0].id}", {"decision": "refuse"})
+    assert post(urban, f"/portal/cases/{number}/extend", ask).status_code == 302  # decided
+
+
+def test_work_on_a_signed_case_puts_it_in_progress(people) -> None:  # type: ignore[no-untyped-def]
+    from web.i18n import translate
+
+    app = people
+    noted, urgent = new_case(app), new_case(app, phone="+8613900000009")
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    # A note before signing for leaves it to sign for; after, work has started.
+    post(urban, f"/portal/cases/{noted}/note", {"note": "已联系市民"})
+    assert case_row(app, noted).status == "dispatched"
+    post(urban, f"/portal/cases/{noted}/sign")
+    assert case_row(app, noted).status == "accepted"
+    post(urban, f"/portal/cases/{noted}/note", {"note": "已到现场查看"})
+    assert case_row(app, noted).status == "in_progress"
+    inbox = urban.get("/portal/").get_data(as_text=True)
+    assert translate("status_in_progress", "zh") in inbox
+    # A wrong dispatch can still be returned once work started; the rest is as before.
+    assert post(urban, f"/portal/cases/{noted}/resolve", {"reply": "已处理"}).status_code == 302
+    assert case_row(app, noted).status == "resolved"
+    # An urgent case: on site after signing for starts the work too, once.
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        db.scalar(select(Case).where(Case.number == urgent)).urgency = "urgent"
+        db.commit()
+    post(urban, f"/portal/cases/{urgent}/sign")
+    assert post(urban, f"/portal/cases/{urgent}/on-site").status_code == 302
+    assert case_row(app, urgent).status == "in_progress"
+    assert post(urban, f"/portal/cases/{urgent}/on-site").status_code == 422  # once
+    assert (
+        post(urban, f"/portal/cases/{urgent}/return", {"reason": "属燃气公司"}).status_code == 302
+    )
+    assert case_row(app, urgent).status == "returned"
+
+
+def test_the_confirmations_are_on_return_and_resolve(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    assert 'data-confirm="确定退单吗？' in page and 'data-confirm="确定办结吗？' in page
+    post(urban, "/language", {"lang": "en", "next": "/portal/"})
+    page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    assert 'data-confirm="Return this dispatch?' in page
+
+
+@pytest.fixture
+def served(people):  # type: ignore[no-untyped-def]
+    """The app over real HTTP (a threaded werkzeug server), for its event stream."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, people, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield people, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def http_sign_in(base: str, username: str):  # type: ignore[no-untyped-def]
+    import requests
+
+    web = requests.Session()
+    token = csrf_of(web.get(base + "/login", timeout=5).text)
+    r = web.post(
+        base + "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": token},
+        timeout=5,
+    )
+    assert r.ok
+    return web
+
+
+def first_inbox_event(web, base: str, since: str, then) -> str:  # type: ignore[no-untyped-def]
+    """Open the inbox stream at ``since``, do ``then``, and return the id of the first
+    ``inbox`` event (a read times out after 10 s: a poll is every 2 s)."""
+    with web.get(f"{base}/portal/events", params={"since": since}, stream=True, timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        then()
+        event_id = None
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("id: "):
+                event_id = line[4:]
+            if line == "event: inbox":
+                assert event_id is not None
+                return event_id
+    raise AssertionError("the stream ended without an inbox event")
+
+
+def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import Department
+    from web.portal.routes import inbox_version
+
+    app, base = served
+    svc = app.extensions["hotline"]
+    urban = http_sign_in(base, "urban")
+    page = urban.get(base + "/portal/", timeout=5).text
+    since = re.search(r'/portal/events\?since=([^"]+)"', page).group(1).replace("%3A", ":")
+    with svc.handler.directory.sessions() as db:
+        unit = db.scalar(select(Department.id).where(Department.code == "urban-management"))
+        assert inbox_version(db, unit) == since
+        new_case(app, category="power-outage")  # another unit's case changes nothing here
+        assert inbox_version(db, unit) == since
+
+    # A case dispatched to the unit: the open stream says so within a poll or two.
+    numbers: list[str] = []
+    version = first_inbox_event(urban, base, since, lambda: numbers.append(new_case(app)))
+    assert version != since
+    rows = urban.get(base + "/portal/rows", timeout=5).text
+    assert numbers[0] in rows and "<html" not in rows
+
+    # Returned (退单): it leaves the inbox; the stream, resumed from its id, says so.
+    def give_back() -> None:
+        client = app.test_client()
+        sign_in(client, "urban")
+        post(client, f"/portal/cases/{numbers[0]}/return", {"reason": "属供电"})
+
+    version = first_inbox_event(urban, base, version, give_back)
+    assert numbers[0] not in urban.get(base + "/portal/rows", timeout=5).text
+
+    # Re-dispatched by a supervisor to another lead, with this unit assisting (协办).
+    def redispatch() -> None:
+        supervisor = app.test_client()
+        sign_in(supervisor, "li")
+        r = post(
+            supervisor,
+            f"/console/cases/{numbers[0]}/dispatch",
+            {"lead": "power-supply", "assisting": "urban-management"},
+        )
+        assert r.status_code == 302
+
+    first_inbox_event(urban, base, version, redispatch)
+    rows = urban.get(base + "/portal/rows", timeout=5).text
+    assert numbers[0] in rows and "协办" in rows

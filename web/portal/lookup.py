@@ -22,6 +22,7 @@ PUBLIC_ACTIONS = {
     "dispatched": "派单",
     "accepted": "签收",
     "on_site": "到场",
+    "in_progress": "处理中",
     "resolved": "办结",
     "reopened": "重办",
     "closed": "归档",

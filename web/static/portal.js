@@ -27,4 +27,52 @@
   }
   tick();
   setInterval(tick, 1000);
+  document.addEventListener("htmx:afterSwap", tick); // fresh rows count down at once
+})();
+
+// The live inbox: htmx refetches the table when the stream says "inbox" (see
+// portal_inbox.html). A newly arrived urgent case chimes once and counts in the page
+// title, e.g. "(1) 部门工作台", until the clerk comes back to the page.
+(function () {
+  "use strict";
+  var body = document.getElementById("inbox-body");
+  if (!body) return;
+  var baseTitle = document.title;
+  var unseen = 0;
+  var chime = body.dataset.chime ? new Audio(body.dataset.chime) : null;
+  function urgentNumbers() {
+    var found = {};
+    body.querySelectorAll("tr[data-urgent]").forEach(function (row) {
+      found[row.dataset.number] = true;
+    });
+    return found;
+  }
+  var known = urgentNumbers();
+  function seen() {
+    if (!unseen) return;
+    unseen = 0;
+    document.title = baseTitle;
+  }
+  body.addEventListener("htmx:afterSwap", function () {
+    var now = urgentNumbers(), fresh = 0;
+    Object.keys(now).forEach(function (number) {
+      if (!known[number]) fresh += 1;
+    });
+    known = now;
+    if (!fresh) return;
+    unseen += fresh;
+    document.title = "(" + unseen + ") " + baseTitle;
+    body.dataset.chimes = String(Number(body.dataset.chimes || 0) + 1);
+    if (chime) {
+      chime.currentTime = 0;
+      var playing = chime.play();
+      if (playing && playing.catch) playing.catch(function () {}); // no gesture yet: title only
+    }
+  });
+  window.addEventListener("focus", seen);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && document.hasFocus()) seen();
+  });
+  document.addEventListener("pointerdown", seen);
+  document.addEventListener("keydown", seen);
 })();
