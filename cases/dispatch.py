@@ -211,7 +211,7 @@ def on_site(session: Session, case: Case, actor: str, department_id: int | None)
         )
     _record(case, actor, "on_site", case.status, case.status, "到场 on site")
     case.on_site_at = case.updated_at = utcnow()
-    start_work(session, case, actor, "到场 on site")
+    start_work(session, case, actor, "到场")
     return case
 
 
@@ -225,7 +225,7 @@ def add_note(
         raise CaseRefused("note-empty", "请填写办理进展", "A progress note needs some text")
     _record(case, actor, "note", case.status, case.status, note.strip()[:4000])
     case.updated_at = utcnow()
-    start_work(session, case, actor, "办理进展 progress note")
+    start_work(session, case, actor, "办理进展")
     return case
 
 
