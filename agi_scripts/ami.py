@@ -219,7 +219,7 @@ class OfferRedirector:
         reply = ami.action(
             {
                 "Action": "Redirect",
-                "Channel": channel.decode(),
+                "Channel": _text(channel),
                 "Context": self.context,
                 "Exten": "s",
                 "Priority": "1",
@@ -246,7 +246,7 @@ class OfferRedirector:
         keys = self.handler.queue.keys
         out = []
         for raw in self.handler.redis.zrange(keys.offers, 0, -1):
-            call_id = raw.decode()
+            call_id = _text(raw)
             seat = self.handler.queue.call(call_id).get("seat")
             if seat:
                 out.append((call_id, seat))
@@ -385,3 +385,7 @@ class AsteriskOriginator:
         )
         if reply.get("Response") != "Success":
             raise AmiError(f"Originate refused: {reply.get('Message')}")
+
+
+def _text(value: object) -> str:  # a reply of the bytes-mode client (redis-py types any mode)
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -105,9 +105,9 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
     server: FastAGIServer
 
     def setup(self) -> None:
-        # The ordinary wait for Asterisk's next line; EXEC Dial waits longer (patience).
-        self.timeout = self.server.agi_settings.read_timeout_s
         super().setup()
+        # The ordinary wait for Asterisk's next line; EXEC Dial waits longer (patience).
+        self.connection.settimeout(self.server.agi_settings.read_timeout_s)
 
     def handle(self) -> None:
         self.server._count(1)

@@ -40,6 +40,15 @@ def _at(ms: str) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
+def _count(value: object) -> int:
+    """A folded row's count (an int the fold put there; absent is 0)."""
+    return value if isinstance(value, int) else 0
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object]]:
     """What each event says about its call, merged per call id (later events win)."""
     rows: dict[str, dict[str, object]] = {}
@@ -67,7 +76,7 @@ def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object
         elif kind == "OFFER":
             r.setdefault("offered_at", _at(ts))
         elif kind == "RINGNOANSWER":
-            r["ring_no_answers"] = int(r["ring_no_answers"]) + 1  # type: ignore[call-overload]
+            r["ring_no_answers"] = _count(r["ring_no_answers"]) + 1
         elif kind == "CONNECT":
             r.update(
                 answered_at=_at(ts),
@@ -115,8 +124,8 @@ def _merge(session: Session, folded: dict[str, dict[str, object]]) -> None:
             value = values.get(name)
             if value is not None and not (name == "outcome" and record.outcome == "answered"):
                 setattr(record, name, value)
-        record.ring_no_answers = (record.ring_no_answers or 0) + int(
-            values.get("ring_no_answers", 0)  # type: ignore[call-overload]
+        record.ring_no_answers = (record.ring_no_answers or 0) + _count(
+            values.get("ring_no_answers")
         )
 
 
@@ -129,7 +138,7 @@ def record_calls(session: Session, redis: Redis, keys: QueueKeys, batch: int = 5
     if not raw:
         return 0
     events = [
-        (eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in raw
+        (_text(eid), {_text(k): _text(v) for k, v in (fields or {}).items()}) for eid, fields in raw
     ]
     # ring_no_answers is a count: a re-read batch (after a crash) must not add twice, so
     # the cursor and the rows commit together, and a batch is read once.
@@ -213,12 +222,13 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
         )
         or 0
     )
-    c.completed, c.handle_ms = session.execute(
+    c.completed, handle_ms = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(CallRecord.talk_ms + func.coalesce(CallRecord.wrapup_ms, 0)), 0),
         ).where(*window, CallRecord.talk_ms.is_not(None))
     ).one()
+    c.handle_ms = handle_ms or 0
     c.longest_wait_ms = (
         session.scalar(select(func.coalesce(func.max(CallRecord.wait_ms), 0)).where(*window)) or 0
     )
@@ -267,6 +277,7 @@ def hourly(session: Session, since: datetime, hours: int = 24) -> list[dict[str,
     ).all()
     buckets = [{"hour": h, "offered": 0, "answered": 0, "abandoned": 0} for h in range(hours)]
     for queued_at, outcome in rows:
+        assert queued_at is not None  # the query's filter
         at = queued_at if queued_at.tzinfo else queued_at.replace(tzinfo=UTC)
         hour = int((at - start).total_seconds() // 3600)
         if 0 <= hour < hours:

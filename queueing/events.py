@@ -26,21 +26,18 @@ def read_events(
     lower = "-" if start_ms is None else f"{start_ms}-0"
     upper = "+" if end_ms is None else f"{end_ms}-18446744073709551615"
     while True:
-        batch = redis.xrange(keys.events, lower, upper, count=_BATCH)
+        batch = redis.xrange(keys.events, lower, upper, count=_BATCH) or []
+        eid = ""
         for event_id, fields in batch:
-            eid = event_id.decode() if isinstance(event_id, bytes) else event_id
-            yield (
-                eid,
-                {
-                    (k.decode() if isinstance(k, bytes) else k): (
-                        v.decode() if isinstance(v, bytes) else v
-                    )
-                    for k, v in fields.items()
-                },
-            )
+            eid = _text(event_id)
+            yield eid, {_text(k): _text(v) for k, v in (fields or {}).items()}
         if len(batch) < _BATCH:
             return
         lower = "(" + eid
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)

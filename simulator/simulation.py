@@ -104,7 +104,11 @@ class Simulation:
     ) -> None:
         self.scenario = scenario
         self.out = out
-        overrides = {"wrapup_s": 0.0, "offer_timeout_s": 5.0, "seat_heartbeat_ttl_s": 600.0}
+        overrides: dict[str, Any] = {  # QueueSettings fields, from the scenario's TOML
+            "wrapup_s": 0.0,
+            "offer_timeout_s": 5.0,
+            "seat_heartbeat_ttl_s": 600.0,
+        }
         overrides.update(scenario.get("queue", {}))
         if queue_name:
             overrides["name"] = queue_name

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from typing import Any, cast
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -77,16 +78,20 @@ class LiveHub:
             try:
                 if last == "$":  # start from the newest entry, by id, not "$" per read
                     newest = self.redis.xrevrange(self.keys.events, count=1)
-                    last = newest[0][0].decode() if newest else "0-0"
-                replies = self.redis.xread({self.keys.events: last}, count=500, block=1000)
+                    last = _text(newest[0][0]) if newest else "0-0"
+                # RESP2, the client's protocol: [[stream, [(id, fields), ...]], ...]
+                replies = cast(
+                    list[list[Any]],
+                    self.redis.xread({self.keys.events: last}, count=500, block=1000),
+                )
             except RedisError as exc:
                 log.warning("live updates paused: %s", exc)
                 self._stop.wait(1.0)
                 continue
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    self._dispatch({k.decode(): v.decode() for k, v in fields.items()})
+                    last = _text(entry_id)
+                    self._dispatch({_text(k): _text(v) for k, v in fields.items()})
 
     def _dispatch(self, event: dict[str, str]) -> None:
         seat = event.get("seat")
@@ -101,3 +106,7 @@ class LiveHub:
                 pass
         for changed in boards:
             changed.set()
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -15,6 +15,8 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    if not url:
+        raise RuntimeError("alembic: no sqlalchemy.url (cases.db builds the Config with one)")
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(

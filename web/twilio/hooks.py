@@ -79,7 +79,7 @@ def respond(actions: list[a.Action], sid: str, *, in_queue: bool) -> Response:
         spoken = 0.0
         for action in actions:
             if isinstance(action, a.Play | a.Gather):
-                spoken += spoken_seconds(action.prompt, **action.args)
+                spoken += spoken_seconds(action.prompt, "zh", **action.args)
             elif isinstance(action, a.Bridge):
                 services().handler.ringing(sid, action.seat, after_s=spoken)
     return twiml(render_actions(actions, services().settings.twiml, sid, in_queue=in_queue))
