@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.typing import EncodableT
 
 from queueing.errors import QueueError
 from queueing.keys import QueueKeys, check_id
@@ -90,14 +91,14 @@ class CallQueue:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _run(self, name: str, *args: object) -> list[str]:
+    def _run(self, name: str, *args: EncodableT) -> list[str]:
         reply = self._scripts[name](keys=self._script_keys, args=[*self._common_args, *args])
         values = [_text(v) for v in reply]
         if values[0] == "err":
             raise QueueError(values[1])
         return values
 
-    def _transition(self, name: str, *args: object) -> Transition:
+    def _transition(self, name: str, *args: EncodableT) -> Transition:
         values = self._run(name, *args)
         pairs = values[2:]
         offers = tuple(Offer(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
@@ -333,17 +334,23 @@ class CallQueue:
             for sid, raw in zip(seat_ids, replies[len(call_ids) :], strict=True)
             if raw
         ]
-        by_skill: dict[str, list[dict[str, object]]] = {}
+        wait_s = {c["id"]: round((now_ms - int(c["entered"])) / 1000, 1) for c in calls}
+        position = dict.fromkeys(wait_s, 0)
+        by_skill: dict[str, list[dict[str, str]]] = {}
         for c in calls:
-            c["wait_s"] = round((now_ms - int(c["entered"])) / 1000, 1)
-            c["position"] = 0
             if c["state"] == "waiting":
-                by_skill.setdefault(str(c["skill"]), []).append(c)
+                by_skill.setdefault(c["skill"], []).append(c)
         for waiting in by_skill.values():
-            waiting.sort(key=lambda c: float(str(c["score"])))
+            waiting.sort(key=lambda c: float(c["score"]))
             for i, c in enumerate(waiting, start=1):
-                c["position"] = i
-        for s in seats:
-            s["in_state_s"] = round((now_ms - int(s.get("since", now_ms))) / 1000, 1)
-        calls.sort(key=lambda c: (c["state"] != "waiting", c["position"], c["wait_s"]))
-        return {"calls": list(calls), "seats": sorted(seats, key=lambda s: str(s["id"]))}
+                position[c["id"]] = i
+        calls.sort(key=lambda c: (c["state"] != "waiting", position[c["id"]], wait_s[c["id"]]))
+        return {
+            "calls": [
+                {**c, "wait_s": wait_s[c["id"]], "position": position[c["id"]]} for c in calls
+            ],
+            "seats": [
+                {**s, "in_state_s": round((now_ms - int(s.get("since", now_ms))) / 1000, 1)}
+                for s in sorted(seats, key=lambda s: s["id"])
+            ],
+        }
