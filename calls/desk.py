@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calls.casework import file_form
 from calls.handler import CallHandler
 from cases.models import Case
+from cases.service import parse_form
 from cases.users import log_action
 from ivr import events as e
 from queueing import QueueError, Transition
@@ -62,7 +63,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("您无权执行此操作", "You may not do this"),
     "bad-argument": ("输入有误：{detail}", "Invalid input: {detail}"),
     "no-such-call": ("找不到该通话", "No such call"),
+    "bad-seat-id": ("坐席号格式不正确（字母、数字、- 或 _）", "A seat id is letters, digits, - or _"),
+    "bad-call-id": ("通话编号格式不正确", "That is not a call id"),
     "no-such-seat": ("找不到该坐席", "No such seat"),
+    "unknown-skill": ("没有这个语种技能：{detail}", "No such skill: {detail}"),
     "no-such-case": ("找不到该工单", "No such case"),
     "seat-taken": (
         "坐席 {seat} 正由 {owner} 使用，请选择其他坐席或联系班长",
@@ -140,7 +144,7 @@ _QUEUE_ERRORS: dict[str, tuple[int, str]] = {
     "seat-busy": (409, "seat-busy"),
     "not-logged-in": (409, "not-logged-in"),
     "no-such-call": (404, "no-such-call"),
-    "unknown-skill": (400, "bad-argument"),
+    "unknown-skill": (400, "unknown-skill"),
     "bad-argument": (400, "bad-argument"),
     "not-offered": (409, "not-your-call"),
     "not-in-wrap-up": (409, "not-in-wrap-up"),
@@ -156,7 +160,7 @@ def _ident(kind: str, value: str) -> str:
     try:
         return check_id(kind, value)
     except ValueError as exc:
-        raise DeskError("bad-argument", 400, {"detail": str(exc)}) from None
+        raise DeskError(f"bad-{kind}-id", 400, {"detail": str(exc)}) from None
 
 
 def call_outcome(record: dict[str, str]) -> str:
@@ -198,8 +202,10 @@ class Desk:
         record = self.seat(seat)
         owner = record.get("owner", "")
         if record.get("state") == "offline":
-            if owner == actor.username or actor.supervises:
+            if owner and owner == actor.username:
                 raise DeskError("seat-logged-out", 409, {"seat": seat, **logout_words(record)})
+            if actor.supervises:
+                raise DeskError("not-logged-in", 409, {"seat": seat})
             raise DeskError("not-your-seat", 403, {"seat": seat})
         if owner != actor.username and not actor.supervises:
             raise DeskError("not-your-seat", 403, {"seat": seat})
@@ -360,8 +366,8 @@ class Desk:
     def answer(self, actor: Actor, call: str, seat: str) -> Transition:
         """The seat's operator picks up a call offered to that seat."""
         seat = _ident("seat", seat)
-        self._own_seat(actor, seat)
         record = self.call(actor, call)
+        self._own_seat(actor, seat)
         if record.get("seat") != seat:
             raise DeskError("not-your-call", 409)
         try:
@@ -376,10 +382,20 @@ class Desk:
         Only an answered call gets a case. Returns the case, or None when the database
         is unavailable and the form is kept for a retried job (nothing is lost)."""
         record = self.call(actor, call)
-        if not record.get("answered_at"):
-            ended = record.get("state") == "ended"
-            raise DeskError("call-ended" if ended else "not-connected", 422)
         form = dict(form, seat=record.get("seat", ""))
+        if not record.get("answered_at"):
+            if record.get("state") == "ended":
+                raise DeskError("call-ended", 422)
+            # Typed while the phone rings (or before the telephony reports the pick-up):
+            # kept, and filed by the case job if the call is answered; a call that never
+            # connects has no case job, and its draft expires. Checked first all the same.
+            try:
+                with self.sessions() as db:
+                    parse_form(db, form)
+            except SQLAlchemyError:
+                log.warning("form for %s kept unchecked: the database is unavailable", call)
+            self.handler.submit_case_form(call, form)
+            return None
         try:
             return file_form(self.queue, self.sessions, call, form, actor.username)
         except SQLAlchemyError:

@@ -95,7 +95,7 @@ class CallQueue:
         reply = self._scripts[name](keys=self._script_keys, args=[*self._common_args, *args])
         values = [_text(v) for v in reply]
         if values[0] == "err":
-            raise QueueError(values[1])
+            raise QueueError(values[1], values[2] if len(values) > 2 else "")
         return values
 
     def _transition(self, name: str, *args: EncodableT) -> Transition:
@@ -230,17 +230,24 @@ class CallQueue:
         """Seats logged in now, whatever their state."""
         return int(self.redis.zcard(self.keys.heartbeats))
 
-    def seat_login(self, seat_id: str, skills: Iterable[str] = ()) -> Transition:
+    def seat_login(self, seat_id: str, skills: Iterable[str] = (), owner: str = "") -> Transition:
+        """Log a seat in for ``owner`` (a user name). A seat logged in by someone else is
+        refused with ``seat-taken`` (its owner in the error's detail)."""
         skills = tuple(dict.fromkeys(skills)) or (self.default_skill,)
         for skill in skills:
             self._skill(skill)
-        return self._transition("seat_login", check_id("seat", seat_id), ",".join(skills))
+        return self._transition(
+            "seat_login", check_id("seat", seat_id), ",".join(skills), owner
+        )
 
-    def seat_logout(self, seat_id: str, *, force: bool = False) -> Transition:
+    def seat_logout(self, seat_id: str, *, force: bool = False, by: str = "") -> Transition:
         """Log a seat out. A seat on a call is refused (``seat-busy``) unless ``force``
         (a supervisor freeing a stuck seat): its call is then completed (result
-        ``forced``; the call id is the seat's ``call`` before the logout)."""
-        return self._transition("seat_logout", check_id("seat", seat_id), "1" if force else "")
+        ``forced``; the call id is the seat's ``call`` before the logout). ``by`` is
+        kept on the seat (``logout_by``) so its operator can be told who did it."""
+        return self._transition(
+            "seat_logout", check_id("seat", seat_id), "1" if force else "", by
+        )
 
     def seat_state(self, seat_id: str, state: str, reason: str = "") -> Transition:
         if state not in ("available", "paused"):

@@ -518,10 +518,10 @@ def talk_and_hang_up(twilio, queue, during=None) -> None:  # type: ignore[no-unt
     """A call answered by seat 1001 and hung up; ``during`` runs while they talk."""
     queue.seat_login("1001")
     twilio.post("/twilio/voice", incoming())
-    if during is not None:
-        during()
     answered = PUBLIC_BASE + f"/twilio/seat-answered?call={sid(1)}&seat=1001"
     twilio.post(answered, {"CallSid": sid("seat1"), "From": "client:1001", "To": "client:1001"})
+    if during is not None:
+        during()
     twilio.post(
         "/twilio/dial-status?seat=1001",
         {
@@ -568,7 +568,7 @@ def test_a_form_sent_before_the_hang_up_makes_one_case(app, twilio, queue, monke
     queue.seat_login("1001")
     twilio.post("/twilio/voice", incoming())
     r = api(app, "post", f"/api/calls/{sid(1)}/case", json={**FORM, "resolved_on_phone": True})
-    assert r.status_code == 200
+    assert (r.status_code, r.json["result"]) == (202, "form-kept")  # filed once answered
     twilio.post(
         "/twilio/dial-status?seat=1001",
         {

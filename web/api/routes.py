@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -17,14 +16,14 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from calls.desk import Actor, DeskError
+from cases.service import InvalidForm
 from cases.users import user_for_token
-from ivr import events as e
 from queueing import QueueError, Transition
 from queueing.keys import check_id
-from web.auth import csrf
+from web.auth import csrf, language
 from web.context import services
 
 log = logging.getLogger("hotline.api")
@@ -47,6 +46,11 @@ class ApiError(Exception):
 @bp.errorhandler(ApiError)
 def api_error(exc: ApiError) -> Any:
     return jsonify(error=exc.slug, message=exc.message), exc.status
+
+
+@bp.errorhandler(DeskError)
+def desk_error(exc: DeskError) -> Any:
+    return jsonify(error=exc.code, message=exc.words(language())), exc.status
 
 
 @bp.errorhandler(QueueError)
@@ -89,8 +93,9 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
             shared = services().settings.api_token
             if shared and hmac.compare_digest(given.encode(), shared.encode()):
                 g.api_actor = "api-token"
+                g.desk_actor = Actor("api-token", "admin")
                 return view(*args, **kwargs)
-            with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+            with services().desk.sessions() as db:
                 user = user_for_token(db, given)
                 found = (user.username, user.role) if user is not None else None
             if found is None:
@@ -109,6 +114,7 @@ def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if role not in API_ROLES:
             raise ApiError(403, "forbidden-role", f"the {role} role cannot use the call API")
         g.api_actor = username
+        g.desk_actor = Actor(username, role)
         return view(*args, **kwargs)
 
     return wrapper
@@ -152,6 +158,10 @@ def queue_status() -> Any:
     return jsonify(services().queue.status())
 
 
+def actor() -> Actor:
+    return g.desk_actor  # type: ignore[no-any-return]
+
+
 @bp.post("/seats/<seat>/login")
 @token_required
 def seat_login(seat: str) -> Any:
@@ -159,13 +169,13 @@ def seat_login(seat: str) -> Any:
     skills = data.get("skills", [])
     if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
         raise ApiError(400, "bad-field", "'skills' must be a list of strings")
-    return transition_json(services().queue.seat_login(ident("seat", seat), skills))
+    return transition_json(services().desk.login_seat(actor(), seat, skills))
 
 
 @bp.post("/seats/<seat>/logout")
 @token_required
 def seat_logout(seat: str) -> Any:
-    return transition_json(services().queue.seat_logout(ident("seat", seat)))
+    return transition_json(services().desk.logout_seat(actor(), seat))
 
 
 @bp.post("/seats/<seat>/state")
@@ -175,14 +185,15 @@ def seat_state(seat: str) -> Any:
     state = text(data, "state")
     if state not in ("available", "paused"):
         raise ApiError(400, "bad-field", "'state' must be 'available' or 'paused'")
-    t = services().queue.seat_state(ident("seat", seat), state, text(data, "reason"))
-    return transition_json(t)
+    reason = text(data, "reason") or ("other" if state == "paused" else "")
+    result = services().desk.set_seat_state(actor(), seat, state, reason)
+    return jsonify(result=result, offers=[])
 
 
 @bp.post("/seats/<seat>/heartbeat")
 @token_required
 def seat_heartbeat(seat: str) -> Any:
-    services().queue.heartbeat(ident("seat", seat))
+    services().desk.heartbeat(actor(), seat)
     return jsonify(result="alive")
 
 
@@ -191,23 +202,15 @@ def seat_heartbeat(seat: str) -> Any:
 def call_answer(call: str) -> Any:
     data = body()
     seat = ident("seat", text(data, "seat", limit=128))
-    svc = services()
-    t = svc.queue.answer(ident("call", call), seat)
-    svc.handler.handle(call, e.SeatConnected(seat, at=time.time()))
-    return transition_json(t)
+    return transition_json(services().desk.answer(actor(), ident("call", call), seat))
 
 
-def file_case_form(call: str, form: dict[str, Any], actor: str) -> Any:
+def file_case_form(call: str, form: dict[str, Any]) -> Any:
     """File the operator's form into the call's case now; a form that names unknown
     codes is refused with what is allowed. If SQL is unavailable the form is kept and
     filed by a retried job: nothing the operator typed is lost."""
-    from cases.jobs import file_form
-    from cases.service import InvalidForm
-
-    svc = services()
-    sessions = svc.handler.directory.sessions  # type: ignore[union-attr]
     try:
-        case = file_form(svc.queue, sessions, call, form, actor)
+        case = services().desk.file_form(actor(), call, form)
     except InvalidForm as exc:
         return jsonify(
             error="invalid-form",
@@ -216,9 +219,7 @@ def file_case_form(call: str, form: dict[str, Any], actor: str) -> Any:
             allowed=exc.allowed,
             message=str(exc),
         ), 422
-    except SQLAlchemyError:
-        log.exception("case form for %s kept for a retry: the database is unavailable", call)
-        svc.handler.submit_case_form(call, form)
+    if case is None:
         return jsonify(result="form-kept", message="saved; it will be filed shortly"), 202
     return jsonify(result="filed", case=case.number, status=case.status), 200
 
@@ -227,11 +228,7 @@ def file_case_form(call: str, form: dict[str, Any], actor: str) -> Any:
 @token_required
 def call_case_form(call: str) -> Any:
     """The operator's case form, during the call or after it, as often as they like."""
-    call = ident("call", call)
-    if not services().queue.call(call):
-        raise QueueError("no-such-call")
-    data = body()
-    return file_case_form(call, data, g.api_actor)
+    return file_case_form(ident("call", call), body())
 
 
 @bp.post("/calls/<call>/complete")
@@ -244,19 +241,13 @@ def call_complete(call: str) -> Any:
     form = data.get("case")
     if form is not None and not isinstance(form, dict):
         raise ApiError(400, "bad-field", "'case' must be an object")
-    svc = services()
     call = ident("call", call)
-    state = svc.queue.call(call).get("state")
-    if state is None:
-        raise QueueError("no-such-call")
-    if state not in ("on_call", "ended"):
-        raise QueueError("not-connected")
-    filed = file_case_form(call, form, g.api_actor) if form else None
+    desk = services().desk
+    desk.call(actor(), call)
+    filed = file_case_form(call, form) if form else None
     if filed is not None and filed[1] == 422:
         return filed
-    flow = svc.handler.load(call)
-    if state == "on_call" and flow is not None and flow.channel in ("asterisk", "twilio"):
+    result = desk.complete(actor(), call)
+    if result == "telephony-reports":
         return jsonify(result="form-filed", message="the telephony reports the hang-up"), 200
-    if state == "on_call":
-        svc.handler.operator_completes(call)
     return jsonify(result="completed")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     flash,
     redirect,
@@ -27,10 +28,11 @@ from flask import (
 )
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from calls.desk import Actor
 from cases.models import User
 from cases.users import authenticate, log_action
 from web.context import services
@@ -110,6 +112,11 @@ def actor() -> str:
     return current_user.username if current_user.is_authenticated else "anonymous"
 
 
+def desk_actor() -> Actor:
+    """The signed-in user, as the desk knows them."""
+    return Actor(current_user.username, current_user.role, current_user.department_id)
+
+
 def record(action: str, target: str = "", detail: str = "") -> None:
     """Log an action of the signed-in user in SQL (never fails the action itself)."""
     try:
@@ -168,6 +175,11 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     if current_user.is_authenticated:
+        # Signing out frees the seat: calls must not ring an empty desk.
+        try:
+            services().desk.sign_out(desk_actor(), session.get("seat"))
+        except Exception:  # the sign-out itself never fails; the heartbeat lapses
+            log.exception("seat of %s not logged out at sign-out", actor())
         record("signed-out")
     logout_user()
     session.clear()
@@ -189,6 +201,24 @@ def choose_language() -> Any:
     return redirect(_safe_next(request.form.get("next")) or url_for("auth.home"))
 
 
+def _unauthorized() -> Any:
+    """A page asks to sign in; an htmx request (a button on a page whose session has
+    ended) makes the whole page go to the sign-in form instead of failing silently."""
+    target = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request"):
+        return Response(status=401, headers={"HX-Redirect": url_for("auth.login")})
+    return redirect(target)
+
+
+def _csrf_failed(exc: CSRFError) -> Any:
+    """A form's token no longer matches (the session expired or was revoked): htmx
+    reloads the page, which asks to sign in again; a plain form says so."""
+    if request.headers.get("HX-Request"):
+        return Response(status=400, headers={"HX-Refresh": "true"})
+    message = translate("session_expired", language())
+    return render_template("error.html", code=400, title=message, text="", detail=""), 400
+
+
 def init_auth(app: Flask, secure_cookies: bool) -> None:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -200,8 +230,10 @@ def init_auth(app: Flask, secure_cookies: bool) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # a console stays open through a whole shift
     )
     csrf.init_app(app)
+    app.register_error_handler(CSRFError, _csrf_failed)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    login_manager.unauthorized_handler(_unauthorized)
     login_manager.session_protection = "strong"
     app.register_blueprint(bp)
 
