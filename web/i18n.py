@@ -160,6 +160,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "resolved_in_time": ("按时办结率", "Resolved in time"),
     "returned_n": ("退单量", "Returned"),
     "overdue_n": ("超时量", "Overdue"),
+    "overdue_people": ("超时责任人", "Late, by person"),
+    "person": ("责任人", "Person"),
+    "not_due_yet": ("尚未到期", "Not due yet"),
+    "rankings_rule": (
+        "按时率只计已过时限或已签收、已办结的派单；退单和超时记在退单、超时的单位和责任人名下。",
+        "On-time rates count only dispatches whose limit has passed or that were signed for or"
+        " resolved; returns and lateness are charged to the unit and person that returned the"
+        " case or were late.",
+    ),
     "satisfaction": ("满意率", "Satisfaction"),
     "export_csv": ("导出 CSV", "Export CSV"),
     "period": ("统计期间", "Period"),

@@ -6,18 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from cases import rankings as ranking
 from cases.clocks import sync_case
 from cases.dispatch import decide_extension, dispatch_to, merge, supervise, uphold
 from cases.lifecycle import IllegalTransition
-from cases.models import Case, CaseEvent, Category, Department, ExtensionRequest, OverdueRecord
+from cases.models import Case, Category, Department, ExtensionRequest
 from cases.service import HOTLINE_TZ, CaseError
 from web.auth import roles_required
 from web.console.routes import SUPERVISORS, bp, sessions
@@ -25,16 +27,6 @@ from web.context import services
 
 log = logging.getLogger("hotline.web.supervision")
 LIST_LIMIT = 200
-RANKING_COLUMNS = (
-    "unit",
-    "code",
-    "received",
-    "signed_in_time",
-    "resolved_in_time",
-    "returned",
-    "overdue",
-    "satisfaction",
-)
 
 
 def units(db) -> list[Department]:  # type: ignore[no-untyped-def]
@@ -248,67 +240,23 @@ def period() -> tuple[datetime, datetime]:
     return start.replace(tzinfo=HOTLINE_TZ), end.replace(tzinfo=HOTLINE_TZ) + timedelta(days=1)
 
 
-def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Per unit, for cases dispatched in [start, end): received, signed for in time,
-    resolved in time, returned, overdue, and 满意率 (satisfied of the answered return
-    visits)."""
-    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
-    rows: dict[int, dict[str, Any]] = {}
-    cases = db.execute(
-        select(
-            Case.department_id,
-            Case.accepted_at,
-            Case.resolved_at,
-            Case.response_overdue,
-            Case.handling_overdue,
-            Case.satisfaction,
-        ).where(Case.dispatched_at >= lo, Case.dispatched_at < hi, Case.department_id.is_not(None))
-    ).all()
-    blank = {
-        "received": 0,
-        "signed": 0,
-        "resolved": 0,
-        "overdue": 0,
-        "returned": 0,
-        "happy": 0,
-        "asked": 0,
-    }
-    for unit, accepted, resolved, late_response, late_handling, satisfaction in cases:
-        r = rows.setdefault(unit, dict(blank))
-        if satisfaction in ("satisfied", "unsatisfied"):  # 满意率: of answered return visits
-            r["asked"] += 1
-            r["happy"] += satisfaction == "satisfied"
-        r["received"] += 1
-        r["signed"] += bool(accepted and not late_response)
-        r["resolved"] += bool(resolved and not late_handling)
-        r["overdue"] += bool(late_response or late_handling)
-    returned = db.execute(
-        select(Case.department_id, func.count())
-        .join(CaseEvent, CaseEvent.case_id == Case.id)
-        .where(CaseEvent.to_status == "returned", CaseEvent.at >= lo, CaseEvent.at < hi)
-        .group_by(Case.department_id)
-    ).all()
-    for unit, n in returned:
-        rows.setdefault(unit, dict(blank))
-        rows[unit]["returned"] = n
-    names = {d.id: d for d in db.scalars(select(Department).where(Department.id.in_(list(rows))))}
-    out = []
-    for unit, r in rows.items():
-        received = r["received"]
-        out.append(
-            {
-                "unit": names[unit].name if unit in names else str(unit),
-                "code": names[unit].code if unit in names else "",
-                "received": received,
-                "signed_in_time": round(r["signed"] / received, 4) if received else None,
-                "resolved_in_time": round(r["resolved"] / received, 4) if received else None,
-                "returned": r["returned"],
-                "overdue": r["overdue"],
-                "satisfaction": round(r["happy"] / r["asked"], 4) if r["asked"] else None,
-            }
-        )
-    out.sort(key=lambda r: (-(r["resolved_in_time"] or 0), -r["received"]))
-    return out
+# A cell a spreadsheet would run as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a string starting like a formula
+    gets a leading single quote. Numbers stay numbers, negative ones included."""
+    if value is None:
+        return ""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and not PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
 
 
 @bp.get("/rankings")
@@ -316,19 +264,14 @@ def rankings(db, start: datetime, end: datetime) -> list[dict[str, Any]]:  # typ
 def rankings_page() -> Any:
     start, end = period()
     with sessions()() as db:
-        table = rankings(db, start, end)
-        overdue_records = db.scalar(
-            select(func.count(OverdueRecord.id)).where(
-                OverdueRecord.noticed_at >= start.astimezone(UTC),
-                OverdueRecord.noticed_at < end.astimezone(UTC),
-            )
-        )
+        table = ranking.rankings(db, start, end)
+        people = ranking.overdue_people(db, start, end)
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(RANKING_COLUMNS)
+        writer.writerow(ranking.COLUMNS)
         for r in table:
-            writer.writerow(["" if r[k] is None else r[k] for k in RANKING_COLUMNS])
+            writer.writerow([csv_cell(r[k]) for k in ranking.COLUMNS])
         name = f"rankings-{start.date()}-{(end - timedelta(days=1)).date()}.csv"
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM, so spreadsheet programs read the Chinese
@@ -338,7 +281,8 @@ def rankings_page() -> Any:
     return render_template(
         "rankings.html",
         table=table,
+        people=people,
         start=start.date(),
         end=(end - timedelta(days=1)).date(),
-        overdue_records=overdue_records,
+        overdue_records=sum(p["overdue"] for p in people),
     )
