@@ -102,11 +102,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
 # Why a seat went offline (the queue's reason), for the operator whose seat it was.
 LOGOUT_REASONS: dict[str, tuple[str, str]] = {
     "heartbeat lost": (
-        "工作台与系统失去联系超过30秒，坐席已自动签出",
+        "工作台与系统失去联系超过30秒，坐席已自动签出。",
         "the console lost contact for over 30 s and the seat was logged out",
     ),
-    "forced logout": ("班长 {by} 已将您的坐席签出", "supervisor {by} logged your seat out"),
-    "logout": ("坐席已签出", "the seat was logged out"),
+    "forced logout": ("班长 {by} 已将您的坐席签出。", "supervisor {by} logged your seat out."),
+    "logout": ("坐席已签出。", "the seat was logged out."),
 }
 
 
@@ -421,5 +421,9 @@ class Desk:
 
 
 def logout_words(record: dict[str, str]) -> dict[str, str]:
-    """Why a seat went offline, as a reason key for the screens and who did it."""
-    return {"reason": record.get("reason", "") or "logout", "by": record.get("logout_by", "")}
+    """Why a seat went offline, as a reason key for the screens and who did it: logged
+    out by someone other than its owner is a forced logout, busy or not."""
+    by, reason = record.get("logout_by", ""), record.get("reason", "") or "logout"
+    if by and by != record.get("owner", ""):
+        reason = "forced logout"
+    return {"reason": reason, "by": by}

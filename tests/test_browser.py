@@ -90,6 +90,7 @@ def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
 def sign_in(browser, site, username: str):  # type: ignore[no-untyped-def]
     context = browser.new_context(locale="zh-CN", viewport={"width": 1360, "height": 900})
     page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # confirmations: the person says yes
     page.goto(site["url"] + "/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
@@ -163,7 +164,7 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
 
         # The operator writes the form after the hang-up; a reload keeps the draft.
         form = operator.locator("#case-form")
-        form.locator("input[name=category_code]").fill("water-outage")
+        form.locator("input[name=category_code]").fill("停水")  # as the operator types it
         form.locator("textarea[name=description]").fill("龙华区金贸街道停水两天，老人家中无水")
         form.locator("input[name=address]").fill("海口市龙华区金贸西路 8 号")
         operator.reload()
@@ -175,7 +176,7 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
         form.locator("button[type=submit]").click()
         expect(operator.locator("#case-error")).to_contain_text("诉求类别")  # inline error
         form = operator.locator("#case-form")
-        form.locator("input[name=category_code]").fill("water-outage")
+        form.locator("input[name=category_code]").fill("ts")  # pinyin initials: 停水
         form.locator("button[type=submit]").click()
         expect(operator.locator("#case-filed")).to_contain_text("已提交")
         screenshot(operator, "console-case-filed")
@@ -206,7 +207,7 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
 def test_dispatch_sign_resolve_return_redispatch_and_overdue_in_the_browser(site) -> None:  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime, timedelta
 
-    from cases import clocks
+    from calls import clocks
     from cases.db import engine_for, session_factory
     from cases.service import CallInfo, CaseDraft, create_case_for_call, dispatch
 
