@@ -87,8 +87,7 @@ def reaper(ctx: Context, interval: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
-    from calls import CaseSweep
-    from cases import clocks
+    from calls import CaseSweep, clocks
     from cases.service import utcnow
 
     handler = call_handler(ctx.settings, ctx.queue)
@@ -156,9 +155,9 @@ def worker(ctx: Context, fork: bool) -> None:
     call without a case). The job modules are loaded once, here, either way."""
     from rq import Queue, SimpleWorker, Worker
 
-    import cases.jobs  # noqa: F401  (loaded once, warm for every job)
+    import calls.casework  # noqa: F401  (loaded once, warm for every job)
     from calls import RQ_QUEUE
-    from calls.workers import requeue_abandoned
+    from calls.workers import HotlineJob, requeue_abandoned
     from hotline.redis_server import die_with_parent
 
     # RQ forks its scheduler (and, with --fork, each work-horse): they end with this
@@ -166,12 +165,13 @@ def worker(ctx: Context, fork: bool) -> None:
     os.register_at_fork(after_in_child=die_with_parent)
 
     redis = ctx.queue.redis
-    jobs = Queue(RQ_QUEUE, connection=redis)
+    jobs = Queue(RQ_QUEUE, connection=redis, job_class=HotlineJob)
     requeue_abandoned(jobs)  # a predecessor killed mid-job
     worker_class = Worker if fork else SimpleWorker
     worker = worker_class(
         [jobs],
         connection=redis,
+        job_class=HotlineJob,
         worker_ttl=60,
         maintenance_interval=10,  # jobs of a killed worker are found within seconds
     )

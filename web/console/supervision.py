@@ -15,8 +15,8 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from calls.casework import arm_clocks
 from cases import rankings as ranking
-from cases.clocks import sync_case
 from cases.dispatch import decide_extension, dispatch_to, merge, supervise, uphold
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category, Department, ExtensionRequest
@@ -83,10 +83,7 @@ def supervision(error: str | None = None) -> Any:
 
 def _after(db, case: Case) -> None:  # type: ignore[no-untyped-def]
     db.commit()
-    try:
-        sync_case(services().redis, services().queue.keys, case)
-    except Exception:
-        log.exception("clocks of %s left to the reconciliation", case.number)
+    arm_clocks(services().queue, case)
 
 
 @bp.post("/cases/<number>/dispatch")
