@@ -54,7 +54,7 @@ from calls import (  # noqa: E402
     CallerDirectory,
     CallHandler,
 )
-from cases.cdr import figures, record_calls  # noqa: E402
+from calls.figures import figures, record_calls  # noqa: E402
 from cases.db import engine_for, session_factory, upgrade  # noqa: E402
 from cases.models import CallRecord, Case, CitizenRegister  # noqa: E402
 from cases.phones import normalise  # noqa: E402

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import cast
 
 from redis import Redis
 from sqlalchemy import select
@@ -76,14 +77,15 @@ def sweep(
         now = datetime.fromtimestamp(seconds + micros / 1e6, UTC)
     counts = {"reminder": 0, "overdue": 0, "stale": 0}
     while True:
-        members = [m.decode() for m in redis.zrangebyscore(keys.clocks, "-inf", _ms(now), 0, batch)]
+        due = cast(list[bytes], redis.zrangebyscore(keys.clocks, "-inf", _ms(now), 0, batch))
+        members = [m.decode() for m in due]
         if not members:
             return counts
         by_case: dict[int, list[str]] = {}
         for member in members:
-            case_id, _, timer = member.partition(":")
-            if case_id.isdigit() and timer in TIMERS:
-                by_case.setdefault(int(case_id), []).append(timer)
+            case_part, _, timer = member.partition(":")
+            if case_part.isdigit() and timer in TIMERS:
+                by_case.setdefault(int(case_part), []).append(timer)
         with sessions() as session:
             cases = {
                 c.id: c for c in session.scalars(select(Case).where(Case.id.in_(list(by_case))))

@@ -63,7 +63,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("您无权执行此操作", "You may not do this"),
     "bad-argument": ("输入有误：{detail}", "Invalid input: {detail}"),
     "no-such-call": ("找不到该通话", "No such call"),
-    "bad-seat-id": ("坐席号格式不正确（字母、数字、- 或 _）", "A seat id is letters, digits, - or _"),
+    "bad-seat-id": (
+        "坐席号格式不正确（字母、数字、- 或 _）",
+        "A seat id is letters, digits, - or _",
+    ),
     "bad-call-id": ("通话编号格式不正确", "That is not a call id"),
     "no-such-seat": ("找不到该坐席", "No such seat"),
     "unknown-skill": ("没有这个语种技能：{detail}", "No such skill: {detail}"),

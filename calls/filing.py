@@ -45,7 +45,8 @@ def read_draft(redis: Redis, keys: QueueKeys, call_id: str) -> tuple[str, dict[s
     """The draft's version, then the draft: at least as new as that version."""
     version = redis.hget(keys.case_filing(call_id), "version")
     raw = redis.get(keys.case_draft(call_id))
-    return (version.decode() if version else "0"), (json.loads(raw) if raw else {})
+    version_text = version.decode() if isinstance(version, bytes) else version
+    return (version_text or "0"), (json.loads(raw) if raw else {})
 
 
 def mark_filed(redis: Redis, keys: QueueKeys, call_id: str, version: str) -> bool:

@@ -17,6 +17,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from redis import Redis
 from rq import Queue as JobQueue
@@ -93,6 +94,10 @@ class CallerDirectory:
         return Recognition(profile.vulnerable, case, hotline)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def job_id_for(kind: str, call_id: str) -> str:
     """RQ allows only letters, digits, _ and - in job ids; Asterisk call ids have dots.
     The hash keeps two calls from ever sharing a job."""
@@ -130,7 +135,7 @@ class CallHandler:
 
     def load(self, call_id: str) -> FlowState | None:
         raw = self.redis.get(self.queue.keys.flow(call_id))
-        return FlowState.from_json(raw) if raw else None
+        return FlowState.from_json(_text(raw)) if raw else None
 
     def _save(self, call_id: str, state: FlowState) -> None:
         self.redis.set(self.queue.keys.flow(call_id), state.to_json(), ex=FLOW_TTL_S)
@@ -407,10 +412,13 @@ class CaseSweep:
 
         redis, keys = self.handler.redis, self.handler.queue.keys
         cursor = redis.hget(keys.stats, self.CURSOR_FIELD)
-        lower = "(" + cursor.decode() if cursor else "-"
+        lower = "(" + _text(cursor) if cursor else "-"
         seconds, micros = redis.time()
         upper = str(seconds * 1000 + micros // 1000 - int(self.grace_s * 1000))
-        events = redis.xrange(keys.events, lower, upper, count=batch)
+        events = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            redis.xrange(keys.events, lower, upper, count=batch),
+        )
         if not events:
             return []
         completed = [f[b"call"].decode() for _, f in events if f.get(b"type") == b"COMPLETE"]

@@ -29,7 +29,9 @@ class OutboundHandler:
 
     def load(self, call_id: str) -> outbound.OutboundState | None:
         raw = self.redis.get(self.keys.outbound_flow(call_id))
-        return outbound.OutboundState.from_json(raw) if raw else None
+        if not raw:
+            return None
+        return outbound.OutboundState.from_json(raw.decode() if isinstance(raw, bytes) else raw)
 
     def _save(self, call_id: str, state: outbound.OutboundState) -> None:
         self.redis.set(self.keys.outbound_flow(call_id), state.to_json(), ex=FLOW_TTL_S)

@@ -1,23 +1,22 @@
 """Call detail records: the queue's event stream folded into one SQL row per call.
 
-record_calls() reads the stream from the cursor it committed last time, merges what it
-reads into the rows of those calls (a call's events may arrive over several runs), and
-commits the rows with the new cursor in one transaction. Running it again, or after a
-crash at any point, writes the same rows. Figures for any window (an hour, a day, a
-month) come from these rows; the Redis stream is only a short live buffer.
+calls.figures.record_calls() reads the stream from the cursor committed last time, and
+record_events() merges what it reads into the rows of those calls (a call's events
+may arrive over several runs) and commits the rows with the new cursor in one
+transaction. Running it again, or after a crash at any point, writes the same rows.
+Figures for any window (an hour, a day, a month) come from these rows; the Redis stream
+is only a short live buffer.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
-from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.models import CallRecord, Case, StreamCursor
-from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S, Counts, Indicators, indicators
-from queueing.keys import QueueKeys
 
 CURSOR = "cdr"
 _FIELDS = (
@@ -43,10 +42,6 @@ def _at(ms: str) -> datetime:
 def _count(value: object) -> int:
     """A folded row's count (an int the fold put there; absent is 0)."""
     return value if isinstance(value, int) else 0
-
-
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object]]:
@@ -129,17 +124,18 @@ def _merge(session: Session, folded: dict[str, dict[str, object]]) -> None:
         )
 
 
-def record_calls(session: Session, redis: Redis, keys: QueueKeys, batch: int = 5000) -> int:
-    """Fold the stream since the last committed cursor into call rows. Returns how many
-    events it read; call until it returns 0 to catch up."""
+def stream_cursor(session: Session) -> str | None:
+    """The id of the last stream event folded into rows (None: none yet)."""
     cursor = session.get(StreamCursor, CURSOR)
-    lower = "(" + cursor.last_id if cursor else "-"
-    raw = redis.xrange(keys.events, lower, "+", count=batch)
-    if not raw:
+    return cursor.last_id if cursor else None
+
+
+def record_events(session: Session, events: list[tuple[str, dict[str, str]]]) -> int:
+    """Fold stream events read after ``stream_cursor`` into call rows, and move the
+    cursor past them, in one commit. Returns how many events it folded."""
+    if not events:
         return 0
-    events = [
-        (_text(eid), {_text(k): _text(v) for k, v in (fields or {}).items()}) for eid, fields in raw
-    ]
+    cursor = session.get(StreamCursor, CURSOR)
     # ring_no_answers is a count: a re-read batch (after a crash) must not add twice, so
     # the cursor and the rows commit together, and a batch is read once.
     _merge(session, fold(events))
@@ -172,9 +168,16 @@ def attach_case_numbers(session: Session, since: datetime) -> None:
     session.commit()
 
 
-def figures(session: Session, start: datetime, end: datetime) -> Indicators:
-    """The indicators for calls that entered the queue (or were turned away) in
-    [start, end), from the call rows (see queueing.indicators for definitions)."""
+def counts(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    service_level_s: float,
+    short_abandon_s: float,
+) -> dict[str, int]:
+    """The counts behind the national indicators for calls that entered the queue (or
+    were turned away) in [start, end), from the call rows (calls.figures defines the
+    indicators and their thresholds)."""
     # Rows hold UTC; SQLite keeps no offset, so the window is compared in UTC too.
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     window = (
@@ -182,7 +185,7 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
         CallRecord.queued_at >= start,
         CallRecord.queued_at < end,
     )
-    c = Counts()
+    c = SimpleNamespace()
     by_outcome = dict(
         session.execute(
             select(CallRecord.outcome, func.count()).where(*window).group_by(CallRecord.outcome)
@@ -199,7 +202,7 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
             select(func.count()).where(
                 *window,
                 CallRecord.outcome == "abandoned",
-                CallRecord.wait_ms < SHORT_ABANDON_S * 1000,
+                CallRecord.wait_ms < short_abandon_s * 1000,
             )
         )
         or 0
@@ -209,7 +212,7 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
             select(func.count()).where(
                 *window,
                 CallRecord.outcome == "answered",
-                CallRecord.wait_ms <= SERVICE_LEVEL_S * 1000,
+                CallRecord.wait_ms <= service_level_s * 1000,
             )
         )
         or 0
@@ -232,7 +235,7 @@ def figures(session: Session, start: datetime, end: datetime) -> Indicators:
     c.longest_wait_ms = (
         session.scalar(select(func.coalesce(func.max(CallRecord.wait_ms), 0)).where(*window)) or 0
     )
-    return indicators(c)
+    return {name: int(value or 0) for name, value in vars(c).items()}
 
 
 def day_start(now: datetime | None = None) -> datetime:

@@ -182,7 +182,8 @@ def record_call_rows(handler, limit: int = 20) -> None:  # type: ignore[no-untyp
     """Fold the event stream into call detail rows, catching up in bounded batches."""
     from datetime import UTC, datetime, timedelta
 
-    from cases.cdr import attach_case_numbers, record_calls
+    from calls.figures import record_calls
+    from cases.cdr import attach_case_numbers
 
     with handler.directory.sessions() as session:
         for _ in range(limit):
@@ -199,7 +200,7 @@ def report(ctx: Context, day: str | None, days: int) -> None:
     """The national indicators for a period, from the call detail rows in SQL."""
     from datetime import datetime, timedelta
 
-    from cases.cdr import figures
+    from calls.figures import figures
     from cases.db import engine_for, session_factory
     from cases.service import HOTLINE_TZ
 
@@ -312,12 +313,12 @@ def dialer(ctx: Context) -> None:
     """The outbound dialer: return visits and call-backs, paced, within calling hours."""
     import os
 
-    from calls.dialer import plan_work
+    from calls.dialer import Originator, plan_work
     from hotline.runtime import dialer as make_dialer
     from web.twilio.outbound import TwilioOriginator
 
     s = ctx.settings
-    originator = None
+    originator: Originator | None = None
     if s.twilio_account_sid and s.twilio_auth_token and s.public_base_url and s.twilio_caller_id:
         from twilio.rest import Client
 

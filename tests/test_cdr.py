@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
-from cases.cdr import figures, record_calls
+from calls.figures import figures, record_calls
 from cases.models import CallRecord
 from queueing import CallQueue
 from queueing.indicators import Counts, indicators

@@ -56,3 +56,28 @@ def test_the_packages_import_each_other_without_cycles() -> None:
         visit(package)
     assert graph["ivr"] == set()  # the flows are pure
     assert graph["queueing"] == set()
+
+
+def test_cases_is_the_sql_record_only() -> None:
+    """cases/ holds the SQL system of record: no Redis, no queue, no jobs (calls/ does
+    that work), and nothing from the application layer or the surfaces above it."""
+    graph = imported_packages("cases")
+    assert {m: sorted(n) for m, n in graph.items() if n} == {}
+    for path in sorted((ROOT / "cases").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not [n for n in names if n.split(".")[0] in ("redis", "rq")], path
+
+
+def test_the_surfaces_reach_the_database_through_the_desk() -> None:
+    """No view reaches for the call handler's directory to open its own sessions."""
+    for path in sorted((ROOT / "web").rglob("*.py")):
+        if path.name == "context.py":  # where the desk is made
+            continue
+        assert "handler.directory.sessions" not in path.read_text(encoding="utf-8"), path

@@ -694,8 +694,8 @@ def test_a_form_that_lands_while_the_case_job_runs_is_filed_by_it(
     """The race the handshake exists for: the job has read the draft, the operator
     sends a newer one, the job finishes. Its atomic check sees the newer version and
     files again, so the form neither waits for a job nobody enqueued nor is lost."""
-    import calls.filing
     import calls.casework
+    import calls.filing
 
     talk_and_hang_up(twilio, queue)
     handler = app.extensions["hotline"].handler

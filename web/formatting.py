@@ -174,7 +174,7 @@ def _names_for(events: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
 
     if session is not None:
         return load(session)
-    with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+    with services().desk.sessions() as db:
         return load(db)
 
 

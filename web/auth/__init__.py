@@ -87,7 +87,7 @@ class SignedIn:
 def load_user(user_id: str) -> SignedIn | None:
     if not user_id.isdigit():
         return None
-    with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+    with services().desk.sessions() as db:
         user = db.get(User, int(user_id))
         return SignedIn.of(user) if user is not None and user.active else None
 
@@ -120,7 +120,7 @@ def desk_actor() -> Actor:
 def record(action: str, target: str = "", detail: str = "") -> None:
     """Log an action of the signed-in user in SQL (never fails the action itself)."""
     try:
-        with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+        with services().desk.sessions() as db:
             log_action(db, actor(), action, target, detail)
             db.commit()
     except Exception:
@@ -155,7 +155,7 @@ def _safe_next(target: str | None) -> str | None:
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
-        with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+        with services().desk.sessions() as db:
             user = authenticate(db, form.username.data or "", form.password.data or "")
             if user is not None:
                 signed_in = SignedIn.of(user)

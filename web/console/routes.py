@@ -29,7 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from calls.desk import PAUSE_REASONS, DeskError, call_outcome, logout_words
-from cases.cdr import day_start, figures, hourly, outbound_figures, seat_day
+from calls.figures import figures
+from cases.cdr import day_start, hourly, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
     CallbackRequest,

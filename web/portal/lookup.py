@@ -56,7 +56,7 @@ def lookup() -> Any:
         phone = ""
     found = None
     if number and phone:
-        with services().handler.directory.sessions() as db:  # type: ignore[union-attr]
+        with services().desk.sessions() as db:
             case = db.scalar(select(Case).where(Case.number == number, Case.caller_phone == phone))
             merged = case.merged_into if case is not None else None
             if case is not None and merged is not None:  # 并单: follow the open case

@@ -60,7 +60,7 @@ KEEPALIVE_S = 15.0
 
 
 def sessions():  # type: ignore[no-untyped-def]
-    return services().handler.directory.sessions  # type: ignore[union-attr]
+    return services().desk.sessions
 
 
 def my_unit() -> int | None:
