@@ -1,12 +1,17 @@
 """The inbound citizen flow, elderly first.
 
 - The caller is queued the moment the call starts: silence reaches a person and costs
-  no time. Registered vulnerable callers hear nothing but music before the operator.
+  no time. Registered vulnerable callers hear nothing but music before the operator,
+  unless they are still waiting after DIALECT_OFFER_AFTER_S: then, once, the one
+  sentence 讲海南话请按1 (they skip the language menu, and must not lose Hainanese).
 - One optional choice, language, spoken once and repeated once while the caller
   already holds their place. An invalid key or a second silence ends the menu; the
   caller simply stays in line for Mandarin. There is no second menu level.
-- A caller with an open case hears its number and status in one sentence and waits
-  with priority for the operator who took it (sticky), then anyone.
+- A caller with an open case hears its number and status in one sentence, then once
+  讲海南话请按1, and waits with priority for the operator who took it (sticky), then
+  anyone. A dialect chosen then changes the seats, not the place or the priority.
+- While holding, 1 chooses Hainanese at any moment (a telephony that hears keys in its
+  hold music: Asterisk's hold loop), unless a callback was offered (1 meant that).
 - Holding: music; position and estimated wait at most every ANNOUNCE_EVERY_S, only
   when the position improved. Past CALLBACK_AFTER_S of estimated wait, or when no
   operator is logged in for the moment, offer a callback once; the caller keeps
@@ -30,12 +35,14 @@ from ivr import events as e
 ANNOUNCE_EVERY_S = 45.0
 CALLBACK_AFTER_S = 180.0  # estimated wait that makes a callback worth offering
 MENU_TIMEOUT_S = 5.0
+DIALECT_OFFER_AFTER_S = 10.0  # a registered elder answered sooner hears nothing at all
 CALLBACK_TIMEOUT_S = 6.0
 LANGUAGE_KEYS = {"1": "hainanese", "2": "english"}
 
 # Phases
 STARTING = "starting"
 MENU = "menu"  # queued, language choice playing
+DIALECT_OFFER = "dialect_offer"  # queued, the once-only 讲海南话请按1 playing
 HOLDING = "holding"
 CALLBACK_OFFER = "callback_offer"  # queued, callback choice playing
 RINGING = "ringing"  # a seat is being dialled
@@ -59,6 +66,8 @@ class FlowState:
     announced_position: int | None = None
     announced_at: float | None = None
     callback_offered: bool = False
+    dialect_offered: bool = False  # the once-only dialect offer (menu skippers)
+    started_at: float | None = None
     seat: str | None = None
     outcome: str | None = None  # connected | completed | abandoned | callback
     pressed: str = ""  # the keys the caller pressed, last 8, for the operator's screen
@@ -88,8 +97,23 @@ def _hold(state: FlowState) -> Step:
     return replace(state, phase=HOLDING), (a.Hold(),)
 
 
+def _dialect_offer(state: FlowState) -> Step:
+    return (
+        replace(state, phase=DIALECT_OFFER, dialect_offered=True),
+        (a.Gather("dialect_offer", valid_digits="1", timeout_s=MENU_TIMEOUT_S),),
+    )
+
+
+def _choose_language(state: FlowState, skill: str) -> Step:
+    """Same place in line (and priority, and any sticky operator), other seats."""
+    held = _hold(replace(state, skill=skill, dialect_offered=True))
+    return held[0], (a.ChangeSkill(skill), a.Play("language_chosen"), *held[1])
+
+
 def start(event: e.CallStarted) -> Step:
-    state = FlowState(caller=event.caller, dialed=event.dialed, channel=event.channel)
+    state = FlowState(
+        caller=event.caller, dialed=event.dialed, channel=event.channel, started_at=event.at
+    )
     if event.hotline:
         state = replace(
             state,
@@ -108,18 +132,31 @@ def start(event: e.CallStarted) -> Step:
     if event.open_case:
         case = event.open_case
         state = replace(state, priority="repeat", skill=case.skill, sticky_seat=case.operator_seat)
-        return replace(state, phase=HOLDING), (
+        queued = (
             a.Enqueue("repeat", state.skill, sticky_seat=case.operator_seat),
             a.Play("case_status", {"case_number": case.number, "status": case.status}),
-            a.Hold(),
         )
+        if state.skill != "mandarin":  # their case was taken in a dialect: keep it
+            return replace(state, phase=HOLDING), (*queued, a.Hold())
+        state, offer = _dialect_offer(state)
+        return state, (*queued, *offer)
     state, menu = _menu(state)
     return state, (a.Enqueue("normal", state.skill), a.Play("greeting"), *menu)
 
 
 def _queue_update(state: FlowState, event: e.QueueUpdate) -> Step:
     if state.priority == "vulnerable":
-        return state, ()  # registered vulnerable callers hear only music until a person
+        # Registered vulnerable callers hear only music until a person, but for one
+        # sentence if they are still waiting: their only way to a Hainanese seat.
+        waited = event.at - (state.started_at if state.started_at is not None else event.at)
+        if (
+            not state.dialect_offered
+            and state.skill == "mandarin"
+            and event.position > 0
+            and waited >= DIALECT_OFFER_AFTER_S
+        ):
+            return _dialect_offer(state)
+        return state, ()
     wait = event.estimated_wait_s
     # Nobody is logged in for the moment (a lapse, a shift change): the caller keeps
     # their place, and may choose a callback instead of an unknown wait.
@@ -185,11 +222,17 @@ def step(state: FlowState | None, event: e.Event) -> Step:
             skill = LANGUAGE_KEYS.get(event.digits[:1])
             if skill is None:  # an invalid key: no second try, just a person
                 return _hold(state)
-            held = _hold(replace(state, skill=skill))
-            return held[0], (a.ChangeSkill(skill), a.Play("language_chosen"), *held[1])
+            return _choose_language(state, skill)
         if isinstance(event, e.InputTimeout):
             return _menu(state) if state.menu_plays < 2 else _hold(state)
         return state, ()  # queue updates wait until the menu is over
+
+    if state.phase == DIALECT_OFFER:
+        if isinstance(event, e.Digits) and event.digits[:1] == "1":
+            return _choose_language(state, "hainanese")
+        if isinstance(event, e.Digits | e.InputTimeout):
+            return _hold(state)  # no second try: they simply stay in line
+        return state, ()
 
     if state.phase == CALLBACK_OFFER:
         if isinstance(event, e.Digits) and event.digits[:1] == "1":
@@ -203,4 +246,12 @@ def step(state: FlowState | None, event: e.Event) -> Step:
 
     if state.phase == HOLDING and isinstance(event, e.QueueUpdate):
         return _queue_update(state, event)
+    if (
+        state.phase == HOLDING
+        and isinstance(event, e.Digits)
+        and event.digits[:1] == "1"
+        and state.skill == "mandarin"
+        and not state.callback_offered
+    ):
+        return _choose_language(state, "hainanese")
     return state, ()

@@ -42,6 +42,8 @@ CATALOGUE: dict[str, Prompt] = {
         "For Hainanese, press 1. For English, press 2.",
     ),
     "language_chosen": Prompt("好的，请稍候。", "Thank you, please hold."),
+    # Once, to callers who skip the language menu (registered elderly, repeat callers).
+    "dialect_offer": Prompt("讲海南话请按1。", "For Hainanese, press 1."),
     "case_status": Prompt(
         "您的工单{case_number}，{status_zh}。正在为您转接人工服务。",
         "Your case {case_number} is {status_en}. Connecting you to an operator.",

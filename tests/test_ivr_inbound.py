@@ -8,6 +8,8 @@ from ivr.inbound import (
     ANNOUNCE_EVERY_S,
     CALLBACK_AFTER_S,
     CONNECTED,
+    DIALECT_OFFER,
+    DIALECT_OFFER_AFTER_S,
     DONE,
     HOLDING,
     MENU,
@@ -63,7 +65,7 @@ def test_registered_vulnerable_caller_hears_no_prompt_and_has_priority() -> None
     assert actions == (a.Enqueue("vulnerable", "mandarin"), a.Hold())
     assert not any(isinstance(x, a.Play | a.Gather) for x in actions)
     # Nor announcements or a callback menu while they wait: music only.
-    state, actions = step(state, e.QueueUpdate(9, CALLBACK_AFTER_S * 2, 1, at=10))
+    state, actions = step(state, e.QueueUpdate(9, CALLBACK_AFTER_S * 2, 1, at=5))
     assert actions == ()
 
 
@@ -74,7 +76,65 @@ def test_repeat_caller_hears_case_status_and_waits_for_their_operator() -> None:
     assert actions[1].prompt == "case_status"
     sentence = render("case_status", **actions[1].args)
     assert "12345-20261127-000123" in sentence and "已转交承办单位" in sentence
+    # Then, once, the dialect choice they skipped with the menu; nothing else.
+    assert kinds(actions) == ["Enqueue", "Play", "Gather"]
+    assert actions[2].prompt == "dialect_offer" and actions[2].valid_digits == "1"
+    assert render("dialect_offer") == "讲海南话请按1。"
+    state, actions = step(state, e.InputTimeout(at=9))
+    assert actions == (a.Hold(),) and state.phase == HOLDING and state.skill == "mandarin"
+    state, actions = step(state, e.QueueUpdate(2, 30.0, 3, at=60))
+    assert not any(isinstance(x, a.Gather) for x in actions)  # never asked again
+
+
+def test_a_registered_elder_still_waiting_is_offered_hainanese_once() -> None:
+    state, _ = step(None, started(vulnerable=True, at=100.0))
+    state, actions = step(state, e.QueueUpdate(3, 60.0, 1, at=100 + DIALECT_OFFER_AFTER_S - 1))
+    assert actions == ()  # answered sooner, they would have heard nothing at all
+    state, actions = step(state, e.QueueUpdate(3, 60.0, 1, at=100 + DIALECT_OFFER_AFTER_S))
+    assert actions == (a.Gather("dialect_offer", valid_digits="1", timeout_s=5.0),)
+    assert state.phase == DIALECT_OFFER
+    # Queue news waits until the sentence is over; an offer never does.
+    assert step(state, e.QueueUpdate(2, 50.0, 1, at=112))[1] == ()
+    chosen, actions = step(state, e.Digits("1", at=113))
+    assert actions == (a.ChangeSkill("hainanese"), a.Play("language_chosen"), a.Hold())
+    assert (chosen.skill, chosen.priority, chosen.phase) == ("hainanese", "vulnerable", HOLDING)
+    # Silence: music again, and the sentence is never repeated.
+    state, actions = step(state, e.InputTimeout(at=116))
+    assert actions == (a.Hold(),) and state.skill == "mandarin"
+    state, actions = step(state, e.QueueUpdate(1, 10.0, 1, at=200))
+    assert actions == ()
+
+
+def test_a_person_free_during_the_dialect_offer_is_not_kept_waiting() -> None:
+    case = e.OpenCase("12345-20261127-000123", "dispatched", operator_seat="1007")
+    state, _ = step(None, started(open_case=case))
+    state, actions = step(state, e.SeatOffered("1007", at=2))
+    assert actions == (a.Bridge("1007"),)
+
+
+@pytest.mark.parametrize("who", ["vulnerable", "repeat"])
+def test_one_while_holding_chooses_hainanese_keeping_priority_and_operator(who: str) -> None:
+    case = e.OpenCase("12345-20261127-000123", "dispatched", operator_seat="1007")
+    kw = {"vulnerable": True} if who == "vulnerable" else {"open_case": case}
+    state, _ = step(None, started(**kw))
+    if who == "repeat":
+        state, _ = step(state, e.InputTimeout(at=9))
+    state, actions = step(state, e.Digits("1", at=20))
+    assert actions == (a.ChangeSkill("hainanese"), a.Play("language_chosen"), a.Hold())
+    assert (state.skill, state.priority, state.phase) == ("hainanese", who, HOLDING)
+    assert state.sticky_seat == (None if who == "vulnerable" else "1007")
+    # Chosen: no offer afterwards, and a second 1 changes nothing.
+    _, actions = step(state, e.QueueUpdate(1, 10.0, 1, at=60))
     assert not any(isinstance(x, a.Gather) for x in actions)
+    assert step(state, e.Digits("1", at=61))[1] == ()
+
+
+def test_one_while_holding_after_a_callback_offer_is_not_a_dialect_choice() -> None:
+    state = hold()
+    state, _ = step(state, e.QueueUpdate(5, CALLBACK_AFTER_S + 1, 2, at=20))
+    state, _ = step(state, e.InputTimeout(at=26))  # declined by silence
+    state, actions = step(state, e.Digits("1", at=27))  # a late "callback, please"
+    assert actions == () and state.skill == "mandarin"
 
 
 def test_merged_hotline_number_is_carried_in_the_state() -> None:
