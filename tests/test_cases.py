@@ -156,11 +156,46 @@ def test_caller_profile_finds_register_and_recent_open_case(session) -> None:  #
     session.commit()
     assert caller_profile(session, "13900000002").vulnerable
     assert not caller_profile(session, "13900000003").vulnerable
-    create_case_for_call(session, call("CA8", caller_phone="13900000003"), CaseDraft())
+    create_case_for_call(
+        session, call("CA8", caller_phone="13900000003"), CaseDraft(description="路灯不亮")
+    )
     profile = caller_profile(session, "13900000003")
     assert profile.open_case_number and profile.open_case_seat == "1001"
     later = utcnow() + timedelta(days=31)
     assert caller_profile(session, "13900000003", now=later).open_case_number is None
+
+
+def test_a_blank_case_is_not_the_callers_open_case(session) -> None:  # type: ignore[no-untyped-def]
+    """A call answered with no form leaves a received case with nothing in it: the next
+    call hears no status of it and does not wait for that operator."""
+    phone = "13900000005"
+    real = create_case_for_call(
+        session,
+        call("CA20", caller_phone=phone, operator_seat="1003"),
+        CaseDraft(description="楼道漏水", dispatch=False),
+    )
+    session.commit()
+    blank = create_case_for_call(
+        session,
+        call("CA21", caller_phone=phone, operator_seat="1004"),
+        CaseDraft(description="  ", dispatch=False),
+    )
+    session.commit()
+    assert blank.status == "received" and blank.created_at >= real.created_at
+    profile = caller_profile(session, phone)
+    assert (profile.open_case_number, profile.open_case_seat) == (real.number, "1003")
+    # Only blanks: no open case at all.
+    create_case_for_call(session, call("CA22", caller_phone="13900000006"), CaseDraft())
+    session.commit()
+    assert caller_profile(session, "13900000006").open_case_number is None
+    # Anything written into it (a category, a description, a dispatch) makes it real.
+    categorised = create_case_for_call(
+        session,
+        call("CA23", caller_phone="13900000007"),
+        CaseDraft(category_code="power-outage", dispatch=False),
+    )
+    session.commit()
+    assert caller_profile(session, "13900000007").open_case_number == categorised.number
 
 
 def test_merged_hotline_lookup(session) -> None:  # type: ignore[no-untyped-def]
