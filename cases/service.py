@@ -301,6 +301,16 @@ class InvalidForm(CaseError):
         self.field, self.value, self.allowed = field, value, allowed
 
 
+class DispatchedAlready(InvalidForm):
+    """A form tried to change the category or unit of a case already dispatched."""
+
+    def __init__(self, field: str, value: object, case: Case) -> None:
+        unit = case.department
+        super().__init__(field, value, [getattr(case, field.removesuffix("_code")).code])
+        self.unit_name = unit.name if unit is not None else ""
+        self.args = (f"case {case.number} is dispatched; re-dispatch is a supervisor's",)
+
+
 _FORM_CODES = (
     ("category_code", Category),
     ("district_code", District),
@@ -362,7 +372,16 @@ def parse_form(session: Session, data: dict[str, object]) -> CaseDraft:
 
 def apply_form(session: Session, case: Case, draft: CaseDraft, actor: str) -> Case:
     """Write the operator's form into a case that already exists (the form came after
-    the case was made at hang-up). Idempotent: the same form again changes nothing."""
+    the case was made at hang-up). Idempotent: the same form again changes nothing.
+
+    Once a case is dispatched its category and lead unit are the unit's business: a
+    form may add to the description and address, but a different category or unit is
+    refused (InvalidForm); moving the case is a supervisor's re-dispatch (改派)."""
+    if case.dispatched_at is not None:
+        for name, attr in (("category_code", "category"), ("department_code", "department")):
+            code, current = getattr(draft, name), getattr(case, attr)
+            if code and current is not None and current.code != code:
+                raise DispatchedAlready(name, code, case)
     changed = []
     for name in ("description", "address", "caller_name"):
         value = getattr(draft, name)
