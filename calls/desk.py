@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from calls.casework import file_form
+from calls.casework import arm_clocks, file_form
 from calls.handler import CallHandler
-from cases.models import Case
+from cases import dispatch as work
+from cases.models import Case, ExtensionRequest
 from cases.service import parse_form
 from cases.users import log_action
 from ivr import events as e
@@ -95,6 +99,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "坐席正在通话，本通话结束后将自动签出",
         "The seat is on a call; it logs out when the call ends",
     ),
+    "choose-lead-unit": ("请选择承办单位", "Choose a lead unit"),
+    "no-such-extension": ("找不到该延期申请", "No such extension request"),
     "redispatch-needs-supervisor": (
         "工单已派往 {unit}，改派须由班长操作",
         "The case went to {unit}; only a supervisor can re-dispatch it",
@@ -182,6 +188,7 @@ class Desk:
         self.handler = handler
         self.queue = handler.queue
         self.sessions = sessions
+        self.cases = CaseDesk(self)
 
     # -- the audit line ---------------------------------------------------------------
 
@@ -430,3 +437,113 @@ def logout_words(record: dict[str, str]) -> dict[str, str]:
     if by and by != record.get("owner", ""):
         reason = "forced logout"
     return {"reason": reason, "by": by}
+
+
+DEPARTMENT_ACTIONS = ("sign", "on-site", "note", "resolve", "return", "extend")
+
+
+class CaseDesk:
+    """The case actions of departments and supervisors. Each runs in one transaction
+    and, once it is committed, re-arms the case's clocks (the one after-commit hook).
+    The rules themselves (a resolved case is final for the unit, one pending extension,
+    who may act) are the record's, in ``cases.dispatch``; their refusals
+    (``CaseError``, ``IllegalTransition``) pass through for the surface to show."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    @contextmanager
+    def _case(self, number: str) -> Iterator[tuple[Session, Case]]:
+        with self.desk.sessions() as db:
+            case = db.scalar(select(Case).where(Case.number == number))
+            if case is None:
+                raise DeskError("no-such-case", 404)
+            yield db, case
+            db.commit()
+            arm_clocks(self.desk.queue, case)
+
+    def _supervisor(self, actor: Actor) -> None:
+        if not actor.supervises:
+            raise DeskError("forbidden", 403)
+
+    # -- a department's clerk -------------------------------------------------------------
+
+    def department_act(
+        self, actor: Actor, number: str, action: str, *, text: str = "", days: int = 0
+    ) -> Case:
+        """Sign for (签收), on site, a progress note, resolve with a reply (答复), return
+        a wrong dispatch (退单) or ask for working days (延期), for a case led or
+        assisted by the clerk's unit. Any other case does not exist for them."""
+        if actor.role != "department":
+            raise DeskError("forbidden", 403)
+        if action not in DEPARTMENT_ACTIONS:
+            raise DeskError("bad-argument", 400, {"detail": "action"})
+        unit = actor.department_id
+        with self._case(number) as (db, case):
+            if unit is None or unit not in work.units_of(case, db):
+                raise DeskError("no-such-case", 404)
+            if action == "sign":
+                work.sign_for(db, case, actor.username, unit)
+            elif action == "on-site":
+                work.on_site(db, case, actor.username, unit)
+            elif action == "note":
+                work.add_note(db, case, actor.username, unit, text)
+            elif action == "resolve":
+                work.resolve(db, case, actor.username, unit, text)
+            elif action == "return":
+                work.return_case(db, case, actor.username, unit, text)
+            else:
+                work.request_extension(db, case, actor.username, unit, days, text)
+        return case  # the case's trail records who did what
+
+    # -- supervisors ----------------------------------------------------------------------
+
+    def dispatch(
+        self,
+        actor: Actor,
+        number: str,
+        lead: str,
+        assisting: list[str] | None = None,
+        *,
+        uphold: bool = False,
+    ) -> Case:
+        """Dispatch a case waiting for a unit, re-dispatch (改派) with assisting units
+        (协办), or uphold a return (维持原派): the only way a lead unit changes."""
+        self._supervisor(actor)
+        with self._case(number) as (db, case):
+            if uphold:
+                work.uphold(db, case, actor.username)
+            else:
+                if not lead and case.status == "reopened":
+                    raise DeskError("choose-lead-unit", 422)
+                work.dispatch_to(db, case, actor.username, lead, assisting or [])
+        return case
+
+    def supervise(self, actor: Actor, number: str, note: str) -> Case:
+        """督办: a note the unit sees, kept in the trail."""
+        self._supervisor(actor)
+        with self._case(number) as (db, case):
+            work.supervise(db, case, actor.username, note)
+        return case
+
+    def merge(self, actor: Actor, duplicate: str, into: str) -> Case:
+        """并单: a repeat request about the same matter into the open case."""
+        self._supervisor(actor)
+        with self._case(duplicate) as (db, case):
+            target = db.scalar(select(Case).where(Case.number == into))
+            if target is None:
+                raise DeskError("no-such-case", 404)
+            work.merge(db, case, target, actor.username)
+        return case
+
+    def decide_extension(self, actor: Actor, request_id: int, approve: bool) -> Case:
+        self._supervisor(actor)
+        with self.desk.sessions() as db:
+            ask = db.get(ExtensionRequest, request_id)
+            if ask is None:
+                raise DeskError("no-such-extension", 404)
+            work.decide_extension(db, ask, actor.username, approve)
+            db.commit()
+            case = ask.case
+            arm_clocks(self.desk.queue, case)
+        return case

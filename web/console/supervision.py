@@ -15,13 +15,13 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from calls.casework import arm_clocks
+from calls.desk import DeskError
 from cases import rankings as ranking
-from cases.dispatch import decide_extension, dispatch_to, merge, supervise, uphold
+from cases.dispatch import CaseRefused
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category, Department, ExtensionRequest
 from cases.service import HOTLINE_TZ, CaseError
-from web.auth import roles_required
+from web.auth import desk_actor, language, roles_required
 from web.console.routes import SUPERVISORS, bp, sessions
 from web.context import services
 
@@ -81,90 +81,75 @@ def supervision(error: str | None = None) -> Any:
         )
 
 
-def _after(db, case: Case) -> None:  # type: ignore[no-untyped-def]
-    db.commit()
-    arm_clocks(services().queue, case)
+def _refused(exc: Exception) -> str:
+    if isinstance(exc, DeskError):
+        return exc.words(language())
+    if isinstance(exc, CaseRefused):
+        return exc.words(language())
+    return str(exc)
+
+
+CASE_REFUSALS = (DeskError, CaseError, IllegalTransition)
 
 
 @bp.post("/cases/<number>/dispatch")
 @roles_required(*SUPERVISORS)
 def supervisor_dispatch(number: str) -> Any:
     """Dispatch, re-dispatch a return (改派), or uphold it, with who did it."""
-    actor = current_user.username
-    with sessions()() as db:
-        case = db.scalar(select(Case).where(Case.number == number))
-        if case is None:
-            abort(404)
-        try:
-            if request.form.get("uphold"):
-                uphold(db, case, actor)
-            else:
-                lead = request.form.get("lead", "")
-                assisting = [c for c in request.form.getlist("assisting") if c]
-                if case.status in ("reopened",) and not lead:
-                    raise CaseError("choose a lead unit")
-                dispatch_to(db, case, actor, lead, assisting)
-        except (CaseError, IllegalTransition) as exc:
-            db.rollback()
-            return supervision(error=f"{number}: {exc}"), 422
-        _after(db, case)
-    return redirect(url_for("console.supervision"))
+    try:
+        services().desk.cases.dispatch(
+            desk_actor(),
+            number,
+            request.form.get("lead", ""),
+            [c for c in request.form.getlist("assisting") if c],
+            uphold=bool(request.form.get("uphold")),
+        )
+    except CASE_REFUSALS as exc:
+        return supervision(error=f"{number}: {_refused(exc)}"), 422
+    return redirect(_back())
 
 
 @bp.post("/extensions/<int:request_id>")
 @roles_required(*SUPERVISORS)
 def extension_decision(request_id: int) -> Any:
-    with sessions()() as db:
-        ask = db.get(ExtensionRequest, request_id)
-        if ask is None:
-            abort(404)
-        try:
-            decide_extension(
-                db, ask, current_user.username, request.form.get("decision") == "approve"
-            )
-        except CaseError as exc:
-            db.rollback()
-            return supervision(error=str(exc)), 422
-        _after(db, ask.case)
-    return redirect(url_for("console.supervision"))
+    approve = request.form.get("decision") == "approve"
+    try:
+        services().desk.cases.decide_extension(desk_actor(), request_id, approve)
+    except CASE_REFUSALS as exc:
+        return supervision(error=_refused(exc)), 422
+    return redirect(_back())
 
 
 @bp.post("/cases/<number>/supervise")
 @roles_required(*SUPERVISORS)
 def supervise_case(number: str) -> Any:
-    with sessions()() as db:
-        case = db.scalar(select(Case).where(Case.number == number))
-        if case is None:
-            abort(404)
-        try:
-            supervise(db, case, current_user.username, request.form.get("note", ""))
-        except CaseError as exc:
-            db.rollback()
-            return supervision(error=str(exc)), 422
-        db.commit()
-    return redirect(url_for("console.supervision"))
+    try:
+        services().desk.cases.supervise(desk_actor(), number, request.form.get("note", ""))
+    except CASE_REFUSALS as exc:
+        return supervision(error=_refused(exc)), 422
+    return redirect(_back())
 
 
 @bp.post("/merge")
 @roles_required(*SUPERVISORS)
 def merge_cases() -> Any:
     """并单: one case (a repeat request about the same matter) into an open one."""
-    duplicate_number = request.form.get("case", "").strip()
-    target_number = request.form.get("into", "").strip()
-    with sessions()() as db:
-        duplicate = db.scalar(select(Case).where(Case.number == duplicate_number))
-        target = db.scalar(select(Case).where(Case.number == target_number))
-        if duplicate is None or target is None:
-            return supervision(
-                error=f"no case {duplicate_number or '?'} or {target_number or '?'}"
-            ), 422
-        try:
-            merge(db, duplicate, target, current_user.username)
-        except CaseError as exc:
-            db.rollback()
-            return supervision(error=str(exc)), 422
-        _after(db, duplicate)
-    return redirect(url_for("console.supervision"))
+    duplicate = request.form.get("case", "").strip()
+    target = request.form.get("into", "").strip()
+    try:
+        services().desk.cases.merge(desk_actor(), duplicate, target)
+    except CASE_REFUSALS as exc:
+        return supervision(error=_refused(exc)), 422
+    return redirect(_back())
+
+
+def _back() -> str:
+    """Where a supervisor's action returns to: the page they acted from (a case page
+    or the supervision desk), never another site."""
+    target = request.form.get("next", "")
+    if target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return url_for("console.supervision")
 
 
 # -- the dispatch catalogue -----------------------------------------------------------

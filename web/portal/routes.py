@@ -33,21 +33,15 @@ from sqlalchemy import case as when
 from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
-from calls.casework import arm_clocks
+from calls.desk import DEPARTMENT_ACTIONS, DeskError
 from cases.dispatch import (
     CaseRefused,
-    add_note,
-    on_site,
     pending_extension,
-    request_extension,
-    resolve,
-    return_case,
-    sign_for,
 )
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, CaseAssist, Department
 from cases.service import CaseError
-from web.auth import language, roles_required
+from web.auth import desk_actor, language, roles_required
 from web.context import services
 
 log = logging.getLogger("hotline.web.portal")
@@ -235,43 +229,21 @@ def refusal_words(exc: Exception) -> str:
     return str(exc)
 
 
-ACTIONS = {"sign", "on-site", "note", "resolve", "return", "extend"}
-
-
 @bp.post("/cases/<number>/<action>")
 @roles_required("department")
 def act(number: str, action: str) -> Any:
-    if action not in ACTIONS:
+    if action not in DEPARTMENT_ACTIONS:
         abort(404)
-    svc = services()
-    actor, unit, form = current_user.username, my_unit(), request.form
-    with sessions()() as db:
-        case = load_case(db, number)
-        try:
-            if action == "sign":
-                sign_for(db, case, actor, unit)
-            elif action == "on-site":
-                on_site(db, case, actor, unit)
-            elif action == "note":
-                add_note(db, case, actor, unit, form.get("note", ""))
-            elif action == "resolve":
-                resolve(db, case, actor, unit, form.get("reply", ""))
-            elif action == "return":
-                return_case(db, case, actor, unit, form.get("reason", ""))
-            else:
-                request_extension(
-                    db,
-                    case,
-                    actor,
-                    unit,
-                    form.get("days", 0, type=int) or 0,
-                    form.get("reason", ""),
-                )
-            db.commit()
-        except (CaseError, IllegalTransition) as exc:
-            db.rollback()
-            return case_page(number, error=refusal_words(exc)), 422
-        arm_clocks(svc.queue, case)
+    form = request.form
+    text = form.get({"note": "note", "resolve": "reply"}.get(action, "reason"), "")
+    try:
+        services().desk.cases.department_act(
+            desk_actor(), number, action, text=text, days=form.get("days", 0, type=int) or 0
+        )
+    except DeskError as exc:
+        abort(exc.status)
+    except (CaseError, IllegalTransition) as exc:
+        return case_page(number, error=refusal_words(exc)), 422
     if action in ("resolve", "return"):
         return redirect(url_for("portal.inbox"))
     return redirect(url_for("portal.case_page", number=number))
