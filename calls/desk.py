@@ -37,6 +37,7 @@ from cases.models import Case, ExtensionRequest
 from cases.service import parse_form
 from cases.users import log_action
 from ivr import events as e
+from ivr.actions import Action
 from queueing import QueueError, Transition
 from queueing.keys import check_id
 
@@ -198,8 +199,10 @@ class Desk:
             with self.sessions() as db:
                 log_action(db, actor.username, action, target, detail)
                 db.commit()
-        except SQLAlchemyError:
-            log.exception("could not record %s on %s by %s", action, target, actor.username)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "could not record %s on %s by %s (%s)", action, target, actor.username, exc
+            )
 
     # -- seats ------------------------------------------------------------------------
 
@@ -281,7 +284,7 @@ class Desk:
 
     def set_seat_state(
         self, actor: Actor, seat: str, state: str, reason: str = "", *, after_call: bool = False
-    ) -> str:
+    ) -> Transition:
         """Available, or paused with a reason: now, or after the current call (an empty
         reason then cancels the pending pause)."""
         self._own_seat(actor, seat)
@@ -294,9 +297,9 @@ class Desk:
             raise DeskError("unknown-reason", 400)
         try:
             if after_call:
-                result = self.queue.pause_after_call(seat, reason)
+                transition = Transition(self.queue.pause_after_call(seat, reason), ())
             else:
-                result = self.queue.seat_state(seat, state, reason).result
+                transition = self.queue.seat_state(seat, state, reason)
         except QueueError as exc:
             raise _desk_error(exc, seat=seat) from None
         if after_call:
@@ -304,7 +307,7 @@ class Desk:
             self.record(actor, action, seat, f"{reason} (after the call)" if reason else "")
         else:
             self.record(actor, "seat-" + state, seat, reason)
-        return result
+        return transition
 
     def extend_wrapup(self, actor: Actor, seat: str) -> int:
         self._own_seat(actor, seat)
@@ -373,8 +376,11 @@ class Desk:
                 return record
         raise DeskError("no-such-call", 404)
 
-    def answer(self, actor: Actor, call: str, seat: str) -> Transition:
-        """The seat's operator picks up a call offered to that seat."""
+    def answer(
+        self, actor: Actor, call: str, seat: str, *, at: float | None = None
+    ) -> tuple[Transition, list[Action]]:
+        """The seat's operator picks up a call offered to that seat. Returns the queue's
+        transition and what the caller's telephony should do now (bridge them)."""
         seat = _ident("seat", seat)
         record = self.call(actor, call)
         self._own_seat(actor, seat)
@@ -384,8 +390,8 @@ class Desk:
             transition = self.queue.answer(call, seat)
         except QueueError as exc:
             raise _desk_error(exc, seat=seat) from None
-        self.handler.handle(call, e.SeatConnected(seat, at=time.time()))
-        return transition
+        media = self.handler.handle(call, e.SeatConnected(seat, at=at or time.time()))
+        return transition, media
 
     def file_form(self, actor: Actor, call: str, form: dict[str, Any]) -> Case | None:
         """The operator's case form, during the call or after it, as often as they like.

@@ -406,24 +406,41 @@ def seat() -> None:
     """Operator seats."""
 
 
+def _desk(ctx: Context):  # type: ignore[no-untyped-def]
+    from calls.desk import Desk
+
+    handler = call_handler(ctx.settings, ctx.queue)
+    return Desk(handler, handler.directory.sessions)  # type: ignore[union-attr]
+
+
+def _cli_actor():  # type: ignore[no-untyped-def]
+    """Whoever runs the command on the server: a supervisor's powers, by name."""
+    import getpass
+
+    from calls.desk import Actor
+
+    return Actor(f"cli:{getpass.getuser()}", "admin")
+
+
 @seat.command("login")
 @click.argument("seat_id")
 @click.option("--skills", default="", help="comma-separated, e.g. mandarin,hainanese")
 @pass_ctx
 def seat_login(ctx: Context, seat_id: str, skills: str) -> None:
-    """Log a seat in (Mandarin when no skills are given)."""
+    """Log a seat in (Mandarin when no skills are given); it is then this command's
+    user's until logged out. A seat another user has logged in to is refused."""
     wanted = [s.strip() for s in skills.split(",") if s.strip()]
-    _run(lambda: _offers(ctx.queue.seat_login(seat_id, wanted)))
+    _run(lambda: _offers(_desk(ctx).login_seat(_cli_actor(), seat_id, wanted)))
 
 
 @seat.command("state")
 @click.argument("seat_id")
 @click.argument("state", type=click.Choice(["available", "paused"]))
-@click.option("--reason", default="", help="why the seat is paused")
+@click.option("--reason", default="other", help="why the seat is paused (lunch, meeting, ...)")
 @pass_ctx
 def seat_state(ctx: Context, seat_id: str, state: str, reason: str) -> None:
     """Make a seat available, or pause it."""
-    _run(lambda: _offers(ctx.queue.seat_state(seat_id, state, reason)))
+    _run(lambda: _offers(_desk(ctx).set_seat_state(_cli_actor(), seat_id, state, reason)))
 
 
 @seat.command("logout")
@@ -435,15 +452,19 @@ def seat_state(ctx: Context, seat_id: str, state: str, reason: str) -> None:
 )
 @pass_ctx
 def seat_logout(ctx: Context, seat_id: str, force: bool) -> None:
-    """Log a seat out (refused while it is on a call, unless --force)."""
+    """Log a seat out (refused while it is on a call, unless --force, which completes
+    the call and schedules its case)."""
+    desk = _desk(ctx)
 
     def logout() -> None:
-        call_id = ctx.queue.seat(seat_id).get("call", "")
-        transition = ctx.queue.seat_logout(seat_id, force=force)
-        if transition.result == "forced" and call_id:
-            call_handler(ctx.settings, ctx.queue).schedule_case(call_id)
-            click.echo(f"call {call_id} completed by the supervisor")
-        _offers(transition)
+        if force:
+            call_id = ctx.queue.seat(seat_id).get("call", "")
+            result = desk.supervise_seat(_cli_actor(), seat_id, "logout")
+            if result == "forced" and call_id:
+                click.echo(f"call {call_id} completed by the supervisor")
+            click.echo(result)
+        else:
+            _offers(desk.logout_seat(_cli_actor(), seat_id))
 
     _run(logout)
 
@@ -741,10 +762,14 @@ def prompts_render(ctx: Context, out_dir: Path | None, language: str, force: boo
 
 
 def _run(action) -> None:  # type: ignore[no-untyped-def]
+    from calls.desk import DeskError
+
     try:
         action()
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
+    except DeskError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.words('en')}") from None
 
 
 if __name__ == "__main__":

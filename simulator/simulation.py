@@ -30,6 +30,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from calls import RQ_QUEUE, CallerDirectory, CallHandler
+from calls.desk import SYSTEM, Actor, Desk
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CallbackRequest, Case, CitizenRegister
 from cases.phones import mask_phone, normalise
@@ -67,6 +68,7 @@ class SimCall:
 class SimOperator:
     spec: dict[str, Any]
     seat: str
+    actor: Actor = SYSTEM
     logged_in: bool = False
     ready: bool = False
     ringing: str | None = None
@@ -118,8 +120,12 @@ class Simulation:
         upgrade(database_url)
         self.sessions = session_factory(engine_for(database_url))
         self.handler = CallHandler(self.queue, self.jobs, CallerDirectory(self.sessions))
+        self.desk = Desk(self.handler, self.sessions)
         self.calls = [SimCall(spec, spec["id"]) for spec in scenario["call"]]
-        self.operators = [SimOperator(spec, spec["seat"]) for spec in scenario.get("operator", [])]
+        self.operators = [
+            SimOperator(spec, spec["seat"], Actor(f"operator-{spec['seat']}", "operator"))
+            for spec in scenario.get("operator", [])
+        ]
         self.t0 = 0.0
 
     # -- set-up -------------------------------------------------------------------------
@@ -210,18 +216,18 @@ class Simulation:
             and now < spec.get("logout_at_s", float("inf"))
         ):
             skills = spec.get("skills", ["mandarin"])
-            self.queue.seat_login(op.seat, skills)
+            self.desk.login_seat(op.actor, op.seat, skills)
             op.logged_in = True
             self.out(f"[{now:5.1f}s] seat {op.seat} logs in ({','.join(skills)})")
             if now < spec.get("ready_at_s", 0):
-                self.queue.seat_state(op.seat, "paused", "not ready")
+                self.desk.set_seat_state(op.actor, op.seat, "paused", "other")
         if op.logged_in and not op.ready and now >= spec.get("ready_at_s", 0):
             op.ready = True
             if spec.get("ready_at_s", 0) > 0:
-                self.queue.seat_state(op.seat, "available")
+                self.desk.set_seat_state(op.actor, op.seat, "available")
                 self.out(f"[{now:5.1f}s] seat {op.seat} is ready")
         if op.logged_in and now >= spec.get("logout_at_s", float("inf")) and not op.talking:
-            self.queue.seat_logout(op.seat)
+            self.desk.logout_seat(op.actor, op.seat)
             op.logged_in = False
             self.out(f"[{now:5.1f}s] seat {op.seat} logs out")
         if op.ringing:
@@ -232,10 +238,10 @@ class Simulation:
                 return
             answer_after = spec.get("answer_after_s", 1.0)
             if answer_after != "never" and now - op.ring_started >= float(answer_after):
-                self.queue.answer(call_id, op.seat)
+                _, media = self.desk.answer(op.actor, call_id, op.seat, at=now)
                 op.ringing, op.talking, op.talk_started = None, call_id, now
                 call = self._call(call_id)
-                self._perform(call, self.handler.handle(call_id, e.SeatConnected(op.seat, at=now)))
+                self._perform(call, media)
                 waited = int(record["offered_at"]) - int(record["entered"])
                 self.say(call, f"talks with seat {op.seat} (waited {waited / 1000:.1f}s)")
         if op.talking:
@@ -249,11 +255,11 @@ class Simulation:
                 "resolved_on_phone": bool(spec.get("resolved_on_phone", False)),
             }
             if record.get("state") != "on_call":  # the caller hung up: write it up anyway
-                self.handler.submit_case_form(call_id, form)
+                self.desk.file_form(op.actor, call_id, form)
                 op.talking = None
             elif now - op.talk_started >= float(spec.get("talk_s", 2.0)):
-                self.handler.submit_case_form(call_id, form)
-                self.handler.operator_completes(call_id)
+                self.desk.file_form(op.actor, call_id, form)
+                self.desk.complete(op.actor, call_id)
                 call = self._call(call_id)
                 self.say(call, f"conversation ends (seat {op.seat} hangs up)")
                 self._perform(call, self.handler.handle(call_id, e.Hangup(at=now)))

@@ -1,6 +1,7 @@
 """The `hotline` command against the test Redis."""
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,11 @@ from hotline.cli import main
 def run(redis: Redis, redis_server, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    from cases.db import upgrade
+
+    database = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(database)  # seat actions are recorded in the action log
+    monkeypatch.setenv("DATABASE_URL", database)
     runner = CliRunner()
 
     def invoke(*args: str):  # type: ignore[no-untyped-def]
@@ -37,6 +43,12 @@ def test_seat_commands_and_queue_status(run, redis) -> None:  # type: ignore[no-
     result = run("seat", "state", "1001", "available")
     assert "offered call c1 to seat 1001" in result.output
     assert run("seat", "logout", "1001").output.strip() == "logged-out"
+    from cases.db import engine_for, session_factory
+    from cases.models import ActionLog
+
+    with session_factory(engine_for(os.environ["DATABASE_URL"]))() as db:
+        done = [(a.action, a.target) for a in db.query(ActionLog).order_by(ActionLog.id)]
+    assert done[0] == ("seat-login", "1001") and done[-1] == ("seat-logout", "1001")
     figures = json.loads(run("queue", "figures", "--minutes", "5").output)
     assert figures["offered"] == 1
 

@@ -186,8 +186,7 @@ def seat_state(seat: str) -> Any:
     if state not in ("available", "paused"):
         raise ApiError(400, "bad-field", "'state' must be 'available' or 'paused'")
     reason = text(data, "reason") or ("other" if state == "paused" else "")
-    result = services().desk.set_seat_state(actor(), seat, state, reason)
-    return jsonify(result=result, offers=[])
+    return transition_json(services().desk.set_seat_state(actor(), seat, state, reason))
 
 
 @bp.post("/seats/<seat>/heartbeat")
@@ -202,7 +201,8 @@ def seat_heartbeat(seat: str) -> Any:
 def call_answer(call: str) -> Any:
     data = body()
     seat = ident("seat", text(data, "seat", limit=128))
-    return transition_json(services().desk.answer(actor(), ident("call", call), seat))
+    transition, _ = services().desk.answer(actor(), ident("call", call), seat)
+    return transition_json(transition)
 
 
 def file_case_form(call: str, form: dict[str, Any]) -> Any:
