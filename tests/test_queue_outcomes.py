@@ -406,7 +406,9 @@ def test_pause_after_this_call_without_wrap_up_and_its_cancel(make_queue) -> Non
     assert queue.seat("s1")["reason"] == "other"
 
 
-def test_an_idle_seat_pauses_at_once_and_ready_clears_a_pending_pause(make_queue) -> None:
+def test_an_idle_seat_pauses_at_once_and_ready_ends_the_wrap_up_into_a_pending_pause(
+    make_queue,
+) -> None:
     queue = make_queue(wrapup_s=60)
     queue.seat_login("s1")
     assert queue.pause_after_call("s1", "lunch") == "paused"
@@ -415,8 +417,19 @@ def test_an_idle_seat_pauses_at_once_and_ready_clears_a_pending_pause(make_queue
     queue.answer("c1", "s1")
     queue.pause_after_call("s1", "lunch")
     queue.complete("c1")
-    assert queue.seat_state("s1", "available").result == "available"  # "ready" wins
-    assert "pause_next" not in queue.seat("s1")
+    # 就绪 ends the wrap-up: the pause the operator asked for after this call begins.
+    assert queue.seat_state("s1", "available").result == "paused"
+    seat = queue.seat("s1")
+    assert (seat["state"], seat["reason"]) == ("paused", "lunch")
+    assert "pause_next" not in seat
+    # Cancelling the pending pause first makes 就绪 mean available.
+    queue.seat_state("s1", "available")
+    queue.enqueue("c2")
+    queue.answer("c2", "s1")
+    queue.pause_after_call("s1", "meeting")
+    queue.complete("c2")
+    assert queue.pause_after_call("s1", "") == "cancelled"
+    assert queue.seat_state("s1", "available").result == "available"
     with pytest.raises(QueueError, match="not-logged-in"):
         queue.pause_after_call("nobody", "lunch")
 
