@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cases.models import ROLES, ActionLog, Department, User
@@ -19,10 +20,16 @@ from cases.service import utcnow
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,63}\Z")
 MIN_PASSWORD = 10
+MAX_PASSWORD = 256  # what the sign-in form accepts
 
 
 class UserError(ValueError):
-    pass
+    """A refused change. The message is for the CLI; ``code`` names the refusal for
+    the screens, which say it in the reader's language."""
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def token_digest(token: str) -> str:
@@ -38,22 +45,22 @@ def add_user(
     display_name: str = "",
     seat: str | None = None,
     department_code: str | None = None,
+    by: str = "system",
 ) -> User:
     if not USERNAME.match(username):
-        raise UserError("a user name is 2-64 of a-z 0-9 _ . - (lower case)")
+        raise UserError("a user name is 2-64 of a-z 0-9 _ . - (lower case)", "bad-username")
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"a password has at least {MIN_PASSWORD} characters")
+        raise UserError(f"role must be one of {', '.join(ROLES)}", "bad-role")
+    check_password(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise UserError(f"user {username!r} exists")
+        raise UserError(f"user {username!r} exists", "exists")
     department = None
     if role == "department":
         if not department_code:
-            raise UserError("a department user needs --department CODE")
+            raise UserError("a department user needs --department CODE", "needs-unit")
         department = session.scalar(select(Department).where(Department.code == department_code))
         if department is None:
-            raise UserError(f"no department {department_code!r}")
+            raise UserError(f"no department {department_code!r}", "no-unit")
     user = User(
         username=username,
         display_name=display_name or username,
@@ -64,9 +71,16 @@ def add_user(
         created_at=utcnow(),
     )
     session.add(user)
-    log_action(session, "system", "user-added", username, role)
+    log_action(session, by, "user-added", username, role)
     session.commit()
     return user
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"a password has at least {MIN_PASSWORD} characters", "password-short")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"a password has at most {MAX_PASSWORD} characters", "password-long")
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -80,9 +94,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 
 def issue_token(session: Session, username: str) -> str:
     """A new personal API token for the user (the old one stops working)."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise UserError(f"no user {username!r}")
+    user = _user(session, username)
     token = "hl_" + secrets.token_urlsafe(32)
     user.api_token_hash = token_digest(token)
     log_action(session, "system", "token-issued", username)
@@ -105,3 +117,71 @@ def log_action(
     session: Session, actor: str, action: str, target: str = "", detail: str = ""
 ) -> None:
     session.add(ActionLog(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
+
+
+# -- what an administrator changes (the admin screens; the caller records who did it) --
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user {username!r}", "no-user")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Everyone, by role then user name, with their unit loaded."""
+    return list(
+        session.scalars(
+            select(User).options(selectinload(User.department)).order_by(User.role, User.username)
+        )
+    )
+
+
+def last_sign_ins(session: Session) -> dict[str, datetime]:
+    """Each user's latest sign-in, as the action log recorded it."""
+    rows = session.execute(
+        select(ActionLog.actor, func.max(ActionLog.at))
+        .where(ActionLog.action == "signed-in")
+        .group_by(ActionLog.actor)
+    )
+    return {actor: at for actor, at in rows if at is not None}
+
+
+def set_active(session: Session, username: str, active: bool, *, by: str) -> User:
+    """Enable or disable a user. A disabled user's session and token stop working at
+    their next request (both are looked up as active users). The last active admin
+    cannot be disabled, nor can anyone disable themselves."""
+    user = _user(session, username)
+    if not active and user.active:
+        if user.role == "admin":
+            # Locks the active admins' rows where the database can (PostgreSQL), so two
+            # admins disabling each other at once cannot leave none.
+            admins = session.scalars(
+                select(User.id).where(User.role == "admin", User.active).with_for_update()
+            ).all()
+            if len(admins) <= 1:
+                raise UserError("the last active admin cannot be disabled", "last-admin")
+        if username == by:
+            raise UserError("you cannot disable yourself", "self-disable")
+    user.active = active
+    session.commit()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    """A new password chosen by an administrator (the user is told out of band)."""
+    check_password(password)
+    user = _user(session, username)
+    user.password_hash = generate_password_hash(password)
+    session.commit()
+    return user
+
+
+def revoke_tokens(session: Session, username: str) -> bool:
+    """The user's personal API token stops working; False if they had none."""
+    user = _user(session, username)
+    had = user.api_token_hash is not None
+    user.api_token_hash = None
+    session.commit()
+    return had
