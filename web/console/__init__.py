@@ -4,4 +4,8 @@ from web.console.routes import bp
 
 __all__ = ["bp"]
 
-from web.console import supervision  # noqa: E402,F401  (its routes join the blueprint)
+# Their routes join the blueprint.
+from web.console import (  # noqa: E402
+    cases,  # noqa: F401  (the case page and case search)
+    supervision,  # noqa: F401
+)

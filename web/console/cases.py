@@ -1,0 +1,195 @@
+"""The case page and case search, for operators and supervisors: read the whole case
+before 督办 or 改派. Operators see the caller's number masked; a supervisor may reveal
+it, and that is recorded in the action log."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask import abort, render_template, render_template_string, request
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from cases.lifecycle import STATUSES
+from cases.models import (
+    CallRecord,
+    Case,
+    CaseAssist,
+    ExtensionRequest,
+    OutboundItem,
+    OverdueRecord,
+    User,
+)
+from cases.search import MAX_PAGE, CaseQuery, search_cases
+from web.auth import desk_actor, roles_required
+from web.console.catalogue import catalogue
+from web.console.routes import OPERATORS, SUPERVISORS, bp, sessions
+from web.context import services
+from web.i18n import TEXT
+
+READERS = (*OPERATORS, *SUPERVISORS)
+MAX_QUERY = 100
+# A case's clocks run only while it is with a unit.
+RESPONSE_RUNS = ("dispatched",)
+HANDLING_RUNS = ("dispatched", "accepted", "in_progress")
+# 督办 for a case still being worked on; (re-)dispatch where the lifecycle allows it.
+SUPERVISABLE = ("received", "dispatched", "accepted", "in_progress", "returned", "reopened")
+DISPATCHABLE = ("received", "returned", "reopened")
+
+
+def _date(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        abort(400)
+
+
+def _query() -> CaseQuery:
+    """The search as asked; a malformed page, date or status is a 400, not a 500."""
+    raw_page = request.args.get("page", "1").strip() or "1"
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
+        abort(400)
+    status = request.args.get("status", "").strip() or None
+    if status is not None and status not in STATUSES:
+        abort(400)
+    return CaseQuery(
+        text=request.args.get("q", "").strip()[:MAX_QUERY],
+        status=status,
+        unit=request.args.get("unit", "").strip() or None,
+        since=_date("since"),
+        until=_date("until"),
+        page=int(raw_page),
+    )
+
+
+@bp.get("/cases")
+@roles_required(*READERS)
+def case_search() -> Any:
+    query = _query()
+    with sessions()() as db:
+        found = search_cases(db, query, services().handler.phones)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "case_search.html",
+        query=query,
+        found=found,
+        args=args,
+        statuses=STATUSES,
+        units=catalogue()["units"],
+    )
+
+
+def _countdown(deadline: datetime | None, runs: bool, now: datetime) -> float | None:
+    """Seconds left (negative: late) while that clock runs; None when it does not."""
+    if deadline is None or not runs:
+        return None
+    aware = deadline if deadline.tzinfo else deadline.replace(tzinfo=UTC)
+    return (aware - now).total_seconds()
+
+
+def _case_view(number: str, revealed: bool = False) -> Any:
+    now = datetime.now(UTC)
+    with sessions()() as db:
+        case = db.scalar(
+            select(Case)
+            .where(Case.number == number)
+            .options(
+                selectinload(Case.category),
+                selectinload(Case.department),
+                selectinload(Case.district),
+                selectinload(Case.merged_into),
+            )
+        )
+        if case is None:
+            abort(404)
+        assisting = [
+            a.department
+            for a in db.scalars(
+                select(CaseAssist)
+                .where(CaseAssist.case_id == case.id)
+                .options(selectinload(CaseAssist.department))
+            )
+        ]
+        events = list(case.events)
+        call_ids = {case.call_id} | {e.call_id for e in events}
+        call_ids.discard(None)
+        calls = db.scalars(
+            select(CallRecord)
+            .where(or_(CallRecord.call_id.in_(call_ids), CallRecord.case_number == case.number))
+            .order_by(CallRecord.queued_at)
+        ).all()
+        overdue = db.scalars(
+            select(OverdueRecord)
+            .where(OverdueRecord.case_id == case.id)
+            .options(selectinload(OverdueRecord.department))
+            .order_by(OverdueRecord.due_at)
+        ).all()
+        extensions = db.scalars(
+            select(ExtensionRequest)
+            .where(ExtensionRequest.case_id == case.id)
+            .order_by(ExtensionRequest.requested_at)
+        ).all()
+        visit = db.scalar(
+            select(OutboundItem).where(
+                OutboundItem.case_id == case.id, OutboundItem.kind == "return_visit"
+            )
+        )
+        merged_in = db.scalars(
+            select(Case.number).where(Case.merged_into_id == case.id).order_by(Case.id)
+        ).all()
+        named = {r.person for r in overdue} | {case.accepted_by or ""}
+        people = {
+            user: name
+            for user, name in db.execute(
+                select(User.username, User.display_name).where(User.username.in_(named))
+            )
+            if name
+        }
+        supervises = desk_actor().supervises
+        return render_template(
+            "case_page.html",
+            case=case,
+            events=events,
+            assisting=assisting,
+            calls=calls,
+            overdue=overdue,
+            extensions=extensions,
+            visit=visit,
+            merged_in=merged_in,
+            people=people,
+            respond_left=_countdown(case.respond_by, case.status in RESPONSE_RUNS, now),
+            handle_left=_countdown(case.handle_by, case.status in HANDLING_RUNS, now),
+            supervises=supervises,
+            revealed=revealed and supervises,
+            can_supervise=supervises and case.status in SUPERVISABLE,
+            can_dispatch=supervises and case.status in DISPATCHABLE,
+            units=catalogue()["units"],
+            text_keys=TEXT,
+        )
+
+
+@bp.get("/cases/<number>")
+@roles_required(*READERS)
+def case_page(number: str) -> Any:
+    return _case_view(number)
+
+
+@bp.post("/cases/<number>/reveal")
+@roles_required(*SUPERVISORS)
+def reveal_phone(number: str) -> Any:
+    """A supervisor sees the caller's whole number (to call them, or to check a
+    complaint); who did it, on which case, goes into the action log."""
+    with sessions()() as db:
+        phone = db.scalar(select(Case.caller_phone).where(Case.number == number))
+    if phone is None:
+        abort(404)
+    services().desk.record(desk_actor(), "phone-revealed", number)
+    if request.headers.get("HX-Request"):
+        return render_template_string(
+            '<span id="caller-phone" class="revealed">{{ phone }}</span>', phone=phone
+        )
+    return _case_view(number, revealed=True)
