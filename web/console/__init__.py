@@ -6,6 +6,7 @@ __all__ = ["bp"]
 
 # Their routes join the blueprint.
 from web.console import (  # noqa: E402
+    admin,  # noqa: F401  (the administrator's screens)
     cases,  # noqa: F401  (the case page and case search)
     supervision,  # noqa: F401
 )
