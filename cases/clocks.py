@@ -78,9 +78,20 @@ def fire(session: Session, case: Case, timer: str, now: datetime) -> str | None:
     return "overdue" if mark_overdue(session, case, kind, due[timer], now) else None
 
 
+def charge_missed_deadlines(session: Session, case: Case, now: datetime) -> None:
+    """Before a case leaves its unit (a re-dispatch): every running limit it has missed
+    is recorded against that unit now, whatever the sweep has noticed yet."""
+    due = due_times(case)
+    for kind in ("response", "handling"):
+        at = due.get(f"{kind}_due")
+        if at is not None and now > at:
+            mark_overdue(session, case, kind, at, now)
+
+
 def mark_overdue(session: Session, case: Case, kind: str, due_at: datetime, now: datetime) -> bool:
-    """Set the frozen flag and write the accountability record, once per case and kind.
-    False if it was marked already."""
+    """Set the frozen flag and write the accountability record, once per dispatch and
+    kind (the flags start afresh when a case is dispatched again). False if it was
+    marked already."""
     flag = f"{kind}_overdue"
     if getattr(case, flag):
         return False

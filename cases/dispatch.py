@@ -163,8 +163,15 @@ def suggest_units(
 def dispatch_to(
     session: Session, case: Case, actor: str, lead: str, assisting: Sequence[str] = ()
 ) -> Case:
-    """Dispatch (or re-dispatch) to a lead unit with optional assisting units."""
+    """Dispatch (or re-dispatch, 改派) to a lead unit with optional assisting units. A
+    supervisor may re-dispatch a case its unit is working on: the deadlines that unit
+    has already missed are charged to it first (its accountability records), and the
+    new unit's clocks start afresh."""
     unit = _by_code(session, Department, lead, "department")
+    if case.department_id is not None and case.status in ("dispatched", "accepted", "in_progress"):
+        from cases.clocks import charge_missed_deadlines
+
+        charge_missed_deadlines(session, case, utcnow())
     helpers = [
         _by_code(session, Department, code, "department")
         for code in assisting

@@ -11,6 +11,9 @@ returned -> dispatched                 reason, even after starting on it; a supe
                                        re-dispatches (改派) or upholds, sending it back
                                        to the same unit)
 resolved -> reopened -> dispatched    (the citizen was not satisfied)
+dispatched/accepted/in_progress -> dispatched
+                                      (改派: a supervisor moves a case its unit is
+                                       working on; its missed limits are charged first)
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ OPEN_STATUSES = tuple(s for s in STATUSES if s != "closed")  # everything but th
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"dispatched", "resolved"}),
-    "dispatched": frozenset({"accepted", "received", "returned"}),
-    "accepted": frozenset({"in_progress", "resolved", "returned"}),
-    "in_progress": frozenset({"resolved", "returned"}),
+    "dispatched": frozenset({"dispatched", "accepted", "received", "returned"}),
+    "accepted": frozenset({"dispatched", "in_progress", "resolved", "returned"}),
+    "in_progress": frozenset({"dispatched", "resolved", "returned"}),
     "returned": frozenset({"dispatched"}),
     "resolved": frozenset({"closed", "reopened"}),
     "reopened": frozenset({"dispatched"}),

@@ -275,7 +275,10 @@ class OverdueRecord(Base):
     case: Mapped[Case] = relationship()
     department: Mapped[Department | None] = relationship()
 
-    __table_args__ = (Index("ux_overdue_case_kind", "case_id", "kind", unique=True),)
+    # Once per dispatch and kind: a re-dispatched case can be late again, at its new unit.
+    __table_args__ = (
+        Index("ux_overdue_case_kind_due", "case_id", "kind", "due_at", unique=True),
+    )
 
 
 class ExtensionRequest(Base):

@@ -432,6 +432,9 @@ def transition(session: Session, case: Case, to: str, actor: str, note: str = ""
         case.handle_by = add_workdays(now, days or 13)
         case.accepted_at = None
         case.accepted_by = None
+        # A new dispatch, new limits: lateness so far is in the accountability
+        # records of the unit that was late; the flags follow the new clocks.
+        case.response_overdue = case.handling_overdue = False
     elif to == "accepted":
         case.accepted_at = now
     elif to == "resolved":

@@ -265,7 +265,7 @@ def test_a_supervisor_supervises_from_the_case_page_and_comes_back_to_it(app, a_
     sign_in(li, "li")
     page = li.get(f"/console/cases/{a_case}").get_data(as_text=True)
     assert 'id="supervise-form"' in page and "data-confirm" in page
-    assert "no-redispatch" in page  # dispatched: 改派 once the unit returns it
+    assert "dispatch-form" in page  # 改派 of a case its unit is working on
     r = li.post(
         f"/console/cases/{a_case}/supervise",
         data={

@@ -140,7 +140,7 @@ def test_full_lifecycle_with_reopen_and_audit_trail(session) -> None:  # type: i
         ("closed", "reopened"),
         ("dispatched", "resolved"),
         ("reopened", "closed"),
-        ("in_progress", "dispatched"),
+        ("in_progress", "accepted"),
         ("received", "bogus"),
     ],
 )

@@ -198,3 +198,34 @@ def test_reconciliation_runs_in_batches_by_id(sessions, redis) -> None:  # type:
         assert clocks.reconcile(db, redis, KEYS, None, after_id=first, limit=1) == (second, 1)
         assert clocks.reconcile(db, redis, KEYS, None, after_id=second, limit=1) == (second, 0)
     assert redis.zcard(KEYS.clocks) == 8  # four timers each, re-armed
+
+
+def test_a_case_moved_from_a_late_unit_charges_that_unit_and_starts_afresh(sessions, redis) -> None:  # type: ignore[no-untyped-def]
+    """改派 of a case its unit never signed for: the unit that was late keeps the
+    record, even before the sweep noticed; the new unit's clock starts from zero and is
+    charged only for its own lateness."""
+    from cases.dispatch import dispatch_to
+
+    t0 = datetime.now(UTC) - timedelta(minutes=45)  # urban management never signed
+    case_id = dispatched_case(sessions, redis, at=t0)
+    with sessions() as db:
+        case = db.get(Case, case_id)
+        dispatch_to(db, case, "li", "district-longhua")
+        db.commit()
+        records = db.scalars(select(OverdueRecord).where(OverdueRecord.case_id == case_id)).all()
+        assert [(r.kind, r.department.code) for r in records] == [
+            ("response", "urban-management")
+        ]
+        assert not case.response_overdue and case.department.code == "district-longhua"
+        respond_by = case.respond_by.replace(tzinfo=UTC)
+        assert respond_by > datetime.now(UTC) + timedelta(minutes=29)
+        clocks.sync_case(redis, KEYS, case)
+    # The district government is late too: a record of its own.
+    fired = clocks.sweep(sessions, redis, KEYS, respond_by + timedelta(seconds=1))
+    assert fired["overdue"] == 1
+    with sessions() as db:
+        units = sorted(
+            r.department.code
+            for r in db.scalars(select(OverdueRecord).where(OverdueRecord.case_id == case_id))
+        )
+        assert units == ["district-longhua", "urban-management"]

@@ -577,10 +577,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "cs_ext_refused": ("未同意", "Refused"),
     "cs_merged_in": ("并入本单的工单", "Cases merged into this one"),
     "cs_actions": ("班长操作", "Supervisor actions"),
-    "cs_no_redispatch": (
-        "工单正在承办单位办理中：承办单位退单后方可改派。",
-        "The unit is working on this case: it can be re-dispatched once the unit returns it.",
-    ),
     "cs_confirm_supervise": ("确定对工单 {number} 督办吗？", "Supervise case {number}?"),
     "cs_confirm_dispatch": (
         "确定将工单 {number} 派往所选单位吗？",

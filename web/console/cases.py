@@ -35,7 +35,9 @@ RESPONSE_RUNS = ("dispatched",)
 HANDLING_RUNS = ("dispatched", "accepted", "in_progress")
 # 督办 for a case still being worked on; (re-)dispatch where the lifecycle allows it.
 SUPERVISABLE = ("received", "dispatched", "accepted", "in_progress", "returned", "reopened")
-DISPATCHABLE = ("received", "returned", "reopened")
+# A supervisor may also move a case its unit is working on (改派): the unit's missed
+# limits are charged to it first (cases.dispatch.dispatch_to).
+DISPATCHABLE = ("received", "returned", "reopened", "dispatched", "accepted", "in_progress")
 
 
 def _date(name: str) -> date | None:

@@ -17,7 +17,7 @@ from web.context import services
 
 CATALOGUE_TTL_S = 60.0
 _lock = threading.Lock()
-UNIT_KINDS = ("city", "district")  # city departments first, then district governments
+UNIT_KINDS = ("department", "district")  # city departments first, then district governments
 
 
 def pinyin_keys(name: str) -> tuple[str, str]:
