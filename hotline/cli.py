@@ -70,14 +70,14 @@ def run(ctx: Context) -> None:
     raise SystemExit(run_service(ctx.settings))
 
 
-RECONCILE_BATCH = 500  # cases re-armed per reaper round
-
-
 @main.command()
 @click.option("--interval", default=0.25, show_default=True, help="seconds between sweeps")
 @pass_ctx
 def reaper(ctx: Context, interval: float) -> None:
-    """Sweep the queue: ring-no-answer, wrap-up ends, lost seats, sticky fallback."""
+    """Sweep the queue and the clocks: ring-no-answer, wrap-up ends, lost seats, sticky
+    fallback, reminders and overdue cases, answered calls without a case."""
+    from calls.reaper import Reaper
+
     running = True
 
     def stop(signum: int, _frame: object) -> None:
@@ -86,56 +86,7 @@ def reaper(ctx: Context, interval: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("reaper: sweeping queue %r every %.2fs", ctx.settings.queue.name, interval)
-    from calls import CaseSweep, clocks
-    from cases.service import utcnow
-
-    handler = call_handler(ctx.settings, ctx.queue)
-    sessions = handler.directory.sessions  # type: ignore[union-attr]
-    sweep = CaseSweep(handler, sessions)
-    next_sweep = next_clock = 0.0
-    # Clocks re-armed from SQL: first every open case, then the ones changed since, in
-    # batches, so the queue sweep never waits long behind them.
-    next_reconcile, reconciled_since, reconcile_after, pass_started = 0.0, None, 0, utcnow()
-    while running:
-        try:
-            if time.monotonic() >= next_clock:  # reminders and overdue, to the second
-                fired = clocks.sweep(sessions, ctx.queue.redis, ctx.queue.keys)
-                if fired["reminder"] or fired["overdue"]:
-                    log.info("reaper: clocks %s", fired)
-                next_clock = time.monotonic() + 1
-            if time.monotonic() >= next_reconcile:  # timers from SQL, the backstop
-                with sessions() as session:
-                    reconcile_after, n = clocks.reconcile(
-                        session,
-                        ctx.queue.redis,
-                        ctx.queue.keys,
-                        reconciled_since,
-                        after_id=reconcile_after,
-                        limit=RECONCILE_BATCH,
-                    )
-                if n < RECONCILE_BATCH:  # the pass is done: the next one, in 30 s
-                    reconciled_since = pass_started - timedelta(seconds=5)
-                    reconcile_after, pass_started = 0, utcnow()
-                    next_reconcile = time.monotonic() + 30
-            counts, offers = ctx.queue.tick()
-            for call_id in ctx.queue.last_talked_out:  # past the maximum talk time
-                log.warning("reaper: call %s talked past the maximum; completed", call_id)
-                handler.schedule_case(call_id)
-            if time.monotonic() >= next_sweep:
-                sweep.run_once()  # answered calls with no case yet
-                record_call_rows(handler)  # the stream into call detail rows
-                next_sweep = time.monotonic() + 5
-        except SQLAlchemyError as exc:
-            log.warning("reaper: case database unavailable (%s); retrying", exc)
-            next_sweep = time.monotonic() + 5
-        except (RedisConnectionError, OSError) as exc:
-            log.warning("reaper: redis unavailable (%s); retrying", exc)
-            time.sleep(1)
-            continue
-        if any(counts.values()) or offers:
-            log.info("reaper: %s, %d new offers", counts, len(offers))
-        time.sleep(interval)
+    Reaper(call_handler(ctx.settings, ctx.queue)).run(lambda: running, interval)
 
 
 @main.command()
@@ -178,27 +129,13 @@ def worker(ctx: Context, fork: bool) -> None:
     worker.work(with_scheduler=True, logging_level="INFO")
 
 
-def record_call_rows(handler, limit: int = 20) -> None:  # type: ignore[no-untyped-def]
-    """Fold the event stream into call detail rows, catching up in bounded batches."""
-    from datetime import UTC, datetime, timedelta
-
-    from calls.figures import record_calls
-    from cases.cdr import attach_case_numbers
-
-    with handler.directory.sessions() as session:
-        for _ in range(limit):
-            if not record_calls(session, handler.redis, handler.queue.keys):
-                break
-        attach_case_numbers(session, datetime.now(UTC) - timedelta(days=1))
-
-
 @main.command()
 @click.option("--day", default=None, help="YYYY-MM-DD (Beijing); default today")
 @click.option("--days", default=1, show_default=True, help="how many days from --day")
 @pass_ctx
 def report(ctx: Context, day: str | None, days: int) -> None:
     """The national indicators for a period, from the call detail rows in SQL."""
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     from calls.figures import figures
     from cases.db import engine_for, session_factory

@@ -73,8 +73,8 @@ def test_register_add_validates_the_number(run, tmp_path, monkeypatch) -> None: 
 
 
 def test_the_reapers_rows_give_the_days_report(run, redis, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from calls.reaper import Reaper
     from cases.db import upgrade
-    from hotline.cli import record_call_rows
     from hotline.config import load_settings
     from hotline.runtime import call_handler, call_queue
 
@@ -88,7 +88,7 @@ def test_the_reapers_rows_give_the_days_report(run, redis, tmp_path, monkeypatch
     queue.complete("c1")
     queue.enqueue("c2", caller="+8613800000002")
     queue.hangup("c2")
-    record_call_rows(call_handler(settings, queue))
+    Reaper(call_handler(settings, queue)).record_call_rows()
     day = json.loads(run("report").output)
     assert (day["wanted_person"], day["answered"], day["short_abandoned"]) == (2, 1, 1)
     assert day["connection_rate"] == 1.0
