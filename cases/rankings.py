@@ -90,7 +90,7 @@ class _Hold:
 
 def _holds(session: Session, lo: datetime, hi: datetime) -> list[_Hold]:
     dispatched = select(CaseEvent.case_id).where(
-        CaseEvent.to_status == "dispatched", CaseEvent.at >= lo, CaseEvent.at < hi
+        CaseEvent.action == "dispatched", CaseEvent.at >= lo, CaseEvent.at < hi
     )
     rows = session.execute(
         select(
@@ -101,10 +101,12 @@ def _holds(session: Session, lo: datetime, hi: datetime) -> list[_Hold]:
             CaseEvent.to_status,
             Department.id,
         )
-        .outerjoin(Department, and_(CaseEvent.to_status == "dispatched", _unit_of_dispatch()))
+        .outerjoin(Department, and_(CaseEvent.action == "dispatched", _unit_of_dispatch()))
         .where(
             CaseEvent.case_id.in_(dispatched),
-            or_(CaseEvent.to_status.in_(FOLLOWING), CaseEvent.action == "on_site"),
+            # Transitions only (their action is the new status): a reminder or a 督办
+            # note written while a case is dispatched or returned is not one.
+            CaseEvent.action.in_((*FOLLOWING, "on_site")),
         )
         .order_by(CaseEvent.case_id, CaseEvent.id)
     ).all()
@@ -117,7 +119,8 @@ def _holds(session: Session, lo: datetime, hi: datetime) -> list[_Hold]:
     holds: list[_Hold] = []
     current: _Hold | None = None
     last_of_case: dict[int, _Hold] = {}
-    for case_id, event_id, raw_at, action, to_status, unit in rows:
+    for case_id, event_id, raw_at, action, _to_status, unit in rows:
+        to_status = action  # a transition's action is the status it moved to
         at = raw_at if raw_at.tzinfo else raw_at.replace(tzinfo=UTC)
         if current is not None and current.case_id != case_id:
             current = None
@@ -253,8 +256,8 @@ def returns(session: Session, lo: datetime, hi: datetime) -> dict[int, int]:
     """Returns in ``[lo, hi)`` by the unit that returned the case: the unit of the
     dispatch it was returned from."""
     back = or_(
-        CaseEvent.to_status == "returned",
-        and_(CaseEvent.to_status == "received", CaseEvent.from_status == "dispatched"),
+        CaseEvent.action == "returned",
+        and_(CaseEvent.action == "received", CaseEvent.from_status == "dispatched"),
     )
     events = session.execute(
         select(CaseEvent.case_id, CaseEvent.id).where(back, CaseEvent.at >= lo, CaseEvent.at < hi)
@@ -266,7 +269,7 @@ def returns(session: Session, lo: datetime, hi: datetime) -> dict[int, int]:
         select(CaseEvent.case_id, CaseEvent.id, Department.id)
         .join(Department, _unit_of_dispatch())
         .where(
-            CaseEvent.to_status == "dispatched",
+            CaseEvent.action == "dispatched",
             CaseEvent.case_id.in_({case_id for case_id, _ in events}),
         )
         .order_by(CaseEvent.id)

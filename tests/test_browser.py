@@ -75,15 +75,18 @@ def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
         wait_port(port)
         settings = load_settings(env)
         queue = call_queue(settings)
-        yield {
+        running = {
             "url": f"http://127.0.0.1:{port}",
             "env": env,
             "handler": call_handler(settings, queue),
             "db_url": db_url,
+            "web": web,  # a test may restart it
         }
+        yield running
     finally:
-        web.terminate()
-        web.wait(timeout=20)
+        running_web = running["web"] if "running" in locals() else web
+        running_web.terminate()
+        running_web.wait(timeout=20)
         log.close()
 
 

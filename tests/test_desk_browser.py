@@ -75,3 +75,105 @@ def test_an_operators_shift_owned_seat_forced_out_and_back_missed_call_sign_out(
         expect(wang.locator("input[name=username]")).to_be_visible()
         assert queue.seat("1001")["state"] == "offline"
         browser.close()
+
+
+def test_a_supervisors_shift_search_supervise_redispatch_and_rankings_after_a_return(site) -> None:  # type: ignore[no-untyped-def]
+    """A unit returns a case it should not have had; the supervisor finds the case by
+    the citizen's phone, reads it, supervises it (督办), re-dispatches it (改派) to the
+    right unit, and the rankings charge the return to the unit that returned it."""
+    from sqlalchemy import select
+
+    from cases.db import engine_for, session_factory
+    from cases.dispatch import dispatch_to, return_case
+    from cases.models import Case, Department
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    sessions = session_factory(engine_for(site["db_url"]))
+    with sessions() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo("call-drain", "+8613700137000", "twilio", "1001"),
+            CaseDraft(
+                description="金盘路下水道堵塞，污水漫到路面",
+                address="龙华区金盘路 12 号",
+                category_code="water-outage",
+                district_code="longhua",
+                dispatch=False,
+            ),
+        )
+        dispatch_to(db, case, "wang", "water-supply")
+        supply = db.scalar(select(Department).where(Department.code == "water-supply"))
+        return_case(db, case, "supply", supply.id, "属排水问题，非供水")
+        db.commit()
+        number = case.number
+
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        li = sign_in(browser, site, "li")
+        li.goto(site["url"] + "/console/cases?q=137-0013-7000")  # the phone as it was said
+        hit = li.locator(f"tr.case-hit[data-number='{number}']")
+        expect(hit).to_be_visible()
+        expect(hit).to_contain_text("137****7000")
+        hit.locator("a").click()
+        expect(li.locator("main")).to_contain_text("属排水问题，非供水")  # the return's reason
+        li.fill("#supervise-form input[name=note]", "请今日内派至排水单位")
+        li.click("#supervise-form button")
+        expect(li.locator("main")).to_contain_text("请今日内派至排水单位")
+        li.locator("#dispatch-form select[name=lead]").select_option("water-affairs")
+        li.click("#dispatch-form button")
+        expect(li.locator("main")).to_contain_text("主办单位市水务局")
+        screenshot(li, "desk-supervisor-case-page")
+        with sessions() as db:
+            case = db.scalar(select(Case).where(Case.number == number))
+            assert (case.status, case.department.code) == ("dispatched", "water-affairs")
+            assert case.supervised_note == "请今日内派至排水单位"
+
+        li.goto(site["url"] + "/console/rankings")
+        returned_by = li.locator("#rankings tr[data-code='water-supply'] td").nth(4)
+        expect(returned_by).to_have_text("1")  # charged to the unit that returned it
+        received_by = li.locator("#rankings tr[data-code='water-affairs'] td").nth(1)
+        expect(received_by).to_have_text("1")
+        screenshot(li, "desk-rankings-after-a-return")
+        browser.close()
+
+
+def test_consoles_recover_by_themselves_when_the_web_process_restarts(site) -> None:  # type: ignore[no-untyped-def]
+    """The web process goes away under an open console and comes back: the operator is
+    told at once, the seat stays hers, and the console works again without a click."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.real_rig import wait_port
+    from tests.test_browser import ROOT
+
+    queue = site["handler"].queue
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = sign_in(browser, site, "wang")
+        wang.click("#seat-login button[type=submit]")
+        expect(wang.locator("#seat .state-name")).to_have_text("空闲")
+
+        site["web"].kill()  # no goodbye: as a crash or a redeploy looks to the browser
+        site["web"].wait(timeout=10)
+        expect(wang.locator("#connection-lost")).to_be_visible(timeout=20_000)
+        screenshot(wang, "desk-connection-lost")
+
+        port = int(site["env"]["HOTLINE_WEB_PORT"])
+        with open(os.devnull, "wb") as quiet:
+            site["web"] = subprocess.Popen(
+                [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "32"],
+                cwd=ROOT,
+                env=site["env"],
+                stdout=quiet,
+                stderr=subprocess.STDOUT,
+            )
+        wait_port(port)
+        expect(wang.locator("#connection-lost")).to_be_hidden(timeout=20_000)
+        expect(wang.locator("#seat .state-name")).to_have_text("空闲")
+        assert queue.seat("1001")["state"] == "available"  # within the heartbeat's grace
+        # A call offered now pops on the same page, over the reconnected stream.
+        call = "CArestart000000000000000000000000001"
+        site["handler"].start(call, "+8613900139001", "12345", "twilio", time.time())
+        expect(wang.locator("#pop .caller")).to_be_visible(timeout=10_000)
+        browser.close()

@@ -17,7 +17,7 @@ import cases.dispatch
 import cases.service
 from cases import clocks
 from cases.db import engine_for, session_factory
-from cases.dispatch import dispatch_to, resolve, return_case, sign_for
+from cases.dispatch import dispatch_to, resolve, return_case, sign_for, supervise
 from cases.models import Case, Department, OverdueRecord
 from cases.rankings import overdue_people, rankings
 from cases.service import CallInfo, CaseDraft, create_case_for_call, dispatch
@@ -272,3 +272,23 @@ def test_the_vendored_echarts_has_a_legend_and_a_tooltip() -> None:
         [node, "-e", CHART, str(build)], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"legend": True, "tooltip": True}
+
+
+def test_notes_written_while_a_case_waits_are_not_transitions(sessions, clock) -> None:  # type: ignore[no-untyped-def]
+    """A 督办 written while a case is returned, or a reminder while it is dispatched,
+    carries the case's status in the trail: neither is a second return nor a new
+    dispatch that would end the unit's hold on the case."""
+    from cases.clocks import fire
+
+    with sessions() as db:
+        case = new_case(db, "noted", "water-supply")
+        clock.now = T0 + timedelta(minutes=25)
+        assert fire(db, case, "response_reminder", clock.now) == "reminder"
+        clock.now = T0 + timedelta(minutes=26)
+        sign_for(db, case, "supply", unit_id(db, "water-supply"))
+        clock.now = T0 + timedelta(minutes=40)
+        return_case(db, case, "supply", unit_id(db, "water-supply"), "非供水问题")
+        supervise(db, case, "li", "请尽快改派")
+        db.commit()
+        water = by_code(rankings(db, *JUNE, now=clock.now))["water-supply"]
+    assert (water["received"], water["signed_in_time"], water["returned"]) == (1, 1.0, 1)
