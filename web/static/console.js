@@ -20,6 +20,9 @@
     document.querySelectorAll("[data-now]").forEach(function (el) {
       if (!el.dataset.seen) { skew = Number(el.dataset.now) - Date.now(); el.dataset.seen = "1"; }
     });
+    // Disconnected, the seat's state is not known: its clock stops rather than
+    // count an "available" the queue may no longer hold.
+    if (document.body.classList.contains("disconnected")) return;
     var now = Date.now() + skew;
     document.querySelectorAll(".timer[data-since]").forEach(function (el) {
       el.textContent = " · " + fmt((now - Number(el.dataset.since)) / 1000);
