@@ -224,18 +224,22 @@ class Desk:
             raise DeskError("not-your-seat", 403, {"seat": seat})
         return record
 
+    def seats_of(self, username: str) -> list[str]:
+        """The seats logged in for this user (one, normally)."""
+        seats = self.queue.status()["seats"]
+        return [str(s["id"]) for s in seats if s.get("owner") == username]
+
     def login_seat(
         self, actor: Actor, seat: str, skills: list[str], *, previous: str | None = None
     ) -> Transition:
         """Log in to a seat, which becomes the actor's until logout. Another user's seat
-        is refused, whoever asks; a seat the actor held before is logged out first."""
+        is refused, whoever asks. One person, one seat: the seats the actor held before
+        are logged out first (one on a call is paused after it instead)."""
         seat = _ident("seat", seat)
         skills = [s for s in skills if s] or [self.queue.default_skill]
-        if previous and previous != seat:
-            try:
-                self.logout_seat(actor, previous)
-            except DeskError:
-                pass  # already gone, or busy: its heartbeat lapses
+        held = set(self.seats_of(actor.username)) if actor.role == "operator" else set()
+        for other in sorted((held | ({previous} if previous else set())) - {seat}):
+            self._leave(actor, other)
         try:
             transition = self.queue.seat_login(seat, skills, owner=actor.username)
         except QueueError as exc:
@@ -260,11 +264,17 @@ class Desk:
         self.record(actor, "supervisor-logout" if forced else "seat-logout", seat)
         return transition
 
-    def sign_out(self, actor: Actor, seat: str | None) -> str:
-        """Signing out of the application frees the actor's seat: logged out now, or,
-        on a call, paused after it (its heartbeat then lapses). Returns what happened."""
-        if not seat:
-            return "no-seat"
+    def sign_out(self, actor: Actor, seat: str | None = None) -> str:
+        """Signing out of the application frees every seat the actor holds (whichever
+        browser they sign out from): logged out now, or, on a call, paused after it (its
+        heartbeat then lapses). Returns what happened to the last one."""
+        result = "no-seat"
+        for held in sorted(set(self.seats_of(actor.username)) | ({seat} if seat else set())):
+            result = self._leave(actor, held)
+        return result
+
+    def _leave(self, actor: Actor, seat: str) -> str:
+        """The actor's own seat, freed: logged out, or paused after its call."""
         try:
             record = self.seat(seat)
         except DeskError:
@@ -279,7 +289,7 @@ class Desk:
             self.queue.pause_after_call(seat, "signed_out")
             self.record(actor, "seat-logout-after-call", seat)
             return "after-call"
-        self.record(actor, "seat-logout", seat, "signed out")
+        self.record(actor, "seat-logout", seat)
         return "logged-out"
 
     def set_seat_state(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -172,6 +173,13 @@ def dispatch_to(
         from cases.clocks import charge_missed_deadlines
 
         charge_missed_deadlines(session, case, utcnow())
+    # The old unit's request for more days goes with it: the new unit's clocks are new.
+    for ask in session.scalars(
+        select(ExtensionRequest).where(
+            ExtensionRequest.case_id == case.id, ExtensionRequest.status == "pending"
+        )
+    ):
+        ask.status, ask.decided_by, ask.decided_at = "withdrawn", actor, utcnow()
     helpers = [
         _by_code(session, Department, code, "department")
         for code in assisting
@@ -341,7 +349,12 @@ def decide_extension(
     request.decided_by, request.decided_at = actor, utcnow()
     case = request.case
     if approve and case.handle_by is not None:
-        case.handle_by = add_workdays(case.handle_by, request.days)
+        # SQLite gives the stored UTC back without its zone: say so, or the working-day
+        # arithmetic would take it for Beijing time and move the deadline by 8 hours.
+        handle_by = case.handle_by
+        if handle_by.tzinfo is None:
+            handle_by = handle_by.replace(tzinfo=UTC)
+        case.handle_by = add_workdays(handle_by, request.days)
     _record(
         case,
         actor,

@@ -291,7 +291,8 @@ class ExtensionRequest(Base):
     reason: Mapped[str] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|refused
+    # pending, approved, refused; withdrawn when the case moves to another unit (改派)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     case: Mapped[Case] = relationship()

@@ -306,7 +306,8 @@ class DispatchedAlready(InvalidForm):
 
     def __init__(self, field: str, value: object, case: Case) -> None:
         unit = case.department
-        super().__init__(field, value, [getattr(case, field.removesuffix("_code")).code])
+        current = getattr(case, field.removesuffix("_code"))
+        super().__init__(field, value, [getattr(current, "code", current)])
         self.unit_name = unit.name if unit is not None else ""
         self.args = (f"case {case.number} is dispatched; re-dispatch is a supervisor's",)
 
@@ -382,6 +383,9 @@ def apply_form(session: Session, case: Case, draft: CaseDraft, actor: str) -> Ca
             code, current = getattr(draft, name), getattr(case, attr)
             if code and current is not None and current.code != code:
                 raise DispatchedAlready(name, code, case)
+        # Its urgency decided its clocks: the unit's deadlines do not follow a new one.
+        if draft.urgency and draft.urgency != case.urgency:
+            raise DispatchedAlready("urgency", draft.urgency, case)
     changed = []
     for name in ("description", "address", "caller_name"):
         value = getattr(draft, name)

@@ -575,6 +575,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "cs_ext_pending": ("待审批", "Pending"),
     "cs_ext_approved": ("已同意", "Approved"),
     "cs_ext_refused": ("未同意", "Refused"),
+    "cs_ext_withdrawn": ("已随改派撤回", "Withdrawn with the re-dispatch"),
     "cs_merged_in": ("并入本单的工单", "Cases merged into this one"),
     "cs_actions": ("班长操作", "Supervisor actions"),
     "cs_confirm_supervise": ("确定对工单 {number} 督办吗？", "Supervise case {number}?"),

@@ -129,7 +129,27 @@ def body() -> dict[str, Any]:
         raise ApiError(400, "bad-json", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad-json", "the body must be a JSON object")
+    _check_text(data)
     return data
+
+
+def _check_text(value: object) -> None:
+    """Text nobody can store: a NUL byte (PostgreSQL refuses it) or a lone surrogate
+    (not UTF-8). Refused here, before anything is kept, so no job can fail on it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(400, "bad-text", "text may not contain NUL bytes")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "bad-text", "text must be valid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def text(data: dict[str, Any], name: str, default: str = "", limit: int = 200) -> str:

@@ -29,6 +29,7 @@ from flask import (
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -110,6 +111,17 @@ def roles_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., 
 def actor() -> str:
     """Who is acting, for audit trails."""
     return current_user.username if current_user.is_authenticated else "anonymous"
+
+
+def still_active(username: str) -> bool:
+    """Whether the user may still use what they opened: a live stream outlasts the
+    request that checked them, so it asks again (a disabled user's screens go dark)."""
+    try:
+        with services().desk.sessions() as db:
+            return bool(db.scalar(select(User.active).where(User.username == username)))
+    except Exception:  # the database is away: keep serving, ask again later
+        log.warning("could not check whether %s is still active", username)
+        return True
 
 
 def desk_actor() -> Actor:

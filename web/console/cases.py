@@ -45,9 +45,12 @@ def _date(name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         abort(400)
+    if not 2000 <= day.year <= 2100:  # the line's own lifetime; 0001 or 9999 overflows
+        abort(400)
+    return day
 
 
 def _query() -> CaseQuery:

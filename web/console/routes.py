@@ -39,7 +39,7 @@ from cases.models import (
     OutboundItem,
 )
 from cases.service import DispatchedAlready, InvalidForm
-from web.auth import desk_actor, language, roles_required
+from web.auth import desk_actor, language, roles_required, still_active
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
 from web.live import LiveHub
@@ -411,12 +411,14 @@ def console_events() -> Any:
     """The operator's live stream: ``pop`` when a call is offered to their seat, ``seat``
     whenever their seat changes."""
     seat = my_seat()
-    if not seat:
-        return Response(status=204)  # no seat, nothing to stream (htmx retries later)
+    me = desk_actor()
+    if not seat or seat_view(seat).get("owner") != me.username:
+        return Response(status=204)  # not this user's seat (now): nothing to stream
     inbox = hub().watch_seat(seat)
     reasons = PAUSE_REASONS
 
     def stream() -> Iterator[str]:
+        active, recheck_at = True, time.monotonic() + KEEPALIVE_S
         try:
             yield "retry: 2000\n\n"
             yield sse("seat", render_template("_seat.html", seat=seat_view(seat), reasons=reasons))
@@ -424,18 +426,25 @@ def console_events() -> Any:
                 try:
                     events = [inbox.get(timeout=KEEPALIVE_S)]
                 except queue.Empty:
+                    events = []
+                current = seat_view(seat)
+                if time.monotonic() >= recheck_at:  # a disabled user's stream ends too
+                    active, recheck_at = still_active(me.username), time.monotonic() + KEEPALIVE_S
+                if current.get("owner") != me.username or not active:
+                    # Logged out, taken over, signed out or disabled: this screen sees
+                    # nothing more of the seat (its heartbeat then tells the person why).
+                    return
+                if not events:
                     yield ": keepalive\n\n"
                     continue
                 while not inbox.empty():  # coalesce a burst into one redraw
                     events.append(inbox.get_nowait())
                 for event in events:
-                    if event.get("type") == "OFFER":
+                    if event.get("type") == "OFFER" and event.get("seat") == seat:
                         view = pop_view(event["call"], int(event.get("wait_ms") or 0))
                         if view is not None:
                             yield sse("pop", render_template("_pop.html", pop=view, **catalogue()))
-                yield sse(
-                    "seat", render_template("_seat.html", seat=seat_view(seat), reasons=reasons)
-                )
+                yield sse("seat", render_template("_seat.html", seat=current, reasons=reasons))
         finally:
             hub().unwatch_seat(seat, inbox)
 
@@ -574,12 +583,17 @@ def wallboard() -> Any:
 @roles_required(*SUPERVISORS)
 def wallboard_events() -> Any:
     changed = hub().watch_board()
+    me = desk_actor()
 
     def stream() -> Iterator[str]:
         try:
             yield "retry: 2000\n\n"
-            last = 0.0
+            last = recheck_at = 0.0
             while True:
+                if time.monotonic() >= recheck_at:  # a disabled user's board goes dark
+                    if not still_active(me.username):
+                        return
+                    recheck_at = time.monotonic() + KEEPALIVE_S
                 # Redrawn on queue events, and every few seconds anyway: times in state
                 # and today's SQL figures move without an event.
                 changed.wait(BOARD_IDLE_REDRAW_S)

@@ -112,6 +112,8 @@ def supervisor_dispatch(number: str) -> Any:
 @bp.post("/extensions/<int:request_id>")
 @roles_required(*SUPERVISORS)
 def extension_decision(request_id: int) -> Any:
+    if request_id > 2**31:  # no such row; a bigger number overflows the database's ints
+        abort(404)
     approve = request.form.get("decision") == "approve"
     try:
         services().desk.cases.decide_extension(desk_actor(), request_id, approve)
@@ -219,6 +221,8 @@ def period() -> tuple[datetime, datetime]:
         end = datetime.fromisoformat(request.args.get("end") or today.isoformat())
     except ValueError:
         abort(400, "start and end are dates, YYYY-MM-DD")
+    if not (2000 <= start.year <= 2100 and 2000 <= end.year <= 2100) or end < start:
+        abort(400, "start and end are dates between 2000 and 2100, start first")
     return start.replace(tzinfo=HOTLINE_TZ), end.replace(tzinfo=HOTLINE_TZ) + timedelta(days=1)
 
 

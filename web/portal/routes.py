@@ -41,7 +41,7 @@ from cases.dispatch import (
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, CaseAssist, Department
 from cases.service import CaseError
-from web.auth import desk_actor, language, roles_required
+from web.auth import desk_actor, language, roles_required, still_active
 from web.context import services
 
 log = logging.getLogger("hotline.web.portal")
@@ -49,6 +49,7 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 
 INBOX_STATUSES = ("dispatched", "accepted", "in_progress")
 PAGE = 100
+MAX_PAGE = 10_000  # past it a page number overflows the database
 POLL_S = 2.0  # how often an open inbox's stream looks at SQL
 KEEPALIVE_S = 15.0
 
@@ -120,7 +121,7 @@ def inbox_version(db, unit: int | None) -> str:  # type: ignore[no-untyped-def]
 @bp.get("/")
 @roles_required("department")
 def inbox() -> Any:
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(MAX_PAGE, max(1, request.args.get("page", 1, type=int) or 1))
     unit = my_unit()
     with sessions()() as db:
         department = db.get(Department, unit) if unit else None
@@ -140,7 +141,7 @@ def inbox() -> Any:
 @roles_required("department")
 def inbox_fragment() -> Any:
     """The inbox table alone, fetched again by the page when its stream says so."""
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(MAX_PAGE, max(1, request.args.get("page", 1, type=int) or 1))
     with sessions()() as db:
         rows, more = inbox_rows(db, my_unit(), page)
     return render_template("_portal_inbox.html", rows=rows, page=page, more=more)
@@ -165,6 +166,7 @@ def inbox_events() -> Any:
         return Response(status=204)
     seen = request.headers.get("Last-Event-ID") or request.args.get("since", "")
     factory = sessions()
+    username = current_user.username
 
     def stream() -> Iterator[str]:
         nonlocal seen
@@ -183,6 +185,8 @@ def inbox_events() -> Any:
                 yield sse("inbox", now, event_id=now)
             elif time.monotonic() - quiet_since >= KEEPALIVE_S:
                 quiet_since = time.monotonic()
+                if not still_active(username):  # disabled meanwhile: nothing more
+                    return
                 yield ": keepalive\n\n"
             time.sleep(POLL_S)
 

@@ -1,0 +1,176 @@
+"""The desk's rules over the web's real routes (Flask's client, a real redis-server and
+SQLite): seats owned by one person, one seat a person, sign-out freeing every seat,
+live streams that stop serving someone who no longer owns the seat, and bad input
+answered with a clear 4xx."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from calls.desk import Actor, DeskError
+from tests.test_browser import site  # noqa: F401  (a real gunicorn, for streams)
+from tests.test_console import PASSWORD, csrf_of, make_app, sign_in
+
+
+@pytest.fixture
+def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.users import add_user, issue_token
+
+    app = make_app(redis_server, redis, tmp_path)
+    with app.extensions["hotline"].desk.sessions() as db:
+        add_user(db, "zhao", "operator", PASSWORD, display_name="赵敏", seat="1002")
+        db.commit()
+        app.config["ZHAO_TOKEN"] = issue_token(db, "zhao")
+        db.commit()
+    return app
+
+
+def signed_in(app, username: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    sign_in(client, username)
+    headers = {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
+    return client, headers
+
+
+def test_one_person_holds_one_seat_and_signing_out_anywhere_frees_it(app) -> None:  # type: ignore[no-untyped-def]
+    q = app.extensions["hotline"].queue
+    token = {"Authorization": f"Bearer {app.config['ZHAO_TOKEN']}"}
+    api = app.test_client()
+    for seat in ("1005", "1006", "1007"):
+        assert api.post(f"/api/seats/{seat}/login", headers=token, json={}).status_code == 200
+    # Each login moved the person: the seats before it are free for others.
+    assert [q.seat(s)["state"] for s in ("1005", "1006", "1007")] == [
+        "offline",
+        "offline",
+        "available",
+    ]
+    # Signing out in a browser that never held the seat still frees it.
+    browser, headers = signed_in(app, "zhao")
+    browser.post("/logout", headers=headers)
+    assert q.seat("1007")["state"] == "offline"
+
+
+def test_a_seat_taken_over_stops_streaming_to_its_former_owner(site) -> None:  # type: ignore[no-untyped-def]
+    """wang's console stream, opened before she signed out elsewhere, must not carry
+    the next operator's screen pops (with the caller's number) on that seat."""
+    import requests
+
+    from cases.db import engine_for, session_factory
+    from cases.users import add_user
+
+    with session_factory(engine_for(site["db_url"]))() as db:
+        add_user(db, "zhao", "operator", PASSWORD, seat="1002")
+        db.commit()
+    url, handler = site["url"], site["handler"]
+    wang = requests.Session()
+    token = csrf_of(wang.get(url + "/login", timeout=10).text)
+    wang.post(url + "/login", data={"csrf_token": token, "username": "wang", "password": PASSWORD})
+    token = csrf_of(wang.get(url + "/console/", timeout=10).text)
+    r = wang.post(
+        url + "/console/seat/login", data={"seat": "1001"}, headers={"X-CSRFToken": token}
+    )
+    assert r.status_code == 204
+    stream = wang.get(url + "/console/events", stream=True, timeout=30)
+    chunks: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream.iter_lines(decode_unicode=True):
+                chunks.put(line)
+        except requests.RequestException:
+            pass
+        chunks.put(None)  # the stream ended
+
+    threading.Thread(target=read, daemon=True).start()
+    assert chunks.get(timeout=10).startswith("retry")
+    desk = handler_desk(handler)
+    desk.sign_out(Actor("wang", "operator"))  # from another browser
+    desk.login_seat(Actor("zhao", "operator"), "1001", ["mandarin"])
+    handler.start("c-after", "+8613700137001", "12345", "asterisk", time.time())
+    seen = []
+    while True:
+        line = chunks.get(timeout=25)
+        if line is None:
+            break
+        seen.append(line)
+    text = "\n".join(seen)
+    assert "13700137001" not in text and "event: pop" not in text
+    stream.close()
+
+
+def handler_desk(handler):  # type: ignore[no-untyped-def]
+    from calls.desk import Desk
+
+    return Desk(handler, handler.directory.sessions)
+
+
+def test_bad_input_is_a_clear_refusal_not_a_server_error(app) -> None:  # type: ignore[no-untyped-def]
+    li, headers = signed_in(app, "li")
+    for path in (
+        "/console/cases?since=0001-01-01",
+        "/console/cases?until=9999-12-31",
+        "/console/rankings?start=0001-01-01&end=0001-01-01",
+        "/console/rankings?start=9999-12-31&end=9999-12-31",
+    ):
+        assert li.get(path).status_code == 400, path
+    huge = "/console/extensions/99999999999999999999999"
+    assert li.post(huge, headers=headers).status_code == 404
+    water, _ = signed_in(app, "water")
+    assert water.get("/portal/?page=99999999999999999999999").status_code == 200
+    assert water.get("/portal/rows?page=99999999999999999999999").status_code == 200
+    token = {"Authorization": "Bearer shared-admin-token"}
+    api = app.test_client()
+    for body in (
+        '{"description": "\\ud800"}',
+        '{"category_code": "\\ud800"}',
+        '{"description": "a\\u0000b"}',
+        '{"case": {"description": "\\udfff"}}',
+    ):
+        r = api.post(
+            "/api/calls/c-none/case", headers=token, data=body, content_type="application/json"
+        )
+        assert (r.status_code, r.json["error"]) == (400, "bad-text"), body
+
+
+def test_a_redispatch_withdraws_the_old_units_extension_request(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import dispatch_to, request_extension, sign_for
+    from cases.models import Department, ExtensionRequest
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo("c-ext", "+8613800138000", "asterisk", "1001"),
+            CaseDraft(description="水管爆裂", category_code="water-outage", dispatch=False),
+        )
+        dispatch_to(db, case, "li", "water-supply")
+        supply = db.scalar(select(Department.id).where(Department.code == "water-supply"))
+        sign_for(db, case, "supply", supply)
+        request_extension(db, case, "supply", supply, 5, "需更换主管道")
+        db.commit()
+        number = case.number
+    desk.cases.dispatch(Actor("li", "supervisor"), number, "water-affairs")
+    with desk.sessions() as db:
+        ask = db.scalar(select(ExtensionRequest))
+        assert ask.status == "withdrawn"
+    with pytest.raises(DeskError):
+        desk.cases.decide_extension(Actor("li", "supervisor"), 999_999, True)
+
+
+def test_a_dispatched_cases_urgency_is_not_the_forms_to_change(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    token = {"Authorization": "Bearer shared-admin-token"}
+    api = app.test_client()
+    svc.queue.seat_login("1001")
+    svc.handler.start("c-urgent", "+8613800138001", "12345", "asterisk", 0.0)
+    svc.handler.seat_answered("c-urgent", "1001", 1.0)
+    form = {"description": "路灯不亮", "category_code": "street-lights", "district_code": "longhua"}
+    assert api.post("/api/calls/c-urgent/case", headers=token, json=form).status_code == 200
+    r = api.post("/api/calls/c-urgent/case", headers=token, json={**form, "urgency": "urgent"})
+    assert (r.status_code, r.json["field"]) == (422, "urgency")
