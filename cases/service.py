@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, not_, select
+from sqlalchemy import ColumnElement, and_, func, not_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -90,6 +90,27 @@ class CallInfo:
 # -- lookups for the call flow ----------------------------------------------------------
 
 
+def blank_case() -> ColumnElement[bool]:
+    """A case made for an answered call whose form never came (待补录): received, no
+    category, no description, never dispatched."""
+    return and_(
+        Case.status == "received",
+        Case.category_id.is_(None),
+        func.trim(Case.description) == "",
+        Case.dispatched_at.is_(None),
+    )
+
+
+def blank_cases(
+    session: Session, since: datetime, seat: str | None = None, limit: int = 50
+) -> list[Case]:
+    """Blank cases since ``since`` (of one seat's calls), oldest first: to complete."""
+    query = select(Case).where(blank_case(), Case.created_at >= since)
+    if seat is not None:
+        query = query.where(Case.operator_seat == seat)
+    return list(session.scalars(query.order_by(Case.created_at).limit(limit)))
+
+
 def caller_profile(session: Session, phone: str, now: datetime | None = None) -> CallerProfile:
     if not phone:
         return CallerProfile(vulnerable=False)
@@ -99,12 +120,7 @@ def caller_profile(session: Session, phone: str, now: datetime | None = None) ->
     )
     # A call answered with no form leaves a blank case: nothing to tell the caller
     # about, and no reason to wait for that operator.
-    blank = and_(
-        Case.status == "received",
-        Case.category_id.is_(None),
-        func.trim(Case.description) == "",
-        Case.dispatched_at.is_(None),
-    )
+    blank = blank_case()
     case = session.scalar(
         select(Case)
         .where(

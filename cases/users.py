@@ -92,6 +92,17 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password) else None
 
 
+def is_disabled(session: Session, username: str, password: str) -> bool:
+    """A disabled account, told only to whoever knows its password (so nobody learns
+    which names exist)."""
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    return (
+        user is not None
+        and not user.active
+        and check_password_hash(user.password_hash, password)
+    )
+
+
 def issue_token(session: Session, username: str) -> str:
     """A new personal API token for the user (the old one stops working)."""
     user = _user(session, username)

@@ -174,3 +174,61 @@ def test_a_dispatched_cases_urgency_is_not_the_forms_to_change(app) -> None:  # 
     assert api.post("/api/calls/c-urgent/case", headers=token, json=form).status_code == 200
     r = api.post("/api/calls/c-urgent/case", headers=token, json={**form, "urgency": "urgent"})
     assert (r.status_code, r.json["field"]) == (422, "urgency")
+
+
+def test_an_answered_call_without_a_form_waits_to_be_completed(app) -> None:  # type: ignore[no-untyped-def]
+    """The blank case an unfiled call leaves is listed for its operator (who can open
+    the call's form again) and on the supervisors' desk, not lost."""
+    from calls.casework import file_form
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    svc = app.extensions["hotline"]
+    wang, headers = signed_in(app, "wang")
+    wang.post("/console/seat/login", data={"seat": "1001"}, headers=headers)
+    svc.handler.start("c-blank", "+8613800138011", "12345", "asterisk", 0.0)
+    svc.handler.seat_answered("c-blank", "1001", 1.0)
+    with svc.desk.sessions() as db:
+        number = create_case_for_call(
+            db, CallInfo("c-blank", "+8613800138011", "asterisk", "1001"), CaseDraft()
+        ).number
+        db.commit()
+    panel = wang.get("/console/my-day").get_data(as_text=True)
+    assert "待补录工单" in panel and number in panel and "/console/calls/c-blank/pop" in panel
+    li, _ = signed_in(app, "li")
+    desk = li.get("/console/supervision").get_data(as_text=True)
+    assert 'id="unfiled"' in desk and number in desk
+    # Completed from the pop, it leaves both lists.
+    file_form(svc.queue, svc.desk.sessions, "c-blank", {"description": "路灯不亮"}, "wang")
+    assert number not in wang.get("/console/my-day").get_data(as_text=True)
+
+
+def test_a_disabled_account_is_told_so_only_with_its_password(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.users import set_active
+
+    with app.extensions["hotline"].desk.sessions() as db:
+        set_active(db, "zhao", False, by="admin")
+        db.commit()
+    client = app.test_client()
+    right = sign_in(client, "zhao").get_data(as_text=True)
+    assert "账号已停用" in right
+    wrong = sign_in(app.test_client(), "zhao", "not the password").get_data(as_text=True)
+    assert "账号已停用" not in wrong and "用户名或密码不正确" in wrong
+
+
+def test_a_redispatch_reads_as_such_in_the_trail() -> None:
+    from types import SimpleNamespace
+
+    from web.formatting import trail
+
+    def event(action: str, old: str | None, note: str):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(at=None, actor="li", action=action, from_status=old, note=note)
+
+    rows = trail(
+        [event("dispatched", "received", "to water-supply"), event("dispatched", "returned",
+                                                                     "to water-affairs")],
+        units={"water-supply": "供水公司", "water-affairs": "水务局"},
+    )
+    assert [(r.what, r.detail) for r in rows] == [
+        ("派单", "派往 供水公司"),
+        ("改派", "派往 水务局"),
+    ]

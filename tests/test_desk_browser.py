@@ -66,6 +66,26 @@ def test_an_operators_shift_owned_seat_forced_out_and_back_missed_call_sign_out(
         expect(wang.locator("#case-form")).to_have_count(0)
         screenshot(wang, "desk-missed-call")
 
+        # A call she talks on; she asks to pause for a meeting after it. The live panel
+        # redraws while she picks, and her choice stays; 就绪 at the end of the wrap-up
+        # starts the pause she asked for.
+        talk = "CAdesk0000000000000000000000000002"
+        handler.start(talk, "+8613900139002", "12345", "twilio", time.time())
+        expect(wang.locator("#pop .caller")).to_contain_text("139", timeout=5000)
+        assert handler.seat_answered(talk, "1001", time.time())
+        expect(wang.locator("#seat .state-name")).to_have_text("通话中")
+        wang.select_option("#seat select[name=reason]", "meeting")
+        queue.pause_after_call("1001", "")  # a seat event: the panel is redrawn under her
+        wang.wait_for_timeout(1500)
+        expect(wang.locator("#seat select[name=reason]")).to_have_value("meeting")
+        wang.click("#seat form.pause button")
+        expect(wang.locator("#seat .notice")).to_contain_text("会议")
+        handler.caller_gone(talk)
+        expect(wang.locator("#seat .state-name")).to_have_text("话后处理")
+        wang.click("#seat button.primary")  # 就绪
+        expect(wang.locator("#seat .state-name")).to_have_text("小休")
+        expect(wang.locator("#seat .reason")).to_have_text("会议")
+
         # Another operator cannot open her call's pop.
         response = zhao.goto(site["url"] + f"/console/calls/{call}/pop")
         assert response is not None and response.status == 404

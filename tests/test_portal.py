@@ -163,7 +163,7 @@ def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) 
     csv = supervisor.get("/console/rankings?format=csv")
     assert csv.mimetype == "text/csv"
     lines = csv.get_data(as_text=True).lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("unit,code,received") and any(
+    assert lines[0].startswith("单位,单位代码,受理量") and any(
         "urban-management" in line and line.endswith(",1,") for line in lines
     )
     with svc.handler.directory.sessions() as db:

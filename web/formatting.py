@@ -139,6 +139,9 @@ def _detail(action: str, note: str, lang: str, units: Mapping[str, str]) -> tupl
     return what, _clean(note, units)
 
 
+_WORKING = ("dispatched", "accepted", "in_progress")  # a unit held the case
+
+
 def trail(
     events: Iterable[Any],
     lang: str = "zh",
@@ -150,6 +153,9 @@ def trail(
     rows = []
     for e in events:
         what, detail = _detail(e.action, e.note or "", lang, units or {})
+        moved_from = getattr(e, "from_status", None)
+        if e.action == "dispatched" and moved_from in ("returned", *_WORKING):
+            what = _t("ev_redispatched", lang)  # 改派: the case moved from one unit to another
         rows.append(TrailRow(beijing(e.at), _actor(e.actor, lang, people or {}), what, detail))
     return rows
 

@@ -15,6 +15,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码不正确", "Wrong user name or password"),
+    "account_disabled": (
+        "账号已停用，请联系管理员",
+        "This account is disabled; ask an administrator",
+    ),
     "language": ("English", "中文"),
     "forbidden": ("您没有权限打开此页面", "You may not open this page"),
     "console": ("坐席工作台", "Operator console"),
@@ -255,6 +259,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "ev_note": ("办理进展", "Progress note"),
     "ev_extension_asked": ("申请延期", "Extension asked"),
     "ev_extension_approved": ("同意延期", "Extension approved"),
+    "ev_redispatched": ("改派", "Re-dispatched"),
     "ev_extension_refused": ("不同意延期", "Extension refused"),
     "ev_supervised": ("督办", "Supervised"),
     "ev_reminder": ("时限提醒", "Deadline reminder"),
@@ -512,6 +517,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "suggested_units": ("建议承办单位", "Suggested units"),
     "all_units": ("全部单位", "All units"),
     "reason_signed_out": ("已退出登录", "Signed out"),
+    "seat_hint": ("坐席号：字母、数字、- 或 _", "Seat: letters, digits, - or _"),
+    "unfiled_warning": (
+        "本通话的工单尚未提交，就绪后来电表单将关闭，工单会留在“待补录”。确定就绪吗？",
+        "This call's case form was not submitted; it will wait under 'to complete'. Ready anyway?",
+    ),
+    "deadline_respond": ("响应（签收）时限", "Respond (sign for) by"),
+    "deadline_handle": ("办理时限", "Resolve by"),
+    "to_complete": ("待补录工单", "Cases to complete"),
+    "to_complete_hint": (
+        "已接通但未提交表单的来电：请补录诉求内容并派单。",
+        "Answered calls whose form was never sent: complete and dispatch them.",
+    ),
     # The case page and case search (web/console/cases.py).
     "cs_title": ("工单查询", "Case search"),
     "cs_box": ("工单编号、电话、地址或诉求内容", "Case number, phone, address or words"),

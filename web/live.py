@@ -88,6 +88,10 @@ class LiveHub:
                 log.warning("live updates paused: %s", exc)
                 self._stop.wait(1.0)
                 continue
+            except Exception:  # never let the screens' only reader die: retry
+                log.exception("live updates paused by an unexpected error")
+                self._stop.wait(1.0)
+                continue
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     last = _text(entry_id)

@@ -35,7 +35,7 @@ from wtforms.validators import DataRequired, Length
 
 from calls.desk import Actor
 from cases.models import User
-from cases.users import authenticate, log_action
+from cases.users import authenticate, is_disabled, log_action
 from web.context import services
 from web.i18n import LANGUAGES, translate
 
@@ -174,7 +174,9 @@ def login() -> Any:
                 log_action(db, user.username, "signed-in", request.remote_addr or "")
                 db.commit()
         if user is None:
-            flash(translate("bad_login", language()))
+            with services().desk.sessions() as db:
+                disabled = is_disabled(db, form.username.data or "", form.password.data or "")
+            flash(translate("account_disabled" if disabled else "bad_login", language()))
             return render_template("login.html", form=form), 401
         session.clear()  # no session fixation
         login_user(signed_in)

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -38,7 +38,7 @@ from cases.models import (
     CitizenRegister,
     OutboundItem,
 )
-from cases.service import DispatchedAlready, InvalidForm
+from cases.service import DispatchedAlready, InvalidForm, blank_cases
 from web.auth import desk_actor, language, roles_required, still_active
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
@@ -181,6 +181,22 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
     return view
 
 
+def to_complete(seat: str | None) -> list[dict[str, Any]]:
+    """Cases of this seat's calls in the last day whose form never came (待补录), with
+    the call to open its form again while the call's record lives."""
+    if not seat:
+        return []
+    try:
+        with sessions()() as db:
+            since = datetime.now(UTC) - timedelta(days=1)
+            return [
+                {"number": c.number, "call": c.call_id, "created": c.created_at}
+                for c in blank_cases(db, since, seat)
+            ]
+    except SQLAlchemyError:
+        return []
+
+
 def my_day(seat: str | None) -> tuple[int, float | None]:
     if not seat:
         return 0, None
@@ -221,6 +237,7 @@ def console() -> Any:
         default_seat=my_seat() or seat or _stranded_seat(stranded) or _user_seat(),
         stranded=stranded,
         day=my_day(seat),
+        unfiled=to_complete(seat),
         **catalogue(),
     )
 
@@ -244,7 +261,8 @@ def seat_panel() -> Any:
 @bp.get("/my-day")
 @roles_required(*OPERATORS)
 def my_day_panel() -> Any:
-    return render_template("_my_day.html", day=my_day(my_seat()))
+    seat = my_seat()
+    return render_template("_my_day.html", day=my_day(seat), unfiled=to_complete(seat))
 
 
 @bp.post("/seat/login")
@@ -431,8 +449,12 @@ def console_events() -> Any:
                 if time.monotonic() >= recheck_at:  # a disabled user's stream ends too
                     active, recheck_at = still_active(me.username), time.monotonic() + KEEPALIVE_S
                 if current.get("owner") != me.username or not active:
-                    # Logged out, taken over, signed out or disabled: this screen sees
-                    # nothing more of the seat (its heartbeat then tells the person why).
+                    # Taken over, signed out or disabled: this screen sees nothing more
+                    # of the seat; it reloads, and says why.
+                    yield sse("gone", "")
+                    return
+                if current.get("state") == "offline":
+                    yield sse("gone", "")  # logged out under the operator: say why now
                     return
                 if not events:
                     yield ": keepalive\n\n"

@@ -20,10 +20,11 @@ from cases import rankings as ranking
 from cases.dispatch import CaseRefused
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category, Department, ExtensionRequest
-from cases.service import HOTLINE_TZ, CaseError
+from cases.service import HOTLINE_TZ, CaseError, blank_cases, utcnow
 from web.auth import desk_actor, language, roles_required
 from web.console.routes import SUPERVISORS, bp, sessions
 from web.context import services
+from web.i18n import translate
 
 log = logging.getLogger("hotline.web.supervision")
 LIST_LIMIT = 200
@@ -63,6 +64,7 @@ def supervision(error: str | None = None) -> Any:
             .order_by(ExtensionRequest.requested_at)
             .limit(LIST_LIMIT)
         ).all()
+        unfiled = blank_cases(db, utcnow() - timedelta(days=7))
         waiting = db.scalars(
             select(Case)
             .where(Case.status.in_(("received", "reopened")), Case.description != "")
@@ -76,6 +78,7 @@ def supervision(error: str | None = None) -> Any:
             returns=returns,
             extensions=extensions,
             waiting=waiting,
+            unfiled=unfiled,
             units=units(db),
             error=error,
         )
@@ -226,6 +229,18 @@ def period() -> tuple[datetime, datetime]:
     return start.replace(tzinfo=HOTLINE_TZ), end.replace(tzinfo=HOTLINE_TZ) + timedelta(days=1)
 
 
+# The CSV's headings, in the reader's language (the code column stays for imports).
+CSV_HEADINGS = {
+    "unit": "unit",
+    "code": "unit_code",
+    "received": "received_n",
+    "signed_in_time": "signed_in_time",
+    "resolved_in_time": "resolved_in_time",
+    "returned": "returned_n",
+    "overdue": "overdue_n",
+    "satisfaction": "satisfaction",
+}
+
 # A cell a spreadsheet would run as a formula (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -255,7 +270,7 @@ def rankings_page() -> Any:
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(ranking.COLUMNS)
+        writer.writerow([translate(CSV_HEADINGS[k], language()) for k in ranking.COLUMNS])
         for r in table:
             writer.writerow([csv_cell(r[k]) for k in ranking.COLUMNS])
         name = f"rankings-{start.date()}-{(end - timedelta(days=1)).date()}.csv"

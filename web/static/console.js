@@ -59,6 +59,17 @@
     var label = option ? option.getAttribute("label") || "" : "";
     out.textContent = label.indexOf(" · ") >= 0 ? label.slice(label.indexOf(" · ") + 3) : "";
   }
+  // 就绪 while the call's form was never filed would leave an empty case behind.
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("#seat button.primary");
+    if (!button) return;
+    var form = document.querySelector("form.case-form");
+    if (form && !form.querySelector("#case-filed") && !window.confirm(form.dataset.unfiled || "")) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+    }
+  }, true);
+
   function wire(root) {
     root.querySelectorAll("form.case-form").forEach(function (form) {
       if (form.dataset.wired) return;
@@ -98,6 +109,11 @@
     if (e.detail && e.detail.xhr && e.detail.xhr.status > 0) connection(true);
   });
   window.addEventListener("offline", function () { connection(false); });
+
+  // The seat was logged out or taken over: the console reloads at once and says why.
+  document.addEventListener("htmx:sseMessage", function (e) {
+    if (e.detail && e.detail.type === "gone") window.location.reload();
+  });
 
   document.addEventListener("htmx:load", function (e) { wire(e.target); });
   document.addEventListener("DOMContentLoaded", function () { wire(document); });
