@@ -104,6 +104,19 @@ def mask_phone(text: str) -> str:
     return _PHONE.sub(_mask, text)
 
 
+def national_form(phone: str | None, settings: PhoneSettings = DEFAULT) -> str:
+    """A stored E.164 number as the operator reads it back to the caller: 139 0013 9000,
+    0898 6666 8888; a number that does not parse stays as it was."""
+    text = (phone or "").strip()
+    try:
+        number = phonenumbers.parse(text, settings.region)
+    except phonenumbers.NumberParseException:
+        return text
+    if number.country_code != phonenumbers.country_code_for_region(settings.region):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
 def mask_for_screen(phone: str | None, settings: PhoneSettings = DEFAULT) -> str:
     """A stored number as people read it, its middle hidden: a mainland mobile
     +8613800138501 is 138****8501, a Haikou landline 0898-****8888, another country's

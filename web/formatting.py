@@ -15,7 +15,7 @@ from flask import Flask
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from cases.phones import mask_for_screen
+from cases.phones import mask_for_screen, national_form
 from web.i18n import TEXT, duration, reason_name, role_name, status_name, translate
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -221,6 +221,7 @@ def register(app: Flask) -> None:
         reason_name=reason_filter,
         trail=trail_filter,
         masked=mask_for_screen,
+        national=national_form,  # the operator's own caller, whole: to read it back
         # Templates that still say mask_phone are screens too: the screen's form.
         mask_phone=mask_for_screen,
     )

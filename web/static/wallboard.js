@@ -8,8 +8,8 @@
   function draw(hourly) {
     chart.setOption({
       tooltip: { trigger: "axis" },
-      legend: { data: [labels.offered, labels.answered, labels.abandoned] },
-      grid: { left: 40, right: 16, top: 32, bottom: 24 },
+      legend: { top: 0, data: [labels.offered, labels.answered, labels.abandoned] },
+      grid: { left: 40, right: 16, top: 44, bottom: 24, containLabel: true },
       xAxis: { type: "category", data: hourly.map(function (h) { return h.hour + ":00"; }) },
       yAxis: { type: "value", minInterval: 1 },
       series: [
