@@ -29,6 +29,7 @@ _FIELDS = (
     "ended_at",
     "outcome",
     "seat",
+    "operator",
     "wait_ms",
     "talk_ms",
     "wrapup_ms",
@@ -79,6 +80,8 @@ def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object
                 wait_ms=int(e["wait_ms"]),
                 outcome="answered",
             )
+            if e.get("operator"):
+                r["operator"] = e["operator"]
         elif kind == "COMPLETE":
             r.update(
                 ended_at=_at(ts), talk_ms=int(e["talk_ms"]), seat=e.get("seat"), outcome="answered"
@@ -244,6 +247,22 @@ def day_start(now: datetime | None = None) -> datetime:
 
     local = (now or datetime.now(UTC)).astimezone(HOTLINE_TZ)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def operator_day(session: Session, since: datetime, operator: str) -> tuple[int, float | None]:
+    """One operator's calls answered since ``since`` (at whichever seat) and their
+    average handle time (talk plus wrap-up, seconds)."""
+    n, avg = session.execute(
+        select(
+            func.count(),
+            func.avg(func.coalesce(CallRecord.talk_ms, 0) + func.coalesce(CallRecord.wrapup_ms, 0)),
+        ).where(
+            CallRecord.outcome == "answered",
+            CallRecord.queued_at >= since.astimezone(UTC),
+            CallRecord.operator == operator,
+        )
+    ).one()
+    return int(n), (round(float(avg) / 1000, 1) if avg is not None else None)
 
 
 def seat_day(session: Session, since: datetime) -> dict[str, tuple[int, float | None]]:

@@ -179,7 +179,7 @@ class DailyCounter(Base):
 
 class CallRecord(Base):
     """One row per call (call detail record), written from the queue's event stream by
-    cases.cdr.record_calls, which may be re-run safely. Figures for any window come from
+    calls.figures.record_calls, which may be re-run safely. Figures for any window come from
     these rows; Redis keeps only the live stream."""
 
     __tablename__ = "call_record"
@@ -195,6 +195,7 @@ class CallRecord(Base):
     # answered (then completed) | abandoned | callback | expired | turned_away
     outcome: Mapped[str | None] = mapped_column(String(16), index=True)
     seat: Mapped[str | None] = mapped_column(String(32), index=True)
+    operator: Mapped[str | None] = mapped_column(String(64), index=True)  # who answered
     wait_ms: Mapped[int | None] = mapped_column(Integer)  # entry to answer, or to leaving
     talk_ms: Mapped[int | None] = mapped_column(Integer)
     wrapup_ms: Mapped[int | None] = mapped_column(Integer)

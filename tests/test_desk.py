@@ -232,3 +232,23 @@ def test_a_redispatch_reads_as_such_in_the_trail() -> None:
         ("派单", "派往 供水公司"),
         ("改派", "派往 水务局"),
     ]
+
+
+def test_the_operators_own_day_follows_them_not_the_seat(app) -> None:  # type: ignore[no-untyped-def]
+    """A call 赵敏 took at seat 1001 is hers, not 王芳's when 王芳 sits there later."""
+    from calls.reaper import Reaper
+
+    svc = app.extensions["hotline"]
+    zhao = Actor("zhao", "operator")
+    svc.desk.login_seat(zhao, "1001", ["mandarin"])
+    svc.queue.enqueue("c-zhao", caller="+8613800138021")
+    svc.queue.answer("c-zhao", "1001")
+    svc.queue.complete("c-zhao")
+    svc.desk.sign_out(zhao)
+    Reaper(svc.handler).record_call_rows()
+    wang, headers = signed_in(app, "wang")
+    wang.post("/console/seat/login", data={"seat": "1001"}, headers=headers)
+    assert '<dd id="my-calls">0</dd>' in wang.get("/console/my-day").get_data(as_text=True)
+    zhao_client, headers = signed_in(app, "zhao")
+    zhao_client.post("/console/seat/login", data={"seat": "1002"}, headers=headers)
+    assert '<dd id="my-calls">1</dd>' in zhao_client.get("/console/my-day").get_data(as_text=True)

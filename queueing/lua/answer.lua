@@ -36,6 +36,8 @@ end
 redis.call('ZREM', K_OFFERS, call)
 redis.call('HSET', ckey, 'state', 'on_call', 'seat', seat, 'answered_at', NOW)
 set_seat_state(seat, 'on_call', '', call)
+-- Who answered: the seat's operator (their own day's figures follow them, not the seat).
+local operator = redis.call('HGET', P_SEAT .. seat, 'owner') or ''
 emit('CONNECT', 'call', call, 'seat', seat, 'wait_ms', NOW - tonumber(entered),
-     'ring_ms', NOW - tonumber(offered_at), 'late', late and '1' or '0')
+     'ring_ms', NOW - tonumber(offered_at), 'late', late and '1' or '0', 'operator', operator)
 return out

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from calls.desk import PAUSE_REASONS, DeskError, call_outcome, logout_words
 from calls.figures import figures
-from cases.cdr import day_start, hourly, outbound_figures, seat_day
+from cases.cdr import day_start, hourly, operator_day, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
     CallbackRequest,
@@ -198,11 +198,10 @@ def to_complete(seat: str | None) -> list[dict[str, Any]]:
 
 
 def my_day(seat: str | None) -> tuple[int, float | None]:
-    if not seat:
-        return 0, None
+    """The signed-in operator's own day: their calls at any seat, not the seat's."""
     try:
         with sessions()() as db:
-            return seat_day(db, day_start()).get(seat, (0, None))
+            return operator_day(db, day_start(), desk_actor().username)
     except SQLAlchemyError:
         return 0, None
 
