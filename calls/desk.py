@@ -522,6 +522,7 @@ class CaseDesk:
         assisting: list[str] | None = None,
         *,
         uphold: bool = False,
+        reason: str = "",
     ) -> Case:
         """Dispatch a case waiting for a unit, re-dispatch (改派) with assisting units
         (协办), or uphold a return (维持原派): the only way a lead unit changes."""
@@ -532,7 +533,7 @@ class CaseDesk:
             else:
                 if not lead and case.status == "reopened":
                     raise DeskError("choose-lead-unit", 422)
-                work.dispatch_to(db, case, actor.username, lead, assisting or [])
+                work.dispatch_to(db, case, actor.username, lead, assisting or [], reason=reason)
         return case
 
     def supervise(self, actor: Actor, number: str, note: str) -> Case:

@@ -162,7 +162,13 @@ def suggest_units(
 
 
 def dispatch_to(
-    session: Session, case: Case, actor: str, lead: str, assisting: Sequence[str] = ()
+    session: Session,
+    case: Case,
+    actor: str,
+    lead: str,
+    assisting: Sequence[str] = (),
+    *,
+    reason: str = "",
 ) -> Case:
     """Dispatch (or re-dispatch, 改派) to a lead unit with optional assisting units. A
     supervisor may re-dispatch a case its unit is working on: the deadlines that unit
@@ -194,6 +200,8 @@ def dispatch_to(
         f", assisted by {', '.join(h.code for h in helpers)}" if helpers else ""
     )
     transition(session, case, "dispatched", actor, note)
+    if reason.strip():  # why it moved, for the new unit and the trail
+        _record(case, actor, "dispatch_reason", case.status, case.status, reason.strip()[:500])
     return case
 
 

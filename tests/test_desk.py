@@ -252,3 +252,33 @@ def test_the_operators_own_day_follows_them_not_the_seat(app) -> None:  # type: 
     zhao_client, headers = signed_in(app, "zhao")
     zhao_client.post("/console/seat/login", data={"seat": "1002"}, headers=headers)
     assert '<dd id="my-calls">1</dd>' in zhao_client.get("/console/my-day").get_data(as_text=True)
+
+
+def test_a_supervisor_says_why_a_case_moves(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import Case, CaseEvent
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo("c-move", "+8613800138031", "asterisk", "1001"),
+            CaseDraft(description="井盖缺失", category_code="water-outage", dispatch=True),
+        )
+        db.commit()
+        number = case.number
+    li, headers = signed_in(app, "li")
+    r = li.post(
+        f"/console/cases/{number}/dispatch",
+        data={"lead": "water-affairs", "reason": "属排水设施", "next": f"/console/cases/{number}"},
+        headers=headers,
+    )
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/console/cases/{number}")
+    page = li.get(f"/console/cases/{number}").get_data(as_text=True)
+    assert "改派原因" in page and "属排水设施" in page
+    with desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case.department.code == "water-affairs"
+        events = db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))
+        actions = [e.action for e in events]
+        assert actions[-2:] == ["dispatched", "dispatch_reason"]

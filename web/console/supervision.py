@@ -106,6 +106,7 @@ def supervisor_dispatch(number: str) -> Any:
             request.form.get("lead", ""),
             [c for c in request.form.getlist("assisting") if c],
             uphold=bool(request.form.get("uphold")),
+            reason=request.form.get("reason", ""),
         )
     except CASE_REFUSALS as exc:
         return supervision(error=f"{number}: {_refused(exc)}"), 422
