@@ -378,6 +378,11 @@ def test_the_confirmations_are_on_return_and_resolve(people) -> None:  # type: i
     urban = app.test_client()
     sign_in(urban, "urban")
     page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
+    # Before signing for it, the unit may return it but not resolve it.
+    assert 'data-confirm="确定退单吗？' in page and 'id="resolve-form"' not in page
+    assert "签收后可办结" in page
+    post(urban, f"/portal/cases/{number}/sign", {})
+    page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)
     assert 'data-confirm="确定退单吗？' in page and 'data-confirm="确定办结吗？' in page
     post(urban, "/language", {"lang": "en", "next": "/portal/"})
     page = urban.get(f"/portal/cases/{number}").get_data(as_text=True)

@@ -266,6 +266,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "ev_redispatched": ("改派", "Re-dispatched"),
     "ev_dispatch_reason": ("改派原因", "Why it moved"),
     "redispatch_reason": ("改派原因（选填）", "Why it moves (optional)"),
+    "sign_first": (
+        "签收后可办结；派错了请退单。",
+        "Sign for the case to resolve it; return it if it is not yours.",
+    ),
     "ev_extension_refused": ("不同意延期", "Extension refused"),
     "ev_supervised": ("督办", "Supervised"),
     "ev_reminder": ("时限提醒", "Deadline reminder"),
