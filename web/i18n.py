@@ -528,6 +528,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "all_units": ("全部单位", "All units"),
     "reason_signed_out": ("已退出登录", "Signed out"),
     "seat_hint": ("坐席号：字母、数字、- 或 _", "Seat: letters, digits, - or _"),
+    "username_hint": (
+        "用户名用小写字母、数字和 . _ -（如 wangfang），姓名另填",
+        "A user name is lower-case letters, digits and . _ - (e.g. wangfang); the name goes below",
+    ),
     "unfiled_warning": (
         "本通话的工单尚未提交，就绪后来电表单将关闭，工单会留在“待补录”。确定就绪吗？",
         "This call's case form was not submitted; it will wait under 'to complete'. Ready anyway?",
