@@ -131,7 +131,9 @@ def main() -> None:
     upgrade(db_url)
     with session_factory(engine_for(db_url))() as db:
         seed(db)
-        add_user(db, "op", "operator", PASSWORD)
+        # One person, one seat (calls.desk): an operator for each console.
+        for n in range(args.consoles):
+            add_user(db, f"op{n}", "operator", PASSWORD)
         add_user(db, "boss", "supervisor", PASSWORD)
         db.commit()
     port = free_port()
@@ -200,10 +202,10 @@ def main() -> None:
 
         seats = [f"{2000 + n}" for n in range(args.consoles)]
         streams: list[threading.Thread] = []
-        for seat in seats:
+        for n, seat in enumerate(seats):
             browser = Browser(port)
             try:
-                browser.sign_in("op")
+                browser.sign_in(f"op{n}")
                 status, _ = browser.request(
                     "POST", "/console/seat/login", {"seat": seat, "skills": "mandarin"}
                 )
