@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from redis import Redis
 from sqlalchemy import select, update
@@ -120,6 +120,22 @@ def _text(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def new_item(
+    source: str, kind: str, phone: str, due: datetime, now: datetime, link: dict[str, Any]
+) -> OutboundItem:
+    """A work-list item, due (and first tried) at ``due``; call-backs go first."""
+    return OutboundItem(
+        source=source,
+        kind=kind,
+        phone=phone,
+        due_at=_utc(due),
+        next_at=_utc(due),
+        created_at=_utc(now),
+        priority=1 if kind == "callback" else 0,
+        **link,
+    )
+
+
 class Dialer:
     def __init__(
         self,
@@ -147,16 +163,7 @@ class Dialer:
         existing = session.scalar(select(OutboundItem).where(OutboundItem.source == source))
         if existing is not None:
             return existing
-        item = OutboundItem(
-            source=source,
-            kind=kind,
-            phone=phone,
-            due_at=_utc(due),
-            next_at=_utc(due),
-            created_at=_utc(self.now()),
-            priority=1 if kind == "callback" else 0,
-            **link,
-        )
+        item = new_item(source, kind, phone, due, self.now(), link)
         session.add(item)
         try:
             session.flush()
@@ -643,16 +650,7 @@ def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float
         if source in known:
             continue
         kind, phone, due, link = wanted[source]
-        item = OutboundItem(
-            source=source,
-            kind=kind,
-            phone=phone,
-            due_at=_utc(due),
-            next_at=_utc(due),
-            created_at=_utc(dialer.now()),
-            priority=1 if kind == "callback" else 0,
-            **link,
-        )
+        item = new_item(source, kind, phone, due, dialer.now(), link)
         session.add(item)
         fresh.append(item)
         if source in requests:

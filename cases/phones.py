@@ -86,14 +86,19 @@ _PHONE = re.compile(
 
 def _mask(match: re.Match[str]) -> str:
     text = match.group(0)
-    digits = sum(c.isdigit() for c in text)
-    if digits < 7:
+    if sum(c.isdigit() for c in text) < 7:
         return text
-    keep_head, keep_tail, seen, out = 3, 4, 0, []
+    return _hide_digits(text, 3, 4)
+
+
+def _hide_digits(text: str, head: int, tail: int) -> str:
+    """The digits between the first ``head`` and the last ``tail`` as *."""
+    digits = sum(c.isdigit() for c in text)
+    seen, out = 0, []
     for c in text:
         if c.isdigit():
             seen += 1
-            out.append(c if seen <= keep_head or seen > digits - keep_tail else "*")
+            out.append(c if seen <= head or seen > digits - tail else "*")
         else:
             out.append(c)
     return "".join(out)
@@ -149,11 +154,4 @@ def _mask_middle(text: str) -> str:
     """Keep the first three and last four digits (fewer of a short number)."""
     digits = sum(c.isdigit() for c in text)
     head, tail = (3, 4) if digits >= 9 else (2, 4) if digits >= 7 else (1, 2)
-    seen, out = 0, []
-    for c in text:
-        if c.isdigit():
-            seen += 1
-            out.append(c if seen <= head or seen > digits - tail else "*")
-        else:
-            out.append(c)
-    return "".join(out)
+    return _hide_digits(text, head, tail)
