@@ -218,7 +218,7 @@ def register(app: Flask) -> None:
         duration=duration_filter,
         role_name=role_filter,
         status_name=status_filter,
-        reason_name=reason_filter,
+        seat_reason=reason_filter,  # a seat state's reason in words, never a key
         trail=trail_filter,
         masked=mask_for_screen,
         national=national_form,  # the operator's own caller, whole: to read it back
