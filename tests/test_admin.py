@@ -22,43 +22,20 @@ from cases.users import (
     set_password,
     user_for_token,
 )
-from hotline.config import load_settings
-from hotline.webapp import create_app
+from tests.test_console import PASSWORD, csrf_of, make_app
 
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a new one, typed twice"
 
 
 @pytest.fixture
 def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
-    from cases.db import engine_for, session_factory, upgrade
-    from cases.seed import seed
-
+    """The console's test app (an operator, a supervisor, a department user) and an
+    admin."""
     redis.flushdb()
-    db_url = f"sqlite:///{tmp_path / 'web.db'}"
-    upgrade(db_url)
-    with session_factory(engine_for(db_url))() as s:
-        seed(s)
-        s.commit()
+    app = make_app(redis_server, redis, tmp_path)
+    with app.extensions["hotline"].desk.sessions() as s:
         add_user(s, "root", "admin", PASSWORD, display_name="张管理")
-        add_user(s, "wang", "operator", PASSWORD, display_name="王芳", seat="1001")
-        add_user(s, "li", "supervisor", PASSWORD, display_name="李班长")
-        add_user(s, "water", "department", PASSWORD, department_code="water-affairs")
-    settings = load_settings(
-        {
-            "HOTLINE_VAR_DIR": str(tmp_path),
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis_server.url,
-            "HOTLINE_SECRET_KEY": "test",
-        }
-    )
-    return create_app({"SETTINGS": settings, "REDIS": redis, "TESTING": True})
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
+    return app
 
 
 def sign_in(app, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
