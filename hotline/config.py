@@ -48,6 +48,7 @@ class Settings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
+    trusted_proxy_hops: int = 0  # reverse proxies in front of the web (X-Forwarded-For)
     twilio_caller_id: str | None = None  # the number outbound calls come from
     # How a seat is dialled: "client" (<Client>seat</Client>), "sip:sip:{seat}@pbx.example"
     # (<Sip>), or "number:+86898{seat}" (<Number>).
@@ -115,6 +116,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+        trusted_proxy_hops=int(env_number(env, "HOTLINE_TRUSTED_PROXY_HOPS", 0, minimum=0)),
         twilio_caller_id=env.get("TWILIO_CALLER_ID") or None,
         twilio_seat_dial=_seat_dial(env.get("TWILIO_SEAT_DIAL") or "client"),
         twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",

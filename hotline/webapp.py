@@ -27,6 +27,7 @@ def web_settings(settings: Settings) -> WebSettings:
         api_token=settings.api_token,
         twilio_auth_token=settings.twilio_auth_token,
         public_base_url=settings.public_base_url,
+        trusted_proxy_hops=settings.trusted_proxy_hops,
         twiml=TwimlSettings(
             base_url=settings.public_base_url or "",
             voice=settings.twilio_voice,

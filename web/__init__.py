@@ -73,10 +73,12 @@ def create_app(
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
+    from web.limits import init_limits
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
     from web.twilio import bp as twilio_bp
 
+    init_limits(app, handler.redis, settings.trusted_proxy_hops)
     init_auth(app, secure_cookies=settings.secure_cookies)
     csrf.exempt(twilio_bp)  # signed by Twilio instead
     csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it

@@ -19,6 +19,7 @@ class WebSettings:
     api_token: str | None = None  # the shared token for admin scripts
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
+    trusted_proxy_hops: int = 0  # how many reverse proxies set X-Forwarded-For
 
     @property
     def secure_cookies(self) -> bool:
