@@ -71,24 +71,33 @@ def normalise_or_raw(raw: str, settings: PhoneSettings = DEFAULT) -> str:
         return "".join(c for c in (raw or "") if c.isalnum() or c == "+")[:32]
 
 
-# What a phone number looks like here: E.164 (+8613800138000), a mobile with or without
-# 86 (13800138000, 8613800138000, 138 0013 8000), a landline with its area code
-# (0898-66668888). Standing alone: digits inside ids (ast-1795812065.3, CA..., case
-# numbers 12345-20261128-000001) are not phone numbers.
+# What a phone number looks like here, however it was written: international with + (or
+# %2B in a URL) or 00 (+8613800138000, 008613800138000, +86 139 0013 9000), a mobile
+# with or without 86 (13800138000, 8613800138000, 138 0013 8000, 139-0013-9000), a
+# landline with its area code (0898-66668888, 0898-6666-8888, (0898)6666-8888).
+# Standing alone: digits inside ids (ast-1795812065.3, CA..., case numbers
+# 12345-20261128-000001, stream ids 1795812065123-0) are not phone numbers. The edges
+# are ASCII, so a number inside Chinese text (来电13900139000) is still found.
 _PHONE = re.compile(
-    r"(?<![\w.+-])"
-    r"(?:\+\d{8,15}"
-    r"|(?:86)?1[3-9]\d(?:[ ]?\d{4}){2}"
-    r"|0\d{2,3}[ -]?\d{7,8})"
-    r"(?![\w.-])"
+    r"(?<![A-Za-z0-9_.+-])"
+    r"(?:(?:\+|%2[Bb]|00)[1-9]\d{6,14}"
+    r"|(?:\+|%2[Bb])[1-9]\d{0,2}(?:[ -](?:\(\d{1,4}\)|\d{1,4})){2,5}"
+    r"|(?:86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
+    r"|0\d{2,3}[ -]?\d{7,8}"
+    r"|0\d{2,3}[ -]\d{3,4}[ -]\d{4}"
+    r"|\(0\d{2,3}\)[ ]?\d{3,4}[ -]?\d{4})"
+    r"(?![A-Za-z0-9_-]|\.\d)",
+    re.ASCII,
 )
 
 
 def _mask(match: re.Match[str]) -> str:
     text = match.group(0)
-    if sum(c.isdigit() for c in text) < 7:
+    encoded_plus = text[:3] if text[:3].upper() == "%2B" else ""  # its 2 is not the number's
+    number = text[len(encoded_plus) :]
+    if sum(c.isdigit() for c in number) < 7:
         return text
-    return _hide_digits(text, 3, 4)
+    return encoded_plus + _hide_digits(number, 3, 4)
 
 
 def _hide_digits(text: str, head: int, tail: int) -> str:
