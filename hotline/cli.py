@@ -167,6 +167,12 @@ def web(ctx: Context, workers: int, threads: int) -> None:
 
     bind = f"{ctx.settings.web_host}:{ctx.settings.web_port}"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    # Gunicorn's default control socket is one per user: a second instance took it over
+    # and deleted it on exit. Each instance has its own under its var dir (none if that
+    # path is too long for a Unix socket).
+    control = str(ctx.settings.var_dir / "gunicorn.ctl")
+    fits = len(control.encode()) <= 107
+    control_socket = ["--control-socket", control] if fits else ["--no-control-socket"]
     os.execv(
         gunicorn,
         [
@@ -188,6 +194,9 @@ def web(ctx: Context, workers: int, threads: int) -> None:
             "-",
             "--access-logformat",
             '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            "--logger-class",
+            "hotline.gunicorn_logs.MaskedLogger",  # its access and error logs masked too
+            *control_socket,
         ],
     )
 

@@ -1,0 +1,102 @@
+"""`hotline web` as it runs in production (gunicorn): its access and error logs mask
+phone numbers like every other log line, and each instance keeps its own control
+socket under its var dir, so two instances on one machine leave each other alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from hotline.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def hotline_web(redis_server: RedisServer, var_dir: Path, home: Path) -> Iterator[str]:
+    """A running `hotline web` (one worker); yields its base URL. Its output goes to
+    var_dir/web.log."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOME": str(home),  # where gunicorn's per-user default control socket would go
+        "HOTLINE_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'hotline.db'}",
+        "REDIS_URL": redis_server.url,
+        "HOTLINE_SECRET_KEY": "web-command-test",
+        "HOTLINE_WEB_PORT": str(port),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("XDG_RUNTIME_DIR", None)
+    with open(var_dir / "web.log", "ab") as log:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "4"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1):
+                    break
+            except OSError:
+                assert web.poll() is None, (var_dir / "web.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "hotline web did not come up"
+                time.sleep(0.2)
+        yield url
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+@pytest.mark.slow
+def test_gunicorn_logs_mask_phone_numbers(redis_server: RedisServer, tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    with hotline_web(redis_server, var, tmp_path) as url:
+        get(url + "/lookup?phone=13900139000&case=20261201-0001")
+        get(url + "/no-such-page/139-0013-9000?alt=%2B8613900139000")
+    # Lines are flushed by the time the master has stopped.
+    text = (var / "web.log").read_text()
+    assert "GET /lookup?phone=139****9000&case=20261201-0001 HTTP/1.1" in text, text
+    assert "GET /no-such-page/139-****-9000?alt=%2B861******9000 HTTP/1.1" in text, text
+    assert "Listening at: http://127.0.0.1:" in text  # gunicorn's error log, ports intact
+    for full in ("13900139000", "0013-9000", "8613900139000"):
+        assert full not in text
+
+
+@pytest.mark.slow
+def test_two_instances_keep_their_own_control_sockets(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    with hotline_web(redis_server, first, tmp_path):
+        with hotline_web(redis_server, second, tmp_path):
+            assert (first / "gunicorn.ctl").is_socket()
+            assert (second / "gunicorn.ctl").is_socket()
+        # The second one stopped and took only its own socket with it.
+        assert (first / "gunicorn.ctl").is_socket()
+        assert not (second / "gunicorn.ctl").exists()
+    assert not (first / "gunicorn.ctl").exists()
+    assert not (tmp_path / ".gunicorn").exists()  # nothing in the per-user default place
