@@ -4,6 +4,19 @@ Event types follow Asterisk's queue_log where one exists: ENTERQUEUE, OFFER, CON
 RINGNOANSWER, ABANDON, COMPLETE, EXITWITHTIMEOUT, EXITWITHKEY (left for a callback),
 plus SEAT_STATE, SKILL and STICKY_EXPIRED.
 Stream ids are Redis server milliseconds, so a window is an XRANGE.
+
+The stream keeps the current and the previous Beijing day. Each transition script's
+first event trims older entries (XTRIM MINID, the previous day's start) and sets the
+stream to expire at the end of the next day (lua/prelude.lua): one key, so the Lua
+scripts stay one atomic step each, and every reader keeps working unchanged. Day keys
+with EXPIRE were the other way; they would make each reader (the reaper's call rows and
+case sweep, the live hub, figures, the audit) follow keys across midnight, and a window
+or a cursor spanning midnight would need two reads. Yesterday stays so that a window,
+or a reader catching up, reaches across midnight.
+
+ENTERQUEUE and TURNED_AWAY carry the caller's number whole: the call rows
+(cases.cdr) take it from here, and the dialer calls back missed and turned-away callers
+from those rows, so a masked number would lose them. Hence the two-day limit.
 """
 
 from __future__ import annotations

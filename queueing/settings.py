@@ -39,8 +39,9 @@ class QueueSettings:
     # Nobody logged in for this long: the centre is closed, and callers are told so and
     # called back. Shorter lapses (a console outage, a shift change) keep them waiting.
     closed_after_s: float = 300.0
-    # The stream is a live buffer (about a day at Hangzhou's record volume): call detail
-    # rows in SQL keep the history, written by the reaper every few seconds.
+    # The stream is a live buffer of today and yesterday (lua/prelude.lua trims older
+    # days), capped at this length too (about a day at Hangzhou's record volume): call
+    # detail rows in SQL keep the history, written by the reaper every few seconds.
     events_maxlen: int = 1_000_000
     default_handle_s: float = 240.0  # estimate before any call has been handled
 

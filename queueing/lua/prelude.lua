@@ -44,8 +44,23 @@ local function next_entry_us()
   return entry
 end
 
+-- The events stream holds callers' numbers, so it keeps the current and the previous
+-- Beijing day (UTC+8 all year) and no more: a script's first event trims what is older
+-- (exactly: nothing of an older day lingers; with nothing due it reads one stream node)
+-- and has the stream expire at the end of the next day, should nothing follow.
+local DAY_MS, BEIJING_MS = 86400000, 8 * 3600000
+local stream_kept = false
+
+local function keep_two_days()
+  local today = math.floor((NOW + BEIJING_MS) / DAY_MS) * DAY_MS - BEIJING_MS
+  redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', today - DAY_MS))
+  redis.call('PEXPIREAT', K_EVENTS, string.format('%d', today + 2 * DAY_MS))
+  stream_kept = true
+end
+
 local function emit(kind, ...)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, 'ts', NOW, ...)
+  if not stream_kept then keep_two_days() end
 end
 
 local function split(csv)
