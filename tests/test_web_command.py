@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from hotline.redis_server import RedisServer, free_port
 
@@ -72,7 +73,11 @@ def get(url: str) -> int:
 
 
 @pytest.mark.slow
-def test_gunicorn_logs_mask_phone_numbers(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_gunicorn_logs_mask_phone_numbers(
+    redis_server: RedisServer,
+    redis: Redis,  # flushed afterwards: the app counts requests there
+    tmp_path: Path,
+) -> None:
     var = tmp_path / "var"
     with hotline_web(redis_server, var, tmp_path) as url:
         get(url + "/lookup?phone=13900139000&case=20261201-0001")
@@ -88,7 +93,7 @@ def test_gunicorn_logs_mask_phone_numbers(redis_server: RedisServer, tmp_path: P
 
 @pytest.mark.slow
 def test_two_instances_keep_their_own_control_sockets(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     with hotline_web(redis_server, first, tmp_path):
