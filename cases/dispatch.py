@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.models import Case, CaseAssist, Category, Department, District, ExtensionRequest
+from cases.phones import mask_for_screen
 from cases.service import CaseError, _by_code, _record, transition, utcnow
 
 MAX_EXTENSION_DAYS = 30
@@ -414,7 +415,8 @@ def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
         "merged_in",
         target.status,
         target.status,
-        f"并单: {duplicate.number} ({duplicate.caller_phone})",
+        # The trail is the units' to read: the other citizen's number as screens show it.
+        f"并单: {duplicate.number} ({mask_for_screen(duplicate.caller_phone)})",
     )
     target.updated_at = now
     return target

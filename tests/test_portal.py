@@ -214,7 +214,9 @@ def test_a_repeat_request_is_merged_and_its_caller_follows_the_open_case(people)
     page = citizen.post(
         "/lookup", data={"number": second, "phone": "13900000003", "csrf_token": token}
     )
-    assert page.status_code == 200 and f"已并入工单 {first}" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)  # its own number, never the other citizen's case
+    assert page.status_code == 200 and "已与其他市民的同类诉求合并办理" in html
+    assert second in html and first not in html
 
 
 def test_an_admin_edits_the_dispatch_catalogue_and_it_is_audited(people) -> None:  # type: ignore[no-untyped-def]

@@ -116,7 +116,8 @@ def _detail(action: str, note: str, lang: str, units: Mapping[str, str]) -> tupl
             return what, _t("ev_merged_into", lang, number=m.group(1))
         m = re.fullmatch(r"并单: (\S+) \((.*)\)", note)
         if m:
-            return what, f"{m.group(1)}（{mask_for_screen(m.group(2))}）"
+            phone = m.group(2)  # masked when written since; full in older trails
+            return what, f"{m.group(1)}（{phone if '*' in phone else mask_for_screen(phone)}）"
     elif action in ("reminder", "overdue"):
         m = re.match(r"\[(response|handling)\].*due (\S+)", note)
         if m:

@@ -182,8 +182,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "period": ("统计期间", "Period"),
     "lookup": ("工单查询", "Case lookup"),
     "lookup_hint": (
-        "请输入工单编号和来电号码",
-        "Enter the case number and the phone number you called from",
+        "请输入工单编号和来电号码（完整号码或后四位）",
+        "Enter the case number and the phone number you called from (whole, or its last four"
+        " digits)",
     ),
     "lookup_none": ("未找到与该号码对应的工单", "No case with that number for that phone"),
     "lookup_slow": ("查询过于频繁，请稍后再试", "Too many lookups; please try again in a minute"),
@@ -191,6 +192,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "phone": ("电话号码", "Phone number"),
     "progress": ("办理进度", "Progress"),
     "status_returned": ("退单待审", "Returned"),
+    "lookup_slow_full": (
+        "该工单查询过于频繁，请稍后再试，或填写完整的来电号码查询",
+        "Too many lookups of this case; try again later, or enter the whole phone number",
+    ),
+    "lookup_merged": (
+        "已与其他市民的同类诉求合并办理",
+        "Handled together with the same request from another citizen",
+    ),
+    "lookup_reply_withheld": (
+        "合并办理的答复不在此显示；如需了解办理结果，请致电12345",
+        "The reply to a merged request is not shown here; call 12345 to hear the outcome",
+    ),
     "status_received": ("已受理", "Received"),
     "status_dispatched": ("已派单", "Dispatched"),
     "status_accepted": ("已签收", "Accepted"),
