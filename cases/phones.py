@@ -91,8 +91,7 @@ _PHONE = re.compile(
 )
 
 
-def _mask(match: re.Match[str]) -> str:
-    text = match.group(0)
+def _mask(text: str) -> str:
     encoded_plus = text[:3] if text[:3].upper() == "%2B" else ""  # its 2 is not the number's
     number = text[len(encoded_plus) :]
     if sum(c.isdigit() for c in number) < 7:
@@ -114,8 +113,17 @@ def _hide_digits(text: str, head: int, tail: int) -> str:
 
 
 def mask_phone(text: str) -> str:
-    """'13800138000' -> '138****8000': enough to recognise a caller, not to dial them."""
-    return _PHONE.sub(_mask, text)
+    """'13800138000' -> '138****8000': enough to recognise a caller, not to dial them.
+    Full-width digits (１３９..., from a Chinese IME) are found as well and keep their form."""
+    ascii_digits = text.translate(_FULL_WIDTH_DIGITS)  # one character for one: same spans
+    out, done = [], 0
+    for match in _PHONE.finditer(ascii_digits):
+        out += [text[done : match.start()], _mask(text[match.start() : match.end()])]
+        done = match.end()
+    return "".join(out) + text[done:]
+
+
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 def national_form(phone: str | None, settings: PhoneSettings = DEFAULT) -> str:
