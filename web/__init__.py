@@ -73,6 +73,7 @@ def create_app(
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
+    from web.headers import init_headers
     from web.limits import init_limits
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
@@ -80,6 +81,7 @@ def create_app(
 
     init_limits(app, handler.redis, settings.trusted_proxy_hops)
     init_auth(app, secure_cookies=settings.secure_cookies)
+    init_headers(app)
     csrf.exempt(twilio_bp)  # signed by Twilio instead
     csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it
     app.register_blueprint(twilio_bp)

@@ -10,6 +10,7 @@
   chart.setOption({
     tooltip: {
       trigger: "axis", axisPointer: { type: "shadow" },
+      renderMode: "richText",  // drawn in the chart: HTML tooltips carry style attributes CSP refuses
       valueFormatter: function (v) { return v === null || v === undefined ? el.dataset.none : v + "%"; },
     },
     legend: { top: 0, data: [el.dataset.signed, el.dataset.resolved] },

@@ -7,7 +7,7 @@
   var chart = echarts.init(el, null, { locale: el.dataset.locale, renderer: "svg" });
   function draw(hourly) {
     chart.setOption({
-      tooltip: { trigger: "axis" },
+      tooltip: { trigger: "axis", renderMode: "richText" },  // HTML tooltips carry style attributes CSP refuses
       legend: { top: 0, data: [labels.offered, labels.answered, labels.abandoned] },
       grid: { left: 40, right: 16, top: 44, bottom: 24, containLabel: true },
       xAxis: { type: "category", data: hourly.map(function (h) { return h.hour + ":00"; }) },
