@@ -5,13 +5,13 @@
 #
 #   scripts/bootstrap.sh            what the service needs
 #   scripts/bootstrap.sh --test     plus what the test suite needs (PostgreSQL, SIPp,
-#                                   Chromium with CJK fonts for the browser tests)
+#                                   nginx, Chromium with CJK fonts for the browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(redis-server espeak-ng sox)
 if [[ "${1:-}" == "--test" ]]; then
-    want+=(postgresql sip-tester fonts-noto-cjk)
+    want+=(postgresql sip-tester fonts-noto-cjk nginx)
     # Debian's Chromium drives the browser tests (Playwright cannot download its own
     # browser here); Ubuntu ships it as a snap only, so there it is left out and the
     # browser tests skip, saying so.
@@ -37,6 +37,11 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_cmd[@]}" apt-get update -qq
     "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's nginx starts a system service when installed; the front-proxy tests run
+    # their own nginx on free ports, so the one just installed is switched off.
+    if [[ " ${missing[*]} " == *" nginx "* && -d /run/systemd/system ]]; then
+        "${sudo_cmd[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
 fi
 
 if [[ ! -x .venv/bin/python ]]; then
