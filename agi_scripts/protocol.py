@@ -9,6 +9,10 @@ transcripts in shared/reference/asterisk-fastagi-transcripts.md):
   and each command says what -1 means for it (hangup, missing file, a Dial that ended);
 - its quoting does not escape quotes or backslashes: fixed;
 - it writes ~2 KB of debug text per call to stderr: routed into logging at DEBUG.
+
+Over a socket, every line has a deadline measured from when it was asked for (the whole
+environment from the connection, a reply from its command), not from the last byte: a
+peer trickling one byte at a time cannot hold a session.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
@@ -51,16 +56,55 @@ class _LogWriter:
         pass
 
 
+class SocketLines:
+    """UTF-8 lines from a socket, each due by a deadline: ``timeout_s`` from when the
+    line is asked for, or ``deadline`` (a time.monotonic() value) while one is set."""
+
+    def __init__(self, sock: socket.socket, timeout_s: float) -> None:
+        self._sock = sock
+        self.timeout_s = timeout_s
+        self.deadline: float | None = None
+        self._buffer = bytearray()
+
+    def readline(self, limit: int = -1) -> str:
+        """One line with its newline; '' once the peer closed. AGIProtocolError when no
+        newline comes within ``limit`` bytes, TimeoutError when the deadline passes first."""
+        due = self.deadline if self.deadline is not None else time.monotonic() + self.timeout_s
+        while True:
+            end = self._buffer.find(b"\n", 0, limit if limit >= 0 else None) + 1
+            if not end and 0 <= limit <= len(self._buffer):
+                raise AGIProtocolError(f"line longer than {limit - 1} bytes")
+            if end:
+                line = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                return line.decode("utf-8", errors="replace")
+            left = due - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("line not complete by its deadline")
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(4096)
+            finally:
+                self._sock.settimeout(self.timeout_s)  # sends keep the ordinary timeout
+            if not chunk:  # closed: what is left, then ''
+                line = bytes(self._buffer)
+                self._buffer.clear()
+                return line.decode("utf-8", errors="replace")
+            self._buffer += chunk
+
+    def close(self) -> None:
+        self._buffer.clear()
+
+
 class SafeAGI(AGI):
     def __init__(
-        self, rfile: IO[str], wfile: IO[str], sock: socket.socket | None = None
+        self, rfile: IO[str] | SocketLines, wfile: IO[str], env_timeout_s: float | None = None
     ) -> None:  # no super(): no SIGHUP
         self.stdin, self.stdout, self.stderr = rfile, wfile, _LogWriter()
-        self._sock = sock
         self._got_sighup = False
         self.hungup = False  # Asterisk sent an unsolicited HANGUP line
         self.env: dict[str, str] = {}
-        self._read_env()
+        self._read_env(env_timeout_s)
 
     def _readline(self) -> str:
         """One line, at most MAX_LINE characters: a peer that never ends a line cannot
@@ -74,17 +118,38 @@ class SafeAGI(AGI):
     def patience(self, seconds: float) -> Iterator[None]:
         """Wait up to ``seconds`` for the next reply (EXEC Dial returns only when the
         conversation ends); the connection's ordinary read timeout applies otherwise."""
-        if self._sock is None:
+        if not isinstance(self.stdin, SocketLines):
             yield
             return
-        ordinary = self._sock.gettimeout()
-        self._sock.settimeout(seconds)
+        ordinary = self.stdin.timeout_s
+        self.stdin.timeout_s = seconds
         try:
             yield
         finally:
-            self._sock.settimeout(ordinary)
+            self.stdin.timeout_s = ordinary
 
-    def _read_env(self) -> None:
+    @contextmanager
+    def _due_within(self, seconds: float | None) -> Iterator[None]:
+        """Every line read inside is due ``seconds`` from now (None: the reader's own
+        timeout, counted from now): several lines share one deadline."""
+        if not isinstance(self.stdin, SocketLines) or self.stdin.deadline is not None:
+            yield
+            return
+        wait = self.stdin.timeout_s if seconds is None else seconds
+        self.stdin.deadline = time.monotonic() + wait
+        try:
+            yield
+        finally:
+            self.stdin.deadline = None
+
+    def _read_env(self, timeout_s: float | None = None) -> None:
+        try:
+            with self._due_within(timeout_s):
+                self._read_env_lines()
+        except TimeoutError:
+            raise AGIProtocolError("the environment did not arrive in time") from None
+
+    def _read_env_lines(self) -> None:
         for _ in range(MAX_ENV_LINES):
             line = self._readline()
             if line == "":
@@ -105,7 +170,16 @@ class SafeAGI(AGI):
 
     @property
     def script(self) -> str:
-        """The route: the script path of the AGI URL, without its query string."""
+        """The route: the last segment of the AGI URL's script path, without its query
+        string (agi://host:4573/KEY/inbound?x=y routes to "inbound")."""
+        return self._path().rpartition("/")[2]
+
+    @property
+    def key(self) -> str:
+        """The shared secret the dialplan puts before the route ('' when none)."""
+        return self._path().rpartition("/")[0].strip("/")
+
+    def _path(self) -> str:
         raw = self.env.get("agi_network_script", "")
         return raw.split("?", 1)[0].strip("/")
 
@@ -145,7 +219,12 @@ class SafeAGI(AGI):
         return line.rstrip("\r\n")
 
     def get_result(self, stdin: object = None) -> dict[str, tuple[str, str]]:  # type: ignore[override]
-        """One reply. Returns {'result': (value, data), 'endpos': (n, '')}."""
+        """One reply. Returns {'result': (value, data), 'endpos': (n, '')}. The whole
+        reply (HANGUP lines and usage text included) is due within the read timeout."""
+        with self._due_within(None):
+            return self._reply()
+
+    def _reply(self) -> dict[str, tuple[str, str]]:
         line = self._line()
         while line.strip() == "HANGUP":  # unsolicited: the real reply follows
             self.hungup = True

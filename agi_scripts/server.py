@@ -4,13 +4,18 @@ the AGI URL (agi://host:4573/inbound?x=y routes to "inbound").
 Sessions are short: callers hold in the dialplan, not in a thread (see sessions.py),
 so threads are held only by menus, announcements and dials in progress.
 
-Only Asterisk may talk to it: peers outside the allow-list are closed at once, a peer
-that stops talking is dropped after the read timeout, lines are bounded, and at most
-``max_sessions`` run at once (further connections wait in the listen backlog, and a
-caller whose AGI fails holds in the dialplan until the next hold-loop turn)."""
+Only Asterisk may talk to it: peers outside the allow-list are closed at once; with a
+shared secret configured, a session whose AGI URL does not carry it
+(agi://host:4573/SECRET/inbound) is answered with HANGUP, so a local process cannot
+inject calls. The environment is due within ``env_timeout_s`` of the connection and
+each reply within the read timeout of its command, however the bytes trickle in; lines
+are bounded, and at most ``max_sessions`` run at once (further connections wait in the
+listen backlog, and a caller whose AGI fails holds in the dialplan until the next
+hold-loop turn)."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 import socket
@@ -19,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
+from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI, SocketLines
 from agi_scripts.sessions import ROUTES, AgiSettings, Session, call_id_of
 from calls import CallHandler
 from calls.outbound import OutboundHandler
@@ -46,20 +51,38 @@ class FastAGIServer(socketserver.ThreadingTCPServer):
         self.on_session_end = on_session_end
         self.active = 0
         self.served = 0
-        self.refused = 0
+        self.refused = 0  # connections from outside the allow-list
+        self.unauthenticated = 0  # sessions without the shared secret
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.max_sessions)
-        self.allowed = allowed_networks(settings.allow)
+        self.allowed = AllowList(settings.allow)
+        if not settings.secret:
+            log.warning(
+                "HOTLINE_AGI_SECRET is not set: any process at an allowed address "
+                "(%s) can open AGI sessions",
+                ", ".join(settings.allow),
+            )
         super().__init__(address, AGIRequestHandler)
 
     def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
         address = ipaddress.ip_address(client_address[0])
-        if any(address in net for net in self.allowed):
+        if self.allowed.allows(address):
             return True
         with self._count_lock:
             self.refused += 1
-        log.warning("refused an AGI connection from %s: not in HOTLINE_AGI_ALLOW", address)
+        log.warning(
+            "refused an AGI connection from %s: not in HOTLINE_AGI_ALLOW "
+            "(default: ASTERISK_AMI_HOST, else this machine)",
+            address,
+        )
         return False
+
+    def authenticated(self, agi: SafeAGI) -> bool:
+        """The session's AGI URL carries the shared secret (always, when none is set)."""
+        secret = self.agi_settings.secret
+        if not secret:
+            return True
+        return hmac.compare_digest(agi.key.encode(), secret.encode())
 
     def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         self._slots.acquire()  # full: the accept loop waits, connections queue in the backlog
@@ -82,23 +105,71 @@ class FastAGIServer(socketserver.ThreadingTCPServer):
                 self.served += 1
 
 
-def allowed_networks(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Addresses, networks (CIDR) or host names (resolved once, at start)."""
-    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-            continue
-        except ValueError:
-            pass
-        try:
-            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
-        except OSError:
-            log.error("HOTLINE_AGI_ALLOW: cannot resolve %r; it is not allowed", entry)
-            continue
-        for info in infos:
-            networks.append(ipaddress.ip_network(info[4][0]))
-    return networks
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str], Iterable[str]]
+
+
+def resolve_host(name: str) -> list[str]:
+    infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+class AllowList:
+    """Addresses, networks (CIDR) and host names. Names are resolved again every
+    ``refresh_s``, and at most every ``retry_s`` when an unknown peer knocks: Asterisk
+    restarted in a container with a new address is let in. A name that stops resolving
+    keeps its last addresses."""
+
+    def __init__(
+        self,
+        entries: Iterable[str],
+        refresh_s: float = 30.0,
+        retry_s: float = 2.0,
+        resolve: Resolver = resolve_host,
+    ) -> None:
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self.names: list[str] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.names.append(entry)
+        self.refresh_s, self.retry_s, self._resolve = refresh_s, retry_s, resolve
+        self._addresses: dict[str, set[Address]] = {}
+        self._resolved_at = 0.0
+        self._lock = threading.Lock()
+        if self.names:
+            self.refresh()
+
+    def refresh(self) -> None:
+        with self._lock:
+            for name in self.names:
+                try:
+                    found = {ipaddress.ip_address(a.split("%", 1)[0]) for a in self._resolve(name)}
+                except (OSError, ValueError) as exc:
+                    log.warning("HOTLINE_AGI_ALLOW: cannot resolve %r (%s)", name, exc)
+                    continue
+                if found != self._addresses.get(name):
+                    log.info("HOTLINE_AGI_ALLOW: %s is %s", name, ", ".join(map(str, found)))
+                self._addresses[name] = found
+            self._resolved_at = time.monotonic()
+
+    def _named(self, address: Address) -> bool:
+        return any(address in found for found in self._addresses.values())
+
+    def allows(self, address: Address) -> bool:
+        if any(address in net for net in self.networks):
+            return True
+        if not self.names:
+            return False
+        if time.monotonic() - self._resolved_at >= self.refresh_s:
+            self.refresh()
+        if self._named(address):
+            return True
+        if time.monotonic() - self._resolved_at >= self.retry_s:
+            self.refresh()
+            return self._named(address)
+        return False
 
 
 class AGIRequestHandler(socketserver.StreamRequestHandler):
@@ -106,20 +177,23 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        # The ordinary wait for Asterisk's next line; EXEC Dial waits longer (patience).
+        # Sends wait this long at most; reads have their own deadlines (SocketLines).
         self.connection.settimeout(self.server.agi_settings.read_timeout_s)
 
     def handle(self) -> None:
         self.server._count(1)
+        settings = self.server.agi_settings
         route = "?"
-        rfile = self.connection.makefile("r", encoding="utf-8", errors="replace", newline="\n")
+        # The ordinary wait for Asterisk's next reply; EXEC Dial waits longer (patience).
+        rfile = SocketLines(self.connection, settings.read_timeout_s)
         wfile = self.connection.makefile("w", encoding="utf-8", newline="\n")
         try:
-            agi = SafeAGI(rfile, wfile, self.connection)
+            agi = SafeAGI(rfile, wfile, env_timeout_s=settings.env_timeout_s)
             route = agi.script
-            run_route(
-                agi, self.server.call_handler, self.server.agi_settings, route, self.server.outbound
-            )
+            if not self.server.authenticated(agi):
+                self.refuse(agi, route)
+                return
+            run_route(agi, self.server.call_handler, settings, route, self.server.outbound)
         except AGIProtocolError as exc:
             log.warning("closing a malformed AGI conversation (%s): %s", route, exc)
         except (OSError, ChannelGone) as exc:
@@ -134,6 +208,25 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
             if self.server.on_session_end:
                 self.server.on_session_end(route)
 
+    def refuse(self, agi: SafeAGI, route: str) -> None:
+        """No shared secret: not our dialplan (a local process, or a misconfigured
+        Asterisk). Nothing is queued; the channel, if real, is hung up."""
+        with self.server._count_lock:
+            self.server.unauthenticated += 1
+        log.warning(
+            "refused an AGI session from %s (route %r, channel %r): its AGI URL lacks "
+            "HOTLINE_AGI_SECRET; hanging up. If this is our Asterisk, its dialplan must "
+            "call agi://HOST:PORT/${ENV(HOTLINE_AGI_SECRET)}/ROUTE",
+            self.client_address[0],
+            route,
+            agi.var("agi_channel"),
+        )
+        try:
+            with agi.patience(min(5.0, self.server.agi_settings.read_timeout_s)):
+                agi.execute("HANGUP")
+        except (ChannelGone, AGIProtocolError, OSError):
+            pass
+
 
 def run_route(
     agi: SafeAGI,
@@ -147,7 +240,7 @@ def run_route(
     session = Session(agi, handler, settings, outbound)
     run = ROUTES.get(route)
     if run is None:
-        log.error("unknown AGI route %r (%s)", route, agi.env.get("agi_request", ""))
+        log.error("unknown AGI route %r (context %s)", route, agi.var("agi_context"))
         agi.verbose_safe(f"hotline: unknown route {route}")
         return
     started = time.monotonic()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from calls import CallHandler
@@ -41,7 +41,10 @@ class AgiSettings:
     max_talk_s: float = 7200.0  # EXEC Dial returns when the conversation ends
     read_timeout_s: float = 60.0  # Asterisk answers every other command within this
     max_sessions: int = 512
-    allow: tuple[str, ...] = ("127.0.0.0/8", "::1")  # who may open AGI sessions
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")  # who may open AGI sessions
+    env_timeout_s: float = 10.0  # the whole environment, from the connection
+    # When set, the AGI URL must carry it: agi://host:4573/SECRET/inbound
+    secret: str | None = field(default=None, repr=False)
 
 
 def call_id_of(agi: SafeAGI) -> str:

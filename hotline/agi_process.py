@@ -8,6 +8,8 @@ The first argument is the FastAGI URL's path (query string included), the rest i
 arguments. Asterisk starts one process per AGI() with the environment on stdin and
 replies there; configuration comes from the process environment (REDIS_URL,
 DATABASE_URL, ...). Diagnostics go to stderr, which Asterisk shows in its verbose log.
+No network is involved, so no allow-list and no HOTLINE_AGI_SECRET: only Asterisk can
+start it this way.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ factories do) so tests and tools can pass their own environment.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cases.db import database_url_from_env
@@ -33,10 +34,13 @@ class Settings:
     web_port: int = 8000
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
-    # Who may open FastAGI sessions: addresses, networks or host names. Loopback only
-    # unless configured (compose names the Asterisk container).
-    agi_allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    # Who may open FastAGI sessions: addresses, networks or host names (re-resolved).
+    # Default: the Asterisk ASTERISK_AMI_HOST names, else this machine only.
+    agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     agi_read_timeout_s: float = 60.0
+    agi_env_timeout_s: float = 10.0  # the AGI environment, from the connection
+    # When set, AGI URLs must carry it (agi://host:4573/SECRET/inbound).
+    agi_secret: str | None = field(default=None, repr=False)
     agi_max_sessions: int = 512
     # RQ workers the run command starts: two, so a crashed one never stops case filing
     # and a record day's ~100 cases a minute at peak have room.
@@ -86,13 +90,29 @@ def _seat_dial(value: str) -> str:
     )
 
 
+def _agi_allow(env: Mapping[str, str]) -> tuple[str, ...]:
+    """HOTLINE_AGI_ALLOW; else the Asterisk that ASTERISK_AMI_HOST names; else this
+    machine (the single-box default, Asterisk beside the service)."""
+    raw = env.get("HOTLINE_AGI_ALLOW") or env.get("ASTERISK_AMI_HOST") or "127.0.0.1,::1"
+    return tuple(a.strip() for a in raw.split(",") if a.strip())
+
+
+def _agi_secret(value: str) -> str | None:
+    # It travels in the AGI URL's path and the dialplan: URL-safe characters only.
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{16,128}", value):
+        raise ConfigError(
+            "HOTLINE_AGI_SECRET needs 16-128 letters, digits or . _ ~ - "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     var_dir = Path(env.get("HOTLINE_VAR_DIR", "var")).resolve()
     queue = load_queue_settings(env)
-    allow = tuple(
-        a.strip() for a in env.get("HOTLINE_AGI_ALLOW", "127.0.0.0/8,::1").split(",") if a.strip()
-    )
     return Settings(
         var_dir=var_dir,
         redis_url=env.get("REDIS_URL") or None,
@@ -102,8 +122,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_port=int(env_number(env, "HOTLINE_WEB_PORT", 8000, minimum=1)),
         agi_host=env.get("HOTLINE_AGI_HOST", "127.0.0.1"),
         agi_port=int(env_number(env, "HOTLINE_AGI_PORT", 4573, minimum=1)),
-        agi_allow=allow,
+        agi_allow=_agi_allow(env),
         agi_read_timeout_s=env_number(env, "HOTLINE_AGI_READ_TIMEOUT_S", 60.0, minimum=1),
+        agi_env_timeout_s=env_number(env, "HOTLINE_AGI_ENV_TIMEOUT_S", 10.0, minimum=1),
+        agi_secret=_agi_secret(env.get("HOTLINE_AGI_SECRET") or ""),
         workers=int(env_number(env, "HOTLINE_WORKERS", 2, minimum=1)),
         agi_max_sessions=int(env_number(env, "HOTLINE_AGI_MAX_SESSIONS", 512, minimum=1)),
         phones=PhoneSettings(

@@ -48,6 +48,8 @@ def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]
         read_timeout_s=settings.agi_read_timeout_s,
         max_sessions=settings.agi_max_sessions,
         allow=settings.agi_allow,
+        env_timeout_s=settings.agi_env_timeout_s,
+        secret=settings.agi_secret,
     )
 
 

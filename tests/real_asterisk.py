@@ -104,6 +104,8 @@ class Asterisk:
     agi_port: int
     seats: list[str]
     ami_secret: str = "ami-test-secret-not-real"
+    # The dialplan reads it from Asterisk's environment, as in the container.
+    agi_secret: str = "agi-test-secret-not-real"
     trunk_host: str = "127.0.0.2"  # the carrier, on its own loopback address
     hold_s: int = 30
     dialplan_extra: str = ""  # test-only contexts appended (e.g. app_queue for the bench)
@@ -152,10 +154,11 @@ class Asterisk:
         )
         (self.etc / "rtp.conf").write_text("[general]\nrtpstart = 20000\nrtpend = 29999\n")
         dialplan = (DEPLOY / "extensions.conf").read_text()
-        agi_line = re.compile(r"^HOTLINE_AGI = .*$", re.M)
+        # Only the server's address changes; the secret's part of the URL stays as shipped.
+        agi_line = re.compile(r"^(HOTLINE_AGI = )agi://[^/\s]+(/.*)$", re.M)
         hold_line = re.compile(r"^HOTLINE_HOLD_S = .*$", re.M)
         assert agi_line.search(dialplan) and hold_line.search(dialplan), "dialplan globals moved"
-        dialplan = agi_line.sub(f"HOTLINE_AGI = agi://127.0.0.1:{self.agi_port}", dialplan)
+        dialplan = agi_line.sub(rf"\1agi://127.0.0.1:{self.agi_port}\2", dialplan)
         dialplan = hold_line.sub(f"HOTLINE_HOLD_S = {self.hold_s}", dialplan)
         (self.etc / "extensions.conf").write_text(dialplan + self.dialplan_extra)
         modules = (DEPLOY / "modules.conf").read_text()
@@ -221,6 +224,7 @@ class Asterisk:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, "HOTLINE_AGI_SECRET": self.agi_secret},
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -259,7 +263,7 @@ class Asterisk:
     def module_errors(self) -> list[str]:
         pattern = re.compile(
             r"(Error loading module|missing dependency|Failed to resolve dependencies|"
-            r"No application|Unable to load module|declined to load)",
+            r"No application|Function \S+ not registered|Unable to load module|declined to load)",
             re.I,
         )
         return [line for line in self.log().splitlines() if pattern.search(line)]

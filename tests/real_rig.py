@@ -50,6 +50,7 @@ class RealRig:
             "HOTLINE_VAR_DIR": str(self.workdir / "var"),
             "HOTLINE_ASTERISK_SOUNDS": str(self.sounds),
             "HOTLINE_AGI_PORT": str(self.asterisk.agi_port),
+            "HOTLINE_AGI_SECRET": self.asterisk.agi_secret,
             "ASTERISK_AMI_HOST": "127.0.0.1",
             "ASTERISK_AMI_PORT": str(self.asterisk.ami_port),
             "ASTERISK_AMI_SECRET": self.asterisk.ami_secret,

@@ -246,7 +246,9 @@ def test_dialstatus_answer_is_a_conversation_even_if_the_queue_moved_on(agi_serv
 
 @pytest.fixture
 def strict_agi_server(queue: CallQueue) -> Iterator[FastAGIServer]:
-    settings = AgiSettings(sounds="/s", read_timeout_s=0.5, max_sessions=4, allow=("127.0.0.2",))
+    settings = AgiSettings(
+        sounds="/s", read_timeout_s=0.5, env_timeout_s=0.5, max_sessions=4, allow=("127.0.0.2",)
+    )
     with serving(queue, settings) as server:
         yield server
 

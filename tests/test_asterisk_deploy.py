@@ -109,6 +109,19 @@ def test_dialplan_uses_only_routes_the_server_has() -> None:
     assert "U(hotline-answered^" in (ROOT / "agi_scripts" / "sessions.py").read_text()
 
 
+def test_every_agi_url_carries_the_shared_secret_from_asterisks_environment() -> None:
+    """The server hangs up sessions without HOTLINE_AGI_SECRET (tests/test_agi_security.py):
+    every AGI() goes through the one global that puts it before the route, read from
+    Asterisk's environment by ENV(), which must be loaded before the dialplan."""
+    assert re.search(
+        r"^HOTLINE_AGI = agi://[^/\s]+/\$\{ENV\(HOTLINE_AGI_SECRET\)\}$", DIALPLAN, re.M
+    )
+    calls = re.findall(r"AGI\(([^)]*)\)", DIALPLAN)
+    assert calls and all(c.startswith("${HOTLINE_AGI}/") for c in calls), calls
+    modules = (ROOT / "docker" / "asterisk" / "modules.conf").read_text()
+    assert re.search(r"^preload = func_env\.so", modules, re.M)
+
+
 def test_compose_has_every_service_and_no_secret() -> None:
     compose = (ROOT / "docker" / "compose.yaml").read_text()
     for service in ("asterisk", "redis", "postgres", "web", "worker", "agi"):
@@ -125,6 +138,7 @@ def test_compose_has_every_service_and_no_secret() -> None:
             "HOTLINE_SECRET_KEY": "x",
             "HOTLINE_API_TOKEN": "x",
             "ASTERISK_AMI_SECRET": "x",
+            "HOTLINE_AGI_SECRET": "x",
             "TRUNK_HOST": "h",
             "TRUNK_USERNAME": "u",
             "TRUNK_PASSWORD": "p",
