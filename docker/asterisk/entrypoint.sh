@@ -1,7 +1,12 @@
 #!/bin/sh
 # Secrets come from the environment and the seat-secrets file at start-up, never from
 # the repository (see render-config.sh for the variables).
+#   RTP_START, RTP_END: the RTP port range (default 10000-10999); publish the same range.
 set -eu
+# The dialplan puts it in every AGI URL (extensions.conf); the AGI server demands it.
+: "${HOTLINE_AGI_SECRET:?set HOTLINE_AGI_SECRET}"
 /usr/local/bin/hotline-render-config /etc/asterisk/templates /etc/asterisk
+printf '[general]\nrtpstart = %s\nrtpend = %s\n' "${RTP_START:-10000}" "${RTP_END:-10999}" \
+  > /etc/asterisk/rtp.conf
 chgrp asterisk /etc/asterisk/manager.conf /etc/asterisk/pjsip.conf /etc/asterisk/pjsip_seats.conf
-exec asterisk -f -U asterisk -G asterisk
+exec asterisk -C /etc/asterisk/asterisk.conf -f -U asterisk -G asterisk

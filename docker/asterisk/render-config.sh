@@ -10,6 +10,9 @@
 #   AMI_PORT (5038), AMI_PERMIT (172.16.0.0/255.240.0.0, Docker's internal networks),
 #   SEAT_SECRETS_FILE (/run/secrets/seat_passwords): one "SEAT PASSWORD" per line;
 #   every seat gets its own SIP password.
+# Behind NAT (optional): EXTERNAL_MEDIA_ADDRESS and EXTERNAL_SIGNALING_ADDRESS (the
+#   public address in SDP and SIP headers), LOCAL_NET (comma-separated networks that
+#   are reached directly, e.g. 10.0.0.0/8,172.16.0.0/12).
 set -eu
 templates=${1:?usage: render-config.sh TEMPLATE_DIR OUT_DIR}
 out=${2:?usage: render-config.sh TEMPLATE_DIR OUT_DIR}
@@ -19,7 +22,19 @@ out=${2:?usage: render-config.sh TEMPLATE_DIR OUT_DIR}
 : "${TRUNK_PORT:=5060}" "${SIP_BIND:=0.0.0.0:5060}"
 : "${AMI_BIND:=0.0.0.0}" "${AMI_PORT:=5038}" "${AMI_PERMIT:=172.16.0.0/255.240.0.0}"
 : "${SEAT_SECRETS_FILE:=/run/secrets/seat_passwords}"
-export TRUNK_PORT SIP_BIND AMI_BIND AMI_PORT AMI_PERMIT
+PJSIP_TRANSPORT_NAT=""
+if [ -n "${EXTERNAL_MEDIA_ADDRESS:-}" ]; then
+  PJSIP_TRANSPORT_NAT="external_media_address = ${EXTERNAL_MEDIA_ADDRESS}"
+fi
+if [ -n "${EXTERNAL_SIGNALING_ADDRESS:-}" ]; then
+  PJSIP_TRANSPORT_NAT="${PJSIP_TRANSPORT_NAT}
+external_signaling_address = ${EXTERNAL_SIGNALING_ADDRESS}"
+fi
+for net in $(echo "${LOCAL_NET:-}" | tr ',' ' '); do
+  PJSIP_TRANSPORT_NAT="${PJSIP_TRANSPORT_NAT}
+local_net = ${net}"
+done
+export TRUNK_PORT SIP_BIND AMI_BIND AMI_PORT AMI_PERMIT PJSIP_TRANSPORT_NAT
 [ -r "$SEAT_SECRETS_FILE" ] || { echo "cannot read SEAT_SECRETS_FILE=$SEAT_SECRETS_FILE" >&2; exit 1; }
 
 umask 027

@@ -1,0 +1,261 @@
+"""The front proxy: Debian's nginx, run from docker/nginx's template (rendered by the
+image's own render-nginx.sh), in front of the real `hotline web` (gunicorn).
+
+Ninety anonymous connections that send half a request header and hold stop gunicorn,
+whose threads wait for the rest; behind nginx the health check and a validly signed
+Twilio webhook still answer, because nginx passes a request on only once it is whole."""
+
+from __future__ import annotations
+
+import getpass
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from redis import Redis
+from twilio.request_validator import RequestValidator
+
+from hotline.redis_server import free_port
+from queueing import CallQueue
+from queueing.settings import QueueSettings
+from tests.real_rig import wait_port
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX_DIR = ROOT / "docker" / "nginx"
+NGINX = Path("/usr/sbin/nginx")
+SLOW_CLIENTS = 90
+# Fewer threads than slow clients: gunicorn alone is then stopped for certain.
+WEB_THREADS = 32
+
+pytestmark = pytest.mark.skipif(
+    not NGINX.exists(), reason="Debian's nginx is not installed (scripts/bootstrap.sh --test)"
+)
+
+
+@pytest.fixture
+def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as db:
+        seed(db)
+        db.commit()
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_server.url,
+        "HOTLINE_SECRET_KEY": "front-proxy-test",
+        "HOTLINE_WEB_PORT": str(port),
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "HOTLINE_TRUSTED_PROXY_HOPS": "1",  # as compose runs it, behind nginx
+        "GUNICORN_CMD_ARGS": "--keep-alive 75",  # as compose: outlasts nginx's upstream keep-alive
+        "PYTHONPATH": str(ROOT),
+    }
+    log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hotline.cli",
+            "web",
+            "--workers",
+            "1",
+            "--threads",
+            str(WEB_THREADS),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_port(port)
+        yield {"port": port, "redis": redis}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def nginx(web: dict[str, object], tmp_path: Path) -> Iterator[int]:
+    state = tmp_path / "nginx"
+    state.mkdir()
+    port = free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NGINX_LISTEN": f"127.0.0.1:{port}",
+        "NGINX_WEB_SERVERS": f"127.0.0.1:{web['port']}",
+        "NGINX_STATE_DIR": str(state),
+        "NGINX_ACCESS_LOG": str(state / "access.log"),
+        "NGINX_ERROR_LOG": str(state / "error.log"),
+        # As root the workers would drop to nobody, who cannot enter pytest's folders.
+        "NGINX_USER": getpass.getuser(),
+    }
+    conf = state / "nginx.conf"
+    subprocess.run(
+        [
+            "sh",
+            str(NGINX_DIR / "render-nginx.sh"),
+            str(NGINX_DIR / "nginx.conf.template"),
+            str(conf),
+        ],
+        env=env,
+        check=True,
+    )
+    argv = [str(NGINX), "-e", str(state / "error.log"), "-p", str(state), "-c", str(conf)]
+    checked = subprocess.run([*argv, "-t", "-q"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen([*argv, "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        process.terminate()  # SIGTERM: fast shutdown of master and workers
+        process.wait(timeout=20)
+
+
+@contextmanager
+def slow_clients(port: int, count: int = SLOW_CLIENTS) -> Iterator[list[socket.socket]]:
+    """Anonymous connections that each send half a request header and hold."""
+    held = []
+    try:
+        for n in range(count):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(f"GET /healthz?slow={n} HTTP/1.1\r\nHost: hotline\r\nX-Pad: ".encode())
+            held.append(client)
+        yield held
+    finally:
+        for client in held:
+            client.close()
+
+
+def get(port: int, path: str, timeout: float = 10, **headers: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def signed_voice_webhook(port: int, call: int) -> tuple[int, bytes]:
+    params = {
+        "CallSid": sid(call),
+        "From": "+8613800000001",
+        "To": "+8612345",
+        "CallStatus": "ringing",
+        "AccountSid": "AC" + "0" * 32,
+        "Direction": "inbound",
+    }
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        PUBLIC_BASE + "/twilio/voice", params
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            "/twilio/voice",
+            body=urlencode(params),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_slow_headers_do_not_stop_the_web_behind_nginx(nginx: int, web) -> None:  # type: ignore[no-untyped-def]
+    queue = CallQueue(web["redis"], QueueSettings())
+    queue.seat_login("1001")  # someone is on duty, busy: the caller waits in line
+    queue.seat_state("1001", "paused", "busy")
+    with slow_clients(nginx) as held:
+        assert len(held) == SLOW_CLIENTS
+        status, body = get(nginx, "/healthz")
+        assert (status, b'"ok"' in body) == (200, True)
+        status, twiml = signed_voice_webhook(nginx, 1)
+        assert status == 200 and b"<Response>" in twiml, twiml
+        assert queue.call(sid(1))["state"] == "waiting"
+        # Every held connection is still open at nginx, none reached gunicorn.
+        for client in held:
+            client.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                client.recv(1)
+
+
+def test_the_same_slow_headers_stop_gunicorn_alone(web) -> None:  # type: ignore[no-untyped-def]
+    """Without the proxy the attack works (so the test above can fail): gunicorn's
+    threads each wait for the rest of a header that never comes."""
+    port = int(web["port"])
+    with slow_clients(port):
+        time.sleep(1)  # let gunicorn hand the held connections to its threads
+        with pytest.raises((TimeoutError, socket.timeout)):
+            get(port, "/healthz", timeout=5)
+    assert get(port, "/healthz")[0] == 200  # back once they let go
+
+
+def test_the_app_sees_the_client_address_nginx_forwards(nginx: int, web) -> None:  # type: ignore[no-untyped-def]
+    """nginx appends the peer to X-Forwarded-For; with one trusted hop the app takes that
+    (not nginx's own address, not what the client claimed) as the client's address. The
+    API's per-address rate limit counts under it."""
+    redis: Redis = web["redis"]
+    client_address = "127.0.0.5"  # a loopback address of its own, not nginx's 127.0.0.1
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", nginx, timeout=10, source_address=(client_address, 0)
+    )
+    try:
+        conn.request("GET", "/api/queue", headers={"X-Forwarded-For": "203.0.113.9"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 401
+    keys = [k.decode() for k in redis.scan_iter("LIMITS:*hotline-limits*")]
+    assert any(client_address in k for k in keys), keys
+    assert not any("203.0.113.9" in k or "127.0.0.1" in k for k in keys), keys
+
+
+def test_streams_pass_unbuffered_and_server_is_anonymous(nginx: int) -> None:
+    conf = (NGINX_DIR / "nginx.conf.template").read_text()
+    for path in ("/console/events", "/console/wallboard/events", "/portal/events"):
+        block = conf.split(f"location = {path} {{", 1)[1].split("}", 1)[0]
+        assert "proxy_pass http://push;" in block and "proxy_buffering off;" in block, path
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.getheader("Server") == "nginx"  # no version (server_tokens off)
+    too_big = "x" * (65 * 1024)
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=10)
+    try:
+        conn.request("POST", "/twilio/voice", body=too_big, headers={"Content-Type": "text/plain"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 413  # refused by nginx before the app reads a byte
