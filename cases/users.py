@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -16,11 +17,30 @@ from sqlalchemy.orm import Session, selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from cases.models import ROLES, ActionLog, Department, User
+from cases.passwords import MAX_PASSWORD as MAX_PASSWORD  # re-exported for the screens
+from cases.passwords import MIN_PASSWORD as MIN_PASSWORD
+from cases.passwords import weakness
 from cases.service import utcnow
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,63}\Z")
-MIN_PASSWORD = 10
-MAX_PASSWORD = 256  # what the sign-in form accepts
+
+# What an unknown user's password is checked against, so that signing in as nobody costs
+# the same one scrypt as signing in as someone (a hash of a discarded random password,
+# with werkzeug's default parameters; tests/test_sessions.py keeps them in step).
+NOBODY_HASH = (
+    "scrypt:32768:8:1$QQ2qSt8VG9ZUX3Gp$6b3263d3386fdd18c8f8d931bd4c2c9b6c64811b78d4518c2c"
+    "8e5275c03e9362c2ab80cba042b909c1ad4b7654aae50e9eaf043a46a576bd37544da7f87aa37b"
+)
+
+PASSWORD_RULES = {
+    "password-short": f"a password has at least {MIN_PASSWORD} characters",
+    "password-long": f"a password has at most {MAX_PASSWORD} characters",
+    "password-username": "a password must not contain the user name",
+    "password-kinds": "a password mixes at least two of: lower case, upper case, digits, "
+    "other characters (a space counts)",
+    "password-common": "that password is among the most common ones",
+    "password-pattern": "a password must not be a repeated or sequential pattern",
+}
 
 
 class UserError(ValueError):
@@ -51,7 +71,7 @@ def add_user(
         raise UserError("a user name is 2-64 of a-z 0-9 _ . - (lower case)", "bad-username")
     if role not in ROLES:
         raise UserError(f"role must be one of {', '.join(ROLES)}", "bad-role")
-    check_password(password)
+    check_password(password, username)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise UserError(f"user {username!r} exists", "exists")
     department = None
@@ -76,31 +96,36 @@ def add_user(
     return user
 
 
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"a password has at least {MIN_PASSWORD} characters", "password-short")
-    if len(password) > MAX_PASSWORD:
-        raise UserError(f"a password has at most {MAX_PASSWORD} characters", "password-long")
+def check_password(password: str, username: str = "") -> None:
+    """Refuses a password that breaks a rule (cases.passwords), naming the rule."""
+    broken = weakness(password, username)
+    if broken is not None:
+        raise UserError(PASSWORD_RULES[broken], broken)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What a sign-in attempt found: the user when the password is right and the
+    account active; ``disabled`` when it is right but the account is disabled (told only
+    to whoever knows the password, so nobody learns which names exist)."""
+
+    user: User | None
+    disabled: bool = False
+
+
+def check_sign_in(session: Session, username: str, password: str) -> SignIn:
+    """Exactly one scrypt whoever asks (unknown, disabled, wrong or right), so that
+    no timing difference reveals who exists."""
+    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    right = check_password_hash(user.password_hash if user else NOBODY_HASH, password)
+    if user is None or not right:
+        return SignIn(None)
+    return SignIn(user) if user.active else SignIn(None, disabled=True)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    if user is None or not user.active:
-        # The same work either way: no timing difference reveals who exists.
-        check_password_hash(generate_password_hash("x"), password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
-def is_disabled(session: Session, username: str, password: str) -> bool:
-    """A disabled account, told only to whoever knows its password (so nobody learns
-    which names exist)."""
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
-    return (
-        user is not None
-        and not user.active
-        and check_password_hash(user.password_hash, password)
-    )
+    """The active user with that password, or None."""
+    return check_sign_in(session, username, password).user
 
 
 def issue_token(session: Session, username: str) -> str:
@@ -160,9 +185,10 @@ def last_sign_ins(session: Session) -> dict[str, datetime]:
 
 
 def set_active(session: Session, username: str, active: bool, *, by: str) -> User:
-    """Enable or disable a user. A disabled user's session and token stop working at
-    their next request (both are looked up as active users). The last active admin
-    cannot be disabled, nor can anyone disable themselves."""
+    """Enable or disable a user. A disabled user's sessions and token stop working at
+    their next request (both are looked up as active users; the web also ends their
+    sessions for good, web.auth.end_sessions). The last active admin cannot be
+    disabled, nor can anyone disable themselves."""
     user = _user(session, username)
     if not active and user.active:
         if user.role == "admin":
@@ -182,7 +208,7 @@ def set_active(session: Session, username: str, active: bool, *, by: str) -> Use
 
 def set_password(session: Session, username: str, password: str) -> User:
     """A new password chosen by an administrator (the user is told out of band)."""
-    check_password(password)
+    check_password(password, username)
     user = _user(session, username)
     user.password_hash = generate_password_hash(password)
     session.commit()

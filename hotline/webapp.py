@@ -28,6 +28,8 @@ def web_settings(settings: Settings) -> WebSettings:
         twilio_auth_token=settings.twilio_auth_token,
         public_base_url=settings.public_base_url,
         trusted_proxy_hops=settings.trusted_proxy_hops,
+        session_idle_s=settings.session_idle_s,
+        session_absolute_s=settings.session_absolute_s,
         twiml=TwimlSettings(
             base_url=settings.public_base_url or "",
             voice=settings.twilio_voice,

@@ -15,6 +15,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码不正确", "Wrong user name or password"),
+    "sign_in_throttled": (
+        "登录失败次数过多，请 {minutes} 分钟后再试；如忘记密码，请联系管理员",
+        "Too many failed sign-ins; try again in {minutes} minutes, or ask an administrator",
+    ),
     "account_disabled": (
         "账号已停用，请联系管理员",
         "This account is disabled; ask an administrator",
@@ -477,6 +481,23 @@ TEXT: dict[str, tuple[str, str]] = {
     "user_err_bad-role": ("请选择角色", "Choose a role"),
     "user_err_password-short": ("密码至少 {n} 位", "A password has at least {n} characters"),
     "user_err_password-long": ("密码过长", "The password is too long"),
+    "user_err_password-username": (
+        "密码不能包含用户名",
+        "A password must not contain the user name",
+    ),
+    "user_err_password-kinds": (
+        "密码须包含小写字母、大写字母、数字、其他字符（含空格）中的至少两种",
+        "A password mixes at least two of: lower case, upper case, digits, other characters "
+        "(a space counts)",
+    ),
+    "user_err_password-common": (
+        "该密码过于常见，容易被猜中，请换一个",
+        "That password is among the most common ones; choose another",
+    ),
+    "user_err_password-pattern": (
+        "密码不能是重复或连续的字符（如 aaaa、1234、abcabc、qwerty）",
+        "A password must not be a repeated or sequential pattern (aaaa, 1234, abcabc, qwerty)",
+    ),
     "user_err_password-mismatch": ("两次输入的密码不一致", "The two passwords differ"),
     "user_err_exists": ("用户名 {user} 已存在", "User {user} exists"),
     "user_err_needs-unit": ("承办单位用户须选择所属单位", "A department user needs a unit"),

@@ -20,6 +20,10 @@ class WebSettings:
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
     trusted_proxy_hops: int = 0  # how many reverse proxies set X-Forwarded-For
+    # A sign-in ends after this long without a request (an open console's heartbeat and
+    # live streams count), and this long after signing in whatever the activity.
+    session_idle_s: int = 2 * 3600
+    session_absolute_s: int = 12 * 3600
 
     @property
     def secure_cookies(self) -> bool:

@@ -1,4 +1,10 @@
-"""Sign-in for people (Flask-Login, sessions), roles, CSRF, and the language choice.
+"""Sign-in for people (Flask-Login, server-side sessions), roles, CSRF, and the
+language choice.
+
+A session lives in Redis (web.auth.sessions) and the cookie only names it: 退出,
+disabling the user, a password reset, the idle limit and the absolute limit each end it
+for good. Failed sign-ins are throttled per user name and per address (Flask-Limiter,
+counting failures only) and recorded in the action log.
 
 Every page names the roles that may open it (``roles_required``); a signed-in user
 with another role gets 403, a visitor is sent to the sign-in page. Forms and htmx
@@ -7,6 +13,7 @@ API calls with a bearer token are not open to cross-site forgery."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +26,16 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
+    has_request_context,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from flask_limiter import RateLimitExceeded, RequestLimit
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -35,14 +45,23 @@ from wtforms.validators import DataRequired, Length
 
 from calls.desk import Actor
 from cases.models import User
-from cases.users import authenticate, is_disabled, log_action
+from cases.users import check_sign_in, log_action
+from web.auth.sessions import SessionStore
 from web.context import services
 from web.i18n import LANGUAGES, translate
+from web.limits import client_address, limiter
 
 log = logging.getLogger("hotline.web.auth")
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 login_manager = LoginManager()
+
+SESSION_ID = "sid"  # the key in the (signed) cookie that names the server-side session
+# Failed sign-ins allowed before further attempts are refused (a moving window, so a
+# stranger's wrong guesses keep an operator out for at most this long after the last).
+FAILURES_PER_USER = "5 per 15 minutes"
+FAILURES_PER_ADDRESS = "20 per 15 minutes"
+THROTTLE_MINUTES = 15
 
 HOME_FOR_ROLE = {
     "operator": "console.console",
@@ -84,13 +103,55 @@ class SignedIn:
         )
 
 
+def session_store() -> SessionStore:
+    return current_app.extensions["hotline_sessions"]  # type: ignore[no-any-return]
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> SignedIn | None:
-    if not user_id.isdigit():
-        return None
+    """The signed-in user, while their server-side session lives and they are active."""
+    sid = session.get(SESSION_ID)
+    if not user_id.isdigit() or not isinstance(sid, str):
+        return _forget_session()
+    checked = session_store().check(sid)
+    if checked.record is None or checked.record.user_id != int(user_id):
+        if checked.record is None and checked.ended in ("idle", "absolute"):
+            _record_expiry(session.get("_user_id"), checked.ended)
+        return _forget_session()
     with services().desk.sessions() as db:
         user = db.get(User, int(user_id))
-        return SignedIn.of(user) if user is not None and user.active else None
+        if user is None or not user.active:
+            session_store().end(sid)
+            return _forget_session()
+        return SignedIn.of(user)
+
+
+def _forget_session() -> SignedIn | None:
+    """The cookie names no live session: it is signed out (the language stays)."""
+    session.pop(SESSION_ID, None)
+    session.pop("_user_id", None)
+    return None
+
+
+def _record_expiry(user_id: object, why: str) -> None:
+    try:
+        with services().desk.sessions() as db:
+            user = db.get(User, int(str(user_id))) if str(user_id).isdigit() else None
+            log_action(db, user.username if user else "anonymous", "session-expired", "", why)
+            db.commit()
+    except Exception:
+        log.exception("could not record an expired session")
+
+
+def end_sessions(username: str, keep_mine: bool = False) -> int:
+    """Every session of the user ends at once (disabled, or their password reset); an
+    admin resetting their own password stays signed in here (``keep_mine``)."""
+    mine = (
+        session.get(SESSION_ID)
+        if keep_mine and current_user.is_authenticated and current_user.username == username
+        else None
+    )
+    return session_store().end_all(username, keep=mine if isinstance(mine, str) else None)
 
 
 def roles_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -115,8 +176,12 @@ def actor() -> str:
 
 def still_active(username: str) -> bool:
     """Whether the user may still use what they opened: a live stream outlasts the
-    request that checked them, so it asks again (a disabled user's screens go dark)."""
+    request that checked them, so it asks again (a disabled, signed-out or expired
+    user's screens go dark). An open page counts as activity for the idle limit."""
     try:
+        sid = session.get(SESSION_ID) if has_request_context() else None
+        if isinstance(sid, str) and session_store().check(sid).record is None:
+            return False
         with services().desk.sessions() as db:
             return bool(db.scalar(select(User.active).where(User.username == username)))
     except Exception:  # the database is away: keep serving, ask again later
@@ -163,22 +228,77 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _attempted_user() -> str:
+    return "user:" + (request.form.get("username") or "").strip().lower()[:64]
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _throttled(per: str) -> Callable[[RequestLimit], None]:
+    """Records a refused sign-in in the action log, once per key and window however
+    often the refused person retries (a flag, not a counter: Flask-Limiter counts)."""
+
+    def record_throttled(limit: RequestLimit) -> None:
+        username = _attempted_user().removeprefix("user:")
+        key = hashlib.sha256(limit.key.encode()).hexdigest()[:32]
+        try:
+            flag = f"hotline:sign-in-throttled:{per}:{key}"
+            if services().redis.set(flag, 1, nx=True, ex=int(limit.limit.get_expiry())):
+                with services().desk.sessions() as db:
+                    log_action(
+                        db, username or "anonymous", "sign-in-throttled", client_address(), per
+                    )
+                    db.commit()
+        except Exception:
+            log.exception("could not record a throttled sign-in")
+
+    return record_throttled
+
+
+@bp.errorhandler(RateLimitExceeded)
+def sign_in_throttled(exc: RateLimitExceeded) -> Any:
+    form = LoginForm()
+    flash(translate("sign_in_throttled", language(), minutes=THROTTLE_MINUTES))
+    return render_template("login.html", form=form), 429
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    FAILURES_PER_USER,
+    key_func=_attempted_user,
+    methods=["POST"],
+    deduct_when=_failed,
+    on_breach=_throttled("user"),
+    scope="sign-in-user",
+)
+@limiter.limit(
+    FAILURES_PER_ADDRESS,
+    key_func=client_address,
+    methods=["POST"],
+    deduct_when=_failed,
+    on_breach=_throttled("address"),
+    scope="sign-in-address",
+)
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
+        username = (form.username.data or "").strip().lower()
         with services().desk.sessions() as db:
-            user = authenticate(db, form.username.data or "", form.password.data or "")
-            if user is not None:
-                signed_in = SignedIn.of(user)
-                log_action(db, user.username, "signed-in", request.remote_addr or "")
-                db.commit()
-        if user is None:
-            with services().desk.sessions() as db:
-                disabled = is_disabled(db, form.username.data or "", form.password.data or "")
-            flash(translate("account_disabled" if disabled else "bad_login", language()))
+            found = check_sign_in(db, username, form.password.data or "")
+            if found.user is not None:
+                signed_in = SignedIn.of(found.user)
+                log_action(db, signed_in.username, "signed-in", client_address())
+            else:
+                why = "disabled" if found.disabled else ""
+                log_action(db, username[:64], "sign-in-failed", client_address(), why)
+            db.commit()
+        if found.user is None:
+            flash(translate("account_disabled" if found.disabled else "bad_login", language()))
             return render_template("login.html", form=form), 401
         session.clear()  # no session fixation
+        session[SESSION_ID] = session_store().start(signed_in.id, signed_in.username)
         login_user(signed_in)
         return redirect(
             _safe_next(request.args.get("next")) or url_for(HOME_FOR_ROLE[signed_in.role])
@@ -195,6 +315,9 @@ def logout() -> Any:
         except Exception:  # the sign-out itself never fails; the heartbeat lapses
             log.exception("seat of %s not logged out at sign-out", actor())
         record("signed-out")
+    sid = session.get(SESSION_ID)
+    if isinstance(sid, str):
+        session_store().end(sid)  # the cookie, copied or not, signs in no more
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -242,6 +365,10 @@ def init_auth(app: Flask, secure_cookies: bool) -> None:
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=secure_cookies,
         WTF_CSRF_TIME_LIMIT=None,  # a console stays open through a whole shift
+    )
+    hotline = app.extensions["hotline"]
+    app.extensions["hotline_sessions"] = SessionStore(
+        hotline.redis, hotline.settings.session_idle_s, hotline.settings.session_absolute_s
     )
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _csrf_failed)

@@ -17,7 +17,7 @@ from cases import users as user_record
 from cases.models import ROLES, User, add_opt_out, list_opt_outs, remove_opt_out
 from cases.phones import InvalidPhone, mask_for_screen, normalise
 from queueing.keys import check_id
-from web.auth import desk_actor, language, roles_required
+from web.auth import desk_actor, end_sessions, language, roles_required
 from web.console.routes import bp
 from web.context import services
 from web.i18n import TEXT, translate
@@ -133,6 +133,7 @@ def admin_user_active(username: str) -> Any:
             return _user_refused(exc, user=username)
     services().desk.record(actor, "user-enabled" if active else "user-disabled", username)
     if not active:
+        end_sessions(username)  # enabling them again does not bring old sessions back
         for seat in _seats_of(username):
             try:
                 services().desk.supervise_seat(actor, seat, "logout")
@@ -153,6 +154,7 @@ def admin_user_password(username: str) -> Any:
             user_record.set_password(db, username, password)
         except user_record.UserError as exc:
             return _user_refused(exc, user=username)
+    end_sessions(username, keep_mine=True)  # whoever knew the old password is out
     services().desk.record(desk_actor(), "password-reset", username)
     return done("console.admin_users", "done_password", user=username)
 
