@@ -214,8 +214,8 @@ class AGIRequestHandler(socketserver.StreamRequestHandler):
         with self.server._count_lock:
             self.server.unauthenticated += 1
         log.warning(
-            "refused an AGI session from %s (route %r, channel %r): its AGI URL lacks "
-            "HOTLINE_AGI_SECRET; hanging up. If this is our Asterisk, its dialplan must "
+            "refused an AGI session from %s (route %r, channel %r): its AGI URL does not carry "
+            "the right HOTLINE_AGI_SECRET; hanging up. If this is our Asterisk, its dialplan must "
             "call agi://HOST:PORT/${ENV(HOTLINE_AGI_SECRET)}/ROUTE",
             self.client_address[0],
             route,

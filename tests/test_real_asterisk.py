@@ -129,6 +129,23 @@ def test_silence_reaches_a_person(make_rig: Callable[..., RealRig]) -> None:
     assert rig.asterisk.module_errors() == []
 
 
+def test_an_asterisk_without_the_agi_secret_queues_nothing(
+    make_rig: Callable[..., RealRig],
+) -> None:
+    """The server expects another secret than the dialplan sends (as it would a local
+    process's): each AGI session is answered with HANGUP, the call never enters the
+    queue, and the refusal is logged with the peer's address but not the secret."""
+    rig = make_rig(HOTLINE_AGI_SECRET="a-different-secret-0123456789")
+    rig.seat("1001", ring_ms=500)
+    citizen = rig.citizens("silent", ["13800138009"])
+    citizen.wait(timeout=60)  # hung up by Asterisk: the scenario itself fails
+    assert rig.calls() == {} and rig.queue.live_calls() == []
+    log = rig.service_log("agi")
+    assert "refused an AGI session from 127.0.0.1 (route 'inbound'" in log
+    assert rig.asterisk.agi_secret not in log and "a-different-secret" not in log
+    assert "Called PJSIP/1001" not in rig.asterisk.log()
+
+
 def test_dialect_key_reaches_the_hainanese_seat(make_rig: Callable[..., RealRig]) -> None:
     rig = make_rig()
     rig.seat("2001", ring_ms=500, talk_ms=1000, skills=("hainanese",))
