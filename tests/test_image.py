@@ -295,9 +295,10 @@ def test_every_package_file_is_installed(image: InstalledImage) -> None:
     assert missing == [], f"in the repository but not installed: {missing[:20]}"
 
 
-def test_the_installed_web_migrates_and_serves_its_pages(
-    image: InstalledImage, redis_server, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+def test_the_installed_web_migrates_and_serves_its_pages(  # type: ignore[no-untyped-def]
+    image: InstalledImage, redis_server, redis, tmp_path
+) -> None:
+    """``redis``: the keys the installed web writes are flushed after the test."""
     env = {
         "HOTLINE_VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'hotline.db'}",
