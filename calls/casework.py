@@ -15,11 +15,13 @@ from dataclasses import replace
 
 from redis.exceptions import RedisError
 from rq import get_current_job
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 
 from calls.clocks import sync_case
-from calls.filing import mark_filed, read_draft
+from calls.filing import mark_filed, read_draft, storable_form, storable_text
 from cases.db import database_url_from_env, engine_for, session_factory
 from cases.models import Case
+from cases.service import _FORM_TEXT as FORM_TEXT_LIMITS  # the form's own limits
 from cases.service import (
     CallInfo,
     CaseDraft,
@@ -36,7 +38,16 @@ from queueing import CallQueue, load_queue_settings
 from queueing.keys import DRAFT_TTL_S
 
 log = logging.getLogger("hotline.casework")
+CODE_LIMIT = 48  # a category's or unit's code
 
+
+def is_bad_data(exc: Exception) -> bool:
+    """What stored data can do to a write, where retrying never helps: a value the
+    database refuses (too long for its column; a NUL on PostgreSQL) or one the driver
+    cannot send. A database that is away is not this: that job is retried."""
+    if isinstance(exc, DataError | UnicodeError):  # a lone surrogate is not even sent
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -55,17 +66,45 @@ def _json(queue, key: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 def call_info(queue, call_id: str, seat: str | None = None) -> CallInfo:  # type: ignore[no-untyped-def]
+    """What the call's live state says, as text that fits the case's columns."""
     flow = _json(queue, queue.keys.flow(call_id))
     call = queue.call(call_id)
+
+    def fit(value: object, column: str | int) -> str | None:
+        if not value:
+            return None
+        limit = column if isinstance(column, int) else _column_length(column)
+        return storable_text(str(value), limit)
+
     return CallInfo(
         call_id=call_id,
-        caller_phone=flow.get("caller") or call.get("caller", ""),
-        channel=flow.get("channel", "phone"),
-        operator_seat=call.get("seat") or seat,
-        source_hotline=flow.get("hotline"),
-        category_code=flow.get("category_code"),
-        department_code=flow.get("department_code"),
+        caller_phone=fit(flow.get("caller") or call.get("caller"), "caller_phone") or "",
+        channel=fit(flow.get("channel"), "channel") or "phone",
+        operator_seat=fit(call.get("seat") or seat, "operator_seat"),
+        source_hotline=fit(flow.get("hotline"), "source_hotline"),
+        category_code=fit(flow.get("category_code"), CODE_LIMIT),
+        department_code=fit(flow.get("department_code"), CODE_LIMIT),
     )
+
+
+def _column_length(name: str) -> int | None:
+    return getattr(Case.__table__.c[name].type, "length", None)
+
+
+def fileable(session, call_id: str, data: dict[str, object]) -> tuple[dict[str, object], CaseDraft]:  # type: ignore[no-untyped-def]
+    """A stored form, as much of it as can be filed: text the database keeps, and each
+    field the form's rules refuse dropped (named in the log, its value not)."""
+    data = storable_form(data, FORM_TEXT_LIMITS)
+    while data:
+        try:
+            return data, parse_form(session, data)
+        except InvalidForm as exc:
+            name = str(exc.value) if exc.field == "field" else exc.field
+            if name not in data:
+                break
+            log.warning("stored form for %s: %s dropped, it cannot be filed", call_id, name)
+            data = {k: v for k, v in data.items() if k != name}
+    return {}, CaseDraft(dispatch=False)
 
 
 def file_form(queue, sessions, call_id: str, data: dict[str, object], actor: str):  # type: ignore[no-untyped-def]
@@ -110,40 +149,65 @@ def create_case(call_id: str) -> str:
         version, data = read_draft(queue.redis, queue.keys, call_id)
         with sessions() as session:
             try:
-                draft = parse_form(session, data) if data else CaseDraft(dispatch=False)
-            except InvalidForm:
-                log.exception(
-                    "stored form for %s is invalid; the case waits for a new one", call_id
-                )
-                data, draft = {}, CaseDraft(dispatch=False)
-            info = call_info(queue, call_id, str(data.get("seat") or "") or None)
-            actor = info.operator_seat or "system"
-            urged = urged_case_for_call(session, call_id)
-            if draft.attach_to:
-                try:
-                    case = urge_case(session, info, draft, actor)
-                except InvalidForm:  # the open case was closed meanwhile: a case of its own
-                    log.warning(
-                        "call %s: cannot attach to %s; a new case", call_id, draft.attach_to
-                    )
-                    case = create_case_for_call(session, info, replace(draft, attach_to=None))
-            elif urged is not None:
-                case = urged
-            else:
-                case = create_case_for_call(session, info, draft)
-                if data:
-                    apply_form(session, case, draft, actor)
+                case = _file_case(queue, session, call_id, data)
+            except (StatementError, UnicodeError) as exc:
+                if not is_bad_data(exc):
+                    raise  # the database is away: the job is retried
+                # Never a case job failing on every retry: the call gets its case,
+                # and the operator completes the form from 待补录.
+                log.exception("form for %s cannot be written; its case is made without it", call_id)
+                session.rollback()
+                case = _file_case(queue, session, call_id, {})
             arm_clocks(queue, case)
         if mark_filed(queue.redis, queue.keys, call_id, version):
             log.info("case %s for call %s (%s)", case.number, call_id, case.status)
             return case.number
 
 
+def _file_case(queue, session, call_id: str, data: dict[str, object]) -> Case:  # type: ignore[no-untyped-def]
+    data, draft = fileable(session, call_id, data) if data else ({}, CaseDraft(dispatch=False))
+    info = call_info(queue, call_id, str(data.get("seat") or "") or None)
+    actor = info.operator_seat or "system"
+    urged = urged_case_for_call(session, call_id)
+    if draft.attach_to:
+        try:
+            return urge_case(session, info, draft, actor)
+        except InvalidForm:  # the open case was closed meanwhile: a case of its own
+            log.warning("call %s: cannot attach to %s; a new case", call_id, draft.attach_to)
+            return create_case_for_call(session, info, replace(draft, attach_to=None))
+    if urged is not None:
+        return urged
+    case = create_case_for_call(session, info, draft)
+    if data:
+        apply_form(session, case, draft, actor)
+    return case
+
+
 def file_stored_form(call_id: str) -> str:
-    """Retry of a form the web request could not write to SQL (it is kept in Redis)."""
+    """Retry of a form the web request could not write to SQL (it is kept in Redis):
+    as much of it as can be filed; a form that cannot be written at all leaves the case
+    as it is (the job does not fail on every retry for it)."""
     queue, sessions = _context()
-    data = _json(queue, queue.keys.case_draft(call_id))
-    case = file_form(queue, sessions, call_id, data, str(data.get("seat") or "system"))
+    stored = _json(queue, queue.keys.case_draft(call_id))
+    with sessions() as session:
+        data, _ = fileable(session, call_id, stored)
+    actor = str(data.get("seat") or "system")
+    try:
+        case = file_form(queue, sessions, call_id, data, actor)
+    except (StatementError, UnicodeError) as exc:
+        if not is_bad_data(exc):
+            raise  # the database is away: the job is retried
+        log.exception("stored form for %s cannot be written; the case stays as it is", call_id)
+        with sessions() as session:
+            case = case_for_call(session, call_id) or create_case_for_call(
+                session, call_info(queue, call_id), CaseDraft(dispatch=False)
+            )
+    except InvalidForm:  # a dispatched case's unit or category: the supervisor's to change
+        log.warning("stored form for %s refused by its case; the case stays as it is", call_id)
+        with sessions() as session:
+            case = case_for_call(session, call_id) or create_case_for_call(
+                session, call_info(queue, call_id), CaseDraft(dispatch=False)
+            )
     return case.number
 
 

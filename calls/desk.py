@@ -531,7 +531,7 @@ class CaseDesk:
             if uphold:
                 work.uphold(db, case, actor.username)
             else:
-                if not lead and case.status == "reopened":
+                if not lead:  # the form's unit list left at its blank choice
                     raise DeskError("choose-lead-unit", 422)
                 work.dispatch_to(db, case, actor.username, lead, assisting or [], reason=reason)
         return case

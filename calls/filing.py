@@ -10,6 +10,7 @@ busy, late forms ride along with their case instead of doubling its work.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from redis import Redis
 
@@ -55,3 +56,27 @@ def mark_filed(redis: Redis, keys: QueueKeys, call_id: str, version: str) -> boo
         keys=[keys.case_filing(call_id)], args=[version, DRAFT_TTL_S]
     )
     return bool(filed)
+
+
+OTHER_TEXT_LIMIT = 128  # codes, seats, case numbers: far shorter in any real form
+
+
+def storable_text(text: str, limit: int | None = None) -> str:
+    """Text every database keeps: NUL bytes dropped, lone surrogates replaced, at most
+    ``limit`` characters."""
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text if limit is None else text[:limit]
+
+
+def storable_form(form: Mapping[str, object], limits: Mapping[str, int]) -> dict[str, object]:
+    """A stored form (from Redis, so never checked by the web edge again) as text the
+    database takes: each text within ``limits`` (others within OTHER_TEXT_LIMIT). Its
+    values are otherwise as they were: what the form's own rules refuse is dropped by
+    the case job field by field."""
+    cleaned: dict[str, object] = {}
+    for key, value in form.items():
+        name = storable_text(str(key), OTHER_TEXT_LIMIT)
+        if isinstance(value, str):
+            value = storable_text(value, limits.get(name, OTHER_TEXT_LIMIT))
+        cleaned[name] = value
+    return cleaned

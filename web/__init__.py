@@ -73,6 +73,7 @@ def create_app(
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
+    from web.edge import init_edge
     from web.headers import init_headers
     from web.limits import init_limits
     from web.portal import bp as portal_bp
@@ -95,6 +96,7 @@ def create_app(
     app.jinja_env.globals["now_ms"] = lambda: int(time.time() * 1000)
 
     install_error_pages(app)
+    init_edge(app)  # NUL bytes, lone surrogates, non-object JSON: 400 first
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

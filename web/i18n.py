@@ -323,6 +323,11 @@ TEXT: dict[str, tuple[str, str]] = {
         "提交的内容有误，请返回检查后重试。",
         "Something in the request was wrong; go back and try again.",
     ),
+    "bad_input_text": (
+        "提交的内容含有无法保存的字符（如空字符或无效编码），请删除后重新提交。",
+        "The input holds characters that cannot be stored (a NUL byte or an invalid "
+        "encoding); remove them and send it again.",
+    ),
     "http_400_csrf": (
         "页面已过期，请刷新页面后再操作。",
         "This page has expired; reload it and try again.",

@@ -1,0 +1,118 @@
+"""Input checked at the edge, before any view runs: text that no database can keep is
+refused with 400 before anything is stored or looked up.
+
+- NUL bytes (PostgreSQL refuses them in text; a job retrying a stored form with one
+  would fail forever) and lone surrogates (not UTF-8) in the path, the query, a form
+  or a JSON body;
+- a JSON body that is not an object, not JSON, or nested too deeply to read.
+
+Werkzeug never hands a view a lone surrogate from a form or query (invalid UTF-8 in
+a urlencoded body leaves the form empty; percent-encoded it stays as its ``%ED..``
+text; multipart decodes with replacement characters), but JSON's ``"\\ud800"`` does.
+Twilio's webhooks are checked too: Twilio never sends either, so a 400 there is a
+forgery or a broken proxy.
+
+Pages answer with the zh-CN error page (English one click away), /api with its JSON
+error ``bad-text`` or ``bad-json``, Twilio with the bare status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+
+from web.auth import language
+from web.i18n import translate
+
+MAX_JSON_DEPTH = 32  # a case form is two deep; past this nobody typed it
+
+
+class BadInput(ValueError):
+    """Input refused at the edge: ``slug`` for the API, ``key`` for the page."""
+
+    def __init__(self, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.slug, self.message = slug, message
+
+
+def text_problem(value: str) -> str | None:
+    """Why this text cannot be stored, or None."""
+    if "\x00" in value:
+        return "text may not contain NUL bytes"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def check_text(value: object) -> None:
+    """Every string in a JSON value (keys too), iteratively: raises BadInput."""
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadInput("bad-json", "the body is nested too deeply")
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                raise BadInput("bad-text", problem)
+        elif isinstance(item, dict):
+            pending.extend((k, depth + 1) for k in item)
+            pending.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            pending.extend((v, depth + 1) for v in item)
+
+
+def _check_strings(values: Iterable[str]) -> None:
+    for value in values:
+        problem = text_problem(value)
+        if problem:
+            raise BadInput("bad-text", problem)
+
+
+def check_request() -> None:
+    """The request's path parameters, query, form and JSON body; raises BadInput."""
+    _check_strings(str(v) for v in (request.view_args or {}).values())
+    for key, values in request.args.lists():
+        _check_strings([key, *values])
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for key, values in request.form.lists():
+            _check_strings([key, *values])
+    if request.is_json and request.get_data(cache=True):
+        if not request.path.startswith("/api/"):
+            # Pages take forms; Flask-WTF would read a JSON body as one, any shape.
+            raise BadInput("bad-json", "this address takes a form, not JSON")
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested thousands deep
+            raise BadInput("bad-json", "the body is nested too deeply") from None
+        if not isinstance(data, dict):
+            raise BadInput("bad-json", "the body must be a JSON object")
+        check_text(data)
+
+
+def refuse(exc: BadInput) -> Any:
+    if request.path.startswith("/api/"):
+        return jsonify(error=exc.slug, message=exc.message), 400
+    if request.path.startswith("/twilio/"):
+        return "", 400
+    lang = language()
+    title = translate("http_400", lang)
+    text = translate("bad_input_text" if exc.slug == "bad-text" else "http_400_text", lang)
+    template = "_error.html" if request.headers.get("HX-Request") else "error.html"
+    return render_template(template, code=400, title=title, text=text, detail=""), 400
+
+
+def init_edge(app: Flask) -> None:
+    """Check every request before its view (and before CSRF, sign-in or any limit)."""
+
+    def check() -> Any:
+        try:
+            check_request()
+        except BadInput as exc:
+            return refuse(exc)
+        return None
+
+    app.before_request_funcs.setdefault(None, []).insert(0, check)
