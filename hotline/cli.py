@@ -115,6 +115,10 @@ def worker(ctx: Context, fork: bool) -> None:
     # process, even on kill -9, instead of living on as orphans.
     os.register_at_fork(after_in_child=die_with_parent)
 
+    if fork and ctx.settings.redis_sentinels:
+        # RQ's work-horse rebuilds a plain client from the pool's settings: it would
+        # not follow the sentinels.
+        raise click.UsageError("--fork does not work with REDIS_SENTINELS")
     redis = ctx.queue.redis
     jobs = Queue(RQ_QUEUE, connection=redis, job_class=HotlineJob)
     requeue_abandoned(jobs)  # a predecessor killed mid-job
@@ -165,14 +169,6 @@ def web(ctx: Context, workers: int, threads: int) -> None:
     import os
     import sys
 
-    if workers > 1 and not ctx.settings.secret_key:
-        # Each worker would make its own key: sessions and CSRF tokens signed by one
-        # worker are refused by the next, and people are signed out at random.
-        raise click.ClickException(
-            f"{workers} web workers need one shared HOTLINE_SECRET_KEY: scripts/run makes "
-            "one under var/secret_key; a deployment sets it from its secrets "
-            "(or run with --workers 1)"
-        )
     bind = f"{ctx.settings.web_host}:{ctx.settings.web_port}"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     # Gunicorn's default control socket is one per user: a second instance took it over

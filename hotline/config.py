@@ -46,6 +46,12 @@ class Settings:
     # and a record day's ~100 cases a minute at peak have room.
     workers: int = 2
     redis_max_connections: int = 256  # per process; threads wait for a free one
+    # Redis Sentinel (high availability): when set, REDIS_URL is not used. Each a
+    # (host, port) of a sentinel; the primary is asked of them by service name.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "hotline"
+    redis_password: str | None = None  # the data nodes' (requirepass / ACL default user)
+    redis_sentinel_password: str | None = None  # the sentinels' own, if they have one
     phones: PhoneSettings = PhoneSettings()
     secret_key: str | None = None
     api_token: str | None = None
@@ -53,11 +59,6 @@ class Settings:
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
     trusted_proxy_hops: int = 0  # reverse proxies in front of the web (X-Forwarded-For)
-    # Sign-in sessions: idle, then absolute limit. Two hours idle covers a quiet spell
-    # with the page closed (an open console's heartbeat keeps it alive); twelve hours is
-    # the longest shift, after which everyone signs in again.
-    session_idle_s: int = 2 * 3600
-    session_absolute_s: int = 12 * 3600
     twilio_caller_id: str | None = None  # the number outbound calls come from
     # How a seat is dialled: "client" (<Client>seat</Client>), "sip:sip:{seat}@pbx.example"
     # (<Sip>), or "number:+86898{seat}" (<Number>).
@@ -114,6 +115,20 @@ def _agi_secret(value: str) -> str | None:
     return value
 
 
+def _sentinels(value: str) -> tuple[tuple[str, int], ...]:
+    """REDIS_SENTINELS: "host:port,host:port" ("[::1]:26379" for IPv6)."""
+    nodes = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS needs host:port items, got {item!r}")
+        nodes.append((host, int(port)))
+    return tuple(nodes)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     var_dir = Path(env.get("HOTLINE_VAR_DIR", "var")).resolve()
@@ -138,16 +153,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             area_code=(env.get("HOTLINE_AREA_CODE") or "0898").lstrip("0"),
         ),
         redis_max_connections=int(env_number(env, "HOTLINE_REDIS_MAX_CONNECTIONS", 256, minimum=8)),
+        redis_sentinels=_sentinels(env.get("REDIS_SENTINELS") or ""),
+        redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER") or "hotline",
+        redis_password=env.get("REDIS_PASSWORD") or None,
+        redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD") or None,
         secret_key=env.get("HOTLINE_SECRET_KEY") or None,
         api_token=env.get("HOTLINE_API_TOKEN") or None,
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         trusted_proxy_hops=int(env_number(env, "HOTLINE_TRUSTED_PROXY_HOPS", 0, minimum=0)),
-        session_idle_s=int(env_number(env, "HOTLINE_SESSION_IDLE_S", 2 * 3600, minimum=60)),
-        session_absolute_s=int(
-            env_number(env, "HOTLINE_SESSION_ABSOLUTE_S", 12 * 3600, minimum=60)
-        ),
         twilio_caller_id=env.get("TWILIO_CALLER_ID") or None,
         twilio_seat_dial=_seat_dial(env.get("TWILIO_SEAT_DIAL") or "client"),
         twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",

@@ -5,12 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from redis import BlockingConnectionPool, Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from calls import RQ_QUEUE
 from hotline.config import Settings
 from queueing import CallQueue
 
-__all__ = ["RQ_QUEUE", "call_handler", "call_queue", "connect_redis", "redis_url"]
+__all__ = [
+    "RQ_QUEUE",
+    "call_handler",
+    "call_queue",
+    "connect_redis",
+    "failover_retry",
+    "redis_url",
+]
 
 
 def embedded_redis_dir(settings: Settings) -> Path:
@@ -24,17 +37,67 @@ def redis_url(settings: Settings) -> str:
     return f"unix://{embedded_redis_dir(settings) / 'redis.sock'}"
 
 
+# How long a command keeps trying through a Sentinel failover before its caller sees
+# the error: detection (down-after-milliseconds, 5 s in docs/operations.md) plus the
+# election and promotion take some seconds; back off to 1 s a try, ~30 s in all.
+FAILOVER_RETRIES = 30
+
+
+def failover_retry() -> Retry:
+    """Retry on a lost or refused connection, a timeout, and a node that has become a
+    replica (READONLY): each retry asks the sentinels for the primary again."""
+    return Retry(
+        ExponentialBackoff(cap=1.0, base=0.05),
+        FAILOVER_RETRIES,
+        supported_errors=(RedisConnectionError, RedisTimeoutError, ReadOnlyError),
+    )
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (finds the primary, drops connections to a demoted one) with
+    BlockingConnectionPool's bounded size, where threads wait for a free connection:
+    redis-py's SentinelConnectionPool is built on the pool that raises instead."""
+
+
 def connect_redis(settings: Settings) -> Redis:
     """A client whose threads wait for a free connection instead of failing: a burst
     of AGI sessions must queue for Redis, never drop a caller (redis-py's default pool
-    raises MaxConnectionsError past 100)."""
+    raises MaxConnectionsError past 100). With REDIS_SENTINELS, the primary that the
+    sentinels name, followed through failovers (see docs/operations.md)."""
+    if settings.redis_sentinels:
+        return connect_sentinel_primary(settings)
     pool = BlockingConnectionPool.from_url(
         redis_url(settings),
         max_connections=settings.redis_max_connections,
         timeout=20,
         health_check_interval=30,
+        **({"password": settings.redis_password} if settings.redis_password else {}),
     )
     return Redis(connection_pool=pool)
+
+
+def connect_sentinel_primary(settings: Settings) -> Redis:
+    sentinel = Sentinel(
+        list(settings.redis_sentinels),
+        # A dead sentinel must not hold up the question to the next one.
+        sentinel_kwargs={
+            "socket_timeout": 1.0,
+            "socket_connect_timeout": 1.0,
+            "password": settings.redis_sentinel_password,
+        },
+    )
+    return sentinel.master_for(
+        settings.redis_sentinel_master,
+        connection_pool_class=BlockingSentinelConnectionPool,
+        max_connections=settings.redis_max_connections,
+        timeout=20,
+        retry=failover_retry(),
+        # A primary whose host vanished must fail the connect, not hang it.
+        socket_connect_timeout=2.0,
+        socket_keepalive=True,
+        health_check_interval=30,
+        password=settings.redis_password,
+    )
 
 
 def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]

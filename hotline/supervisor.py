@@ -1,7 +1,8 @@
 """`hotline run`: the whole service in the foreground.
 
-Starts the private Redis (unless REDIS_URL is set), then each service as a child
-process, restarts a child that dies, and stops everything on Ctrl-C or SIGTERM.
+Starts the private Redis (unless REDIS_URL or REDIS_SENTINELS is set), then each
+service as a child process, restarts a child that dies, and stops everything on Ctrl-C
+or SIGTERM.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
 
     redis: RedisServer | None = None
     env = dict(os.environ)
-    if not settings.redis_url:
+    if settings.redis_sentinels:
+        log.info("redis: the primary the sentinels name (%s)", settings.redis_sentinel_master)
+    elif not settings.redis_url:
         redis = RedisServer(embedded_redis_dir(settings), unix_socket=True).start()
         env["REDIS_URL"] = redis.url
         log.info("redis: private server at %s (append-only, fsync every second)", redis.url)
