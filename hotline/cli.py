@@ -169,6 +169,14 @@ def web(ctx: Context, workers: int, threads: int) -> None:
     import os
     import sys
 
+    if workers > 1 and not ctx.settings.secret_key:
+        # Each worker would make its own key: sessions and CSRF tokens signed by one
+        # worker are refused by the next, and people are signed out at random.
+        raise click.ClickException(
+            f"{workers} web workers need one shared HOTLINE_SECRET_KEY: scripts/run makes "
+            "one under var/secret_key; a deployment sets it from its secrets "
+            "(or run with --workers 1)"
+        )
     bind = f"{ctx.settings.web_host}:{ctx.settings.web_port}"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     # Gunicorn's default control socket is one per user: a second instance took it over

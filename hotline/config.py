@@ -59,6 +59,11 @@ class Settings:
     twilio_auth_token: str | None = None
     public_base_url: str | None = None
     trusted_proxy_hops: int = 0  # reverse proxies in front of the web (X-Forwarded-For)
+    # Sign-in sessions: idle, then absolute limit. Two hours idle covers a quiet spell
+    # with the page closed (an open console's heartbeat keeps it alive); twelve hours is
+    # the longest shift, after which everyone signs in again.
+    session_idle_s: int = 2 * 3600
+    session_absolute_s: int = 12 * 3600
     twilio_caller_id: str | None = None  # the number outbound calls come from
     # How a seat is dialled: "client" (<Client>seat</Client>), "sip:sip:{seat}@pbx.example"
     # (<Sip>), or "number:+86898{seat}" (<Number>).
@@ -163,6 +168,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         trusted_proxy_hops=int(env_number(env, "HOTLINE_TRUSTED_PROXY_HOPS", 0, minimum=0)),
+        session_idle_s=int(env_number(env, "HOTLINE_SESSION_IDLE_S", 2 * 3600, minimum=60)),
+        session_absolute_s=int(
+            env_number(env, "HOTLINE_SESSION_ABSOLUTE_S", 12 * 3600, minimum=60)
+        ),
         twilio_caller_id=env.get("TWILIO_CALLER_ID") or None,
         twilio_seat_dial=_seat_dial(env.get("TWILIO_SEAT_DIAL") or "client"),
         twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",
