@@ -19,7 +19,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.runtime import BlockingSentinelConnectionPool, connect_redis
@@ -124,6 +124,8 @@ def test_a_job_queued_before_a_failover_is_run_after_it(rig, tmp_path) -> None: 
     # scheduler rebuilds a connection from the client's pool settings.
     worker = SimpleWorker([jobs], connection=client, job_class=HotlineJob)
     assert worker.work(burst=True, with_scheduler=True)
+    assert worker.scheduler is not None
+    assert worker.scheduler.connection.connection_pool.connection_class is SentinelManagedConnection
     assert client.get("sentinel-job-mark") == b"ran"
     job.refresh()
     assert job.get_status() == "finished"
