@@ -242,6 +242,22 @@ def test_wrong_passwords_for_one_user_are_throttled_and_recorded(app) -> None:  
     assert len(logged(app, "sign-in-failed")) == 5
 
 
+def test_a_stranger_elsewhere_cannot_lock_an_operator_out_with_a_few_guesses(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    stranger = app.test_client()
+    elsewhere = {"REMOTE_ADDR": "10.9.8.7"}
+    token = csrf_of(stranger.get("/login", environ_overrides=elsewhere).text)
+    guess = {"username": "wang", "password": "not the password", "csrf_token": token}
+    answers = [
+        stranger.post("/login", data=guess, environ_overrides=elsewhere).status_code
+        for _ in range(7)
+    ]
+    assert answers == [401] * 5 + [429] * 2  # the stranger is stopped
+    assert sign_in(app, "wang")[1] == 302  # wang at their own desk is not
+    assert logged(app, "sign-in-throttled") == [("wang", "10.9.8.7", "user")]
+
+
 def test_the_throttle_page_is_in_chinese_with_english_a_click_away(app) -> None:  # type: ignore[no-untyped-def]
     from tests.test_console import csrf_of
 

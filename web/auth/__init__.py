@@ -59,7 +59,11 @@ login_manager = LoginManager()
 SESSION_ID = "sid"  # the key in the (signed) cookie that names the server-side session
 # Failed sign-ins allowed before further attempts are refused (a moving window, so a
 # stranger's wrong guesses keep an operator out for at most this long after the last).
-FAILURES_PER_USER = "5 per 15 minutes"
+# Failures for one user from one address lock that address out quickly; failures for
+# the user from everywhere need many more, so a stranger elsewhere cannot lock an
+# operator out with five wrong guesses.
+FAILURES_PER_USER_AT_ADDRESS = "5 per 15 minutes"
+FAILURES_PER_USER = "30 per 15 minutes"
 FAILURES_PER_ADDRESS = "20 per 15 minutes"
 THROTTLE_MINUTES = 15
 
@@ -232,6 +236,10 @@ def _attempted_user() -> str:
     return "user:" + (request.form.get("username") or "").strip().lower()[:64]
 
 
+def _attempted_user_at_address() -> str:
+    return f"{_attempted_user()}@{client_address()}"
+
+
 def _failed(response: Response) -> bool:
     return response.status_code == 401
 
@@ -265,6 +273,14 @@ def sign_in_throttled(exc: RateLimitExceeded) -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    FAILURES_PER_USER_AT_ADDRESS,
+    key_func=_attempted_user_at_address,
+    methods=["POST"],
+    deduct_when=_failed,
+    on_breach=_throttled("user"),
+    scope="sign-in-user-address",
+)
 @limiter.limit(
     FAILURES_PER_USER,
     key_func=_attempted_user,
