@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI, SocketLines
 from agi_scripts.sessions import ROUTES, AgiSettings, Session, call_id_of
 from calls import CallHandler
+from calls.metrics import observe_agi_route
 from calls.outbound import OutboundHandler
 
 log = logging.getLogger("hotline.agi")
@@ -257,6 +258,7 @@ def run_route(
         else:  # the operator's channel (answered), or the h extension: nothing to queue
             log.exception("AGI route %s failed", route)
     log.debug("route %s done in %.3fs", route, time.monotonic() - started)
+    observe_agi_route(route, time.monotonic() - started)
 
 
 # Routes that run on a citizen's channel while they are on the line.

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from calls.counts import count_dial_attempt
 from calls.dialing import (
     DialerSettings,
     dialable,
@@ -453,6 +454,7 @@ class Dialer:
                 else:
                     item.status, item.next_at = "pending", _utc(retry)
             session.commit()
+            count_dial_attempt(self.redis, self.keys, outcome)
             self.index(item)
             if reopened and item.case is not None:
                 self._arm_clocks(item.case)

@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import SQLAlchemyError
 
 from calls import clocks
+from calls.counts import count_clock_timers, count_queue_events
 from calls.figures import record_calls
 from calls.handler import CallHandler, CaseSweep
 from cases.cdr import attach_case_numbers
@@ -65,6 +66,7 @@ class Reaper:
             fired = clocks.sweep(self.sessions, self.queue.redis, self.queue.keys)
             if fired["reminder"] or fired["overdue"]:
                 log.info("reaper: clocks %s", fired)
+            count_clock_timers(self.queue.redis, self.queue.keys, fired)
             self.next_clock = now + 1
         if now >= self.next_reconcile:
             self.reconcile()
@@ -75,6 +77,7 @@ class Reaper:
         if time.monotonic() >= self.next_sweep:
             self.case_sweep.run_once()  # answered calls with no case yet
             self.record_call_rows()
+            count_queue_events(self.queue.redis, self.queue.keys)  # for /metrics
             self.next_sweep = time.monotonic() + SWEEP_EVERY_S
         return counts, offers
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.logs import setup_logging
+from hotline.metrics import use_metrics_dir
 from hotline.runtime import call_handler, call_queue
 from queueing import CallQueue, QueueError
 from queueing.events import queue_figures
@@ -65,6 +66,7 @@ def main(log_level: str) -> None:
 @pass_ctx
 def run(ctx: Context) -> None:
     """Run the whole service in the foreground; Ctrl-C stops it."""
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     from hotline.supervisor import run as run_service
 
     raise SystemExit(run_service(ctx.settings))
@@ -76,6 +78,7 @@ def run(ctx: Context) -> None:
 def reaper(ctx: Context, interval: float) -> None:
     """Sweep the queue and the clocks: ring-no-answer, wrap-up ends, lost seats, sticky
     fallback, reminders and overdue cases, answered calls without a case."""
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     from calls.reaper import Reaper
 
     running = True
@@ -119,6 +122,7 @@ def worker(ctx: Context, fork: bool) -> None:
         # RQ's work-horse rebuilds a plain client from the pool's settings: it would
         # not follow the sentinels.
         raise click.UsageError("--fork does not work with REDIS_SENTINELS")
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     redis = ctx.queue.redis
     jobs = Queue(RQ_QUEUE, connection=redis, job_class=HotlineJob)
     requeue_abandoned(jobs)  # a predecessor killed mid-job
@@ -177,6 +181,7 @@ def web(ctx: Context, workers: int, threads: int) -> None:
             "one under var/secret_key; a deployment sets it from its secrets "
             "(or run with --workers 1)"
         )
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     bind = f"{ctx.settings.web_host}:{ctx.settings.web_port}"
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     # Gunicorn's default control socket is one per user: a second instance took it over
@@ -224,6 +229,7 @@ def agi() -> None:
 @pass_ctx
 def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Serve FastAGI: agi://HOST:PORT/inbound for citizens' calls."""
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     import threading
 
     from agi_scripts.ami import AmiConnection, OfferRedirector, Reconciler
@@ -269,6 +275,7 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 @pass_ctx
 def dialer(ctx: Context) -> None:
     """The outbound dialer: return visits and call-backs, paced, within calling hours."""
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     import os
 
     from calls.dialer import Originator, plan_work
@@ -337,6 +344,7 @@ def twilio() -> None:
 @pass_ctx
 def twilio_notify(ctx: Context) -> None:
     """Push queue offers to live Twilio calls (redirects them to their seat at once)."""
+    use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     import threading
 
     from twilio.rest import Client

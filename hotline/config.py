@@ -6,6 +6,7 @@ factories do) so tests and tools can pass their own environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -64,6 +65,10 @@ class Settings:
     # the longest shift, after which everyone signs in again.
     session_idle_s: int = 2 * 3600
     session_absolute_s: int = 12 * 3600
+    # GET /metrics: with this bearer token from anywhere, or without it from these
+    # networks (a Prometheus on the same host or the service's private network).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     twilio_caller_id: str | None = None  # the number outbound calls come from
     # How a seat is dialled: "client" (<Client>seat</Client>), "sip:sip:{seat}@pbx.example"
     # (<Sip>), or "number:+86898{seat}" (<Number>).
@@ -99,6 +104,19 @@ def _seat_dial(value: str) -> str:
         "TWILIO_SEAT_DIAL must be 'client', 'sip:<uri with {seat}>' or "
         f"'number:<number with {{seat}}>', got {value!r}"
     )
+
+
+def _networks(name: str, value: str | None) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks; unset: loopback."""
+    if not value or not value.strip():
+        return ("127.0.0.0/8", "::1/128")
+    networks = tuple(n.strip() for n in value.split(",") if n.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {network!r} is not an address or network") from None
+    return networks
 
 
 def _agi_allow(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -172,6 +190,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_absolute_s=int(
             env_number(env, "HOTLINE_SESSION_ABSOLUTE_S", 12 * 3600, minimum=60)
         ),
+        metrics_token=env.get("HOTLINE_METRICS_TOKEN") or None,
+        metrics_allow=_networks("HOTLINE_METRICS_ALLOW", env.get("HOTLINE_METRICS_ALLOW")),
         twilio_caller_id=env.get("TWILIO_CALLER_ID") or None,
         twilio_seat_dial=_seat_dial(env.get("TWILIO_SEAT_DIAL") or "client"),
         twilio_voice=env.get("TWILIO_VOICE") or "Polly.Zhiyu",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hotline.config import Settings
+from hotline.metrics import use_metrics_dir
 from hotline.redis_server import RedisServer, die_with_parent
 from hotline.runtime import embedded_redis_dir
 
@@ -64,6 +65,7 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
 
     redis: RedisServer | None = None
+    use_metrics_dir(settings, empty=True)  # the last run's counts go; children write anew
     env = dict(os.environ)
     if settings.redis_sentinels:
         log.info("redis: the primary the sentinels name (%s)", settings.redis_sentinel_master)

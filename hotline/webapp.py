@@ -30,6 +30,8 @@ def web_settings(settings: Settings) -> WebSettings:
         trusted_proxy_hops=settings.trusted_proxy_hops,
         session_idle_s=settings.session_idle_s,
         session_absolute_s=settings.session_absolute_s,
+        metrics_token=settings.metrics_token,
+        metrics_allow=settings.metrics_allow,
         twiml=TwimlSettings(
             base_url=settings.public_base_url or "",
             voice=settings.twilio_voice,

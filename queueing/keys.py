@@ -108,6 +108,10 @@ class QueueKeys:
         return self.prefix + "clocks"
 
     @property
+    def counts(self) -> str:  # hash: counters for /metrics and the stream cursor (calls.metrics)
+        return self.prefix + "counts"
+
+    @property
     def offer_channel(self) -> str:  # pub/sub channel announcing offers
         return self.prefix + "offers:chan"
 

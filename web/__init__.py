@@ -76,6 +76,7 @@ def create_app(
     from web.edge import init_edge
     from web.headers import init_headers
     from web.limits import init_limits
+    from web.metrics import init_metrics
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
     from web.twilio import bp as twilio_bp
@@ -97,6 +98,7 @@ def create_app(
 
     install_error_pages(app)
     init_edge(app)  # NUL bytes, lone surrogates, non-object JSON: 400 first
+    init_metrics(app)  # /metrics (not public) and webhook timings
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -24,6 +24,9 @@ class WebSettings:
     # live streams count), and this long after signing in whatever the activity.
     session_idle_s: int = 2 * 3600
     session_absolute_s: int = 12 * 3600
+    # /metrics: served with this bearer token, or to these networks without it.
+    metrics_token: str | None = None
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @property
     def secure_cookies(self) -> bool:

@@ -1,0 +1,330 @@
+"""What the service counts for Prometheus; web.metrics serves it at /metrics.
+
+Three sources, chosen by where each figure can be counted exactly once:
+
+- Facts about the whole service (calls offered, answered, abandoned; clock timers
+  fired; dialer attempts) are counted in Redis, in the queue's ``counts`` hash, by
+  whichever process sees them: the reaper folds the queue's event stream into it
+  (``count_queue_events``, with its cursor in the same hash), the reaper adds the
+  timers it fires, and the dialer adds each attempt's result. So they hold across
+  processes and hosts, survive restarts, and any web worker reports them.
+- Live state (calls waiting, the oldest wait, seats by state, the RQ backlog, timers
+  due) is read from Redis at scrape time by ``ServiceCollector``: nothing to keep in
+  step, and a few pipelined reads per scrape.
+- Latencies (webhooks, AGI routes) and Redis failovers seen are per process:
+  prometheus_client metrics, in multiprocess mode when PROMETHEUS_MULTIPROC_DIR is
+  set (the composition root sets it before any of this is imported), so a scrape of
+  any web worker sums every process on the host.
+
+Names carry the ``hotline_`` prefix and base units (seconds). No label holds a phone
+number or an id of a call, seat, case or person: only skills, states, routes and
+results, each from a fixed set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Histogram, values
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from redis.exceptions import RedisError
+from rq import Queue as JobQueue
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+from calls.counts import CLOCK_RESULTS, DIAL_RESULTS, REAPER_AT, WAIT_BUCKETS
+from ivr.inbound import CALLBACK_AFTER_S
+from queueing import CallQueue
+from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S
+from queueing.keys import ID_PATTERNS
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # One file per process; the host name keeps processes of different containers
+    # sharing one directory (a volume) apart, where the pids alone would collide.
+    _host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+    values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
+
+# This process's own metrics (exported through the multiprocess files when enabled).
+PROCESS = CollectorRegistry(auto_describe=True)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+WEBHOOK_SECONDS = Histogram(
+    "hotline_webhook_duration_seconds",
+    "Time the web app took to answer a Twilio webhook, by route",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+    registry=PROCESS,
+)
+AGI_SECONDS = Histogram(
+    "hotline_agi_route_duration_seconds",
+    "Time one AGI route ran, from the session's environment to its end (Asterisk's "
+    "replies included), by route",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+    registry=PROCESS,
+)
+REDIS_FAILOVERS = PromCounter(
+    "hotline_redis_failovers_seen",
+    "Times a Redis client of this service found a new primary (Sentinel failover)",
+    registry=PROCESS,
+)
+
+ROUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}\Z")
+
+
+def observe_webhook(route: str, seconds: float) -> None:
+    WEBHOOK_SECONDS.labels(route=route if ROUTE_NAME.match(route) else "other").observe(seconds)
+
+
+def observe_agi_route(route: str, seconds: float) -> None:
+    AGI_SECONDS.labels(route=route if ROUTE_NAME.match(route) else "other").observe(seconds)
+
+
+def redis_failover_seen() -> None:
+    """A Redis client saw the primary change: call from the Sentinel connection pool."""
+    REDIS_FAILOVERS.inc()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# -- read at scrape time --------------------------------------------------------------
+
+SEAT_STATES = ("available", "offered", "on_call", "wrap_up", "paused")
+LIVE_CALL_STATES = ("waiting", "offered", "on_call")
+CLOCK_LATE_S = 10.0  # the reaper sweeps every second: later than this, it is behind
+CACHE_S = 1.0  # scrapes within this share one read of Redis
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    families: list[Metric]
+    at: float
+
+
+class ServiceCollector(Collector):
+    """The live state of the queue, the seats, the clocks and the jobs, and the counts
+    kept in Redis, read when Prometheus scrapes (about a dozen pipelined commands plus
+    one small read per live call and per logged-in seat)."""
+
+    def __init__(self, queue: CallQueue, jobs: JobQueue) -> None:
+        self.queue, self.jobs = queue, jobs
+        self._lock = threading.Lock()
+        self._last: _Snapshot | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:  # concurrent scrapes wait for one read instead of repeating it
+            if self._last is None or time.monotonic() - self._last.at >= CACHE_S:
+                self._last = _Snapshot(self._read(), time.monotonic())
+            families = self._last.families
+        yield from families
+
+    def _read(self) -> list[Metric]:
+        up = GaugeMetricFamily("hotline_redis_up", "Whether /metrics could read Redis")
+        try:
+            families = self._live() + self._counts()
+        except RedisError:
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        return [up, *families]
+
+    def _skills(self) -> list[str]:
+        seen = {_text(s) for s in self.queue.redis.smembers(self.queue.keys.skills)}
+        pattern = ID_PATTERNS["skill"]
+        return sorted({*self.queue.settings.skills, *(s for s in seen if pattern.match(s))})
+
+    def _live(self) -> list[Metric]:
+        redis, keys = self.queue.redis, self.queue.keys
+        skills = self._skills()
+        pipe = redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.zrange(keys.live_calls, 0, -1)
+        pipe.zrange(keys.heartbeats, 0, -1)
+        for skill in skills:
+            pipe.scard(keys.staffed(skill))
+            pipe.zcard(keys.available(skill))
+        registries = (
+            self.jobs.failed_job_registry,
+            self.jobs.started_job_registry,
+            self.jobs.scheduled_job_registry,
+            self.jobs.deferred_job_registry,
+        )
+        pipe.llen(self.jobs.key)
+        for registry in registries:
+            pipe.zcard(registry.key)
+        pipe.scard(WORKERS_BY_QUEUE_KEY % self.jobs.name)
+        (seconds, micros), call_ids, seat_ids, *rest = pipe.execute()
+        now_ms = seconds * 1000 + micros // 1000
+        per_skill, (queued, failed, started, scheduled, deferred, workers) = (
+            rest[: 2 * len(skills)],
+            rest[2 * len(skills) :],
+        )
+        pipe = redis.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hmget(keys.call(_text(call_id)), "state", "skill", "entered")
+        for seat_id in seat_ids:
+            pipe.hget(keys.seat(_text(seat_id)), "state")
+        pipe.zcard(keys.clocks)
+        pipe.zcount(keys.clocks, "-inf", now_ms)
+        pipe.zcount(keys.clocks, "-inf", now_ms - int(CLOCK_LATE_S * 1000))
+        pipe.hget(keys.counts, REAPER_AT)
+        replies = pipe.execute()
+        calls = replies[: len(call_ids)]
+        seat_states = replies[len(call_ids) : len(call_ids) + len(seat_ids)]
+        armed, due, late, reaper_at = replies[-4:]
+
+        waiting = dict.fromkeys(skills, 0)
+        oldest_ms = dict.fromkeys(skills, 0)
+        by_state = dict.fromkeys(LIVE_CALL_STATES, 0)
+        for state, skill, entered in calls:
+            state, skill = _text(state or b""), _text(skill or b"")
+            if state in by_state:
+                by_state[state] += 1
+            if state == "waiting" and skill in waiting and entered:
+                waiting[skill] += 1
+                oldest_ms[skill] = max(oldest_ms[skill], now_ms - int(entered))
+        seats = dict.fromkeys(SEAT_STATES, 0)
+        for state in seat_states:
+            name = _text(state or b"")
+            if name in seats:
+                seats[name] += 1
+
+        def gauge(name: str, doc: str, labels: list[str], samples: Mapping) -> Metric:  # type: ignore[type-arg]
+            family = GaugeMetricFamily(name, doc, labels=labels)
+            for label, value in samples.items():
+                family.add_metric([label] if labels else [], value)
+            return family
+
+        staffed = {s: per_skill[2 * i] for i, s in enumerate(skills)}
+        available = {s: per_skill[2 * i + 1] for i, s in enumerate(skills)}
+        families = [
+            gauge("hotline_calls_waiting", "Callers waiting for an operator", ["skill"], waiting),
+            gauge(
+                "hotline_calls_oldest_wait_seconds",
+                "How long the longest-waiting caller has waited (0: nobody waits)",
+                ["skill"],
+                {s: ms / 1000 for s, ms in oldest_ms.items()},
+            ),
+            gauge(
+                "hotline_calls_live", "Calls in the queue's hands, by state", ["state"], by_state
+            ),
+            gauge(
+                "hotline_callback_offer_after_seconds",
+                "Estimated wait past which a holding caller is offered a callback",
+                [],
+                {"": CALLBACK_AFTER_S},
+            ),
+            gauge("hotline_seats", "Logged-in seats by state", ["state"], seats),
+            gauge("hotline_seats_logged_in", "Seats logged in", [], {"": len(seat_ids)}),
+            gauge("hotline_seats_staffed", "Seats logged in, by skill", ["skill"], staffed),
+            gauge(
+                "hotline_seats_available",
+                "Seats free to take a call, by skill",
+                ["skill"],
+                available,
+            ),
+            gauge(
+                "hotline_rq_jobs",
+                "Jobs of the case worker queue, by state (queued: the backlog)",
+                ["state"],
+                {
+                    "queued": queued,
+                    "started": started,
+                    "scheduled": scheduled,
+                    "deferred": deferred,
+                    "failed": failed,
+                },
+            ),
+            gauge("hotline_rq_workers", "RQ workers registered on the queue", [], {"": workers}),
+            gauge("hotline_clock_timers_armed", "Case timers waiting to fire", [], {"": armed}),
+            gauge("hotline_clock_timers_due", "Case timers due and not yet fired", [], {"": due}),
+            gauge(
+                "hotline_clock_timers_late",
+                f"Case timers due more than {CLOCK_LATE_S:g} s ago and not yet fired",
+                [],
+                {"": late},
+            ),
+        ]
+        families.append(
+            gauge(
+                "hotline_reaper_last_count_timestamp_seconds",
+                "When the reaper last counted the event stream (Unix time; 0: never)",
+                [],
+                {"": int(reaper_at or 0) / 1000},
+            )
+        )
+        return families
+
+    def _counts(self) -> list[Metric]:
+        raw = self.queue.redis.hgetall(self.queue.keys.counts)
+        counts = {_text(k): _text(v) for k, v in raw.items()}
+
+        def number(field: str) -> int:
+            value = counts.get(field, "0")
+            return int(value) if value.lstrip("-").isdigit() else 0
+
+        families: list[Metric] = []
+        docs = {
+            "offered": "Calls that entered the queue",
+            "turned_away": "Calls told the centre is closed (never queued)",
+            "answered": "Calls an operator answered",
+            "abandoned": "Callers who hung up before an operator answered",
+            "abandoned_short": f"Of those, callers who hung up within {SHORT_ABANDON_S:g} s",
+            "left_for_callback": "Callers who left the queue for a callback",
+            "expired": "Calls that waited past the maximum wait",
+            "ring_no_answer": "Offers a seat did not pick up",
+            "completed": "Conversations ended",
+        }
+        for name, doc in docs.items():
+            family = CounterMetricFamily(f"hotline_calls_{name}", doc)
+            family.add_metric([], number(f"calls:{name}"))
+            families.append(family)
+        cumulative, buckets = 0, []
+        for bound in WAIT_BUCKETS:
+            cumulative += number(f"wait_le:{bound:g}")
+            buckets.append((floatToGoString(bound), cumulative))
+        answered_in_time = sum(
+            number(f"wait_le:{b:g}") for b in WAIT_BUCKETS if b <= SERVICE_LEVEL_S
+        )
+        within = CounterMetricFamily(
+            "hotline_calls_answered_within_15s",
+            f"Calls answered within {SERVICE_LEVEL_S:g} s of entering the queue",
+        )
+        within.add_metric([], answered_in_time)
+        families.append(within)
+        wait = HistogramMetricFamily(
+            "hotline_call_answer_wait_seconds", "Queue entry to answer, of answered calls"
+        )
+        wait.add_metric(
+            [],
+            [*buckets, ("+Inf", cumulative + number("wait_le:inf"))],
+            number("wait_sum_ms") / 1000,
+        )
+        families.append(wait)
+        clock = CounterMetricFamily(
+            "hotline_clock_timers_fired",
+            "Case timers fired, by result (overdue: a deadline missed)",
+            labels=["result"],
+        )
+        for result in CLOCK_RESULTS:
+            clock.add_metric([result], number(f"clock:{result}"))
+        families.append(clock)
+        dial = CounterMetricFamily(
+            "hotline_dialer_attempts", "Outbound attempts ended, by result", labels=["result"]
+        )
+        for result in (*DIAL_RESULTS, "other"):
+            dial.add_metric([result], number(f"dial:{result}"))
+        families.append(dial)
+        return families
