@@ -32,13 +32,15 @@ from cases.phones import PhoneSettings, mask_phone, normalise_or_raw
 from cases.service import caller_profile, hotline_info
 from ivr import actions as a
 from ivr import events as e
-from ivr.inbound import FlowState, step
+from ivr.inbound import CALLBACK_OFFER, DIALECT_OFFER, HOLDING, MENU, RINGING, FlowState, step
 from queueing import CallQueue, QueueError
 
 log = logging.getLogger("calls.handler")
 
 RQ_QUEUE = "hotline"  # the RQ queue of case, form and callback jobs
 FLOW_TTL_S = 86400
+# A caller in these phases is on the line waiting for a person.
+WAITING_PHASES = frozenset({MENU, DIALECT_OFFER, HOLDING, CALLBACK_OFFER, RINGING})
 MEDIA_ACTIONS = (a.Play, a.Gather, a.Hold, a.Bridge, a.HangUp)
 # Moving a call that is already being dialled could cut a conversation that started a
 # moment ago, so offers are pushed only to calls in these phases.
@@ -206,7 +208,9 @@ class CallHandler:
         try:
             pos = self.queue.position(call_id)
         except QueueError:
-            return [], "gone"
+            if not self._queue_again(call_id, state):
+                return [], "gone"
+            pos = self.queue.position(call_id)
         if state is None:
             return [], pos.state
         if pos.state == "offered" and pos.seat and state.phase != "connected":
@@ -222,6 +226,21 @@ class CallHandler:
             update = e.QueueUpdate(pos.position, pos.estimated_wait_s, pos.staffed_seats, at=at)
             return self._apply(call_id, state, update), pos.state
         return [], pos.state
+
+    def _queue_again(self, call_id: str, state: FlowState | None) -> bool:
+        """A caller still holding whose call the queue no longer knows (a Redis
+        failover lost the last writes before it) is queued again, not left on hold
+        for ever: when in doubt, a person answers. Their place restarts at the back of
+        their priority."""
+        if state is None or state.phase not in WAITING_PHASES:
+            return False
+        if self.redis.exists(self.queue.keys.gone(call_id)):
+            return False  # the caller hung up: nothing to queue
+        log.warning("call %s was lost from the queue while its caller held; queued again", call_id)
+        self._backend(
+            call_id, state, a.Enqueue(state.priority, state.skill, sticky_seat=state.sticky_seat)
+        )
+        return True
 
     # -- the backend half of the actions --------------------------------------------------
 

@@ -792,3 +792,25 @@ def test_an_urging_of_a_case_that_is_not_open_is_refused(app, twilio, queue) -> 
     other = open_case_of(app, phone="+8613900000002")
     r = api(app, "post", f"/api/calls/{sid(1)}/case", json={"attach_to": other})
     assert r.status_code == 422 and r.json["allowed"] == ["an open case of this caller"]
+
+
+def test_a_caller_the_queue_forgot_is_queued_again_not_held_for_ever(
+    twilio, queue, redis: Redis
+) -> None:  # type: ignore[no-untyped-def]
+    """A Redis failover can lose the last writes: the caller's flow survived but the
+    queue no longer knows the call. The hold loop queues them again."""
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    call_id = incoming()["CallSid"]
+    wait = {**incoming(), "QueuePosition": "1", "QueueTime": "5", "CurrentQueueSize": "1"}
+    twilio.post("/twilio/wait", wait)
+    # What the failover lost: the call's record and its place in line.
+    redis.delete(queue.keys.call(call_id))
+    for key in redis.scan_iter(match="*"):
+        if redis.type(key) == b"zset":
+            redis.zrem(key, call_id)
+    assert "Leave" not in verbs(parse(twilio.post("/twilio/wait", wait)))
+    assert queue.position(call_id).state == "waiting"
+    queue.seat_state("1001", "available")
+    assert verbs(parse(twilio.post("/twilio/wait", wait))) == ["Leave"]
