@@ -261,7 +261,9 @@ def test_the_vendored_echarts_has_a_legend_and_a_tooltip() -> None:
     for template in templates:
         text = template.read_text()
         assert "echarts.simple" not in text
-        builds |= {part.split("'")[0] for part in text.split("filename='")[1:] if "echarts" in part}
+        builds |= {
+            part.split("'")[0] for part in text.split("static_url('")[1:] if "echarts" in part
+        }
     assert builds == {"vendor/echarts-6.1.0/echarts.min.js"}
     build = ROOT / "web/static" / builds.pop()
     assert (build.parent / "LICENSE").exists() and (build.parent / "NOTICE").exists()
