@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy
 
 from calls import RQ_QUEUE
 from hotline.config import Settings
@@ -57,6 +57,33 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionP
     """Sentinel's pool (finds the primary, drops connections to a demoted one) with
     BlockingConnectionPool's bounded size, where threads wait for a free connection:
     redis-py's SentinelConnectionPool is built on the pool that raises instead."""
+
+    def __init__(self, service_name, sentinel_manager, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(service_name, sentinel_manager, **kwargs)
+        # Connections ask the proxy for the primary: this one counts a new one.
+        self.proxy = FailoverCountingProxy(
+            connection_pool=self,
+            is_master=self.is_master,
+            check_connection=self.check_connection,
+            service_name=service_name,
+            sentinel_manager=sentinel_manager,
+        )
+        self.connection_kwargs["connection_pool"] = self.proxy
+
+
+class FailoverCountingProxy(SentinelConnectionPoolProxy):
+    """Where a connection asks the sentinels for the primary: a primary other than the
+    last one is a failover seen, counted for /metrics."""
+
+    def get_master_address(self):  # type: ignore[no-untyped-def]
+        before = self.master_address
+        address = super().get_master_address()
+        if self.is_master and before is not None and address != before:
+            # Imported here: prometheus_client must load after the metrics dir is set.
+            from calls.metrics import redis_failover_seen
+
+            redis_failover_seen()
+        return address
 
 
 def connect_redis(settings: Settings) -> Redis:

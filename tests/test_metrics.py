@@ -344,3 +344,33 @@ def test_alert_rules_pass_promtool() -> None:
             [promtool, *command], cwd=folder, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_sentinel_failover_is_counted(tmp_path: Path, tmp_path_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Real Sentinel (1 primary, 1 replica, 3 sentinels): after the primary is killed,
+    the client that finds the new primary counts one failover, and /metrics says so."""
+    from cases.db import upgrade
+    from hotline.runtime import connect_redis
+    from tests.sentinel_rig import SentinelRig
+    from tests.test_sentinel import sentinel_settings
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with SentinelRig(tmp_path_factory.mktemp("sentinel")) as rig:
+        settings = sentinel_settings(rig, tmp_path)
+        upgrade(settings.database_url)
+        client = connect_redis(settings)
+        app = create_app({"SETTINGS": settings, "REDIS": client, "TESTING": True})
+        metrics = app.test_client()
+
+        def failovers() -> float:
+            time.sleep(1.1)  # past the scrape cache
+            samples = scrape(metrics.get("/metrics").get_data(as_text=True))
+            return value(samples, "hotline_redis_failovers_seen_total")
+
+        before = failovers()
+        assert client.ping()
+        assert failovers() == before  # finding the first primary is no failover
+        rig.kill_primary()
+        assert client.ping()  # waits out detection, election and promotion
+        assert failovers() == before + 1
