@@ -105,6 +105,7 @@ SEAT_STATES = ("available", "offered", "on_call", "wrap_up", "paused")
 LIVE_CALL_STATES = ("waiting", "offered", "on_call")
 CLOCK_LATE_S = 10.0  # the reaper sweeps every second: later than this, it is behind
 CACHE_S = 1.0  # scrapes within this share one read of Redis
+LOCK_WAIT_S = 2.0  # a scrape waits this long for another's read, then answers
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,22 @@ class ServiceCollector(Collector):
         self._last: _Snapshot | None = None
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:  # concurrent scrapes wait for one read instead of repeating it
-            if self._last is None or time.monotonic() - self._last.at >= CACHE_S:
-                self._last = _Snapshot(self._read(), time.monotonic())
-            families = self._last.families
-        yield from families
+        # Concurrent scrapes share one read. A scrape that finds a read stuck (Redis
+        # failing over: the client retries for up to ~30 s) answers with the last
+        # snapshot instead of holding one more request thread.
+        if self._lock.acquire(timeout=LOCK_WAIT_S):
+            try:
+                if self._last is None or time.monotonic() - self._last.at >= CACHE_S:
+                    self._last = _Snapshot(self._read(), time.monotonic())
+            finally:
+                self._lock.release()
+        last = self._last
+        if last is None:
+            up = GaugeMetricFamily("hotline_redis_up", "Whether /metrics could read Redis")
+            up.add_metric([], 0)
+            yield up
+            return
+        yield from last.families
 
     def _read(self) -> list[Metric]:
         up = GaugeMetricFamily("hotline_redis_up", "Whether /metrics could read Redis")

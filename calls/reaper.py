@@ -75,9 +75,9 @@ class Reaper:
             log.warning("reaper: call %s talked past the maximum; completed", call_id)
             self.handler.schedule_case(call_id)
         if time.monotonic() >= self.next_sweep:
+            count_queue_events(self.queue.redis, self.queue.keys)  # /metrics: Redis only
             self.case_sweep.run_once()  # answered calls with no case yet
             self.record_call_rows()
-            count_queue_events(self.queue.redis, self.queue.keys)  # for /metrics
             self.next_sweep = time.monotonic() + SWEEP_EVERY_S
         return counts, offers
 
