@@ -259,3 +259,16 @@ def test_streams_pass_unbuffered_and_server_is_anonymous(nginx: int) -> None:
     finally:
         conn.close()
     assert response.status == 413  # refused by nginx before the app reads a byte
+
+
+def test_metrics_are_not_served_through_the_front_proxy(nginx: int, web) -> None:  # type: ignore[no-untyped-def]
+    """/metrics answers loopback callers; through nginx (on loopback itself) it must not
+    reach the app at all."""
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 404 and b"hotline_" not in body
