@@ -186,9 +186,9 @@ def last_sign_ins(session: Session) -> dict[str, datetime]:
 
 def set_active(session: Session, username: str, active: bool, *, by: str) -> User:
     """Enable or disable a user. A disabled user's sessions and token stop working at
-    their next request (both are looked up as active users; the web also ends their
-    sessions for good, web.auth.end_sessions). The last active admin cannot be
-    disabled, nor can anyone disable themselves."""
+    once: the token is revoked for good (enabling them again does not bring it back;
+    they are issued a new one), and the web ends their sessions (web.auth.end_sessions).
+    The last active admin cannot be disabled, nor can anyone disable themselves."""
     user = _user(session, username)
     if not active and user.active:
         if user.role == "admin":
@@ -201,6 +201,7 @@ def set_active(session: Session, username: str, active: bool, *, by: str) -> Use
                 raise UserError("the last active admin cannot be disabled", "last-admin")
         if username == by:
             raise UserError("you cannot disable yourself", "self-disable")
+        user.api_token_hash = None
     user.active = active
     session.commit()
     return user

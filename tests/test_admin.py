@@ -180,10 +180,10 @@ def test_a_disabled_user_is_out_at_once_session_token_and_seat(app) -> None:  # 
     assert logged(app, "supervisor-logout", "1001") == ["root"]
     row = re.search(r'<tr data-user="wang".*?</tr>', admin.get("/console/admin/users").text, re.S)
     assert row and "已停用" in row[0] and "启用" in row[0]
-    # Enabled again: the same password and token work.
+    # Enabled again: the same password works; the old token stays revoked.
     assert post(admin, "/console/admin/users/wang/active", active="1").status_code == 302
     assert logged(app, "user-enabled", "wang") == ["root"]
-    assert app.test_client().get("/api/queue", headers=bearer).status_code == 200
+    assert app.test_client().get("/api/queue", headers=bearer).status_code == 401
     signed_in(app, "wang")
 
 
