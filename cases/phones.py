@@ -73,18 +73,22 @@ def normalise_or_raw(raw: str, settings: PhoneSettings = DEFAULT) -> str:
 
 # What a phone number looks like here, however it was written: international with + (or
 # %2B in a URL) or 00 (+8613800138000, 008613800138000, +86 139 0013 9000), a mobile
-# with or without 86 (13800138000, 8613800138000, 138 0013 8000, 139-0013-9000), a
-# landline with its area code (0898-66668888, 0898-6666-8888, (0898)6666-8888).
-# Standing alone: digits inside ids (ast-1795812065.3, CA..., case numbers
-# 12345-20261128-000001, stream ids 1795812065123-0) are not phone numbers. The edges
-# are ASCII, so a number inside Chinese text (来电13900139000) is still found.
+# with or without 86 (13800138000, 8613800138000, 138 0013 8000, 139-0013-9000,
+# 139.0013.9000), a landline with its area code (0898-66668888, 0898-6666-8888,
+# (0898)6666-8888). In a URL a space is '+' or %20 (139+0013+9000, +86+139+0013+9000).
+# Standing alone: digits inside ids (ast-1795812065.3, case numbers
+# 12345-20261128-000001, stream ids 1795812065123-0, CA13800138000aaaa) are not phone
+# numbers. A letter or a percent-escape before a number is only text (tel13900139000,
+# %3D13900139000, 来电 as %E6%9D%A5%E7%94%B5), and the edges are ASCII, so a number
+# inside Chinese text (来电13900139000) is found too.
+_SEP = r"(?:[ .+-]|%20)"
 _PHONE = re.compile(
-    r"(?<![A-Za-z0-9_.+-])"
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![0-9_.+-]))"
     r"(?:(?:\+|%2[Bb]|00)[1-9]\d{6,14}"
-    r"|(?:\+|%2[Bb])[1-9]\d{0,2}(?:[ -](?:\(\d{1,4}\)|\d{1,4})){2,5}"
-    r"|(?:86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}"
-    r"|0\d{2,3}[ -]?\d{7,8}"
-    r"|0\d{2,3}[ -]\d{3,4}[ -]\d{4}"
+    rf"|(?:\+|%2[Bb])[1-9]\d{{0,2}}(?:{_SEP}(?:\(\d{{1,4}}\)|\d{{1,4}})){{2,5}}"
+    rf"|(?:86{_SEP}?)?1[3-9]\d(?:{_SEP}?\d{{4}}){{2}}"
+    rf"|0\d{{2,3}}{_SEP}?\d{{7,8}}"
+    rf"|0\d{{2,3}}{_SEP}\d{{3,4}}{_SEP}\d{{4}}"
     r"|\(0\d{2,3}\)[ ]?\d{3,4}[ -]?\d{4})"
     r"(?![A-Za-z0-9_-]|\.\d)",
     re.ASCII,
@@ -93,10 +97,10 @@ _PHONE = re.compile(
 
 def _mask(text: str) -> str:
     encoded_plus = text[:3] if text[:3].upper() == "%2B" else ""  # its 2 is not the number's
-    number = text[len(encoded_plus) :]
+    number = text[len(encoded_plus) :].replace("%20", "\x00")  # a space: its 20 is not either
     if sum(c.isdigit() for c in number) < 7:
         return text
-    return encoded_plus + _hide_digits(number, 3, 4)
+    return encoded_plus + _hide_digits(number, 3, 4).replace("\x00", "%20")
 
 
 def _hide_digits(text: str, head: int, tail: int) -> str:

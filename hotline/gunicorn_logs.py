@@ -2,15 +2,44 @@
 the request path and traceback) and access log ('gunicorn.access': each request line,
 query string included) do not propagate to the root logger, so they get the same
 PhoneMaskingFilter on their handlers. ``hotline web`` runs gunicorn with
-``--logger-class hotline.gunicorn_logs.MaskedLogger``."""
+``--logger-class hotline.gunicorn_logs.MaskedLogger``.
+
+The access log's URLs (request line, path, query, referer, headers) are also read as
+a browser wrote them: percent-escapes and '+' decoded, up to three times (a ``next``
+holding a query is encoded twice), so that a number typed with spaces, full-width
+digits or behind an escape is found. A URL that hides nothing keeps its form; one
+that does is logged decoded, masked and escaped again."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, unquote_plus
 
 from gunicorn.glogging import Logger
 
-from hotline.logs import PhoneMaskingFilter
+from hotline.logs import PhoneMaskingFilter, mask_phone
+
+DECODE_ROUNDS = 3
+URL_SAFE = "/?&=:;,@!$'()*+~#[]"  # kept as they are when a decoded URL is escaped again
+
+
+def mask_url(text: str) -> str:
+    """``text`` masked, space-separated word by word (a request line is three words)."""
+    return " ".join(_mask_url_word(word) for word in text.split(" "))
+
+
+def _mask_url_word(word: str) -> str:
+    masked = mask_phone(word)
+    decoded = masked
+    for _ in range(DECODE_ROUNDS):
+        step = unquote_plus(decoded)
+        if step == decoded:
+            break
+        decoded = step
+    if mask_phone(decoded) == decoded:
+        return masked  # nothing hides behind an escape: the URL as it was sent
+    # Escaped again ('%', spaces and line breaks too): one word on one line.
+    return quote(mask_phone(decoded), safe=URL_SAFE)
 
 
 class MaskedLogger(Logger):
@@ -20,3 +49,11 @@ class MaskedLogger(Logger):
             for handler in log.handlers:
                 if not any(isinstance(f, PhoneMaskingFilter) for f in handler.filters):
                     handler.addFilter(PhoneMaskingFilter())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        used = self.cfg.access_log_format.lower()  # only what is written (environ is long)
+        return {
+            k: mask_url(v) if isinstance(v, str) and f"%({k.lower()})" in used else v
+            for k, v in atoms.items()
+        }

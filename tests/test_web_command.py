@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from redis import Redis
@@ -89,6 +90,53 @@ def test_gunicorn_logs_mask_phone_numbers(
     assert "Listening at: http://127.0.0.1:" in text  # gunicorn's error log, ports intact
     for full in ("13900139000", "0013-9000", "8613900139000"):
         assert full not in text
+
+
+# 139 4762 5830 and 0898 6173 8888 as an operator types them into a search box, as a
+# browser sends that, and inside other text: each request line keeps the number's
+# middle (4762, 6173) hidden however often the line is decoded.
+FULL_WIDTH = "".join(f"%EF%BC%{0x90 + int(d):02X}" for d in "13947625830")
+TYPED_IN_URLS = [
+    "q=139+4762+5830",
+    "q=139%204762%205830",
+    "q=%2B86+139+4762+5830",
+    "q=+86+139+4762+5830",
+    "q=0898+6173+8888",
+    "q=139.4762.5830",
+    "q=tel13947625830",
+    "q=%E6%9D%A5%E7%94%B513947625830",  # 来电13947625830
+    f"q={FULL_WIDTH}",
+    "next=/x%3Fq%3D13947625830",
+    "next=/x%253Fq%253D139%252B4762%252B5830",
+]
+
+
+def decoded(text: str) -> str:
+    """As far as percent-escapes and '+' go, in ASCII digits."""
+    for _ in range(4):
+        text = unquote_plus(text)
+    return text.translate(str.maketrans("０１２３４５６７８９", "0123456789"))
+
+
+@pytest.mark.slow
+def test_numbers_typed_into_urls_are_masked_in_the_access_log(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    var = tmp_path / "var"
+    with hotline_web(redis_server, var, tmp_path) as url:
+        for n, query in enumerate(TYPED_IN_URLS):
+            # Signed out: a 302 to /login?next=<this URL, encoded once more>, followed.
+            get(f"{url}/console/cases?n={n}&{query}")
+    lines = (var / "web.log").read_text().splitlines()
+    for n, query in enumerate(TYPED_IN_URLS):
+        mine = [line for line in lines if f"cases?n={n}&" in decoded(line)]
+        assert len(mine) == 2, (query, mine)  # the page and the sign-in it sent to
+        for line in mine:
+            digits = "".join(c for c in decoded(line) if c.isdigit())
+            assert "4762" not in digits and "6173" not in digits, (query, line)
+            assert "5830" in digits or "8888" in digits, (query, line)  # still recognisable
+    text = "\n".join(lines)
+    assert "Listening at: http://127.0.0.1:" in text and '"GET /healthz HTTP/1.1" 200' in text
 
 
 @pytest.mark.slow
