@@ -79,6 +79,11 @@ BAD_JSON_BODIES = [
     '{"seat": "a\\u0000b", "state": "paused"}',
     '{"case": {"description": "\\ud800\\u0000"}}',
 ]
+# Where a redirect may go (a ``next``): header injection, a backslash browsers read as
+# '/', another site. Sent with every other field a plain word, so the action is done and
+# its redirect reached; to the sign-in with the right password, from a fresh browser.
+NEXT_LIKE_NAMES = ("next", "back", "return_to", "redirect", "url")
+NEXT_LIKE_VALUES = ["/\r\nX: 1", "/console/\r\nX: 1", "/\\evil.com", "/\t/evil.com", "//evil.com"]
 JSON_VALUES: list[Any] = [
     None,
     True,
@@ -281,8 +286,26 @@ def inputs(rule, method: str, app, names: list[str], rng: random.Random):  # typ
         yield f"query {short(values)}", path_with(valid, urlencode(values)), {}
     raw = "&".join(f"{n}={INVALID_UTF8}" for n in names)
     yield "query *=invalid UTF-8", path_with(valid, raw), {}
+    next_like = [n for n in names if n in NEXT_LIKE_NAMES]
+    for bad in NEXT_LIKE_VALUES:
+        yield (
+            f"query next-like={bad!r}",
+            path_with(valid, urlencode(dict.fromkeys(next_like, bad))),
+            {},
+        )
     if method == "GET":
         return
+    for bad in NEXT_LIKE_VALUES:
+        values = {n: bad if n in NEXT_LIKE_NAMES else "x" for n in names}
+        yield f"form next-like={bad!r}", path_with(valid), {"data": values}
+    if rule.endpoint == "auth.login":
+        for bad in NEXT_LIKE_VALUES:
+            form = {"username": "victim", "password": PASSWORD}
+            yield (
+                f"sign-in next={bad!r}",
+                path_with(valid, urlencode({"next": bad})),
+                {"data": form, "fresh_browser": True},
+            )
     # Form fields.
     for bad in rng.sample(BAD_VALUES, k=6):
         yield f"form *={bad[:20]!r}", path_with(valid), {"data": every(bad)}
@@ -345,9 +368,15 @@ def test_no_route_answers_5xx_to_malformed_input(fuzz_app) -> None:  # type: ign
                 if status >= 500:
                     failures.append((f"{method} {rule.rule}", f"as {role}: probe", trace))
                 for label, path, kwargs in chosen:
+                    sender = caller
+                    if kwargs.get("fresh_browser"):  # signs in: not as this caller
+                        if role != "anonymous":
+                            continue  # once is enough
+                        sender = Caller(app, "anonymous")
+                        kwargs = {k: v for k, v in kwargs.items() if k != "fresh_browser"}
                     if "data" in kwargs and isinstance(kwargs["data"], dict):
-                        kwargs = {**kwargs, "data": with_csrf(caller, kwargs["data"])}
-                    status, trace = request_once(caller, method, path, **kwargs)
+                        kwargs = {**kwargs, "data": with_csrf(sender, kwargs["data"])}
+                    status, trace = request_once(sender, method, path, **kwargs)
                     sent += 1
                     if status >= 500:
                         failures.append((f"{method} {rule.rule}", f"as {role}: {label}", trace))

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -50,6 +49,7 @@ from web.auth.sessions import SessionStore
 from web.context import services
 from web.i18n import LANGUAGES, translate
 from web.limits import client_address, limiter
+from web.redirects import safe_next
 
 log = logging.getLogger("hotline.web.auth")
 bp = Blueprint("auth", __name__)
@@ -222,16 +222,6 @@ class LoginForm(FlaskForm):
     password = PasswordField(validators=[DataRequired(), Length(max=256)])
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site (no open redirect)."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
-
-
 def _attempted_user() -> str:
     return "user:" + (request.form.get("username") or "").strip().lower()[:64]
 
@@ -317,7 +307,7 @@ def login() -> Any:
         session[SESSION_ID] = session_store().start(signed_in.id, signed_in.username)
         login_user(signed_in)
         return redirect(
-            _safe_next(request.args.get("next")) or url_for(HOME_FOR_ROLE[signed_in.role])
+            safe_next(request.args.get("next")) or url_for(HOME_FOR_ROLE[signed_in.role])
         )
     return render_template("login.html", form=form)
 
@@ -351,7 +341,7 @@ def choose_language() -> Any:
     chosen = request.form.get("lang", "zh")
     if chosen in LANGUAGES:
         session["lang"] = chosen
-    return redirect(_safe_next(request.form.get("next")) or url_for("auth.home"))
+    return redirect(safe_next(request.form.get("next")) or url_for("auth.home"))
 
 
 def _unauthorized() -> Any:

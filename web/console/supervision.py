@@ -25,6 +25,7 @@ from web.auth import desk_actor, language, roles_required
 from web.console.routes import SUPERVISORS, bp, sessions
 from web.context import services
 from web.i18n import translate
+from web.redirects import safe_next
 
 log = logging.getLogger("hotline.web.supervision")
 LIST_LIMIT = 200
@@ -152,10 +153,7 @@ def merge_cases() -> Any:
 def _back() -> str:
     """Where a supervisor's action returns to: the page they acted from (a case page
     or the supervision desk), never another site."""
-    target = request.form.get("next", "")
-    if target.startswith("/console/") and not target.startswith("//"):
-        return target
-    return url_for("console.supervision")
+    return safe_next(request.form.get("next"), under="/console/") or url_for("console.supervision")
 
 
 # -- the dispatch catalogue -----------------------------------------------------------
