@@ -6,8 +6,8 @@
 -- or {'err', code}.
 local call, seat, force = ARGV[5], ARGV[6], ARGV[7] == '1'
 local ckey = P_CALL .. call
-local state, offered_seat, entered, offered_at =
-  unpack(redis.call('HMGET', ckey, 'state', 'seat', 'entered', 'offered_at'))
+local state, offered_seat, entered, offered_at, operator =
+  unpack(redis.call('HMGET', ckey, 'state', 'seat', 'entered', 'offered_at', 'seat_owner'))
 if not state then return {'err', 'no-such-call'} end
 if state == 'on_call' and offered_seat == seat then return {'ok', 'duplicate'} end
 local out = {'ok', 'connected'}
@@ -35,9 +35,10 @@ end
 
 redis.call('ZREM', K_OFFERS, call)
 redis.call('HSET', ckey, 'state', 'on_call', 'seat', seat, 'answered_at', NOW)
-set_seat_state(seat, 'on_call', '', call)
 -- Who answered: the seat's operator (their own day's figures follow them, not the seat).
-local operator = redis.call('HGET', P_SEAT .. seat, 'owner') or ''
+-- Offered to this seat, the call holds it (a seat's owner cannot change while offered).
+if late or not operator then operator = seat_owner(seat) end
+set_seat_state(seat, 'on_call', '', call)
 emit('CONNECT', 'call', call, 'seat', seat, 'wait_ms', NOW - tonumber(entered),
      'ring_ms', NOW - tonumber(offered_at), 'late', late and '1' or '0', 'operator', operator)
 return out

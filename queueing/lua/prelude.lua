@@ -45,17 +45,22 @@ local function next_entry_us()
 end
 
 -- The events stream holds callers' numbers, so it keeps the current and the previous
--- Beijing day (UTC+8 all year) and no more: a script's first event trims what is older
--- (exactly: nothing of an older day lingers; with nothing due it reads one stream node)
--- and has the stream expire at the end of the next day, should nothing follow.
+-- Beijing day (UTC+8 all year) and no more: the day's first event trims what is older
+-- (exactly: nothing of an older day lingers) and has the stream expire at the end of
+-- the next day, should nothing follow. That expiry marks the day as done: every later
+-- script that day reads it (one PEXPIRETIME) and neither trims nor writes the expiry
+-- again, which would cost each transition two more commands and an AOF entry. A stream
+-- deleted or re-created has no expiry, so it is trimmed again.
 local DAY_MS, BEIJING_MS = 86400000, 8 * 3600000
 local stream_kept = false
 
 local function keep_two_days()
-  local today = math.floor((NOW + BEIJING_MS) / DAY_MS) * DAY_MS - BEIJING_MS
-  redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', today - DAY_MS))
-  redis.call('PEXPIREAT', K_EVENTS, string.format('%d', today + 2 * DAY_MS))
   stream_kept = true
+  local today = math.floor((NOW + BEIJING_MS) / DAY_MS) * DAY_MS - BEIJING_MS
+  local expires = today + 2 * DAY_MS
+  if redis.call('PEXPIRETIME', K_EVENTS) == expires then return end
+  redis.call('XTRIM', K_EVENTS, 'MINID', string.format('%d', today - DAY_MS))
+  redis.call('PEXPIREAT', K_EVENTS, string.format('%d', expires))
 end
 
 local function emit(kind, ...)
@@ -73,8 +78,29 @@ local function seat_state(seat)
   return redis.call('HGET', P_SEAT .. seat, 'state') or 'offline'
 end
 
+-- A seat's skills, read once per script: a transition asks for them several times
+-- (leaving the pools, the working sets, the offer that follows). Only seat_login
+-- changes them, and it calls forget_skills.
+local skills_of = {}
+
 local function seat_skills(seat)
-  return split(redis.call('HGET', P_SEAT .. seat, 'skills'))
+  local skills = skills_of[seat]
+  if not skills then
+    skills = split(redis.call('HGET', P_SEAT .. seat, 'skills'))
+    skills_of[seat] = skills
+  end
+  return skills
+end
+
+local function forget_skills(seat)
+  skills_of[seat] = nil
+end
+
+-- The operator logged in at the seat ('' for none), read with its skills in one call.
+local function seat_owner(seat)
+  local owner, skills = unpack(redis.call('HMGET', P_SEAT .. seat, 'owner', 'skills'))
+  if not skills_of[seat] then skills_of[seat] = split(skills) end
+  return owner or ''
 end
 
 -- Seats that take calls, per skill, for the estimated wait: paused and offline seats
@@ -115,9 +141,9 @@ local function offer(call, seat)
   if sticky_seat and sticky_seat ~= '' then
     redis.call('ZREM', P_STICKY_SEAT .. sticky_seat, call)
   end
-  leave_available(seat)
   -- The operator logged in at the seat owns the call's pop and form (calls.desk).
-  local owner = redis.call('HGET', P_SEAT .. seat, 'owner') or ''
+  local owner = seat_owner(seat)
+  leave_available(seat)
   redis.call('HSET', ckey, 'state', 'offered', 'seat', seat, 'offered_at', NOW, 'ringing_at', '',
              'seat_owner', owner)
   redis.call('HSET', P_SEAT .. seat, 'state', 'offered', 'since', NOW, 'reason', '', 'call', call)

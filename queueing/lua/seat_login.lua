@@ -23,6 +23,7 @@ if state ~= 'offline' then
   end
 end
 redis.call('HSET', skey, 'skills', skills_csv, 'login_at', NOW, 'owner', owner, 'logout_by', '')
+forget_skills(seat)
 for _, skill in ipairs(split(skills_csv)) do
   redis.call('SADD', P_STAFFED .. skill, seat)
   redis.call('SADD', K_SKILLS, skill)
