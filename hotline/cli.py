@@ -218,6 +218,35 @@ def web(ctx: Context, workers: int, threads: int) -> None:
     )
 
 
+@main.command()
+@click.option("--host", default=None, help="default HOTLINE_PUSH_HOST or the web's host")
+@click.option("--port", type=int, default=None, help="default HOTLINE_PUSH_PORT or 8001")
+@pass_ctx
+def push(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve the live screens' event streams (consoles, wallboards, portal inboxes)
+    asynchronously, so that none holds a web thread; the proxy routes them here."""
+    import os
+
+    import uvicorn
+
+    from push.app import create_app as create_push_app
+
+    if not ctx.settings.secret_key:
+        raise click.ClickException(
+            "the push process reads the web's sign-in cookies: set HOTLINE_SECRET_KEY "
+            "(scripts/run makes one under var/secret_key)"
+        )
+    uvicorn.run(
+        create_push_app(ctx.settings),
+        host=host or os.environ.get("HOTLINE_PUSH_HOST") or ctx.settings.web_host,
+        port=port or int(os.environ.get("HOTLINE_PUSH_PORT") or 8001),
+        log_level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").lower(),
+        access_log=False,  # a stream is one line when it opens: none is kept
+        timeout_keep_alive=75,  # outlasts nginx's upstream keep-alive (60 s)
+        lifespan="on",
+    )
+
+
 @main.group()
 def agi() -> None:
     """Asterisk FastAGI."""

@@ -44,6 +44,7 @@ def service_commands(settings: Settings) -> list[Child]:
         *(Child(f"worker-{n}", [*hotline, "worker"]) for n in range(1, settings.workers + 1)),
         Child("reaper", [*hotline, "reaper"]),
         Child("web", [*hotline, "web"]),
+        Child("push", [*hotline, "push"]),  # the live screens' streams
         Child("agi", [*hotline, "agi", "serve"]),
     ]
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
@@ -67,6 +68,10 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
     redis: RedisServer | None = None
     use_metrics_dir(settings, empty=True)  # the last run's counts go; children write anew
     env = dict(os.environ)
+    # No front proxy here: pages open their streams on the push process's own port
+    # (the same host, so the sign-in cookie comes along). Behind a proxy that routes
+    # the stream paths, set HOTLINE_PUSH_PUBLIC_PORT empty.
+    env.setdefault("HOTLINE_PUSH_PUBLIC_PORT", env.get("HOTLINE_PUSH_PORT") or "8001")
     if settings.redis_sentinels:
         log.info("redis: the primary the sentinels name (%s)", settings.redis_sentinel_master)
     elif not settings.redis_url:

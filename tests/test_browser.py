@@ -19,6 +19,7 @@ from hotline.config import load_settings
 from hotline.redis_server import free_port
 from hotline.runtime import call_handler, call_queue
 from tests.browser import launch, screenshot
+from tests.push_rig import start_push, stop, with_push_port
 from tests.real_rig import wait_port
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -53,17 +54,20 @@ def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
         )
         db.commit()
     port = free_port()
-    env = {
-        **os.environ,
-        "HOTLINE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_server.url,
-        "HOTLINE_SECRET_KEY": "browser-test",
-        "HOTLINE_WEB_PORT": str(port),
-        "HOTLINE_WRAPUP_S": "120",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = with_push_port(  # the live streams: the real push process, on its own port
+        {
+            **os.environ,
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "HOTLINE_SECRET_KEY": "browser-test",
+            "HOTLINE_WEB_PORT": str(port),
+            "HOTLINE_WRAPUP_S": "120",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+    push = start_push(env, log)
     web = subprocess.Popen(
         [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "32"],
         cwd=ROOT,
@@ -81,12 +85,14 @@ def site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
             "handler": call_handler(settings, queue),
             "db_url": db_url,
             "web": web,  # a test may restart it
+            "push_url": f"http://127.0.0.1:{env['HOTLINE_PUSH_PORT']}",
         }
         yield running
     finally:
         running_web = running["web"] if "running" in locals() else web
         running_web.terminate()
         running_web.wait(timeout=20)
+        stop(push)
         log.close()
 
 

@@ -75,7 +75,7 @@ def test_a_seat_taken_over_stops_streaming_to_its_former_owner(site) -> None:  #
         url + "/console/seat/login", data={"seat": "1001"}, headers={"X-CSRFToken": token}
     )
     assert r.status_code == 204
-    stream = wang.get(url + "/console/events", stream=True, timeout=30)
+    stream = wang.get(site["push_url"] + "/console/events", stream=True, timeout=30)
     chunks: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:

@@ -3,9 +3,11 @@ lookup, over Flask's client against a real redis-server and SQLite."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote_plus
 
 import pytest
 from sqlalchemy import select
@@ -392,10 +394,26 @@ def test_the_confirmations_are_on_return_and_resolve(people) -> None:  # type: i
 
 
 @pytest.fixture
-def served(people):  # type: ignore[no-untyped-def]
-    """The app over real HTTP (a threaded werkzeug server), for its event stream."""
+def served(people, tmp_path):  # type: ignore[no-untyped-def]
+    """The app over real HTTP (a threaded werkzeug server), with the real push process
+    for its event stream; pages link the stream on the push process's port."""
     from werkzeug.serving import make_server
 
+    from tests.push_rig import start_push, stop, with_push_port
+
+    settings = people.extensions["hotline_settings"]
+    env = with_push_port(
+        {
+            **os.environ,
+            "HOTLINE_VAR_DIR": str(settings.var_dir),
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "HOTLINE_SECRET_KEY": settings.secret_key,
+        }
+    )
+    people.config["PUSH_PUBLIC_PORT"] = env["HOTLINE_PUSH_PUBLIC_PORT"]
+    log = open(tmp_path / "push.log", "ab")  # noqa: SIM115
+    push = start_push(env, log)
     server = make_server("127.0.0.1", 0, people, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -404,6 +422,8 @@ def served(people):  # type: ignore[no-untyped-def]
     finally:
         server.shutdown()
         thread.join(5)
+        stop(push)
+        log.close()
 
 
 def http_sign_in(base: str, username: str):  # type: ignore[no-untyped-def]
@@ -420,10 +440,11 @@ def http_sign_in(base: str, username: str):  # type: ignore[no-untyped-def]
     return web
 
 
-def first_inbox_event(web, base: str, since: str, then) -> str:  # type: ignore[no-untyped-def]
-    """Open the inbox stream at ``since``, do ``then``, and return the id of the first
-    ``inbox`` event (a read times out after 10 s: a poll is every 2 s)."""
-    with web.get(f"{base}/portal/events", params={"since": since}, stream=True, timeout=10) as r:
+def first_inbox_event(web, stream_url: str, since: str, then) -> str:  # type: ignore[no-untyped-def]
+    """Open the inbox stream (the push process's) at ``since``, do ``then``, and return
+    the id of the first ``inbox`` event (a read times out after 10 s: a poll is every
+    2 s)."""
+    with web.get(stream_url, params={"since": since}, stream=True, timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
         then()
         event_id = None
@@ -444,7 +465,9 @@ def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -
     svc = app.extensions["hotline"]
     urban = http_sign_in(base, "urban")
     page = urban.get(base + "/portal/", timeout=5).text
-    since = re.search(r'/portal/events\?since=([^"]+)"', page).group(1).replace("%3A", ":")
+    stream_url, since = re.search(r'sse-connect="([^"?]+)\?since=([^"]+)"', page).groups()
+    since = unquote_plus(since)
+    assert stream_url.endswith("/portal/events") and not stream_url.startswith(base)
     with svc.handler.directory.sessions() as db:
         unit = db.scalar(select(Department.id).where(Department.code == "urban-management"))
         assert inbox_version(db, unit) == since
@@ -453,7 +476,7 @@ def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -
 
     # A case dispatched to the unit: the open stream says so within a poll or two.
     numbers: list[str] = []
-    version = first_inbox_event(urban, base, since, lambda: numbers.append(new_case(app)))
+    version = first_inbox_event(urban, stream_url, since, lambda: numbers.append(new_case(app)))
     assert version != since
     rows = urban.get(base + "/portal/rows", timeout=5).text
     assert numbers[0] in rows and "<html" not in rows
@@ -464,7 +487,7 @@ def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -
         sign_in(client, "urban")
         post(client, f"/portal/cases/{numbers[0]}/return", {"reason": "属供电"})
 
-    version = first_inbox_event(urban, base, version, give_back)
+    version = first_inbox_event(urban, stream_url, version, give_back)
     assert numbers[0] not in urban.get(base + "/portal/rows", timeout=5).text
 
     # Re-dispatched by a supervisor to another lead, with this unit assisting (协办).
@@ -478,6 +501,6 @@ def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -
         )
         assert r.status_code == 302
 
-    first_inbox_event(urban, base, version, redispatch)
+    first_inbox_event(urban, stream_url, version, redispatch)
     rows = urban.get(base + "/portal/rows", timeout=5).text
     assert numbers[0] in rows and "协办" in rows

@@ -79,11 +79,13 @@ def create_app(
     from web.metrics import init_metrics
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
+    from web.push_links import init_push_links
     from web.twilio import bp as twilio_bp
 
     init_limits(app, handler.redis, settings.trusted_proxy_hops)
     init_auth(app, secure_cookies=settings.secure_cookies)
     init_headers(app)
+    init_push_links(app)  # the live streams are served by the push process
     csrf.exempt(twilio_bp)  # signed by Twilio instead
     csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it
     app.register_blueprint(twilio_bp)

@@ -51,7 +51,7 @@ def add_headers(response: Response) -> Response:
     headers["X-Frame-Options"] = "DENY"
     headers["Referrer-Policy"] = "same-origin"
     if response.mimetype == "text/html":
-        headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        headers["Content-Security-Policy"] = _with_push(CONTENT_SECURITY_POLICY)
     if request.endpoint == "static":
         _static_caching(response)
     elif response.cache_control.max_age is None:
@@ -59,6 +59,16 @@ def add_headers(response: Response) -> Response:
         # only what a route itself marked cacheable (the hold music) is left alone.
         headers["Cache-Control"] = "no-store"
     return response
+
+
+def _with_push(policy: str) -> str:
+    """The push process's origin may be connected to when it is on its own port."""
+    from web.push_links import stream_origin
+
+    origin = stream_origin()
+    if not origin:
+        return policy
+    return policy.replace("connect-src 'self'", f"connect-src 'self' {origin}")
 
 
 def _static_caching(response: Response) -> None:

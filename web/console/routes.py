@@ -1,17 +1,16 @@
 """The operator console (one screen for the whole call) and the supervisor wallboard.
 
-Pages are server-rendered; htmx posts the operator's actions and Server-Sent Events
-push the screen pop, seat changes and the wallboard (web.live follows the queue's
-event stream once per process)."""
+Pages are server-rendered; htmx posts the operator's actions. The live streams are
+the push process's (push/): it signals ``pop``, ``seat`` and ``board``, and the page
+fetches the fragment from here (the pop, the seat panel, the board), so no open screen
+holds a web thread."""
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,8 +22,8 @@ from flask import (
     render_template,
     request,
     session,
-    stream_with_context,
 )
+from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,41 +38,17 @@ from cases.models import (
     OutboundItem,
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
-from web.auth import desk_actor, language, roles_required, still_active
+from web.auth import desk_actor, language, roles_required
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
-from web.live import LiveHub
 
 log = logging.getLogger("hotline.web.console")
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 OPERATORS = ("operator", "admin")
 SUPERVISORS = ("supervisor", "admin")
-KEEPALIVE_S = 15.0
 BOARD_EVERY_S = 1.0
-BOARD_IDLE_REDRAW_S = 5.0
 SLOW_FIGURES_S = 5.0  # today's figures and the chart come from SQL, refreshed this often
-
-
-def hub() -> LiveHub:
-    ext = current_app.extensions
-    if "hotline_live" not in ext:
-        svc = services()
-        ext["hotline_live"] = LiveHub(svc.redis, svc.queue.keys)
-    return ext["hotline_live"]  # type: ignore[no-any-return]
-
-
-def sse(event: str, html: str) -> str:
-    data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
-    return f"event: {event}\n{data}\n\n"
-
-
-def sse_response(stream: Iterator[str]) -> Response:
-    return Response(
-        stream_with_context(stream),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
 
 
 def sessions():  # type: ignore[no-untyped-def]
@@ -422,56 +397,6 @@ def case_form(call: str) -> Any:
     return render_template("_case_form.html", filed=case, **page, **catalogue())
 
 
-@bp.get("/events")
-@roles_required(*OPERATORS)
-def console_events() -> Any:
-    """The operator's live stream: ``pop`` when a call is offered to their seat, ``seat``
-    whenever their seat changes."""
-    seat = my_seat()
-    me = desk_actor()
-    if not seat or seat_view(seat).get("owner") != me.username:
-        return Response(status=204)  # not this user's seat (now): nothing to stream
-    inbox = hub().watch_seat(seat)
-    reasons = PAUSE_REASONS
-
-    def stream() -> Iterator[str]:
-        active, recheck_at = True, time.monotonic() + KEEPALIVE_S
-        try:
-            yield "retry: 2000\n\n"
-            yield sse("seat", render_template("_seat.html", seat=seat_view(seat), reasons=reasons))
-            while True:
-                try:
-                    events = [inbox.get(timeout=KEEPALIVE_S)]
-                except queue.Empty:
-                    events = []
-                current = seat_view(seat)
-                if time.monotonic() >= recheck_at:  # a disabled user's stream ends too
-                    active, recheck_at = still_active(me.username), time.monotonic() + KEEPALIVE_S
-                if current.get("owner") != me.username or not active:
-                    # Taken over, signed out or disabled: this screen sees nothing more
-                    # of the seat; it reloads, and says why.
-                    yield sse("gone", "")
-                    return
-                if current.get("state") == "offline":
-                    yield sse("gone", "")  # logged out under the operator: say why now
-                    return
-                if not events:
-                    yield ": keepalive\n\n"
-                    continue
-                while not inbox.empty():  # coalesce a burst into one redraw
-                    events.append(inbox.get_nowait())
-                for event in events:
-                    if event.get("type") == "OFFER" and event.get("seat") == seat:
-                        view = pop_view(event["call"], int(event.get("wait_ms") or 0))
-                        if view is not None:
-                            yield sse("pop", render_template("_pop.html", pop=view, **catalogue()))
-                yield sse("seat", render_template("_seat.html", seat=current, reasons=reasons))
-        finally:
-            hub().unwatch_seat(seat, inbox)
-
-    return sse_response(stream())
-
-
 # -- the wallboard --------------------------------------------------------------------
 
 
@@ -577,20 +502,38 @@ def board_view() -> dict[str, Any]:
 _board_lock = threading.Lock()
 
 
-def shared_board(lang: str, seen: int) -> tuple[str, str]:
+def _event_id(value: str) -> tuple[int, int]:
+    """A stream entry id (``1733050000000-3``) in order; anything else sorts first."""
+    ms, _, seq = value.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
+
+
+def newest_event() -> str:
+    newest = services().redis.xrevrange(services().queue.keys.events, count=1)
+    if not newest:
+        return "0-0"
+    entry_id = newest[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def shared_board(lang: str, seen: str) -> tuple[str, str]:
     """The rendered board, shared by the wallboards of this process: a drawing made
-    after the events a wallboard woke for (``seen``, the hub's generation then) and
-    under a second old is reused, so ten wallboards cost one snapshot of the queue."""
+    after the queue event a wallboard was woken for (``seen``, its stream id) and under
+    a second old is reused, so twenty wallboards cost one snapshot of the queue."""
     cache = current_app.extensions.setdefault("hotline_board_html", {})
     with _board_lock:
         hit = cache.get(lang)
-        if hit and hit[1] >= seen and time.monotonic() - hit[0] < BOARD_EVERY_S:
+        if (
+            hit
+            and _event_id(hit[1]) >= _event_id(seen)
+            and time.monotonic() - hit[0] < BOARD_EVERY_S
+        ):
             return hit[2], hit[3]
-        generation = hub().generation  # before the snapshot: it shows at least this
+        drawn_after = newest_event()  # before the snapshot: it shows at least this
         board = board_view()
         html = render_template("_board.html", board=board, reasons=PAUSE_REASONS)
         chart = json.dumps(board["hourly"])
-        cache[lang] = (time.monotonic(), generation, html, chart)
+        cache[lang] = (time.monotonic(), drawn_after, html, chart)
         return html, chart
 
 
@@ -600,36 +543,15 @@ def wallboard() -> Any:
     return render_template("wallboard.html", board=board_view(), reasons=PAUSE_REASONS)
 
 
-@bp.get("/wallboard/events")
+@bp.get("/wallboard/board")
 @roles_required(*SUPERVISORS)
-def wallboard_events() -> Any:
-    changed = hub().watch_board()
-    me = desk_actor()
-
-    def stream() -> Iterator[str]:
-        try:
-            yield "retry: 2000\n\n"
-            last = recheck_at = 0.0
-            while True:
-                if time.monotonic() >= recheck_at:  # a disabled user's board goes dark
-                    if not still_active(me.username):
-                        return
-                    recheck_at = time.monotonic() + KEEPALIVE_S
-                # Redrawn on queue events, and every few seconds anyway: times in state
-                # and today's SQL figures move without an event.
-                changed.wait(BOARD_IDLE_REDRAW_S)
-                pause = BOARD_EVERY_S - (time.monotonic() - last)
-                if pause > 0:
-                    time.sleep(pause)  # one redraw a second, however busy the queue
-                changed.clear()
-                last = time.monotonic()
-                html, chart = shared_board(language(), hub().generation)
-                yield sse("board", html)
-                yield sse("chart", chart)
-        finally:
-            hub().unwatch_board(changed)
-
-    return sse_response(stream())
+def board_fragment() -> Any:
+    """The board, fetched by a wallboard when the push process says ``board``; the
+    hourly chart's figures ride along for the page's chart."""
+    html, chart = shared_board(language(), request.args.get("seen", "")[:40])
+    return Response(
+        html + f'\n<div hidden data-hourly-now="{escape(chart)}"></div>', mimetype="text/html"
+    )
 
 
 @bp.post("/seats/<seat>/action")

@@ -5,27 +5,25 @@ a reply (答复), return a wrong dispatch (退单) and ask for an extension (延
 A department user sees only the cases dispatched to their unit (lead or assisting):
 any other case number is a 404, as if it did not exist.
 
-The inbox is live: ``/portal/events`` tells the page when the unit's inbox changed
-(a case dispatched to it or away, or a state change), and the page fetches the table
-again (``/portal/rows``). The stream learns of changes from SQL alone, with one cheap
-indexed query every 2 s per open inbox, so every writer of a case (the console, the
-supervisors' desk, the jobs, the return-visit bots) is seen without being told."""
+The inbox is live: ``/portal/events``, served by the push process (push/), tells the
+page when the unit's inbox changed (a case dispatched to it or away, or a state
+change), and the page fetches the table again (``/portal/rows``). The push process
+learns of changes from SQL alone (``inbox_version``), with one cheap indexed query
+every 2 s per unit however many clerks have it open, so every writer of a case (the
+console, the supervisors' desk, the jobs, the return-visit bots) is seen without being
+told."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -41,7 +39,7 @@ from cases.dispatch import (
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, CaseAssist, Department
 from cases.service import CaseError
-from web.auth import desk_actor, language, roles_required, still_active
+from web.auth import desk_actor, language, roles_required
 from web.context import services
 
 log = logging.getLogger("hotline.web.portal")
@@ -50,8 +48,6 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 INBOX_STATUSES = ("dispatched", "accepted", "in_progress")
 PAGE = 100
 MAX_PAGE = 10_000  # past it a page number overflows the database
-POLL_S = 2.0  # how often an open inbox's stream looks at SQL
-KEEPALIVE_S = 15.0
 
 
 def sessions():  # type: ignore[no-untyped-def]
@@ -145,56 +141,6 @@ def inbox_fragment() -> Any:
     with sessions()() as db:
         rows, more = inbox_rows(db, my_unit(), page)
     return render_template("_portal_inbox.html", rows=rows, page=page, more=more)
-
-
-def sse(event: str, data: str, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
-
-
-@bp.get("/events")
-@roles_required("department")
-def inbox_events() -> Any:
-    """``inbox`` whenever the unit's inbox changes from the version the page shows (the
-    page's ``since``, or the last event's id when the browser reconnects).
-
-    Each open stream holds a web thread (size gunicorn's threads for the clerks you
-    serve) and costs one indexed query every POLL_S; a push from the writers through
-    Redis comes with the async push process (a later issue)."""
-    unit = my_unit()
-    if unit is None:
-        return Response(status=204)
-    seen = request.headers.get("Last-Event-ID") or request.args.get("since", "")
-    factory = sessions()
-    username = current_user.username
-
-    def stream() -> Iterator[str]:
-        nonlocal seen
-        yield "retry: 2000\n\n"
-        quiet_since = time.monotonic()
-        while True:
-            try:
-                with factory() as db:
-                    now = inbox_version(db, unit)
-            except Exception:  # the database is away: keep the page, try again
-                log.warning("inbox stream of unit %s: the database is unreachable", unit)
-                now = seen
-            if now != seen:
-                seen = now
-                quiet_since = time.monotonic()
-                yield sse("inbox", now, event_id=now)
-            elif time.monotonic() - quiet_since >= KEEPALIVE_S:
-                quiet_since = time.monotonic()
-                if not still_active(username):  # disabled meanwhile: nothing more
-                    return
-                yield ": keepalive\n\n"
-            time.sleep(POLL_S)
-
-    return Response(
-        stream_with_context(stream()),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
 
 
 def load_case(db, number: str) -> Case:  # type: ignore[no-untyped-def]

@@ -110,9 +110,21 @@
   });
   window.addEventListener("offline", function () { connection(false); });
 
-  // The seat was logged out or taken over: the console reloads at once and says why.
+  // The push process sends signals; the screens are drawn by the web. "pop" carries
+  // the call offered to this seat: its screen pop is fetched at once. The seat was
+  // logged out or taken over ("gone"): the console reloads at once and says why.
+  // Signing out (退出) frees the seat, and the signal may come before the sign-out's
+  // own answer: a page already on its way elsewhere is not reloaded under it.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
   document.addEventListener("htmx:sseMessage", function (e) {
-    if (e.detail && e.detail.type === "gone") window.location.reload();
+    if (!e.detail) return;
+    if (e.detail.type === "gone" && !leaving) window.location.reload();
+    var pop = document.getElementById("pop");
+    if (e.detail.type === "pop" && pop && e.detail.data) {
+      var url = pop.dataset.popUrl.replace("CALL", encodeURIComponent(e.detail.data));
+      htmx.ajax("GET", url, { target: pop, swap: "innerHTML" });
+    }
   });
 
   document.addEventListener("htmx:load", function (e) { wire(e.target); });

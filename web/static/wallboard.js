@@ -1,6 +1,17 @@
-// The wallboard's hourly chart (Apache ECharts), redrawn from each "chart" event.
+// The wallboard: redrawn when the push process says "board" (with the newest queue
+// event it has seen, so the web draws a board at least that recent), and the hourly
+// chart (Apache ECharts) redrawn from each new board.
 (function () {
   "use strict";
+  var board = document.getElementById("board");
+  document.body.addEventListener("htmx:sseMessage", function (e) {
+    if (!e.detail) return;
+    if (e.detail.type === "gone") window.location.reload(); // signed out: the sign-in page
+    if (e.detail.type === "board" && board) {
+      var url = board.dataset.boardUrl + "?seen=" + encodeURIComponent(e.detail.data || "");
+      htmx.ajax("GET", url, { target: board, swap: "innerHTML" });
+    }
+  });
   var el = document.getElementById("hourly-chart");
   if (!el || !window.echarts) return;
   var labels = JSON.parse(el.dataset.labels);
@@ -20,8 +31,9 @@
     });
   }
   draw(JSON.parse(el.dataset.hourly));
-  document.body.addEventListener("htmx:sseMessage", function (e) {
-    if (e.detail.type === "chart") draw(JSON.parse(e.detail.data));
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    var fresh = e.target && e.target.querySelector && e.target.querySelector("[data-hourly-now]");
+    if (fresh) draw(JSON.parse(fresh.dataset.hourlyNow));
   });
   window.addEventListener("resize", function () { chart.resize(); });
 })();
