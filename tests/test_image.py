@@ -425,7 +425,7 @@ def test_compose_commands_exist_in_the_image(image: InstalledImage) -> None:
 def test_the_ha_overlay_has_no_single_instance() -> None:
     services = compose("compose.yaml", "compose.ha.yaml")["services"]
     assert {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"} <= set(services)
-    assert {"agi", "agi-2", "web", "web-2"} <= set(services)
+    assert {"agi", "agi-2", "web", "web-2", "push", "push-2"} <= set(services)
     for name, spec in services.items():
         if hotline_command(spec):
             env = spec["environment"]
@@ -433,6 +433,8 @@ def test_the_ha_overlay_has_no_single_instance() -> None:
             assert env["REDIS_SENTINEL_MASTER"] == "hotline", name
     upstreams = services["nginx"]["environment"]["NGINX_WEB_SERVERS"]
     assert "web:8000" in upstreams and "web-2:8000" in upstreams
+    streams = services["nginx"]["environment"]["NGINX_PUSH_SERVERS"]
+    assert streams == "push:8001,push-2:8001"
 
 
 def _compose_cli() -> list[str] | None:
