@@ -400,3 +400,54 @@ def test_the_users_page_in_chromium(app) -> None:  # type: ignore[no-untyped-def
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+# -- as an admin uses it (the persona review) --------------------------------------------
+
+RULES = (
+    "密码要求：至少 10 位；包含大写字母、小写字母、数字、符号中的至少两类；"
+    "不能包含用户名；不能是常见密码或连续、重复的字符"
+)
+
+
+def _reset_panel(html: str, username: str) -> str:
+    row = html.split(f'<tr data-user="{username}"', 1)[1].split("</tr>", 1)[0]
+    return row.split('<details class="reset"', 1)[1].split("</details>", 1)[0]
+
+
+def _add_form(html: str) -> str:
+    return html.split('id="add-user"', 1)[1]
+
+
+def test_password_rules_are_stated_before_submitting_and_a_refusal_beside_its_field(app) -> None:  # type: ignore[no-untyped-def]
+    admin = signed_in(app, "root")
+    page = admin.get("/console/admin/users").text
+    assert RULES in _add_form(page) and RULES in _reset_panel(page, "wang")
+    admin.post("/language", data={"lang": "en", "csrf_token": csrf_of(page)})
+    assert "Password rules: at least 10 characters" in admin.get("/console/admin/users").text
+    admin.post("/language", data={"lang": "zh", "csrf_token": csrf_of(page)})
+    # Adding a user: the refusal sits in the password's label, the typed name is kept.
+    weak = "qwerty12345"
+    form = {"username": "zhao", "role": "operator", "password": weak, "password2": weak}
+    r = post(admin, "/console/admin/users", **form)
+    assert r.status_code == 422 and 'id="admin-error"' not in r.text
+    beside = re.search(
+        r'<input type="password" name="password"[^>]*aria-describedby="add-password-rules"> '
+        r'<span class="field-error" role="alert" id="field-error">([^<]+)</span></label>',
+        _add_form(r.text),
+    )
+    assert beside and beside.group(1) == "该密码过于常见，容易被猜中，请换一个"
+    assert 'value="zhao"' in _add_form(r.text)
+    taken = {**form, "username": "wang", "password": PASSWORD, "password2": PASSWORD}
+    r = post(admin, "/console/admin/users", **taken)
+    name_taken = r'name="username"[^>]*> <span class="field-error"[^>]*>用户名 wang 已存在'
+    assert re.search(name_taken, r.text)
+    # A refused reset names whose password, stays open in that user's row only.
+    has_name = "wang2026abc"
+    r = post(admin, "/console/admin/users/wang/password", password=has_name, password2=has_name)
+    assert r.status_code == 422
+    panel = _reset_panel(r.text, "wang")
+    assert panel.startswith(" open>")
+    assert "未能重置 wang 的密码：密码不能包含用户名" in panel
+    assert not _reset_panel(r.text, "li").startswith(" open>")
+    assert "field-error" not in _add_form(r.text)

@@ -19,6 +19,7 @@ from hotline.config import load_settings
 from hotline.webapp import create_app
 from tests.test_console import PASSWORD, csrf_of, make_app, sign_in
 from tests.test_portal import post
+from tests.test_portal_browser import portal_site  # noqa: F401  (the fixture)
 
 CITIZEN = "+8613800138000"
 _calls = count(1)
@@ -78,8 +79,21 @@ def full_width(text: str) -> str:
 
 
 def page_text(response) -> str:  # type: ignore[no-untyped-def]
-    """The page without its CSRF token (a per-request value)."""
-    return re.sub(r'name="csrf_token" value="[^"]*"', "", response.get_data(as_text=True))
+    """The page without its CSRF token (a per-request value) nor what was typed into
+    the boxes (put back after a miss)."""
+    html = re.sub(r'name="csrf_token" value="[^"]*"', "", response.get_data(as_text=True))
+    html = re.sub(r'"X-CSRFToken": "[^"]*"', "", html)  # signed with the second
+    return re.sub(r'(name="(?:number|phone)"[^>]*) value="[^"]*"', r"\1", html)
+
+
+def typed_values(response) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """What the page's two boxes hold."""
+    html = response.get_data(as_text=True)
+    found = [
+        re.search(rf'<input name="{name}"[^>]* value="([^"]*)"', html)
+        for name in ("number", "phone")
+    ]
+    return found[0].group(1) if found[0] else "", found[1].group(1) if found[1] else ""
 
 
 def test_the_case_number_and_phone_are_found_as_a_chinese_ime_types_them(app) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +124,7 @@ def test_the_last_four_digits_find_the_case_and_a_wrong_phone_reads_as_an_unknow
     no_such_case = visitor.look_up(unknown, "13800138000")
     assert wrong_phone.status_code == wrong_four.status_code == no_such_case.status_code == 404
     assert page_text(wrong_phone) == page_text(wrong_four) == page_text(no_such_case)
-    assert "未找到与该号码对应的工单" in page_text(wrong_phone)
+    assert "未找到对应的工单。请核对工单编号和来电号码" in page_text(wrong_phone)
     assert "夜市" not in page_text(wrong_phone) and number not in page_text(wrong_phone)
 
 
@@ -148,7 +162,7 @@ def test_too_many_lookups_from_one_address_are_refused_in_chinese_with_retry_aft
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
     html = refused.get_data(as_text=True)
-    assert 'lang="zh-CN"' in html and "查询过于频繁，请稍后再试" in html
+    assert 'lang="zh-CN"' in html and "查询过于频繁，请 1 分钟后再试，或拨打 12345 查询" in html
     assert visitor.client.get("/lookup").status_code == 200  # the form itself is not limited
     assert Visitor(app, "10.0.4.2").look_up(number, "13800138000").status_code == 200
 
@@ -216,10 +230,12 @@ def test_a_merged_request_shows_its_own_number_and_shared_progress_only(app) -> 
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert f"{mine} · 已办结" in html  # its own number, the shared status
-    assert "已与其他市民的同类诉求合并办理" in html
+    assert "您的诉求已与其他市民反映的同一问题合并办理" in html
     assert "市综合行政执法局" in html  # the unit working on the matter
     steps = re.findall(r"<li>\d{4}-\d\d-\d\d \d\d:\d\d ([^<]+)</li>", html)
-    assert steps == ["受理", "派单", "并单", "签收", "办结"]  # own 受理 and 派单, then shared
+    # own 受理 and 派单, the merge in plain words (never the desk's 并单), then shared
+    assert steps == ["受理", "派单", "与其他市民反映的同一问题合并办理", "签收", "办结"]
+    assert "并单" not in html
     for private in (
         other,
         "张三丰",
@@ -257,3 +273,104 @@ def test_a_departments_trail_masks_the_merged_citizens_number(app) -> None:  # t
         case = db.scalar(select(Case).where(Case.number == open_case))
         # The trail is kept for the units to read: no full number in it at all.
         assert not [e.note for e in case.events if "13900000003" in e.note]
+
+
+# -- as citizens use it (the persona review) ---------------------------------------------
+
+
+def test_a_miss_keeps_what_was_typed_and_says_what_to_check(app) -> None:  # type: ignore[no-untyped-def]
+    number = file_case(app)
+    visitor = Visitor(app, "10.0.7.1")
+    missed = visitor.look_up(number, "139 0013 9000")  # one digit group wrong
+    assert missed.status_code == 404
+    assert typed_values(missed) == (number, "139 0013 9000")
+    html = missed.get_data(as_text=True)
+    assert "未找到对应的工单。请核对工单编号和来电号码（完整号码或后四位）后再试。" in html
+    # Phones show a digit pad for both boxes, and may fill in the phone.
+    assert re.search(r'<input name="number"[^>]* inputmode="tel"', html)
+    assert re.search(r'<input name="phone"[^>]* inputmode="tel" autocomplete="tel"', html)
+    # The case number typed as digits only, from the digit pad, is found.
+    found = visitor.look_up(number.replace("-", ""), "13800138000")
+    assert found.status_code == 200 and typed_values(found) == ("", "")
+
+
+def test_a_refusal_says_how_long_to_wait_and_that_12345_answers(app) -> None:  # type: ignore[no-untyped-def]
+    from web.portal.lookup import wait_words
+
+    assert [wait_words(s, "zh") for s in (20, 61, 59 * 60, 3599, 3601, 5400)] == [
+        "1 分钟", "1 分钟", "59 分钟", "1 小时", "1 小时", "2 小时",
+    ]
+    assert [wait_words(s, "en") for s in (61, 600, 3601, 7200)] == [
+        "1 minute", "10 minutes", "1 hour", "2 hours",
+    ]
+    number = file_case(app)
+    # Five wrong last-fours from one address: this case is refused there for an hour.
+    stranger = Visitor(app, "10.0.8.1")
+    for i in range(5):
+        assert stranger.look_up(number, f"{1000 + i}").status_code == 404
+    refused = stranger.look_up(number, "1234")
+    assert refused.status_code == 429 and 3000 < int(refused.headers["Retry-After"]) <= 3601
+    assert "请 1 小时后再试" in refused.text and "或拨打 12345 查询" in refused.text
+    assert typed_values(refused) == (number, "1234")
+    stranger.client.post("/language", data={"lang": "en", "csrf_token": stranger.token})
+    refused = stranger.look_up(number, "1234")
+    assert "try again in 1 hour" in refused.text and "call 12345" in refused.text
+    # Ten lookups a minute from one address: a minute.
+    busy = Visitor(app, "10.0.8.2")
+    for i in range(10):
+        busy.look_up(number, f"139001{i:05d}")
+    refused = busy.look_up(number, "13800138000")
+    assert refused.status_code == 429 and "请 1 分钟后再试，或拨打 12345 查询" in refused.text
+    busy.client.post("/language", data={"lang": "en", "csrf_token": busy.token})
+    assert "try again in 1 minute, or call 12345" in busy.look_up(number, "13800138000").text
+
+
+def test_head_answers_like_get_and_the_site_has_an_icon(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    for path in ("/lookup", "/login"):
+        assert client.head(path).status_code == client.get(path).status_code == 200, path
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    assert icon.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert icon.cache_control.max_age and icon.cache_control.max_age >= 24 * 3600
+    assert "no-store" not in icon.headers.get("Cache-Control", "")
+    assert client.head("/favicon.ico").status_code == 200
+
+
+def test_staff_sign_in_points_citizens_to_the_lookup(app) -> None:  # type: ignore[no-untyped-def]
+    page = app.test_client().get("/login").text
+    assert re.search(r'<a href="/lookup" id="citizen-lookup">市民查询工单进度</a>', page)
+
+
+def test_the_lookup_is_large_print_on_a_phone(portal_site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot
+    from tests.test_portal_browser import PHONE, dispatched_case
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    number = dispatched_case(portal_site["sessions"], "call-big-1", "路灯不亮")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        ).new_page()
+        page.goto(portal_site["url"] + "/lookup")
+        page.fill("input[name=number]", number)
+        page.fill("input[name=phone]", "13900139000")
+        page.click("main button.primary")
+        sync_api.expect(page.locator("#lookup-none")).to_be_visible()
+        sizes = page.evaluate(
+            """() => {
+              const px = (sel, prop) =>
+                parseFloat(getComputedStyle(document.querySelector(sel))[prop]);
+              return {body: px('#lookup-none', 'fontSize'), hint: px('main .muted', 'fontSize'),
+                      heading: px('main h1', 'fontSize'),
+                      button: px('main button.primary', 'height'),
+                      box: px('input[name=number]', 'height')};
+            }"""
+        )
+        assert sizes["body"] >= 18 and sizes["hint"] >= 18, sizes
+        assert sizes["heading"] >= 22 and sizes["button"] >= 48 and sizes["box"] >= 48, sizes
+        assert page.input_value("input[name=number]") == number  # kept after the miss
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        screenshot(page, "lookup-phone-miss")
+        browser.close()

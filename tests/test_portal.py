@@ -165,9 +165,10 @@ def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) 
     csv = supervisor.get("/console/rankings?format=csv")
     assert csv.mimetype == "text/csv"
     lines = csv.get_data(as_text=True).lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("单位,单位代码,受理量") and any(
-        "urban-management" in line and line.endswith(",1,") for line in lines
+    assert lines[0].startswith("单位,受理量,按时签收率") and any(  # names, not codes
+        line.startswith("市综合行政执法局（城管）,") and line.endswith(",1,") for line in lines
     )
+    assert "urban-management" not in csv.get_data(as_text=True)
     with svc.handler.directory.sessions() as db:
         assert db.scalar(select(OverdueRecord.kind)) == "response"
     operator = app.test_client()
@@ -217,7 +218,7 @@ def test_a_repeat_request_is_merged_and_its_caller_follows_the_open_case(people)
         "/lookup", data={"number": second, "phone": "13900000003", "csrf_token": token}
     )
     html = page.get_data(as_text=True)  # its own number, never the other citizen's case
-    assert page.status_code == 200 and "已与其他市民的同类诉求合并办理" in html
+    assert page.status_code == 200 and "您的诉求已与其他市民反映的同一问题合并办理" in html
     assert second in html and first not in html
 
 
@@ -267,7 +268,7 @@ def test_rankings_show_the_satisfaction_of_answered_return_visits(people) -> Non
     supervisor = app.test_client()
     sign_in(supervisor, "li")
     lines = supervisor.get("/console/rankings?format=csv").get_data(as_text=True).splitlines()
-    urban = next(line for line in lines if "urban-management" in line)
+    urban = next(line for line in lines if line.startswith("市综合行政执法局"))
     assert urban.endswith(",0.5")  # one satisfied of two answers; no response is not an answer
 
 
@@ -504,3 +505,41 @@ def test_the_inbox_stream_tells_the_page_when_a_case_arrives_or_leaves(served) -
     first_inbox_event(urban, stream_url, version, redispatch)
     rows = urban.get(base + "/portal/rows", timeout=5).text
     assert numbers[0] in rows and "协办" in rows
+
+
+# -- as a clerk and a supervisor use it (the persona review) -----------------------------
+
+
+def test_the_inbox_says_each_deadline_once_and_lists_urgent_cases_first(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    normal, urgent = new_case(app), new_case(app)
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        later = db.scalar(select(Case).where(Case.number == urgent))
+        assert later is not None
+        later.urgency = "urgent"  # urgent, yet due after the normal one
+        later.respond_by = later.respond_by + timedelta(hours=1)
+        db.commit()
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    for page in (urban.get("/portal/").text, urban.get("/portal/rows").text):
+        rows = re.findall(r'<tr class="inbox-row[^"]*" data-number="([^"]+)"', page)
+        assert rows == [urgent, normal]  # urgency first, then the deadline
+        for row in page.split('<tr class="inbox-row')[1:]:
+            assert row.split("</tr>")[0].count("响应（签收）时限") == 1
+
+
+def test_a_ranking_with_nothing_due_says_so_instead_of_an_empty_chart(people) -> None:  # type: ignore[no-untyped-def]
+    app = people
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    page = supervisor.get("/console/rankings").text
+    assert 'id="rankings-chart-empty">暂无数据</p>' in page and 'id="rankings-chart"' not in page
+    new_case(app)  # received, but nothing due yet: still no rate to draw
+    page = supervisor.get("/console/rankings").text
+    assert "市综合行政执法局（城管）" in page and "暂无数据" in page
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        for case in db.scalars(select(Case)):
+            case.respond_by = datetime.now(UTC) - timedelta(minutes=1)  # now overdue
+        db.commit()
+    page = supervisor.get("/console/rankings").text
+    assert 'id="rankings-chart"' in page and "暂无数据" not in page

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -173,6 +174,59 @@ def test_a_password_reset_ends_the_users_other_sessions(app) -> None:  # type: i
     assert signed_out(root_elsewhere.get("/console/admin/users"))
 
 
+def ended_notice(client, lang: str = "zh") -> str:  # type: ignore[no-untyped-def]
+    """What the sign-in page, where an ended session lands, says about why."""
+    from tests.test_console import csrf_of
+
+    page = client.get("/login")
+    if lang == "en":
+        client.post("/language", data={"lang": "en", "csrf_token": csrf_of(page.text)})
+        page = client.get("/login")
+    found = re.search(r'<p class="notice" role="status" id="session-ended">([^<]*)</p>', page.text)
+    return found.group(1) if found else ""
+
+
+def test_the_sign_in_page_says_why_a_session_was_ended(app, redis) -> None:  # type: ignore[no-untyped-def]
+    settings = app.extensions["hotline"].settings
+    wang, li, water = signed_in(app, "wang"), signed_in(app, "li"), signed_in(app, "water")
+    root = signed_in(app, "root")
+    assert ended_notice(wang) == ""  # a live session: nothing to explain
+    # Disabled by an admin: the next page (a plain link) goes to sign in, which says so.
+    assert post(root, "/console/admin/users/wang/active", active="0").status_code == 302
+    assert signed_out(wang.get("/console/"))
+    assert ended_notice(wang) == "您的账号已被停用，请联系管理员"
+    assert ended_notice(wang, "en") == "Your account has been disabled; ask an administrator"
+    # A password reset; an htmx button on the open console is sent to the same page.
+    new = "Hainan sea breeze 7"
+    post(root, "/console/admin/users/water/password", password=new, password2=new)
+    r = water.get("/portal/rows", headers={"HX-Request": "true"})
+    assert r.status_code == 401 and r.headers["HX-Redirect"].startswith("/login")
+    assert ended_notice(water) == "密码已被重置，请重新登录"
+    # The idle limit, and the absolute limit (its hours from the settings).
+    move_back(redis, li, "seen", settings.session_idle_s + 1)
+    assert signed_out(li.get("/console/wallboard"))
+    assert ended_notice(li) == "长时间未操作，已自动退出，请重新登录"
+    li = signed_in(app, "li")
+    assert ended_notice(li) == ""  # signing in again clears the note
+    move_back(redis, li, "started", settings.session_absolute_s + 1)
+    assert signed_out(li.get("/console/wallboard"))
+    assert ended_notice(li) == "已达到单次登录时长上限（12 小时），请重新登录"
+    # 退出 is the user's own doing: nothing to explain.
+    post(root, "/logout")
+    assert ended_notice(root) == ""
+
+
+def test_a_session_ended_while_nobody_looked_still_says_why_the_next_morning(app, redis) -> None:  # type: ignore[no-untyped-def]
+    """The record outlives its idle limit (it would vanish with it otherwise)."""
+    idle = app.extensions["hotline"].settings.session_idle_s
+    wang = signed_in(app, "wang")
+    assert redis.ttl(session_record_key(wang)) > idle + 12 * 3600
+    move_back(redis, wang, "seen", idle + 14 * 3600)  # went home, back next morning
+    assert signed_out(wang.get("/console/"))
+    assert ended_notice(wang) == "长时间未操作，已自动退出，请重新登录"
+    assert logged(app, "session-expired") == [("wang", "", "idle")]
+
+
 def test_a_live_stream_stops_when_its_session_is_signed_out(app) -> None:  # type: ignore[no-untyped-def]
     from web.auth import still_active
 
@@ -240,6 +294,28 @@ def test_wrong_passwords_for_one_user_are_throttled_and_recorded(app) -> None:  
     assert sign_in(app, "li")[1] == 302  # the others are not kept out
     assert logged(app, "sign-in-throttled") == [("wang", "127.0.0.1", "user")]  # once
     assert len(logged(app, "sign-in-failed")) == 5
+
+
+def test_the_sign_in_page_warns_before_the_throttle_whether_or_not_the_user_exists(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    for name in ("wang", "nobody-here"):
+        client = app.test_client()
+        token = csrf_of(client.get("/login").text)
+        form = {"username": name, "password": "not the password", "csrf_token": token}
+        said = [client.post("/login", data=form).text for _ in range(5)]
+        assert all("用户名或密码不正确" in text for text in said)
+        assert not any("再错" in text for text in said[:2])  # two slips say nothing more
+        assert "再错 2 次将暂停登录 15 分钟" in said[2]
+        assert "再错 1 次将暂停登录 15 分钟" in said[3]
+        assert "登录已暂停 15 分钟" in said[4]
+        assert client.post("/login", data=form).status_code == 429
+    client = app.test_client()
+    token = csrf_of(client.get("/login").text)
+    client.post("/language", data={"lang": "en", "csrf_token": token})
+    form = {"username": "li", "password": "not the password", "csrf_token": token}
+    said = [client.post("/login", data=form).text for _ in range(3)]
+    assert "2 more wrong tries and sign-in pauses for 15 minutes" in said[2]
 
 
 def test_a_stranger_elsewhere_cannot_lock_an_operator_out_with_a_few_guesses(app) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,6 @@
 """Sessions in a real browser (Playwright on Debian's Chromium, the real `hotline web`):
 a session cookie copied into another browser dies with 退出, and a user an admin
-disables is out of the page they have open at once, for good."""
+disables is out of the page they have open at once, for good, and told why."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser import launch
+from tests.browser import launch, screenshot
 from tests.test_browser import PASSWORD, sign_in, site  # noqa: F401  (the fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -58,8 +58,15 @@ def test_a_disabled_users_open_page_goes_to_sign_in(site) -> None:  # type: igno
         # The console's next request (its live stream or heartbeat) is refused and the
         # page goes to the sign-in form by itself; a reload would too.
         expect(operator).to_have_url(SIGN_IN_PAGE, timeout=30_000)
+        # ...which says why, there and on the next visit, in either language.
+        ended = operator.locator("#session-ended")
+        expect(ended).to_have_text("您的账号已被停用，请联系管理员")
+        screenshot(operator, "sessions-signed-out-disabled")
         operator.goto(site["url"] + "/console/")
         expect(operator).to_have_url(SIGN_IN_PAGE)
+        expect(ended).to_have_text("您的账号已被停用，请联系管理员")
+        operator.get_by_role("button", name="English").click()
+        expect(ended).to_have_text("Your account has been disabled; ask an administrator")
         # Enabled again, wang signs in afresh: no window of the old session comes back.
         admin.locator('tr[data-user="wang"] button', has_text="启用").click()
         expect(admin.locator('tr[data-user="wang"]')).not_to_contain_text("已停用")

@@ -23,6 +23,30 @@ TEXT: dict[str, tuple[str, str]] = {
         "账号已停用，请联系管理员",
         "This account is disabled; ask an administrator",
     ),
+    "sign_in_tries_left": (
+        "；再错 {n} 次将暂停登录 {minutes} 分钟",
+        "; {n} more wrong tries and sign-in pauses for {minutes} minutes",
+    ),
+    "sign_in_paused": (
+        "；登录已暂停 {minutes} 分钟",
+        "; sign-in is paused for {minutes} minutes",
+    ),
+    "session_ended_disabled": (
+        "您的账号已被停用，请联系管理员",
+        "Your account has been disabled; ask an administrator",
+    ),
+    "session_ended_password": (
+        "密码已被重置，请重新登录",
+        "Your password was reset; please sign in again",
+    ),
+    "session_ended_idle": (
+        "长时间未操作，已自动退出，请重新登录",
+        "You were signed out after a long time without activity; please sign in again",
+    ),
+    "session_ended_absolute": (
+        "已达到单次登录时长上限（{hours} 小时），请重新登录",
+        "A sign-in lasts at most {hours} hours; please sign in again",
+    ),
     "language": ("English", "中文"),
     "forbidden": ("您没有权限打开此页面", "You may not open this page"),
     "console": ("坐席工作台", "Operator console"),
@@ -183,6 +207,7 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "satisfaction": ("满意率", "Satisfaction"),
     "export_csv": ("导出 CSV", "Export CSV"),
+    "no_data": ("暂无数据", "No data yet"),
     "period": ("统计期间", "Period"),
     "lookup": ("工单查询", "Case lookup"),
     "lookup_hint": (
@@ -190,24 +215,40 @@ TEXT: dict[str, tuple[str, str]] = {
         "Enter the case number and the phone number you called from (whole, or its last four"
         " digits)",
     ),
-    "lookup_none": ("未找到与该号码对应的工单", "No case with that number for that phone"),
-    "lookup_slow": ("查询过于频繁，请稍后再试", "Too many lookups; please try again in a minute"),
-    "look_up": ("查询", "Look up"),
-    "phone": ("电话号码", "Phone number"),
-    "progress": ("办理进度", "Progress"),
-    "status_returned": ("退单待审", "Returned"),
+    "lookup_none": (
+        "未找到对应的工单。请核对工单编号和来电号码（完整号码或后四位）后再试。",
+        "No case found. Check the case number and the phone number you called from (whole,"
+        " or its last four digits), then try again.",
+    ),
+    "lookup_slow": (
+        "查询过于频繁，请 {wait}后再试，或拨打 12345 查询",
+        "Too many lookups; please try again in {wait}, or call 12345",
+    ),
     "lookup_slow_full": (
-        "该工单查询过于频繁，请稍后再试，或填写完整的来电号码查询",
-        "Too many lookups of this case; try again later, or enter the whole phone number",
+        "该工单查询过于频繁，请 {wait}后再试，或填写完整的来电号码查询，或拨打 12345 查询",
+        "Too many lookups of this case; try again in {wait}, enter the whole phone number,"
+        " or call 12345",
     ),
+    "wait_minute": ("1 分钟", "1 minute"),
+    "wait_minutes": ("{n} 分钟", "{n} minutes"),
+    "wait_hour": ("1 小时", "1 hour"),
+    "wait_hours": ("{n} 小时", "{n} hours"),
     "lookup_merged": (
-        "已与其他市民的同类诉求合并办理",
-        "Handled together with the same request from another citizen",
+        "您的诉求已与其他市民反映的同一问题合并办理",
+        "Your request is being handled together with the same problem reported by other"
+        " citizens",
     ),
+    "lookup_ev_merged": ("与其他市民反映的同一问题合并办理", "Handled with the same problem"),
+    "lookup_reply": ("办理答复", "Reply"),
+    "lookup_for_citizens": ("市民查询工单进度", "Citizens: check a case's progress"),
     "lookup_reply_withheld": (
         "合并办理的答复不在此显示；如需了解办理结果，请致电12345",
         "The reply to a merged request is not shown here; call 12345 to hear the outcome",
     ),
+    "look_up": ("查询", "Look up"),
+    "phone": ("电话号码", "Phone number"),
+    "progress": ("办理进度", "Progress"),
+    "status_returned": ("退单待审", "Returned"),
     "status_received": ("已受理", "Received"),
     "status_dispatched": ("已派单", "Dispatched"),
     "status_accepted": ("已签收", "Accepted"),
@@ -415,6 +456,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "unit_for_department": ("承办单位用户必选", "for department users"),
     "seat_for_operator": ("话务员填写", "for operators"),
     "password_rule": ("至少 {n} 位", "at least {n} characters"),
+    "password_rules": (
+        "密码要求：至少 {n} 位；包含大写字母、小写字母、数字、符号中的至少两类；"
+        "不能包含用户名；不能是常见密码或连续、重复的字符（如 aaaa、1234、qwerty）",
+        "Password rules: at least {n} characters; at least two of upper case, lower case,"
+        " digits, symbols; not containing the user name; not a common password nor a"
+        " sequential or repeated pattern (aaaa, 1234, qwerty)",
+    ),
+    "user_reset_refused": (
+        "未能重置 {user} 的密码：{why}",
+        "{user}'s password was not reset: {why}",
+    ),
     "password_again": ("再次输入密码", "Password again"),
     "new_password": ("新密码", "New password"),
     "password_out_of_band": (

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -45,7 +47,7 @@ from wtforms.validators import DataRequired, Length
 from calls.desk import Actor
 from cases.models import User
 from cases.users import check_sign_in, log_action
-from web.auth.sessions import SessionStore
+from web.auth.sessions import ENDED_REASONS, REASON_KEPT_S, SessionStore
 from web.context import services
 from web.i18n import LANGUAGES, translate
 from web.limits import client_address, limiter
@@ -66,6 +68,8 @@ FAILURES_PER_USER_AT_ADDRESS = "5 per 15 minutes"
 FAILURES_PER_USER = "30 per 15 minutes"
 FAILURES_PER_ADDRESS = "20 per 15 minutes"
 THROTTLE_MINUTES = 15
+WARN_WHEN_FAILURES_LEFT = 2  # the sign-in page says how many tries are left from here
+ENDED = "ended"  # the cookie's note of why the last session ended: [reason, when]
 
 HOME_FOR_ROLE = {
     "operator": "console.console",
@@ -119,22 +123,39 @@ def load_user(user_id: str) -> SignedIn | None:
         return _forget_session()
     checked = session_store().check(sid)
     if checked.record is None or checked.record.user_id != int(user_id):
-        if checked.record is None and checked.ended in ("idle", "absolute"):
+        if checked.just_ended:
             _record_expiry(session.get("_user_id"), checked.ended)
-        return _forget_session()
+        return _forget_session(checked.ended)
     with services().desk.sessions() as db:
         user = db.get(User, int(user_id))
         if user is None or not user.active:
-            session_store().end(sid)
-            return _forget_session()
+            session_store().end_for(sid, "disabled")
+            return _forget_session("disabled")
         return SignedIn.of(user)
 
 
-def _forget_session() -> SignedIn | None:
-    """The cookie names no live session: it is signed out (the language stays)."""
+def _forget_session(why: str = "") -> SignedIn | None:
+    """The cookie names no live session: it is signed out (the language stays), and
+    keeps why, for the sign-in page to say."""
     session.pop(SESSION_ID, None)
     session.pop("_user_id", None)
+    if why in ENDED_REASONS:
+        session[ENDED] = [why, int(time.time())]
     return None
+
+
+def ended_reason() -> str:
+    """Why this browser's last session ended, in words, while that is news."""
+    if current_user.is_authenticated:  # also loads the user, which notes an ended session
+        return ""
+    note = session.get(ENDED)
+    if not (isinstance(note, list) and len(note) == 2 and note[0] in ENDED_REASONS):
+        return ""
+    why, when = note
+    if not isinstance(when, int) or time.time() - when > REASON_KEPT_S:
+        return ""
+    hours = session_store().absolute_s // 3600
+    return translate(f"session_ended_{why}", language(), hours=hours)
 
 
 def _record_expiry(user_id: object, why: str) -> None:
@@ -147,15 +168,17 @@ def _record_expiry(user_id: object, why: str) -> None:
         log.exception("could not record an expired session")
 
 
-def end_sessions(username: str, keep_mine: bool = False) -> int:
-    """Every session of the user ends at once (disabled, or their password reset); an
-    admin resetting their own password stays signed in here (``keep_mine``)."""
+def end_sessions(username: str, reason: str, keep_mine: bool = False) -> int:
+    """Every session of the user ends at once, for ``reason`` ("disabled", or
+    "password" reset) which their next page says; an admin resetting their own password
+    stays signed in here (``keep_mine``)."""
     mine = (
         session.get(SESSION_ID)
         if keep_mine and current_user.is_authenticated and current_user.username == username
         else None
     )
-    return session_store().end_all(username, keep=mine if isinstance(mine, str) else None)
+    kept = mine if isinstance(mine, str) else None
+    return session_store().end_all(username, keep=kept, reason=reason)
 
 
 def roles_required(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -262,6 +285,25 @@ def sign_in_throttled(exc: RateLimitExceeded) -> Any:
     return render_template("login.html", form=form), 429
 
 
+def failures_left() -> int:
+    """Failed sign-ins left before the throttle, after this one: the fewest any of the
+    sign-in limits has left (counted per typed name, whether or not the user exists).
+    Flask-Limiter deducts a failure after the view answers, hence the one more."""
+    left = [rl.remaining for rl in limiter.current_limits]
+    return max(0, min(left) - 1) if left else WARN_WHEN_FAILURES_LEFT + 1
+
+
+def _failure_words(found_disabled: bool) -> str:
+    lang = language()
+    words = translate("account_disabled" if found_disabled else "bad_login", lang)
+    left = failures_left()
+    if left > WARN_WHEN_FAILURES_LEFT:
+        return words
+    if left == 0:
+        return words + translate("sign_in_paused", lang, minutes=THROTTLE_MINUTES)
+    return words + translate("sign_in_tries_left", lang, n=left, minutes=THROTTLE_MINUTES)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     FAILURES_PER_USER_AT_ADDRESS,
@@ -301,7 +343,7 @@ def login() -> Any:
                 log_action(db, username[:64], "sign-in-failed", client_address(), why)
             db.commit()
         if found.user is None:
-            flash(translate("account_disabled" if found.disabled else "bad_login", language()))
+            flash(_failure_words(found.disabled))
             return render_template("login.html", form=form), 401
         session.clear()  # no session fixation
         session[SESSION_ID] = session_store().start(signed_in.id, signed_in.username)
@@ -309,7 +351,7 @@ def login() -> Any:
         return redirect(
             safe_next(request.args.get("next")) or url_for(HOME_FOR_ROLE[signed_in.role])
         )
-    return render_template("login.html", form=form)
+    return render_template("login.html", form=form, ended=ended_reason())
 
 
 @bp.post("/logout")
@@ -334,6 +376,16 @@ def home() -> Any:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
     return redirect(url_for(HOME_FOR_ROLE.get(current_user.role, "auth.login")))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    """Browsers ask for it on every site (4 KB, read each time); a week's cache."""
+    icon = Path(current_app.static_folder or "static", "favicon.ico").read_bytes()
+    response = Response(icon, mimetype="image/vnd.microsoft.icon")
+    response.cache_control.public = True
+    response.cache_control.max_age = 7 * 24 * 3600
+    return response
 
 
 @bp.post("/language")

@@ -8,7 +8,11 @@ signing in, whatever the activity. A cookie copied before any of these is worthl
 
 Redis stores the sha256 of the id (a reader of Redis cannot sign in with it), with a
 TTL that follows the idle limit, so abandoned sessions clean themselves up. Times are
-wall-clock seconds, stored in the record so that the limits survive a restart."""
+wall-clock seconds, stored in the record so that the limits survive a restart.
+
+A session ended for a reason its user should hear (disabled, password reset, idle,
+absolute limit) stays ``REASON_KEPT_S`` as a record with only ``ended`` set, so the
+next request with its cookie learns why and the sign-in page can say so."""
 
 from __future__ import annotations
 
@@ -16,11 +20,16 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 
 PREFIX = "hotline:web-session"
 TOUCH_EVERY_S = 30  # a busy console's heartbeat need not write on every request
+# How long after a session ends (or would have, idle) its user can still be told why:
+# an operator who went home finds the reason next morning.
+REASON_KEPT_S = 24 * 3600
+ENDED_REASONS = ("disabled", "password", "idle", "absolute")
 
 
 def _text(value: bytes | str) -> str:
@@ -48,7 +57,9 @@ class Checked:
     """A session's state: its record when it is alive, else why it is not."""
 
     record: SessionRecord | None
-    ended: str = ""  # "idle", "absolute", "unknown" (signed out, revoked, never was)
+    # One of ENDED_REASONS, or "unknown" (signed out, long gone, never was)
+    ended: str = ""
+    just_ended: bool = False  # this check ended it (a limit had passed)
 
 
 class SessionStore:
@@ -82,6 +93,8 @@ class SessionStore:
         if not raw:
             return Checked(None, "unknown")
         fields = {_text(k): _text(v) for k, v in raw.items()}
+        if fields.get("ended"):
+            return Checked(None, fields["ended"])
         try:
             record = SessionRecord(
                 int(fields["user_id"]),
@@ -100,8 +113,8 @@ class SessionStore:
             else ""
         )
         if ended:
-            self._forget(key, record.username)
-            return Checked(None, ended)
+            self._end_for(key, record.username, ended)
+            return Checked(None, ended, just_ended=True)
         if touch and now - record.seen >= TOUCH_EVERY_S:
             with self.redis.pipeline() as pipe:
                 pipe.hset(key, "seen", now)
@@ -115,19 +128,43 @@ class SessionStore:
         username = self.redis.hget(key, "username")
         self._forget(key, _text(username) if username else None)
 
-    def end_all(self, username: str, keep: str | None = None) -> int:
+    def end_for(self, sid: str, reason: str) -> None:
+        """This session ends for ``reason`` (one of ENDED_REASONS), kept to tell its user."""
+        key = _key(sid)
+        username = self.redis.hget(key, "username")
+        self._end_for(key, _text(username) if username else None, reason)
+
+    def end_all(self, username: str, keep: str | None = None, reason: str = "") -> int:
         """Every session of the user ends (but ``keep``'s, an admin resetting their own
-        password); returns how many did."""
+        password), for ``reason`` when their user is to be told why; returns how many
+        did."""
         kept = _key(keep) if keep else None
         keys = [_text(k) for k in self.redis.smembers(_user_key(username))]
         keys = [k for k in keys if k != kept]
         if not keys:
             return 0
         with self.redis.pipeline() as pipe:
-            pipe.delete(*keys)
+            for key in keys:
+                self._queue_end(pipe, key, reason)
             pipe.srem(_user_key(username), *keys)
             results = pipe.execute()
-        return int(results[0])
+        per_key = len(results[:-1]) // len(keys)  # each key's delete comes first
+        return sum(int(results[i * per_key]) for i in range(len(keys)))
+
+    def _end_for(self, key: str, username: str | None, reason: str) -> None:
+        with self.redis.pipeline() as pipe:
+            self._queue_end(pipe, key, reason)
+            if username:
+                pipe.srem(_user_key(username), key)
+            pipe.execute()
+
+    @staticmethod
+    def _queue_end(pipe: Any, key: str, reason: str) -> None:
+        """The record becomes the reason alone (kept a while), or goes."""
+        pipe.delete(key)
+        if reason:
+            pipe.hset(key, "ended", reason)
+            pipe.expire(key, REASON_KEPT_S)
 
     def _forget(self, key: str, username: str | None) -> None:
         with self.redis.pipeline() as pipe:
@@ -137,5 +174,6 @@ class SessionStore:
             pipe.execute()
 
     def _ttl(self, started: float, now: float) -> int:
-        """Until the idle limit, but never past the absolute one."""
-        return max(1, int(min(self.idle_s, self.absolute_s - (now - started))) + 1)
+        """Until the idle limit (never past the absolute one), and then long enough to
+        tell a returning user why they were signed out."""
+        return max(1, int(min(self.idle_s, self.absolute_s - (now - started))) + 1) + REASON_KEPT_S

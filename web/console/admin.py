@@ -55,9 +55,29 @@ def admin_home() -> Any:
 # -- users ----------------------------------------------------------------------------
 
 
+# The field a refusal is about, shown beside it (a password rule: the password box).
+FIELD_OF_REFUSAL = {
+    "bad-username": "username",
+    "exists": "username",
+    "bad-role": "role",
+    "needs-unit": "department",
+    "no-unit": "department",
+    "bad-seat": "seat",
+    "password-mismatch": "password2",
+}
+ADD_FORM = ""  # the add-user form's name in ``refused_in``; else the user whose row it is
+
+
 @bp.get("/admin/users")
 @roles_required(ADMIN)
-def admin_users(error: str | None = None, status: int = 200) -> Any:
+def admin_users(
+    error: str | None = None,
+    status: int = 200,
+    refused_in: str | None = None,
+    refused_field: str = "",
+) -> Any:
+    """The users, their actions, and the add-user form; a refusal is said beside the
+    field it is about, in the form it came from (a reset's row stays open)."""
     with services().desk.sessions() as db:
         people = user_record.list_users(db)
         page = render_template(
@@ -67,15 +87,25 @@ def admin_users(error: str | None = None, status: int = 200) -> Any:
             units=unit_record.list_units(db),
             roles=ROLES,
             min_password=user_record.MIN_PASSWORD,
-            form=request.form if error else {},
+            form=request.form if error and refused_in == ADD_FORM else {},
             error=error,
+            refused_in=refused_in,
+            refused_field=refused_field,
         )
     return page, status
 
 
-def _user_refused(exc: user_record.UserError, **values: object) -> Any:
+def _user_refused(
+    exc: user_record.UserError, refused_in: str | None = None, **values: object
+) -> Any:
+    """The users page again, saying why; ``refused_in`` names the form (ADD_FORM, or
+    the user whose password was being reset), None for an action without a form."""
     values.setdefault("n", user_record.MIN_PASSWORD)
-    return admin_users(error=refusal("user", exc.code, **values), status=422)
+    why = refusal("user", exc.code, **values)
+    if refused_in not in (None, ADD_FORM):
+        why = t("user_reset_refused", user=refused_in, why=why)
+    field = FIELD_OF_REFUSAL.get(exc.code, "password" if exc.code.startswith("password") else "")
+    return admin_users(error=why, status=422, refused_in=refused_in, refused_field=field)
 
 
 @bp.post("/admin/users")
@@ -87,12 +117,14 @@ def admin_add_user() -> Any:
     password = form.get("password", "")
     seat = form.get("seat", "").strip() if role == "operator" else ""
     if password != form.get("password2", ""):
-        return _user_refused(user_record.UserError("passwords differ", "password-mismatch"))
+        return _user_refused(
+            user_record.UserError("passwords differ", "password-mismatch"), ADD_FORM
+        )
     if seat:
         try:
             check_id("seat", seat)
         except ValueError:
-            return _user_refused(user_record.UserError("bad seat", "bad-seat"))
+            return _user_refused(user_record.UserError("bad seat", "bad-seat"), ADD_FORM)
     actor = desk_actor()
     with services().desk.sessions() as db:
         try:
@@ -107,7 +139,7 @@ def admin_add_user() -> Any:
                 by=actor.username,  # add_user writes the action log row itself
             )
         except user_record.UserError as exc:
-            return _user_refused(exc, user=username)
+            return _user_refused(exc, ADD_FORM, user=username)
     return done("console.admin_users", "done_user_added", user=username)
 
 
@@ -133,7 +165,7 @@ def admin_user_active(username: str) -> Any:
             return _user_refused(exc, user=username)
     services().desk.record(actor, "user-enabled" if active else "user-disabled", username)
     if not active:
-        end_sessions(username)  # enabling them again does not bring old sessions back
+        end_sessions(username, "disabled")  # enabling them again revives no old session
         for seat in _seats_of(username):
             try:
                 services().desk.supervise_seat(actor, seat, "logout")
@@ -148,13 +180,16 @@ def admin_user_active(username: str) -> Any:
 def admin_user_password(username: str) -> Any:
     password = request.form.get("password", "")
     if password != request.form.get("password2", ""):
-        return _user_refused(user_record.UserError("passwords differ", "password-mismatch"))
+        return _user_refused(
+            user_record.UserError("passwords differ", "password-mismatch"), username
+        )
     with services().desk.sessions() as db:
         try:
             user_record.set_password(db, username, password)
         except user_record.UserError as exc:
-            return _user_refused(exc, user=username)
-    end_sessions(username, keep_mine=True)  # whoever knew the old password is out
+            refused_in = username if exc.code.startswith("password") else None
+            return _user_refused(exc, refused_in, user=username)
+    end_sessions(username, "password", keep_mine=True)  # whoever knew the old one is out
     services().desk.record(desk_actor(), "password-reset", username)
     return done("console.admin_users", "done_password", user=username)
 

@@ -228,10 +228,10 @@ def period() -> tuple[datetime, datetime]:
     return start.replace(tzinfo=HOTLINE_TZ), end.replace(tzinfo=HOTLINE_TZ) + timedelta(days=1)
 
 
-# The CSV's headings, in the reader's language (the code column stays for imports).
+# The CSV's columns and headings, in the reader's language: what a person reads (the
+# unit's name, not its internal code).
 CSV_HEADINGS = {
     "unit": "unit",
-    "code": "unit_code",
     "received": "received_n",
     "signed_in_time": "signed_in_time",
     "resolved_in_time": "resolved_in_time",
@@ -269,9 +269,9 @@ def rankings_page() -> Any:
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow([translate(CSV_HEADINGS[k], language()) for k in ranking.COLUMNS])
+        writer.writerow([translate(heading, language()) for heading in CSV_HEADINGS.values()])
         for r in table:
-            writer.writerow([csv_cell(r[k]) for k in ranking.COLUMNS])
+            writer.writerow([csv_cell(r[k]) for k in CSV_HEADINGS])
         name = f"rankings-{start.date()}-{(end - timedelta(days=1)).date()}.csv"
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM, so spreadsheet programs read the Chinese

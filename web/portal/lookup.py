@@ -21,7 +21,9 @@ description or the unit's reply, which is written to that citizen."""
 from __future__ import annotations
 
 import hmac
+import math
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +37,9 @@ from sqlalchemy.orm import selectinload
 
 from cases.models import Case
 from cases.phones import InvalidPhone, normalise
+from web.auth import language
 from web.context import services
+from web.i18n import translate
 from web.limits import client_address, limiter
 
 bp = Blueprint("lookup", __name__)
@@ -190,12 +194,39 @@ def find(number: str | None, phone: PhoneGiven) -> Progress | None:
         return progress_of(case)
 
 
+def wait_words(seconds: float, lang: str) -> str:
+    """How long to wait, as a citizen says it: whole minutes below an hour ("1 分钟",
+    "45 分钟"), whole hours from there ("1 小时"), rounded up."""
+    minutes = max(1, round(seconds / 60))  # Retry-After carries a second more
+    unit, n = ("minute", minutes) if minutes < 60 else ("hour", math.ceil(minutes / 60))
+    return translate(f"wait_{unit}" if n == 1 else f"wait_{unit}s", lang, n=n)
+
+
+def _typed() -> dict[str, str]:
+    """What the citizen typed, to put back in the boxes after a miss."""
+    return {
+        "typed_number": request.form.get("number", "")[:40],
+        "typed_phone": request.form.get("phone", "")[:32],
+    }
+
+
 @bp.errorhandler(RateLimitExceeded)
 def too_many(exc: RateLimitExceeded) -> Any:
-    """The lookup page again, saying when to try (Retry-After comes from the limiter);
-    a last-four budget used up says the full number still works."""
+    """The lookup page again, saying how long to wait (the limit's Retry-After, in
+    words) and that 12345 answers meanwhile; a last-four budget used up says the full
+    number still works."""
     per_case = exc.limit.scope in ("failures-address-case", "failures-case")
-    return render_template("lookup.html", found=None, asked=True, slow=True, per_case=per_case), 429
+    breached = limiter.current_limit
+    seconds = breached.reset_at - time.time() if breached else exc.limit.limit.get_expiry()
+    return render_template(
+        "lookup.html",
+        found=None,
+        asked=True,
+        slow=True,
+        per_case=per_case,
+        wait=wait_words(seconds, language()),
+        **_typed(),
+    ), 429
 
 
 @bp.route("/lookup", methods=["GET", "POST"])
@@ -217,10 +248,12 @@ def too_many(exc: RateLimitExceeded) -> Any:
     exempt_when=_full_number_given,
 )
 def lookup() -> Any:
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Flask routes here too)
         return render_template("lookup.html", found=None, asked=False)
     found = find(
         case_number_of(request.form.get("number", "")[:64]),
         phone_of(request.form.get("phone", "")[:64]),
     )
-    return render_template("lookup.html", found=found, asked=True), 200 if found else 404
+    if found:
+        return render_template("lookup.html", found=found, asked=True)
+    return render_template("lookup.html", found=None, asked=True, **_typed()), 404

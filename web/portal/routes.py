@@ -1,4 +1,4 @@
-"""The department portal (zh-CN): the unit's inbox sorted by deadline with a live
+"""The department portal (zh-CN): the unit's inbox, urgent first then by deadline, with a live
 countdown, and the case page with sign for (签收), on site, progress notes, resolve with
 a reply (答复), return a wrong dispatch (退单) and ask for an extension (延期).
 
@@ -74,7 +74,7 @@ def inbox_rows(db, unit: int | None, page: int) -> tuple[list[dict[str, Any]], b
     query = (
         select(Case)
         .where(unit_filter(unit), Case.status.in_(INBOX_STATUSES))
-        .order_by(next_deadline.asc(), Case.id)
+        .order_by((Case.urgency == "urgent").desc(), next_deadline.asc(), Case.id)
     )
     cases = db.scalars(
         query.options(selectinload(Case.category)).offset((page - 1) * PAGE).limit(PAGE + 1)
