@@ -1,6 +1,7 @@
 """Password rules fit for 等保 2.0: a length, at least two kinds of character, and no
 password that guessing tries first: the common ones (a bundled list, Chinese favourites
-included), repeated or sequential patterns, keyboard walks, and the user's own name.
+included), repeated or sequential patterns, keyboard walks, a name or word followed
+by a date or easy digits, and the user's own name.
 
 ``weakness(password, username)`` names the first rule a password breaks, or None;
 cases.users turns that into a refusal the screens say in the reader's language."""
@@ -67,9 +68,28 @@ def weakness(password: str, username: str = "") -> str | None:
     core = _ENDS.sub("", bare)  # Password123! -> password
     if bare in COMMON or core in COMMON or _ENDS.sub("", lowered) in COMMON:
         return "password-common"
-    if _is_pattern(bare) or _is_pattern(core):
+    if _is_pattern(bare) or _is_pattern(core) or _word_and_date(lowered):
         return "password-pattern"
     return None
+
+
+_WORD_DIGITS = re.compile(r"([a-z]+)(\d+)")
+_DATE = re.compile(r"(19|20)?\d\d((0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])?)?")
+
+
+def _word_and_date(lowered: str) -> bool:
+    """One word followed by a year, a date or easy digits: a name in pinyin and a
+    birthday (zhang123456, lixiaoming1990, hello2024) is the next thing guessing tries."""
+    match = _WORD_DIGITS.fullmatch(lowered)
+    if match is None:
+        return False
+    digits = match.group(2)
+    return (
+        len(digits) <= 4
+        or _DATE.fullmatch(digits) is not None
+        or len(set(digits)) <= 2
+        or _is_pattern(digits)
+    )
 
 
 def _kinds(password: str) -> int:

@@ -39,7 +39,8 @@ PASSWORD_RULES = {
     "password-kinds": "a password mixes at least two of: lower case, upper case, digits, "
     "other characters (a space counts)",
     "password-common": "that password is among the most common ones",
-    "password-pattern": "a password must not be a repeated or sequential pattern",
+    "password-pattern": "a password must not be a repeated or sequential pattern, nor a "
+    "name or word followed by a year, a birthday or easy digits",
 }
 
 

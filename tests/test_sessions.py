@@ -256,6 +256,10 @@ def test_a_live_stream_stops_when_its_session_is_signed_out(app) -> None:  # typ
         ("1qaz2wsx3edc", "password-pattern"),
         ("qwerty12345", "password-common"),
         ("zhaoliu-2024", "password-username"),
+        ("zhang123456", "password-pattern"),  # a name in pinyin and easy digits
+        ("lixiaoming1990", "password-pattern"),  # and a year
+        ("zhoujielun19880312", "password-pattern"),  # and a birthday
+        ("Wuzhishan2026", "password-pattern"),
     ],
 )
 def test_weak_passwords_are_refused(app, password: str, code: str) -> None:  # type: ignore[no-untyped-def]

@@ -458,10 +458,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "password_rule": ("至少 {n} 位", "at least {n} characters"),
     "password_rules": (
         "密码要求：至少 {n} 位；包含大写字母、小写字母、数字、符号中的至少两类；"
-        "不能包含用户名；不能是常见密码或连续、重复的字符（如 aaaa、1234、qwerty）",
+        "不能包含用户名；不能是常见密码或连续、重复的字符（如 aaaa、1234、qwerty）；"
+        "不能是姓名拼音加生日（如 zhang1990）",
         "Password rules: at least {n} characters; at least two of upper case, lower case,"
         " digits, symbols; not containing the user name; not a common password nor a"
-        " sequential or repeated pattern (aaaa, 1234, qwerty)",
+        " sequential or repeated pattern (aaaa, 1234, qwerty); not a name followed by a"
+        " birthday (zhang1990)",
     ),
     "user_reset_refused": (
         "未能重置 {user} 的密码：{why}",
@@ -552,8 +554,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "That password is among the most common ones; choose another",
     ),
     "user_err_password-pattern": (
-        "密码不能是重复或连续的字符（如 aaaa、1234、abcabc、qwerty）",
-        "A password must not be a repeated or sequential pattern (aaaa, 1234, abcabc, qwerty)",
+        "密码不能是重复或连续的字符（如 aaaa、1234、abcabc、qwerty），"
+        "也不能是姓名拼音或单词加年份、生日、简单数字（如 zhang1990）",
+        "A password must not be a repeated or sequential pattern (aaaa, 1234, abcabc, qwerty),"
+        " nor a name or word followed by a year, a birthday or easy digits (zhang1990)",
     ),
     "user_err_password-mismatch": ("两次输入的密码不一致", "The two passwords differ"),
     "user_err_exists": ("用户名 {user} 已存在", "User {user} exists"),
