@@ -338,6 +338,27 @@ def test_a_stranger_elsewhere_cannot_lock_an_operator_out_with_a_few_guesses(app
     assert logged(app, "sign-in-throttled") == [("wang", "10.9.8.7", "user")]
 
 
+def test_strangers_on_many_addresses_cannot_keep_an_operator_from_their_desk(app) -> None:  # type: ignore[no-untyped-def]
+    """Thirty failures from everywhere hold the account, except at an address the
+    operator signed in from before."""
+    from tests.test_console import csrf_of
+
+    assert sign_in(app, "wang")[1] == 302  # yesterday, at the desk (127.0.0.1)
+    for n in range(7):
+        stranger = app.test_client()
+        there = {"REMOTE_ADDR": f"10.9.8.{n}"}
+        token = csrf_of(stranger.get("/login", environ_overrides=there).text)
+        guess = {"username": "wang", "password": "not the password", "csrf_token": token}
+        for _ in range(5):
+            stranger.post("/login", data=guess, environ_overrides=there)
+    assert sign_in(app, "wang")[1] == 302  # at the desk: in
+    laptop = app.test_client()
+    new_place = {"REMOTE_ADDR": "10.1.1.1"}
+    token = csrf_of(laptop.get("/login", environ_overrides=new_place).text)
+    form = {"username": "wang", "password": PASSWORD, "csrf_token": token}
+    assert laptop.post("/login", data=form, environ_overrides=new_place).status_code == 429
+
+
 def test_the_throttle_page_is_in_chinese_with_english_a_click_away(app) -> None:  # type: ignore[no-untyped-def]
     from tests.test_console import csrf_of
 

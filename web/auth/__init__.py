@@ -257,6 +257,35 @@ def _failed(response: Response) -> bool:
     return response.status_code == 401
 
 
+KNOWN_ADDRESS_S = 30 * 86400
+
+
+def _known_key(username: str) -> str:
+    return "hotline:sign-in-known:" + hashlib.sha256(username.encode()).hexdigest()[:32]
+
+
+def _remember_address(username: str) -> None:
+    """Where the user signed in from: failures elsewhere never lock them out there."""
+    try:
+        pipe = services().redis.pipeline()
+        pipe.sadd(_known_key(username), client_address())
+        pipe.expire(_known_key(username), KNOWN_ADDRESS_S)
+        pipe.execute()
+    except Exception:
+        log.exception("could not remember where %s signed in from", username)
+
+
+def _from_known_address() -> bool:
+    """The user signed in from this address before (30 days): the count of failures
+    from everywhere does not apply here; the per-address counts still do. So strangers
+    on six addresses cannot keep an operator out of their own desk."""
+    username = _attempted_user().removeprefix("user:")
+    try:
+        return bool(services().redis.sismember(_known_key(username), client_address()))
+    except Exception:
+        return False
+
+
 def _throttled(per: str) -> Callable[[RequestLimit], None]:
     """Records a refused sign-in in the action log, once per key and window however
     often the refused person retries (a flag, not a counter: Flask-Limiter counts)."""
@@ -318,6 +347,7 @@ def _failure_words(found_disabled: bool) -> str:
     key_func=_attempted_user,
     methods=["POST"],
     deduct_when=_failed,
+    exempt_when=_from_known_address,
     on_breach=_throttled("user"),
     scope="sign-in-user",
 )
@@ -338,6 +368,7 @@ def login() -> Any:
             if found.user is not None:
                 signed_in = SignedIn.of(found.user)
                 log_action(db, signed_in.username, "signed-in", client_address())
+                _remember_address(signed_in.username)
             else:
                 why = "disabled" if found.disabled else ""
                 log_action(db, username[:64], "sign-in-failed", client_address(), why)
