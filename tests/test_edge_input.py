@@ -163,6 +163,81 @@ def test_the_console_refuses_nul_in_forms_paths_and_queries(app, redis) -> None:
     assert supervisor.get("/console/cases?q=%ED%A0%80").status_code == 200
 
 
+def multipart(fields: dict[str, bytes], files: dict[str, bytes] | None = None) -> bytes:
+    """A multipart/form-data body (boundary B) of raw bytes, as a client may send it."""
+    parts = [
+        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name.encode(), value)
+        for name, value in fields.items()
+    ]
+    parts += [
+        b'--B\r\nContent-Disposition: form-data; name="%s"; filename="%s.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n%s\r\n"
+        % (name.encode(), name.encode(), data)
+        for name, data in (files or {}).items()
+    ]
+    return b"".join(parts) + b"--B--\r\n"
+
+
+NOT_UTF8 = [b"multi\xff\xfepart", b"multi\xed\xa0\x80part"]  # a lone surrogate's bytes
+
+
+def test_form_bodies_that_are_not_utf8_are_refused_before_anything_is_kept(app, redis) -> None:  # type: ignore[no-untyped-def]
+    """Multipart text that werkzeug would decode with U+FFFD, and raw bytes in a
+    urlencoded body (which werkzeug would drop), on the case form and on a page form."""
+    from calls.desk import Actor
+    from cases.models import Case
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    call = "c-bytes"
+    svc.handler.start(call, "+8613800000001", "12345", "asterisk", 0.0)
+    svc.queue.answer(call, "1001")  # at wang's seat
+    operator = app.test_client()
+    sign_in(operator, "wang")
+    token = csrf_of(operator.get("/console/").get_data(as_text=True))
+    with app.extensions["hotline"].desk.sessions() as db:
+        number = create_case_for_call(
+            db,
+            CallInfo("c-other", "+8613800000009", "asterisk", "1001"),
+            CaseDraft(description="积水", category_code="waterlogging", dispatch=True),
+        ).number
+        db.commit()
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    li_token = csrf_of(supervisor.get("/console/supervision").get_data(as_text=True))
+    case_form = f"/console/calls/{call}/case"
+    supervise = f"/console/cases/{number}/supervise"
+    for bad in NOT_UTF8:
+        for client, path, field, csrf in (
+            (operator, case_form, "description", token),
+            (supervisor, supervise, "note", li_token),
+        ):
+            fields = {"csrf_token": csrf.encode(), field: bad, "outcome": b"dispatch"}
+            r = client.post(
+                path, data=multipart(fields), content_type="multipart/form-data; boundary=B"
+            )
+            assert r.status_code == 400, (path, bad)
+            assert "无法保存的字符" in r.get_data(as_text=True)
+            urlencoded = b"&".join(k.encode() + b"=" + v for k, v in fields.items())
+            r = client.post(path, data=urlencoded, content_type="application/x-www-form-urlencoded")
+            assert r.status_code == 400, (path, bad)
+            assert "无法保存的字符" in r.get_data(as_text=True)
+    assert redis.get(app.extensions["hotline"].queue.keys.case_draft(call)) is None
+    with app.extensions["hotline"].desk.sessions() as db:
+        assert db.scalar(select(Case.supervised_note).where(Case.number == number)) is None
+    # A binary file part is not text: beside valid text fields it passes the edge.
+    fields = {"csrf_token": li_token.encode(), "note": "请回复".encode()}
+    r = supervisor.post(
+        supervise,
+        data=multipart(fields, files={"photo": b"\xff\xd8\xff\xe0\x00"}),
+        content_type="multipart/form-data; boundary=B",
+    )
+    assert r.status_code == 302
+    with app.extensions["hotline"].desk.sessions() as db:
+        assert db.scalar(select(Case.supervised_note).where(Case.number == number)) == "请回复"
+
+
 def test_a_signed_twilio_webhook_with_nul_is_a_bare_400(app) -> None:  # type: ignore[no-untyped-def]
     twilio = TwilioSigner(app.test_client())
     r = twilio.post(

@@ -6,11 +6,15 @@ refused with 400 before anything is stored or looked up.
   or a JSON body;
 - a JSON body that is not an object, not JSON, or nested too deeply to read.
 
-Werkzeug never hands a view a lone surrogate from a form or query (invalid UTF-8 in
-a urlencoded body leaves the form empty; percent-encoded it stays as its ``%ED..``
-text; multipart decodes with replacement characters), but JSON's ``"\\ud800"`` does.
-Twilio's webhooks are checked too: Twilio never sends either, so a 400 there is a
-forgery or a broken proxy.
+Werkzeug never hands a view a lone surrogate from a form or query, but JSON's
+``"\\ud800"`` does. Twilio's webhooks are checked too: Twilio never sends either, so a
+400 there is a forgery or a broken proxy.
+
+A form body that is not UTF-8 is refused as well, before it is parsed: werkzeug would
+silently empty a urlencoded one and decode a multipart one's text with U+FFFD
+replacement characters, which would be stored. (Percent-encoded invalid UTF-8 stays
+as its ``%ED..`` text, which is valid text.) Multipart file parts may be binary: such
+a body passes when no text field came out with a replacement character.
 
 Pages answer with the zh-CN error page (English one click away), /api with its JSON
 error ``bad-text`` or ``bad-json``, Twilio with the bare status."""
@@ -72,12 +76,28 @@ def _check_strings(values: Iterable[str]) -> None:
             raise BadInput("bad-text", problem)
 
 
+def _check_form_bytes() -> None:
+    """A form body's bytes are UTF-8, but for a multipart form's file parts."""
+    body = request.get_data(cache=True)  # werkzeug parses the form from this copy
+    try:
+        body.decode("utf-8")
+        return
+    except UnicodeDecodeError:
+        pass
+    if request.mimetype == "multipart/form-data" and request.files:
+        texts = (text for key, values in request.form.lists() for text in (key, *values))
+        if not any("\ufffd" in text for text in texts):
+            return  # the bytes that are not UTF-8 were a file's
+    raise BadInput("bad-text", "a form must be UTF-8 text")
+
+
 def check_request() -> None:
     """The request's path parameters, query, form and JSON body; raises BadInput."""
     _check_strings(str(v) for v in (request.view_args or {}).values())
     for key, values in request.args.lists():
         _check_strings([key, *values])
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        _check_form_bytes()
         for key, values in request.form.lists():
             _check_strings([key, *values])
     if request.is_json and request.get_data(cache=True):
