@@ -165,7 +165,7 @@ def report(ctx: Context, day: str | None, days: int) -> None:
     "--threads",
     default=200,
     show_default=True,
-    help="threads per process: each open console or wallboard holds one (its live stream)",
+    help="threads per process (webhooks, pages, fragments; live streams are `hotline push`'s)",
 )
 @pass_ctx
 def web(ctx: Context, workers: int, threads: int) -> None:

@@ -23,7 +23,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.sentinel import SentinelConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -42,6 +44,9 @@ DEPARTMENTS = ("department",)
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 RECHECK_S = 15.0  # how often an open stream asks again whether its session lives
 CHECK_THREADS = 16  # session and user checks (Redis and SQL, blocking) run here
+# Commands wait for a free connection rather than fail: a thousand consoles opening at
+# once share these (the event reader holds one of them, blocked in XREAD).
+REDIS_CONNECTIONS = 64
 
 
 def connect_async_redis(settings: Settings) -> AsyncRedis:
@@ -60,14 +65,26 @@ def connect_async_redis(settings: Settings) -> AsyncRedis:
         )
         return sentinel.master_for(  # type: ignore[no-any-return]
             settings.redis_sentinel_master,
+            connection_pool_class=BlockingSentinelPool,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=20,
             socket_connect_timeout=2.0,
             password=settings.redis_password,
         )
     from hotline.runtime import redis_url
 
-    return AsyncRedis.from_url(
-        redis_url(settings), health_check_interval=30, password=settings.redis_password
+    pool = BlockingConnectionPool.from_url(
+        redis_url(settings),
+        max_connections=REDIS_CONNECTIONS,
+        timeout=20,
+        health_check_interval=30,
+        password=settings.redis_password,
     )
+    return AsyncRedis(connection_pool=pool)
+
+
+class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (follows the primary) with the blocking pool's bounded size."""
 
 
 class Push:
