@@ -1,10 +1,12 @@
 """Screen pops under load: N operator consoles and W wallboards hold their live streams
-(Server-Sent Events) open on the real web command (gunicorn, gthread), while a burst of
-calls runs through the real flow and queue and is offered to their seats.
+(Server-Sent Events) open on the real push process (``hotline push``), beside the real
+web command (gunicorn, gthread), while a burst of calls runs through the real flow and
+queue and is offered to their seats.
 
 Pop latency is measured per call from the moment the bench starts the call (the offer
 is made inside that step, so this includes the flow, the queue script and the offer)
-to the moment the console's stream delivers a pop naming that call. Errors: a stream
+to the moment the console holds the pop naming that call: the push process's ``pop``
+signal, then the console's GET of the pop fragment from the web. Errors: a stream
 that fails or closes, a sign-in or seat login refused, a pop that never comes (10 s).
 
 It prints one JSON object as its last line:
@@ -17,6 +19,7 @@ It prints one JSON object as its last line:
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -78,8 +81,8 @@ class Browser:
             raise RuntimeError(f"sign-in refused: {status}")
         self.request("GET", "/login")  # a CSRF token of the signed-in session
 
-    def stream(self, path: str, on_event, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+    def stream(self, port: int, path: str, on_event, stop: threading.Event) -> None:  # type: ignore[no-untyped-def]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers = {
             "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
             "Accept": "text/event-stream",
@@ -136,7 +139,7 @@ def main() -> None:
             add_user(db, f"op{n}", "operator", PASSWORD)
         add_user(db, "boss", "supervisor", PASSWORD)
         db.commit()
-    port = free_port()
+    port, push_port = free_port(), free_port()
     env = {
         **os.environ,
         "HOTLINE_VAR_DIR": str(work),
@@ -144,11 +147,12 @@ def main() -> None:
         "REDIS_URL": redis_server.url,
         "HOTLINE_SECRET_KEY": "bench",
         "HOTLINE_WEB_PORT": str(port),
+        "HOTLINE_PUSH_PORT": str(push_port),
         "HOTLINE_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
         "HOTLINE_WRAPUP_S": "0",
     }
-    threads = (args.consoles + args.wallboards) // args.workers + 64
+    threads = 32  # the streams hold no web thread: they are the push process's
     web = subprocess.Popen(
         [
             sys.executable,
@@ -165,6 +169,13 @@ def main() -> None:
         stdout=open(work / "web.log", "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
+    push = subprocess.Popen(
+        [sys.executable, "-m", "hotline.cli", "push"],
+        cwd=ROOT,
+        env=env,
+        stdout=open(work / "push.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
     stop = threading.Event()
     errors: list[str] = []
     pops: dict[str, float] = {}
@@ -172,21 +183,26 @@ def main() -> None:
     lock = threading.Lock()
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        for serving in (port, push_port):
+            while True:
+                try:
+                    probe = http.client.HTTPConnection("127.0.0.1", serving, timeout=1)
+                    probe.request("GET", "/healthz")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
-        def on_console_event(event: str, data: str, at: float) -> None:
-            if event == "pop":
-                found = re.search(r'data-call="([^"]+)"', data)
-                if found:
+        def on_console_event(browser: Browser, event: str, data: str, at: float) -> None:
+            if event == "pop" and data:
+                status, text = browser.request("GET", f"/console/calls/{data}/pop")
+                found = re.search(r'data-call="([^"]+)"', text)
+                if status == 200 and found:
                     with lock:
-                        pops.setdefault(found.group(1), at)
+                        pops.setdefault(found.group(1), time.monotonic())
+                else:
+                    errors.append(f"pop fragment {data}: {status}")
 
         def on_board_event(event: str, data: str, at: float) -> None:
             if event == "board":
@@ -195,7 +211,7 @@ def main() -> None:
 
         def run_stream(browser: Browser, path: str, handler) -> None:  # type: ignore[no-untyped-def]
             try:
-                browser.stream(path, handler, stop)
+                browser.stream(push_port, path, handler, stop)
             except Exception as exc:  # noqa: BLE001
                 if not stop.is_set():
                     errors.append(f"{path}: {exc}")
@@ -214,8 +230,9 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001
                 errors.append(str(exc))
                 continue
+            console = functools.partial(on_console_event, browser)
             t = threading.Thread(
-                target=run_stream, args=(browser, "/console/events", on_console_event), daemon=True
+                target=run_stream, args=(browser, "/console/events", console), daemon=True
             )
             t.start()
             streams.append(t)
@@ -280,6 +297,8 @@ def main() -> None:
         stop.set()
         web.terminate()
         web.wait(timeout=20)
+        push.terminate()
+        push.wait(timeout=20)
         redis_server.stop()
 
 

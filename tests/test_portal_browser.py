@@ -18,6 +18,7 @@ from redis import Redis
 
 from hotline.redis_server import free_port
 from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot
+from tests.push_rig import start_push, stop, with_push_port
 from tests.real_rig import wait_port
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -44,16 +45,19 @@ def portal_site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untype
         add_user(db, "urban", "department", PASSWORD, department_code="urban-management")
         db.commit()
     port = free_port()
-    env = {
-        **os.environ,
-        "HOTLINE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_server.url,
-        "HOTLINE_SECRET_KEY": "browser-test",
-        "HOTLINE_WEB_PORT": str(port),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = with_push_port(  # the live inbox: the real push process, on its own port
+        {
+            **os.environ,
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "HOTLINE_SECRET_KEY": "browser-test",
+            "HOTLINE_WEB_PORT": str(port),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+    push = start_push(env, log)
     web = subprocess.Popen(
         [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "8"],
         cwd=ROOT,
@@ -67,6 +71,7 @@ def portal_site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untype
     finally:
         web.terminate()
         web.wait(timeout=20)
+        stop(push)
         log.close()
 
 
