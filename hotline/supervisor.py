@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -72,6 +73,11 @@ def run(settings: Settings, children: list[Child] | None = None) -> int:
     # (the same host, so the sign-in cookie comes along). Behind a proxy that routes
     # the stream paths, set HOTLINE_PUSH_PUBLIC_PORT empty.
     env.setdefault("HOTLINE_PUSH_PUBLIC_PORT", env.get("HOTLINE_PUSH_PORT") or "8001")
+    if not env.get("HOTLINE_SECRET_KEY"):
+        # The web and the push process must read the same cookies (scripts/run keeps
+        # one key under var/secret_key); without it, one key for this run.
+        log.warning("HOTLINE_SECRET_KEY is not set: sign-ins end when the service restarts")
+        env["HOTLINE_SECRET_KEY"] = secrets.token_hex(32)
     if settings.redis_sentinels:
         log.info("redis: the primary the sentinels name (%s)", settings.redis_sentinel_master)
     elif not settings.redis_url:
