@@ -32,6 +32,11 @@ class AmiError(Exception):
     """AMI refused, timed out or went away; the connection is dropped."""
 
 
+class AmiRefused(AmiError):
+    """Asterisk answered an action with an error (no permission, unknown action): the
+    connection is in a known state and is kept."""
+
+
 Message = dict[str, str]
 
 
@@ -51,7 +56,7 @@ class AmiConnection:
         self.timeout_s = timeout_s
         self.events = events  # "off", or an event mask such as "system"
         self._sock: socket.socket | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
         self._lock = threading.Lock()
 
     # -- wire ---------------------------------------------------------------------------
@@ -59,7 +64,7 @@ class AmiConnection:
     def _connect(self) -> None:
         sock = socket.create_connection(self.address, timeout=self.timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock, self._buffer = sock, b""
+        self._sock, self._buffer = sock, bytearray()
         banner = self._read_line()
         if not banner.startswith("Asterisk Call Manager"):
             self.close()
@@ -74,7 +79,9 @@ class AmiConnection:
 
     def _read_line(self, deadline: float | None = None) -> str:
         assert self._sock is not None
-        while b"\r\n" not in self._buffer:
+        # A bytearray read from the front: a line costs its own length, not a copy of
+        # the rest of the buffer (CoreShowChannels lists every channel at once).
+        while (end := self._buffer.find(b"\r\n")) < 0:
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -86,8 +93,9 @@ class AmiConnection:
             self._buffer += chunk
             if len(self._buffer) > 4 * 1024 * 1024:
                 raise AmiError("AMI message too large")
-        line, _, self._buffer = self._buffer.partition(b"\r\n")
-        return line.decode("utf-8", "replace")
+        line = self._buffer[:end].decode("utf-8", "replace")
+        del self._buffer[: end + 2]
+        return line
 
     def read_message(self, timeout_s: float | None = None) -> Message:
         """The next message (response or event)."""
@@ -150,11 +158,13 @@ class AmiConnection:
                     if message.get("ActionID") != action_id:
                         continue
                     if message.get("Response") == "Error":
-                        raise AmiError(message.get("Message", "refused"))
+                        raise AmiRefused(f"{fields.get('Action')}: {message.get('Message')}")
                     if message.get("EventList") == "Complete":
                         return items
                     if "Event" in message:
                         items.append(message)
+            except AmiRefused:
+                raise
             except (OSError, TimeoutError, ConnectionError, AmiError) as exc:
                 self.close()
                 raise AmiError(f"{fields.get('Action')}: {exc or type(exc).__name__}") from None
@@ -181,7 +191,7 @@ class AmiConnection:
                 self._sock.close()
             except OSError:
                 pass
-        self._sock, self._buffer = None, b""
+        self._sock, self._buffer = None, bytearray()
 
 
 class OfferRedirector:
@@ -328,18 +338,28 @@ class Reconciler:
         self.runs += 1
         return gone
 
+    def _reconcile_or_warn(self, ami: AmiConnection) -> None:
+        """Reconcile; a refusal (the AMI user may not list channels) is logged and
+        tried again when due, on the same connections. Before, it dropped and reopened
+        both connections every ``retry_s``: two AMI logins and a read of every live call
+        a second, next to the redirects that move callers to their seats."""
+        try:
+            self.reconcile(ami)
+        except AmiRefused as exc:
+            log.warning("cannot reconcile (%s): the AMI user needs write=reporting", exc)
+
     def run(self, stop: threading.Event) -> None:
         actions = self.make_client()
         while not stop.is_set():
             listener = self.make_client(events="system")
             try:
-                self.reconcile(actions)  # on every (re)connect
+                self._reconcile_or_warn(actions)  # on every (re)connect
                 last = time.monotonic()
                 for event in listener.events_forever(stop, idle_s=min(self.period_s, 1.0)):
                     due = time.monotonic() - last >= self.period_s
                     booted = event is not None and event.get("Event") == "FullyBooted"
                     if booted or due:
-                        self.reconcile(actions)
+                        self._reconcile_or_warn(actions)
                         last = time.monotonic()
             except AmiError as exc:
                 log.info("AMI unavailable (%s); retrying", exc)

@@ -298,4 +298,14 @@ class SafeAGI(AGI):
 
     def exec_app(self, application: str, *args: str) -> int:
         """EXEC with arguments joined by commas and quoted as one."""
-        return self.result("EXEC", application, self._quote(",".join(args)))
+        self.send_exec(application, *args)
+        return self.exec_result()
+
+    def send_exec(self, application: str, *args: str) -> None:
+        """The EXEC line only: the application starts while the caller does other work;
+        exec_result() reads its reply."""
+        self.send_command("EXEC", application, self._quote(",".join(args)))
+
+    def exec_result(self) -> int:
+        value = self.get_result()["result"][0]
+        return int(value) if value not in ("", None) else 0

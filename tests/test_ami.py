@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from agi_scripts.ami import AmiConnection, AmiError, OfferRedirector
+from agi_scripts.ami import AmiConnection, AmiError, OfferRedirector, Reconciler
 from calls import CallHandler
 from queueing import CallQueue
 from tests.asterisk_emulator import AmiHandler, AmiServer, AsteriskEmulator
@@ -138,3 +138,43 @@ def test_nothing_listening_is_a_clear_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(AmiError):
         AmiConnection("127.0.0.1", port, "u", "s", timeout_s=0.3).action({"Action": "Ping"})
+
+
+def test_a_refused_reconciliation_keeps_its_connections(queue: CallQueue) -> None:
+    """An AMI user that may not list channels (the emulator, too, refuses
+    CoreShowChannels): reconciliation is tried again when due, on the same two
+    connections, instead of logging in twice more every second next to the redirects."""
+    from rq import Queue
+
+    emulator = AsteriskEmulator(0, {}, lambda *_: None)
+    server = AmiServer(emulator, "hotline", "pw")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    queue.seat_login("s1")
+    queue.enqueue("ast-1.1")  # a live Asterisk call: there is something to reconcile
+    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
+
+    def connect(events: str = "off") -> AmiConnection:
+        return AmiConnection("127.0.0.1", server.port, "hotline", "pw", events=events)
+
+    reconciler = Reconciler(
+        handler,
+        connect,
+        period_s=0.1,
+        retry_s=0.05,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=reconciler.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def seen(action: str) -> int:
+        return sum(1 for a in list(server.actions) if a.get("Action") == action)
+
+    deadline = time.monotonic() + 10
+    while seen("CoreShowChannels") < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=5)
+    server.shutdown()
+    server.server_close()
+    assert seen("CoreShowChannels") >= 5
+    assert seen("Login") == 2  # one action connection, one event listener
