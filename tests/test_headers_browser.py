@@ -43,16 +43,20 @@ def refused(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def flooded_road(site) -> None:  # type: ignore[no-untyped-def]
-    """A case dispatched to the water authority (water-affairs), for its portal."""
+    """A case dispatched to the water authority (water-affairs), for its portal, and
+    signed for there at once, so the rankings have a rate to chart."""
     from cases.db import engine_for, session_factory
+    from cases.dispatch import sign_for
     from cases.service import CallInfo, CaseDraft, create_case_for_call
 
     with session_factory(engine_for(site["db_url"]))() as db:
-        create_case_for_call(
+        case = create_case_for_call(
             db,
             CallInfo("flooded-road-call", "+8613900139000", "asterisk", "1001"),
             CaseDraft(description="道路积水", category_code="waterlogging", dispatch=True),
         )
+        db.flush()
+        sign_for(db, case, "water", case.department_id)
         db.commit()
 
 
