@@ -38,6 +38,9 @@ def init_limits(app: Flask, redis: Redis, trusted_proxy_hops: int) -> None:
             x_proto=trusted_proxy_hops,
             x_host=trusted_proxy_hops,
         )
+    # The limiter is one object for the views' decorators; each app says for itself
+    # whether limits are on (Flask-Limiter keeps the last app's choice otherwise).
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "redis://")
     app.config.setdefault(
         "RATELIMIT_STORAGE_OPTIONS", {"connection_pool": redis.connection_pool}
