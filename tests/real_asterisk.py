@@ -106,6 +106,7 @@ class Asterisk:
     ami_secret: str = "ami-test-secret-not-real"
     # The dialplan reads it from Asterisk's environment, as in the container.
     agi_secret: str = "agi-test-secret-not-real"
+    agi_server_2: str = ""  # host:port of the FastAGI server tried next ("": one server)
     trunk_host: str = "127.0.0.2"  # the carrier, on its own loopback address
     hold_s: int = 30
     dialplan_extra: str = ""  # test-only contexts appended (e.g. app_queue for the bench)
@@ -224,7 +225,11 @@ class Asterisk:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, "HOTLINE_AGI_SECRET": self.agi_secret},
+                env={
+                    **os.environ,
+                    "HOTLINE_AGI_SECRET": self.agi_secret,
+                    "HOTLINE_AGI_SERVER_2": self.agi_server_2,
+                },
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

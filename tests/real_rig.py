@@ -75,7 +75,7 @@ class RealRig:
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         if name == "agi":
-            wait_port(self.asterisk.agi_port)
+            wait_port(int(self.env["HOTLINE_AGI_PORT"]))
 
     def stop(self, name: str, *, kill: bool = False) -> None:
         proc = self.procs.pop(name, None)

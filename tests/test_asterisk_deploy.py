@@ -97,7 +97,7 @@ def test_ami_login_with_a_wrong_secret_fails() -> None:
 
 
 def test_dialplan_uses_only_routes_the_server_has() -> None:
-    used = set(re.findall(r"\$\{HOTLINE_AGI\}/([a-z_]+)", DIALPLAN))
+    used = set(re.findall(r"Gosub\(hotline-agi,s,1\(([a-z_]+)", DIALPLAN))
     assert used - {"$"} <= set(ROUTES), used - set(ROUTES)
     assert {"inbound", "hold", "bridge", "answered", "hangup"} <= used
     for context in ("hotline-inbound", "hotline-hold", "hotline-bridge", "hotline-answered"):
@@ -105,21 +105,53 @@ def test_dialplan_uses_only_routes_the_server_has() -> None:
     # Every context a caller can be in reports the hang-up.
     blocks = {b.split("]", 1)[0]: b for b in re.split(r"^\[", DIALPLAN, flags=re.M)[1:]}
     for context in ("hotline-inbound", "hotline-hold", "hotline-bridge"):
-        assert "exten => h,1,AGI(${HOTLINE_AGI}/hangup)" in blocks[context], context
+        assert "exten => h,1,Gosub(hotline-agi,s,1(hangup))" in blocks[context], context
     assert "U(hotline-answered^" in (ROOT / "agi_scripts" / "sessions.py").read_text()
 
 
 def test_every_agi_url_carries_the_shared_secret_from_asterisks_environment() -> None:
     """The server hangs up sessions without HOTLINE_AGI_SECRET (tests/test_agi_security.py):
-    every AGI() goes through the one global that puts it before the route, read from
+    every AGI() goes through a server's global that puts it before the route, read from
     Asterisk's environment by ENV(), which must be loaded before the dialplan."""
     assert re.search(
         r"^HOTLINE_AGI = agi://[^/\s]+/\$\{ENV\(HOTLINE_AGI_SECRET\)\}$", DIALPLAN, re.M
     )
+    assert re.search(
+        r"^HOTLINE_AGI_2 = agi://\$\{ENV\(HOTLINE_AGI_SERVER_2\)\}/"
+        r"\$\{ENV\(HOTLINE_AGI_SECRET\)\}$",
+        DIALPLAN,
+        re.M,
+    )
     calls = re.findall(r"AGI\(([^)]*)\)", DIALPLAN)
-    assert calls and all(c.startswith("${HOTLINE_AGI}/") for c in calls), calls
+    assert calls and all(c.startswith(("${HOTLINE_AGI}/", "${HOTLINE_AGI_2}/")) for c in calls)
     modules = (ROOT / "docker" / "asterisk" / "modules.conf").read_text()
     assert re.search(r"^preload = func_env\.so", modules, re.M)
+
+
+def test_every_agi_tries_the_second_fastagi_server_when_the_first_cannot_be_reached() -> None:
+    """AGI() runs only in [hotline-agi], which goes to HOTLINE_AGI_2 when Asterisk could not
+    connect (AGISTATUS FAILURE) and a second server is configured; compose.ha.yaml gives
+    Asterisk the second server's address."""
+    blocks = {b.split("]", 1)[0]: b for b in re.split(r"^\[", DIALPLAN, flags=re.M)[1:]}
+    subroutine = blocks["hotline-agi"]
+    for name, block in blocks.items():
+        if name != "hotline-agi":
+            assert "AGI(" not in block.replace("Gosub(hotline-agi", ""), name
+    steps = re.findall(r"^(?:exten => s,1|\s*same => n(?:\(\w+\))?),(.*)$", subroutine, re.M)
+    assert steps[0].startswith("AGI(${HOTLINE_AGI}/${ARG1},")
+    assert steps[1] == (
+        'GotoIf($["${AGISTATUS}" != "FAILURE" | "${HOTLINE_AGI_SERVER_2}" = ""]?done)'
+    )
+    assert steps[2].startswith("AGI(${HOTLINE_AGI_2}/${ARG1},")
+    assert steps[3] == "Return()" and "n(done),Return()" in subroutine
+    # Asterisk runs the h of the context the channel is in, here during an AGI.
+    assert "exten => h,1,Gosub(s,1(hangup))" in subroutine
+    assert re.search(r"^HOTLINE_AGI_SERVER_2 = \$\{ENV\(HOTLINE_AGI_SERVER_2\)\}$", DIALPLAN, re.M)
+    compose = (ROOT / "docker" / "compose.yaml").read_text()
+    assert "HOTLINE_AGI_SERVER_2: ${HOTLINE_AGI_SERVER_2:-}" in compose
+    ha = (ROOT / "docker" / "compose.ha.yaml").read_text()
+    asterisk = re.search(r"^  asterisk:\n((?:    .*\n)+)", ha, re.M)
+    assert asterisk and "HOTLINE_AGI_SERVER_2: hotline-agi-2:4573" in asterisk.group(1)
 
 
 def test_compose_has_every_service_and_no_secret() -> None:

@@ -76,10 +76,18 @@ def make_rig(
     rigs: list[RealRig] = []
 
     def make(
-        services: tuple[str, ...] = ("agi", "reaper"), hold_s: int = 30, **env: str
+        services: tuple[str, ...] = ("agi", "reaper"),
+        hold_s: int = 30,
+        agi_server_2: str = "",
+        **env: str,
     ) -> RealRig:
         asterisk = Asterisk(
-            prefix, tmp_path / "asterisk", agi_port=free_port(), seats=SEATS, hold_s=hold_s
+            prefix,
+            tmp_path / "asterisk",
+            agi_port=free_port(),
+            seats=SEATS,
+            hold_s=hold_s,
+            agi_server_2=agi_server_2,
         )
         rig = RealRig(
             asterisk, redis, redis_server.url, case_db, sounds, tmp_path, env_overrides=env
@@ -126,6 +134,26 @@ def test_silence_reaches_a_person(make_rig: Callable[..., RealRig]) -> None:
     assert call["state"] == "ended" and call["outcome"] == "completed"
     assert rig.queue.seat("1001")["state"] == "available"
     assert phone.process.poll() is None  # still answering: it was never refused
+    assert rig.asterisk.module_errors() == []
+
+
+def test_a_caller_is_queued_through_the_second_agi_server_when_the_first_is_down(
+    make_rig: Callable[..., RealRig],
+) -> None:
+    """Nothing listens at the dialplan's first FastAGI address: every AGI (inbound, hold,
+    bridge, answered, hangup) goes to HOTLINE_AGI_SERVER_2, where the only server runs."""
+    second = free_port()
+    rig = make_rig(agi_server_2=f"127.0.0.1:{second}", HOTLINE_AGI_PORT=str(second))
+    assert rig.asterisk.agi_port != second
+    rig.seat("1001", ring_ms=1000, talk_ms=2000)
+    citizen = rig.citizens("silent", ["13800138002"])
+    assert citizen.wait(timeout=60) == 0, citizen.output()[-3000:]
+    call_id, call = rig.call_of("13800138002")
+    connects = [e for e in rig.events("CONNECT") if e["call"] == call_id]
+    assert [e["seat"] for e in connects] == ["1001"]
+    assert call["state"] == "ended" and call["outcome"] == "completed"
+    assert rig.queue.seat("1001")["state"] == "available"
+    assert f"127.0.0.1:{rig.asterisk.agi_port}" in rig.asterisk.log()  # the first was tried
     assert rig.asterisk.module_errors() == []
 
 
