@@ -13,8 +13,9 @@ phones answer the emulator's Dial and the Twilio callers' <Dial>; their consoles
 seats in and keep the heartbeats; the case form goes in after each conversation.
 
 Meanwhile, in turn, kill -9: the Redis primary (the sentinels promote the replica; the
-old primary comes back as a replica), one FastAGI server (its calls in a session are
-redone on the other, as a dialplan with an ordered list of servers does; the server
+old primary comes back as a replica), one FastAGI server (the emulated dialplan then
+connects to the other one, as docker/asterisk/extensions.conf's [hotline-agi] does, and
+the emulator's AMI lists its channels for the servers' reconciler; the killed server
 comes back after a moment), one web process (gunicorn's whole process group), and a
 reaper. Each kind at least ``--kills`` times.
 
@@ -26,7 +27,7 @@ caller), ghost_calls (live in the queue after every caller is gone), cases_missi
 at once, or the queue's event log saying so), answer_gap_s_max (the longest time a
 caller waited while a seat was available, by polling the queue every 100 ms),
 failover_s_max (kill of the primary to the first write that succeeds through the
-sentinels), agi_sessions_redone and webhook_errors.
+sentinels), the AGI sessions failed over or cut, and webhook_errors.
 
     .venv/bin/python bench/failover_bench.py --minutes 3 --rate 0.5 --seats 8
 """
@@ -34,6 +35,8 @@ sentinels), agi_sessions_redone and webhook_errors.
 from __future__ import annotations
 
 import argparse
+import collections
+import faulthandler
 import getpass
 import http.client
 import itertools
@@ -153,7 +156,9 @@ class FailoverEmulator(AsteriskEmulator):
         self.ports = ports
         self.local = threading.local()
         self.killed_at: dict[int, float] = {}
-        self.redone = 0
+        self.failed_over = 0  # sessions that went to the other server
+        self.unreachable = 0  # sessions that found neither server
+        self.cut: collections.Counter[str] = collections.Counter()  # sessions cut by a kill
         self.talks: list[tuple[str, str, float, float]] = []  # seat, call, start, end
         self.talk_lock = threading.Lock()
 
@@ -181,11 +186,16 @@ class FailoverEmulator(AsteriskEmulator):
 
 
 class FailoverConnection(AgiConnection):
+    """docker/asterisk/extensions.conf's [hotline-agi]: a server that refuses the
+    connection (AGISTATUS=FAILURE) passes the route to the other one. A server that dies
+    inside a session leaves HOTLINE_NEXT unset, and the emulated dialplan goes on as the
+    real one does (the inbound retry, back to the hold loop; a cut h session is lost)."""
+
     def run(self) -> None:
         em = self.channel.emulator
         assert isinstance(em, FailoverEmulator)
         first = em.first_server(self.channel)
-        for attempt in range(12):
+        for attempt in range(len(em.ports)):
             port = em.ports[(first + attempt) % len(em.ports)]
             em.local.port = port
             self.dead = self.hangup_sent = False
@@ -193,20 +203,60 @@ class FailoverConnection(AgiConnection):
             try:
                 super().run()
             except OSError:  # refused: that server is down, try the next one
-                em.redone += 1
-                time.sleep(0.2 if attempt % 2 else 0.0)
+                em.failed_over += 1
                 continue
-            ended = time.monotonic()
-            killed = em.killed_at.get(port, 0.0)
-            if not started <= killed <= ended + 0.5:
-                return  # a whole session
-            em.redone += 1
-            if self.route == "bridge" and self.channel.variables.get("BENCH_TALKED"):
-                # The conversation happened: after the bridge the caller's channel hangs
-                # up (Dial without g), and the h extension tells a live server.
-                self.channel.variables["HOTLINE_NEXT"] = "hangup"
-                return
-            time.sleep(0.2)
+            if started <= em.killed_at.get(port, 0.0) <= time.monotonic() + 0.5:
+                em.cut[self.route.split("?")[0]] += 1
+                if self.route == "bridge" and self.channel.variables.get("BENCH_TALKED"):
+                    # The conversation happened: after the bridge the caller's channel
+                    # hangs up (Dial without g), and the h extension tells a live server.
+                    self.channel.variables["HOTLINE_NEXT"] = "hangup"
+            return
+        em.unreachable += 1
+
+
+class ActionLog(list[dict[str, str]]):
+    """The AMI server's action log, remembering each handler thread's last action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def append(self, item: dict[str, str]) -> None:
+        self.local.last = item
+        super().append(item)
+
+
+class ChannelListingAmiHandler(emulator_module.AmiHandler):
+    """The emulator's AMI plus CoreShowChannels, which the FastAGI server's reconciler
+    reads to end calls whose channel is gone (a hangup AGI lost with a killed server)."""
+
+    def send(self, **fields: str) -> None:
+        last = getattr(self.server.actions.local, "last", {})  # type: ignore[attr-defined]
+        if last.get("Action") != "CoreShowChannels" or fields.get("Response") != "Error":
+            super().send(**fields)
+            return
+        action_id = fields.get("ActionID", "")
+        live = [c for c in list(self.server.emulator.channels.values()) if not c.done.is_set()]
+        super().send(
+            Response="Success",
+            ActionID=action_id,
+            EventList="start",
+            Message="Channels will follow",
+        )
+        for channel in live:
+            super().send(
+                Event="CoreShowChannel",
+                ActionID=action_id,
+                Channel=channel.name,
+                Uniqueid=channel.uniqueid,
+            )
+        super().send(
+            Event="CoreShowChannelsComplete",
+            ActionID=action_id,
+            EventList="Complete",
+            ListItems=str(len(live)),
+        )
 
 
 emulator_module.AgiConnection = FailoverConnection  # type: ignore[misc]
@@ -304,6 +354,8 @@ class Bench:
             self.agi_ports, self.operators, submit_form=self.submit_form, hold_s=3.0
         )
         self.ami = AmiServer(self.emulator, AMI_USER, AMI_SECRET)
+        self.ami.RequestHandlerClass = ChannelListingAmiHandler
+        self.ami.actions = ActionLog()
         threading.Thread(target=self.ami.serve_forever, daemon=True).start()
         self.env = {
             **os.environ,
@@ -682,7 +734,7 @@ class Bench:
         self.stop.set()
         ghosts = self.retry(self.queue.live_calls)
         audit = self.retry(lambda: audit_event_log(self.queue.redis, self.queue.keys))
-        talks = sorted(self.emulator.talks + self.twilio_talks)
+        talks = sorted(self.emulator.talks + self.twilio_talks, key=lambda t: (t[0], t[2]))
         overlaps = sum(
             1 for a, b in itertools.pairwise(talks) if a[0] == b[0] and b[2] < a[3] - 0.5
         )
@@ -693,6 +745,8 @@ class Bench:
             log(f"lost {call_id} ({call.via}): heard {heard}; queue {self.queue.call(call_id)}")
         if ghosts:
             log(f"ghosts: {ghosts[:10]}")
+        if lost:
+            faulthandler.dump_traceback(sys.stderr)
         for a, b in itertools.pairwise(talks):
             if a[0] == b[0] and b[2] < a[3] - 0.5:
                 log(f"seat {a[0]} talked on {a[1]} and {b[1]} at once")
@@ -711,7 +765,9 @@ class Bench:
             "audit_lost_calls": audit.lost_calls,
             "answer_gap_s_max": round(self.gap_s_max, 2),
             "failover_s_max": round(max(self.failover_s, default=0.0), 2),
-            "agi_sessions_redone": self.emulator.redone,
+            "agi_sessions_failed_over": self.emulator.failed_over,
+            "agi_sessions_unreachable": self.emulator.unreachable,
+            "agi_sessions_cut": dict(self.emulator.cut),
             "webhook_errors": self.twilio.errors,
             "front": "nginx" if "nginx" in self.procs else "direct",
         }
