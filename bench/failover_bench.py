@@ -631,6 +631,9 @@ class Bench:
                 log(f"kill {kind} failed: {exc!r}")
             if self.stop.wait(gap):
                 return
+        # The Redis nodes this thread restarted die with it (PR_SET_PDEATHSIG follows the
+        # thread that forked): it lives until the end of the run.
+        self.stop.wait()
 
     def current_primary(self) -> tuple[Node, Node]:
         host, port = self.rig.primary_address()
