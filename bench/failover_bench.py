@@ -804,6 +804,12 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="failover-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     bench = Bench(args, work)
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # through the finally below: every process stops
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     try:
         result = bench.run()
     finally:
