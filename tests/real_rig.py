@@ -64,18 +64,21 @@ class RealRig:
         wrapup = float(self.env["HOTLINE_WRAPUP_S"])
         return CallQueue(self.redis, QueueSettings(wrapup_s=wrapup))
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, **env: str) -> None:
+        """Start a service; "agi-2" is a second FastAGI server (give it HOTLINE_AGI_PORT)."""
         argv = {
             "agi": [sys.executable, "-m", "hotline.cli", "agi", "serve"],
+            "agi-2": [sys.executable, "-m", "hotline.cli", "agi", "serve"],
             "reaper": [sys.executable, "-m", "hotline.cli", "reaper"],
             "worker": [sys.executable, "-m", "hotline.cli", "worker"],
         }[name]
+        service_env = {**self.env, **env}
         with open(self.workdir / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv, env=service_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        if name == "agi":
-            wait_port(int(self.env["HOTLINE_AGI_PORT"]))
+        if name.startswith("agi"):
+            wait_port(int(service_env["HOTLINE_AGI_PORT"]))
 
     def stop(self, name: str, *, kill: bool = False) -> None:
         proc = self.procs.pop(name, None)

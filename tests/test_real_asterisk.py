@@ -351,6 +351,32 @@ def test_the_agi_server_killed_and_restarted_while_callers_hold(
     assert sorted(len(connects.get(cid, [])) for cid in rig.calls()) == [1] * 5
 
 
+def test_one_of_two_agi_servers_killed_while_callers_hold(
+    make_rig: Callable[..., RealRig],
+) -> None:
+    """compose.ha.yaml's layout: two FastAGI servers. The first is killed for good while
+    callers hold; the dialplan takes every later session (hold, bridge, answered, hangup)
+    to the second, and each caller reaches a seat once."""
+    second = free_port()
+    rig = make_rig(hold_s=5, agi_server_2=f"127.0.0.1:{second}")
+    rig.start("agi-2", HOTLINE_AGI_PORT=str(second))
+    for seat in ("1001", "1002"):
+        rig.seat(seat, ring_ms=300, talk_ms=1000)
+        rig.queue.seat_state(seat, "paused", "meeting")
+    callers = numbers("0300", 5)
+    citizens = rig.citizens("holding", callers, keys=[(9000, "9")], wait_for_bye_ms=120_000)
+    hold_until_waiting(rig, callers)
+    rig.stop("agi", kill=True)  # inside the callers' menu sessions
+    time.sleep(12)  # the menus run again on the second server; hold-loop turns go there
+    for seat in ("1001", "1002"):
+        rig.queue.seat_state(seat, "available")
+    assert citizens.wait(timeout=120) == 0, citizens.output()[-3000:]
+    connects = connects_by_call(rig)
+    assert sorted(len(connects.get(cid, [])) for cid in rig.calls()) == [1] * 5
+    assert all(c["state"] == "ended" for c in rig.calls().values())
+    assert f"agi://127.0.0.1:{second}/" in rig.asterisk.log()
+
+
 def test_asterisk_restarted_mid_conversation_is_reconciled(
     make_rig: Callable[..., RealRig],
 ) -> None:
