@@ -405,6 +405,10 @@ def main() -> None:
         "PUBLIC_BASE_URL": PUBLIC_BASE,
         "HOTLINE_WRAPUP_S": "0",
         "PYTHONPATH": str(ROOT),
+        # As compose: gunicorn's keep-alive outlasts nginx's upstream one (60 s); with
+        # gunicorn's default (2 s) nginx reused connections gunicorn was closing, and a
+        # webhook POST (never retried) came back 502 now and then.
+        "GUNICORN_CMD_ARGS": "--keep-alive 75",
     }
     log = open(work / "processes.log", "ab")  # noqa: SIM115
     web = subprocess.Popen(
