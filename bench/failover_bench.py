@@ -207,6 +207,10 @@ class FailoverConnection(AgiConnection):
                 continue
             if started <= em.killed_at.get(port, 0.0) <= time.monotonic() + 0.5:
                 em.cut[self.route.split("?")[0]] += 1
+                log(
+                    f"{self.route} session of {self.channel.uniqueid} cut by the kill of :{port}"
+                    f" (heard {self.channel.heard[-2:]}, next {self.channel.variables})"
+                )
                 if self.route == "bridge" and self.channel.variables.get("BENCH_TALKED"):
                     # The conversation happened: after the bridge the caller's channel
                     # hangs up (Dial without g), and the h extension tells a live server.
@@ -470,8 +474,10 @@ class Bench:
         while not self.stop.wait(0.1):
             try:
                 status = self.queue.status()
-            except RedisError:
-                continue  # a failover: the next poll tells
+            except RedisError:  # a failover: a gap that had begun goes on meanwhile
+                if since is not None:
+                    self.gap_s_max = max(self.gap_s_max, time.monotonic() - since)
+                continue
             waiting = any(c["state"] == "waiting" for c in status["calls"])
             free = any(s.get("state") == "available" for s in status["seats"])
             now = time.monotonic()
