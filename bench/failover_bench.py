@@ -199,6 +199,7 @@ class FailoverConnection(AgiConnection):
             port = em.ports[(first + attempt) % len(em.ports)]
             em.local.port = port
             self.dead = self.hangup_sent = False
+            talked_before = bool(self.channel.variables.get("BENCH_TALKED"))
             started = time.monotonic()
             try:
                 super().run()
@@ -211,9 +212,10 @@ class FailoverConnection(AgiConnection):
                     f"{self.route} session of {self.channel.uniqueid} cut by the kill of :{port}"
                     f" (heard {self.channel.heard[-2:]}, next {self.channel.variables})"
                 )
-                if self.route == "bridge" and self.channel.variables.get("BENCH_TALKED"):
-                    # The conversation happened: after the bridge the caller's channel
-                    # hangs up (Dial without g), and the h extension tells a live server.
+                if self.channel.variables.get("BENCH_TALKED") and not talked_before:
+                    # This session's Dial connected (a bridge, or an inbound session
+                    # matched at once): after it the caller's channel hangs up (Dial
+                    # without g), and the h extension tells a live server.
                     self.channel.variables["HOTLINE_NEXT"] = "hangup"
             return
         em.unreachable += 1
