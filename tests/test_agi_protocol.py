@@ -12,7 +12,7 @@ import pytest
 from agi_scripts.protocol import AGIProtocolError, ChannelGone, SafeAGI
 from agi_scripts.server import FastAGIServer
 from agi_scripts.sessions import AgiSettings
-from calls import CallHandler
+from calls import CallerDirectory, CallHandler
 from queueing import CallQueue
 
 ENV = (
@@ -144,10 +144,13 @@ def test_exec_joins_arguments_into_one_quoted_string(pair) -> None:  # type: ign
 
 
 @contextmanager
-def serving(queue: CallQueue, settings: AgiSettings) -> Iterator[FastAGIServer]:
+def serving(
+    queue: CallQueue, settings: AgiSettings, directory: CallerDirectory | None = None
+) -> Iterator[FastAGIServer]:
+    """A FastAGI server on a free loopback port, serving until the block ends."""
     from rq import Queue
 
-    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), None)
+    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), directory)
     server = FastAGIServer(("127.0.0.1", 0), handler, settings)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

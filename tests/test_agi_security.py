@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from rq import Queue
 
 from agi_scripts.protocol import SafeAGI
 from agi_scripts.server import AllowList, FastAGIServer
 from agi_scripts.sessions import AgiSettings
-from calls import CallerDirectory, CallHandler
+from calls import CallerDirectory
 from cases.db import engine_for, session_factory, upgrade
 from cases.models import CitizenRegister
 from cases.phones import PhoneSettings, normalise
@@ -28,7 +25,7 @@ from hotline.config import ConfigError, load_settings
 from hotline.runtime import agi_settings
 from queueing import CallQueue
 from tests.conftest import wait_until
-from tests.test_agi_protocol import ENV, Peer
+from tests.test_agi_protocol import ENV, Peer, serving
 
 SECRET = "agi-test-secret-0123456789"
 ELDER = "13800138000"  # registered as vulnerable: the number a spoofer would claim
@@ -39,22 +36,6 @@ def env_for(script: str, caller: str = "unknown") -> str:
     return ENV.replace("ivr?dept=12345", script).replace(
         "agi_callerid: unknown", f"agi_callerid: {caller}"
     )
-
-
-@contextmanager
-def serving(
-    queue: CallQueue, settings: AgiSettings, directory: CallerDirectory | None = None
-) -> Iterator[FastAGIServer]:
-    handler = CallHandler(queue, Queue("hotline", connection=queue.redis), directory)
-    server = FastAGIServer(("127.0.0.1", 0), handler, settings)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def connect_from(server: FastAGIServer, source: str) -> socket.socket:
