@@ -17,17 +17,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from redis import Redis
-from twilio.request_validator import RequestValidator
 
 from hotline.redis_server import free_port
 from queueing import CallQueue
 from queueing.settings import QueueSettings
 from tests.real_rig import wait_port
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid, signed_incoming_call
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_DIR = ROOT / "docker" / "nginx"
@@ -159,28 +157,10 @@ def get(port: int, path: str, timeout: float = 10, **headers: str) -> tuple[int,
 
 
 def signed_voice_webhook(port: int, call: int) -> tuple[int, bytes]:
-    params = {
-        "CallSid": sid(call),
-        "From": "+8613800000001",
-        "To": "+8612345",
-        "CallStatus": "ringing",
-        "AccountSid": "AC" + "0" * 32,
-        "Direction": "inbound",
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(
-        PUBLIC_BASE + "/twilio/voice", params
-    )
+    body, headers = signed_incoming_call(call)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(
-            "POST",
-            "/twilio/voice",
-            body=urlencode(params),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": signature,
-            },
-        )
+        conn.request("POST", "/twilio/voice", body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:

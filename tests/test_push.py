@@ -18,19 +18,18 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from redis import Redis
-from twilio.request_validator import RequestValidator
 
 from hotline.config import load_settings
 from hotline.redis_server import free_port
 from hotline.runtime import call_handler, call_queue
 from tests.push_rig import start_push, stop, with_push_port
 from tests.real_rig import wait_port
-from tests.twilio_peer import AUTH_TOKEN, sid
+from tests.twilio_peer import AUTH_TOKEN, signed_incoming_call
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
@@ -302,27 +301,8 @@ def test_a_department_inbox_hears_of_a_case_dispatched_to_it(live) -> None:  # t
 
 
 def signed_voice_webhook(web: str, call: int) -> int:
-    params = {
-        "CallSid": sid(call),
-        "From": "+8613800000001",
-        "To": "+8612345",
-        "CallStatus": "ringing",
-        "AccountSid": "AC" + "0" * 32,
-        "Direction": "inbound",
-    }
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(
-        PUBLIC_BASE + "/twilio/voice", params
-    )
-    r = requests.post(
-        web + "/twilio/voice",
-        data=urlencode(params),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": signature,
-        },
-        timeout=10,
-    )
-    return r.status_code
+    body, headers = signed_incoming_call(call, PUBLIC_BASE)
+    return requests.post(web + "/twilio/voice", data=body, headers=headers, timeout=10).status_code
 
 
 def test_eighty_open_wallboards_leave_the_web_to_health_checks_and_webhooks(live) -> None:  # type: ignore[no-untyped-def]

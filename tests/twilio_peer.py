@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -14,6 +14,27 @@ PUBLIC_BASE = "https://hotline.example.org"
 
 def sid(n: int | str) -> str:
     return "CA" + f"{n}".rjust(32, "0")[-32:].replace(" ", "0")
+
+
+def signed_incoming_call(call: int, base: str = PUBLIC_BASE) -> tuple[str, dict[str, str]]:
+    """A new call's /twilio/voice webhook as Twilio sends it: the urlencoded body and
+    the headers, signed for ``base`` (for tests that speak raw HTTP)."""
+    params = {
+        "CallSid": sid(call),
+        "From": "+8613800000001",
+        "To": "+8612345",
+        "CallStatus": "ringing",
+        "AccountSid": "AC" + "0" * 32,
+        "Direction": "inbound",
+    }
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        base + "/twilio/voice", params
+    )
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature,
+    }
+    return urlencode(params), headers
 
 
 class TwilioSigner:
