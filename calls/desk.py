@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calls.casework import arm_clocks, file_form
 from calls.handler import CallHandler
 from cases import dispatch as work
-from cases.models import Case, ExtensionRequest
+from cases.models import Case, ExtensionRequest, User
 from cases.service import parse_form
 from cases.users import log_action
 from ivr import events as e
@@ -112,11 +112,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
 # Why a seat went offline (the queue's reason), for the operator whose seat it was.
 LOGOUT_REASONS: dict[str, tuple[str, str]] = {
     "heartbeat lost": (
-        "工作台与系统失去联系超过30秒，坐席已自动签出。",
-        "the console lost contact for over 30 s and the seat was logged out",
+        "工作台与系统失去联系超过30秒，已自动签出。",
+        "the console lost contact for over 30 s, so it was logged out automatically.",
     ),
-    "forced logout": ("班长 {by} 已将您的坐席签出。", "supervisor {by} logged your seat out."),
-    "logout": ("坐席已签出。", "the seat was logged out."),
+    "forced logout": ("班长 {by} 将其签出。", "supervisor {by} logged it out."),
+    "logout": ("已在其他页面签出。", "it was logged out from another page."),
 }
 
 
@@ -204,6 +204,23 @@ class Desk:
                 "could not record %s on %s by %s (%s)", action, target, actor.username, exc
             )
 
+    def display_name(self, username: str) -> str:
+        """The name a person is shown by (班长 李华, not li); the user name itself if
+        the database cannot say."""
+        try:
+            with self.sessions() as db:
+                name = db.scalar(select(User.display_name).where(User.username == username))
+        except SQLAlchemyError:
+            return username
+        return name or username
+
+    def logout_words(self, record: dict[str, str]) -> dict[str, str]:
+        """``logout_words`` with the person who logged the seat out by their name."""
+        words = logout_words(record)
+        if words["by"]:
+            words["by"] = self.display_name(words["by"])
+        return words
+
     # -- seats ------------------------------------------------------------------------
 
     def seat(self, seat: str) -> dict[str, str]:
@@ -216,7 +233,7 @@ class Desk:
         owner = record.get("owner", "")
         if record.get("state") == "offline":
             if owner and owner == actor.username:
-                raise DeskError("seat-logged-out", 409, {"seat": seat, **logout_words(record)})
+                raise DeskError("seat-logged-out", 409, {"seat": seat, **self.logout_words(record)})
             if actor.supervises:
                 raise DeskError("not-logged-in", 409, {"seat": seat})
             raise DeskError("not-your-seat", 403, {"seat": seat})
@@ -335,7 +352,7 @@ class Desk:
         except QueueError as exc:
             if exc.code == "not-logged-in":
                 raise DeskError(
-                    "seat-logged-out", 409, {"seat": seat, **logout_words(self.seat(seat))}
+                    "seat-logged-out", 409, {"seat": seat, **self.logout_words(self.seat(seat))}
                 ) from None
             raise _desk_error(exc, seat=seat) from None
         return record

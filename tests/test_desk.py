@@ -282,3 +282,17 @@ def test_a_supervisor_says_why_a_case_moves(app) -> None:  # type: ignore[no-unt
         events = db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))
         actions = [e.action for e in events]
         assert actions[-2:] == ["dispatched", "dispatch_reason"]
+
+
+def test_a_forced_out_operator_is_told_which_supervisor_by_name(app) -> None:  # type: ignore[no-untyped-def]
+    desk = app.extensions["hotline"].desk
+    console, headers = signed_in(app, "wang")
+    r = console.post("/console/seat/login", data={"seat": "1001"}, headers=headers)
+    assert r.status_code < 400
+    desk.logout_seat(Actor("li", "supervisor"), "1001")
+    with pytest.raises(DeskError) as refused:
+        desk.heartbeat(Actor("wang", "operator"), "1001")
+    assert refused.value.words() == "您的坐席已签出：班长 李班长 将其签出。"
+    assert refused.value.words("en") == "Your seat was logged out: supervisor 李班长 logged it out."
+    page = console.get("/console/").get_data(as_text=True)
+    assert "您的坐席已签出：班长 李班长 将其签出。" in page and "班长 li " not in page

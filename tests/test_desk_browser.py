@@ -50,7 +50,7 @@ def test_an_operators_shift_owned_seat_forced_out_and_back_missed_call_sign_out(
         row.locator("button.danger").click()
         expect(row).to_have_count(0)
         expect(wang.locator("#seat-stranded")).to_contain_text(
-            "班长 li 已将您的坐席签出", timeout=20_000
+            "您的坐席已签出：班长 李班长 将其签出", timeout=20_000
         )
         expect(wang.locator("#seat-login input[name=seat]")).to_have_value("1001")
         screenshot(wang, "desk-forced-out")

@@ -27,7 +27,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from calls.desk import PAUSE_REASONS, DeskError, call_outcome, logout_words
+from calls.desk import PAUSE_REASONS, DeskError, call_outcome
 from calls.figures import figures
 from cases.cdr import day_start, hourly, operator_day, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
@@ -194,7 +194,7 @@ def console() -> Any:
         # Logged out under the operator (heartbeat lost, a supervisor): say why, and
         # offer to log in again with the same seat and skills.
         stranded = DeskError(
-            "seat-logged-out", 409, {"seat": seat, **logout_words(current)}
+            "seat-logged-out", 409, {"seat": seat, **services().desk.logout_words(current)}
         ).words(language())
         session.pop("seat", None)
         current = {"id": None, "state": "offline", "skills": current.get("skills", "")}
