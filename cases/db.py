@@ -38,6 +38,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    # A database restart or a standby's promotion cuts every pooled connection: each
+    # checkout pings first and reconnects (a multi-host URL then finds the primary).
     return create_engine(url, pool_pre_ping=True)
 
 
