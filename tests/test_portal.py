@@ -60,6 +60,9 @@ def test_a_unit_signs_for_and_resolves_its_case_and_sees_no_other_units(people) 
     sign_in(urban, "urban")
     inbox = urban.get("/portal/").get_data(as_text=True)
     assert mine in inbox and theirs not in inbox
+    header = re.search(r"<header.*?</header>", inbox, re.S)
+    assert header and "市综合行政执法局（城管） · 承办单位" in header[0]  # the unit, not "urban"
+    assert "urban ·" not in header[0]
     assert urban.get(f"/portal/cases/{theirs}").status_code == 404
     assert post(urban, f"/portal/cases/{theirs}/sign").status_code == 404
     assert post(urban, f"/portal/cases/{mine}/sign").status_code == 302

@@ -100,10 +100,14 @@ class SignedIn:
 
     @classmethod
     def of(cls, user: User) -> SignedIn:
+        """Call it inside the user's database session (it may read their unit)."""
+        name = user.display_name
+        if (not name or name == user.username) and user.department is not None:
+            name = user.department.name  # a unit's shared account goes by the unit's name
         return cls(
             user.id,
             user.username,
-            user.display_name,
+            name or user.username,
             user.role,
             user.seat,
             user.department_id,
