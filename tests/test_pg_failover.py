@@ -7,7 +7,8 @@ the next form is filed into SQL at once, the worker's case job succeeds, and the
 citizens' lookup page reads the case: no process of ours was restarted. Then a
 primary with a streaming standby, and one DATABASE_URL naming both with
 target_session_attrs=read-write: writes go to the primary, and after the primary is
-stopped and the standby promoted, the same URL reaches the new primary."""
+stopped and the standby promoted, the same URL reaches the new primary; and a case the
+asynchronous standby never received is filed again by the reaper's case sweep."""
 
 from __future__ import annotations
 
@@ -259,6 +260,62 @@ def test_one_url_names_standby_and_primary_and_follows_a_promotion(  # type: ign
         page = site.lookup(second)
         assert page.status_code == 200 and second in page.text
         site.assert_no_database_errors(caplog)
+    finally:
+        standby.stop()
+        primary.stop()
+
+
+def test_a_case_an_async_standby_never_received_is_refiled_by_the_case_sweep(  # type: ignore[no-untyped-def]
+    site_on,
+) -> None:
+    """Streaming is asynchronous: a case committed on the primary while the standby was
+    not receiving is gone after the promotion. Its call's hang-up is still in Redis's
+    event stream and its form in Redis: the reaper's case sweep, its cursor set back to
+    before the loss (docs/operations.md), files the case again with that form."""
+    from calls.handler import CaseSweep
+    from cases.db import engine_for, session_factory
+    from cases.models import Case
+
+    primary = PostgresServer().start()
+    standby = PostgresServer()
+    try:
+        prepared(primary)
+        standby.start_standby(primary)
+        url = (
+            "postgresql+psycopg://postgres@/hotline"
+            f"?host=127.0.0.1:{standby.port}&host=127.0.0.1:{primary.port}"
+            "&target_session_attrs=read-write"
+        )
+        site = site_on(url)
+        sweep = CaseSweep(site.handler, session_factory(engine_for(url)), grace_s=0.0)
+        kept = site.take_a_call_and_file_its_case()
+        wait_until(lambda: kept in case_numbers_on(standby), what="the standby replays it")
+        assert sweep.run_once() == []  # every answered call has its case
+        rewind_to = site.redis.xinfo_stream(site.handler.queue.keys.events)["last-generated-id"]
+
+        standby.stop_server("fast")  # the standby stops receiving; the primary goes on
+        lost = site.take_a_call_and_file_its_case()
+        assert sweep.run_once() == []  # the sweep's cursor passes the lost call's hang-up
+        primary.kill_postmaster()  # the primary's host is gone, and what only it had
+        standby.start_again()
+        standby.promote()
+
+        assert case_numbers_on(standby) == {kept}
+        assert sweep.run_once() == []  # nothing new in the stream: a plain sweep misses it
+        site.redis.hset(site.handler.queue.keys.stats, CaseSweep.CURSOR_FIELD, rewind_to)
+        assert sweep.run_once() == [f"pg-failover-{site.calls}"]
+        SimpleWorker([Queue(RQ_QUEUE, connection=site.redis)], connection=site.redis).work(
+            burst=True, logging_level="WARNING"
+        )
+        with session_factory(engine_for(url))() as db:
+            refiled = db.query(Case).filter(Case.call_id == f"pg-failover-{site.calls}").one()
+            assert (refiled.category.code, refiled.address) == (
+                FORM["category_code"],
+                FORM["address"],
+            )
+            # The day's numbering continues from what the standby has: the same number.
+            assert refiled.number == lost
+        assert case_numbers_on(standby) == {kept, lost}
     finally:
         standby.stop()
         primary.stop()
