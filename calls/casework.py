@@ -21,8 +21,8 @@ from calls.clocks import sync_case
 from calls.filing import mark_filed, read_draft, storable_form, storable_text
 from cases.db import database_url_from_env, engine_for, session_factory
 from cases.models import Case
-from cases.service import _FORM_TEXT as FORM_TEXT_LIMITS  # the form's own limits
 from cases.service import (
+    FORM_TEXT_LIMITS,
     CallInfo,
     CaseDraft,
     InvalidForm,

@@ -333,7 +333,8 @@ _FORM_CODES = (
     ("district_code", District),
     ("department_code", Department),
 )
-_FORM_TEXT = {"description": 4000, "address": 500, "caller_name": 64}
+# The free-text fields of the form and their lengths (the columns allow no more).
+FORM_TEXT_LIMITS = {"description": 4000, "address": 500, "caller_name": 64}
 
 
 def parse_form(session: Session, data: dict[str, object]) -> CaseDraft:
@@ -344,7 +345,7 @@ def parse_form(session: Session, data: dict[str, object]) -> CaseDraft:
         if name not in known:
             raise InvalidForm("field", name, sorted(known - {"seat"}))
     values: dict[str, object] = {}
-    for name, limit in _FORM_TEXT.items():
+    for name, limit in FORM_TEXT_LIMITS.items():
         value = data.get(name, "")
         if not isinstance(value, str) or len(value) > limit:
             raise InvalidForm(name, value, [f"text of at most {limit} characters"])
