@@ -1,21 +1,36 @@
 """A burst on a real Asterisk: hotline against Asterisk's own app_queue, side by side.
 
 The same Asterisk 22 (the project's configuration, built as the real-Asterisk tests
-build it), the same stand-in operator phones (SIPp, registered with their seat
-passwords, answering at once and talking ``--talk`` seconds, no wrap-up) and the same
-burst of citizens (SIPp on the trunk, all within a second) drain twice:
+build it), the same stand-in operator phones answering at once and talking ``--talk``
+seconds (no wrap-up), and the same burst of citizens (SIPp on the trunk, all within a
+second) drain twice. The phones (``--phones``) are either
+
+- ``sip``: SIPp, registered with their seat passwords; or
+- ``local``: Local channels, Local/SEAT@seat-phones, whose dialplan Answer()s, Wait()s
+  the talk time and hangs up (both systems dial the same strings).
+
+The two systems:
 
 - app_queue: ``strategy = leastrecent``, ``ringinuse = no`` (busy-aware members),
   ``retry = 1``, ``wrapuptime = 0``, ``autofill = yes`` (without it app_queue rings one
   waiting caller at a time: 12 s gaps at 200 callers);
 - hotline: `hotline agi serve` (FastAGI and the AMI redirector) and `hotline reaper`.
 
-Measured from the phones' own SIP message traces:
+Measured from the phones' own SIP message traces (``sip``), or from the seat-phones
+context's own lines in Asterisk's log (``local``), with millisecond times:
 - gap: a seat's time from hanging up (its BYE) to answering its next caller (its 200);
 - overhead: (last answer - first answer + talk) / (ceil(calls / seats) * talk);
-- connected: answered calls; twice: citizens answered more than once.
+- connected: answered calls; twice: citizens answered more than once;
+- stages (hotline, ``local``): the p99 of each step of a gap (the seat hangs up -> its
+  caller's Dial ends -> the next caller's Dial starts -> the seat answers) and the AGI
+  route that started those Dials.
 
-    HOTLINE_ASTERISK_SOURCE=../shared/vendor/asterisk .venv/bin/python bench/asterisk_burst.py
+A Local phone's pick-up is when its Answer() starts: Answer() then waits up to 500 ms
+for the caller's first voice frame (the citizens send none), so each talk lasts up to
+``--talk`` + 0.5 s, for both systems alike.
+
+    HOTLINE_ASTERISK_SOURCE=../shared/vendor/asterisk .venv/bin/python bench/asterisk_burst.py \
+        [--phones sip|local]
 """
 
 from __future__ import annotations
@@ -44,18 +59,38 @@ from tests.real_asterisk import Asterisk, asterisk_prefix, free_port  # noqa: E4
 from tests.real_rig import RealRig  # noqa: E402
 
 APP_QUEUE_NUMBER = "99999"  # the trunk number routed to app_queue for the comparison
+LOCAL_PHONES = "seat-phones"  # the context of the Local-channel phones (--phones local)
 
 _STAMP = re.compile(r"^-+ (\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)")
 
 
-def app_queue_config(seats: list[str]) -> tuple[str, dict[str, str]]:
+def seat_dial_string(phones: str) -> str:
+    """How both systems dial a seat ({seat}: its number)."""
+    return "PJSIP/{seat}" if phones == "sip" else f"Local/{{seat}}@{LOCAL_PHONES}"
+
+
+def local_phones_dialplan(talk_s: float) -> str:
+    """Phones as Local channels: answer at once, talk, hang up. The NoOp lines are the
+    phones' own record (Asterisk logs each with its millisecond time)."""
+    return (
+        f"\n[{LOCAL_PHONES}]\n"
+        "exten => _[12]XXX,1,Answer()\n"
+        " same => n,NoOp(seat-phone answer ${CALLERID(num)})\n"
+        f" same => n,Wait({talk_s:g})\n"
+        " same => n,NoOp(seat-phone hangup)\n"
+        " same => n,Hangup()\n"
+    )
+
+
+def app_queue_config(seats: list[str], phones: str = "sip") -> tuple[str, dict[str, str]]:
     dialplan = (
         "\n[hotline-inbound](+)\n"
         f"exten => {APP_QUEUE_NUMBER},1,Answer()\n"
         " same => n,Queue(burst,,,,600)\n"
         " same => n,Hangup()\n"
     )
-    members = "".join(f"member => PJSIP/{s}\n" for s in seats)
+    dial = seat_dial_string(phones)
+    members = "".join(f"member => {dial.format(seat=s)}\n" for s in seats)
     queues = (
         # autofill: ring as many waiting callers as there are free members (Asterisk's
         # default is one at a time, which no real centre runs).
@@ -101,12 +136,47 @@ def phone_events(messages: Path) -> list[tuple[float, str, str]]:
     return out
 
 
-def measure(rig: RealRig, seats: list[str], calls: int, talk_s: float) -> dict[str, object]:
+_LOCAL_LINE = re.compile(
+    r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+)\].*Executing \[(\d+)@"
+    + LOCAL_PHONES
+    + r":\d+\] (Answer|NoOp)\(\"([^\"]*)\"(?:, \"seat-phone (answer|hangup) ?([^\"]*)\")?"
+)
+
+
+def local_phone_events(log: str) -> dict[str, list[tuple[float, str, str]]]:
+    """Per seat, (time, 'answer'|'hangup', caller) from the seat-phones context's lines
+    in Asterisk's full log. The pick-up is when Answer() starts (it then waits up to
+    500 ms for the caller's media before the dialplan goes on); the caller is on the
+    NoOp after it, matched by the channel's name."""
+    answered: dict[str, tuple[float, str]] = {}  # channel -> (time, seat)
+    out: dict[str, list[tuple[float, str, str]]] = {}
+    for line in log.splitlines():
+        found = _LOCAL_LINE.match(line)
+        if not found:
+            continue
+        stamp, seat, app, channel, kind, caller = found.groups()
+        at = datetime.fromisoformat(stamp).timestamp()
+        if app == "Answer":
+            answered[channel] = (at, seat)
+        elif kind == "answer" and channel in answered:
+            out.setdefault(seat, []).append((answered.pop(channel)[0], "answer", caller))
+        elif kind == "hangup":
+            out.setdefault(seat, []).append((at, "hangup", ""))
+    return out
+
+
+def measure(
+    rig: RealRig, seats: list[str], calls: int, talk_s: float, phones: str = "sip"
+) -> dict[str, object]:
     gaps: list[float] = []
     answers: list[float] = []
     callers: Counter[str] = Counter()
+    local = local_phone_events(rig.asterisk.log()) if phones == "local" else {}
     for seat in seats:
-        events = sorted(phone_events(rig.workdir / f"phone-{seat}.messages"))
+        if phones == "local":
+            events = sorted(local.get(seat, []))
+        else:
+            events = sorted(phone_events(rig.workdir / f"phone-{seat}.messages"))
         last_hangup = None
         for at, kind, caller in events:
             if kind == "answer":
@@ -129,6 +199,57 @@ def measure(rig: RealRig, seats: list[str], calls: int, talk_s: float) -> dict[s
     }
 
 
+_LOG_LINE = re.compile(r"^\[([\d\- :.]+)\] \w+\[\d+\]\[(C-[0-9a-f]+)\] (.*)$")
+_SEAT_APP = re.compile(
+    r"\[(\d+)@" + LOCAL_PHONES + r":\d+\] (Answer|NoOp)\(.*seat-phone hangup|"
+    r"\[(\d+)@" + LOCAL_PHONES + r":1\] Answer\("
+)
+_ROUTE = re.compile(r'AGI\("PJSIP/trunk[^"]*", "agi://[^/]+/[^/]+/([a-z-]+)')
+
+
+def stages(log: str) -> dict[str, object]:
+    """Where hotline's seat idle gaps go (Local-channel phones), from Asterisk's log:
+    the seat hangs up -> its caller's Dial ends (the AGI then completes the call, which
+    offers the seat; the redirect moves the next caller into the bridge route) -> the
+    next caller's Dial starts -> the seat answers. p99 of each step, and which route
+    started the Dials that closed a gap."""
+    hangup: dict[str, tuple[float, str]] = {}  # seat -> (time, its caller's call id)
+    dial_end: dict[str, float] = {}  # call id -> when its caller left the seat's bridge
+    dial_start: dict[str, tuple[float, str]] = {}  # seat -> (time, route)
+    route: dict[str, str] = {}  # call id -> the last AGI route on the caller's channel
+    steps: dict[str, list[float]] = {"seat_to_dial_end": [], "to_next_dial": [], "to_answer": []}
+    routes: Counter[str] = Counter()
+    for line in log.splitlines():
+        found = _LOG_LINE.match(line)
+        if not found:
+            continue
+        at = datetime.fromisoformat(found.group(1)).timestamp()
+        call, text = found.group(2), found.group(3)
+        if (agi := _ROUTE.search(text)) is not None:
+            route[call] = agi.group(1)
+        elif "PJSIP/trunk" in text and "left 'simple_bridge'" in text:
+            dial_end.setdefault(call, at)
+        elif "Executing Application: (Dial)" in text and (seat := re.search(r"/(\d+)@", text)):
+            dial_start[seat.group(1)] = (at, route.get(call, "?"))
+        elif (phone := _SEAT_APP.search(text)) is not None:
+            if phone.group(1):
+                hangup[phone.group(1)] = (at, call)
+            elif phone.group(3) in hangup:
+                hung_up, previous = hangup.pop(phone.group(3))
+                started, how = dial_start.get(phone.group(3), (at, "?"))
+                ended = dial_end.get(previous, hung_up)
+                steps["seat_to_dial_end"].append(ended - hung_up)
+                steps["to_next_dial"].append(started - ended)
+                steps["to_answer"].append(at - started)
+                routes[how] += 1
+
+    def p99(values: list[float]) -> float | None:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(len(values) * 0.99))], 3) if values else None
+
+    return {"p99_s": {name: p99(v) for name, v in steps.items()}, "dialled_by": dict(routes)}
+
+
 def drain(rig: RealRig, name: str, dialed: str, calls: int, timeout_s: float) -> None:
     series = {"hotline": "1371", "app_queue": "1372"}[name]  # mobile numbers, 11 digits
     numbers = [f"{series}{n:07d}" for n in range(calls)]
@@ -144,6 +265,7 @@ def run(
     talk_s: float,
     workdir: Path,
     systems: tuple[str, ...] = ("app_queue", "hotline"),
+    phones: str = "sip",
 ) -> dict[str, object]:
     prefix = asterisk_prefix()
     if prefix is None:
@@ -158,13 +280,20 @@ def run(
         seed(session)
         session.commit()
     seats = [f"1{n:03d}" for n in range(1, seat_count + 1)]
-    results: dict[str, object] = {"calls": calls, "seats": seat_count, "talk_s": talk_s}
+    results: dict[str, object] = {
+        "calls": calls,
+        "seats": seat_count,
+        "talk_s": talk_s,
+        "phones": phones,
+    }
     for system in systems:
         run_dir = workdir / system
         run_dir.mkdir()
         redis_server = RedisServer(run_dir / "redis", durable=False).start()
         redis = Redis.from_url(redis_server.url)
-        dialplan, conf = app_queue_config(seats)
+        dialplan, conf = app_queue_config(seats, phones)
+        if phones == "local":
+            dialplan += local_phones_dialplan(talk_s)
         asterisk = Asterisk(
             prefix,
             run_dir / "asterisk",
@@ -175,7 +304,15 @@ def run(
             extra_conf=conf,
             extra_modules=("app_queue.so",),
         )
-        rig = RealRig(asterisk, redis, redis_server.url, db_url, sounds / "zh", run_dir)
+        rig = RealRig(
+            asterisk,
+            redis,
+            redis_server.url,
+            db_url,
+            sounds / "zh",
+            run_dir,
+            env_overrides={"SEAT_DIAL_PATTERN": seat_dial_string(phones)},
+        )
         try:
             asterisk.start()
             if system == "hotline":
@@ -183,6 +320,11 @@ def run(
                 rig.start("reaper")
                 rig.keep_seats_alive()
             for seat in seats:
+                if phones == "local":  # the phone is the dialplan: only the login
+                    if system == "hotline":
+                        rig.queue.seat_login(seat, ("mandarin",))
+                        rig.seats.append(seat)
+                    continue
                 rig.seat(
                     seat,
                     ring_ms=0,
@@ -195,7 +337,9 @@ def run(
             drain(rig, system, dialed, calls, timeout_s=60 + 4 * calls / seat_count * talk_s + 60)
             for phone in rig.sipps:
                 phone.stop()
-            results[system] = measure(rig, seats, calls, talk_s)
+            results[system] = figures = measure(rig, seats, calls, talk_s, phones)
+            if phones == "local" and system == "hotline":
+                figures["stages"] = stages(asterisk.log())
         finally:
             rig.close()
             redis.close()
@@ -209,15 +353,21 @@ def main() -> None:
     parser.add_argument("--seats", type=int, default=20)
     parser.add_argument("--talk", type=float, default=2.0)
     parser.add_argument("--only", choices=["app_queue", "hotline"], default=None)
+    parser.add_argument(
+        "--phones",
+        choices=["sip", "local"],
+        default="sip",
+        help="seat phones: SIPp over PJSIP, or Local channels answered by the dialplan",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this folder")
     args = parser.parse_args()
     systems = (args.only,) if args.only else ("app_queue", "hotline")
     if args.keep:
         args.keep.mkdir(parents=True)
-        result = run(args.calls, args.seats, args.talk, args.keep, systems)
+        result = run(args.calls, args.seats, args.talk, args.keep, systems, args.phones)
     else:
         with tempfile.TemporaryDirectory(prefix="asterisk-burst-") as tmp:
-            result = run(args.calls, args.seats, args.talk, Path(tmp), systems)
+            result = run(args.calls, args.seats, args.talk, Path(tmp), systems, args.phones)
     print(json.dumps(result))
 
 
