@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -214,7 +215,8 @@ class StreamCursor(Base):
     last_id: Mapped[str] = mapped_column(String(32))
 
 
-ROLES = ("operator", "supervisor", "department", "admin")
+# knowledge_editor: approves the knowledge base's changes (cases.knowledge)
+ROLES = ("operator", "supervisor", "department", "admin", "knowledge_editor")
 
 
 class User(Base):
@@ -344,6 +346,83 @@ class DialCursor(Base):
     __tablename__ = "dial_cursor"
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
     mark: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeArticle(Base):
+    """A knowledge base (知识库) article: what operators read out, and citizens read.
+    Its fields are those of its published version; cases.knowledge changes them."""
+
+    __tablename__ = "kb_article"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)  # the answer as operators read it out
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))  # who keeps it
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))  # None: citywide
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    review_on: Mapped[date | None] = mapped_column(Date)
+    # draft | proposed (never published yet) | published | retired
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    version: Mapped[int] = mapped_column(Integer, default=0)  # the published one; 0: none yet
+    answered_count: Mapped[int] = mapped_column(Integer, default=0)  # calls answered from it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    category: Mapped[Category] = relationship()
+    department: Mapped[Department] = relationship()
+    district: Mapped[District | None] = relationship()
+
+    __table_args__ = (Index("ix_kb_article_status_category", "status", "category_id"),)
+
+
+class KnowledgeVersion(Base):
+    """One version of an article, in full: a draft, a proposal, or what was published,
+    with who wrote it and who approved (or rejected) it."""
+
+    __tablename__ = "kb_article_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_article.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    category_id: Mapped[int] = mapped_column(ForeignKey("category.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    review_on: Mapped[date | None] = mapped_column(Date)
+    # draft | proposed | published | superseded | rejected | withdrawn
+    state: Mapped[str] = mapped_column(String(16))
+    written_by: Mapped[str] = mapped_column(String(64))
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # approved or rejected it
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="")  # why proposed; why rejected
+    article: Mapped[KnowledgeArticle] = relationship()
+
+    __table_args__ = (Index("ux_kb_article_version_number", "article_id", "number", unique=True),)
+
+
+class KnowledgeAnswer(Base):
+    """A case answered from an article (直接答复): the article and the version read."""
+
+    __tablename__ = "kb_answer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), unique=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_article.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    answered_by: Mapped[str] = mapped_column(String(64))
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    article: Mapped[KnowledgeArticle] = relationship()
+
+
+class KnowledgeWord(Base):
+    """A word of a published article's title or category, by its toneless pinyin: how a
+    query typed in pinyin, or with a wrong homophone, finds the word it meant."""
+
+    __tablename__ = "kb_word"
+    word: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pinyin: Mapped[str] = mapped_column(String(160), index=True)
 
 
 # The opt-out register's record functions (the CLI and the admin screen call these).

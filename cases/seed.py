@@ -158,7 +158,8 @@ LEGACY_HOTLINES = [
 
 
 def seed(session: Session) -> dict[str, int]:
-    """Add missing reference rows; returns how many of each were added."""
+    """Add missing reference rows; returns how many of each were added (and of
+    knowledge base articles, under "articles", when the empty base was seeded)."""
     added = {"districts": 0, "departments": 0, "categories": 0, "hotlines": 0}
     districts = {d.code: d for d in session.scalars(select(District))}
     for code, name in DISTRICTS:
@@ -211,4 +212,9 @@ def seed(session: Session) -> dict[str, int]:
             )
             added["hotlines"] += 1
     session.flush()
+    from cases.knowledge import seed_articles  # jieba loads only where articles are seeded
+
+    articles = seed_articles(session)
+    if articles:
+        added["articles"] = articles
     return added

@@ -271,6 +271,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "role_supervisor": ("班长", "Supervisor"),
     "role_department": ("承办单位", "Department"),
     "role_admin": ("管理员", "Administrator"),
+    "role_knowledge_editor": ("知识库编辑", "Knowledge editor"),
     "role_grid": ("网格员", "Grid worker"),
     "role_leader": ("值班领导", "Leader on duty"),
     "role_system": ("系统", "System"),
