@@ -16,8 +16,10 @@ Meanwhile, in turn, kill -9: the Redis primary (the sentinels promote the replic
 old primary comes back as a replica), one FastAGI server (the emulated dialplan then
 connects to the other one, as docker/asterisk/extensions.conf's [hotline-agi] does, and
 the emulator's AMI lists its channels for the servers' reconciler; the killed server
-comes back after a moment), one web process (gunicorn's whole process group), and a
-reaper. Each kind at least ``--kills`` times.
+comes back after a moment), one web process (gunicorn's whole process group), and the
+active reaper (the one holding the lease; the other stands by and takes over when the
+lease expires; the killed one comes back as the standby). Each kind at least
+``--kills`` times.
 
 Ground truth is the driver's own, as in bench/day_replay.py. The last line is a JSON
 object: calls, answered, abandoned, redis_failovers, agi_kills, web_kills,
@@ -26,8 +28,10 @@ caller), ghost_calls (live in the queue after every caller is gone), cases_missi
 (answered calls without a case in SQL), double_assignments (a seat talking on two calls
 at once, or the queue's event log saying so), answer_gap_s_max (the longest time a
 caller waited while a seat was available, by polling the queue every 100 ms),
-failover_s_max (kill of the primary to the first write that succeeds through the
-sentinels), the AGI sessions failed over or cut, and webhook_errors.
+failover_s_max (the longest of: kill of the primary to the first write that succeeds
+through the sentinels, and kill of the active reaper to the standby holding the lease),
+reaper_takeover_s_max (the latter alone), the AGI sessions failed over or cut, and
+webhook_errors.
 
     .venv/bin/python bench/failover_bench.py --minutes 3 --rate 0.5 --seats 8
 """
@@ -64,6 +68,7 @@ from sqlalchemy import select  # noqa: E402
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 import tests.asterisk_emulator as emulator_module  # noqa: E402
+from calls.lease import holder  # noqa: E402
 from cases.db import engine_for, session_factory, upgrade  # noqa: E402
 from cases.models import Case  # noqa: E402
 from cases.seed import seed  # noqa: E402
@@ -334,7 +339,8 @@ class Bench:
         self.calls: dict[str, Call] = {}
         self.stop = threading.Event()
         self.counts = {"redis_failovers": 0, "agi_kills": 0, "web_kills": 0, "reaper_kills": 0}
-        self.failover_s: list[float] = []
+        self.failover_s: list[float] = []  # Redis failovers and reaper takeovers
+        self.takeover_s: list[float] = []
         self.gap_s_max = 0.0
         self.seat_lock = threading.Lock()
         self.seat_busy: dict[str, str | None] = {}
@@ -705,12 +711,46 @@ class Bench:
         self.counts["web_kills"] += 1
         self.restart_later(name, 3.0)
 
-    def kill_reaper(self, n: int) -> None:
-        name = f"reaper-{n % 2}"
-        log(f"kill -9 {name}")
+    def active_reaper(self, timeout_s: float = 60.0) -> str | None:
+        """The reaper process holding the lease (the other stands by), waited for."""
+        key = self.queue.keys.lease("reaper")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.stop.is_set():
+            try:
+                holding = holder(self.redis, key)
+            except RedisError:
+                holding = None
+            for name, proc in self.procs.items():
+                if (
+                    name.startswith("reaper-")
+                    and proc.alive()
+                    and holding is not None
+                    and proc.process is not None
+                    and holding[1] == proc.process.pid
+                ):
+                    return name
+            time.sleep(0.05)
+        return None
+
+    def kill_reaper(self, _n: int) -> None:
+        """Kill -9 the active reaper and time the standby's takeover (the lease expires,
+        then its next try takes it): into failover_s_max, like a Redis failover."""
+        name = self.active_reaper()
+        if name is None:
+            raise RuntimeError("no reaper holds the lease")
+        log(f"kill -9 {name} (the active reaper)")
+        killed = time.monotonic()
         self.procs[name].kill9()
         self.counts["reaper_kills"] += 1
-        self.restart_later(name, 5.0)
+        try:
+            standby = self.active_reaper()  # the killed one is not alive: the other
+        finally:
+            self.restart_later(name, 1.0)  # back as the standby
+        if standby is None:
+            raise RuntimeError(f"no standby took over from {name}")
+        self.takeover_s.append(time.monotonic() - killed)
+        self.failover_s.append(self.takeover_s[-1])
+        log(f"{standby} took over after {self.takeover_s[-1]:.1f}s")
 
     # -- the run -----------------------------------------------------------------------
 
@@ -776,6 +816,7 @@ class Bench:
             "audit_lost_calls": audit.lost_calls,
             "answer_gap_s_max": round(self.gap_s_max, 2),
             "failover_s_max": round(max(self.failover_s, default=0.0), 2),
+            "reaper_takeover_s_max": round(max(self.takeover_s, default=0.0), 2),
             "agi_sessions_failed_over": self.emulator.failed_over,
             "agi_sessions_unreachable": self.emulator.unreachable,
             "agi_sessions_cut": dict(self.emulator.cut),

@@ -45,7 +45,7 @@ from calls.counts import CLOCK_RESULTS, DIAL_RESULTS, REAPER_AT, WAIT_BUCKETS
 from ivr.inbound import CALLBACK_AFTER_S
 from queueing import CallQueue
 from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S
-from queueing.keys import ID_PATTERNS
+from queueing.keys import ID_PATTERNS, LEASE_ROLES
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # One file per process; the host name keeps processes of different containers
@@ -192,10 +192,13 @@ class ServiceCollector(Collector):
         pipe.zcount(keys.clocks, "-inf", now_ms)
         pipe.zcount(keys.clocks, "-inf", now_ms - int(CLOCK_LATE_S * 1000))
         pipe.hget(keys.counts, REAPER_AT)
+        for role in LEASE_ROLES:
+            pipe.exists(keys.lease(role))
         replies = pipe.execute()
         calls = replies[: len(call_ids)]
         seat_states = replies[len(call_ids) : len(call_ids) + len(seat_ids)]
-        armed, due, late, reaper_at = replies[-4:]
+        leases = dict(zip(LEASE_ROLES, replies[-len(LEASE_ROLES) :], strict=True))
+        armed, due, late, reaper_at = replies[-4 - len(LEASE_ROLES) : -len(LEASE_ROLES)]
 
         waiting = dict.fromkeys(skills, 0)
         oldest_ms = dict.fromkeys(skills, 0)
@@ -275,6 +278,15 @@ class ServiceCollector(Collector):
                 "When the reaper last counted the event stream (Unix time; 0: never)",
                 [],
                 {"": int(reaper_at or 0) / 1000},
+            )
+        )
+        families.append(
+            gauge(
+                "hotline_lease_held",
+                "Whether some process holds the role's lease: 1, one is active; 0, none "
+                "(none running, or a standby yet to take over)",
+                ["role"],
+                {role: int(held) for role, held in leases.items()},
             )
         )
         return families

@@ -4,7 +4,10 @@ Each round it fires the dispatch clocks that are due (to the second), re-arms ti
 from SQL in batches (the backstop for a Redis that lost them), sweeps the queue (ring
 timeouts, wrap-up ends, lost seats, sticky fallback, talk past the maximum), and every
 few seconds makes sure each answered call has its case and folds the event stream into
-call detail rows. A database or Redis that is away is waited for, never fatal."""
+call detail rows. A database or Redis that is away is waited for, never fatal.
+
+Several reapers may run (on different hosts): one sweeps, holding the "reaper" lease
+(calls.lease), and the others stand by to take over."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from calls import clocks
 from calls.counts import count_clock_timers, count_queue_events
 from calls.figures import record_calls
 from calls.handler import CallHandler, CaseSweep
+from calls.lease import Lease
 from cases.cdr import attach_case_numbers
 from cases.service import utcnow
 
@@ -43,9 +47,16 @@ class Reaper:
         self.reconcile_after = 0
         self.pass_started = utcnow()
 
-    def run(self, running: Callable[[], bool], interval: float = 0.25) -> None:
+    def run(
+        self, running: Callable[[], bool], interval: float = 0.25, lease: Lease | None = None
+    ) -> None:
+        """Sweep until ``running()`` says stop; with a lease, only while holding it (one
+        reaper active among several: the others stand by)."""
         log.info("reaper: sweeping queue %r every %.2fs", self.queue.settings.name, interval)
         while running():
+            if lease is not None and not lease.active():
+                time.sleep(interval)
+                continue
             try:
                 counts, offers = self.round()
             except SQLAlchemyError as exc:

@@ -77,8 +77,12 @@ def run(ctx: Context) -> None:
 @pass_ctx
 def reaper(ctx: Context, interval: float) -> None:
     """Sweep the queue and the clocks: ring-no-answer, wrap-up ends, lost seats, sticky
-    fallback, reminders and overdue cases, answered calls without a case."""
+    fallback, reminders and overdue cases, answered calls without a case.
+
+    Run one on each of several hosts: the one holding the reaper lease sweeps, the
+    others stand by (HOTLINE_LEASE_TTL_S)."""
     use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
+    from calls.lease import Lease
     from calls.reaper import Reaper
 
     running = True
@@ -89,7 +93,10 @@ def reaper(ctx: Context, interval: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    Reaper(call_handler(ctx.settings, ctx.queue)).run(lambda: running, interval)
+    reaper = Reaper(call_handler(ctx.settings, ctx.queue))
+    redis, keys = ctx.queue.redis, ctx.queue.keys
+    with Lease(redis, keys.lease("reaper"), "reaper", ctx.settings.lease_ttl_s) as lease:
+        reaper.run(lambda: running, interval, lease)  # released on the way out
 
 
 @main.command()
@@ -303,11 +310,15 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
 @main.command()
 @pass_ctx
 def dialer(ctx: Context) -> None:
-    """The outbound dialer: return visits and call-backs, paced, within calling hours."""
+    """The outbound dialer: return visits and call-backs, paced, within calling hours.
+
+    Run one on each of several hosts: the one holding the dialer lease dials, the
+    others stand by (HOTLINE_LEASE_TTL_S)."""
     use_metrics_dir(ctx.settings)  # before anything imports prometheus_client
     import os
 
     from calls.dialer import Originator, plan_work
+    from calls.lease import Lease
     from hotline.runtime import dialer as make_dialer
     from web.twilio.outbound import TwilioOriginator
 
@@ -340,28 +351,37 @@ def dialer(ctx: Context) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     next_plan = next_housekeeping = 0.0
-    with engine.sessions() as session:
-        engine.reindex(session)
-    while running:
-        try:
-            if time.monotonic() >= next_plan:
-                with engine.sessions() as session:
-                    planned = plan_work(session, engine, engine.now(), min_wait_s)
-                if planned:
-                    log.info("dialer: %d calls planned", planned)
-                next_plan = time.monotonic() + 10
-            if time.monotonic() >= next_housekeeping:
-                engine.expire_stale()
-                next_housekeeping = time.monotonic() + 30
-            if originator is not None:
-                engine.run_once()
-        except SQLAlchemyError as exc:
-            log.warning("dialer: case database unavailable (%s); retrying", exc)
-            time.sleep(2)
-        except (RedisConnectionError, OSError) as exc:
-            log.warning("dialer: redis unavailable (%s); retrying", exc)
-            time.sleep(1)
-        time.sleep(0.2)
+    lease = Lease(engine.redis, engine.keys.lease("dialer"), "dialer", s.lease_ttl_s)
+    with lease:  # released on the way out, so a standby takes over at once
+        reindexed = False  # since this process last became active
+        while running:
+            if not lease.active():
+                reindexed = False
+                time.sleep(0.2)
+                continue
+            try:
+                if not reindexed:  # what a stopped dialer claimed, never dialled, is due again
+                    with engine.sessions() as session:
+                        engine.reindex(session)
+                    reindexed = True
+                if time.monotonic() >= next_plan:
+                    with engine.sessions() as session:
+                        planned = plan_work(session, engine, engine.now(), min_wait_s)
+                    if planned:
+                        log.info("dialer: %d calls planned", planned)
+                    next_plan = time.monotonic() + 10
+                if time.monotonic() >= next_housekeeping:
+                    engine.expire_stale()
+                    next_housekeeping = time.monotonic() + 30
+                if originator is not None:
+                    engine.run_once()
+            except SQLAlchemyError as exc:
+                log.warning("dialer: case database unavailable (%s); retrying", exc)
+                time.sleep(2)
+            except (RedisConnectionError, OSError) as exc:
+                log.warning("dialer: redis unavailable (%s); retrying", exc)
+                time.sleep(1)
+            time.sleep(0.2)
 
 
 @main.group()

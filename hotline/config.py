@@ -46,6 +46,9 @@ class Settings:
     # RQ workers the run command starts: two, so a crashed one never stops case filing
     # and a record day's ~100 cases a minute at peak have room.
     workers: int = 2
+    # One active reaper and one active dialer among several (calls.lease): the lease's
+    # time to live. A standby takes over within it after the holder dies.
+    lease_ttl_s: float = 6.0
     redis_max_connections: int = 256  # per process; threads wait for a free one
     # Redis Sentinel (high availability): when set, REDIS_URL is not used. Each a
     # (host, port) of a sentinel; the primary is asked of them by service name.
@@ -170,6 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         agi_env_timeout_s=env_number(env, "HOTLINE_AGI_ENV_TIMEOUT_S", 10.0, minimum=1),
         agi_secret=_agi_secret(env.get("HOTLINE_AGI_SECRET") or ""),
         workers=int(env_number(env, "HOTLINE_WORKERS", 2, minimum=1)),
+        lease_ttl_s=env_number(env, "HOTLINE_LEASE_TTL_S", 6.0, minimum=1),
         agi_max_sessions=int(env_number(env, "HOTLINE_AGI_MAX_SESSIONS", 512, minimum=1)),
         phones=PhoneSettings(
             region=(env.get("HOTLINE_PHONE_REGION") or "CN").upper(),

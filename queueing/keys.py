@@ -33,6 +33,9 @@ def check_id(kind: str, value: str) -> str:
 # The operator's form waits in Redis until it is filed in SQL, and a while after.
 DRAFT_TTL_S = 7 * 86400
 
+# Roles one process at a time may hold, by a lease (calls.lease): the others stand by.
+LEASE_ROLES = ("reaper", "dialer")
+
 
 @dataclass(frozen=True)
 class QueueKeys:
@@ -114,6 +117,11 @@ class QueueKeys:
     @property
     def offer_channel(self) -> str:  # pub/sub channel announcing offers
         return self.prefix + "offers:chan"
+
+    def lease(self, role: str) -> str:  # string: the token of the process holding the role
+        if role not in LEASE_ROLES:
+            raise ValueError(f"invalid lease role {role!r}: must be one of {LEASE_ROLES}")
+        return self.prefix + "lease:" + role
 
     # Prefixes of per-entity keys.
     @property
