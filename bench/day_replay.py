@@ -18,7 +18,8 @@ an accelerated clock, with faults; the driver keeps its own ground truth.
 It prints one JSON object as its last line: calls, speed, wall_s, kills, answered,
 abandoned, callbacks, lost_calls, ghost_calls, cases_created, cases_missing,
 cases_missing_form, case_delay_s_p99 (hang-up to case, real seconds), figures_match
-(SQL figures against the driver's truth) and recognised_rate.
+(SQL figures against the driver's truth), recognised_rate, and events_per_call and
+event_stream_bytes_per_entry (to size the event stream's cap).
 
     .venv/bin/python bench/day_replay.py --calls 87000 --speed 50 --hours 9-10
 """
@@ -485,6 +486,9 @@ class Replay:
             for c in answered
             if c.id in cases and c.hung_up_wall
         )
+        # The event stream's size, to size HOTLINE_EVENTS_MAXLEN for two days of calls.
+        events = int(self.redis.xlen(self.queue.keys.events))
+        events_bytes = int(self.redis.memory_usage(self.queue.keys.events, samples=0) or 0)
         counts = {
             k: sum(1 for c in truth.values() if c.truth == k)
             for k in ("answered", "abandoned", "callback", "turned_away")
@@ -517,6 +521,8 @@ class Replay:
             "recognised_rate": round(sum(c.recognised for c in special) / len(special), 3)
             if special
             else None,
+            "events_per_call": round(events / len(truth), 1) if truth else None,
+            "event_stream_bytes_per_entry": round(events_bytes / events) if events else None,
         }
 
     @staticmethod

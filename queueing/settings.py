@@ -40,9 +40,11 @@ class QueueSettings:
     # called back. Shorter lapses (a console outage, a shift change) keep them waiting.
     closed_after_s: float = 300.0
     # The stream is a live buffer of today and yesterday (lua/prelude.lua trims older
-    # days), capped at this length too (about a day at Hangzhou's record volume): call
-    # detail rows in SQL keep the history, written by the reaper every few seconds.
-    events_maxlen: int = 1_000_000
+    # days), capped at this length too: two days at Hangzhou's record 87,000 calls, at
+    # about 7-10 entries a call (bench/day_replay.py: events_per_call) and about 92
+    # bytes an entry (about 180 MB). Call detail rows in SQL keep the history, written
+    # by the reaper every few seconds.
+    events_maxlen: int = 2_000_000
     default_handle_s: float = 240.0  # estimate before any call has been handled
 
     @property
@@ -110,4 +112,5 @@ def load_queue_settings(environ: Mapping[str, str] | None = None) -> QueueSettin
         max_wait_s=env_number(env, "HOTLINE_MAX_WAIT_S", 4 * 3600.0, minimum=60),
         max_talk_s=env_number(env, "HOTLINE_MAX_TALK_S", 7200.0, minimum=60),
         closed_after_s=env_number(env, "HOTLINE_CLOSED_AFTER_S", 300.0),
+        events_maxlen=int(env_number(env, "HOTLINE_EVENTS_MAXLEN", 2_000_000, minimum=10_000)),
     )

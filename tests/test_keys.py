@@ -86,3 +86,12 @@ def test_ids_are_checked_strictly(kind: str, value: str) -> None:
 )
 def test_real_ids_pass(kind: str, value: str) -> None:
     assert check_id(kind, value) == value
+
+
+def test_the_event_streams_cap_holds_two_record_days_and_is_configurable() -> None:
+    from queueing.settings import ConfigError, load_queue_settings
+
+    assert load_queue_settings({}).events_maxlen >= 2 * 87_000 * 10
+    assert load_queue_settings({"HOTLINE_EVENTS_MAXLEN": "3000000"}).events_maxlen == 3_000_000
+    with pytest.raises(ConfigError, match="HOTLINE_EVENTS_MAXLEN"):
+        load_queue_settings({"HOTLINE_EVENTS_MAXLEN": "100"})
