@@ -114,10 +114,29 @@ def hold_clip() -> Response:
     return send_file(path, mimetype="audio/wav", max_age=86400)
 
 
+def seat_offered_by_a_first_delivery(sid: str) -> str | None:
+    """A repeat of the call's first webhook (nginx passes one on when the web process
+    that took it died before answering) after that first one had matched the caller to
+    a seat: the seat, to dial now. Holding the caller instead would keep the seat
+    offered to nobody until its ring timed out, then pause it for not answering."""
+    flow = services().handler.load(sid)
+    if flow is None or flow.phase != "ringing" or not flow.seat:
+        return None
+    record = services().queue.call(sid)
+    if record.get("state") == "offered" and record.get("seat") == flow.seat:
+        return flow.seat
+    return None
+
+
 @bp.post("/voice")
 @signed
 def voice() -> Response:
     sid = call_sid()
+    seat = seat_offered_by_a_first_delivery(sid)
+    if seat:
+        response = VoiceResponse()
+        dial_now(response, sid, seat)
+        return twiml(response)
     actions = services().handler.start(sid, phone("From"), phone("To"), "twilio", time.time())
     return respond(actions, sid, in_queue=False)
 
@@ -129,6 +148,14 @@ def gather() -> Response:
     pressed = digits()
     event: e.Event = e.Digits(pressed, at=time.time()) if pressed else e.InputTimeout(time.time())
     in_queue = request.args.get("in") == "queue"
+    flow = services().handler.load(sid)
+    if flow is not None and flow.phase == "done":
+        # The key that ended the flow, delivered again (a callback chosen): the call is
+        # over, so no hold music that nothing would end. The choice was recorded once.
+        ended: list[a.Action] = [a.HangUp()]
+        if flow.outcome == "callback":
+            ended.insert(0, a.Play("callback_confirmed"))
+        return respond(ended, sid, in_queue=in_queue)
     return respond(services().handler.handle(sid, event), sid, in_queue=in_queue)
 
 
