@@ -11,9 +11,12 @@ import getpass
 import http.client
 import os
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,13 +98,19 @@ def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object
 
 @pytest.fixture
 def nginx(web: dict[str, object], tmp_path: Path) -> Iterator[int]:
-    state = tmp_path / "nginx"
+    with front_proxy(f"127.0.0.1:{web['port']}", tmp_path / "nginx") as port:
+        yield port
+
+
+@contextmanager
+def front_proxy(web_servers: str, state: Path) -> Iterator[int]:
+    """nginx from the image's template in front of ``web_servers`` (host:port,...)."""
     state.mkdir()
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "NGINX_LISTEN": f"127.0.0.1:{port}",
-        "NGINX_WEB_SERVERS": f"127.0.0.1:{web['port']}",
+        "NGINX_WEB_SERVERS": web_servers,
         "NGINX_STATE_DIR": str(state),
         "NGINX_ACCESS_LOG": str(state / "access.log"),
         "NGINX_ERROR_LOG": str(state / "error.log"),
@@ -252,3 +261,109 @@ def test_metrics_are_not_served_through_the_front_proxy(nginx: int, web) -> None
     finally:
         conn.close()
     assert response.status == 404 and b"hotline_" not in body
+
+
+class DyingWeb:
+    """A web process that dies with every request in flight: it reads the request, lets
+    the real web act on it (the call is queued, a seat offered), and is gone before it
+    answers, resetting the connection as a killed gunicorn worker does."""
+
+    def __init__(self, web_port: int) -> None:
+        self.web_port = web_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.seen: list[str] = []  # the bodies it took and never answered
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._die_in_flight, args=(conn,), daemon=True).start()
+
+    def _die_in_flight(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return  # an idle keep-alive connection that nginx closed
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            request_line, *lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+            length = int({k.lower(): v for k, v in headers.items()}.get("content-length", 0))
+            while len(body) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            web = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=10)
+            try:
+                kept = {k: v for k, v in headers.items() if k.lower() != "connection"}
+                web.request(method, path, body=body, headers=kept)
+                web.getresponse().read()  # done: the web acted on it
+            finally:
+                web.close()
+            self.seen.append(body.decode())
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.parametrize("seat", ["busy", "free"])
+def test_a_webhook_cut_short_by_a_dying_web_is_answered_by_the_other(  # type: ignore[no-untyped-def]
+    web, tmp_path: Path, seat: str
+) -> None:
+    """Two web processes behind nginx, one of which dies with the new call's webhook in
+    flight after acting on it. nginx passes the webhook on to the other, which answers
+    with TwiML (not a 502 that Twilio plays as an application error), and the caller is
+    queued once: holding for a person, or dialled to the seat the first one offered."""
+    redis: Redis = web["redis"]
+    queue = CallQueue(redis, QueueSettings())
+    dying = DyingWeb(int(web["port"]))
+    if seat == "busy":
+        queue.seat_login("1001")
+        queue.seat_state("1001", "paused", "busy")
+    try:
+        servers = f"127.0.0.1:{dying.port},127.0.0.1:{web['port']}"
+        with front_proxy(servers, tmp_path / "nginx") as port:
+            for n in range(1, 11):  # until nginx has picked the dying one first
+                if seat == "free":
+                    queue.seat_login(f"{1000 + n}")  # a free seat for each caller
+                status, twiml = signed_voice_webhook(port, n)
+                assert status == 200 and b"<Response>" in twiml, twiml
+                if dying.seen:
+                    break
+    finally:
+        dying.close()
+    assert dying.seen and f"CallSid={sid(n)}" in dying.seen[0], "nginx never tried the dying web"
+    kinds = [
+        f[b"type"] for _, f in redis.xrange(queue.keys.events) if f.get(b"call") == sid(n).encode()
+    ]
+    assert kinds.count(b"ENTERQUEUE") == 1, kinds
+    record = queue.call(sid(n))
+    if seat == "busy":
+        assert record["state"] == "waiting" and b"<Enqueue" in twiml, twiml
+    else:
+        assert kinds.count(b"OFFER") == 1, kinds
+        assert (record["state"], record["seat"]) == ("offered", f"{1000 + n}")
+        dialled = ET.fromstring(twiml).find("Dial/Client")
+        assert dialled is not None and dialled.text == f"{1000 + n}", twiml  # dialled now
+        assert queue.seat(f"{1000 + n}")["state"] != "paused"
+
+
+def test_only_the_inbound_twilio_webhooks_are_passed_on_after_they_were_sent() -> None:
+    """A console form or the callback bot's survey answer sent twice could act twice:
+    those keep nginx's default (a request already sent is never passed on)."""
+    conf = (NGINX_DIR / "nginx.conf.template").read_text()
+    assert conf.count("non_idempotent") == 1
+    block = conf.split("location /twilio/ {", 1)[1].split("}", 1)[0]
+    assert "non_idempotent;" in block and "proxy_next_upstream_tries 2;" in block
+    outbound = conf.split("location /twilio/outbound/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_next_upstream" not in outbound
