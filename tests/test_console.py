@@ -250,3 +250,9 @@ def test_the_operator_dispatches_to_the_suggested_or_a_chosen_unit(app) -> None:
         assert (case.status, case.department.code) == ("dispatched", "district-meilan")
         assert case.respond_by is not None and case.handle_by is not None
     assert handler.redis.zcard(handler.queue.keys.clocks) == 4  # its clocks are set
+
+
+def test_a_short_secret_key_is_warned_about(redis_server, redis, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("WARNING", logger="hotline.web"):
+        make_app(redis_server, redis, tmp_path)  # its key is "test"
+    assert "HOTLINE_SECRET_KEY has 4 characters: use at least 32" in caplog.text

@@ -26,6 +26,7 @@ log = logging.getLogger("hotline.web")
 __all__ = ["Services", "create_app", "services"]
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's largest webhook is a few KB
+MIN_SECRET_KEY_CHARS = 32
 
 
 def local_time(moment: datetime) -> str:
@@ -56,6 +57,14 @@ def create_app(
     app.config.update(config or {})
     if not settings.secret_key:
         log.warning("HOTLINE_SECRET_KEY is not set: sessions will not survive a restart")
+    elif len(settings.secret_key) < MIN_SECRET_KEY_CHARS:
+        # Whoever guesses the key can forge a session cookie (a supervisor's, say).
+        log.warning(
+            "HOTLINE_SECRET_KEY has %d characters: use at least %d random ones "
+            "(scripts/secret-key makes 64)",
+            len(settings.secret_key),
+            MIN_SECRET_KEY_CHARS,
+        )
 
     app.extensions["hotline"] = Services(
         settings=settings,
