@@ -26,12 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rq import Retry
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
-from calls.handler import CallHandler
+from calls.handler import CallHandler, job_id_for
+from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
 from cases.models import Case, ExtensionRequest, User
 from cases.service import parse_form
@@ -102,6 +104,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "choose-lead-unit": ("请选择承办单位", "Choose a lead unit"),
     "no-such-extension": ("找不到该延期申请", "No such extension request"),
+    "note-required": (
+        "请填写转办说明（例如：起火地点、伤情），再转接",
+        "Write a short note (what and where) before transferring",
+    ),
+    "note-too-long": ("转办说明最多 {limit} 字", "The note is at most {limit} characters"),
+    "unknown-line": ("没有这条紧急线路：{line}", "No such emergency line: {line}"),
+    "transfer-failed": (
+        "转接未能完成（电话系统无响应），请告知来电人直接拨打 {line}",
+        "The transfer did not go through (the telephony did not answer); "
+        "tell the caller to dial {line} directly",
+    ),
+    "unstaffed-skill": (
+        "目前没有签入的{detail}坐席，无法转接",
+        "No seat with the skill {detail} is logged in",
+    ),
+    "seat-unavailable": (
+        "坐席 {detail} 现在不能接听（非空闲）",
+        "Seat {detail} cannot take the call now (it is not available)",
+    ),
     "redispatch-needs-supervisor": (
         "工单已派往 {unit}，改派须由班长操作",
         "The case went to {unit}; only a supervisor can re-dispatch it",
@@ -158,6 +179,9 @@ _QUEUE_ERRORS: dict[str, tuple[int, str]] = {
     "bad-argument": (400, "bad-argument"),
     "not-offered": (409, "not-your-call"),
     "not-in-wrap-up": (409, "not-in-wrap-up"),
+    "not-connected": (409, "not-connected"),
+    "unstaffed-skill": (409, "unstaffed-skill"),
+    "seat-unavailable": (409, "seat-unavailable"),
 }
 
 
@@ -445,6 +469,91 @@ class Desk:
             log.exception("case form for %s kept for a retry: the database is unavailable", call)
             self.handler.submit_case_form(call, form)
             return None
+
+    # -- transfers (calls.transfers) ----------------------------------------------------
+
+    def _connected_call(self, actor: Actor, call: str) -> tuple[dict[str, str], str]:
+        """The actor's connected call (404 for anyone else's) and its channel."""
+        record = self.call(actor, call)
+        if record.get("state") != "on_call" or not record.get("seat"):
+            raise DeskError("not-connected", 409)
+        flow = self.handler.load(call)
+        return record, flow.channel if flow is not None else ""
+
+    def transfer_emergency(
+        self,
+        actor: Actor,
+        call: str,
+        line: str,
+        note: str,
+        telephony: CallMover,
+        lines: dict[str, str],
+    ) -> Transition:
+        """紧急转办: a blind transfer of the caller to an emergency line (``lines``: line
+        -> the number dialled), with a short note, by the call's operator or a
+        supervisor. The call ends for the centre as transferred (not abandoned), its
+        seat goes to wrap-up, and its case records the line."""
+        note = " ".join(note.split())
+        if line not in lines:
+            raise DeskError("unknown-line", 400, {"line": line[:8]})
+        record, channel = self._connected_call(actor, call)
+        if not note:
+            raise DeskError("note-required", 422)
+        if len(note) > NOTE_MAX_CHARS:
+            raise DeskError("note-too-long", 422, {"limit": NOTE_MAX_CHARS})
+        if not telephony.can_move(call, channel):
+            raise DeskError("transfer-failed", 502, {"line": line})
+        seat = record["seat"]
+        try:
+            transition = self.queue.transfer(call, seat, "out", line)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        try:
+            telephony.to_line(call, channel, lines[line])
+        except TelephonyError as exc:
+            log.error("emergency transfer of %s to %s failed: %s", call, line, exc)
+            self.record(actor, "emergency-transfer-failed", call, f"{line} {exc}")
+            raise DeskError("transfer-failed", 502, {"line": line}) from None
+        self.handler.schedule_case(call)
+        self.handler.handle(call, e.Hangup(at=time.time()))  # the flow is done here
+        self.handler.jobs.enqueue(
+            "calls.transfers.record_emergency_transfer",
+            call,
+            line,
+            note,
+            actor.username,
+            job_id=job_id_for("emergency", call),
+            retry=Retry(max=8, interval=[1, 2, 5, 10, 30, 60]),
+        )
+        self.record(actor, "emergency-transfer", call, f"{line} {note}")
+        return transition
+
+    def transfer_call(
+        self, actor: Actor, call: str, kind: str, target: str, telephony: CallMover
+    ) -> Transition:
+        """Hand the connected call to another skill (at the head of its line) or to a
+        named available seat: the pop and the case form's draft follow the call."""
+        if kind not in ("skill", "seat"):
+            raise DeskError("bad-argument", 400, {"detail": "kind"})
+        if kind == "seat":
+            target = _ident("seat", target)
+        record, channel = self._connected_call(actor, call)
+        if not telephony.can_move(call, channel):
+            raise DeskError("transfer-failed", 502, {"line": target})
+        seat = record["seat"]
+        try:
+            transition = self.queue.transfer(call, seat, kind, target)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
+        try:
+            telephony.back_in_line(call, channel)
+        except TelephonyError as exc:
+            log.error("transfer of %s to %s %s failed: %s", call, kind, target, exc)
+            self.record(actor, "transfer-failed", call, f"{kind} {target} {exc}")
+            raise DeskError("transfer-failed", 502, {"line": target}) from None
+        flow_back_in_line(self.handler, call, target if kind == "skill" else None)
+        self.record(actor, f"transfer-{kind}", call, target)
+        return transition
 
     def complete(self, actor: Actor, call: str) -> str:
         """The operator has hung up, on a phone whose telephony cannot say so (the

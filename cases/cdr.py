@@ -33,6 +33,8 @@ _FIELDS = (
     "wait_ms",
     "talk_ms",
     "wrapup_ms",
+    "transfer_kind",
+    "transferred_to",
 )
 
 
@@ -97,6 +99,11 @@ def fold(events: list[tuple[str, dict[str, str]]]) -> dict[str, dict[str, object
             r.update(ended_at=_at(ts), outcome=outcome)
             if e.get("wait_ms"):
                 r["wait_ms"] = int(e["wait_ms"])
+        elif kind == "TRANSFER":  # handed on by its operator: out (an emergency line), skill, seat
+            r.update(
+                transfer_kind="emergency" if e.get("kind") == "out" else e.get("kind"),
+                transferred_to=e.get("to"),
+            )
         elif kind == "TURNED_AWAY":
             r.update(
                 ended_at=_at(ts),

@@ -124,6 +124,9 @@ class Case(Base):
     satisfaction: Mapped[str | None] = mapped_column(String(16))
     # 并单: a repeat request about the same matter, merged into this case.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("case_record.id"))
+    # 紧急转办: the call went on to an emergency line (110, 119, 120, 122), kept here.
+    handling: Mapped[str | None] = mapped_column(String(24))  # emergency_transfer
+    transferred_to: Mapped[str | None] = mapped_column(String(32))
     category: Mapped[Category | None] = relationship()
     department: Mapped[Department | None] = relationship()
     district: Mapped[District | None] = relationship()
@@ -205,6 +208,9 @@ class CallRecord(Base):
     # A missed call (abandoned, turned away, a callback request): when the call-back
     # reached the citizen. Its own outcome stays what it was, for honest figures.
     called_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The operator handed the call on: emergency (out of the centre), skill or seat.
+    transfer_kind: Mapped[str | None] = mapped_column(String(16))
+    transferred_to: Mapped[str | None] = mapped_column(String(32))
 
 
 class StreamCursor(Base):

@@ -89,12 +89,36 @@ class Settings:
     ami_secret: str | None = None
     # How the dialer reaches a citizen through the carrier trunk ({number}: national digits)
     asterisk_outbound_dial: str = "PJSIP/{number}@trunk"
+    # 紧急转办: the console's emergency lines and the number each is dialled at through
+    # the trunk (Asterisk) or by Twilio. HOTLINE_EMERGENCY_LINES="110=110,119=0898119".
+    emergency_lines: tuple[tuple[str, str], ...] = (
+        ("110", "110"),
+        ("119", "119"),
+        ("120", "120"),
+        ("122", "122"),
+    )
+    twilio_api_base_url: str | None = None  # another Twilio API host (tests: a local peer)
 
 
 def _dial_pattern(value: str) -> str:
     if "{seat}" not in value or any(c in value for c in ',"\n'):
         raise ConfigError(f"SEAT_DIAL_PATTERN needs {{seat}} and no commas or quotes: {value!r}")
     return value
+
+
+def _emergency_lines(value: str) -> tuple[tuple[str, str], ...]:
+    """HOTLINE_EMERGENCY_LINES: "LINE=NUMBER,..." (digits; a number may start with +)."""
+    lines = []
+    for item in value.split(","):
+        line, sep, number = item.strip().partition("=")
+        if not sep or not re.fullmatch(r"[0-9]{2,6}", line) or not re.fullmatch(
+            r"\+?[0-9]{2,20}", number
+        ):
+            raise ConfigError(
+                f"HOTLINE_EMERGENCY_LINES needs LINE=NUMBER items (digits), got {item!r}"
+            )
+        lines.append((line, number))
+    return tuple(lines)
 
 
 def _seat_dial(value: str) -> str:
@@ -208,4 +232,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ami_username=env.get("ASTERISK_AMI_USERNAME") or "hotline",
         ami_secret=env.get("ASTERISK_AMI_SECRET") or None,
         asterisk_outbound_dial=env.get("ASTERISK_OUTBOUND_DIAL") or "PJSIP/{number}@trunk",
+        emergency_lines=_emergency_lines(
+            env.get("HOTLINE_EMERGENCY_LINES") or "110=110,119=119,120=120,122=122"
+        ),
+        twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
     )

@@ -44,7 +44,7 @@ def audit_event_log(redis: Redis, keys: QueueKeys) -> Audit:
                 audit.double_assignments += 1
             seat_holds[seat] = call
             call_at[call] = seat
-        elif kind in ("RINGNOANSWER", "COMPLETE") or (kind == "ABANDON" and seat):
+        elif kind in ("RINGNOANSWER", "COMPLETE", "TRANSFER") or (kind == "ABANDON" and seat):
             if seat_holds.get(seat) == call:
                 del seat_holds[seat]
             call_at.pop(call, None)

@@ -80,8 +80,13 @@ def queue_figures(
 ) -> QueueFigures:
     c = Counts()
     offered = ring_no_answer = 0
+    handed_on: set[str] = set()  # transferred to another seat: answered once, not twice
     for _, event in read_events(redis, keys, start_ms, end_ms):
         kind = event.get("type", "")
+        if kind == "TRANSFER":
+            handed_on.add(event.get("call", ""))
+        elif kind == "CONNECT" and event.get("call", "") in handed_on:
+            continue
         if kind == "ENTERQUEUE":
             offered += 1
             c.wanted_person += 1

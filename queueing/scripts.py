@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "turn_away",
     "pause_next",
     "wrapup_extend",
+    "transfer",
 )
 
 

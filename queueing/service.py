@@ -177,6 +177,25 @@ class CallQueue:
             raise QueueError("bad-argument", "by must be 'agent' or 'caller'")
         return self._transition("complete", check_id("call", call_id), by)
 
+    def transfer(self, call_id: str, seat_id: str, kind: str, target: str) -> Transition:
+        """The seat's operator hands the connected call on: ``out`` of the centre (the
+        call ends as transferred), to a ``skill`` (at the head of its line) or to a
+        named ``seat`` (offered now). The seat goes to wrap-up as after any call."""
+        if kind == "skill":
+            target = self._skill(target)
+        elif kind == "seat":
+            target = check_id("seat", target)
+        elif kind != "out" or not target:
+            raise QueueError("bad-argument", "kind must be out, skill or seat, with a target")
+        return self._transition(
+            "transfer",
+            check_id("call", call_id),
+            check_id("seat", seat_id),
+            kind,
+            target,
+            self.default_skill,
+        )
+
     def set_skill(self, call_id: str, skill: str) -> Transition:
         """A waiting caller chose a language; they keep their entry time."""
         return self._transition(

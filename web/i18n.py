@@ -710,6 +710,37 @@ TEXT: dict[str, tuple[str, str]] = {
         "确定将工单 {number} 派往所选单位吗？",
         "Dispatch case {number} to the chosen unit?",
     ),
+    # Call controls (calls.transfers): 紧急转办 and transfers to a seat or skill.
+    "xfer_controls": ("通话操作", "Call controls"),
+    "xfer_emergency": ("紧急转办", "Emergency transfer"),
+    "xfer_note": ("转办说明（必填）", "Note (required)"),
+    "xfer_note_hint": (
+        "例如：美兰区某小区3栋起火，有人被困",
+        "e.g. fire in block 3, someone trapped",
+    ),
+    "xfer_line": ("{line} {name}", "{line} {name}"),
+    "xfer_confirm_line": (
+        "确定将来电人转接到 {line}（{name}）吗？转接后您的通话将结束。",
+        "Transfer the caller to {line} ({name})? Your call with them ends.",
+    ),
+    "xfer_done_line": (
+        "已转接 {line}，工单记为紧急转办",
+        "Transferred to {line}; the case is recorded as an emergency transfer",
+    ),
+    "xfer_to_seat_or_skill": ("转接坐席或语种", "Transfer to a seat or skill"),
+    "xfer_to_skill": ("转给语种坐席", "To a skill"),
+    "xfer_to_seat": ("转给指定坐席", "To a seat"),
+    "xfer_seat_number": ("坐席号", "Seat"),
+    "xfer_go": ("转接", "Transfer"),
+    "xfer_confirm_other": (
+        "确定转接吗？工单草稿和来电信息将随通话转给对方。",
+        "Transfer the call? The case draft and the caller's details go with it.",
+    ),
+    "xfer_done_other": (
+        "已转接，来电信息和工单草稿已随通话转出",
+        "Transferred; the caller's details and the case draft went with the call",
+    ),
+    "xfer_no_call": ("当前没有通话", "No call in progress"),
 }
 
 

@@ -7,6 +7,7 @@ __all__ = ["bp"]
 # Their routes join the blueprint.
 from web.console import (  # noqa: E402
     admin,  # noqa: F401  (the administrator's screens)
+    call_controls,  # noqa: F401  (transfers beside the pop)
     cases,  # noqa: F401  (the case page and case search)
     supervision,  # noqa: F401
 )

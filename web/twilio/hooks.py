@@ -16,11 +16,13 @@ from flask import Blueprint, Response, abort, request, send_file
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from calls.transfers import transferred_away
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
 from queueing.keys import ID_PATTERNS
 from web.context import services
+from web.telephony import emergency_number
 from web.twilio.twiml import dial_seat, enqueue, hold_music, render_actions
 
 log = logging.getLogger("hotline.twilio")
@@ -241,6 +243,14 @@ def dial_status() -> Response:
     record = svc.queue.call(sid)
     caller_gone = field("CallStatus", 16) in TERMINAL
     response = VoiceResponse()
+    if transferred_away(record, dialled_seat) and not caller_gone:
+        # The operator handed the caller on (calls.transfers updated the live call): a
+        # <Dial> action after that says where the caller goes now, and ends nothing.
+        if record.get("transfer_kind") == "out":
+            response.dial(emergency_number(record.get("transferred_to", "")))
+        else:
+            response.redirect(svc.settings.twiml.url("/twilio/offered"), method="POST")
+        return twiml(response)
     talked = field("DialCallStatus", 16) == "completed" and dial_duration() > 0
     if record.get("state") == "on_call" or (talked and SEAT_ID.match(dialled_seat) and record):
         # A conversation happened, even if the seat leg's answer request never arrived.

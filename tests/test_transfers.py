@@ -1,0 +1,281 @@
+"""Transfers through the console and the desk, on Twilio's protocol: signed webhooks
+(tests/twilio_peer.py) bring a caller to wang's seat, and the REST requests the
+transfer makes go to a local HTTP server standing in for Twilio's API, which checks
+them. 紧急转办 to 119 ends the call for the centre as transferred (not abandoned),
+sends wang's seat to wrap-up, and marks the case and the call's detail row; a
+transfer to a Hainanese seat makes the pop follow the call."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from redis import Redis
+from sqlalchemy import select
+
+from calls.desk import Actor
+from hotline.config import load_settings
+from hotline.webapp import create_app
+from tests.test_console import PASSWORD, csrf_of, sign_in
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, parse, sid
+
+ACCOUNT = "AC" + "7" * 32
+CALL = sid(4242)
+
+
+class TwilioApi(BaseHTTPRequestHandler):
+    """Twilio's REST API as far as a call update goes: records each request."""
+
+    received: list[tuple[str, dict[str, list[str]]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        form = parse_qs(self.rfile.read(length).decode())
+        TwilioApi.received.append((self.path, form))
+        call = self.path.rsplit("/", 1)[-1].removesuffix(".json")
+        body = json.dumps({"sid": call, "account_sid": ACCOUNT, "status": "in-progress"})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[str]:
+    TwilioApi.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TwilioApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, monkeypatch):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from cases.users import add_user
+
+    db_url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as s:
+        seed(s)
+        s.commit()
+        add_user(s, "wang", "operator", PASSWORD, display_name="王芳", seat="1001")
+        add_user(s, "zhao", "operator", PASSWORD, display_name="赵敏", seat="2001")
+    env = {
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_server.url,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": twilio_api,
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "HOTLINE_WRAPUP_S": "30",
+        "HOTLINE_SECRET_KEY": "test",
+        "HOTLINE_EMERGENCY_LINES": "110=110,119=+86898119,120=120,122=122",
+    }
+    for key in ("REDIS_URL", "DATABASE_URL"):
+        monkeypatch.setenv(key, env[key])  # the RQ jobs read them, as in a worker
+    return create_app({"SETTINGS": load_settings(env), "REDIS": redis, "TESTING": True})
+
+
+def console_of(app, username: str) -> tuple[Any, dict[str, str]]:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    sign_in(client, username)
+    headers = {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
+    return client, headers
+
+
+def connect_a_caller(app, seat: str = "1001") -> None:  # type: ignore[no-untyped-def]
+    """A Twilio caller, offered to ``seat`` at once and picked up there."""
+    twilio = TwilioSigner(app.test_client())
+    params = {
+        "CallSid": CALL,
+        "From": "+8613800000001",
+        "To": "+8612345",
+        "CallStatus": "ringing",
+        "AccountSid": ACCOUNT,
+        "Direction": "inbound",
+    }
+    parse(twilio.post("/twilio/voice", params))
+    queue = app.extensions["hotline"].queue
+    assert queue.call(CALL)["state"] == "offered" and queue.call(CALL)["seat"] == seat
+    answered = twilio.post(
+        f"/twilio/seat-answered?call={CALL}&seat={seat}", {**params, "CallStatus": "in-progress"}
+    )
+    parse(answered)
+    assert queue.call(CALL)["state"] == "on_call"
+
+
+def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
+    from rq import SimpleWorker
+
+    jobs = app.extensions["hotline"].jobs
+    SimpleWorker([jobs], connection=jobs.connection).work(burst=True, logging_level="WARNING")
+
+
+def test_an_emergency_transfer_to_119_from_the_console(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.figures import record_calls
+    from cases.models import CallRecord, Case, CaseEvent
+
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    svc.desk.login_seat(Actor("zhao", "operator"), "2001", ["mandarin"])
+    connect_a_caller(app)
+    wang, wang_csrf = console_of(app, "wang")
+    page = wang.get("/console/call-controls").get_data(as_text=True)
+    assert 'value="119"' in page and "火警" in page and "data-confirm" in page
+
+    # Another operator's call does not exist for them; the note is not optional.
+    zhao, zhao_csrf = console_of(app, "zhao")
+    other = zhao.post(
+        f"/console/calls/{CALL}/emergency", data={"line": "119", "note": "起火"}, headers=zhao_csrf
+    )
+    assert other.status_code == 404
+    bare = wang.post(
+        f"/console/calls/{CALL}/emergency", data={"line": "119", "note": "  "}, headers=wang_csrf
+    )
+    assert bare.status_code == 422
+    assert "请填写转办说明" in bare.get_data(as_text=True)
+    assert TwilioApi.received == [] and svc.queue.call(CALL)["state"] == "on_call"
+
+    done = wang.post(
+        f"/console/calls/{CALL}/emergency",
+        data={"line": "119", "note": "美兰区海甸岛某小区3栋起火，有老人被困"},
+        headers=wang_csrf,
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert "已转接 119" in done.get_data(as_text=True)
+
+    # Twilio was asked to dial the configured number for 119 on the caller's call.
+    [(path, form)] = TwilioApi.received
+    assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+    assert "<Dial>+86898119</Dial>" in form["Twiml"][0]
+
+    # For the queue a transfer, not an abandon; the seat goes to wrap-up.
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == "transferred"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
+    assert "TRANSFER" in kinds and "COMPLETE" in kinds and "ABANDON" not in kinds
+
+    # The seat's <Dial> ending afterwards changes nothing and keeps the caller going.
+    twilio = TwilioSigner(app.test_client())
+    after = parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
+        )
+    )
+    assert [child.tag for child in after] == ["Dial"] and after[0].text == "+86898119"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+
+    run_jobs(app)
+    with svc.desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.call_id == CALL))
+        assert case is not None
+        assert case.handling == "emergency_transfer" and case.transferred_to == "119"
+        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
+        assert any(n.startswith("紧急转办 119：美兰区") for n in trail), trail
+        while record_calls(db, svc.redis, svc.queue.keys):
+            pass
+        row = db.get(CallRecord, CALL)
+        assert row.transfer_kind == "emergency" and row.transferred_to == "119"
+        assert row.outcome == "answered" and row.seat == "1001"
+
+
+def test_a_transfer_to_a_hainanese_seat_takes_the_pop_with_it(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    svc.desk.login_seat(Actor("zhao", "operator"), "2001", ["hainanese"])
+    wang, wang_csrf = console_of(app, "wang")
+    zhao, zhao_csrf = console_of(app, "zhao")
+    draft = {"description": "老人讲海南话，反映停水", "outcome": "later"}
+    wang.post(f"/console/calls/{CALL}/case", data=draft, headers=wang_csrf)
+    assert zhao.get(f"/console/calls/{CALL}/pop").status_code == 404  # not theirs yet
+
+    moved = wang.post(
+        f"/console/calls/{CALL}/transfer",
+        data={"kind": "skill", "skill": "hainanese"},
+        headers=wang_csrf,
+    )
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    [(path, form)] = TwilioApi.received
+    assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+    assert form["Url"] == [PUBLIC_BASE + "/twilio/offered"]
+
+    record = svc.queue.call(CALL)
+    assert record["state"] == "offered" and record["seat"] == "2001"
+    assert record["skill"] == "hainanese"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    # The pop is zhao's now, with the case and its draft; wang's screen lets it go.
+    pop = zhao.get(f"/console/calls/{CALL}/pop")
+    assert pop.status_code == 200 and "138 0000 0001" in pop.get_data(as_text=True)
+    assert wang.get(f"/console/calls/{CALL}/pop").status_code == 404
+    with svc.desk.sessions() as db:
+        from cases.models import Case
+
+        case = db.scalar(select(Case).where(Case.call_id == CALL))
+        assert case is not None and case.description == draft["description"]
+    more = {**draft, "description": draft["description"] + "，三天了"}
+    assert zhao.post(f"/console/calls/{CALL}/case", data=more, headers=zhao_csrf).status_code == 200
+    # Sent while the call rings at 2001, the form is the call's draft, which its case
+    # job files when zhao's conversation ends.
+    from calls.filing import read_draft
+
+    _, kept = read_draft(svc.redis, svc.queue.keys, CALL)
+    assert kept["description"] == more["description"] and kept["seat"] == "2001"
+
+    # Twilio follows the redirect: the caller's call dials seat 2001, which answers.
+    twilio = TwilioSigner(app.test_client())
+    root = parse(twilio.post("/twilio/offered", {"CallSid": CALL, "CallStatus": "in-progress"}))
+    dial = root.find("Dial")
+    assert dial is not None and dial.find("Client").text.strip() == "2001"
+    parse(
+        twilio.post(
+            f"/twilio/seat-answered?call={CALL}&seat=2001",
+            {"CallSid": CALL, "CallStatus": "in-progress"},
+        )
+    )
+    assert svc.queue.call(CALL)["state"] == "on_call"
+    assert svc.queue.seat("2001")["state"] == "on_call"
+    # wang's old <Dial> reporting its end (late) takes nothing from zhao.
+    parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {
+                "CallSid": CALL,
+                "CallStatus": "in-progress",
+                "DialCallStatus": "completed",
+                "DialCallDuration": "40",
+            },
+        )
+    )
+    assert svc.queue.call(CALL)["seat"] == "2001" and svc.queue.call(CALL)["state"] == "on_call"
+
+
+def test_a_transfer_to_a_skill_nobody_has_is_refused_in_words(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, wang_csrf = console_of(app, "wang")
+    refused = wang.post(
+        f"/console/calls/{CALL}/transfer",
+        data={"kind": "skill", "skill": "english"},
+        headers=wang_csrf,
+    )
+    assert refused.status_code == 409
+    assert "没有签入的" in refused.get_data(as_text=True)
+    assert TwilioApi.received == [] and svc.queue.call(CALL)["state"] == "on_call"

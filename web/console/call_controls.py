@@ -1,0 +1,69 @@
+"""The operator's call controls beside the pop: 紧急转办 to an emergency line (one
+button per line, a short note, a confirmation), and a transfer to another skill or a
+named seat. Every action goes through the desk (calls.desk), which checks that the
+call is the operator's (or a supervisor acts) and moves it (calls.transfers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+
+from calls.desk import DeskError
+from calls.transfers import EMERGENCY_LINES
+from web.auth import desk_actor, language, roles_required
+from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat
+from web.context import services
+from web.telephony import emergency_lines, telephony
+
+
+def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
+    lines = [
+        {"line": line, "name": EMERGENCY_LINES.get(line, ("", ""))[0 if language() == "zh" else 1]}
+        for line in emergency_lines()
+    ]
+    return {"call": call, "lines": lines, "skills": services().queue.settings.skills, **extra}
+
+
+def current_call() -> str | None:
+    """The call the operator's seat is talking on, if any."""
+    seats = services().desk.seats_of(desk_actor().username)
+    seat = my_seat() or (seats[0] if seats else None)
+    if not seat:
+        return None
+    record = services().queue.seat(seat)
+    return record.get("call") or None if record.get("state") == "on_call" else None
+
+
+@bp.get("/call-controls")
+@roles_required(*OPERATORS)
+def call_controls() -> Any:
+    return render_template("_call_controls.html", **controls_view(current_call()))
+
+
+@bp.post("/calls/<call>/emergency")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def emergency_transfer(call: str) -> Any:
+    line = request.form.get("line", "")
+    note = request.form.get("note", "")
+    try:
+        services().desk.transfer_emergency(
+            desk_actor(), call, line, note, telephony(), emergency_lines()
+        )
+    except DeskError as exc:
+        view = controls_view(call, error=exc.words(language()), note=note)
+        return render_template("_call_controls.html", **view), exc.status
+    return render_template("_call_controls.html", **controls_view(None, done_line=line))
+
+
+@bp.post("/calls/<call>/transfer")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def transfer(call: str) -> Any:
+    kind = request.form.get("kind", "")
+    target = request.form.get("seat" if kind == "seat" else "skill", "").strip()
+    try:
+        services().desk.transfer_call(desk_actor(), call, kind, target, telephony())
+    except DeskError as exc:
+        view = controls_view(call, error=exc.words(language()))
+        return render_template("_call_controls.html", **view), exc.status
+    return render_template("_call_controls.html", **controls_view(None, done_other=True))
