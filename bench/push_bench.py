@@ -138,6 +138,7 @@ class Bench:
         self.all_open = asyncio.Event()
         self.expected = 0
         self.stop = asyncio.Event()
+        self.signals: dict[str, list[str]] = {}  # seat -> the signals its console got
 
     def error(self, what: str) -> None:
         if len(self.errors) < 50:
@@ -145,7 +146,7 @@ class Bench:
         else:
             self.errors.append("…")
 
-    async def stream(self, path: str, cookie: str, kind: str) -> None:
+    async def stream(self, path: str, cookie: str, kind: str, seat: str = "") -> None:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.stream_port)
         except OSError as exc:
@@ -183,6 +184,8 @@ class Bench:
                     event = line[7:]
                 elif line.startswith("data:") and event:
                     data = line[5:].strip()
+                    if seat:
+                        self.signals.setdefault(seat, []).append(f"{event} {data}")
                     task = asyncio.create_task(self.on_signal(kind, event, data, cookie))
                     fetches.add(task)
                     task.add_done_callback(fetches.discard)
@@ -191,6 +194,12 @@ class Bench:
             writer.close()
 
     async def on_signal(self, kind: str, event: str, data: str, cookie: str) -> None:
+        try:
+            await self.fetch(kind, event, data, cookie)
+        except Exception as exc:  # noqa: BLE001 - a failed fetch is an error, not silence
+            self.error(f"{event} {data}: {exc!r}")
+
+    async def fetch(self, kind: str, event: str, data: str, cookie: str) -> None:
         if event == "pop":
             status, body = await http_get(
                 self.web_port, f"/console/calls/{urllib.parse.quote(data)}/pop", cookie
@@ -259,8 +268,8 @@ async def run(  # type: ignore[no-untyped-def]
     bench = Bench(ports["stream"], ports["web"])
     bench.expected = args.consoles + args.wallboards
     streams = [
-        asyncio.create_task(bench.stream("/console/events", cookie, "console"))
-        for cookie in cookies[: args.consoles]
+        asyncio.create_task(bench.stream("/console/events", cookie, "console", f"{2000 + n}"))
+        for n, cookie in enumerate(cookies[: args.consoles])
     ]
     streams += [
         asyncio.create_task(bench.stream("/console/wallboard/events", cookies[-1], "wallboard"))
@@ -312,12 +321,23 @@ async def run(  # type: ignore[no-untyped-def]
         hooks.append(asyncio.create_task(webhook(n)))
         await asyncio.sleep(gap)
     await asyncio.gather(*hooks)
+    # Wait for the burst's own pops: the webhooks start calls too, and their pops must
+    # not count towards the burst's (counting them let the wait end with a burst pop
+    # still in flight, reported as lost).
     deadline = time.monotonic() + 10
-    while len(bench.popped) < args.calls and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        missing = [c for c in bench.started if c not in bench.popped]
+        if not missing:
+            break
         await asyncio.sleep(0.1)
-    missing = [c for c in bench.started if c not in bench.popped]
     for call in missing[:10]:
-        bench.error(f"no pop for {call}")
+        record = await asyncio.to_thread(handler.queue.call, call)
+        seat = record.get("seat", "")
+        seat_state = (await asyncio.to_thread(handler.queue.seat, seat))["state"] if seat else ""
+        bench.error(
+            f"no pop for {call} (call {record.get('state', 'unknown')}, seat {seat or '-'}"
+            f" {seat_state}, signals {bench.signals.get(seat, [])[-4:]})"
+        )
     if len(missing) > 10:
         bench.error(f"… {len(missing)} pops missing in all")
     bench.stop.set()
