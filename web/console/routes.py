@@ -39,6 +39,7 @@ from cases.models import (
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
 from web.auth import desk_actor, language, roles_required
+from web.console.board import Drawing, Wallboard, masked
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
 
@@ -47,7 +48,6 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 
 OPERATORS = ("operator", "admin")
 SUPERVISORS = ("supervisor", "admin")
-BOARD_EVERY_S = 1.0
 SLOW_FIGURES_S = 5.0  # today's figures and the chart come from SQL, refreshed this often
 
 
@@ -467,45 +467,50 @@ def board_cache() -> BoardCache:
     return ext["hotline_board"]  # type: ignore[no-any-return]
 
 
+SEAT_STATES = ("available", "offered", "on_call", "wrap_up", "paused", "offline")
+
+
+def wallboard_drawer() -> Wallboard:
+    ext = current_app.extensions
+    if "hotline_wallboard" not in ext:
+        ext["hotline_wallboard"] = Wallboard(services().redis, services().queue.keys)
+    return ext["hotline_wallboard"]  # type: ignore[no-any-return]
+
+
 def board_view() -> dict[str, Any]:
-    status = services().queue.status()
+    live = wallboard_drawer().snapshot()
     waiting: dict[tuple[str, str], dict[str, Any]] = {}
-    for c in status["calls"]:
-        if c.get("state") != "waiting":
+    for c in live.calls:
+        if c["state"] != "waiting":
             continue
-        key = (str(c.get("skill", "")), str(c.get("priority", "normal")))
+        key = (c["skill"], c["priority"])
         row = waiting.setdefault(
             key, {"skill": key[0], "priority": key[1], "count": 0, "longest_s": 0.0}
         )
         row["count"] += 1
-        row["longest_s"] = max(row["longest_s"], float(str(c.get("wait_s") or 0)))
-    callers = {str(c["id"]): str(c.get("caller", "")) for c in status["calls"]}
+        row["longest_s"] = max(row["longest_s"], c["wait_s"])
+    callers = {c["id"]: c["caller"] for c in live.calls}
     slow = board_cache().get()
     by_seat = slow.get("by_seat", {})
     seats = []
-    for s in status["seats"]:
-        n, aht = by_seat.get(str(s["id"]), (0, None))
-        seats.append(
-            s | {"caller": callers.get(str(s.get("call", "")), ""), "calls": n, "aht": aht}
-        )
+    counts = dict.fromkeys(SEAT_STATES, 0)
+    for s in live.seats:
+        n, aht = by_seat.get(s["id"], (0, None))
+        caller = callers.get(s["call"], "")
+        # Only the masked number reaches the template: the drawing is shared and kept.
+        shown = masked(caller) if caller else ""
+        seats.append(s | {"caller_masked": shown, "calls": n, "aht": aht})
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
     return {
         "waiting": sorted(waiting.values(), key=lambda r: (r["skill"], r["priority"])),
         "seats": seats,
+        "seat_counts": [(state, n) for state, n in counts.items() if n],
         "figures": slow.get("figures"),
         "hourly": slow.get("hourly", []),
         "callbacks_pending": slow.get("callbacks_pending", 0),
         "satisfaction": slow.get("satisfaction"),
         "outbound": slow.get("outbound") or {},
     }
-
-
-_board_lock = threading.Lock()
-
-
-def _event_id(value: str) -> tuple[int, int]:
-    """A stream entry id (``1733050000000-3``) in order; anything else sorts first."""
-    ms, _, seq = value.partition("-")
-    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
 
 
 def newest_event() -> str:
@@ -516,25 +521,19 @@ def newest_event() -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-def shared_board(lang: str, seen: str) -> tuple[str, str]:
-    """The rendered board, shared by the wallboards of this process: a drawing made
-    after the queue event a wallboard was woken for (``seen``, its stream id) and under
-    a second old is reused, so twenty wallboards cost one snapshot of the queue."""
-    cache = current_app.extensions.setdefault("hotline_board_html", {})
-    with _board_lock:
-        hit = cache.get(lang)
-        if (
-            hit
-            and _event_id(hit[1]) >= _event_id(seen)
-            and time.monotonic() - hit[0] < BOARD_EVERY_S
-        ):
-            return hit[2], hit[3]
+def shared_board(lang: str, seen: str) -> Drawing:
+    """The rendered board, shared by every wallboard of every web process: a drawing
+    made after the queue event a wallboard was woken for (``seen``, its stream id) and
+    under a second old is reused, so twenty wallboards on any number of processes cost
+    one snapshot and one render a second (web/console/board.py)."""
+
+    def draw() -> Drawing:
         drawn_after = newest_event()  # before the snapshot: it shows at least this
         board = board_view()
         html = render_template("_board.html", board=board, reasons=PAUSE_REASONS)
-        chart = json.dumps(board["hourly"])
-        cache[lang] = (time.monotonic(), drawn_after, html, chart)
-        return html, chart
+        return Drawing(time.time(), drawn_after, html, json.dumps(board["hourly"]))
+
+    return wallboard_drawer().drawing(lang, seen, draw)
 
 
 @bp.get("/wallboard")
@@ -548,9 +547,11 @@ def wallboard() -> Any:
 def board_fragment() -> Any:
     """The board, fetched by a wallboard when the push process says ``board``; the
     hourly chart's figures ride along for the page's chart."""
-    html, chart = shared_board(language(), request.args.get("seen", "")[:40])
+    drawing = shared_board(language(), request.args.get("seen", "")[:40])
     return Response(
-        html + f'\n<div hidden data-hourly-now="{escape(chart)}"></div>', mimetype="text/html"
+        drawing.html + f'\n<div hidden data-hourly-now="{escape(drawing.chart)}"'
+        f' data-drawn="{drawing.at:.3f}"></div>',
+        mimetype="text/html",
     )
 
 
