@@ -375,12 +375,14 @@ def _index_rows(
                 "body_chars": " ".join(characters(item.body)),
             }
         else:
-            row |= {
-                "title": list(dict.fromkeys(title_words + characters(item.title))),
-                "category": list(dict.fromkeys(segment(category))),
-                "body": list(dict.fromkeys(body_words)),
-                "body_chars": characters(item.body),
-            }
+            row["document"] = tsvector_literal(
+                [
+                    (title_words + characters(item.title), "A"),
+                    (segment(category), "B"),
+                    (body_words, "C"),
+                    (characters(item.body), "D"),
+                ]
+            )
         rows.append(row)
         for word in _title_words(item.title, category):
             if word not in words:
@@ -398,16 +400,33 @@ def _index_rows(
         else:
             session.execute(
                 text(
-                    "INSERT INTO kb_article_search (article_id, document) VALUES (:id, "
-                    "setweight(array_to_tsvector(CAST(:title AS text[])), 'A') || "
-                    "setweight(array_to_tsvector(CAST(:category AS text[])), 'B') || "
-                    "setweight(array_to_tsvector(CAST(:body AS text[])), 'C') || "
-                    "setweight(array_to_tsvector(CAST(:body_chars AS text[])), 'D'))"
+                    "INSERT INTO kb_article_search (article_id, document) "
+                    "VALUES (:id, CAST(:document AS tsvector))"
                 ),
                 rows,
             )
     if words:
         _add_words(session, words)
+
+
+def tsvector_literal(parts: Sequence[tuple[Sequence[str], str]]) -> str:
+    """A tsvector, as PostgreSQL reads it, of words already cut by jieba: each word with
+    its positions and its part's weight ('停水':3A,17C). This is what
+    ``setweight(to_tsvector('simple', ...))`` makes of space-separated words, without
+    leaving the cutting to the server's parser and locale. Positions keep the weights
+    (a tsvector without positions ranks every word as D)."""
+    positions: dict[str, list[str]] = {}
+    position = 0
+    for words, weight in parts:
+        for word in words:
+            position = min(position + 1, 16383)  # PostgreSQL's limits
+            found = positions.setdefault(word, [])
+            if len(found) < 256:
+                found.append(f"{position}{weight}")
+    return " ".join(
+        "'" + word.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(at)
+        for word, at in positions.items()
+    )
 
 
 def _add_words(session: Session, words: dict[str, str]) -> None:
