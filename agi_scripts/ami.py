@@ -306,7 +306,11 @@ class Reconciler:
     """Ends the queue's Asterisk calls that Asterisk no longer has, and frees their
     seats: when the AMI event connection (re)connects, on FullyBooted (Asterisk
     restarted), and every ``period_s``. A restart of Asterisk mid-conversation is thus
-    reconciled within a second or two of Asterisk accepting AMI again."""
+    reconciled within a second or two of Asterisk accepting AMI again.
+
+    Only this Asterisk's calls are looked at: with two boxes sharing the queue, each has
+    its own ``systemname`` (asterisk.conf), which starts its uniqueids, so another box's
+    calls ("ast-OTHER-...") are never taken for gone. Without one, every "ast-" call is."""
 
     def __init__(
         self,
@@ -320,6 +324,7 @@ class Reconciler:
         self.period_s = period_s
         self.retry_s = retry_s
         self.runs = 0
+        self.box_prefix = ""
 
     def reconcile(self, ami: AmiConnection) -> list[str]:
         live = self.handler.queue.live_calls()  # read before the snapshot (see below)
@@ -327,6 +332,10 @@ class Reconciler:
         if not ours:
             self.runs += 1
             return []
+        system_name = _text(ami.action({"Action": "CoreSettings"}).get("SystemName") or "")
+        prefix = f"ast-{system_name}-" if system_name else "ast-"
+        queued = len(ours)
+        ours = [c for c in ours if c.startswith(prefix)]
         channels = ami.action_list({"Action": "CoreShowChannels"})
         present = {"ast-" + m["Uniqueid"] for m in channels if m.get("Uniqueid")}
         # A call queued after the live list was read is not looked at; a call in the
@@ -335,6 +344,14 @@ class Reconciler:
         for call_id in gone:
             log.warning("call %s is gone from Asterisk; ending it", call_id)
             self.handler.caller_gone(call_id)
+        if prefix != self.box_prefix:
+            log.info(
+                "reconciling this Asterisk's calls (%s*): %d of the queue's %d",
+                prefix,
+                len(ours),
+                queued,
+            )
+            self.box_prefix = prefix
         self.runs += 1
         return gone
 

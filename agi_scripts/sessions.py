@@ -38,6 +38,8 @@ FAILED_DIAL = ("NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION")
 class AgiSettings:
     sounds: str  # where Asterisk finds the rendered prompts, e.g. /var/lib/hotline/sounds/zh
     dial_pattern: str = "PJSIP/{seat}"
+    # (seat-id prefix, pattern) for seats registered on another box; the longest wins.
+    dial_by_prefix: tuple[tuple[str, str], ...] = ()
     ring_timeout_s: int = 18
     max_talk_s: float = 7200.0  # EXEC Dial returns when the conversation ends
     read_timeout_s: float = 60.0  # Asterisk answers every other command within this
@@ -46,6 +48,12 @@ class AgiSettings:
     env_timeout_s: float = 10.0  # the whole environment, from the connection
     # When set, the AGI URL must carry it: agi://host:4573/SECRET/inbound
     secret: str | None = field(default=None, repr=False)
+
+    def seat_endpoint(self, seat: str) -> str:
+        """What Dial rings for this seat: its box's pattern, else the default."""
+        routes = sorted(self.dial_by_prefix, key=lambda route: len(route[0]), reverse=True)
+        pattern = next((p for prefix, p in routes if seat.startswith(prefix)), None)
+        return (pattern or self.dial_pattern).format(seat=seat)
 
 
 def call_id_of(agi: SafeAGI) -> str:
@@ -211,7 +219,7 @@ class Session:
                 return
 
     def dial(self, call: str, seat: str) -> None:
-        endpoint = self.settings.dial_pattern.format(seat=seat)
+        endpoint = self.settings.seat_endpoint(seat)
         # Asterisk gets the Dial first and the ring lease is re-armed while the seat
         # rings: a Redis round trip less between the offer and the Dial. Should a
         # pick-up overtake it, ringing answers 'stale' and changes nothing.

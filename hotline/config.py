@@ -82,6 +82,9 @@ class Settings:
     twilio_hold_music_url: str | None = None
     # Asterisk
     seat_dial_pattern: str = "PJSIP/{seat}"
+    # Seats whose phones register on another Asterisk box: (seat-id prefix, pattern),
+    # e.g. ("3", "PJSIP/{seat}@box-b") dials seat 3001 over the trunk to box B.
+    seat_dial_by_prefix: tuple[tuple[str, str], ...] = ()
     asterisk_sounds: str | None = None  # the prompts folder as Asterisk sees it
     ami_host: str | None = None
     ami_port: int = 5038
@@ -119,6 +122,19 @@ def _emergency_lines(value: str) -> tuple[tuple[str, str], ...]:
             )
         lines.append((line, number))
     return tuple(lines)
+
+
+def _dial_by_prefix(value: str) -> tuple[tuple[str, str], ...]:
+    """SEAT_DIAL_BY_PREFIX: "PREFIX=PATTERN ..." (whitespace-separated)."""
+    routes = []
+    for item in value.split():
+        prefix, sep, pattern = item.partition("=")
+        if not sep or not re.fullmatch(r"[0-9A-Za-z_-]{1,32}", prefix):
+            raise ConfigError(
+                f"SEAT_DIAL_BY_PREFIX needs PREFIX=PATTERN items (seat-id prefix), got {item!r}"
+            )
+        routes.append((prefix, _dial_pattern(pattern)))
+    return tuple(routes)
 
 
 def _seat_dial(value: str) -> str:
@@ -226,6 +242,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         twilio_language=env.get("TWILIO_LANGUAGE") or "cmn-CN",
         twilio_hold_music_url=env.get("TWILIO_HOLD_MUSIC_URL") or None,
         seat_dial_pattern=_dial_pattern(env.get("SEAT_DIAL_PATTERN") or "PJSIP/{seat}"),
+        seat_dial_by_prefix=_dial_by_prefix(env.get("SEAT_DIAL_BY_PREFIX") or ""),
         asterisk_sounds=env.get("HOTLINE_ASTERISK_SOUNDS") or None,
         ami_host=env.get("ASTERISK_AMI_HOST") or None,
         ami_port=int(env_number(env, "ASTERISK_AMI_PORT", 5038, minimum=1)),

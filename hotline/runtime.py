@@ -133,6 +133,7 @@ def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]
     return AgiSettings(
         sounds=settings.asterisk_sounds or str(settings.var_dir / "sounds" / "zh"),
         dial_pattern=settings.seat_dial_pattern,
+        dial_by_prefix=settings.seat_dial_by_prefix,
         ring_timeout_s=settings.queue.ring_timeout_s,
         max_talk_s=settings.queue.max_talk_s,
         read_timeout_s=settings.agi_read_timeout_s,

@@ -112,6 +112,10 @@ class Asterisk:
     dialplan_extra: str = ""  # test-only contexts appended (e.g. app_queue for the bench)
     extra_conf: dict[str, str] = field(default_factory=dict)
     extra_modules: tuple[str, ...] = ()
+    # A second box sharing the queue: the trunk to it (its name, its SIP port on loopback).
+    peer_box_name: str = ""
+    peer_box_port: int = 0
+    system_name: str = ""  # asterisk.conf systemname: starts every uniqueid ("": none)
     sip_port: int = 0
     ami_port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -148,6 +152,7 @@ class Asterisk:
             f"astlogdir => {self.root / 'log'}\n"
             f"astsbindir => {self.prefix / 'sbin'}\n"
             "[options]\nverbose = 3\ndebug = 0\nmaxcalls = 2000\n"
+            + (f"systemname = {self.system_name}\n" if self.system_name else "")
         )
         (self.etc / "logger.conf").write_text(
             "[general]\ndateformat = %F %T.%3q\n"
@@ -184,6 +189,12 @@ class Asterisk:
             "AMI_PERMIT": "127.0.0.1/255.255.255.255",
             "SEAT_SECRETS_FILE": str(secrets),
         }
+        if self.peer_box_name:
+            env.update(
+                PEER_BOX_NAME=self.peer_box_name,
+                PEER_BOX_HOST="127.0.0.1",
+                PEER_BOX_PORT=str(self.peer_box_port),
+            )
         subprocess.run(
             ["sh", str(DEPLOY / "render-config.sh"), str(DEPLOY), str(self.etc)],
             env=env,

@@ -106,13 +106,16 @@ class RealRig:
         skills: tuple[str, ...] = ("mandarin",),
         login: bool = True,
         trace: bool = False,
+        box: Asterisk | None = None,
     ) -> sipp.SippProcess:
-        """An operator: the phone registers with the seat's own password and answers
-        after ``ring_ms`` (None: never); the seat logs in to the queue."""
+        """An operator: the phone registers with the seat's own password (on ``box``,
+        default the rig's Asterisk) and answers after ``ring_ms`` (None: never); the
+        seat logs in to the queue."""
         port = free_port(socket.SOCK_DGRAM)
         phone = sipp.phone(self.workdir, seat, port, ring_ms=ring_ms, talk_ms=talk_ms, trace=trace)
         self.sipps.append(phone)
-        sipp.register(self.workdir, self.asterisk.sip_port, seat, seat_password(seat), port)
+        registrar = box or self.asterisk
+        sipp.register(self.workdir, registrar.sip_port, seat, seat_password(seat), port)
         if login:
             self.queue.seat_login(seat, skills)
             self.seats.append(seat)

@@ -13,6 +13,8 @@
 # Behind NAT (optional): EXTERNAL_MEDIA_ADDRESS and EXTERNAL_SIGNALING_ADDRESS (the
 #   public address in SDP and SIP headers), LOCAL_NET (comma-separated networks that
 #   are reached directly, e.g. 10.0.0.0/8,172.16.0.0/12).
+# A second Asterisk box sharing the queue (optional): PEER_BOX_HOST (its address),
+#   PEER_BOX_PORT (5060), PEER_BOX_NAME (box-b): the trunk to it, named PEER_BOX_NAME.
 set -eu
 templates=${1:?usage: render-config.sh TEMPLATE_DIR OUT_DIR}
 out=${2:?usage: render-config.sh TEMPLATE_DIR OUT_DIR}
@@ -34,7 +36,19 @@ for net in $(echo "${LOCAL_NET:-}" | tr ',' ' '); do
   PJSIP_TRANSPORT_NAT="${PJSIP_TRANSPORT_NAT}
 local_net = ${net}"
 done
-export TRUNK_PORT SIP_BIND AMI_BIND AMI_PORT AMI_PERMIT PJSIP_TRANSPORT_NAT
+PJSIP_PEER_BOX=""
+if [ -n "${PEER_BOX_HOST:-}" ]; then
+  peer=${PEER_BOX_NAME:-box-b}
+  if ! printf '%s' "$peer" | grep -Eq '^[0-9A-Za-z_-]{1,32}$'; then
+    echo "PEER_BOX_NAME '$peer' must be 1-32 letters, digits, _ or -" >&2; exit 1
+  fi
+  peer_at="${PEER_BOX_HOST}:${PEER_BOX_PORT:-5060}"
+  PJSIP_PEER_BOX=$(printf '[%s]\ntype = aor\ncontact = sip:%s\nqualify_frequency = 15\n\n' "$peer" "$peer_at"
+    printf '[%s]\ntype = endpoint\ncontext = hotline-from-box\ndisallow = all\nallow = alaw,ulaw\n' "$peer"
+    printf 'aors = %s\ndtmf_mode = rfc4733\ndirect_media = no\n\n' "$peer"
+    printf '[%s-identify]\ntype = identify\nendpoint = %s\nmatch = %s\n' "$peer" "$peer" "$peer_at")
+fi
+export TRUNK_PORT SIP_BIND AMI_BIND AMI_PORT AMI_PERMIT PJSIP_TRANSPORT_NAT PJSIP_PEER_BOX
 [ -r "$SEAT_SECRETS_FILE" ] || { echo "cannot read SEAT_SECRETS_FILE=$SEAT_SECRETS_FILE" >&2; exit 1; }
 
 umask 027
