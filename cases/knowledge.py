@@ -82,6 +82,7 @@ MAX_TERMS = 16
 # A word in more articles than this, and than 20 times the articles of the question's
 # rarest word, is left out of the query (SQLite): it ranks little and costs the most.
 COMMON_WORD_ARTICLES = 5000
+HOMOPHONE_QUERY = 32  # characters: a longer text is not second-guessed for homophones
 ANSWER_BOOST = 0.05  # per e-fold of calls answered: a tie-breaker, never a trump
 # bm25 weights of kb_article_fts's columns: title, category, body, title_chars, body_chars
 FTS_WEIGHTS = (10.0, 4.0, 1.0, 6.0, 1.0)
@@ -260,12 +261,14 @@ def _ngrams(items: Sequence[str], low: int = 2, high: int = 4) -> list[tuple[int
 def _sounds_like(session: Session, query: str) -> list[str]:
     """Title words the query may have meant: pinyin typed for them (tingshui, ting shui),
     or a homophone typed in their place (停税). Parts of the query that already are
-    known words are not second-guessed."""
+    known words are not second-guessed. Homophones only in a short query (what is typed
+    in the search box): a whole description would sound like too many other words."""
     runs: list[tuple[str, list[str]]] = []  # (the run's characters or "", its syllables)
     for match in re.finditer(f"[{_CJK}]+|[a-z]+(?: +[a-z]+)*", query):
         piece = match.group()
         if _CJK_RUN.fullmatch(piece):
-            runs.append((piece, pinyin_of_chars(piece)))
+            if len(query) <= HOMOPHONE_QUERY:
+                runs.append((piece, pinyin_of_chars(piece)))
         else:
             syllables = split_pinyin(piece.replace(" ", ""))
             if syllables and len(syllables) >= 2:

@@ -360,3 +360,8 @@ def test_the_seed_covers_the_catalogue_with_usable_articles(session) -> None:  #
     for question in ("停水", "停电", "噪音", "社保", "户口", "公积金", "台风", "出租车"):
         hits = suggest(session, None, question)
         assert hits and question in hits[0].title + hits[0].body, question
+    # Beside the pop: the category and the description the operator is typing.
+    described = "市民来电反映小区从早上开始一直停水，物业说不清原因，询问什么时候恢复供水"
+    hits = suggest(session, "water-outage", described)
+    assert len(hits) == 5 and {h.category_code for h in hits[:3]} == {"water-outage"}
+    assert "停水" in hits[0].title
