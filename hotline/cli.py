@@ -693,7 +693,10 @@ def user() -> None:
 @user.command("add")
 @click.argument("username")
 @click.option(
-    "--role", type=click.Choice(["operator", "supervisor", "department", "admin"]), required=True
+    "--role",
+    # cases.models.ROLES (not imported here: the CLI starts without SQLAlchemy)
+    type=click.Choice(["operator", "supervisor", "department", "admin", "knowledge_editor"]),
+    required=True,
 )
 @click.option("--name", "display_name", default="", help="shown on screens, e.g. 王芳")
 @click.option("--seat", default=None, help="an operator's usual seat (phone endpoint)")

@@ -95,3 +95,11 @@ def test_the_reapers_rows_give_the_days_report(run, redis, tmp_path, monkeypatch
     assert json.loads(run("report", "--day", "2020-01-01").output)["wanted_person"] == 0
     with pytest.raises(ValueError):  # a day that is not a date is refused
         run("report", "--day", "yesterday")
+
+
+def test_user_add_offers_every_role_the_model_has() -> None:
+    from cases.models import ROLES
+    from hotline.cli import user
+
+    role = next(p for p in user.commands["add"].params if p.name == "role")
+    assert list(role.type.choices) == list(ROLES)  # type: ignore[attr-defined]
