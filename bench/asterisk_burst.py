@@ -21,9 +21,9 @@ context's own lines in Asterisk's log (``local``), with millisecond times:
 - gap: a seat's time from hanging up (its BYE) to answering its next caller (its 200);
 - overhead: (last answer - first answer + talk) / (ceil(calls / seats) * talk);
 - connected: answered calls; twice: citizens answered more than once;
-- stages (hotline, ``local``): the p99 of each step of a gap (the seat hangs up -> its
-  caller's Dial ends -> the next caller's Dial starts -> the seat answers) and the AGI
-  route that started those Dials.
+- stages (hotline): from Asterisk's log, the p99 of each step of a gap (the seat's
+  caller leaves the bridge -> the next caller's Dial starts -> the seat answers) and
+  the AGI route that started those Dials.
 
 A Local phone's pick-up is when its Answer() starts: Answer() then waits up to 500 ms
 for the caller's first voice frame (the citizens send none), so each talk lasts up to
@@ -200,24 +200,22 @@ def measure(
 
 
 _LOG_LINE = re.compile(r"^\[([\d\- :.]+)\] \w+\[\d+\]\[(C-[0-9a-f]+)\] (.*)$")
-_SEAT_APP = re.compile(
-    r"\[(\d+)@" + LOCAL_PHONES + r":\d+\] (Answer|NoOp)\(.*seat-phone hangup|"
-    r"\[(\d+)@" + LOCAL_PHONES + r":1\] Answer\("
-)
 _ROUTE = re.compile(r'AGI\("PJSIP/trunk[^"]*", "agi://[^/]+/[^/]+/([a-z-]+)')
+_DIAL = re.compile(r"Executing Application: \(Dial\) Options: \((?:PJSIP|Local)/(\d+)")
+_ANSWERED = re.compile(r"app_dial\.c: (?:PJSIP|Local)/(\d+)\S* answered PJSIP/trunk")
 
 
 def stages(log: str) -> dict[str, object]:
-    """Where hotline's seat idle gaps go (Local-channel phones), from Asterisk's log:
-    the seat hangs up -> its caller's Dial ends (the AGI then completes the call, which
-    offers the seat; the redirect moves the next caller into the bridge route) -> the
-    next caller's Dial starts -> the seat answers. p99 of each step, and which route
-    started the Dials that closed a gap."""
-    hangup: dict[str, tuple[float, str]] = {}  # seat -> (time, its caller's call id)
+    """Where hotline's seat idle gaps go, from Asterisk's log (either kind of phone):
+    the seat's caller leaves their bridge (their Dial ends; the AGI then completes the
+    call, which offers the seat, and the redirect moves the next caller into the bridge
+    route) -> the next caller's Dial starts -> the seat answers. p99 of each step, and
+    which AGI route started the Dials that closed a gap."""
     dial_end: dict[str, float] = {}  # call id -> when its caller left the seat's bridge
-    dial_start: dict[str, tuple[float, str]] = {}  # seat -> (time, route)
+    dial_start: dict[str, float] = {}  # seat -> its latest Dial
+    seat_call: dict[str, str] = {}  # seat -> the call id of its latest Dial
     route: dict[str, str] = {}  # call id -> the last AGI route on the caller's channel
-    steps: dict[str, list[float]] = {"seat_to_dial_end": [], "to_next_dial": [], "to_answer": []}
+    steps: dict[str, list[float]] = {"to_next_dial": [], "to_answer": []}
     routes: Counter[str] = Counter()
     for line in log.splitlines():
         found = _LOG_LINE.match(line)
@@ -227,21 +225,20 @@ def stages(log: str) -> dict[str, object]:
         call, text = found.group(2), found.group(3)
         if (agi := _ROUTE.search(text)) is not None:
             route[call] = agi.group(1)
-        elif "PJSIP/trunk" in text and "left 'simple_bridge'" in text:
+        elif "PJSIP/trunk" in text and "basic-bridge" in text and " left '" in text:
             dial_end.setdefault(call, at)
-        elif "Executing Application: (Dial)" in text and (seat := re.search(r"/(\d+)@", text)):
-            dial_start[seat.group(1)] = (at, route.get(call, "?"))
-        elif (phone := _SEAT_APP.search(text)) is not None:
-            if phone.group(1):
-                hangup[phone.group(1)] = (at, call)
-            elif phone.group(3) in hangup:
-                hung_up, previous = hangup.pop(phone.group(3))
-                started, how = dial_start.get(phone.group(3), (at, "?"))
-                ended = dial_end.get(previous, hung_up)
-                steps["seat_to_dial_end"].append(ended - hung_up)
-                steps["to_next_dial"].append(started - ended)
-                steps["to_answer"].append(at - started)
-                routes[how] += 1
+        elif (dial := _DIAL.search(text)) is not None:
+            seat = dial.group(1)
+            previous = seat_call.get(seat)
+            if previous in dial_end:
+                steps["to_next_dial"].append(at - dial_end[previous])
+                routes[route.get(call, "?")] += 1
+            dial_start[seat], seat_call[seat] = at, call
+        elif (answered := _ANSWERED.search(text)) is not None and answered.group(1) in dial_start:
+            if seat_call.get(answered.group(1)) != call:
+                continue
+            if len(steps["to_answer"]) < len(steps["to_next_dial"]):
+                steps["to_answer"].append(at - dial_start.pop(answered.group(1)))
 
     def p99(values: list[float]) -> float | None:
         values = sorted(values)
@@ -338,7 +335,7 @@ def run(
             for phone in rig.sipps:
                 phone.stop()
             results[system] = figures = measure(rig, seats, calls, talk_s, phones)
-            if phones == "local" and system == "hotline":
+            if system == "hotline":
                 figures["stages"] = stages(asterisk.log())
         finally:
             rig.close()
