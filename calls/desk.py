@@ -127,6 +127,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "工单已派往 {unit}，改派须由班长操作",
         "The case went to {unit}; only a supervisor can re-dispatch it",
     ),
+    "kb-no-article": ("找不到这条知识", "No such knowledge base article"),
+    "kb-unusable": (
+        "这条知识已过期、尚未生效或待复核，不能用于答复",
+        "This article is expired, not yet valid or due for review; it cannot answer a call",
+    ),
+    "kb-case-dispatched": (
+        "本通话的工单已派单或已处理，不能再标为知识库直接答复",
+        "This call's case was already dispatched or handled; it cannot be marked as answered"
+        " from the knowledge base",
+    ),
+    "kb-answered-other": (
+        "本通话已标为答复自另一条知识",
+        "This call was already marked as answered from another article",
+    ),
+    "database-unavailable": (
+        "数据库暂时不可用，请稍后再试",
+        "The database is unavailable; try again shortly",
+    ),
 }
 
 
@@ -469,6 +487,65 @@ class Desk:
             log.exception("case form for %s kept for a retry: the database is unavailable", call)
             self.handler.submit_case_form(call, form)
             return None
+
+    def answer_from_article(
+        self, actor: Actor, call: str, article_id: int, form: dict[str, Any]
+    ) -> Case:
+        """答复自本条知识: the call's case is filed as answered on the phone (直接答复,
+        closed without dispatch) with the operator's form, and linked to the article
+        read out, which counts the answer. Only the call's operator (or a supervisor),
+        only for an answered call, only from a published article in force, and never
+        for a case already dispatched or handled."""
+        from cases import knowledge
+        from cases.service import case_for_call, urged_case_for_call
+
+        record = self.call(actor, call)
+        if not record.get("answered_at"):
+            ended = record.get("state") == "ended"
+            raise DeskError("call-ended" if ended else "not-connected", 409)
+        try:
+            with self.sessions() as db:
+                try:
+                    item = knowledge.article(db, article_id)
+                except knowledge.KnowledgeError:
+                    raise DeskError("kb-no-article", 404) from None
+                if item.status != "published" or knowledge.flags(item):
+                    raise DeskError("kb-unusable", 409)
+                existing = case_for_call(db, call)
+                if urged_case_for_call(db, call) is not None or (
+                    existing is not None
+                    and (
+                        existing.dispatched_at is not None
+                        or existing.status not in ("received", "resolved")
+                    )
+                ):
+                    raise DeskError("kb-case-dispatched", 409)
+                category = item.category.code
+        except SQLAlchemyError:
+            raise DeskError("database-unavailable", 503) from None
+        form = dict(
+            form,
+            seat=record.get("seat", ""),
+            category_code=form.get("category_code") or category,
+            attach_to="",
+            resolved_on_phone=True,
+            dispatch=False,
+        )
+        try:
+            case = file_form(self.queue, self.sessions, call, form, actor.username)
+            with self.sessions() as db:
+                try:
+                    knowledge.record_answer(db, case.id, article_id, actor.username)
+                except knowledge.KnowledgeError as exc:
+                    raise DeskError(
+                        "kb-answered-other" if exc.code == "answered" else "kb-unusable", 409
+                    ) from None
+                db.commit()
+        except SQLAlchemyError:
+            log.exception("answer from article %s for %s not recorded", article_id, call)
+            raise DeskError("database-unavailable", 503) from None
+        self.record(actor, "answered-from-article", case.number, f"kb:{article_id} call {call}")
+        return case  # type: ignore[no-any-return]
 
     # -- transfers (calls.transfers) ----------------------------------------------------
 

@@ -85,6 +85,7 @@ def test_every_role_and_case_status_has_a_chinese_name() -> None:
         "supervisor": "班长",
         "department": "承办单位",
         "admin": "管理员",
+        "knowledge_editor": "知识库编辑",
         "grid": "网格员",
         "leader": "值班领导",
     }

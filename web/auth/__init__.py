@@ -76,6 +76,7 @@ HOME_FOR_ROLE = {
     "supervisor": "console.wallboard",
     "admin": "console.wallboard",  # and /console/catalogue
     "department": "portal.inbox",
+    "knowledge_editor": "console.kb_review",
 }
 
 

@@ -9,5 +9,7 @@ from web.console import (  # noqa: E402
     admin,  # noqa: F401  (the administrator's screens)
     call_controls,  # noqa: F401  (transfers beside the pop)
     cases,  # noqa: F401  (the case page and case search)
+    knowledge,  # noqa: F401  (the knowledge base beside the pop)
+    knowledge_review,  # noqa: F401  (the knowledge base's review, for editors)
     supervision,  # noqa: F401
 )

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from calls.desk import PAUSE_REASONS, DeskError, call_outcome
-from calls.figures import figures
+from calls.figures import case_figures, figures
 from cases.cdr import day_start, hourly, operator_day, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
@@ -418,6 +418,7 @@ class BoardCache:
                     end = datetime.now(UTC).replace(year=start.year + 1)
                     self.value = {
                         "figures": figures(db, start, end),
+                        "cases": case_figures(db, start, end),
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
                         "satisfaction": _satisfaction(db, start),
@@ -509,6 +510,7 @@ def board_view() -> dict[str, Any]:
         "hourly": slow.get("hourly", []),
         "callbacks_pending": slow.get("callbacks_pending", 0),
         "satisfaction": slow.get("satisfaction"),
+        "cases": slow.get("cases"),
         "outbound": slow.get("outbound") or {},
     }
 

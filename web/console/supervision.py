@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from calls.desk import DeskError
+from calls.figures import case_figures
 from cases import rankings as ranking
 from cases.dispatch import CaseRefused
 from cases.lifecycle import IllegalTransition
@@ -266,6 +267,7 @@ def rankings_page() -> Any:
     with sessions()() as db:
         table = ranking.rankings(db, start, end)
         people = ranking.overdue_people(db, start, end)
+        case_counts = case_figures(db, start, end)
     if request.args.get("format") == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -285,4 +287,5 @@ def rankings_page() -> Any:
         start=start.date(),
         end=(end - timedelta(days=1)).date(),
         overdue_records=sum(p["overdue"] for p in people),
+        cases=case_counts,
     )
