@@ -88,6 +88,7 @@ def create_app(
     from web.metrics import init_metrics
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
+    from web.portal.public_kb import bp as kb_public_bp
     from web.push_links import init_push_links
     from web.twilio import bp as twilio_bp
 
@@ -102,6 +103,7 @@ def create_app(
     app.register_blueprint(console_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
+    app.register_blueprint(kb_public_bp)
     formatting.register(app)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["epoch_ms"] = epoch_ms

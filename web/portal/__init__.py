@@ -3,3 +3,6 @@
 from web.portal.routes import bp
 
 __all__ = ["bp"]
+
+# Their routes join the blueprint.
+from web.portal import knowledge  # noqa: E402, F401  (the unit's knowledge base articles)
