@@ -39,7 +39,7 @@ from cases.models import (
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
 from web.auth import desk_actor, language, roles_required
-from web.console.board import Drawing, Wallboard, masked
+from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, masked
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
 
@@ -478,6 +478,10 @@ def wallboard_drawer() -> Wallboard:
     return ext["hotline_wallboard"]  # type: ignore[no-any-return]
 
 
+def seat_rows() -> SeatRows:
+    return current_app.extensions.setdefault("hotline_seat_rows", SeatRows())  # type: ignore[no-any-return]
+
+
 def board_view() -> dict[str, Any]:
     live = wallboard_drawer().snapshot()
     waiting: dict[tuple[str, str], dict[str, Any]] = {}
@@ -491,6 +495,9 @@ def board_view() -> dict[str, Any]:
         row["count"] += 1
         row["longest_s"] = max(row["longest_s"], c["wait_s"])
     callers = {c["id"]: c["caller"] for c in live.calls}
+    def draw_rows(changed: list[dict[str, Any]]) -> str:
+        return render_template("_seat_rows.html", seats=changed, in_state=MARK, between=BETWEEN)
+
     slow = board_cache().get()
     by_seat = slow.get("by_seat", {})
     seats = []
@@ -502,9 +509,10 @@ def board_view() -> dict[str, Any]:
         shown = masked(caller) if caller else ""
         seats.append(s | {"caller_masked": shown, "calls": n, "aht": aht})
         counts[s["state"]] = counts.get(s["state"], 0) + 1
+    rows = seat_rows().rows(seats, language(), draw_rows)
     return {
         "waiting": sorted(waiting.values(), key=lambda r: (r["skill"], r["priority"])),
-        "seats": seats,
+        "seats": [seat | {"row": row} for seat, row in zip(seats, rows, strict=True)],
         "seat_counts": [(state, n) for state, n in counts.items() if n],
         "figures": slow.get("figures"),
         "hourly": slow.get("hourly", []),
