@@ -301,6 +301,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "按本条知识直接答复，本通话的工单将直接办结（不派单）。确定吗？",
         "The call's case will be closed as answered directly (no dispatch). Go ahead?",
     ),
+    "kb_answer_done": ("已按本条知识答复", "Answered from this article"),
     "kb_answered_from": (
         "已按《{title}》直接答复，工单已办结",
         "Answered from “{title}”; the case is closed",
@@ -404,6 +405,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "没有找到答案？请拨打 12345 市民服务热线",
         "No answer here? Call the 12345 citizen hotline",
     ),
+    "kb_public_call": ("拨打 12345", "Call 12345"),
     "kb_public_updated": ("更新于 {date}", "Updated {date}"),
     "kb_public_slow": ("查询太频繁，请 {wait} 后再试", "Too many searches; try again in {wait}"),
     "kb_back": ("返回", "Back"),

@@ -31,7 +31,7 @@ from web.console.routes import (
 from web.context import services
 
 SUGGESTIONS = 5
-RESULTS = 10
+RESULTS = 8
 PREVIEW_CHARS = 60
 
 
