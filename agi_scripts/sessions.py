@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from calls import CallHandler
 from calls.outbound import OutboundHandler
-from calls.transfers import transferred_away
+from calls.transfers import seat_leg_released
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import sound_files
@@ -236,8 +236,8 @@ class Session:
         with self.agi.patience(self.settings.ring_timeout_s + self.settings.max_talk_s + 60):
             self.agi.exec_result()  # EXEC Dial replies when the conversation ends
         status = self.agi.get_var("DIALSTATUS")  # EXEC Dial's own result means little
-        if transferred_away(self.queue.call(call), seat):
-            return  # the operator handed the caller on (an AMI Redirect): nothing to end
+        if seat_leg_released(self.queue.call(call), seat):
+            return  # the operator moved the caller (AMI Redirect: handed on, on hold)
         if status == "ANSWER":  # they talked, whatever the queue believed meanwhile
             caller_left = self.agi.hungup
             by = "caller" if caller_left else "agent"

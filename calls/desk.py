@@ -115,6 +115,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The transfer did not go through (the telephony did not answer); "
         "tell the caller to dial {line} directly",
     ),
+    "hold-failed": (
+        "保持/恢复未能完成（电话系统无响应），请再试一次",
+        "Hold or resume did not go through (the telephony did not answer); try again",
+    ),
     "unstaffed-skill": (
         "目前没有签入的{detail}坐席，无法转接",
         "No seat with the skill {detail} is logged in",
@@ -631,6 +635,44 @@ class Desk:
         flow_back_in_line(self.handler, call, target if kind == "skill" else None)
         self.record(actor, f"transfer-{kind}", call, target)
         return transition
+
+    def hold_call(self, actor: Actor, call: str, on: bool, telephony: CallMover) -> str:
+        """Put the connected caller on hold with music, or take them back (the seat's
+        phone rings again and picks them up). The call stays the seat's throughout."""
+        record, channel = self._connected_call(actor, call)
+        if not telephony.can_move(call, channel):
+            raise DeskError("hold-failed", 502)
+        seat = record["seat"]
+        if not on:
+            # Moved first, marked after: the leg that the hold ended is then sure to
+            # have found the call held (Asterisk redirects a caller only once the AGI
+            # session of that leg has returned), and ends nothing.
+            if not record.get("held_at"):
+                return "unchanged"
+            try:
+                telephony.back_in_line(call, channel)
+            except TelephonyError as exc:
+                log.error("resume of %s failed: %s", call, exc)
+                raise DeskError("hold-failed", 502) from None
+            result = self._hold_mark(call, seat, False)
+        else:
+            result = self._hold_mark(call, seat, True)
+            if result == "unchanged":
+                return result
+            try:
+                telephony.hold(call, channel)
+            except TelephonyError as exc:
+                log.error("hold of %s failed: %s", call, exc)
+                self._hold_mark(call, seat, False)  # the caller did not move: say so
+                raise DeskError("hold-failed", 502) from None
+        self.record(actor, "call-hold" if on else "call-resume", call)
+        return result
+
+    def _hold_mark(self, call: str, seat: str, on: bool) -> str:
+        try:
+            return self.queue.hold(call, seat, on)
+        except QueueError as exc:
+            raise _desk_error(exc, seat=seat) from None
 
     def complete(self, actor: Actor, call: str) -> str:
         """The operator has hung up, on a phone whose telephony cannot say so (the

@@ -18,6 +18,7 @@ The operator's leg ends with the caller's move, and the seat goes to wrap-up.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +56,8 @@ class CallMover(Protocol):
 
     def back_in_line(self, call_id: str, channel: str) -> None: ...
 
+    def hold(self, call_id: str, channel: str) -> None: ...
+
 
 def national(number: str) -> str:
     """A carrier wants national digits: +8613800000001 -> 13800000001."""
@@ -71,6 +74,7 @@ class AsteriskMover:
         self.handler = handler
         self._ami = ami
         self.dial_pattern = dial_pattern
+        self.settle_s = 5.0
 
     def _client(self) -> AmiConnection:
         return self._ami() if callable(self._ami) else self._ami
@@ -89,12 +93,20 @@ class AsteriskMover:
     def _act(self, fields: dict[str, object]) -> None:
         from agi_scripts.ami import AmiError
 
-        try:
-            reply = self._client().action(fields)
-        except AmiError as exc:
-            raise TelephonyError(str(exc)) from None
-        if reply.get("Response") != "Success":
-            raise TelephonyError(f"{fields['Action']} refused: {reply.get('Message')}")
+        # A caller moved a moment ago is "not up" to Redirect until the AGI session that
+        # the move ended has returned (the redirect's pending goto): a few retries.
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            try:
+                reply = self._client().action(fields)
+            except AmiError as exc:
+                raise TelephonyError(str(exc)) from None
+            if reply.get("Response") == "Success":
+                return
+            message = str(reply.get("Message", ""))
+            if "not up" not in message or time.monotonic() >= deadline:
+                raise TelephonyError(f"{fields['Action']} refused: {message}")
+            time.sleep(0.2)
 
     def to_line(self, call_id: str, channel: str, number: str) -> None:
         name = self._channel(call_id)
@@ -129,12 +141,32 @@ class AsteriskMover:
             }
         )
 
+    def hold(self, call_id: str, channel: str) -> None:
+        # Music in [hotline-on-hold]; the operator's leg ends, and resuming is
+        # back_in_line: the bridge's AGI rings the seat the call still holds.
+        self._act(
+            {
+                "Action": "Redirect",
+                "Channel": self._channel(call_id),
+                "Context": "hotline-on-hold",
+                "Exten": "s",
+                "Priority": "1",
+            }
+        )
+
 
 class TwilioMover:
-    def __init__(self, client: Any, public_base_url: str, caller_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        public_base_url: str,
+        caller_id: str | None = None,
+        hold_music_url: str | None = None,
+    ) -> None:
         self.client = client
         self.base_url = public_base_url.rstrip("/")
         self.caller_id = caller_id
+        self.hold_music_url = hold_music_url or self.base_url + "/twilio/hold.wav"
 
     def can_move(self, call_id: str, channel: str) -> bool:
         return channel == "twilio"
@@ -152,6 +184,18 @@ class TwilioMover:
 
     def back_in_line(self, call_id: str, channel: str) -> None:
         self._update(call_id, url=self.base_url + "/twilio/offered", method="POST")
+
+    def hold(self, call_id: str, channel: str) -> None:
+        # Music until resumed: /twilio/offered then dials the seat the call still holds.
+        self._update(call_id, twiml=hold_twiml(self.hold_music_url))
+
+
+def hold_twiml(music_url: str) -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.play(music_url, loop=0)
+    return str(response)
 
 
 def line_twiml(number: str, caller_id: str | None = None) -> str:
@@ -186,6 +230,9 @@ class Telephony:
     def back_in_line(self, call_id: str, channel: str) -> None:
         self._for(call_id, channel).back_in_line(call_id, channel)
 
+    def hold(self, call_id: str, channel: str) -> None:
+        self._for(call_id, channel).hold(call_id, channel)
+
 
 def telephony_from_settings(settings: Any, handler: CallHandler) -> Telephony:
     """The movers a process can use, from hotline.config.Settings: AMI when
@@ -204,7 +251,14 @@ def telephony_from_settings(settings: Any, handler: CallHandler) -> Telephony:
         client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
         if settings.twilio_api_base_url:
             client.api.base_url = settings.twilio_api_base_url.rstrip("/")
-        movers.append(TwilioMover(client, settings.public_base_url, settings.twilio_caller_id))
+        movers.append(
+            TwilioMover(
+                client,
+                settings.public_base_url,
+                settings.twilio_caller_id,
+                settings.twilio_hold_music_url,
+            )
+        )
     return Telephony(tuple(movers))
 
 
@@ -216,6 +270,14 @@ def flow_back_in_line(handler: CallHandler, call_id: str, skill: str | None) -> 
         return
     changed = replace(flow, phase="holding", seat=None, skill=skill or flow.skill)
     handler.redis.set(handler.queue.keys.flow(call_id), changed.to_json(), ex=86400)
+
+
+def seat_leg_released(record: dict[str, str], seat: str) -> bool:
+    """The seat's telephony leg ended because the operator moved the caller on purpose
+    (handed on, or put on hold): that end must change nothing in the queue."""
+    if transferred_away(record, seat):
+        return True
+    return bool(record.get("held_at")) and record.get("seat") == seat
 
 
 def transferred_away(record: dict[str, str], seat: str) -> bool:

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "pause_next",
     "wrapup_extend",
     "transfer",
+    "hold",
 )
 
 

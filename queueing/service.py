@@ -196,6 +196,13 @@ class CallQueue:
             self.default_skill,
         )
 
+    def hold(self, call_id: str, seat_id: str, on: bool) -> str:
+        """Put the seat's connected caller on hold (music) or take them back: the call
+        stays the seat's. Returns 'held', 'resumed' or 'unchanged'."""
+        return self._run(
+            "hold", check_id("call", call_id), check_id("seat", seat_id), "1" if on else ""
+        )[1]
+
     def set_skill(self, call_id: str, skill: str) -> Transition:
         """A waiting caller chose a language; they keep their entry time."""
         return self._transition(

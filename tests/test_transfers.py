@@ -279,3 +279,52 @@ def test_a_transfer_to_a_skill_nobody_has_is_refused_in_words(app) -> None:  # t
     assert refused.status_code == 409
     assert "没有签入的" in refused.get_data(as_text=True)
     assert TwilioApi.received == [] and svc.queue.call(CALL)["state"] == "on_call"
+
+
+def test_hold_plays_music_and_resume_rings_the_seat_again(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, wang_csrf = console_of(app, "wang")
+    held = wang.post(f"/console/calls/{CALL}/hold", data={"action": "hold"}, headers=wang_csrf)
+    assert held.status_code == 200 and "恢复通话" in held.get_data(as_text=True)
+    [(path, form)] = TwilioApi.received
+    assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+    assert '<Play loop="0">' + PUBLIC_BASE + "/twilio/hold.wav</Play>" in form["Twiml"][0]
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and record["seat"] == "1001" and record["held_at"]
+
+    # The seat's <Dial> ends with the move: the caller keeps their music, the call its seat.
+    twilio = TwilioSigner(app.test_client())
+    after = parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {
+                "CallSid": CALL,
+                "CallStatus": "in-progress",
+                "DialCallStatus": "completed",
+                "DialCallDuration": "12",
+            },
+        )
+    )
+    assert [child.tag for child in after] == ["Play"]
+    assert svc.queue.call(CALL)["state"] == "on_call"
+    assert svc.queue.seat("1001")["state"] == "on_call"
+
+    resumed = wang.post(f"/console/calls/{CALL}/hold", data={"action": "resume"}, headers=wang_csrf)
+    assert resumed.status_code == 200 and "保持" in resumed.get_data(as_text=True)
+    assert TwilioApi.received[-1][1]["Url"] == [PUBLIC_BASE + "/twilio/offered"]
+    root = parse(twilio.post("/twilio/offered", {"CallSid": CALL, "CallStatus": "in-progress"}))
+    dial = root.find("Dial")
+    assert dial is not None and dial.find("Client").text.strip() == "1001"
+    parse(
+        twilio.post(
+            f"/twilio/seat-answered?call={CALL}&seat=1001",
+            {"CallSid": CALL, "CallStatus": "in-progress"},
+        )
+    )
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and not record["held_at"]
+    kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
+    assert kinds.count("HOLD") == 1 and kinds.count("UNHOLD") == 1
+    assert kinds.count("CONNECT") == 1  # one answer, however often the phone rang

@@ -133,3 +133,53 @@ def test_a_transfer_to_a_hainanese_seat_rings_it_and_the_pop_follows(
     assert rig.asterisk.module_errors() == []
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
     ami.close()
+
+
+def test_hold_plays_music_and_resume_rings_the_operator_back(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    rig = make_rig()
+    desk, telephony, ami = desk_for(rig, case_db)
+    # Each conversation on this phone lasts 15 s; the hold cuts the first one short.
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=15_000)
+    citizen = rig.citizens("held", ["13800138333"])  # waits for the centre to hang up
+    call_id = connected_call(rig, "13800138333", "1001")
+
+    assert desk.hold_call(WANG, call_id, True, telephony) == "held"
+
+    def caller_at() -> tuple[str, str]:
+        channels = ami.action_list({"Action": "CoreShowChannels"})
+        mine = [c for c in channels if c.get("CallerIDNum") == "13800138333"]
+        return (mine[0].get("Context", ""), mine[0].get("Application", "")) if mine else ("", "")
+
+    eventually(
+        lambda: caller_at() == ("hotline-on-hold", "MusicOnHold"),
+        timeout_s=30,
+        what="the caller hearing music on hold",
+    )
+    # The operator's leg ended; the call is still theirs.
+    eventually(
+        lambda: not [c for c in rig.asterisk.channels() if c.startswith("PJSIP/1001")],
+        timeout_s=30,
+        what="the operator's leg gone",
+    )
+    record = rig.queue.call(call_id)
+    assert record["state"] == "on_call" and record["seat"] == "1001" and record["held_at"]
+    assert rig.queue.seat("1001")["state"] == "on_call"
+
+    assert desk.hold_call(WANG, call_id, False, telephony) == "resumed"
+    eventually(
+        lambda: [c for c in rig.asterisk.channels() if c.startswith("PJSIP/1001")],
+        timeout_s=30,
+        what="the operator's phone rung again",
+    )
+    # The second conversation ends after 15 s: the caller hears goodbye and is hung up.
+    assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    record = rig.queue.call(call_id)
+    assert record["state"] == "ended" and record["outcome"] == "completed"
+    kinds = [e["type"] for e in rig.events() if e.get("call") == call_id]
+    assert kinds.count("HOLD") == 1 and kinds.count("UNHOLD") == 1
+    assert kinds.count("CONNECT") == 1 and kinds.count("COMPLETE") == 1
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()

@@ -875,6 +875,9 @@ TEXT: dict[str, tuple[str, str]] = {
         "Transferred; the caller's details and the case draft went with the call",
     ),
     "xfer_no_call": ("当前没有通话", "No call in progress"),
+    "xfer_hold": ("保持（播放等待音乐）", "Hold (music for the caller)"),
+    "xfer_resume": ("恢复通话（话机将振铃）", "Resume (your phone rings)"),
+    "xfer_on_hold": ("来电人正在保持中", "The caller is on hold"),
 }
 
 

@@ -22,7 +22,9 @@ def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
         {"line": line, "name": EMERGENCY_LINES.get(line, ("", ""))[0 if language() == "zh" else 1]}
         for line in emergency_lines()
     ]
-    return {"call": call, "lines": lines, "skills": services().queue.settings.skills, **extra}
+    held = bool(call and services().queue.call(call).get("held_at"))
+    skills = services().queue.settings.skills
+    return {"call": call, "held": held, "lines": lines, "skills": skills, **extra}
 
 
 def current_call() -> str | None:
@@ -67,3 +69,16 @@ def transfer(call: str) -> Any:
         view = controls_view(call, error=exc.words(language()))
         return render_template("_call_controls.html", **view), exc.status
     return render_template("_call_controls.html", **controls_view(None, done_other=True))
+
+
+@bp.post("/calls/<call>/hold")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def hold(call: str) -> Any:
+    """保持 (music for the caller) and 恢复通话 (the seat's phone rings to take them back)."""
+    on = request.form.get("action") == "hold"
+    try:
+        services().desk.hold_call(desk_actor(), call, on, telephony())
+    except DeskError as exc:
+        view = controls_view(call, error=exc.words(language()))
+        return render_template("_call_controls.html", **view), exc.status
+    return render_template("_call_controls.html", **controls_view(call))

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, request, send_file
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from calls.transfers import transferred_away
+from calls.transfers import seat_leg_released
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
@@ -243,10 +243,13 @@ def dial_status() -> Response:
     record = svc.queue.call(sid)
     caller_gone = field("CallStatus", 16) in TERMINAL
     response = VoiceResponse()
-    if transferred_away(record, dialled_seat) and not caller_gone:
-        # The operator handed the caller on (calls.transfers updated the live call): a
-        # <Dial> action after that says where the caller goes now, and ends nothing.
-        if record.get("transfer_kind") == "out":
+    if seat_leg_released(record, dialled_seat) and not caller_gone:
+        # The operator moved the caller (calls.transfers updated the live call): a <Dial>
+        # action after that says where the caller is now, and ends nothing.
+        if record.get("held_at"):
+            music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
+            response.play(music, loop=0)
+        elif record.get("transfer_kind") == "out":
             response.dial(emergency_number(record.get("transferred_to", "")))
         else:
             response.redirect(svc.settings.twiml.url("/twilio/offered"), method="POST")
