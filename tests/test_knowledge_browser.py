@@ -115,3 +115,41 @@ def test_the_public_view_reads_well_on_a_phone(site) -> None:  # noqa: F811  # t
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         screenshot(page, "kb-public-phone-article")
         browser.close()
+
+
+def test_a_unit_proposes_a_change_and_an_editor_approves_it_after_the_diff(site) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+    from cases.users import add_user
+    from tests.test_browser import PASSWORD
+
+    with session_factory(engine_for(site["db_url"]))() as db:
+        add_user(db, "kbed", "knowledge_editor", PASSWORD, display_name="钱编辑")
+        db.commit()
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        unit = sign_in(browser, site, "supply")
+        unit.click("#portal-kb-link")
+        row = unit.locator("tr.kb-article-row", has_text="小区突然停水怎么办")
+        row.locator("a", has_text="提出修改").click()
+        body = unit.locator("textarea[name=body]")
+        body.fill(body.input_value() + "夜间抢修可拨打 96166。")
+        unit.fill("input[name=review_on]", "2027-12-31")
+        unit.fill("textarea[name=note]", "补充夜间抢修电话")
+        screenshot(unit, "kb-portal-propose")
+        unit.click("#kb-propose button[type=submit]")
+        expect(unit.locator("#kb-done")).to_contain_text("已提交审核")
+        expect(unit.locator("tr.kb-proposal-row .kb-state").first).to_have_text("待审核")
+
+        editor = sign_in(browser, site, "kbed")  # lands on the review
+        proposal = editor.locator(".kb-proposal", has_text="小区突然停水怎么办")
+        expect(proposal.locator("ins")).to_have_text("夜间抢修可拨打 96166。")
+        screenshot(editor, "kb-review")
+        proposal.locator("textarea[name=note]").fill("核实无误")
+        proposal.locator("button[value=approve]").click()
+        expect(editor.locator("#kb-done")).to_contain_text("已批准发布")
+
+        unit.reload()
+        expect(unit.locator("tr.kb-proposal-row .kb-state").first).to_contain_text("已发布")
+        expect(unit.locator("tr.kb-proposal-row .kb-note").first).to_contain_text("核实无误")
+        screenshot(unit, "kb-portal")
+        browser.close()

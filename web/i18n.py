@@ -391,6 +391,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "已提交审核，审核结果和意见会显示在本页",
         "Sent for review; the decision and the reviewer's note will show on this page",
     ),
+    "kb_note_and_review": ("修改说明 / 审核意见", "Why / the reviewer's note"),
     "kb_withdraw": ("撤回", "Withdraw"),
     "kb_withdrawn": ("已撤回", "Withdrawn"),
     "kb_change_of": ("修改：{title}", "Change to: {title}"),
