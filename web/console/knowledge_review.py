@@ -56,8 +56,7 @@ def fields_of(version: KnowledgeVersion | None, known: dict[str, dict[int, str]]
         "body": version.body,
         "category": known["category"].get(version.category_id, ""),
         "unit": known["unit"].get(version.department_id, ""),
-        "district": known["district"].get(version.district_id or 0, "")
-        or t("kb_citywide"),
+        "district": known["district"].get(version.district_id or 0, "") or t("kb_citywide"),
         "valid_from": str(version.valid_from or ""),
         "valid_until": str(version.valid_until or ""),
     }
