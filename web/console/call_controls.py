@@ -17,6 +17,14 @@ from web.context import services
 from web.telephony import emergency_lines, telephony
 
 
+def refused(call: str, exc: DeskError, **extra: Any) -> tuple[str, int]:
+    """The refusal inline, in the operator's words. The console swaps 409 and 422
+    answers only (static/console.js), so a telephony that failed (502: the caller did
+    not move) is answered 409 here: the operator must read it to tell the caller."""
+    view = controls_view(call, error=exc.words(language()), **extra)
+    return render_template("_call_controls.html", **view), 409 if exc.status >= 500 else exc.status
+
+
 def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
     lines = [
         {"line": line, "name": EMERGENCY_LINES.get(line, ("", ""))[0 if language() == "zh" else 1]}
@@ -53,8 +61,7 @@ def emergency_transfer(call: str) -> Any:
             desk_actor(), call, line, note, telephony(), emergency_lines()
         )
     except DeskError as exc:
-        view = controls_view(call, error=exc.words(language()), note=note)
-        return render_template("_call_controls.html", **view), exc.status
+        return refused(call, exc, note=note)
     return render_template("_call_controls.html", **controls_view(None, done_line=line))
 
 
@@ -66,8 +73,7 @@ def transfer(call: str) -> Any:
     try:
         services().desk.transfer_call(desk_actor(), call, kind, target, telephony())
     except DeskError as exc:
-        view = controls_view(call, error=exc.words(language()))
-        return render_template("_call_controls.html", **view), exc.status
+        return refused(call, exc)
     return render_template("_call_controls.html", **controls_view(None, done_other=True))
 
 
@@ -79,6 +85,5 @@ def hold(call: str) -> Any:
     try:
         services().desk.hold_call(desk_actor(), call, on, telephony())
     except DeskError as exc:
-        view = controls_view(call, error=exc.words(language()))
-        return render_template("_call_controls.html", **view), exc.status
+        return refused(call, exc)
     return render_template("_call_controls.html", **controls_view(call))
