@@ -21,7 +21,8 @@ def refused(call: str, exc: DeskError, **extra: Any) -> tuple[str, int]:
     """The refusal inline, in the operator's words. The console swaps 409 and 422
     answers only (static/console.js), so a telephony that failed (502: the caller did
     not move) is answered 409 here: the operator must read it to tell the caller."""
-    view = controls_view(call, error=exc.words(language()), **extra)
+    shown = None if exc.status in (400, 403, 404) else call  # not a call of theirs
+    view = controls_view(shown, error=exc.words(language()), **extra)
     return render_template("_call_controls.html", **view), 409 if exc.status >= 500 else exc.status
 
 
