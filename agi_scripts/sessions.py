@@ -28,6 +28,7 @@ from calls.transfers import seat_leg_released
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import sound_files
+from queueing import QueueError
 
 log = logging.getLogger("hotline.agi")
 
@@ -241,7 +242,8 @@ class Session:
         if status == "ANSWER":  # they talked, whatever the queue believed meanwhile
             caller_left = self.agi.hungup
             by = "caller" if caller_left else "agent"
-            self.handler.seat_talked(call, seat, by, time.time())
+            if not self._end_talk(call, by):
+                self.handler.seat_talked(call, seat, by, time.time())
             if not caller_left:
                 self.play("goodbye", {})
                 self.agi.set_var("HOTLINE_NEXT", "hangup")
@@ -252,6 +254,16 @@ class Session:
             log.warning("Dial to %s ended with DIALSTATUS %r; treating as no answer", seat, status)
         reason = (status or "unknown").lower()
         self.perform(call, self.handler.seat_missed(call, seat, reason, time.time()))
+
+    def _end_talk(self, call: str, by: str) -> bool:
+        """End a talk whose pick-up the queue recorded (the answered route): the seat's
+        next caller is offered in that same step, with nothing before it. False when the
+        queue does not have the call connected (seat_talked records the pick-up first)."""
+        try:
+            self.handler.conversation_ended(call, by=by)
+        except QueueError:
+            return False
+        return True
 
 
 ROUTES = {

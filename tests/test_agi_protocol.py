@@ -316,3 +316,43 @@ def test_sessions_past_the_limit_wait_for_a_slot(strict_agi_server) -> None:  # 
     served_at.sort()
     assert served_at[3] < 0.4 <= served_at[4], served_at
     wait_idle(strict_agi_server)
+
+
+def test_a_talk_the_queue_saw_start_frees_the_seat_in_one_step(agi_server, queue) -> None:  # type: ignore[no-untyped-def]
+    """The answered route recorded the pick-up: when the talk ends, the seat's next
+    caller is offered by the completion itself, with no second answer before it (each
+    step before the offer is a seat left idle under a burst)."""
+    queue.seat_login("1001")
+    queue.enqueue("ast-1795812065.1")  # offered to 1001 at once
+    queue.answer("ast-1795812065.1", "1001")  # the answered route, at the pick-up
+    queue.enqueue("ast-next")  # the next caller, waiting
+    commands: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with queue.redis.monitor() as monitor:
+            while not stop.is_set():
+                command = monitor.next_command()["command"]
+                commands.append(command)
+                if command.startswith("PING"):
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.2)  # MONITOR is on
+    sock = connect(agi_server)
+    peer = Peer(sock)
+    peer.send(ENV.replace("ivr?dept=12345", "bridge"))
+    peer.expect("200 result=-1\n")  # EXEC Dial: the talk is over
+    peer.expect("200 result=1 (ANSWER)\n")  # GET VARIABLE DIALSTATUS
+    peer.expect("200 result=0 endpos=8000\n")  # STREAM FILE goodbye
+    peer.expect("200 result=1\n")  # SET VARIABLE HOTLINE_NEXT "hangup"
+    peer.close()
+    wait_idle(agi_server)
+    stop.set()
+    queue.redis.ping()
+    watcher.join(timeout=5)
+    assert queue.call("ast-next")["state"] == "offered" and queue.call("ast-next")["seat"] == "1001"
+    assert queue.call("ast-1795812065.1")["outcome"] == "completed"
+    answer_sha = queue._scripts["answer"].sha
+    assert not [c for c in commands if answer_sha in c], "the pick-up was recorded again"
