@@ -6,31 +6,29 @@ The desk (calls.desk) checks who may act and records the queue's transition firs
 so the telephony leg that ends when the caller is moved changes nothing in the queue.
 Only then is the caller moved:
 
-- Asterisk: AMI Redirect of the caller's channel (the inbound AGI kept its name) into
-  [hotline-transfer-out], which Dials the line through the trunk, or into
-  [hotline-bridge], whose AGI dials the seat the queue offered, or holds.
-- Twilio: the live call is updated (REST) with a <Dial> to the line, or redirected to
-  /twilio/offered, which dials the offered seat or holds.
+- Asterisk (agi_scripts/transfers.py): AMI Redirect of the caller's channel into
+  [hotline-transfer-out], which Dials the line through the trunk, into
+  [hotline-bridge], whose AGI dials the seat the queue offered, or holds, or into
+  [hotline-on-hold] (music).
+- Twilio (TwilioMover, below): the live call is updated (REST) with a <Dial> to the
+  line or hold music, or redirected to /twilio/offered, which dials the offered seat
+  (the call's own seat after a hold) or holds.
 
-The operator's leg ends with the caller's move, and the seat goes to wrap-up.
+The operator's leg ends with the caller's move. A transfer sends the seat to wrap-up;
+a hold keeps the call the seat's, and resuming rings the seat's phone again.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from calls.handler import CallHandler
 from cases.models import CaseEvent
 from cases.service import case_for_call, utcnow
-
-if TYPE_CHECKING:
-    from agi_scripts.ami import AmiConnection
 
 log = logging.getLogger("hotline.transfers")
 
@@ -62,97 +60,6 @@ class CallMover(Protocol):
 def national(number: str) -> str:
     """A carrier wants national digits: +8613800000001 -> 13800000001."""
     return number[3:] if number.startswith("+86") else number.lstrip("+")
-
-
-class AsteriskMover:
-    def __init__(
-        self,
-        handler: CallHandler,
-        ami: AmiConnection | Callable[[], AmiConnection],
-        dial_pattern: str = "PJSIP/{number}@trunk",
-    ) -> None:
-        self.handler = handler
-        self._ami = ami
-        self.dial_pattern = dial_pattern
-        self.settle_s = 5.0
-
-    def _client(self) -> AmiConnection:
-        return self._ami() if callable(self._ami) else self._ami
-
-    def _channel(self, call_id: str) -> str:
-        raw = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
-        if not raw:
-            raise TelephonyError(f"no channel known for {call_id}")
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-    def can_move(self, call_id: str, channel: str) -> bool:
-        return channel == "asterisk" and bool(
-            self.handler.redis.exists(self.handler.queue.keys.channel(call_id))
-        )
-
-    def _act(self, fields: dict[str, object]) -> None:
-        from agi_scripts.ami import AmiError
-
-        # A caller moved a moment ago is "not up" to Redirect until the AGI session that
-        # the move ended has returned (the redirect's pending goto): a few retries.
-        deadline = time.monotonic() + self.settle_s
-        while True:
-            try:
-                reply = self._client().action(fields)
-            except AmiError as exc:
-                raise TelephonyError(str(exc)) from None
-            if reply.get("Response") == "Success":
-                return
-            message = str(reply.get("Message", ""))
-            if "not up" not in message or time.monotonic() >= deadline:
-                raise TelephonyError(f"{fields['Action']} refused: {message}")
-            time.sleep(0.2)
-
-    def to_line(self, call_id: str, channel: str, number: str) -> None:
-        name = self._channel(call_id)
-        dial = self.dial_pattern.format(number=national(number))
-        self._act(
-            {
-                "Action": "Setvar",
-                "Channel": name,
-                "Variable": "HOTLINE_TRANSFER_DIAL",
-                "Value": dial,
-            }
-        )
-        self._act(
-            {
-                "Action": "Redirect",
-                "Channel": name,
-                "Context": "hotline-transfer-out",
-                "Exten": "s",
-                "Priority": "1",
-            }
-        )
-
-    def back_in_line(self, call_id: str, channel: str) -> None:
-        # The bridge's AGI dials the seat the queue offered, or sends the caller to hold.
-        self._act(
-            {
-                "Action": "Redirect",
-                "Channel": self._channel(call_id),
-                "Context": "hotline-bridge",
-                "Exten": "s",
-                "Priority": "1",
-            }
-        )
-
-    def hold(self, call_id: str, channel: str) -> None:
-        # Music in [hotline-on-hold]; the operator's leg ends, and resuming is
-        # back_in_line: the bridge's AGI rings the seat the call still holds.
-        self._act(
-            {
-                "Action": "Redirect",
-                "Channel": self._channel(call_id),
-                "Context": "hotline-on-hold",
-                "Exten": "s",
-                "Priority": "1",
-            }
-        )
 
 
 class TwilioMover:
@@ -232,34 +139,6 @@ class Telephony:
 
     def hold(self, call_id: str, channel: str) -> None:
         self._for(call_id, channel).hold(call_id, channel)
-
-
-def telephony_from_settings(settings: Any, handler: CallHandler) -> Telephony:
-    """The movers a process can use, from hotline.config.Settings: AMI when
-    ASTERISK_AMI_HOST is set, Twilio's REST API when its account is."""
-    movers: list[CallMover] = []
-    if settings.ami_host and settings.ami_secret:
-        from agi_scripts.ami import AmiConnection
-
-        ami = AmiConnection(
-            settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret
-        )
-        movers.append(AsteriskMover(handler, ami, settings.asterisk_outbound_dial))
-    if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
-        from twilio.rest import Client
-
-        client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
-        if settings.twilio_api_base_url:
-            client.api.base_url = settings.twilio_api_base_url.rstrip("/")
-        movers.append(
-            TwilioMover(
-                client,
-                settings.public_base_url,
-                settings.twilio_caller_id,
-                settings.twilio_hold_music_url,
-            )
-        )
-    return Telephony(tuple(movers))
 
 
 def flow_back_in_line(handler: CallHandler, call_id: str, skill: str | None) -> None:

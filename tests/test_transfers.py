@@ -157,6 +157,8 @@ def test_an_emergency_transfer_to_119_from_the_console(app) -> None:  # type: ig
     )
     assert done.status_code == 200, done.get_data(as_text=True)
     assert "已转接 119" in done.get_data(as_text=True)
+    # Redrawn on the seat's wrap-up event, the panel still says what became of the call.
+    assert "已转接 119" in wang.get("/console/call-controls").get_data(as_text=True)
 
     # Twilio was asked to dial the configured number for 119 on the caller's call.
     [(path, form)] = TwilioApi.received

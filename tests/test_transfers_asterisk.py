@@ -13,9 +13,10 @@ import pytest
 from rq import Queue
 
 from agi_scripts.ami import AmiConnection
+from agi_scripts.transfers import AsteriskMover
 from calls import RQ_QUEUE, CallerDirectory, CallHandler
 from calls.desk import Actor, Desk, DeskError
-from calls.transfers import AsteriskMover, Telephony
+from calls.transfers import Telephony
 from cases.db import engine_for, session_factory
 from tests import sipp
 from tests.conftest import wait_until as eventually

@@ -8,8 +8,37 @@ from typing import Any
 
 from flask import current_app
 
-from calls.transfers import EMERGENCY_LINES, Telephony, telephony_from_settings
+from agi_scripts.ami import AmiConnection
+from agi_scripts.transfers import AsteriskMover
+from calls import CallHandler
+from calls.transfers import EMERGENCY_LINES, CallMover, Telephony, TwilioMover
 from web.context import services
+
+
+def telephony_from_settings(settings: Any, handler: CallHandler) -> Telephony:
+    """The movers a process can use, from hotline.config.Settings: AMI when
+    ASTERISK_AMI_HOST is set, Twilio's REST API when its account is."""
+    movers: list[CallMover] = []
+    if settings.ami_host and settings.ami_secret:
+        ami = AmiConnection(
+            settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret
+        )
+        movers.append(AsteriskMover(handler, ami, settings.asterisk_outbound_dial))
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
+        from twilio.rest import Client
+
+        client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        if settings.twilio_api_base_url:
+            client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        movers.append(
+            TwilioMover(
+                client,
+                settings.public_base_url,
+                settings.twilio_caller_id,
+                settings.twilio_hold_music_url,
+            )
+        )
+    return Telephony(tuple(movers))
 
 
 def _settings() -> Any:

@@ -36,20 +36,30 @@ def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
     return {"call": call, "held": held, "lines": lines, "skills": skills, **extra}
 
 
-def current_call() -> str | None:
-    """The call the operator's seat is talking on, if any."""
+def seat_and_record() -> tuple[str | None, dict[str, str]]:
+    """The operator's seat and its record (its call, on a call or in wrap-up)."""
     seats = services().desk.seats_of(desk_actor().username)
     seat = my_seat() or (seats[0] if seats else None)
-    if not seat:
-        return None
-    record = services().queue.seat(seat)
-    return record.get("call") or None if record.get("state") == "on_call" else None
+    return seat, services().queue.seat(seat) if seat else {}
 
 
 @bp.get("/call-controls")
 @roles_required(*OPERATORS)
 def call_controls() -> Any:
-    return render_template("_call_controls.html", **controls_view(current_call()))
+    """Redrawn on every seat event: the controls while on a call; in the wrap-up after
+    a transfer, what became of the call (the seat event must not wipe that out)."""
+    seat, record = seat_and_record()
+    call = record.get("call") or None
+    if record.get("state") == "on_call":
+        return render_template("_call_controls.html", **controls_view(call))
+    done: dict[str, Any] = {}
+    if call and record.get("state") == "wrap_up":
+        handed = services().queue.call(call)
+        if handed.get("transferred_from") == seat:
+            kind = handed.get("transfer_kind")
+            done = {"done_line": handed.get("transferred_to")} if kind == "out" else {}
+            done = done or {"done_other": True}
+    return render_template("_call_controls.html", **controls_view(None, **done))
 
 
 @bp.post("/calls/<call>/emergency")
