@@ -184,3 +184,28 @@ def test_hold_plays_music_and_resume_rings_the_operator_back(
     assert kinds.count("CONNECT") == 1 and kinds.count("COMPLETE") == 1
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
     ami.close()
+
+
+def test_a_busy_emergency_line_is_dialled_again(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    """119 busy twice: the caller is not dropped, the line is dialled a second and a
+    third time (the busy phone takes two calls, then the third try finds nobody)."""
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=120_000)
+    busy_119 = sipp._sipp(
+        rig.workdir,
+        "busy-119",
+        sipp.called_scenario(answer=False),
+        ["-i", "127.0.0.3", "-p", str(port), "-mp", str(sipp.media_port()), "-m", "2"],
+    )
+    rig.sipps.append(busy_119)
+    citizen = rig.citizens("busy-line", ["13800138120"])  # waits for the centre to hang up
+    call_id = connected_call(rig, "13800138120", "1001")
+    desk.transfer_emergency(WANG, call_id, "119", "起火", telephony, {"119": "119"})
+    assert busy_119.wait(timeout=60) == 0, busy_119.output()[-3000:]  # two INVITEs, busy
+    assert citizen.wait(timeout=180) == 0, citizen.output()[-3000:]
+    ami.close()
