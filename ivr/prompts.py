@@ -34,8 +34,10 @@ class Prompt:
 
 CATALOGUE: dict[str, Prompt] = {
     "greeting": Prompt(
-        "您好，这里是12345热线。请稍候，马上转人工。",
-        "Hello, this is the 12345 citizen service line. Please hold for an operator.",
+        # 全程录音: the recording notice, within the 8 s a caller hears before a person.
+        "您好，12345热线，全程录音，马上转人工。",
+        "Hello, this is the 12345 citizen service line. Calls are recorded. "
+        "Please hold for an operator.",
     ),
     "language_menu": Prompt(
         "讲海南话请按1。For English, press 2。",
@@ -76,9 +78,9 @@ CATALOGUE: dict[str, Prompt] = {
     ),
     # Outbound: the return visit (回访) after a case is resolved, one thing at a time.
     "visit_intro": Prompt(
-        "您好，这里是12345热线回访。关于您{month}月{day}日反映的问题，已经办理。",
-        "Hello, this is the 12345 line. About the matter you raised on {month}/{day}: "
-        "it has been handled.",
+        "您好，12345热线回访，全程录音。关于您{month}月{day}日反映的问题，已经办理。",
+        "Hello, this is the 12345 line; this call is recorded. About the matter you raised "
+        "on {month}/{day}: it has been handled.",
     ),
     "visit_question": Prompt(
         "满意请按1，不满意请按2。转人工请按0。",

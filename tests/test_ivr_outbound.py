@@ -22,7 +22,7 @@ def test_a_return_visit_names_the_day_and_asks_one_question() -> None:
         a.Gather("visit_question", "120", timeout_s=8.0),
     )
     assert render("visit_intro", month=11, day=27).startswith(
-        "您好，这里是12345热线回访。关于您11月27日反映的问题"
+        "您好，12345热线回访，全程录音。关于您11月27日反映的问题"
     )
     assert render("visit_question") == "满意请按1，不满意请按2。转人工请按0。"
 
