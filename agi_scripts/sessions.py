@@ -21,9 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rq import Retry
+
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from calls import CallHandler
+from calls.handler import job_id_for
 from calls.outbound import OutboundHandler
+from calls.recordings import file_name_for
 from calls.transfers import seat_leg_released
 from ivr import actions as a
 from ivr import events as e
@@ -49,6 +53,9 @@ class AgiSettings:
     env_timeout_s: float = 10.0  # the whole environment, from the connection
     # When set, the AGI URL must carry it: agi://host:4573/SECRET/inbound
     secret: str | None = field(default=None, repr=False)
+    # Where MixMonitor writes each conversation, as Asterisk sees it (calls.recordings);
+    # None: nothing is recorded.
+    recordings_dir: str | None = None
 
     def seat_endpoint(self, seat: str) -> str:
         """What Dial rings for this seat: its box's pattern, else the default."""
@@ -160,6 +167,8 @@ class Session:
         if answered_by == "machine" and cause.startswith("INITIALSILENCE"):
             answered_by = "unknown"  # an elderly citizen waiting in silence: speak to them
         actions = self.outbound_calls.handle(call, e.OutboundAnswered(answered_by, time.time()))
+        # The return visit is recorded (its opening says so).
+        self.note_recording(call, self.start_recording(call, bridged_only=False))
         self.perform(call, actions, self.outbound_calls.handle)
 
     def outbound_failed(self) -> None:
@@ -219,7 +228,40 @@ class Session:
                 self.agi.set_var("HOTLINE_NEXT", "hangup")
                 return
 
+    def start_recording(self, call: str, bridged_only: bool = True) -> str | None:
+        """MixMonitor on the caller's channel, once per call (a redirect back to the
+        bridge finds it running). An inbound call's holds only while bridged to a person,
+        so ringing and hold music are left out. The file's name if it started now."""
+        if not self.settings.recordings_dir or self.agi.get_var("HOTLINE_RECORDING"):
+            return None
+        name = file_name_for(call)
+        path = f"{self.settings.recordings_dir.rstrip('/')}/{name}"
+        options = ("b",) if bridged_only else ()
+        if self.agi.exec_app("MixMonitor", path, *options) < 0:
+            log.warning("MixMonitor did not start for %s", call)
+            return None
+        self.agi.set_var("HOTLINE_RECORDING", name)
+        return name
+
+    def note_recording(self, call: str, name: str | None) -> None:
+        """The recording's row is written by a job: never stands between caller and seat."""
+        if name is None:
+            return
+        try:
+            self.handler.jobs.enqueue(
+                "calls.recordings.recording_started",
+                call,
+                "asterisk",
+                call,
+                name,
+                job_id=job_id_for("recording", call),
+                retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
+            )
+        except Exception:  # the file is being written; the upkeep job cannot find it
+            log.exception("could not note the recording of %s", call)
+
     def dial(self, call: str, seat: str) -> None:
+        recording = self.start_recording(call)
         endpoint = self.settings.seat_endpoint(seat)
         # Asterisk gets the Dial first and the ring lease is re-armed while the seat
         # rings: a Redis round trip less between the offer and the Dial. Should a
@@ -234,6 +276,7 @@ class Session:
             self.handler.ringing(call, seat)
         except Exception:  # the Dial's reply is still due: nothing else may be sent
             log.exception("could not re-arm the ring lease of %s; the Dial goes on", call)
+        self.note_recording(call, recording)
         with self.agi.patience(self.settings.ring_timeout_s + self.settings.max_talk_s + 60):
             self.agi.exec_result()  # EXEC Dial replies when the conversation ends
         status = self.agi.get_var("DIALSTATUS")  # EXEC Dial's own result means little

@@ -33,9 +33,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
 from calls.handler import CallHandler, job_id_for
+from calls.recordings import Recorder, RecordingError, live_recording
 from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
-from cases.models import Case, ExtensionRequest, User
+from cases.models import CallRecording, Case, ExtensionRequest, User
 from cases.service import parse_form
 from cases.users import log_action
 from ivr import events as e
@@ -48,6 +49,8 @@ log = logging.getLogger("hotline.desk")
 PAUSE_REASONS = ("lunch", "training", "meeting", "after_call_work", "other")
 WRAPUP_EXTEND_S = 30
 SUPERVISING_ROLES = frozenset({"supervisor", "admin", "system"})
+# Who may hear a conversation's recording (quality work).
+PLAYBACK_ROLES = frozenset({"supervisor", "admin"})
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "本通话已标为答复自另一条知识",
         "This call was already marked as answered from another article",
     ),
+    "no-recording": ("本通话没有正在进行的录音", "This call has no recording going on"),
+    "recording-failed": (
+        "录音暂停/恢复未能完成（电话系统无响应），请再试一次",
+        "Pausing or resuming the recording did not go through; try again",
+    ),
+    "no-such-recording": ("找不到该录音", "No such recording"),
     "database-unavailable": (
         "数据库暂时不可用，请稍后再试",
         "The database is unavailable; try again shortly",
@@ -667,6 +676,48 @@ class Desk:
                 raise DeskError("hold-failed", 502) from None
         self.record(actor, "call-hold" if on else "call-resume", call)
         return result
+
+    # -- recordings (calls.recordings) ---------------------------------------------------
+
+    def pause_recording(self, actor: Actor, call: str, paused: bool, recorder: Recorder) -> str:
+        """Pause the connected call's recording while the citizen gives sensitive numbers
+        (an ID card, a bank account), or resume it: the call's operator or a supervisor."""
+        _, channel = self._connected_call(actor, call)
+        try:
+            with self.sessions() as db:
+                recording = live_recording(db, call)
+                if recording is None:
+                    raise DeskError("no-recording", 409)
+                if recording.status == ("paused" if paused else "recording"):
+                    return "unchanged"
+                try:
+                    recorder.set_paused(call, channel, recording.sid, paused)
+                except RecordingError as exc:
+                    log.error("recording pause of %s failed: %s", call, exc)
+                    raise DeskError("recording-failed", 502) from None
+                recording.status = "paused" if paused else "recording"
+                db.commit()
+        except SQLAlchemyError:
+            raise DeskError("database-unavailable", 503) from None
+        self.record(actor, "recording-pause" if paused else "recording-resume", call)
+        return "paused" if paused else "recording"
+
+    def recording_to_play(self, actor: Actor, recording_id: int) -> CallRecording:
+        """A recording for a supervisor (or an admin) to hear; every playback is audited
+        with who, which recording of which call, and when."""
+        if actor.role not in PLAYBACK_ROLES:
+            self.record(actor, "recording-play-refused", str(recording_id))
+            raise DeskError("forbidden", 403)
+        try:
+            with self.sessions() as db:
+                recording = db.get(CallRecording, recording_id)
+                if recording is None or recording.status == "deleted":
+                    raise DeskError("no-such-recording", 404)
+                db.expunge(recording)
+        except SQLAlchemyError:
+            raise DeskError("database-unavailable", 503) from None
+        self.record(actor, "recording-play", recording.sid, f"call {recording.call_id}")
+        return recording
 
     def _hold_mark(self, call: str, seat: str, on: bool) -> str:
         try:

@@ -213,6 +213,26 @@ class CallRecord(Base):
     transferred_to: Mapped[str | None] = mapped_column(String(32))
 
 
+class CallRecording(Base):
+    """A conversation's recording (calls.recordings), linked to its call detail row by
+    call id and to the call's case once it exists. ``sid`` names it uniquely: the file
+    name's stem on Asterisk (the call id), Twilio's RecordingSid."""
+
+    __tablename__ = "call_recording"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    call_id: Mapped[str] = mapped_column(String(128), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_record.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))  # asterisk | twilio
+    # The file's name under the recordings directory, once it is there.
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    media_url: Mapped[str | None] = mapped_column(String(512))  # Twilio's, until fetched
+    status: Mapped[str] = mapped_column(String(16), default="recording")  # |paused|done|deleted
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class StreamCursor(Base):
     """How far a job has read a Redis stream, committed with what it wrote."""
 

@@ -101,6 +101,11 @@ class Settings:
         ("122", "122"),
     )
     twilio_api_base_url: str | None = None  # another Twilio API host (tests: a local peer)
+    # Conversations' recordings (calls.recordings): where the files live (Asterisk's
+    # MixMonitor writes there, so on another box it is a shared volume), and how long
+    # they are kept before the retention job deletes them (about six months).
+    recordings_dir: Path | None = None  # None: var_dir / "recordings"
+    recording_retention_days: int = 183
 
 
 def _dial_pattern(value: str) -> str:
@@ -253,4 +258,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env.get("HOTLINE_EMERGENCY_LINES") or "110=110,119=119,120=120,122=122"
         ),
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+        recordings_dir=Path(env.get("HOTLINE_RECORDINGS_DIR") or var_dir / "recordings").resolve(),
+        recording_retention_days=int(
+            env_number(env, "HOTLINE_RECORDING_RETENTION_DAYS", 183, minimum=1)
+        ),
     )

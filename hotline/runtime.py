@@ -141,6 +141,7 @@ def agi_settings(settings: Settings):  # type: ignore[no-untyped-def]
         allow=settings.agi_allow,
         env_timeout_s=settings.agi_env_timeout_s,
         secret=settings.agi_secret,
+        recordings_dir=str(settings.recordings_dir) if settings.recordings_dir else None,
     )
 
 
