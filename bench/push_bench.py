@@ -6,8 +6,14 @@ offered to the consoles' seats while signed Twilio webhooks are answered by the 
 (gunicorn, bounded threads).
 
 Everything goes through the proxy as in production when nginx is installed (streams to
-the push process, fragments and webhooks to the web); without it, streams go to the
-push port and the rest to the web, and ``slow_clients`` is 0.
+the push process, pages and fragments to the web, webhooks to the webhook processes);
+without it, streams go to the push port, webhooks to the webhook processes' port and
+the rest to the web, and ``slow_clients`` is 0.
+
+``--split`` (the default, as compose runs it): Twilio's webhooks have their own
+gunicorn process(es) (``hotline web --only twilio``, ``--hook-workers``) beside the
+``--web-workers`` page processes; ``--no-split`` sends them to the page processes, as
+before, to compare in one sitting.
 
 - pop latency: from starting the call (the queue offers it inside that step) to the
   console holding the pop fragment, i.e. the ``pop`` signal on the stream plus the
@@ -25,8 +31,9 @@ the signed cookie, Flask-Login's identifier), not by 1,000 scrypt sign-ins; one 
 signs in over HTTP to check that path.
 
 It prints one JSON object as its last line:
-{"consoles", "wallboards", "slow_clients", "calls", "warmup_calls", "pop_latency_ms_p50",
- "pop_latency_ms_p99", "webhook_ms_p50", "webhook_ms_p99", "board_fetches", "errors"}
+{"consoles", "wallboards", "slow_clients", "calls", "warmup_calls", "split", "web_workers",
+ "hook_workers", "pop_latency_ms_p50", "pop_latency_ms_p99", "webhook_ms_p50",
+ "webhook_ms_p99", "board_fetches", "errors", "load_average" (1, 5, 15 min, at the end)}
 
     .venv/bin/python bench/push_bench.py --consoles 1000 --wallboards 20 --calls 300
 """
@@ -226,7 +233,9 @@ class Bench:
             self.error(f"{kind}: gone")
 
 
-def start_nginx(work: Path, web_port: int, push_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_nginx(
+    work: Path, web_port: int, push_port: int, hooks_port: int
+) -> tuple[subprocess.Popen[bytes], int]:
     state = work / "nginx"
     state.mkdir()
     port = free_port()
@@ -235,6 +244,7 @@ def start_nginx(work: Path, web_port: int, push_port: int) -> tuple[subprocess.P
         "NGINX_LISTEN": f"127.0.0.1:{port}",
         "NGINX_WEB_SERVERS": f"127.0.0.1:{web_port}",
         "NGINX_PUSH_SERVERS": f"127.0.0.1:{push_port}",
+        "NGINX_HOOKS_SERVERS": f"127.0.0.1:{hooks_port}",
         "NGINX_STATE_DIR": str(state),
         "NGINX_ACCESS_LOG": "off",
         "NGINX_ERROR_LOG": str(state / "error.log"),
@@ -300,7 +310,7 @@ async def run(  # type: ignore[no-untyped-def]
         signature = validator.compute_signature(PUBLIC_BASE + "/twilio/voice", params)
         started = time.monotonic()
         status = await http_post(
-            ports["web"],
+            ports["hooks"],
             "/twilio/voice",
             urllib.parse.urlencode(params),
             {
@@ -372,6 +382,9 @@ async def run(  # type: ignore[no-untyped-def]
         "slow_clients": len(slow),
         "calls": args.calls,
         "warmup_calls": args.warmup,
+        "split": args.split,
+        "web_workers": args.web_workers,
+        "hook_workers": args.hook_workers if args.split else 0,
         "pop_latency_ms_p50": percentile(latencies, 0.50),
         "pop_latency_ms_p99": percentile(latencies, 0.99),
         "webhook_ms_p50": percentile(webhook_ms, 0.50),
@@ -379,6 +392,7 @@ async def run(  # type: ignore[no-untyped-def]
         "board_fetches": bench.board_fetches,
         "errors": len(bench.errors),
         "error_samples": bench.errors[:5],
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -394,8 +408,15 @@ def main() -> None:
         "--warmup", type=int, default=20, help="calls (and webhooks) before the burst"
     )
     parser.add_argument("--rate", type=float, default=50.0, help="calls (and webhooks) a second")
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=2, help="page processes")
     parser.add_argument("--web-threads", type=int, default=32, help="per web process")
+    parser.add_argument(
+        "--split",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="webhooks on processes of their own (`hotline web --only twilio`)",
+    )
+    parser.add_argument("--hook-workers", type=int, default=1, help="webhook processes")
     parser.add_argument("--no-proxy", action="store_true", help="even when nginx is installed")
     args = parser.parse_args()
 
@@ -433,7 +454,7 @@ def main() -> None:
         )
         db.commit()
         ids = {name: id_ for name, id_ in db.execute(select(User.username, User.id))}
-    web_port, push_port = free_port(), free_port()
+    web_port, push_port, hooks_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "HOTLINE_VAR_DIR": str(work),
@@ -447,10 +468,6 @@ def main() -> None:
         "PUBLIC_BASE_URL": PUBLIC_BASE,
         "HOTLINE_WRAPUP_S": "0",
         "PYTHONPATH": str(ROOT),
-        # As compose: gunicorn's keep-alive outlasts nginx's upstream one (60 s); with
-        # gunicorn's default (2 s) nginx reused connections gunicorn was closing, and a
-        # webhook POST (never retried) came back 502 now and then.
-        "GUNICORN_CMD_ARGS": "--keep-alive 75",
     }
     log = open(work / "processes.log", "ab")  # noqa: SIM115
     web = subprocess.Popen(
@@ -461,6 +478,24 @@ def main() -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    hooks = None
+    if args.split:
+        # Its own var dir: each gunicorn keeps its control socket there.
+        hooks_env = {
+            **env,
+            "HOTLINE_VAR_DIR": str(work / "hooks"),
+            "HOTLINE_WEB_PORT": str(hooks_port),
+        }
+        hooks = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "web", "--only", "twilio"]
+            + ["--workers", str(args.hook_workers), "--threads", str(args.web_threads)],
+            cwd=ROOT,
+            env=hooks_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    else:
+        hooks_port = web_port
     push = subprocess.Popen(
         [sys.executable, "-m", "hotline.cli", "push"],
         cwd=ROOT,
@@ -472,13 +507,15 @@ def main() -> None:
     try:
         wait_port(web_port)
         wait_port(push_port)
+        wait_port(hooks_port)
         proxy = 0
         if NGINX.exists() and not args.no_proxy:
-            nginx, proxy = start_nginx(work, web_port, push_port)
+            nginx, proxy = start_nginx(work, web_port, push_port, hooks_port)
         ports = {
             "proxy": proxy,
             "stream": proxy or push_port,
             "web": proxy or web_port,
+            "hooks": proxy or hooks_port,
         }
         settings = load_settings(env)
         handler = call_handler(settings, call_queue(settings))
@@ -495,7 +532,7 @@ def main() -> None:
         result = asyncio.run(run(args, ports, cookies, handler))
         result["proxy"] = "nginx" if proxy else None
     finally:
-        for process in (web, push, nginx):
+        for process in (web, hooks, push, nginx):
             if process is not None:
                 process.terminate()
                 try:

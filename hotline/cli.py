@@ -170,12 +170,26 @@ def report(ctx: Context, day: str | None, days: int) -> None:
 @click.option("--workers", default=2, show_default=True, help="processes (one per core)")
 @click.option(
     "--threads",
-    default=200,
+    default=32,
     show_default=True,
     help="threads per process (webhooks, pages, fragments; live streams are `hotline push`'s)",
 )
+@click.option(
+    "--keep-alive",
+    default=75,
+    show_default=True,
+    help="seconds an idle connection stays open: longer than the proxy's (60 s), so it "
+    "never reuses one gunicorn is closing",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["twilio"]),
+    default=None,
+    help="serve Twilio's webhooks (/twilio/...) and /healthz, /metrics only; any other "
+    "path is a 404 (the proxy's webhook processes)",
+)
 @pass_ctx
-def web(ctx: Context, workers: int, threads: int) -> None:
+def web(ctx: Context, workers: int, threads: int, keep_alive: int, only: str | None) -> None:
     """Serve the web app (Twilio webhooks, API, console, wallboard) with gunicorn."""
     import os
     import sys
@@ -201,7 +215,7 @@ def web(ctx: Context, workers: int, threads: int) -> None:
         gunicorn,
         [
             gunicorn,
-            "hotline.webapp:create_app()",
+            f"hotline.webapp:create_app(only={only!r})",
             "--bind",
             bind,
             "--workers",
@@ -210,6 +224,8 @@ def web(ctx: Context, workers: int, threads: int) -> None:
             "gthread",
             "--threads",
             str(threads),
+            "--keep-alive",
+            str(keep_alive),
             "--timeout",
             "30",
             "--graceful-timeout",

@@ -50,9 +50,10 @@ def web_settings(settings: Settings) -> WebSettings:
     )
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None, only: str | None = None) -> Flask:
     """``config`` may hold ``SETTINGS`` (a Settings), ``REDIS`` (a client) and Flask
-    keys; without it everything comes from the environment."""
+    keys; without it everything comes from the environment. ``only="twilio"`` serves
+    Twilio's webhooks alone (``hotline web --only twilio``)."""
     config = dict(config or {})
     settings: Settings = config.pop("SETTINGS", None) or load_settings()
     redis: Redis = config.pop("REDIS", None) or connect_redis(settings)
@@ -64,9 +65,39 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     outbound = outbound_handler(settings, handler)
     app = create_web_app(web_settings(settings), handler, config, outbound)
     app.extensions["hotline_settings"] = settings  # the whole configuration, for tools
+    if only == "twilio":
+        serve_webhooks_only(app)
+    elif only is not None:
+        raise ValueError(f"only={only!r}: the web serves everything or only 'twilio'")
     if not app.testing:
         warm_up(app)
     return app
+
+
+# What a webhook process answers: Twilio's webhooks, its health check and its metrics.
+WEBHOOK_PATHS = ("/twilio/",)
+WEBHOOK_PROCESS_EXTRAS = frozenset({"/healthz", "/metrics"})
+
+
+def serve_webhooks_only(app: Flask) -> None:
+    """Behind the proxy, Twilio's webhooks have gunicorn processes of their own, so a
+    page or fragment render never holds the interpreter a webhook waits for. A page the
+    proxy sends here by mistake is a plain 404, before the app does any work for it,
+    instead of quietly sharing these processes again."""
+    inner = app.wsgi_app
+    body = b"not served here: this process answers Twilio's webhooks only\n"
+
+    def webhooks_only(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(WEBHOOK_PATHS) or path in WEBHOOK_PROCESS_EXTRAS:
+            return inner(environ, start_response)
+        start_response(
+            "404 NOT FOUND",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    app.wsgi_app = webhooks_only  # type: ignore[method-assign]
 
 
 def warm_up(app: Flask) -> None:

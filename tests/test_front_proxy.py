@@ -42,42 +42,27 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
-    from cases.db import engine_for, session_factory, upgrade
-    from cases.seed import seed
-
-    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
-    upgrade(db_url)
-    with session_factory(engine_for(db_url))() as db:
-        seed(db)
-        db.commit()
+@contextmanager
+def hotline_web(redis_url: str, db_url: str, var_dir: Path, *args: str) -> Iterator[int]:
+    """`hotline web` as compose runs it behind nginx (one worker, ``args`` added), with
+    its own var dir (its control socket); yields its port. Its output: var_dir/web.log."""
+    var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
-        "HOTLINE_VAR_DIR": str(tmp_path),
+        "HOTLINE_VAR_DIR": str(var_dir),
         "DATABASE_URL": db_url,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "HOTLINE_SECRET_KEY": "front-proxy-test",
         "HOTLINE_WEB_PORT": str(port),
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "PUBLIC_BASE_URL": PUBLIC_BASE,
         "HOTLINE_TRUSTED_PROXY_HOPS": "1",  # as compose runs it, behind nginx
-        "GUNICORN_CMD_ARGS": "--keep-alive 75",  # as compose: outlasts nginx's upstream keep-alive
         "PYTHONPATH": str(ROOT),
     }
-    log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+    log = open(var_dir / "web.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hotline.cli",
-            "web",
-            "--workers",
-            "1",
-            "--threads",
-            str(WEB_THREADS),
-        ],
+        [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", *args],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -85,7 +70,7 @@ def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object
     )
     try:
         wait_port(port)
-        yield {"port": port, "redis": redis}
+        yield port
     finally:
         process.terminate()
         try:
@@ -97,20 +82,36 @@ def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object
 
 
 @pytest.fixture
+def web(redis_server, redis: Redis, tmp_path: Path) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as db:
+        seed(db)
+        db.commit()
+    with hotline_web(redis_server.url, db_url, tmp_path, "--threads", str(WEB_THREADS)) as port:
+        yield {"port": port, "redis": redis, "redis_url": redis_server.url, "db_url": db_url}
+
+
+@pytest.fixture
 def nginx(web: dict[str, object], tmp_path: Path) -> Iterator[int]:
     with front_proxy(f"127.0.0.1:{web['port']}", tmp_path / "nginx") as port:
         yield port
 
 
 @contextmanager
-def front_proxy(web_servers: str, state: Path) -> Iterator[int]:
-    """nginx from the image's template in front of ``web_servers`` (host:port,...)."""
+def front_proxy(web_servers: str, state: Path, hooks_servers: str = "") -> Iterator[int]:
+    """nginx from the image's template in front of ``web_servers`` (host:port,...), and
+    of ``hooks_servers`` for Twilio's webhooks (the web servers when not given)."""
     state.mkdir()
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "NGINX_LISTEN": f"127.0.0.1:{port}",
         "NGINX_WEB_SERVERS": web_servers,
+        **({"NGINX_HOOKS_SERVERS": hooks_servers} if hooks_servers else {}),
         "NGINX_STATE_DIR": str(state),
         "NGINX_ACCESS_LOG": str(state / "access.log"),
         "NGINX_ERROR_LOG": str(state / "error.log"),
@@ -332,7 +333,7 @@ def test_a_webhook_cut_short_by_a_dying_web_is_answered_by_the_other(  # type: i
         queue.seat_state("1001", "paused", "busy")
     try:
         servers = f"127.0.0.1:{dying.port},127.0.0.1:{web['port']}"
-        with front_proxy(servers, tmp_path / "nginx") as port:
+        with front_proxy(f"127.0.0.1:{web['port']}", tmp_path / "nginx", servers) as port:
             for n in range(1, 11):  # until nginx has picked the dying one first
                 if seat == "free":
                     queue.seat_login(f"{1000 + n}")  # a free seat for each caller
@@ -367,3 +368,28 @@ def test_only_the_inbound_twilio_webhooks_are_passed_on_after_they_were_sent() -
     assert "non_idempotent;" in block and "proxy_next_upstream_tries 2;" in block
     outbound = conf.split("location /twilio/outbound/ {", 1)[1].split("}", 1)[0]
     assert "proxy_next_upstream" not in outbound
+    assert "proxy_pass http://hooks;" in block and "proxy_pass http://hooks;" in outbound
+
+
+def test_webhooks_have_their_own_processes_behind_nginx(web, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """nginx sends Twilio's webhooks to the webhook processes (`hotline web --only
+    twilio`) and pages to the page processes, so a page render never holds the
+    interpreter a webhook needs; a page sent to the webhook process is a 404 there."""
+    queue = CallQueue(web["redis"], QueueSettings())
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    hooks_dir = tmp_path / "hooks"
+    with hotline_web(web["redis_url"], web["db_url"], hooks_dir, "--only", "twilio") as hooks:
+        with front_proxy(
+            f"127.0.0.1:{web['port']}", tmp_path / "nginx", f"127.0.0.1:{hooks}"
+        ) as port:
+            status, twiml = signed_voice_webhook(port, 1)
+            assert status == 200 and b"<Response>" in twiml, twiml
+            assert get(port, "/login")[0] == 200
+            assert get(hooks, "/login")[0] == 404  # misrouted: refused, not served
+    assert queue.call(sid(1))["state"] == "waiting"
+    pages = (tmp_path / "web.log").read_text()
+    webhooks = (hooks_dir / "web.log").read_text()
+    assert '"POST /twilio/voice HTTP/1.1" 200' in webhooks, webhooks
+    assert '"GET /login HTTP/1.1" 200' in pages, pages
+    assert "/twilio/voice" not in pages and '"GET /login HTTP/1.1" 200' not in webhooks

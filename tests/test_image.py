@@ -394,9 +394,10 @@ def test_compose_waits_checks_health_and_publishes_only_the_proxy() -> None:
         for port in spec.get("ports", []):
             if name != "nginx":
                 assert str(port).endswith("/udp"), f"{name} publishes {port}: only nginx may"
-    web_env = services["web"]["environment"]
-    assert str(web_env["HOTLINE_TRUSTED_PROXY_HOPS"]) == "1"
-    assert "ports" not in services["web"]
+    for web in ("web", "hooks"):  # pages, and Twilio's webhooks, both behind nginx
+        assert str(services[web]["environment"]["HOTLINE_TRUSTED_PROXY_HOPS"]) == "1", web
+        assert "ports" not in services[web], web
+        assert services["nginx"]["depends_on"][web]["condition"] == "service_healthy", web
     assert services["nginx"]["build"] == "nginx"  # docker/nginx: Debian's nginx, our config
     asterisk_build = services["asterisk"]["build"]
     assert "asterisk-src" in asterisk_build["additional_contexts"]
@@ -425,7 +426,7 @@ def test_compose_commands_exist_in_the_image(image: InstalledImage) -> None:
 def test_the_ha_overlay_has_no_single_instance() -> None:
     services = compose("compose.yaml", "compose.ha.yaml")["services"]
     assert {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"} <= set(services)
-    assert {"agi", "agi-2", "web", "web-2", "push", "push-2"} <= set(services)
+    assert {"agi", "agi-2", "web", "web-2", "hooks", "hooks-2", "push", "push-2"} <= set(services)
     for name, spec in services.items():
         if hotline_command(spec):
             env = spec["environment"]
@@ -435,6 +436,27 @@ def test_the_ha_overlay_has_no_single_instance() -> None:
     assert "web:8000" in upstreams and "web-2:8000" in upstreams
     streams = services["nginx"]["environment"]["NGINX_PUSH_SERVERS"]
     assert streams == "push:8001,push-2:8001"
+    assert services["nginx"]["environment"]["NGINX_HOOKS_SERVERS"] == "hooks:8000,hooks-2:8000"
+    assert hotline_command(services["hooks-2"]) == hotline_command(services["hooks"])
+
+
+def test_twilios_webhooks_have_web_processes_of_their_own() -> None:
+    """A page, a screen pop or the wallboard's drawing holds its process's interpreter;
+    webhooks in the same processes waited for it. nginx sends /twilio/ to processes that
+    serve nothing else (`hotline web --only twilio`), and pages to the others."""
+    services = compose("compose.yaml")["services"]
+    hooks, web = hotline_command(services["hooks"]) or [], hotline_command(services["web"]) or []
+    assert hooks[:1] == web[:1] == ["web"]
+    assert hooks[hooks.index("--only") + 1] == "twilio" and "--only" not in web
+    proxy_env = services["nginx"]["environment"]
+    assert proxy_env["NGINX_HOOKS_SERVERS"] == "hooks:8000"
+    assert proxy_env["NGINX_WEB_SERVERS"] == "web:8000"
+    conf = (DOCKER / "nginx" / "nginx.conf.template").read_text()
+    assert "upstream hooks {" in conf and "${NGINX_HOOKS_UPSTREAM}" in conf
+    for location in ("location /twilio/ {", "location /twilio/outbound/ {"):
+        block = conf.split(location, 1)[1].split("}", 1)[0]
+        assert "proxy_pass http://hooks;" in block, location
+    assert "proxy_pass http://web;" in conf.split("location / {", 1)[1].split("}", 1)[0]
 
 
 def _compose_cli() -> list[str] | None:

@@ -4,6 +4,7 @@ socket under its var dir, so two instances on one machine leave each other alone
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
@@ -24,9 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def hotline_web(redis_server: RedisServer, var_dir: Path, home: Path) -> Iterator[str]:
-    """A running `hotline web` (one worker); yields its base URL. Its output goes to
-    var_dir/web.log."""
+def hotline_web(
+    redis_server: RedisServer,
+    var_dir: Path,
+    home: Path,
+    args: tuple[str, ...] = ("--threads", "4"),
+    env_extra: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """A running `hotline web` (one worker, ``args`` added); yields its base URL. Its
+    output goes to var_dir/web.log."""
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -38,11 +45,12 @@ def hotline_web(redis_server: RedisServer, var_dir: Path, home: Path) -> Iterato
         "HOTLINE_SECRET_KEY": "web-command-test",
         "HOTLINE_WEB_PORT": str(port),
         "PYTHONPATH": str(ROOT),
+        **(env_extra or {}),
     }
     env.pop("XDG_RUNTIME_DIR", None)
     with open(var_dir / "web.log", "ab") as log:
         web = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "4"],
+            [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", *args],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -153,3 +161,67 @@ def test_two_instances_keep_their_own_control_sockets(
         assert not (second / "gunicorn.ctl").exists()
     assert not (first / "gunicorn.ctl").exists()
     assert not (tmp_path / ".gunicorn").exists()  # nothing in the per-user default place
+
+
+@pytest.mark.slow
+def test_web_threads_are_bounded_and_connections_outlast_the_proxys_keep_alive(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    """Behind nginx (which closes idle upstream connections after 60 s) gunicorn must keep
+    them longer, or nginx sends a webhook down a connection gunicorn is closing (a 502
+    Twilio plays as an application error); and a process has a bounded pool of threads,
+    not one per connection nginx might open."""
+    var = tmp_path / "var"
+    debug = {"GUNICORN_CMD_ARGS": "--log-level debug"}  # gunicorn lists its settings
+    with hotline_web(redis_server, var, tmp_path, args=(), env_extra=debug) as url:
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            first = conn.getresponse()
+            first.read()
+            assert first.status == 200 and first.getheader("Connection") != "close"
+            time.sleep(3)  # past gunicorn's own default keep-alive (2 s)
+            conn.request("GET", "/healthz")  # on the same connection, still open
+            again = conn.getresponse()
+            again.read()
+            assert again.status == 200
+        finally:
+            conn.close()
+    # gunicorn's "Current configuration:" lines, "  name: value" each.
+    settings = {
+        name: value
+        for name, _, value in (
+            line[2:].partition(": ")
+            for line in (var / "web.log").read_text().splitlines()
+            if line.startswith("  ")
+        )
+    }
+    assert settings.get("keepalive") == "75", settings
+    assert settings.get("threads") == "32", settings
+
+
+@pytest.mark.slow
+def test_a_webhook_process_answers_webhooks_and_refuses_pages(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    """`hotline web --only twilio`: the proxy's webhook processes. A page sent there by
+    mistake is a plain 404, not a page quietly sharing the webhooks' processes."""
+    var = tmp_path / "var"
+    with hotline_web(redis_server, var, tmp_path, args=("--only", "twilio")) as url:
+        assert get(url + "/healthz") == 200
+        assert get(url + "/metrics") == 200  # loopback: Prometheus scrapes each process
+        # An unsigned webhook reaches Twilio's blueprint, which refuses the signature.
+        request = urllib.request.Request(url + "/twilio/voice", data=b"CallSid=CA1", method="POST")
+        assert get_request(request) == 403
+        for page in ("/", "/login", "/console/", "/console/seat", "/api/queue", "/lookup"):
+            assert get(url + page) == 404, page
+    with hotline_web(redis_server, tmp_path / "all", tmp_path) as url:
+        assert get(url + "/login") == 200  # without --only: everything
+
+
+def get_request(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)

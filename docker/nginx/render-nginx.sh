@@ -8,6 +8,7 @@
 #   NGINX_LISTEN        8080 (address:port or port)
 #   NGINX_WEB_SERVERS   web:8000 (comma-separated host:port of the gunicorn instances)
 #   NGINX_PUSH_SERVERS  the web servers (the live-push processes once they exist)
+#   NGINX_HOOKS_SERVERS the web servers (Twilio's webhook processes, `hotline web --only twilio`)
 #   NGINX_STATE_DIR     /run/nginx-hotline (pid, temporary files; writable)
 #   NGINX_ACCESS_LOG    /dev/stdout     NGINX_ERROR_LOG  /dev/stderr
 #   NGINX_USER          unset: workers run as the master's user (the image: www-data)
@@ -16,7 +17,7 @@ set -eu
 template=${1:?usage: render-nginx.sh TEMPLATE OUT}
 out=${2:?usage: render-nginx.sh TEMPLATE OUT}
 : "${NGINX_LISTEN:=8080}" "${NGINX_WEB_SERVERS:=web:8000}"
-: "${NGINX_PUSH_SERVERS:=$NGINX_WEB_SERVERS}"
+: "${NGINX_PUSH_SERVERS:=$NGINX_WEB_SERVERS}" "${NGINX_HOOKS_SERVERS:=$NGINX_WEB_SERVERS}"
 : "${NGINX_STATE_DIR:=/run/nginx-hotline}"
 : "${NGINX_ACCESS_LOG:=/dev/stdout}" "${NGINX_ERROR_LOG:=/dev/stderr}"
 
@@ -27,6 +28,7 @@ servers() {  # "a:1,b:2" -> one upstream server line each
 }
 NGINX_WEB_UPSTREAM=$(servers "$NGINX_WEB_SERVERS")
 NGINX_PUSH_UPSTREAM=$(servers "$NGINX_PUSH_SERVERS")
+NGINX_HOOKS_UPSTREAM=$(servers "$NGINX_HOOKS_SERVERS")
 [ -n "$NGINX_WEB_UPSTREAM" ] || { echo "NGINX_WEB_SERVERS is empty" >&2; exit 1; }
 NGINX_USER_LINE=""
 [ -n "${NGINX_USER:-}" ] && NGINX_USER_LINE="user ${NGINX_USER};"
@@ -41,9 +43,10 @@ if [ -n "${NGINX_TLS_LISTEN:-}" ]; then
         ssl_session_cache shared:tls:10m;"
 fi
 export NGINX_LISTEN NGINX_STATE_DIR NGINX_ACCESS_LOG NGINX_ERROR_LOG NGINX_USER_LINE \
-  NGINX_WEB_UPSTREAM NGINX_PUSH_UPSTREAM NGINX_TLS
+  NGINX_WEB_UPSTREAM NGINX_PUSH_UPSTREAM NGINX_HOOKS_UPSTREAM NGINX_TLS
 mkdir -p "$NGINX_STATE_DIR"
 # Only our variables: nginx's own ($host, $scheme, ...) stay as they are.
 envsubst '${NGINX_LISTEN} ${NGINX_STATE_DIR} ${NGINX_ACCESS_LOG} ${NGINX_ERROR_LOG}
-  ${NGINX_USER_LINE} ${NGINX_WEB_UPSTREAM} ${NGINX_PUSH_UPSTREAM} ${NGINX_TLS}' \
+  ${NGINX_USER_LINE} ${NGINX_WEB_UPSTREAM} ${NGINX_PUSH_UPSTREAM} ${NGINX_HOOKS_UPSTREAM}
+  ${NGINX_TLS}' \
   < "$template" > "$out"
