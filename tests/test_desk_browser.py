@@ -197,3 +197,34 @@ def test_consoles_recover_by_themselves_when_the_web_process_restarts(site) -> N
         site["handler"].start(call, "+8613900139001", "12345", "twilio", time.time())
         expect(wang.locator("#pop .caller")).to_be_visible(timeout=10_000)
         browser.close()
+
+
+def test_a_pop_drawn_before_the_caller_hung_up_still_says_so(site) -> None:  # type: ignore[no-untyped-def]
+    """The pop's fragment is drawn while the phone rings, the caller hangs up, and the
+    seat's signal reaches the page before the fragment does: the status must not stay
+    振铃中 (the signal found no status line to refresh)."""
+    handler = site["handler"]
+    call = "CAdesk0000000000000000000000000002"
+    held: list = []
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = sign_in(browser, site, "wang")
+        wang.click("#seat-login button[type=submit]")
+        expect(wang.locator("#seat .state-name")).to_have_text("空闲")
+
+        def hold_the_pop(route) -> None:  # type: ignore[no-untyped-def]
+            held.append((route, route.fetch()))  # drawn now, while it rings
+
+        wang.route(f"**/console/calls/{call}/pop*", hold_the_pop)
+        handler.start(call, "+8613900139000", "12345", "twilio", time.time())
+        deadline = time.monotonic() + 20
+        while not held and time.monotonic() < deadline:
+            wang.wait_for_timeout(50)
+        assert held, "the console never asked for the pop"
+        handler.caller_gone(call)
+        # The seat's signal arrives (the seat panel redraws) before the pop does.
+        expect(wang.locator("#seat .state-name")).not_to_have_text("振铃中", timeout=10_000)
+        route, response = held[0]
+        route.fulfill(response=response)
+        expect(wang.locator("#call-status")).to_contain_text("未接通", timeout=10_000)
+        screenshot(wang, "desk-pop-after-hang-up")
