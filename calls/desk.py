@@ -702,9 +702,12 @@ class Desk:
         self.record(actor, "recording-pause" if paused else "recording-resume", call)
         return "paused" if paused else "recording"
 
-    def recording_to_play(self, actor: Actor, recording_id: int) -> CallRecording:
+    def recording_to_play(
+        self, actor: Actor, recording_id: int, *, playback: bool = True
+    ) -> CallRecording:
         """A recording for a supervisor (or an admin) to hear; every playback is audited
-        with who, which recording of which call, and when."""
+        with who, which recording of which call, and when (``playback`` False: the
+        player seeking within one, already audited)."""
         if actor.role not in PLAYBACK_ROLES:
             self.record(actor, "recording-play-refused", str(recording_id))
             raise DeskError("forbidden", 403)
@@ -716,7 +719,8 @@ class Desk:
                 db.expunge(recording)
         except SQLAlchemyError:
             raise DeskError("database-unavailable", 503) from None
-        self.record(actor, "recording-play", recording.sid, f"call {recording.call_id}")
+        if playback:
+            self.record(actor, "recording-play", recording.sid, f"call {recording.call_id}")
         return recording
 
     def _hold_mark(self, call: str, seat: str, on: bool) -> str:

@@ -24,6 +24,7 @@ from calls.counts import count_clock_timers, count_queue_events
 from calls.figures import record_calls
 from calls.handler import CallHandler, CaseSweep
 from calls.lease import Lease
+from calls.recordings import UPKEEP_EVERY_S
 from cases.cdr import attach_case_numbers
 from cases.service import utcnow
 
@@ -42,6 +43,7 @@ class Reaper:
         self.sessions = handler.directory.sessions
         self.case_sweep = CaseSweep(handler, self.sessions)
         self.next_sweep = self.next_clock = self.next_reconcile = 0.0
+        self.next_recording_upkeep = 0.0
         # First every open case, then the ones changed since the last pass began.
         self.reconciled_since: datetime | None = None
         self.reconcile_after = 0
@@ -90,6 +92,12 @@ class Reaper:
             self.case_sweep.run_once()  # answered calls with no case yet
             self.record_call_rows()
             self.next_sweep = time.monotonic() + SWEEP_EVERY_S
+        if now >= self.next_recording_upkeep:
+            # Recordings linked to their cases, and deleted past retention, by a job.
+            self.handler.jobs.enqueue(
+                "calls.recordings.upkeep", job_id="recordings-upkeep", result_ttl=0
+            )
+            self.next_recording_upkeep = now + UPKEEP_EVERY_S
         return counts, offers
 
     def reconcile(self) -> None:

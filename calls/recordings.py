@@ -24,6 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import wave
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +42,7 @@ log = logging.getLogger("hotline.recordings")
 
 DEFAULT_RETENTION_DAYS = 183
 EXPIRE_BATCH = 500  # rows deleted per run; the next run takes the rest
+TWILIO_API = "https://api.twilio.com"
 UPKEEP_EVERY_S = 600.0  # how often the reaper asks for ``upkeep``
 FINISH_WITHIN = timedelta(hours=1)  # a file still unreadable then is left as it is
 
@@ -220,7 +223,7 @@ def link_recordings(session: Session, directory: Path | None = None) -> int:
             path = path_of(directory, recording)
             seconds = wav_seconds(path) if path else None
             # MixMonitor writes the WAV header when the channel goes: wait for it a while.
-            if seconds is None and _aware(ended_at) > give_up:
+            if seconds is None and ended_at is not None and _aware(ended_at) > give_up:
                 continue
             recording.duration_s = seconds
             recording.status = "done"
@@ -276,27 +279,51 @@ def _delete_at_twilio(client: Any, sid: str) -> None:
 # -- RQ jobs (the worker's environment: DATABASE_URL, HOTLINE_RECORDINGS_DIR, ...) ------
 
 
-def _job_context():  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class RecordingEnv:
+    """What the jobs need, from the worker's environment (the names hotline.config
+    documents: HOTLINE_RECORDINGS_DIR, HOTLINE_RECORDING_RETENTION_DAYS, Twilio's)."""
+
+    database_url: str
+    directory: Path
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_base_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RecordingEnv:
+        from cases.db import database_url_from_env
+
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("HOTLINE_VAR_DIR", "var"))
+        raw_days = env.get("HOTLINE_RECORDING_RETENTION_DAYS", "")
+        days = int(raw_days) if raw_days.isdigit() and int(raw_days) > 0 else 0
+        return cls(
+            database_url=database_url_from_env(env),
+            directory=Path(env.get("HOTLINE_RECORDINGS_DIR") or var_dir / "recordings").resolve(),
+            retention_days=days or DEFAULT_RETENTION_DAYS,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+        )
+
+    def twilio_client(self) -> Any:
+        if not (self.twilio_account_sid and self.twilio_auth_token):
+            return None
+        from twilio.rest import Client
+
+        client = Client(self.twilio_account_sid, self.twilio_auth_token)
+        if self.twilio_api_base_url:
+            client.api.base_url = self.twilio_api_base_url.rstrip("/")
+        return client
+
+
+def _job_context() -> tuple[RecordingEnv, Any]:
     from cases.db import engine_for, session_factory
-    from hotline.config import load_settings
 
-    settings = load_settings()
-    return settings, session_factory(engine_for(settings.database_url))
-
-
-def _recordings_dir(settings: Any) -> Path:
-    return Path(settings.recordings_dir or settings.var_dir / "recordings")
-
-
-def _twilio_client(settings: Any) -> Any:
-    if not (settings.twilio_account_sid and settings.twilio_auth_token):
-        return None
-    from twilio.rest import Client
-
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
-    if settings.twilio_api_base_url:
-        client.api.base_url = settings.twilio_api_base_url.rstrip("/")
-    return client
+    env = RecordingEnv.from_env()
+    return env, session_factory(engine_for(env.database_url))
 
 
 def recording_started(call_id: str, provider: str, sid: str, file_name: str | None) -> int:
@@ -314,13 +341,18 @@ def fetch_twilio_recording(sid: str) -> str:
     import urllib.request
 
     settings, sessions = _job_context()
-    directory = _recordings_dir(settings)
+    directory = settings.directory
     with sessions() as session:
         recording = session.scalar(select(CallRecording).where(CallRecording.sid == sid))
         if recording is None or recording.status == "deleted" or not recording.media_url:
             return "nothing"
         if path_of(directory, recording) is not None:
             return "kept"
+        api = (settings.twilio_api_base_url or TWILIO_API).rstrip("/") + "/"
+        if not recording.media_url.startswith(api):
+            # Our Twilio credentials go with the request: to Twilio's API only.
+            log.error("recording %s has media outside %s; not fetched", sid, api)
+            return "refused"
         directory.mkdir(parents=True, exist_ok=True)
         name = check_id("call", sid) + ".wav"
         request = urllib.request.Request(recording.media_url + ".wav")
@@ -344,15 +376,14 @@ def upkeep() -> dict[str, int]:
     """Job (the reaper asks for it every few minutes): link recordings to their cases,
     then delete those past the retention period."""
     settings, sessions = _job_context()
-    directory = _recordings_dir(settings)
     with sessions() as session:
-        linked = link_recordings(session, directory)
+        linked = link_recordings(session, settings.directory)
         deleted = expire_recordings(
             session,
-            directory,
-            settings.recording_retention_days,
-            twilio_client=_twilio_client(settings),
+            settings.directory,
+            settings.retention_days,
+            twilio_client=settings.twilio_client(),
         )
     if deleted:
-        log.info("recordings: %d deleted past %d days", deleted, settings.recording_retention_days)
+        log.info("recordings: %d deleted past %d days", deleted, settings.retention_days)
     return {"linked": linked, "deleted": deleted}

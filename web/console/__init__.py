@@ -11,5 +11,6 @@ from web.console import (  # noqa: E402
     cases,  # noqa: F401  (the case page and case search)
     knowledge,  # noqa: F401  (the knowledge base beside the pop)
     knowledge_review,  # noqa: F401  (the knowledge base's review, for editors)
+    recordings,  # noqa: F401  (pausing a recording; playing one on the case page)
     supervision,  # noqa: F401
 )

@@ -11,6 +11,8 @@ from flask import abort, render_template, render_template_string, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from calls.desk import PLAYBACK_ROLES
+from calls.recordings import recordings_of_case
 from cases.lifecycle import STATUSES
 from cases.models import (
     CallRecord,
@@ -155,6 +157,8 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             if name
         }
         supervises = desk_actor().supervises
+        # Recordings: supervisors and admins only (quality work); playing one is audited.
+        recordings = recordings_of_case(db, case) if desk_actor().role in PLAYBACK_ROLES else []
         return render_template(
             "case_page.html",
             case=case,
@@ -174,6 +178,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             can_dispatch=supervises and case.status in DISPATCHABLE,
             units=catalogue()["units"],
             text_keys=TEXT,
+            recordings=recordings,
         )
 
 

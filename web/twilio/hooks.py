@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, abort, request, send_file
+from rq import Retry
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
@@ -289,4 +290,46 @@ def status() -> tuple[str, int]:
     sid = call_sid()
     if field("CallStatus", 16) in TERMINAL:
         services().handler.caller_gone(sid)
+    return "", 204
+
+
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}\Z")
+
+
+@bp.post("/recording")
+@signed
+def recording_status() -> tuple[str, int]:
+    """<Dial record>'s status callback: the recording's SID (as it starts: the desk
+    pauses it by that) and its URL and length (when done) noted against the call, which
+    links it to the call's detail row and case. A job fetches the audio: never here."""
+    from calls.recordings import note_recording
+
+    call = request.args.get("call", "")
+    sid = field("RecordingSid", 64)
+    if not CALL_SID.match(call) or not RECORDING_SID.match(sid):
+        abort(400, description="call or RecordingSid missing or malformed")
+    state = field("RecordingStatus", 16)
+    url = field("RecordingUrl", 512)
+    if not url.startswith("https://") and not url.startswith("http://"):
+        url = ""
+    raw_length = field("RecordingDuration", 8)
+    length = int(raw_length) if raw_length.isdigit() else None
+    status = {"in-progress": "recording", "completed": "done", "absent": "done"}.get(state)
+    if status is None:
+        return "", 204  # paused/resumed echoes and the like: the desk already knows
+    svc = services()
+    with svc.desk.sessions() as db:
+        note_recording(
+            db, sid, call, "twilio", media_url=url or None, status=status, duration_s=length
+        )
+        db.commit()
+    if state == "completed" and url:
+        from calls.handler import job_id_for
+
+        svc.jobs.enqueue(
+            "calls.recordings.fetch_twilio_recording",
+            sid,
+            job_id=job_id_for("fetch-recording", sid),
+            retry=Retry(max=8, interval=[5, 15, 60, 300, 900]),
+        )
     return "", 204

@@ -25,6 +25,7 @@ class TwimlSettings:
     hold_music_url: str | None = None
     ring_timeout_s: int = 18
     queue_name: str = "hotline"
+    record: bool = True  # every conversation, after the greeting's notice (calls.recordings)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -57,12 +58,25 @@ def dial_seat(response: VoiceResponse, settings: TwimlSettings, call_id: str, se
     """Bridge to the seat. The seat's leg runs /twilio/seat-answered when picked up, so
     the queue learns of the answer at that moment."""
     answered = settings.url("/twilio/seat-answered?" + urlencode({"call": call_id, "seat": seat}))
+    recording: dict[str, str] = {}
+    if settings.record:
+        # Both sides from the seat's answer; the status callback notes the recording's
+        # SID as it starts (the desk pauses it by that SID) and its URL when it is done.
+        recording = {
+            "record": "record-from-answer-dual",
+            "recording_status_callback": settings.url(
+                "/twilio/recording?" + urlencode({"call": call_id})
+            ),
+            "recording_status_callback_method": "POST",
+            "recording_status_callback_event": "in-progress completed absent",
+        }
     dial = Dial(
         # The seat rides along: a late no-answer must not pause a seat offered since.
         action=settings.url("/twilio/dial-status?" + urlencode({"seat": seat})),
         method="POST",
         timeout=settings.ring_timeout_s,
         answer_on_bridge=True,
+        **recording,
     )
     kind, _, template = settings.seat_dial.partition(":")
     if kind == "sip":

@@ -1,0 +1,127 @@
+"""Recordings on the screens (calls.recordings): the operator's 暂停录音 / 恢复录音 beside
+the call controls, while the citizen reads out an ID card or a bank account; and a
+recording's audio for supervisors and admins on the case page, every playback audited
+(calls.desk). The audio answers range requests (the player seeks) and is never cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import abort, current_app, render_template, request, send_file
+
+from calls.desk import PLAYBACK_ROLES, DeskError
+from calls.recordings import Recorder, Recorders, TwilioRecorder, live_recording, path_of
+from web.auth import desk_actor, language, roles_required
+from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat, sessions
+from web.context import services
+
+
+def recorders_from_settings(settings: Any, handler: Any) -> Recorders:
+    """AMI's MixMonitorMute when ASTERISK_AMI_HOST is set; Twilio's REST API when its
+    account is."""
+    found: list[Recorder] = []
+    if settings.ami_host and settings.ami_secret:
+        from agi_scripts.ami import AmiConnection
+        from agi_scripts.recording import AsteriskRecorder
+
+        ami = AmiConnection(
+            settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret
+        )
+        found.append(AsteriskRecorder(handler, ami))
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        from twilio.rest import Client
+
+        client = Client(settings.twilio_account_sid, settings.twilio_auth_token)
+        if settings.twilio_api_base_url:
+            client.api.base_url = settings.twilio_api_base_url.rstrip("/")
+        found.append(TwilioRecorder(client))
+    return Recorders(tuple(found))
+
+
+def recorders() -> Recorders:
+    """Built once per app; tests may put their own in app.extensions["hotline_recorders"]."""
+    ext = current_app.extensions
+    if "hotline_recorders" not in ext:
+        settings = ext.get("hotline_settings")
+        ext["hotline_recorders"] = (
+            recorders_from_settings(settings, services().handler)
+            if settings is not None
+            else Recorders()
+        )
+    return ext["hotline_recorders"]  # type: ignore[no-any-return]
+
+
+def recordings_dir() -> Path:
+    settings = current_app.extensions.get("hotline_settings")
+    if settings is None:
+        abort(404)
+    return Path(settings.recordings_dir or settings.var_dir / "recordings")
+
+
+def controls(call: str | None, error: str | None = None) -> Any:
+    recording = None
+    if call:
+        with sessions()() as db:
+            recording = live_recording(db, call)
+            state = recording.status if recording is not None else None
+    return render_template(
+        "_recording_controls.html",
+        call=call if recording is not None else None,
+        paused=recording is not None and state == "paused",
+        error=error,
+    )
+
+
+@bp.get("/recording-controls")
+@roles_required(*OPERATORS)
+def recording_controls() -> Any:
+    """Redrawn on every seat event: the button while the seat's call is recorded."""
+    seats = services().desk.seats_of(desk_actor().username)
+    seat = my_seat() or (seats[0] if seats else None)
+    record = services().queue.seat(seat) if seat else {}
+    call = record.get("call") if record.get("state") == "on_call" else None
+    return controls(call or None)
+
+
+@bp.post("/calls/<call>/recording")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def pause_recording(call: str) -> Any:
+    paused = request.form.get("action") == "pause"
+    try:
+        services().desk.pause_recording(desk_actor(), call, paused, recorders())
+    except DeskError as exc:
+        shown = None if exc.status in (400, 403, 404) else call
+        return controls(shown, error=exc.words(language())), 409 if exc.status >= 500 else (
+            exc.status
+        )
+    return controls(call)
+
+
+@bp.get("/recordings/<int:recording_id>/audio")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def recording_audio(recording_id: int) -> Any:
+    """The audio, to supervisors and admins only (an operator is refused, and the refusal
+    is logged). Each playback is audited once: the player's first request (no range, or
+    from the first byte), not every range it seeks to."""
+    actor = desk_actor()
+    if actor.role not in PLAYBACK_ROLES:
+        services().desk.record(actor, "recording-play-refused", str(recording_id))
+        abort(403)
+    first = request.range is None or any(start == 0 for start, _ in request.range.ranges)
+    try:
+        recording = services().desk.recording_to_play(actor, recording_id, playback=first)
+    except DeskError as exc:
+        abort(exc.status)
+    path = path_of(recordings_dir(), recording)
+    if path is None:
+        abort(404)  # not fetched yet (Twilio), or deleted by the retention job
+    response = send_file(
+        path,
+        mimetype="audio/wav",
+        conditional=True,
+        download_name=f"{recording.call_id}.wav",
+        max_age=None,
+    )
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
