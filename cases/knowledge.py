@@ -534,15 +534,20 @@ def _audit(
     log_action(session, actor, action, f"kb:{article_id}", detail[:500])
 
 
+# Ids are 32-bit columns on PostgreSQL (64-bit on SQLite): a larger one names nothing,
+# and asking the database for it would fail instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
 def article(session: Session, article_id: int) -> KnowledgeArticle:
-    found = session.get(KnowledgeArticle, article_id)
+    found = session.get(KnowledgeArticle, article_id) if 0 < article_id <= MAX_ID else None
     if found is None:
         raise KnowledgeError(f"no article {article_id}", "no-article", 404)
     return found
 
 
 def _version(session: Session, version_id: int) -> KnowledgeVersion:
-    found = session.get(KnowledgeVersion, version_id)
+    found = session.get(KnowledgeVersion, version_id) if 0 < version_id <= MAX_ID else None
     if found is None:
         raise KnowledgeError(f"no version {version_id}", "no-version", 404)
     return found

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from twilio.request_validator import RequestValidator
+from werkzeug.routing import IntegerConverter, Map
 
 from calls import CallHandler
 from calls.outbound import OutboundHandler
@@ -27,6 +28,14 @@ __all__ = ["Services", "create_app", "services"]
 
 MAX_BODY_BYTES = 64 * 1024  # Twilio's largest webhook is a few KB
 MIN_SECRET_KEY_CHARS = 32
+
+
+class RowIdConverter(IntegerConverter):
+    """Flask's int converter, bounded to the ids the database's columns can hold."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def local_time(moment: datetime) -> str:
@@ -55,6 +64,9 @@ def create_app(
         JSON_AS_ASCII=False,
     )
     app.config.update(config or {})
+    # Every <int:...> in a path is a row id: 32-bit on PostgreSQL. A larger one is a 404
+    # here, not a database error (20 digits overflow even SQLite's 64-bit INTEGER).
+    app.url_map.converters["int"] = RowIdConverter
     if not settings.secret_key:
         log.warning("HOTLINE_SECRET_KEY is not set: sessions will not survive a restart")
     elif len(settings.secret_key) < MIN_SECRET_KEY_CHARS:
