@@ -47,6 +47,9 @@ CHECK_THREADS = 16  # session and user checks (Redis and SQL, blocking) run here
 # Commands wait for a free connection rather than fail: a thousand consoles opening at
 # once share these (the event reader holds one of them, blocked in XREAD).
 REDIS_CONNECTIONS = 64
+# Streams one user may hold open on one push process (a wall of wallboards fits): each
+# costs a session check every RECHECK_S and, behind nginx, two of its connections.
+MAX_STREAMS_PER_USER = 100
 
 
 def connect_async_redis(settings: Settings) -> AsyncRedis:
@@ -117,6 +120,22 @@ class Push:
                 return version_of(db, unit)
 
         self.hub = Hub(self.redis, self.keys.events, inbox_version)
+        self.streams_of: dict[int, int] = {}  # user id -> streams open here
+
+    def open_stream(self, user_id: int) -> bool:
+        """Count a stream for the user, or False when they hold their share already."""
+        held = self.streams_of.get(user_id, 0)
+        if held >= MAX_STREAMS_PER_USER:
+            return False
+        self.streams_of[user_id] = held + 1
+        return True
+
+    def close_stream(self, user_id: int) -> None:
+        held = self.streams_of.get(user_id, 0) - 1
+        if held > 0:
+            self.streams_of[user_id] = held
+        else:
+            self.streams_of.pop(user_id, None)
 
     async def viewer(self, request: Request) -> Viewer | None:
         return await asyncio.to_thread(self.gate.viewer, request.cookies.get(COOKIE_NAME))
@@ -143,6 +162,19 @@ def sse(event: str, data: str = "", event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {data}\n\n"
 
 
+class CountedStream(StreamingResponse):
+    """A stream that says when it is over, however it ends (even unstarted)."""
+
+    on_close: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+
 def stream_response(request: Request, body: AsyncIterator[str]) -> StreamingResponse:
     headers = {
         "Cache-Control": "no-store",
@@ -150,7 +182,7 @@ def stream_response(request: Request, body: AsyncIterator[str]) -> StreamingResp
         "X-Content-Type-Options": "nosniff",
         **_cors(request),
     }
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+    return CountedStream(body, media_type="text/event-stream", headers=headers)
 
 
 def _cors(request: Request) -> dict[str, str]:
@@ -196,7 +228,19 @@ def _signed_in(
                 return refused(request, 401)
             if viewer.role not in roles:
                 return refused(request, 403)
-            return await view(push, request, viewer)
+            if not push.open_stream(viewer.user_id):
+                log.warning("%s holds too many streams; one more refused", viewer.username)
+                return refused(request, 429)
+            try:
+                response = await view(push, request, viewer)
+            except BaseException:
+                push.close_stream(viewer.user_id)
+                raise
+            if isinstance(response, CountedStream):
+                response.on_close = lambda: push.close_stream(viewer.user_id)
+            else:  # refused after all: nothing stays open
+                push.close_stream(viewer.user_id)
+            return response
 
         return endpoint
 
