@@ -117,7 +117,17 @@ class SeatRows:
 
 MARK = "\x1f"  # stands for the time in state in a kept row
 BETWEEN = "\x1e"  # ends each row drawn together
-ROW_FIELDS = ("id", "state", "reason", "pause_next", "caller_masked", "calls", "aht")
+ROW_FIELDS = ("id", "state", "reason", "pause_next", "caller_masked", "calls", "aht", "stuck")
+
+# How long a seat may stay in a state before the board shows it to the supervisor as
+# stuck: ringing past the ring time and its start, a conversation or a pause far longer
+# than a usual one, a wrap-up its timer should long have ended.
+STUCK_AFTER_S = {"offered": 60.0, "on_call": 20 * 60.0, "wrap_up": 5 * 60.0, "paused": 30 * 60.0}
+
+
+def is_stuck(seat: dict[str, Any]) -> bool:
+    limit = STUCK_AFTER_S.get(seat.get("state") or "")
+    return limit is not None and float(seat.get("in_state_s") or 0) >= limit
 
 
 def _in_state(seat: dict[str, Any], lang: str) -> str:

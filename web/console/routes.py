@@ -39,7 +39,7 @@ from cases.models import (
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
 from web.auth import desk_actor, language, roles_required
-from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, masked
+from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, is_stuck, masked
 from web.console.catalogue import catalogue, category_code_for, named_allowed
 from web.context import services
 
@@ -507,11 +507,15 @@ def board_view() -> dict[str, Any]:
         caller = callers.get(s["call"], "")
         # Only the masked number reaches the template: the drawing is shared and kept.
         shown = masked(caller) if caller else ""
-        seats.append(s | {"caller_masked": shown, "calls": n, "aht": aht})
+        seats.append(s | {"caller_masked": shown, "calls": n, "aht": aht, "stuck": is_stuck(s)})
         counts[s["state"]] = counts.get(s["state"], 0) + 1
     rows = seat_rows().rows(seats, language(), draw_rows)
     return {
         "waiting": sorted(waiting.values(), key=lambda r: (r["skill"], r["priority"])),
+        # At a glance: every waiting caller, the longest wait, the stuck seats longest first.
+        "waiting_total": sum(row["count"] for row in waiting.values()),
+        "longest_wait_s": max((row["longest_s"] for row in waiting.values()), default=None),
+        "stuck": sorted((s for s in seats if s["stuck"]), key=lambda s: -s["in_state_s"]),
         "seats": [seat | {"row": row} for seat, row in zip(seats, rows, strict=True)],
         "seat_counts": [(state, n) for state, n in counts.items() if n],
         "figures": slow.get("figures"),
