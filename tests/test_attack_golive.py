@@ -1,12 +1,16 @@
-"""Issue 18's go-live pieces attacked as a hostile caller would: a signed-in user of
-the least trusted kind (a department's staff) holding streams open on the push
-process until it, and the front proxy's connections in front of it, are spent."""
+"""Issue 18's go-live pieces attacked as a hostile caller would, or as an unlucky day
+would: a signed-in user of the least trusted kind (a department's staff) holding
+streams open on the push process until it, and the front proxy's connections in front
+of it, are spent; a caller's number searched for and written whole to the proxy's log."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import requests
 
 from push.app import MAX_STREAMS_PER_USER
+from tests.test_front_proxy import get, nginx, web  # noqa: F401
 from tests.test_push import Stream, live, signed_in  # noqa: F401
 
 
@@ -41,3 +45,16 @@ def test_one_user_cannot_hold_more_than_their_share_of_streams(live) -> None:  #
     finally:
         for s in streams:
             s.close()
+
+
+def test_the_front_proxy_log_keeps_no_phone_number(nginx: int, tmp_path: Path) -> None:
+    """The web masks numbers in gunicorn's access log; nginx's own log (the container's
+    output) must not write them whole either: a case searched by the caller's number
+    (in the query, and in the next page's Referer), or a sign-in's ``next``."""
+    number = "13900139000"
+    get(nginx, f"/console/cases?q={number}")
+    get(nginx, f"/login?next=%2Fconsole%2Fcases%3Fq%3D{number}")
+    get(nginx, "/healthz", Referer=f"https://hotline.test/console/cases?q={number}")
+    log = (tmp_path / "nginx" / "access.log").read_text()
+    assert "/console/cases" in log and "/healthz" in log  # the requests were logged
+    assert number not in log, log
