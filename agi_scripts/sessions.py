@@ -171,6 +171,22 @@ class Session:
         self.note_recording(call, self.start_recording(call, bridged_only=False))
         self.perform(call, actions, self.outbound_calls.handle)
 
+    def listen_ended(self) -> None:
+        """[hotline-listen]'s h extension: a supervisor's listening session ended.
+        Arguments: the session's id, who listened, the seat; ?seconds= its length."""
+        session_id, who, seat = (self.agi.var(f"agi_arg_{n}") for n in range(1, 4))
+        seconds = self.agi.query.get("seconds", "")
+        if not session_id:
+            return  # not a session we started
+        self.handler.jobs.enqueue(
+            "calls.listening.listen_ended",
+            session_id,
+            who,
+            seat,
+            int(seconds) if seconds.isdigit() else 0,
+            retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
+        )
+
     def outbound_failed(self) -> None:
         """The "failed" extension: the dialer's call was never answered."""
         if self.outbound_calls is None:
@@ -317,6 +333,7 @@ ROUTES = {
     "hangup": Session.hangup,
     "outbound": Session.outbound,
     "outbound-failed": Session.outbound_failed,
+    "listen-ended": Session.listen_ended,
 }
 
 # AMD()'s AMDSTATUS -> the outbound flow's answered_by.

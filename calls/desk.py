@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
 from calls.handler import CallHandler, job_id_for
+from calls.listening import LISTEN_MODES, Listener, ListenError, new_session_id
 from calls.recordings import Recorder, RecordingError, live_recording
 from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
@@ -154,6 +155,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Pausing or resuming the recording did not go through; try again",
     ),
     "no-such-recording": ("找不到该录音", "No such recording"),
+    "not-on-call": ("坐席 {seat} 现在没有通话", "Seat {seat} is not on a call"),
+    "unknown-listen-mode": ("请选择监听、耳语或强插", "Choose listen, whisper or barge"),
+    "listen-failed": (
+        "未能呼叫您的话机 {phone}（电话系统无响应），请再试一次",
+        "Could not ring your phone {phone} (the telephony did not answer); try again",
+    ),
     "database-unavailable": (
         "数据库暂时不可用，请稍后再试",
         "The database is unavailable; try again shortly",
@@ -722,6 +729,28 @@ class Desk:
         if playback:
             self.record(actor, "recording-play", recording.sid, f"call {recording.call_id}")
         return recording
+
+    # -- listening in (calls.listening) ----------------------------------------------------
+
+    def listen_in(self, actor: Actor, seat: str, phone: str, mode: str, listener: Listener) -> str:
+        """A supervisor listens to a seat's call from their own phone, whispers to the
+        operator, or barges in. Audited when asked for (who, whom, how, from which phone)
+        and again with its length when the supervisor hangs up. Returns the session id."""
+        if not actor.supervises or actor.role == "system":
+            raise DeskError("forbidden", 403)
+        if mode not in LISTEN_MODES:
+            raise DeskError("unknown-listen-mode", 400)
+        seat, phone = _ident("seat", seat), _ident("seat", phone)
+        if self.seat(seat).get("state") != "on_call":
+            raise DeskError("not-on-call", 409, {"seat": seat})
+        session_id = new_session_id()
+        try:
+            listener.listen(session_id, actor.username, seat, phone, mode)
+        except ListenError as exc:
+            log.error("listening in on %s from %s failed: %s", seat, phone, exc)
+            raise DeskError("listen-failed", 502, {"phone": phone}) from None
+        self.record(actor, "listen-start", seat, f"{mode} phone {phone} {session_id}")
+        return session_id
 
     def _hold_mark(self, call: str, seat: str, on: bool) -> str:
         try:

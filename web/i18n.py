@@ -880,6 +880,21 @@ TEXT: dict[str, tuple[str, str]] = {
         "Transferred; the caller's details and the case draft went with the call",
     ),
     "xfer_no_call": ("当前没有通话", "No call in progress"),
+    "listen_title": ("监听 / 耳语 / 强插", "Listen, whisper, barge in"),
+    "listen_seat": ("坐席", "Seat"),
+    "listen_phone": ("我的话机", "My phone"),
+    "listen_listen": ("监听", "Listen"),
+    "listen_whisper": ("耳语（仅话务员听到）", "Whisper (the operator alone hears)"),
+    "listen_barge": ("强插（双方都听到）", "Barge in (both hear)"),
+    "listen_hint": (
+        "您的话机会响铃，接听后开始；挂机即结束。每次都会记录。",
+        "Your phone rings; it starts when you answer and ends when you hang up. Each "
+        "session is logged.",
+    ),
+    "listen_started": (
+        "正在呼叫您的话机 {phone}，接听后即可听到坐席 {seat} 的通话",
+        "Ringing your phone {phone}: answer it to hear seat {seat}'s call",
+    ),
     "rec_on": ("本通话正在录音", "This call is being recorded"),
     "rec_pause": ("暂停录音", "Pause recording"),
     "rec_pause_hint": (

@@ -11,6 +11,7 @@ from web.console import (  # noqa: E402
     cases,  # noqa: F401  (the case page and case search)
     knowledge,  # noqa: F401  (the knowledge base beside the pop)
     knowledge_review,  # noqa: F401  (the knowledge base's review, for editors)
+    listening,  # noqa: F401  (listening in from the wallboard)
     recordings,  # noqa: F401  (pausing a recording; playing one on the case page)
     supervision,  # noqa: F401
 )
