@@ -289,3 +289,24 @@ def test_the_retention_job_deletes_old_recordings_here_and_at_twilio(app) -> Non
         ).all()
         assert sorted(deleted) == sorted(["ast-1.1", RECORDING])
     assert upkeep()["deleted"] == 0  # deleted once
+
+
+def test_listening_in_is_offered_on_the_wallboard_to_supervisors_only(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import ActionLog
+
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    wang, wang_csrf = console_of(app, "wang")
+    form = {"seat": "1001", "phone": "1009", "mode": "whisper"}
+    assert wang.post("/console/listen", data=form, headers=wang_csrf).status_code == 403
+
+    li, li_csrf = console_of(app, "li")
+    assert 'id="listen-card"' in li.get("/console/wallboard").get_data(as_text=True)
+    panel = li.get("/console/listen").get_data(as_text=True)
+    assert "耳语" in panel and "强插" in panel
+    idle = li.post("/console/listen", data=form, headers=li_csrf)
+    assert idle.status_code == 409 and "现在没有通话" in idle.get_data(as_text=True)
+    bad = li.post("/console/listen", data={**form, "mode": "record"}, headers=li_csrf)
+    assert bad.status_code == 400
+    with svc.desk.sessions() as db:
+        assert db.scalars(select(ActionLog).where(ActionLog.action == "listen-start")).all() == []
