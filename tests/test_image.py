@@ -492,3 +492,14 @@ def test_docker_compose_accepts_the_files(files: list[str], tmp_path: Path) -> N
     args = [a for f in files for a in ("-f", str(DOCKER / f))]
     check = subprocess.run([*cli, *args, "config", "-q"], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_the_metrics_token_reaches_every_process_prometheus_scrapes() -> None:
+    # docs/operations.md has Prometheus read /metrics over the internal network with
+    # HOTLINE_METRICS_TOKEN: a token set in .env must reach the web and webhook processes.
+    for files in (("compose.yaml",), ("compose.yaml", "compose.ha.yaml")):
+        services = compose(*files)["services"]
+        for name in ("web", "hooks", "web-2", "hooks-2"):
+            if name in services:
+                token = services[name]["environment"].get("HOTLINE_METRICS_TOKEN")
+                assert token == "${HOTLINE_METRICS_TOKEN:-}", (files, name)
