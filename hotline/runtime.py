@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis import BlockingConnectionPool, Redis
@@ -151,7 +152,23 @@ def dialer(settings: Settings, queue: CallQueue, originator=None):  # type: igno
     from cases.db import engine_for, session_factory
 
     sessions = session_factory(engine_for(settings.database_url))
-    return Dialer(queue.redis, queue.keys, sessions, originator, DialerSettings.from_env())
+    redis = queue.redis
+
+    def redis_seconds() -> float:
+        """Redis's clock: the dialers on several hosts (one active at a time) keep
+        calling hours, pacing and each number's limits by one clock, not each host's."""
+        seconds, micros = redis.time()
+        return float(seconds) + micros / 1e6
+
+    return Dialer(
+        redis,
+        queue.keys,
+        sessions,
+        originator,
+        DialerSettings.from_env(),
+        now=lambda: datetime.fromtimestamp(redis_seconds(), UTC),
+        pace_clock=redis_seconds,
+    )
 
 
 def outbound_handler(settings: Settings, handler):  # type: ignore[no-untyped-def]

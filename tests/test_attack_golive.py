@@ -1,14 +1,18 @@
 """Issue 18's go-live pieces attacked as a hostile caller would, or as an unlucky day
 would: a signed-in user of the least trusted kind (a department's staff) holding
 streams open on the push process until it, and the front proxy's connections in front
-of it, are spent; a caller's number searched for and written whole to the proxy's log."""
+of it, are spent; a caller's number searched for and written whole to the proxy's log;
+dialers on several hosts whose clocks disagree."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import requests
+from redis import Redis
 
+from hotline.config import load_settings
+from hotline.runtime import call_queue, dialer
 from push.app import MAX_STREAMS_PER_USER
 from tests.test_front_proxy import get, nginx, web  # noqa: F401
 from tests.test_push import Stream, live, signed_in  # noqa: F401
@@ -58,3 +62,24 @@ def test_the_front_proxy_log_keeps_no_phone_number(nginx: int, tmp_path: Path) -
     log = (tmp_path / "nginx" / "access.log").read_text()
     assert "/console/cases" in log and "/healthz" in log  # the requests were logged
     assert number not in log, log
+
+
+def test_the_dialers_on_several_hosts_read_one_clock(redis_server, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    """The dialer that holds the lease may be any host's. Calling hours, the shared
+    pacing window and each number's limits are kept in Redis with times in them: read
+    from each host's own clock, a host whose clock has drifted (or lost NTP) would dial
+    at night after a failover, and trim the other hosts' pacing entries as old. They
+    read Redis's clock, as the case clocks do (calls.clocks.sweep)."""
+    settings = load_settings({"REDIS_URL": redis_server.url, "HOTLINE_QUEUE": "clocktest"})
+    engine = dialer(settings, call_queue(settings, redis))
+
+    def times_asked() -> int:
+        stats = redis.info("commandstats").get("cmdstat_time", {})
+        return int(stats.get("calls", 0))
+
+    before = times_asked()
+    moment, paced = engine.now(), engine.pace_clock()
+    assert times_asked() - before == 2
+    seconds, micros = redis.time()
+    assert abs(moment.timestamp() - (seconds + micros / 1e6)) < 60
+    assert abs(paced - (seconds + micros / 1e6)) < 60
