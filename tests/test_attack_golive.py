@@ -2,10 +2,12 @@
 would: a signed-in user of the least trusted kind (a department's staff) holding
 streams open on the push process until it, and the front proxy's connections in front
 of it, are spent; a caller's number searched for and written whole to the proxy's log;
-dialers on several hosts whose clocks disagree."""
+dialers on several hosts whose clocks disagree; compose's secrets one `git add` from
+the repository."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import requests
@@ -83,3 +85,12 @@ def test_the_dialers_on_several_hosts_read_one_clock(redis_server, redis: Redis)
     seconds, micros = redis.time()
     assert abs(moment.timestamp() - (seconds + micros / 1e6)) < 60
     assert abs(paced - (seconds + micros / 1e6)) < 60
+
+
+def test_the_deployment_secrets_cannot_be_committed_by_mistake() -> None:
+    """compose reads its secrets from an .env file beside it (docs/operations.md), and
+    the seats' SIP passwords from docker/secrets: git must never pick them up."""
+    root = Path(__file__).resolve().parents[1]
+    for path in (".env", "docker/.env", "docker/secrets/seat_passwords", "var/secret_key"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=root, check=False)
+        assert ignored.returncode == 0, f"{path} is not ignored by git"
