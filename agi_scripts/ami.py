@@ -221,15 +221,13 @@ class OfferRedirector:
         self._clients: list[AmiConnection] = []
 
     def on_offer(self, call_id: str, seat: str, ami: AmiConnection) -> bool:
-        if not self.handler.should_push_offer(call_id, seat, "asterisk"):
-            return False
-        channel = self.handler.redis.get(self.handler.queue.keys.channel(call_id))
+        channel = self.handler.channel_to_move(call_id, seat)  # one Redis round trip
         if not channel:
             return False
         reply = ami.action(
             {
                 "Action": "Redirect",
-                "Channel": _text(channel),
+                "Channel": channel,
                 "Context": self.context,
                 "Exten": "s",
                 "Priority": "1",

@@ -208,15 +208,25 @@ _ANSWERED = re.compile(r"app_dial\.c: (?:PJSIP|Local)/(\d+)\S* answered PJSIP/tr
 def stages(log: str) -> dict[str, object]:
     """Where hotline's seat idle gaps go, from Asterisk's log (either kind of phone):
     the seat's caller leaves their bridge (their Dial ends; the AGI then completes the
-    call, which offers the seat, and the redirect moves the next caller into the bridge
-    route) -> the next caller's Dial starts -> the seat answers. p99 of each step, and
-    which AGI route started the Dials that closed a gap."""
+    call, which offers the seat, and the redirector moves the next caller) -> the next
+    caller enters [hotline-bridge] (``to_redirect``) -> its bridge route's Dial starts
+    (``redirect_to_dial``; the two make ``to_next_dial``) -> the seat answers
+    (``to_answer``). p99 of each step, which AGI route started the Dials that closed a
+    gap, and the slowest gaps' steps with their time since the first caller arrived."""
     dial_end: dict[str, float] = {}  # call id -> when its caller left the seat's bridge
     dial_start: dict[str, float] = {}  # seat -> its latest Dial
     seat_call: dict[str, str] = {}  # seat -> the call id of its latest Dial
     route: dict[str, str] = {}  # call id -> the last AGI route on the caller's channel
-    steps: dict[str, list[float]] = {"to_next_dial": [], "to_answer": []}
+    redirected: dict[str, float] = {}  # call id -> when it last entered [hotline-bridge]
+    steps: dict[str, list[float]] = {
+        "to_next_dial": [],
+        "to_redirect": [],
+        "redirect_to_dial": [],
+        "to_answer": [],
+    }
+    gaps: list[tuple[float, float, float | None, float]] = []  # (gap, at, redirect, dial)
     routes: Counter[str] = Counter()
+    first: float | None = None
     for line in log.splitlines():
         found = _LOG_LINE.match(line)
         if not found:
@@ -225,13 +235,23 @@ def stages(log: str) -> dict[str, object]:
         call, text = found.group(2), found.group(3)
         if (agi := _ROUTE.search(text)) is not None:
             route[call] = agi.group(1)
+            first = at if first is None else first
+        elif "Executing [s@hotline-bridge:1]" in text:
+            redirected[call] = at
         elif "PJSIP/trunk" in text and "basic-bridge" in text and " left '" in text:
             dial_end.setdefault(call, at)
         elif (dial := _DIAL.search(text)) is not None:
             seat = dial.group(1)
             previous = seat_call.get(seat)
             if previous in dial_end:
-                steps["to_next_dial"].append(at - dial_end[previous])
+                left = dial_end[previous]
+                steps["to_next_dial"].append(at - left)
+                moved = redirected.get(call)
+                if moved is not None and moved >= left:
+                    steps["to_redirect"].append(moved - left)
+                    steps["redirect_to_dial"].append(at - moved)
+                since = left - (first or left)
+                gaps.append((at - left, since, None if moved is None else moved - left, at))
                 routes[route.get(call, "?")] += 1
             dial_start[seat], seat_call[seat] = at, call
         elif (answered := _ANSWERED.search(text)) is not None and answered.group(1) in dial_start:
@@ -244,7 +264,19 @@ def stages(log: str) -> dict[str, object]:
         values = sorted(values)
         return round(values[min(len(values) - 1, int(len(values) * 0.99))], 3) if values else None
 
-    return {"p99_s": {name: p99(v) for name, v in steps.items()}, "dialled_by": dict(routes)}
+    slowest = [
+        {
+            "to_next_dial_s": round(gap, 3),
+            "to_redirect_s": None if moved is None else round(moved, 3),
+            "after_s": round(since, 1),
+        }
+        for gap, since, moved, _ in sorted(gaps, reverse=True)[:5]
+    ]
+    return {
+        "p99_s": {name: p99(v) for name, v in steps.items()},
+        "dialled_by": dict(routes),
+        "slowest": slowest,
+    }
 
 
 def drain(rig: RealRig, name: str, dialed: str, calls: int, timeout_s: float) -> None:

@@ -33,7 +33,7 @@ from cases.service import caller_profile, hotline_info
 from ivr import actions as a
 from ivr import events as e
 from ivr.inbound import CALLBACK_OFFER, DIALECT_OFFER, HOLDING, MENU, RINGING, FlowState, step
-from queueing import CallQueue, QueueError
+from queueing import CallQueue, QueueError, Transition
 
 log = logging.getLogger("calls.handler")
 
@@ -111,6 +111,16 @@ def matched_on_entry(record: dict[str, str]) -> bool:
     """Offered in the very transition that queued it: the adapter that queued the call
     got the offer back and bridges it itself, so nobody else should move the call."""
     return bool(record.get("offered_at")) and record.get("offered_at") == record.get("entered")
+
+
+def _pushable(flow: FlowState | None, record: dict[str, str], seat: str, channel: str) -> bool:
+    """A call of that channel still waiting (menu, holding, callback offer), still
+    offered to that seat, and not matched in the very request that queued it."""
+    if flow is None or flow.channel != channel or flow.phase not in PUSHABLE_PHASES:
+        return False
+    if record.get("state") != "offered" or record.get("seat") != seat:
+        return False
+    return not matched_on_entry(record)
 
 
 def _advance(state: FlowState, event: e.Event) -> FlowState:
@@ -307,14 +317,26 @@ class CallHandler:
     def seat_to_dial(self, call_id: str, at: float) -> str | None:
         """The seat the queue has offered this call to, with the flow brought to ringing
         it (a redirect may have replaced a dial the flow already knew of), or None."""
-        record = self.queue.call(call_id)
+        # The record and the flow in one round trip, and the flow stepped as read: this
+        # runs between a seat's hang-up and its next Dial, where every wait for Redis
+        # (and for the interpreter after it, behind every other caller's prompt step)
+        # is the seat's idle time.
+        record, flow = self._call_and_flow(call_id)
         seat = record.get("seat")
         if record.get("state") not in ("offered", "on_call") or not seat:
             return None
-        flow = self.load(call_id)
         if flow is not None and (flow.phase != "ringing" or flow.seat != seat):
-            self.handle(call_id, e.SeatOffered(seat, at=at))
+            self._apply(call_id, flow, e.SeatOffered(seat, at=at))
         return seat
+
+    def _call_and_flow(self, call_id: str) -> tuple[dict[str, str], FlowState | None]:
+        """The queue's record of the call and its flow, read in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.queue.keys.call(call_id))
+        pipe.get(self.queue.keys.flow(call_id))
+        raw_record, raw_flow = pipe.execute()
+        record = {_text(k): _text(v) for k, v in raw_record.items()}
+        return record, FlowState.from_json(_text(raw_flow)) if raw_flow else None
 
     def ringing(self, call_id: str, seat: str, after_s: float = 0.0) -> None:
         """The adapter is dialling the seat now (after ``after_s`` of media): the seat's
@@ -366,13 +388,22 @@ class CallHandler:
         """Whether a listener should move this call to its seat now: a call of that
         channel still waiting (menu, holding, callback offer), still offered to that
         seat, and not matched in the very request that queued it (which bridges it)."""
-        flow = self.load(call_id)
-        if flow is None or flow.channel != channel or flow.phase not in PUSHABLE_PHASES:
-            return False
-        record = self.queue.call(call_id)
-        if record.get("state") != "offered" or record.get("seat") != seat:
-            return False
-        return not matched_on_entry(record)
+        record, flow = self._call_and_flow(call_id)
+        return _pushable(flow, record, seat, channel)
+
+    def channel_to_move(self, call_id: str, seat: str) -> str | None:
+        """should_push_offer for an Asterisk call and the channel to redirect, read in
+        one round trip: the redirector runs between a seat's hang-up and its next Dial."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.queue.keys.call(call_id))
+        pipe.get(self.queue.keys.flow(call_id))
+        pipe.get(self.queue.keys.channel(call_id))
+        raw_record, raw_flow, target = pipe.execute()
+        record = {_text(k): _text(v) for k, v in raw_record.items()}
+        flow = FlowState.from_json(_text(raw_flow)) if raw_flow else None
+        if not target or not _pushable(flow, record, seat, "asterisk"):
+            return None
+        return _text(target)
 
     # -- the operator's side ----------------------------------------------------------------
 
@@ -392,11 +423,14 @@ class CallHandler:
         """The operator ends the conversation, where the telephony does not report it."""
         self.conversation_ended(call_id, by="agent")
 
-    def conversation_ended(self, call_id: str, by: str) -> None:
-        """The talk is over, whoever hung up; the case follows after wrap-up."""
-        if self.queue.complete(call_id, by=by).result == "completed":
+    def conversation_ended(self, call_id: str, by: str) -> Transition:
+        """The talk is over, whoever hung up; the case follows after wrap-up. Returns
+        the completion (its offers: the seat's next caller, when one waits)."""
+        completion = self.queue.complete(call_id, by=by)
+        if completion.result == "completed":
             self.schedule_case(call_id)
         self.handle(call_id, e.Hangup(at=time.time()))
+        return completion
 
 
 class CaseSweep:
