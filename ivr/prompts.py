@@ -47,8 +47,9 @@ CATALOGUE: dict[str, Prompt] = {
     # Once, to callers who skip the language menu (registered elderly, repeat callers).
     "dialect_offer": Prompt("讲海南话请按1。", "For Hainanese, press 1."),
     "case_status": Prompt(
-        "您的工单{case_number}，{status_zh}。正在为您转接人工服务。",
-        "Your case {case_number} is {status_en}. Connecting you to an operator.",
+        "您的工单{case_number}，{status_zh}。全程录音，正在为您转接人工服务。",
+        "Your case {case_number} is {status_en}. Calls are recorded. "
+        "Connecting you to an operator.",
     ),
     "queue_position": Prompt(
         "您前面还有{position}位，预计等待{minutes}分钟。请不要挂机。",

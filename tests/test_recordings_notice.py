@@ -23,3 +23,8 @@ def test_the_greeting_says_the_call_is_recorded_in_under_eight_seconds(rendered:
 
 def test_a_return_visit_says_it_is_recorded() -> None:
     assert "录音" in render("visit_intro", month=11, day=27)
+
+
+def test_a_repeat_caller_who_skips_the_greeting_hears_the_notice_with_their_case() -> None:
+    sentence = render("case_status", case_number="12345-20261127-000123", status="dispatched")
+    assert "录音" in sentence
