@@ -175,7 +175,8 @@ class Session:
             answered_by = "unknown"  # an elderly citizen waiting in silence: speak to them
         actions = self.outbound_calls.handle(call, e.OutboundAnswered(answered_by, time.time()))
         # The return visit is recorded (its opening says so).
-        self.note_recording(call, self.start_recording(call, bridged_only=False))
+        name = self.start_recording(call, bridged_only=False)
+        self.note_recording(call, name, case_number=state.case_number)
         self.perform(call, actions, self.outbound_calls.handle)
 
     def listen_ended(self) -> None:
@@ -267,7 +268,7 @@ class Session:
         self.agi.set_var("HOTLINE_RECORDING", name)
         return name
 
-    def note_recording(self, call: str, name: str | None) -> None:
+    def note_recording(self, call: str, name: str | None, case_number: str | None = None) -> None:
         """The recording's row is written by a job: never stands between caller and seat."""
         if name is None:
             return
@@ -278,6 +279,7 @@ class Session:
                 "asterisk",
                 call,
                 name,
+                case_number,
                 job_id=job_id_for("recording", call),
                 retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
             )

@@ -134,12 +134,15 @@ def note_recording(
     status: str = "recording",
     duration_s: int | None = None,
     at: datetime | None = None,
+    case_number: str | None = None,
 ) -> CallRecording:
     """The call's recording, made once (a retried job or callback changes only what it
-    knows better: the media's URL, the status, the length)."""
+    knows better: the media's URL, the status, the length). Its case is the call's, or
+    ``case_number``'s (a return visit's call belongs to the case it asks about)."""
     existing = session.scalar(select(CallRecording).where(CallRecording.sid == sid))
     if existing is None:
-        case_id = session.scalar(select(Case.id).where(Case.call_id == call_id))
+        by = Case.number == case_number if case_number else Case.call_id == call_id
+        case_id = session.scalar(select(Case.id).where(by))
         existing = CallRecording(
             sid=sid,
             call_id=call_id,
@@ -326,11 +329,19 @@ def _job_context() -> tuple[RecordingEnv, Any]:
     return env, session_factory(engine_for(env.database_url))
 
 
-def recording_started(call_id: str, provider: str, sid: str, file_name: str | None) -> int:
+def recording_started(
+    call_id: str,
+    provider: str,
+    sid: str,
+    file_name: str | None,
+    case_number: str | None = None,
+) -> int:
     """Job: the telephony started recording the call (MixMonitor's file)."""
     _, sessions = _job_context()
     with sessions() as session:
-        recording = note_recording(session, sid, call_id, provider, file_name=file_name)
+        recording = note_recording(
+            session, sid, call_id, provider, file_name=file_name, case_number=case_number
+        )
         session.commit()
         return recording.id
 

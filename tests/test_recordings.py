@@ -310,3 +310,37 @@ def test_listening_in_is_offered_on_the_wallboard_to_supervisors_only(app) -> No
     assert bad.status_code == 400
     with svc.desk.sessions() as db:
         assert db.scalars(select(ActionLog).where(ActionLog.action == "listen-start")).all() == []
+
+
+def test_a_twilio_return_visit_is_recorded_and_its_callback_names_the_call(app) -> None:  # type: ignore[no-untyped-def]
+    from twilio.rest import Client
+
+    from cases.models import CallRecording
+    from tests.test_telephony_twilio import FakeTwilioApi
+    from web.twilio.outbound import TwilioOriginator
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTwilioApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(ACCOUNT, "secret-token")
+        client.api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        TwilioOriginator(client, "+8689812345", PUBLIC_BASE).originate(
+            "out-7-1", "+8613800000001", "return_visit"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    (_, form, _) = FakeTwilioApi.received[-1]
+    assert form["Record"] == ["true"]
+    assert form["RecordingStatusCallback"] == [f"{PUBLIC_BASE}/twilio/recording"]
+    assert "in-progress" in form["RecordingStatusCallbackEvent"]
+
+    # The dialer's call: its own CallSid names it (no seat's <Dial> to say which).
+    visit_call = sid(808)
+    twilio = TwilioSigner(app.test_client())
+    params = {"AccountSid": ACCOUNT, "CallSid": visit_call, "RecordingSid": RECORDING}
+    answer = twilio.post("/twilio/recording", {**params, "RecordingStatus": "in-progress"})
+    assert answer.status_code == 204
+    with app.extensions["hotline"].desk.sessions() as db:
+        recording = db.scalars(select(CallRecording)).one()
+        assert (recording.call_id, recording.provider) == (visit_call, "twilio")

@@ -151,3 +151,38 @@ def test_wav_seconds_reads_the_header(tmp_path: Path) -> None:
     assert wav_seconds(path) == 3
     (tmp_path / "bad.wav").write_bytes(b"not a wav")
     assert wav_seconds(tmp_path / "bad.wav") is None
+
+
+def test_a_return_visit_is_recorded_and_linked_to_the_case_it_asks_about(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    """The dialer's call (AMI Originate, AMD, the visit's questions, a key) is recorded
+    whole, bot and all, and the recording belongs to the case the visit is about."""
+    from datetime import UTC, datetime
+
+    from tests.test_real_asterisk import _visit_for
+
+    rig = make_rig(services=("agi", "reaper", "worker"))
+    port = free_port(socket.SOCK_DGRAM, "127.0.0.3")
+    phone = sipp.called(
+        rig.workdir, "called-rec", port, answer=True, ring_ms=1500, press_after_ms=22000, digit="1"
+    )
+    rig.sipps.append(phone)
+    when = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    dialer, sessions, case_id = _visit_for(rig, case_db, "+8613800139077", port, when)
+    assert dialer.run_once() == 1
+    dialer.originator.ami.close()  # type: ignore[attr-defined]
+    assert phone.wait(timeout=90) == 0, phone.output()[-3000:]
+
+    def linked() -> CallRecording | None:
+        with sessions() as db:
+            return db.scalar(select(CallRecording).where(CallRecording.case_id == case_id))
+
+    recording = eventually(linked, timeout_s=60, what="the visit's recording, linked")
+    assert isinstance(recording, CallRecording) and recording.file_name
+    file = rig.workdir / "var" / "recordings" / recording.file_name
+    seconds = eventually(lambda: wav_seconds(file), timeout_s=60, what="the finished WAV")
+    assert isinstance(seconds, int) and seconds >= 15  # the visit's sentences and the key
+    assert rig.asterisk.module_errors() == []
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]

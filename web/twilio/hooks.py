@@ -304,7 +304,8 @@ def recording_status() -> tuple[str, int]:
     links it to the call's detail row and case. A job fetches the audio: never here."""
     from calls.recordings import note_recording
 
-    call = request.args.get("call", "")
+    # A seat's <Dial> names the caller's call; a dialer's call is the CallSid itself.
+    call = request.args.get("call") or field("CallSid", 64)
     sid = field("RecordingSid", 64)
     if not CALL_SID.match(call) or not RECORDING_SID.match(sid):
         abort(400, description="call or RecordingSid missing or malformed")
@@ -318,9 +319,17 @@ def recording_status() -> tuple[str, int]:
     if status is None:
         return "", 204  # paused/resumed echoes and the like: the desk already knows
     svc = services()
+    visit = svc.outbound.load(call) if svc.outbound is not None else None
     with svc.desk.sessions() as db:
         note_recording(
-            db, sid, call, "twilio", media_url=url or None, status=status, duration_s=length
+            db,
+            sid,
+            call,
+            "twilio",
+            media_url=url or None,
+            status=status,
+            duration_s=length,
+            case_number=visit.case_number if visit is not None else None,
         )
         db.commit()
     if state == "completed" and url:

@@ -119,4 +119,10 @@ class TwilioOriginator:
             status_callback_event=["completed"],
             timeout=self.ring_timeout_s,
             machine_detection="Enable",  # AnsweredBy: a machine hears nothing
+            # The return visit is recorded (its opening says so); the callback links
+            # the recording to the call (its CallSid) and the case the visit is about.
+            record=True,
+            recording_status_callback=f"{self.base}/twilio/recording",
+            recording_status_callback_method="POST",
+            recording_status_callback_event=["in-progress", "completed", "absent"],
         )
