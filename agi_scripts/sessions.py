@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 from rq import Retry
 
-from agi_scripts.priority import SEATS_FIRST, SeatsFirst
 from agi_scripts.protocol import ChannelGone, SafeAGI
 from calls import CallHandler
 from calls.handler import job_id_for
@@ -33,7 +32,7 @@ from calls.transfers import seat_leg_released
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import sound_files
-from queueing import QueueError, Transition
+from queueing import QueueError
 
 log = logging.getLogger("hotline.agi")
 
@@ -74,9 +73,6 @@ def call_id_of(agi: SafeAGI) -> str:
 
 
 class Session:
-    # A freed seat's next Dial goes before other callers' prompt steps (priority.py).
-    seats_first: SeatsFirst = SEATS_FIRST
-
     def __init__(
         self,
         agi: SafeAGI,
@@ -93,7 +89,6 @@ class Session:
     def inbound(self) -> None:
         self.agi.execute("ANSWER")
         call = call_id_of(self.agi)
-        self.seats_first.wait_turn()
         self.queue.redis.set(self.queue.keys.channel(call), self.agi.var("agi_channel"), ex=86400)
         dialed = self.agi.var("agi_dnid") or self.agi.var("agi_extension")
         actions = self.handler.start(
@@ -104,7 +99,6 @@ class Session:
     def hold(self) -> None:
         call = call_id_of(self.agi)
         query = self.agi.query
-        self.seats_first.wait_turn()
         if query.get("event") == "key":
             digit = "".join(c for c in query.get("digit", "") if c in "0123456789*#")[:1]
             actions = self.handler.handle(call, e.Digits(digit, at=time.time()))
@@ -146,7 +140,6 @@ class Session:
         (idempotent), and invents nothing for a call it never saw. An outbound call's
         flow hears of it too (its result, and the dialer's line freed)."""
         call = call_id_of(self.agi)
-        self.seats_first.wait_turn()
         if self.outbound_calls is not None and self.outbound_calls.load(call) is not None:
             self.outbound_calls.handle(call, e.Hangup(at=time.time()))
         else:
@@ -241,7 +234,6 @@ class Session:
                 event: e.Event = (
                     e.Digits(pressed, at=time.time()) if pressed else e.InputTimeout(time.time())
                 )
-                self.seats_first.wait_turn()
                 pending = step(call, event)
             elif isinstance(action, a.Hold):
                 self.agi.set_var("HOTLINE_NEXT", "hold")
@@ -298,9 +290,6 @@ class Session:
             str(self.settings.ring_timeout_s),
             f"U(hotline-answered^{call}^{seat})",
         )
-        self.seats_first.dialled(seat)
-        # The lease and the recording's row can wait for the other freed seats' Dials.
-        self.seats_first.wait_turn()
         try:
             self.handler.ringing(call, seat)
         except Exception:  # the Dial's reply is still due: nothing else may be sent
@@ -314,17 +303,8 @@ class Session:
         if status == "ANSWER":  # they talked, whatever the queue believed meanwhile
             caller_left = self.agi.hungup
             by = "caller" if caller_left else "agent"
-            self.seats_first.freeing(seat)  # until its next caller's Dial
-            next_caller = False
-            try:
-                completion = self._end_talk(call, by)
-                if completion is None:
-                    self.handler.seat_talked(call, seat, by, time.time())
-                else:
-                    next_caller = any(o.seat_id == seat for o in completion.offers)
-            finally:
-                if not next_caller:  # nobody is coming to this seat: nothing to wait for
-                    self.seats_first.dialled(seat)
+            if not self._end_talk(call, by):
+                self.handler.seat_talked(call, seat, by, time.time())
             if not caller_left:
                 self.play("goodbye", {})
                 self.agi.set_var("HOTLINE_NEXT", "hangup")
@@ -336,14 +316,15 @@ class Session:
         reason = (status or "unknown").lower()
         self.perform(call, self.handler.seat_missed(call, seat, reason, time.time()))
 
-    def _end_talk(self, call: str, by: str) -> Transition | None:
+    def _end_talk(self, call: str, by: str) -> bool:
         """End a talk whose pick-up the queue recorded (the answered route): the seat's
-        next caller is offered in that same step, with nothing before it. None when the
+        next caller is offered in that same step, with nothing before it. False when the
         queue does not have the call connected (seat_talked records the pick-up first)."""
         try:
-            return self.handler.conversation_ended(call, by=by)
+            self.handler.conversation_ended(call, by=by)
         except QueueError:
-            return None
+            return False
+        return True
 
 
 ROUTES = {

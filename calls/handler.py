@@ -33,7 +33,7 @@ from cases.service import caller_profile, hotline_info
 from ivr import actions as a
 from ivr import events as e
 from ivr.inbound import CALLBACK_OFFER, DIALECT_OFFER, HOLDING, MENU, RINGING, FlowState, step
-from queueing import CallQueue, QueueError, Transition
+from queueing import CallQueue, QueueError
 
 log = logging.getLogger("calls.handler")
 
@@ -423,14 +423,11 @@ class CallHandler:
         """The operator ends the conversation, where the telephony does not report it."""
         self.conversation_ended(call_id, by="agent")
 
-    def conversation_ended(self, call_id: str, by: str) -> Transition:
-        """The talk is over, whoever hung up; the case follows after wrap-up. Returns
-        the completion (its offers: the seat's next caller, when one waits)."""
-        completion = self.queue.complete(call_id, by=by)
-        if completion.result == "completed":
+    def conversation_ended(self, call_id: str, by: str) -> None:
+        """The talk is over, whoever hung up; the case follows after wrap-up."""
+        if self.queue.complete(call_id, by=by).result == "completed":
             self.schedule_case(call_id)
         self.handle(call_id, e.Hangup(at=time.time()))
-        return completion
 
 
 class CaseSweep:
