@@ -110,8 +110,9 @@ def test_nul_bytes_at_sign_in_and_the_lookup_are_a_zh_cn_400(app) -> None:  # ty
     with app.extensions["hotline"].desk.sessions() as db:
         from cases.models import ActionLog
 
-        # Nothing was tried, so nothing was recorded: only the fixture's own users.
-        assert set(db.scalars(select(ActionLog.action))) == {"user-added"}
+        # Nothing was tried, so nothing was recorded: only the fixture's own users
+        # and the seeded knowledge base.
+        assert set(db.scalars(select(ActionLog.action))) == {"user-added", "kb-imported"}
 
 
 def test_an_api_form_with_nul_is_refused_before_it_is_kept(app, redis) -> None:  # type: ignore[no-untyped-def]
