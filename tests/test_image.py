@@ -503,3 +503,28 @@ def test_the_metrics_token_reaches_every_process_prometheus_scrapes() -> None:
             if name in services:
                 token = services[name]["environment"].get("HOTLINE_METRICS_TOKEN")
                 assert token == "${HOTLINE_METRICS_TOKEN:-}", (files, name)
+
+
+def test_redis_and_its_sentinels_ask_for_a_password() -> None:
+    """nginx and the internet-facing Asterisk share the internal network with Redis:
+    without a password, either one broken into could mint sessions or repoint the
+    Sentinels. Every client gets the password, and every health check uses it."""
+    for files in (("compose.yaml",), ("compose.yaml", "compose.ha.yaml")):
+        services = compose(*files)["services"]
+        for name in [n for n in ("redis", "redis-replica") if n in services]:
+            command = services[name]["command"]
+            assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+            assert "REDISCLI_AUTH" in services[name]["environment"], name
+            assert "grep -q PONG" in " ".join(services[name]["healthcheck"]["test"]), name
+        for name, spec in services.items():
+            if hotline_command(spec):
+                env = spec["environment"]
+                assert env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+                assert env["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?"), name
+                if "REDIS_SENTINELS" in env:
+                    assert env["REDIS_SENTINEL_PASSWORD"].startswith("${REDIS_PASSWORD:?"), name
+    sentinels = compose("compose.yaml", "compose.ha.yaml")["services"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        config = " ".join(sentinels[name]["command"])
+        assert "sentinel auth-pass hotline $$REDIS_PASSWORD" in config, name
+        assert "requirepass $$REDIS_PASSWORD" in config, name
