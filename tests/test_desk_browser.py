@@ -160,7 +160,9 @@ def test_a_supervisors_shift_search_supervise_redispatch_and_rankings_after_a_re
 def test_consoles_recover_by_themselves_when_the_web_process_restarts(site) -> None:  # type: ignore[no-untyped-def]
     """The web process goes away under an open console and comes back: the operator is
     told at once, the seat stays hers, and the console works again without a click."""
+    import contextlib
     import os
+    import signal
     import subprocess
     import sys
 
@@ -174,7 +176,15 @@ def test_consoles_recover_by_themselves_when_the_web_process_restarts(site) -> N
         wang.click("#seat-login button[type=submit]")
         expect(wang.locator("#seat .state-name")).to_have_text("空闲")
 
-        site["web"].kill()  # no goodbye: as a crash or a redeploy looks to the browser
+        # No goodbye, as a crash or a redeploy looks to the browser: the workers too,
+        # which would otherwise keep serving the console's kept-alive connection.
+        workers = subprocess.run(
+            ["pgrep", "-P", str(site["web"].pid)], capture_output=True, text=True
+        ).stdout.split()
+        site["web"].kill()
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(worker), signal.SIGKILL)
         site["web"].wait(timeout=10)
         expect(wang.locator("#connection-lost")).to_be_visible(timeout=20_000)
         screenshot(wang, "desk-connection-lost")
