@@ -901,7 +901,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "来电人报身份证号、银行卡号等敏感信息时暂停",
         "Pause while the caller gives an ID card or bank account number",
     ),
-    "rec_paused": ("录音已暂停", "Recording paused"),
+    "rec_paused": (
+        "录音已暂停。敏感信息说完后，请点“恢复录音”",
+        "Recording paused. Once the sensitive numbers are given, press Resume recording",
+    ),
     "rec_resume": ("恢复录音", "Resume recording"),
     "cs_recordings": ("通话录音", "Call recordings"),
     "cs_recording_audit": (

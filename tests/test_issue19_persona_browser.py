@@ -1,0 +1,122 @@
+"""Issue 19's operator tools tried as the people who use them, in a real browser
+(Playwright on Debian's Chromium) against the real web command: an operator on a
+1366×768 laptop (knowledge, 119, hold, 暂停录音), a citizen on a phone (/kb/), and a
+supervisor playing a recording. Screenshots go to var/test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.browser import launch, screenshot
+from tests.test_browser import PASSWORD, run_jobs, site  # noqa: F401  (the fixture)
+from tests.test_transfers import ACCOUNT, twilio_api  # noqa: F401
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+expect = sync_api.expect
+
+LAPTOP = {"width": 1366, "height": 768}
+
+
+@pytest.fixture
+def twilio_env(monkeypatch, twilio_api: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Twilio configured for the web the site fixture starts (it reads the environment)."""
+    for key, value in {
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "TWILIO_API_BASE_URL": twilio_api,
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def sign_in_on(browser, site, username: str, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
+    context = browser.new_context(locale="zh-CN", viewport=viewport)
+    page = context.new_page()
+    page.goto(site["url"] + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit]")
+    return page
+
+
+def add_recording(site, call: str, seconds: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """A recording row for ``call`` (and its file when ``seconds`` is given), as the
+    recording callback and the fetch job leave them."""
+    from cases.db import engine_for, session_factory
+    from cases.models import CallRecording
+
+    file_name = None
+    if seconds is not None:
+        folder = Path(site["env"]["HOTLINE_VAR_DIR"]) / "recordings"
+        folder.mkdir(parents=True, exist_ok=True)
+        file_name = f"{call}.wav"
+        with wave.open(str(folder / file_name), "wb") as audio:
+            audio.setnchannels(1)
+            audio.setsampwidth(2)
+            audio.setframerate(8000)
+            audio.writeframes(b"\0\0" * 8000 * seconds)
+    with session_factory(engine_for(site["db_url"]))() as db:
+        db.add(
+            CallRecording(
+                sid=f"RE{call[-30:]}",
+                call_id=call,
+                provider="twilio",
+                file_name=file_name,
+                status="done" if seconds else "recording",
+                started_at=datetime.now(UTC),
+                duration_s=seconds,
+            )
+        )
+        db.commit()
+
+
+def on_a_call(browser, site, call: str):  # type: ignore[no-untyped-def]
+    """王芳 on her laptop, signed in to her seat and talking to a Twilio caller whose
+    conversation is being recorded."""
+    handler = site["handler"]
+    operator = sign_in_on(browser, site, "wang", LAPTOP)
+    operator.on("dialog", lambda dialog: dialog.accept())
+    operator.click("#seat-login button[type=submit]")
+    expect(operator.locator("#seat .state-name")).to_have_text("空闲")
+    handler.start(call, "+8613800138000", "+8612345", "twilio", time.time())
+    add_recording(site, call)
+    expect(operator.locator("#case-form")).to_be_visible(timeout=5000)
+    assert handler.seat_answered(call, "1001", time.time())
+    expect(operator.locator("#recording-on")).to_be_visible()
+    return operator
+
+
+def test_a_paused_recording_stays_in_view_until_resumed(twilio_env, site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    call = sid(201)
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        operator = on_a_call(browser, site, call)
+        operator.locator("#recording-pause button[value=pause]").click()
+        paused = operator.locator("#recording-paused")
+        expect(paused).to_contain_text("恢复录音")  # it says how to resume
+        # Back at the pop (where she types what the citizen says), the pause and its
+        # resume button are still on screen: the left column's foot is not.
+        operator.evaluate("window.scrollTo(0, 0)")
+        expect(paused).to_be_in_viewport()
+        expect(operator.locator("#recording-pause button[value=resume]")).to_be_in_viewport()
+        # ...and it covers none of the emergency buttons, should a fire be reported now.
+        for line in ("110", "119", "120", "122"):
+            button = operator.locator(f"button[data-line='{line}']")
+            assert button.evaluate(
+                "b => { const r = b.getBoundingClientRect();"
+                " return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === b; }"
+            ), f"the {line} button is covered"
+        screenshot(operator, "issue19-recording-paused")
+        operator.locator("#recording-pause button[value=resume]").click()
+        expect(operator.locator("#recording-on")).to_be_visible()
+
+        site["handler"].caller_gone(call)  # no call: no empty recording card
+        expect(operator.locator("#xfer-no-call, #call-controls .muted").first).to_be_visible()
+        expect(operator.locator("#recording-controls")).to_be_hidden()
+        browser.close()
