@@ -120,3 +120,29 @@ def test_a_paused_recording_stays_in_view_until_resumed(twilio_env, site) -> Non
         expect(operator.locator("#xfer-no-call, #call-controls .muted").first).to_be_visible()
         expect(operator.locator("#recording-controls")).to_be_hidden()
         browser.close()
+
+
+def test_a_citizen_on_a_phone_can_call_12345_without_scrolling_past_the_answers(site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        phone = browser.new_context(
+            locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
+        page = phone.new_page()
+        page.goto(site["url"] + "/kb/")
+        for words, answer in (("噪音", "夜间建筑施工噪音的投诉"), ("办身份证", "身份证补办和换领")):
+            page.fill("input[name=q]", words)
+            page.click("main button.primary")
+            expect(page.locator("#kb-public-hits")).to_contain_text(answer)
+            # Twenty answers run to several screens: the number is on the first one.
+            call = page.locator("a[href='tel:12345']").first
+            expect(call).to_be_in_viewport()
+            expect(call).to_contain_text("拨打 12345")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, "issue19-kb-public-phone-call")
+        page.locator("#kb-public-hits a", has_text="身份证补办和换领").click()
+        body = page.locator("#kb-public-article .kb-body")
+        expect(body).to_contain_text("派出所")
+        assert float(body.evaluate("b => parseFloat(getComputedStyle(b).fontSize)")) >= 18
+        expect(page.locator("a[href='tel:12345']")).to_be_in_viewport()
+        browser.close()

@@ -411,6 +411,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "No answer here? Call the 12345 citizen hotline",
     ),
     "kb_public_call": ("拨打 12345", "Call 12345"),
+    "kb_public_call_short": ("没找到？拨打 12345", "Not here? Call 12345"),
     "kb_public_updated": ("更新于 {date}", "Updated {date}"),
     "kb_public_slow": ("查询太频繁，请 {wait} 后再试", "Too many searches; try again in {wait}"),
     "kb_back": ("返回", "Back"),
