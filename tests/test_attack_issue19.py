@@ -20,6 +20,7 @@ from tests.test_recordings import (  # noqa: F401
     RECORDING,
     TwilioApi,
     callback,
+    console_of,
     run_jobs,
     twilio_api,
     wav_bytes,
@@ -246,3 +247,25 @@ def test_twilios_credentials_do_not_follow_a_media_redirect_to_another_host(
     assert "Authorization" not in Elsewhere.seen[0]
     with db_of(recording_app) as db:
         assert db.scalars(select(CallRecording)).one().file_name == f"{RECORDING}.wav"
+
+
+def test_a_playback_that_skips_the_first_byte_is_audited_all_the_same(recording_app) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The audit once per playback must not hang on the player asking from byte 0: a
+    supervisor asking for bytes=1- gets all the audio, and that is a playback."""
+    from cases.models import ActionLog, CallRecording
+
+    api = recording_app.extensions["hotline_settings"].twilio_api_base_url
+    recorded_and_done(recording_app, f"{api}/Recordings/{RECORDING}")
+    run_jobs(recording_app)
+    with db_of(recording_app) as db:
+        recording_id = db.scalars(select(CallRecording)).one().id
+    li, _ = console_of(recording_app, "li")
+    for ranges in ("bytes=1-", "bytes=1-", "bytes=40-"):
+        heard = li.get(f"/console/recordings/{recording_id}/audio", headers={"Range": ranges})
+        assert heard.status_code == 206
+        heard.close()
+    with db_of(recording_app) as db:
+        plays = db.scalars(
+            select(ActionLog.actor).where(ActionLog.action == "recording-play")
+        ).all()
+    assert plays == ["li"]  # audited, and once while the same person listens on

@@ -16,6 +16,8 @@ from web.auth import desk_actor, language, roles_required
 from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat, sessions
 from web.context import services
 
+PLAYBACK_AUDIT_S = 1800  # ranges asked within this of an audited playback are its seeking
+
 
 def recorders_from_settings(settings: Any, handler: Any) -> Recorders:
     """AMI's MixMonitorMute when ASTERISK_AMI_HOST is set; Twilio's REST API when its
@@ -109,6 +111,11 @@ def recording_audio(recording_id: int) -> Any:
         services().desk.record(actor, "recording-play-refused", str(recording_id))
         abort(403)
     first = request.range is None or any(start == 0 for start, _ in request.range.ranges)
+    # A player that never asks from byte 0 (bytes=1- is all the audio) is a playback
+    # too: the first request by this person for this recording in a while is audited.
+    queue = services().queue
+    mark = f"{queue.keys.prefix}played:{actor.username}:{recording_id}"
+    first = bool(queue.redis.set(mark, 1, nx=True, ex=PLAYBACK_AUDIT_S)) or first
     try:
         recording = services().desk.recording_to_play(actor, recording_id, playback=first)
     except DeskError as exc:
