@@ -146,3 +146,44 @@ def test_a_citizen_on_a_phone_can_call_12345_without_scrolling_past_the_answers(
         assert float(body.evaluate("b => parseFloat(getComputedStyle(b).fontSize)")) >= 18
         expect(page.locator("a[href='tel:12345']")).to_be_in_viewport()
         browser.close()
+
+
+def test_a_supervisor_sees_whose_call_a_recording_is_and_its_length(site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from sqlalchemy import select
+
+    from cases.db import engine_for, session_factory
+    from cases.models import ActionLog, CallRecord, CallRecording, Case
+
+    add_recording(site, "earlier-call", seconds=133)
+    with session_factory(engine_for(site["db_url"]))() as db:
+        case = db.scalars(select(Case).where(Case.call_id == "earlier-call")).one()
+        db.scalars(select(CallRecording)).one().case_id = case.id
+        db.add(
+            CallRecord(
+                call_id="earlier-call",
+                direction="inbound",
+                caller="+8613800138000",
+                queued_at=datetime.now(UTC),
+                outcome="answered",
+                seat="1003",
+                talk_ms=133_000,
+                case_number=case.number,
+            )
+        )
+        number = case.number
+        db.commit()
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        supervisor = sign_in_on(browser, site, "li", LAPTOP)
+        supervisor.goto(site["url"] + f"/console/cases/{number}")
+        recordings = supervisor.locator("#case-recordings")
+        expect(recordings).to_contain_text("每次播放都会记录播放人和时间")
+        line = recordings.locator("li.recording")
+        expect(line.locator(".recording-call")).to_have_text("呼入 · 坐席 1003")
+        expect(line).to_contain_text("2分13秒")
+        screenshot(supervisor, "issue19-case-recording")
+        audio = line.locator("audio").get_attribute("src")
+        assert supervisor.request.get(site["url"] + str(audio)).ok  # the player's request
+        browser.close()
+    with session_factory(engine_for(site["db_url"]))() as db:
+        assert db.scalar(select(ActionLog).where(ActionLog.action == "recording-play"))
