@@ -93,7 +93,11 @@ TS_WEIGHTS = "{0.05, 0.2, 0.5, 1.0}"
 STOPWORDS = frozenset(
     "的 了 吗 呢 啊 吧 么 呀 嘛 哦 是 有 在 和 与 及 或 我 我们 你 您 他 她 它 这 那 这个 那个 "
     "怎么 怎么办 怎样 怎么样 什么 如何 哪里 哪儿 为什么 为何 可以 能 能否 能不能 会 要 想 问 请 "
-    "请问 一下 时候 什么时候 多久 谁 吗 还 就 都 也 又 被 把 给 让 没 没有 不 不是".split()
+    "请问 一下 时候 什么时候 多久 谁 吗 还 就 都 也 又 被 把 给 让 没 没有 不 不是 "
+    # How callers set the scene (家里突然停水了): rarer than the topic word, they made
+    # 家里突然停电 outrank every water-cut article.
+    "家里 我家 家中 突然 今天 昨天 刚才 刚刚 现在 已经 一直 好像 老是 总是 最近 这边 那边 "
+    "这里 那里 发现 出现 一点 有点 好几天 几天".split()
 )
 
 log = logging.getLogger(__name__)

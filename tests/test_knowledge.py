@@ -365,3 +365,8 @@ def test_the_seed_covers_the_catalogue_with_usable_articles(session) -> None:  #
     hits = suggest(session, "water-outage", described)
     assert len(hits) == 5 and {h.category_code for h in hits[:3]} == {"water-outage"}
     assert "停水" in hits[0].title
+    # How callers put it, before any category is chosen: the scene-setting words
+    # (家里, 突然) must not make 家里突然停电 the first answer to a water cut.
+    for said, topic in (("家里突然停水了", "停水"), ("今天突然停电了", "停电")):
+        hits = suggest(session, None, said)
+        assert topic in hits[0].title, (said, [h.title for h in hits])
