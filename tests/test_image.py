@@ -528,3 +528,21 @@ def test_redis_and_its_sentinels_ask_for_a_password() -> None:
         config = " ".join(sentinels[name]["command"])
         assert "sentinel auth-pass hotline $$REDIS_PASSWORD" in config, name
         assert "requirepass $$REDIS_PASSWORD" in config, name
+
+
+def test_asterisk_and_the_hotline_services_share_the_recordings() -> None:
+    """Asterisk writes a conversation's recording; the web plays it, the workers link
+    and delete it: one volume at the path the FastAGI server names to MixMonitor, and
+    one group (the same gid in both images) that may read and delete."""
+    services = compose("compose.yaml")["services"]
+    path = services["web"]["environment"]["HOTLINE_RECORDINGS_DIR"]
+    mount = f"recordings:{path}"
+    for name, spec in services.items():
+        if hotline_command(spec) or name == "asterisk":
+            assert mount in spec["volumes"], name
+    for image in ("hotline", "asterisk"):
+        dockerfile = (DOCKER / image / "Dockerfile").read_text()
+        assert "groupadd --system --gid 10100 recordings" in dockerfile, image
+        assert "--groups recordings" in dockerfile, image
+    entrypoint = (DOCKER / "asterisk" / "entrypoint.sh").read_text()
+    assert f"chmod 2775 {path}" in entrypoint

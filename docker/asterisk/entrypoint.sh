@@ -16,5 +16,8 @@ if [ -n "${ASTERISK_SYSTEM_NAME:-}" ]; then
     || { echo "ASTERISK_SYSTEM_NAME must be 1-24 letters, digits or -" >&2; exit 1; }
   printf 'systemname = %s\n' "$ASTERISK_SYSTEM_NAME" >> /etc/asterisk/asterisk.conf
 fi
+# Recordings: Asterisk writes them, the hotline containers (group recordings, the same
+# gid in both images) play, link and delete them; new files take the folder's group.
+chgrp recordings /var/lib/hotline/recordings && chmod 2775 /var/lib/hotline/recordings
 chgrp asterisk /etc/asterisk/manager.conf /etc/asterisk/pjsip.conf /etc/asterisk/pjsip_seats.conf
 exec asterisk -C /etc/asterisk/asterisk.conf -f -U asterisk -G asterisk
