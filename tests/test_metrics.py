@@ -97,6 +97,10 @@ def app(redis_server: RedisServer, redis: Redis, tmp_path: Path, monkeypatch):  
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     db_url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    # The jobs a worker runs (the reaper's recordings upkeep among them) find the
+    # database and the var dir in the environment, as under `hotline worker`.
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
     upgrade(db_url)
     with session_factory(engine_for(db_url))() as s:
         seed(s)
