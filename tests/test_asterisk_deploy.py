@@ -97,7 +97,7 @@ def test_ami_login_with_a_wrong_secret_fails() -> None:
 
 
 def test_dialplan_uses_only_routes_the_server_has() -> None:
-    used = set(re.findall(r"Gosub\(hotline-agi,s,1\(([a-z_]+)", DIALPLAN))
+    used = set(re.findall(r"Gosub\(hotline-agi,s,1\(([a-z_-]+)", DIALPLAN))
     assert used - {"$"} <= set(ROUTES), used - set(ROUTES)
     assert {"inbound", "hold", "bridge", "answered", "hangup"} <= used
     for context in ("hotline-inbound", "hotline-hold", "hotline-bridge", "hotline-answered"):
