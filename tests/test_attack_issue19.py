@@ -5,9 +5,8 @@ our account's credentials and must give them to Twilio's API host only."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +25,7 @@ from tests.test_recordings import (  # noqa: F401
     wav_bytes,
 )
 from tests.test_recordings import app as recording_app  # noqa: F401
-from tests.twilio_peer import TwilioSigner
+from tests.twilio_peer import TwilioSigner, http_peer
 
 HOSTILE_QUERIES = [
     '"',
@@ -197,11 +196,8 @@ class Elsewhere(BaseHTTPRequestHandler):
 @pytest.fixture
 def elsewhere() -> Iterator[str]:
     Elsewhere.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://localhost:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_peer(Elsewhere, host="localhost") as url:
+        yield url
 
 
 def recorded_and_done(app, media: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

@@ -9,11 +9,10 @@ recordings, here and at Twilio, audited."""
 from __future__ import annotations
 
 import io
-import threading
 import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,7 +25,7 @@ from calls.desk import Actor
 from hotline.config import load_settings
 from hotline.webapp import create_app
 from tests.test_console import PASSWORD, csrf_of, sign_in
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, parse, sid
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, http_peer, parse, sid
 
 ACCOUNT = "AC" + "5" * 32
 CALL = sid(5150)
@@ -81,11 +80,8 @@ class TwilioApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def twilio_api() -> Iterator[str]:
     TwilioApi.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TwilioApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_peer(TwilioApi) as url:
+        yield url
 
 
 @pytest.fixture
@@ -319,17 +315,12 @@ def test_a_twilio_return_visit_is_recorded_and_its_callback_names_the_call(app) 
     from tests.test_telephony_twilio import FakeTwilioApi
     from web.twilio.outbound import TwilioOriginator
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTwilioApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_peer(FakeTwilioApi) as url:
         client = Client(ACCOUNT, "secret-token")
-        client.api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        client.api.base_url = url
         TwilioOriginator(client, "+8689812345", PUBLIC_BASE).originate(
             "out-7-1", "+8613800000001", "return_visit"
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     (_, form, _) = FakeTwilioApi.received[-1]
     assert form["Record"] == ["true"]
     assert form["RecordingStatusCallback"] == [f"{PUBLIC_BASE}/twilio/recording"]

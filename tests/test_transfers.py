@@ -8,9 +8,8 @@ transfer to a Hainanese seat makes the pop follow the call."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,7 +22,7 @@ from calls.desk import Actor
 from hotline.config import load_settings
 from hotline.webapp import create_app
 from tests.test_console import PASSWORD, csrf_of, sign_in
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, parse, sid
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, http_peer, parse, sid
 
 ACCOUNT = "AC" + "7" * 32
 CALL = sid(4242)
@@ -53,11 +52,8 @@ class TwilioApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def twilio_api() -> Iterator[str]:
     TwilioApi.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TwilioApi)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_peer(TwilioApi) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -66,3 +70,16 @@ def parse(response: Any) -> ET.Element:
 
 def verbs(root: ET.Element) -> list[str]:
     return [child.tag for child in root]
+
+
+@contextmanager
+def http_peer(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[str]:
+    """A stand-in HTTP server on loopback (Twilio's REST API, or a host it redirects
+    to) for the duration of the block: its base URL, named by ``host``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
