@@ -53,9 +53,18 @@ def a_busy_centre(site, redis: Redis) -> None:  # type: ignore[no-untyped-def]
 
 
 def in_view(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
-    box = page.locator(selector).bounding_box()
+    """Whole within the viewport, waited for as Playwright's expect waits: the board's
+    live redraw swaps the fragment, and the element is detached for a moment. A miss
+    leaves a screenshot of the fold to look at."""
     size = page.viewport_size
-    return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+    for _ in range(50):
+        box = page.locator(selector).bounding_box()
+        if box and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]:
+            return True
+        page.wait_for_timeout(100)
+    name = f"not-in-view-{selector.strip('#')}-{size['width']}x{size['height']}.png"
+    page.screenshot(path=str(ARTIFACTS / name))
+    return False
 
 
 def test_a_supervisor_sees_the_waits_the_rates_and_the_stuck_seats_at_a_glance(site, redis) -> None:  # type: ignore[no-untyped-def]
