@@ -19,10 +19,15 @@ from redis import Redis
 from sqlalchemy import select
 
 from calls.desk import Actor
-from hotline.config import load_settings
-from hotline.webapp import create_app
-from tests.test_console import PASSWORD, csrf_of, sign_in
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, TwilioSigner, http_peer, parse, sid
+from tests.test_console import csrf_of, sign_in
+from tests.twilio_peer import (
+    PUBLIC_BASE,
+    TwilioSigner,
+    app_on_twilio,
+    http_peer,
+    parse,
+    sid,
+)
 
 ACCOUNT = "AC" + "7" * 32
 CALL = sid(4242)
@@ -58,32 +63,17 @@ def twilio_api() -> Iterator[str]:
 
 @pytest.fixture
 def app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, monkeypatch):  # type: ignore[no-untyped-def]
-    from cases.db import engine_for, session_factory, upgrade
-    from cases.seed import seed
-    from cases.users import add_user
-
-    db_url = f"sqlite:///{tmp_path / 'web.db'}"
-    upgrade(db_url)
-    with session_factory(engine_for(db_url))() as s:
-        seed(s)
-        s.commit()
-        add_user(s, "wang", "operator", PASSWORD, display_name="王芳", seat="1001")
-        add_user(s, "zhao", "operator", PASSWORD, display_name="赵敏", seat="2001")
-    env = {
-        "HOTLINE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_server.url,
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": twilio_api,
-        "PUBLIC_BASE_URL": PUBLIC_BASE,
-        "HOTLINE_WRAPUP_S": "30",
-        "HOTLINE_SECRET_KEY": "test",
-        "HOTLINE_EMERGENCY_LINES": "110=110,119=+86898119,120=120,122=122",
-    }
-    for key in ("REDIS_URL", "DATABASE_URL"):
-        monkeypatch.setenv(key, env[key])  # the RQ jobs read them, as in a worker
-    return create_app({"SETTINGS": load_settings(env), "REDIS": redis, "TESTING": True})
+    people = (("wang", "operator", "王芳", "1001"), ("zhao", "operator", "赵敏", "2001"))
+    return app_on_twilio(
+        redis,
+        redis_server.url,
+        tmp_path,
+        twilio_api,
+        monkeypatch,
+        ACCOUNT,
+        people,
+        HOTLINE_EMERGENCY_LINES="110=110,119=+86898119,120=120,122=122",
+    )
 
 
 def console_of(app, username: str) -> tuple[Any, dict[str, str]]:  # type: ignore[no-untyped-def]

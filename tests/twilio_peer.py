@@ -83,3 +83,47 @@ def http_peer(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") ->
     finally:
         server.shutdown()
         server.server_close()
+
+
+def app_on_twilio(
+    redis: Any,
+    redis_url: str,
+    tmp_path: Any,
+    api_url: str,
+    monkeypatch: Any,
+    account: str,
+    people: tuple[tuple[str, str, str, str | None], ...],
+    **more: str,
+) -> Any:
+    """The web app on a fresh SQLite file, on Twilio (its REST API at ``api_url``),
+    with ``people`` as (username, role, display name, seat). The RQ jobs read the same
+    settings from the environment, as in a worker."""
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from cases.users import add_user
+    from hotline.config import load_settings
+    from hotline.webapp import create_app
+    from tests.test_console import PASSWORD
+
+    db_url = f"sqlite:///{tmp_path / 'web.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as s:
+        seed(s)
+        s.commit()
+        for username, role, name, seat in people:
+            add_user(s, username, role, PASSWORD, display_name=name, seat=seat)
+    env = {
+        "HOTLINE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "TWILIO_ACCOUNT_SID": account,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": api_url,
+        "PUBLIC_BASE_URL": PUBLIC_BASE,
+        "HOTLINE_WRAPUP_S": "30",
+        "HOTLINE_SECRET_KEY": "test",
+        **more,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return create_app({"SETTINGS": load_settings(env), "REDIS": redis, "TESTING": True})
