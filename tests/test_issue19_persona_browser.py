@@ -14,25 +14,14 @@ import pytest
 
 from tests.browser import launch, screenshot
 from tests.test_browser import PASSWORD, run_jobs, site  # noqa: F401  (the fixture)
-from tests.test_transfers import ACCOUNT, twilio_api  # noqa: F401
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid
+from tests.test_transfers import twilio_api  # noqa: F401
+from tests.test_transfers_browser import twilio_env  # noqa: F401  (Twilio for the site)
+from tests.twilio_peer import sid
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = sync_api.expect
 
 LAPTOP = {"width": 1366, "height": 768}
-
-
-@pytest.fixture
-def twilio_env(monkeypatch, twilio_api: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    """Twilio configured for the web the site fixture starts (it reads the environment)."""
-    for key, value in {
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "PUBLIC_BASE_URL": PUBLIC_BASE,
-        "TWILIO_API_BASE_URL": twilio_api,
-    }.items():
-        monkeypatch.setenv(key, value)
 
 
 def sign_in_on(browser, site, username: str, viewport: dict[str, int]):  # type: ignore[no-untyped-def]
