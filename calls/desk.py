@@ -35,6 +35,7 @@ from calls.casework import arm_clocks, file_form
 from calls.handler import CallHandler, job_id_for
 from calls.listening import LISTEN_MODES, Listener, ListenError, new_session_id
 from calls.recordings import Recorder, RecordingError, live_recording
+from calls.tasks import TaskDesk
 from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
 from cases.models import CallRecording, Case, ExtensionRequest, User
@@ -252,6 +253,7 @@ class Desk:
         self.queue = handler.queue
         self.sessions = sessions
         self.cases = CaseDesk(self)
+        self.tasks = TaskDesk(self)
 
     # -- the audit line ---------------------------------------------------------------
 

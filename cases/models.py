@@ -242,7 +242,7 @@ class StreamCursor(Base):
 
 
 # knowledge_editor: approves the knowledge base's changes (cases.knowledge)
-ROLES = ("operator", "supervisor", "department", "admin", "knowledge_editor")
+ROLES = ("operator", "supervisor", "department", "admin", "knowledge_editor", "grid", "leader")
 
 
 class User(Base):

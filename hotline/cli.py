@@ -711,7 +711,9 @@ def user() -> None:
 @click.option(
     "--role",
     # cases.models.ROLES (not imported here: the CLI starts without SQLAlchemy)
-    type=click.Choice(["operator", "supervisor", "department", "admin", "knowledge_editor"]),
+    type=click.Choice(
+        ["operator", "supervisor", "department", "admin", "knowledge_editor", "grid", "leader"]
+    ),
     required=True,
 )
 @click.option("--name", "display_name", default="", help="shown on screens, e.g. 王芳")
