@@ -26,3 +26,21 @@ class HotTopic:
 def current_hot_topics(db: Session, now: datetime) -> list[HotTopic]:
     """The hot topics open at ``now``, newest first."""
     return []
+
+
+@dataclass(frozen=True)
+class SpecialTopicFigures:
+    """One special topic (专题) over a period, as the reports and screens show it."""
+
+    id: int
+    name: str  # e.g. 台风“摩羯”
+    cases: int
+    resolved: int
+    overdue: int
+    satisfied: int
+    rated: int  # return visits with an answer; satisfaction = satisfied / rated
+
+
+def special_topic_figures(db: Session, start: datetime, end: datetime) -> list[SpecialTopicFigures]:
+    """Each special topic open during [start, end) with its figures for the period."""
+    return []
