@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,9 @@ class Category(Base):
     # The dispatch catalogue's handling limit, in working days (consultations 3,
     # complaints and requests 13), counted on China's working-day calendar.
     handling_days: Mapped[int] = mapped_column(Integer, default=13)
+    # An Open311 request in this category goes straight to its unit, not to the
+    # operators' queue for review first.
+    open311_direct: Mapped[bool] = mapped_column(Boolean, default=False)
     department: Mapped[Department | None] = relationship()
 
 
@@ -100,6 +104,9 @@ class Case(Base):
     district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
     address: Mapped[str] = mapped_column(Text, default="")
+    # Where it happened (WGS84), when the request came with a point (Open311 lat/long).
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     description: Mapped[str] = mapped_column(Text, default="")
     urgency: Mapped[str] = mapped_column(String(16), default="normal")  # normal|urgent
     status: Mapped[str] = mapped_column(String(16), default="received")
