@@ -450,7 +450,8 @@ class Dialer:
                 retry = next_attempt(item.attempts, outcome, now, self.settings)
                 if retry is None:
                     item.status = "gave_up"
-                    self._settle_case(session, item, "unreachable")
+                    if not self.settings.sms_fallback:  # else calls.sms asks, and settles
+                        self._settle_case(session, item, "unreachable")
                 else:
                     item.status, item.next_at = "pending", _utc(retry)
             session.commit()

@@ -32,6 +32,9 @@ class DialerSettings:
     # A call is started only if calling hours still hold this much later: the time the
     # request takes to reach the carrier never carries a call past closing.
     dial_margin: timedelta = timedelta(seconds=1)
+    # A return visit whose calls all failed is asked by SMS (calls.sms), which settles
+    # it; without SMS the last failed call settles it as unreachable.
+    sms_fallback: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DialerSettings:
@@ -44,6 +47,8 @@ class DialerSettings:
             max_attempts=int(env.get("HOTLINE_DIAL_MAX_ATTEMPTS", "3")),
             max_concurrent=int(env.get("HOTLINE_DIAL_MAX_CONCURRENT", "10")),
             calls_per_s=float(env.get("HOTLINE_DIAL_CALLS_PER_S", "1")),
+            sms_fallback=env.get("HOTLINE_SMS_PROVIDER", "").strip().lower()
+            not in ("", "none", "off"),
         )
 
 

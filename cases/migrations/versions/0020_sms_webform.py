@@ -1,8 +1,13 @@
-"""SMS messages, opt-outs and the citizen web form's codes (issue 21)
+"""SMS messages, opt-outs and the citizen web form's codes (issue 21): the SMS record
+(sent and received texts, each sent once) and the web form's photos. Opt-outs use the
+existing register (opt_out); the form's codes live in Redis only.
 
 Revision ID: 0020
 Revises: 0019
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0020"
 down_revision = "0019"
@@ -11,8 +16,37 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "sms_message",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("source", sa.String(160), nullable=False),
+        sa.Column("direction", sa.String(4), nullable=False),
+        sa.Column("purpose", sa.String(16), nullable=False),
+        sa.Column("phone", sa.String(32), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case_record.id"), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("provider_id", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("source"),
+    )
+    op.create_index("ix_sms_message_phone", "sms_message", ["phone"])
+    op.create_index("ix_sms_message_case_id", "sms_message", ["case_id"])
+    op.create_index("ix_sms_message_status_next", "sms_message", ["status", "next_at"])
+    op.create_table(
+        "case_photo",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case_record.id"), nullable=False),
+        sa.Column("content_type", sa.String(32), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_case_photo_case_id", "case_photo", ["case_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("case_photo")
+    op.drop_table("sms_message")

@@ -1,0 +1,506 @@
+"""SMS in and out, behind one small interface a provider implements (``SmsGateway``):
+Twilio Messaging here; a Chinese SMS gateway (Aliyun, Tencent Cloud...) is a class
+with the same ``send`` named by HOTLINE_SMS_PROVIDER=package.module:Class.
+
+Out (the outbox, run by the dialer process under its lease): the case number and how
+to look it up when a case with a phone is filed; the unit's reply when it is resolved;
+the return visit by text (1 satisfied, 2 not) when its phone attempts all failed, sent
+only within the dialer's calling hours. Each is recorded once (``SmsMessage.source``)
+and never sent to a number on the opt-out register.
+
+In (``receive``): STOP or 退订 puts the number on the register; 1 or 2 answers the
+return visit, as the callback bot records it; anything else is a request, a case of
+channel "sms" for the operators' queue.
+
+Phone numbers are masked in the logs (cases.phones.mask_phone)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from calls.dialing import DialerSettings, may_dial_at, next_calling_time
+from cases.dispatch import apply_return_visit
+from cases.models import Case, DialCursor, OptOut, OutboundItem, add_opt_out
+from cases.phones import InvalidPhone, PhoneSettings, mask_phone, normalise
+from cases.service import HOTLINE_TZ, blank_case
+from cases.sms import SmsMessage
+
+log = logging.getLogger("hotline.sms")
+
+SIGNATURE = "【12345热线】"
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订"})
+SATISFIED_WORDS = frozenset({"1", "满意"})
+UNSATISFIED_WORDS = frozenset({"2", "不满意"})
+PLAN_HORIZON = timedelta(days=2)
+PLAN_OVERLAP = timedelta(minutes=10)  # rows committed a little after their time stamp
+MAX_SEND_ATTEMPTS = 3
+REPLY_CHARS = 200  # of the unit's reply in the text; the lookup page has it whole
+REQUEST_CHARS = 4000
+
+
+class SmsGateway(Protocol):
+    """A provider: send one text to an E.164 number; returns the provider's id for it.
+    Raises on refusal (the outbox retries, then records it failed)."""
+
+    def send(self, to: str, body: str) -> str: ...
+
+
+class TwilioSms:
+    """Twilio Messaging: ``messages.create`` from the hotline's number, or from a
+    Messaging Service (an MG... sid)."""
+
+    def __init__(self, client: Any, sender: str) -> None:
+        self.client, self.sender = client, sender
+
+    def send(self, to: str, body: str) -> str:
+        origin = (
+            {"messaging_service_sid": self.sender}
+            if self.sender.startswith("MG")
+            else {"from_": self.sender}
+        )
+        message = self.client.messages.create(to=to, body=body, **origin)
+        return str(message.sid)
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """From the environment (docs/sms.md): HOTLINE_SMS_PROVIDER (twilio, or
+    module:Class), HOTLINE_SMS_FROM (the hotline's number or a Messaging Service sid),
+    HOTLINE_SMS_VISIT_WAIT_H (how long a texted return visit waits for its answer),
+    PUBLIC_BASE_URL (the lookup link), and Twilio's account."""
+
+    provider: str = ""
+    sender: str = ""
+    public_base_url: str = ""
+    visit_wait: timedelta = timedelta(hours=48)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_base_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SmsSettings:
+        env = os.environ if env is None else env
+        provider = env.get("HOTLINE_SMS_PROVIDER", "").strip()
+        hours = env.get("HOTLINE_SMS_VISIT_WAIT_H", "")
+        return cls(
+            provider="" if provider.lower() in ("", "none", "off") else provider,
+            sender=env.get("HOTLINE_SMS_FROM", "").strip(),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/"),
+            visit_wait=timedelta(hours=int(hours)) if hours.isdigit() else timedelta(hours=48),
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            env=dict(env),
+        )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.provider)
+
+    @property
+    def lookup_url(self) -> str:
+        return f"{self.public_base_url}/lookup" if self.public_base_url else "12345"
+
+    def gateway(self) -> SmsGateway | None:
+        """The provider, or None when SMS is not configured."""
+        if not self.provider:
+            return None
+        if self.provider.lower() == "twilio":
+            if not (self.twilio_account_sid and self.twilio_auth_token and self.sender):
+                raise ValueError(
+                    "HOTLINE_SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN "
+                    "and HOTLINE_SMS_FROM"
+                )
+            from twilio.rest import Client
+
+            client = Client(self.twilio_account_sid, self.twilio_auth_token)
+            if self.twilio_api_base_url:
+                client.api.base_url = self.twilio_api_base_url.rstrip("/")
+            return TwilioSms(client, self.sender)
+        module, _, name = self.provider.partition(":")
+        if not name:
+            raise ValueError(f"HOTLINE_SMS_PROVIDER: 'twilio' or 'module:Class', not {module!r}")
+        gateway: SmsGateway = getattr(importlib.import_module(module), name)(self.env)
+        return gateway
+
+
+# -- the texts (zh-CN: the citizen's language) --------------------------------------------
+
+
+def acceptance_text(number: str, lookup_url: str) -> str:
+    return (
+        f"{SIGNATURE}您反映的问题已受理，工单号 {number}。"
+        f"查询办理进度请访问 {lookup_url} ，输入工单号和本手机号；也可拨打12345查询。"
+        "回复“退订”不再接收短信。"
+    )
+
+
+def reply_text(number: str, reply: str, lookup_url: str) -> str:
+    shown = reply.strip()
+    if len(shown) > REPLY_CHARS:
+        shown = shown[:REPLY_CHARS] + "……"
+    return (
+        f"{SIGNATURE}您的工单 {number} 已办结。承办单位答复：{shown} 详情请访问 {lookup_url} 查询。"
+    )
+
+
+def visit_text(number: str, raised: datetime) -> str:
+    local = raised.astimezone(HOTLINE_TZ)
+    return (
+        f"{SIGNATURE}您好，您{local.month}月{local.day}日反映的问题（工单号 {number}）已办结。"
+        "对办理结果满意请回复1，不满意请回复2。回复“退订”不再接收短信。"
+    )
+
+
+def code_text(code: str) -> str:
+    return f"{SIGNATURE}您的验证码是 {code}，10分钟内有效。如非本人操作，请忽略本短信。"
+
+
+VISIT_THANKS = {
+    "satisfied": f"{SIGNATURE}感谢您的评价，祝您生活愉快。",
+    "unsatisfied": f"{SIGNATURE}感谢您的反馈，我们已要求承办单位重新办理。",
+}
+
+
+# -- the outbox --------------------------------------------------------------------------
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def opted_out(session: Session, phone: str) -> bool:
+    return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
+
+
+def sendable(phone: str) -> bool:
+    """A citizen's number (E.164), not a withheld id or a service code."""
+    return phone.startswith("+") and phone[1:].isdigit() and len(phone) >= 8
+
+
+class SmsOutbox:
+    """Plans the texts owed (idempotent) and sends the due ones."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        gateway: SmsGateway,
+        settings: SmsSettings,
+        dialing: DialerSettings | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_visit: Callable[[Case], None] | None = None,
+    ) -> None:
+        self.sessions, self.gateway, self.settings = sessions, gateway, settings
+        self.dialing = dialing or DialerSettings()
+        self.now = now
+        # Called after the commit that reopened a case (the dialer's process arms its
+        # clocks, as every writer of a case does).
+        self.after_visit = after_visit
+
+    def run_once(self) -> int:
+        """Plan, then send what is due; returns how many texts went out."""
+        now = self.now()
+        with self.sessions() as session:
+            self.plan(session, now)
+        self.expire_visits(now)
+        return self.send_due(now)
+
+    # planning
+
+    def plan(self, session: Session, now: datetime) -> int:
+        marks = {
+            c.source: c
+            for c in session.scalars(select(DialCursor).where(DialCursor.source.like("sms-%")))
+        }
+
+        def since(name: str) -> datetime:
+            cursor = marks.get(name)
+            start = now - PLAN_HORIZON
+            if cursor is not None:
+                start = max(start, _aware(cursor.mark) - PLAN_OVERLAP)
+            return start.astimezone(UTC)
+
+        wanted: dict[str, tuple[str, str, str, int, datetime]] = {}
+        url = self.settings.lookup_url
+        accepted = select(Case).where(
+            Case.updated_at >= since("sms-accept"),
+            Case.created_at >= now - PLAN_HORIZON,
+            Case.caller_phone.like("+%"),
+            Case.merged_into_id.is_(None),
+            ~blank_case(),
+        )
+        for case in session.scalars(accepted):
+            wanted[f"accept:{case.id}"] = (
+                "acceptance",
+                case.caller_phone,
+                acceptance_text(case.number, url),
+                case.id,
+                now,
+            )
+        resolved = select(Case).where(
+            Case.resolved_at >= since("sms-reply"),
+            Case.reply != "",
+            Case.caller_phone.like("+%"),
+        )
+        for case in session.scalars(resolved):
+            stamp = int(_aware(case.resolved_at or now).timestamp())
+            wanted[f"reply:{case.id}:{stamp}"] = (
+                "reply",
+                case.caller_phone,
+                reply_text(case.number, case.reply, url),
+                case.id,
+                now,
+            )
+        given_up = select(OutboundItem).where(
+            OutboundItem.kind == "return_visit",
+            OutboundItem.status == "gave_up",
+            OutboundItem.last_attempt_at >= since("sms-visit"),
+        )
+        for item in session.scalars(given_up):
+            visited = item.case
+            if visited is None or visited.status != "resolved" or visited.satisfaction:
+                continue
+            wanted[f"visit:{visited.id}"] = (
+                "visit",
+                item.phone,
+                visit_text(visited.number, _aware(visited.created_at)),
+                visited.id,
+                next_calling_time(now, self.dialing),
+            )
+        known: set[str] = set()
+        sources = sorted(wanted)
+        for n in range(0, len(sources), 500):
+            chunk = sources[n : n + 500]
+            known.update(
+                session.scalars(select(SmsMessage.source).where(SmsMessage.source.in_(chunk)))
+            )
+        fresh = 0
+        for source in sources:
+            if source in known:
+                continue
+            purpose, phone, body, case_id, due = wanted[source]
+            session.add(
+                SmsMessage(
+                    source=source,
+                    direction="out",
+                    purpose=purpose,
+                    phone=phone,
+                    body=body,
+                    case_id=case_id,
+                    status="pending",
+                    created_at=now,
+                    next_at=due,
+                )
+            )
+            fresh += 1
+        for name in ("sms-accept", "sms-reply", "sms-visit"):
+            if name in marks:
+                marks[name].mark = now
+            else:
+                session.add(DialCursor(source=name, mark=now))
+        try:
+            session.commit()
+        except IntegrityError:  # another planner took the same texts: the next pass
+            session.rollback()
+            return 0
+        return fresh
+
+    # sending
+
+    def send_due(self, now: datetime, batch: int = 50) -> int:
+        sent = 0
+        with self.sessions() as session:
+            due = list(
+                session.scalars(
+                    select(SmsMessage.id)
+                    .where(SmsMessage.status == "pending", SmsMessage.next_at <= now)
+                    .order_by(SmsMessage.next_at, SmsMessage.id)
+                    .limit(batch)
+                )
+            )
+        for message_id in due:
+            sent += self._send_one(message_id, now)
+        return sent
+
+    def _send_one(self, message_id: int, now: datetime) -> int:
+        with self.sessions() as session:
+            # Claimed first, so that two senders never send the same text.
+            claimed = session.execute(  # type: ignore[attr-defined]
+                update(SmsMessage)
+                .where(SmsMessage.id == message_id, SmsMessage.status == "pending")
+                .values(status="sending")
+            ).rowcount
+            session.commit()
+            if not claimed:
+                return 0
+            message = session.get(SmsMessage, message_id)
+            assert message is not None
+            if opted_out(session, message.phone) or not sendable(message.phone):
+                message.status = "opted-out" if sendable(message.phone) else "failed"
+                log.info(
+                    "sms %s to %s not sent: %s",
+                    message.purpose,
+                    mask_phone(message.phone),
+                    message.status,
+                )
+                self._settle_visit(session, message, "unreachable")
+                session.commit()
+                return 0
+            if message.purpose == "visit" and not may_dial_at(now, self.dialing):
+                message.status = "pending"
+                message.next_at = next_calling_time(now + self.dialing.dial_margin, self.dialing)
+                session.commit()
+                return 0
+            message.attempts += 1
+            try:
+                message.provider_id = self.gateway.send(message.phone, message.body)[:64]
+            except Exception:
+                log.exception("sms %s to %s refused", message.purpose, mask_phone(message.phone))
+                if message.attempts >= MAX_SEND_ATTEMPTS:
+                    message.status = "failed"
+                    self._settle_visit(session, message, "unreachable")
+                else:
+                    message.status = "pending"
+                    message.next_at = now + timedelta(minutes=message.attempts)
+                session.commit()
+                return 0
+            message.status, message.sent_at = "sent", now
+            session.commit()
+            log.info("sms %s sent to %s", message.purpose, mask_phone(message.phone))
+            return 1
+
+    def expire_visits(self, now: datetime) -> int:
+        """Texted return visits nobody answered within the wait settle as unreachable,
+        as the phone attempts would have without SMS."""
+        with self.sessions() as session:
+            stale = list(
+                session.scalars(
+                    select(SmsMessage).where(
+                        SmsMessage.purpose == "visit",
+                        SmsMessage.status == "sent",
+                        SmsMessage.sent_at < now - self.settings.visit_wait,
+                    )
+                )
+            )
+            for message in stale:
+                message.status = "expired"
+                self._settle_visit(session, message, "unreachable")
+            session.commit()
+        return len(stale)
+
+    @staticmethod
+    def _settle_visit(session: Session, message: SmsMessage, outcome: str) -> None:
+        if message.purpose != "visit" or message.case_id is None:
+            return
+        case = session.get(Case, message.case_id)
+        if case is not None:
+            apply_return_visit(session, case, outcome, actor="sms")
+
+
+# -- in ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """What an incoming text did: kind is optout | visit | request | duplicate | ignored.
+    ``reply`` is the text to answer with (None: nothing)."""
+
+    kind: str
+    case: Case | None = None
+    reply: str | None = None
+    reopened: bool = False
+
+
+def _word(body: str) -> str:
+    return unicodedata.normalize("NFKC", body).strip().strip("。.!！").upper()
+
+
+def receive(
+    session: Session,
+    provider_id: str,
+    raw_phone: str,
+    body: str,
+    now: datetime | None = None,
+    phones: PhoneSettings | None = None,
+) -> Received:
+    """One incoming text, once per provider id (a webhook retried changes nothing)."""
+    from calls.citizen_requests import file_request
+
+    now = now or datetime.now(UTC)
+    try:
+        phone = normalise(raw_phone, phones) if phones else normalise(raw_phone)
+    except InvalidPhone:
+        phone = ""
+    if not sendable(phone):
+        log.warning("sms from an unusable number %s ignored", mask_phone(raw_phone))
+        return Received("ignored")
+    source = f"in:{provider_id}"
+    if session.scalar(select(SmsMessage.id).where(SmsMessage.source == source)) is not None:
+        return Received("duplicate")
+    text = body.replace("\x00", "").strip()[:REQUEST_CHARS]
+    word = _word(text)
+    record = SmsMessage(
+        source=source,
+        direction="in",
+        purpose="inbound",
+        phone=phone,
+        body=text,
+        status="received",
+        created_at=now,
+        next_at=now,
+    )
+    session.add(record)
+    if word in STOP_WORDS:
+        record.purpose = "optout"
+        add_opt_out(session, phone, "sms", note="短信退订 " + word, at=now, phones=phones)
+        session.commit()
+        log.info("sms opt-out from %s", mask_phone(phone))
+        return Received("optout")
+    outcome = (
+        "satisfied"
+        if word in SATISFIED_WORDS
+        else "unsatisfied"
+        if word in UNSATISFIED_WORDS
+        else None
+    )
+    if outcome is not None:
+        visit = session.scalar(
+            select(SmsMessage)
+            .where(
+                SmsMessage.phone == phone,
+                SmsMessage.purpose == "visit",
+                SmsMessage.status == "sent",
+            )
+            .order_by(SmsMessage.sent_at.desc())
+            .limit(1)
+        )
+        case = session.get(Case, visit.case_id) if visit and visit.case_id else None
+        if visit is not None and case is not None and case.status == "resolved":
+            record.purpose, record.case_id = "visit_answer", case.id
+            visit.status = "answered"
+            apply_return_visit(session, case, outcome, actor="sms")
+            session.commit()
+            log.info("sms return visit of %s: %s", case.number, outcome)
+            return Received("visit", case, VISIT_THANKS[outcome], reopened=outcome == "unsatisfied")
+    try:
+        session.flush()
+    except IntegrityError:  # the same text delivered twice at once
+        session.rollback()
+        return Received("duplicate")
+    case = file_request(session, "sms", provider_id, phone, text)
+    record.case_id = case.id
+    session.commit()
+    log.info("sms request from %s filed as %s", mask_phone(phone), case.number)
+    return Received("request", case)
