@@ -102,6 +102,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The call ended unanswered; no case can be filed",
     ),
     "not-connected": ("通话尚未接通", "The call is not connected"),
+    "emergency-filed": (
+        "该来电已紧急转办 {line}，工单已按紧急转办登记，无需再提交",
+        "The call went to {line} as an emergency; its case is filed as such already",
+    ),
     "unknown-reason": ("请选择小休原因", "Choose a reason for the pause"),
     "seat-busy-sign-out": (
         "坐席正在通话，本通话结束后将自动签出",
@@ -238,9 +242,12 @@ def _ident(kind: str, value: str) -> str:
 
 def call_outcome(record: dict[str, str]) -> str:
     """Where a call stands for its operator: waiting, ringing (offered), on_call,
-    talked (ended after an answer) or missed (ended, never answered)."""
+    talked (ended after an answer), emergency (handed to an emergency line, its case
+    filed as 紧急转办) or missed (ended, never answered)."""
     state = record.get("state", "")
     if state == "ended":
+        if record.get("transfer_kind") == "out":
+            return "emergency"
         return "talked" if record.get("answered_at") else "missed"
     return {"offered": "ringing"}.get(state, state)
 
@@ -489,6 +496,8 @@ class Desk:
         Only an answered call gets a case. Returns the case, or None when the database
         is unavailable and the form is kept for a retried job (nothing is lost)."""
         record = self.call(actor, call)
+        if call_outcome(record) == "emergency":
+            raise DeskError("emergency-filed", 409, {"line": record.get("transferred_to", "")})
         form = dict(form, seat=record.get("seat", ""))
         if not record.get("answered_at"):
             if record.get("state") == "ended":

@@ -145,6 +145,19 @@ def test_an_emergency_transfer_to_119_from_the_console(app) -> None:  # type: ig
     assert "已转接 119" in done.get_data(as_text=True)
     # Redrawn on the seat's wrap-up event, the panel still says what became of the call.
     assert "已转接 119" in wang.get("/console/call-controls").get_data(as_text=True)
+    # The case is the emergency transfer's: the pop no longer offers a case form to file,
+    # its status line takes the form away, and a form sent anyway is refused.
+    status = wang.get(f"/console/calls/{CALL}/status").get_data(as_text=True)
+    assert 'hx-swap-oob="outerHTML:#case-form"' in status and "紧急转办" in status
+    pop = wang.get(f"/console/calls/{CALL}/pop").get_data(as_text=True)
+    assert '<form id="case-form"' not in pop and "提交工单</button>" not in pop
+    assert "已按紧急转办登记" in pop
+    late = wang.post(
+        f"/console/calls/{CALL}/case",
+        data={"description": "补充", "outcome": "resolved"},
+        headers=wang_csrf,
+    )
+    assert late.status_code == 409 and "已按紧急转办登记" in late.get_data(as_text=True)
 
     # Twilio was asked to dial the configured number for 119 on the caller's call.
     [(path, form)] = TwilioApi.received

@@ -53,6 +53,9 @@ def test_an_emergency_transfer_from_the_console(twilio_env, site) -> None:  # ty
         controls.locator("button[data-line='119']").click()  # the confirmation is accepted
         expect(operator.locator("#xfer-done")).to_contain_text("已转接 119")
         assert asked == ["确定将来电人转接到 119（火警）吗？转接后您的通话将结束。"]
+        # The case is filed as the emergency transfer: the pop stops offering its form.
+        expect(operator.locator("#case-form")).to_have_count(0)
+        expect(operator.locator("#case-form-gone").first).to_contain_text("已按紧急转办登记")
         screenshot(operator, "console-emergency-transfer")
         browser.close()
 

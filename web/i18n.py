@@ -754,6 +754,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "outcome_on_call": ("通话中", "On the call"),
     "outcome_talked": ("通话已结束", "The call has ended"),
     "outcome_missed": ("未接通：来电人已挂机", "Not connected: the caller hung up"),
+    "outcome_emergency": ("已紧急转办", "Handed to an emergency line"),
+    "call_emergency_case_filed": (
+        "该来电已紧急转办，工单已按紧急转办登记，无需再提交工单。",
+        "This call went to an emergency line; its case is filed as an emergency transfer.",
+    ),
     "call_missed_no_case": (
         "该来电未接通，无需建单。",
         "This call was never connected; no case is needed.",
