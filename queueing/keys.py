@@ -19,6 +19,7 @@ ID_PATTERNS = {
     "seat": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z"),
     "skill": re.compile(r"[a-z][a-z0-9_-]{0,31}\Z"),
     "queue": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z"),
+    "task": re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"),  # a case number
 }
 
 
@@ -186,6 +187,64 @@ class QueueKeys:
 
     def staffed(self, skill: str) -> str:
         return self.staffed_prefix + check_id("skill", skill)
+
+    # Tasks (calls.tasks): online, SMS and Open311 requests in the same queue.
+    @property
+    def tasks_waiting(self) -> str:  # zset: task id -> entered (ms), oldest first
+        return self.prefix + "tasks:waiting"
+
+    @property
+    def task_offers(self) -> str:  # zset: task id -> offer lease deadline (ms)
+        return self.prefix + "tasks:offers"
+
+    @property
+    def tasks_live(self) -> str:  # zset: task id -> entered (ms), until the task is done
+        return self.prefix + "tasks:live"
+
+    @property
+    def tasks_unanswered(self) -> str:  # zset: task id -> first response due (ms)
+        return self.prefix + "tasks:unanswered"
+
+    @property
+    def tasks_overdue(self) -> str:  # zset: task id -> first response due (ms), past it
+        return self.prefix + "tasks:overdue"
+
+    @property
+    def task_offered_to(self) -> str:  # hash: seat id -> the one task offered to it now
+        return self.prefix + "tasks:offered-to"
+
+    @property
+    def task_seats(self) -> str:  # set: seats holding or offered tasks
+        return self.prefix + "tasks:seats"
+
+    @property
+    def task_prefix(self) -> str:  # hash per task
+        return self.prefix + "task:"
+
+    @property
+    def seat_tasks_prefix(self) -> str:  # set per seat: tasks it is offered or holds
+        return self.prefix + "seat-tasks:"
+
+    def task(self, task_id: str) -> str:
+        return self.task_prefix + check_id("task", task_id)
+
+    def seat_tasks(self, seat_id: str) -> str:
+        return self.seat_tasks_prefix + check_id("seat", seat_id)
+
+    def task_script_keys(self) -> list[str]:
+        """The KEYS of the task scripts: the queue's, then lua/task_prelude.lua's."""
+        return [
+            *self.script_keys(),
+            self.tasks_waiting,
+            self.task_offers,
+            self.tasks_live,
+            self.tasks_unanswered,
+            self.tasks_overdue,
+            self.task_offered_to,
+            self.task_seats,
+            self.task_prefix,
+            self.seat_tasks_prefix,
+        ]
 
     def script_keys(self) -> list[str]:
         """The KEYS every queue script receives, in the order lua/prelude.lua names them."""

@@ -18,7 +18,7 @@ from redis.typing import EncodableT
 from queueing.errors import QueueError
 from queueing.keys import QueueKeys, check_id
 from queueing.scripts import register_all
-from queueing.settings import PRIORITY_CLASSES, QueueSettings
+from queueing.settings import PRIORITY_CLASSES, TASK_SKILL, QueueSettings
 
 SEAT_STATES = ("offline", "available", "offered", "on_call", "wrap_up", "paused")
 CALL_STATES = ("waiting", "offered", "on_call", "ended")
@@ -261,7 +261,8 @@ class CallQueue:
         refused with ``seat-taken`` (its owner in the error's detail)."""
         skills = tuple(dict.fromkeys(skills)) or (self.default_skill,)
         for skill in skills:
-            self._skill(skill)
+            if skill != TASK_SKILL:  # tasks' own skill, which no call asks for
+                self._skill(skill)
         return self._transition(
             "seat_login", check_id("seat", seat_id), ",".join(skills), owner
         )

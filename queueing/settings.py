@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 PRIORITY_CLASSES = ("vulnerable", "repeat", "normal")
 DEFAULT_SKILLS = ("mandarin", "hainanese", "english")
+# The skill of seats that take online, SMS and Open311 requests (queueing.tasks) between
+# calls; no call asks for it.
+TASK_SKILL = "online"
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,108 @@
+-- Shared head of the task scripts (after prelude.lua): online, SMS and Open311
+-- requests waiting as tasks in the same queue as the calls (calls/tasks.py).
+--
+-- KEYS 17.. (queueing/keys.py QueueKeys.task_script_keys):
+--   17 waiting zset (task -> entered ms)   18 offers zset (task -> offer deadline ms)
+--   19 live zset (task -> entered ms)      20 unanswered zset (task -> response due ms)
+--   21 overdue zset (task -> response due ms, past it)
+--   22 offered-to hash (seat -> the one task offered to it)
+--   23 set of seats holding or offered tasks   24 task hash prefix
+--   25 seat-tasks prefix (set per seat: its offered and held tasks)
+-- The task arguments follow the common four: ARGV[5] task skill, [6] tasks a seat may
+-- hold, [7] task offer lease ms, [8] first response ms. A script's own start at ARGV[9].
+--
+-- Calls first: a task is offered only to a seat that is available for calls (idle in
+-- its skill's pool), and the offer leaves the seat in that pool, so a call that comes
+-- is offered to it as if the task were not there. A task is offered to one seat at a
+-- time (its state says to whom) and a seat has at most one task offer pending.
+
+local K_T_WAITING, K_T_OFFERS, K_T_LIVE, K_T_UNANSWERED = KEYS[17], KEYS[18], KEYS[19], KEYS[20]
+local K_T_OVERDUE, K_T_OFFERED_TO, K_T_SEATS = KEYS[21], KEYS[22], KEYS[23]
+local P_TASK, P_SEAT_TASKS = KEYS[24], KEYS[25]
+
+local TASK_SKILL = ARGV[5]
+local TASK_CAPACITY = tonumber(ARGV[6])
+local TASK_OFFER_MS = tonumber(ARGV[7])
+local FIRST_RESPONSE_MS = tonumber(ARGV[8])
+local TASK_DONE_TTL_S = 86400
+
+-- Back to the line with its entry time (the oldest is offered first): from an offer
+-- that lapsed or was declined, or from a seat that went away.
+local function task_requeue(task, reason)
+  local tkey = P_TASK .. task
+  local seat, entered = unpack(redis.call('HMGET', tkey, 'seat', 'entered'))
+  if seat and seat ~= '' then
+    redis.call('SREM', P_SEAT_TASKS .. seat, task)
+    if redis.call('HGET', K_T_OFFERED_TO, seat) == task then
+      redis.call('HDEL', K_T_OFFERED_TO, seat)
+    end
+    if redis.call('EXISTS', P_SEAT_TASKS .. seat) == 0 then redis.call('SREM', K_T_SEATS, seat) end
+  end
+  redis.call('ZREM', K_T_OFFERS, task)
+  redis.call('HSET', tkey, 'state', 'waiting', 'seat', '', 'owner', '')
+  redis.call('ZADD', K_T_WAITING, entered, task)
+  emit('TASK_RETURNED', 'task', task, 'seat', seat or '', 'reason', reason)
+end
+
+local function offer_task(task, seat)
+  local tkey = P_TASK .. task
+  local owner = seat_owner(seat)
+  redis.call('ZREM', K_T_WAITING, task)
+  redis.call('HSET', tkey, 'state', 'offered', 'seat', seat, 'owner', owner, 'offered_at', NOW)
+  redis.call('HINCRBY', tkey, 'offers', 1)
+  redis.call('ZADD', K_T_OFFERS, NOW + TASK_OFFER_MS, task)
+  redis.call('SADD', P_SEAT_TASKS .. seat, task)
+  redis.call('SADD', K_T_SEATS, seat)
+  redis.call('HSET', K_T_OFFERED_TO, seat, task)
+  emit('TASK_OFFER', 'task', task, 'seat', seat,
+       'wait_ms', NOW - tonumber(redis.call('HGET', tkey, 'entered')))
+end
+
+-- The oldest waiting tasks to the longest-idle seats free for calls that have room
+-- and no offer pending. Returns the pairs made.
+local function offer_tasks(limit, out)
+  if redis.call('ZCARD', K_T_WAITING) == 0 then return out end
+  local seats = redis.call('ZRANGE', P_AVAILABLE .. TASK_SKILL, 0, -1)
+  local i = 1
+  for _ = 1, limit do
+    local task = redis.call('ZRANGE', K_T_WAITING, 0, 0)[1]
+    if not task then break end
+    local seat
+    while i <= #seats and not seat do
+      local s = seats[i]
+      i = i + 1
+      if redis.call('HEXISTS', K_T_OFFERED_TO, s) == 0
+          and redis.call('SCARD', P_SEAT_TASKS .. s) < TASK_CAPACITY then
+        seat = s
+      end
+    end
+    if not seat then break end
+    offer_task(task, seat)
+    out[#out + 1] = task
+    out[#out + 1] = seat
+  end
+  return out
+end
+
+-- The task as the seat's: {state, ...} or nil with an error reply.
+local function task_of_seat(task, seat, wanted)
+  local state, holder = unpack(redis.call('HMGET', P_TASK .. task, 'state', 'seat'))
+  if not state then return nil, {'err', 'no-such-task'} end
+  if state == 'done' then return nil, {'err', 'task-done'} end
+  if holder ~= seat then return nil, {'err', 'not-your-task'} end
+  if wanted and state ~= wanted then return nil, {'err', 'task-not-' .. wanted} end
+  return state, nil
+end
+
+local function first_response(task, seat)
+  local tkey = P_TASK .. task
+  local responded, entered = unpack(redis.call('HMGET', tkey, 'responded_at', 'entered'))
+  if responded and responded ~= '' then return nil end
+  local response_ms = NOW - tonumber(entered)
+  redis.call('HSET', tkey, 'responded_at', NOW, 'responded_by', seat_owner(seat),
+             'response_ms', response_ms)
+  redis.call('ZREM', K_T_UNANSWERED, task)
+  redis.call('ZREM', K_T_OVERDUE, task)
+  emit('TASK_RESPONSE', 'task', task, 'seat', seat, 'response_ms', response_ms)
+  return response_ms
+end

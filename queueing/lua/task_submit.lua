@@ -1,0 +1,16 @@
+-- task_submit: a request filed as a case (web, sms, open311) joins the line.
+-- ARGV[9] task id (the case number), [10] channel, [11] entered ms ('' for now: a
+-- request put back from SQL keeps its time). Returns {'ok', 'queued'|'duplicate'|'done',
+-- ...task/seat offer pairs}.
+local task, channel, entered = ARGV[9], ARGV[10], tonumber(ARGV[11]) or NOW
+local tkey = P_TASK .. task
+local state = redis.call('HGET', tkey, 'state')
+if state == 'done' then return {'ok', 'done'} end
+if state then return {'ok', 'duplicate'} end
+redis.call('HSET', tkey, 'state', 'waiting', 'channel', channel, 'entered', entered,
+           'due', entered + FIRST_RESPONSE_MS, 'seat', '', 'owner', '', 'offers', 0)
+redis.call('ZADD', K_T_WAITING, entered, task)
+redis.call('ZADD', K_T_LIVE, entered, task)
+redis.call('ZADD', K_T_UNANSWERED, entered + FIRST_RESPONSE_MS, task)
+emit('TASK_QUEUED', 'task', task, 'channel', channel)
+return offer_tasks(1, {'ok', 'queued'})

@@ -1,0 +1,35 @@
+-- task_tick: the reaper's sweep of the tasks, after the calls' own (calls first).
+-- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
+-- the line; the tasks of a seat gone offline too; tasks past their first-response
+-- time are marked overdue (once). Then the waiting tasks are offered.
+-- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
+local limit = tonumber(ARGV[9])
+local counts = {0, 0, 0}
+for _, task in ipairs(redis.call('ZRANGEBYSCORE', K_T_OFFERS, '-inf', NOW, 'LIMIT', 0, limit)) do
+  task_requeue(task, 'offer expired')
+  counts[1] = counts[1] + 1
+end
+local offered = redis.call('HGETALL', K_T_OFFERED_TO)
+for i = 1, #offered, 2 do
+  if seat_state(offered[i]) ~= 'available' then
+    task_requeue(offered[i + 1], 'seat busy')
+    counts[2] = counts[2] + 1
+  end
+end
+for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
+  if seat_state(seat) == 'offline' then
+    for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
+      task_requeue(task, 'seat offline')
+      counts[2] = counts[2] + 1
+    end
+    redis.call('SREM', K_T_SEATS, seat)
+  end
+end
+local late = redis.call('ZRANGEBYSCORE', K_T_UNANSWERED, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
+counts[3] = #late / 2
+for i = 1, #late, 2 do
+  redis.call('ZREM', K_T_UNANSWERED, late[i])
+  redis.call('ZADD', K_T_OVERDUE, late[i + 1], late[i])
+  emit('TASK_OVERDUE', 'task', late[i])
+end
+return offer_tasks(limit, {'ok', table.concat(counts, ',')})
