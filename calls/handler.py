@@ -28,6 +28,7 @@ from sqlalchemy.orm import sessionmaker
 
 from calls.filing import submit_draft
 from calls.workers import job_running
+from cases.models import CallRecord
 from cases.phones import PhoneSettings, mask_phone, normalise_or_raw
 from cases.service import caller_profile, hotline_info
 from ivr import actions as a
@@ -52,6 +53,9 @@ class Recognition:
     vulnerable: bool = False
     open_case: e.OpenCase | None = None
     hotline: e.HotlineRoute | None = None
+    # The call has a detail row: it ended here before, and this is an old webhook
+    # replayed after its flow expired from Redis.
+    seen_before: bool = False
 
 
 class CallerDirectory:
@@ -78,9 +82,11 @@ class CallerDirectory:
             )
         return self._hotlines[dialed]
 
-    def recognise(self, caller: str, dialed: str) -> Recognition:
+    def recognise(self, caller: str, dialed: str, call_id: str = "") -> Recognition:
         try:
             with self.sessions() as session:
+                if call_id and session.get(CallRecord, call_id) is not None:
+                    return Recognition(seen_before=True)
                 profile = caller_profile(session, caller)
                 hotline = self._hotline(session, dialed)
         except Exception:  # the database is down: answer the call anyway
@@ -170,7 +176,12 @@ class CallHandler:
         caller = normalise_or_raw(caller, self.phones)
         dialed = normalise_or_raw(dialed, self.phones)
         staffed = self.queue.staffed_seats()
-        known = self.directory.recognise(caller, dialed) if self.directory else Recognition()
+        known = (
+            self.directory.recognise(caller, dialed, call_id) if self.directory else Recognition()
+        )
+        if known.seen_before:
+            log.warning("call %s ended here before: a replayed start is not a new call", call_id)
+            return [a.HangUp()]
         event = e.CallStarted(
             caller=caller,
             dialed=dialed,

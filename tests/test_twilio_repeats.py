@@ -64,3 +64,27 @@ def test_a_repeated_callback_choice_ends_the_call_instead_of_holding_it(twilio, 
     assert verbs(again) == ["Say", "Hangup"]  # the confirmation, and the call ends
     assert again[0].text == first[0].text
     assert queue.redis.exists(queue.keys.flow(sid(1)))
+
+
+def test_a_start_replayed_after_the_flow_expired_is_not_a_new_call(app, twilio, queue) -> None:  # type: ignore[no-untyped-def]
+    """Twilio's signature has no time in it: a captured /voice replayed a day later,
+    once the call's flow and hang-up mark have expired from Redis, must not queue a
+    phantom caller that rings an operator to silence."""
+    from calls.figures import record_calls
+
+    queue.seat_login("1001")
+    queue.seat_state("1001", "paused", "busy")
+    twilio.post("/twilio/voice", incoming())
+    twilio.post("/twilio/status", {**incoming(), "CallStatus": "completed"})
+    hotline = app.extensions["hotline"]
+    with hotline.desk.sessions() as session:
+        while record_calls(session, queue.redis, queue.keys):
+            pass
+    for key in (queue.keys.flow(sid(1)), queue.keys.gone(sid(1))):
+        queue.redis.pexpire(key, 1)  # what a day does to them
+    while queue.redis.exists(queue.keys.flow(sid(1)), queue.keys.gone(sid(1))):
+        pass
+    replay = parse(twilio.post("/twilio/voice", incoming()))
+    assert verbs(replay) == ["Hangup"]
+    assert kinds_of(queue.redis, queue, sid(1)).count(b"ENTERQUEUE") == 1
+    assert queue.call(sid(1)).get("state") != "waiting"
