@@ -242,6 +242,11 @@ def rankings(
                 # the denominators, for a reader who wants to know "of how many"
                 "responses_due": t["responses"],
                 "handlings_due": t["handlings"],
+                # and the numerators, so the reports add units up exactly
+                "signed_n": t["signed"],
+                "resolved_n": t["resolved"],
+                "satisfied_n": happy,
+                "visits_n": asked,
             }
         )
     out.sort(key=lambda r: (-(r["resolved_in_time"] or 0), -r["received"], r["code"]))

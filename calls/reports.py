@@ -1,0 +1,453 @@
+"""The leaders' daily, weekly and monthly reports: one set of figures for a period,
+shown three ways that must agree: the Excel workbook (openpyxl), the browser page
+(web/reports) and ``hotline report``.
+
+The figures are the national indicators (calls.figures), the units' rankings and the
+people charged with late cases (cases.rankings), the three rates (cases.reports), the
+hot topics and special topics (cases.topics), and the same for the period before, for
+the trend. Every number is computed here once, in ``report_figures``; the surfaces
+only lay it out.
+
+The reaper asks for ``upkeep`` every few minutes; it writes the newest complete day's,
+week's and month's workbooks that are not kept yet, under HOTLINE_REPORTS_DIR (default
+HOTLINE_VAR_DIR/reports), one ``KeptReport`` row each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from calls.figures import case_figures, figures
+from cases import reports as kept
+from cases.models import Case
+from cases.rankings import overdue_people, rankings
+from cases.reports import RateSettings, city_totals, three_rates
+from cases.service import HOTLINE_TZ, utcnow
+from cases.topics import current_hot_topics, special_topic_figures
+
+log = logging.getLogger("hotline.reports")
+
+UPKEEP_EVERY_S = 600.0  # how often the reaper asks for ``upkeep``
+ONE_MS = timedelta(milliseconds=1)
+KIND_WORDS = {"daily": "日报", "weekly": "周报", "monthly": "月报"}
+
+# The figures a trend compares, in the order the sheets and pages show them:
+# (key in the overview, zh-CN label, kind: count | rate | seconds | score).
+OVERVIEW = (
+    ("wanted_person", "呼入人工请求量", "count"),
+    ("answered", "人工接听量", "count"),
+    ("abandoned", "放弃量", "count"),
+    ("connection_rate", "人工接通率", "rate"),
+    ("answered_within_15s_rate", "15秒人工应答及时率", "rate"),
+    ("avg_wait_s", "平均等待时长（秒）", "seconds"),
+    ("avg_handle_s", "平均处理时长（秒）", "seconds"),
+    ("cases_created", "新建工单量", "count"),
+    ("dispatched", "派单量", "count"),
+    ("knowledge_answer_rate", "知识库直接答复率", "rate"),
+    ("first_contact_rate", "一次办结率", "rate"),
+    ("response_rate", "响应率", "rate"),
+    ("resolution_rate", "解决率", "rate"),
+    ("satisfaction_rate", "满意率", "rate"),
+    ("score", "三率综合得分", "score"),
+    ("returned", "退单量", "count"),
+    ("overdue", "超时量", "count"),
+)
+LABELS = {key: label for key, label, _ in OVERVIEW}
+KINDS_OF = {key: kind for key, _, kind in OVERVIEW}
+
+
+def _beijing(moment: datetime) -> str:
+    return moment.astimezone(HOTLINE_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _overview(
+    db: Session, start: datetime, end: datetime, settings: RateSettings, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    calls = figures(db, start, end).as_dict()
+    cases = case_figures(db, start, end).as_dict()
+    units = rankings(db, start, end, now=now)
+    totals = city_totals(units)
+    rates = three_rates(totals, settings)
+    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+    created = db.scalar(
+        select(func.count()).select_from(Case).where(Case.created_at >= lo, Case.created_at < hi)
+    )
+    overview = {
+        **{k: calls[k] for k in ("wanted_person", "answered", "abandoned", "connection_rate")},
+        **{k: calls[k] for k in ("answered_within_15s_rate", "avg_wait_s", "avg_handle_s")},
+        "cases_created": created or 0,
+        "dispatched": totals["received"],
+        "knowledge_answer_rate": cases["knowledge_answer_rate"],
+        "first_contact_rate": cases["first_contact_rate"],
+        **{k: rates[k] for k in ("response_rate", "resolution_rate", "satisfaction_rate")},
+        "score": rates["score"],
+        "returned": totals["returned"],
+        "overdue": totals["overdue"],
+    }
+    return overview, units, rates
+
+
+def report_figures(
+    db: Session,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    settings: RateSettings | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Every figure of the report for ``[start, end)`` (Beijing), JSON-ready: numbers,
+    shares in [0, 1] (None when nothing is due yet), and text in zh-CN."""
+    settings = settings or RateSettings.from_env()
+    now = now or utcnow()
+    overview, units, rates = _overview(db, start, end, settings, now)
+    before_start, before_end = (
+        kept.previous(kind, start)
+        if kind in kept.KINDS
+        else (
+            start - (end - start),
+            start,
+        )
+    )
+    before, _, _ = _overview(db, before_start, before_end, settings, now)
+    trend = [
+        {
+            "key": key,
+            "label": label,
+            "kind": what,
+            "current": overview[key],
+            "previous": before[key],
+            "change": _change(overview[key], before[key]),
+        }
+        for key, label, what in OVERVIEW
+    ]
+    unit_rows = []
+    for row in units:
+        unit_rates = three_rates(row, settings)
+        unit_rows.append(
+            {
+                "unit": row["unit"],
+                "code": row["code"],
+                "received": row["received"],
+                "signed_in_time": row["signed_in_time"],
+                "resolved_in_time": row["resolved_in_time"],
+                "returned": row["returned"],
+                "overdue": row["overdue"],
+                "response_rate": unit_rates["response_rate"],
+                "resolution_rate": unit_rates["resolution_rate"],
+                "satisfaction_rate": unit_rates["satisfaction_rate"],
+                "score": unit_rates["score"],
+            }
+        )
+    # Ranked by the score, as the assessment ranks them; units with no score last.
+    unit_rows.sort(
+        key=lambda r: (r["score"] is None, -(r["score"] or 0), -r["received"], r["code"])
+    )
+    for n, row in enumerate(unit_rows, 1):
+        row["rank"] = n
+    hot_at = min(end, now)  # a past period: the topics open as it ended
+    return {
+        "kind": kind,
+        "title": f"12345热线{KIND_WORDS.get(kind, '报表')}",
+        "start": start.astimezone(HOTLINE_TZ).date().isoformat(),
+        "end": (end.astimezone(HOTLINE_TZ) - ONE_MS).date().isoformat(),
+        "previous_start": before_start.astimezone(HOTLINE_TZ).date().isoformat(),
+        "previous_end": (before_end.astimezone(HOTLINE_TZ) - ONE_MS).date().isoformat(),
+        "generated_at": _beijing(now),
+        "rates_settings": {
+            "weights": list(settings.weights),
+            "response_basis": settings.response_basis,
+            "resolution_basis": settings.resolution_basis,
+        },
+        "overview": overview,
+        "rates": rates,
+        "trend": trend,
+        "units": unit_rows,
+        "people": overdue_people(db, start, end),
+        "hot_topics": [
+            {
+                "title": t.title,
+                "raised_at": _beijing(t.raised_at),
+                "cases": t.case_count,
+                "baseline": t.baseline,
+                "suggested_unit": t.suggested_unit,
+            }
+            for t in current_hot_topics(db, hot_at)
+        ],
+        "special_topics": [
+            {
+                "name": s.name,
+                "cases": s.cases,
+                "resolved": s.resolved,
+                "overdue": s.overdue,
+                "satisfied": s.satisfied,
+                "rated": s.rated,
+                "satisfaction_rate": round(s.satisfied / s.rated, 4) if s.rated else None,
+            }
+            for s in special_topic_figures(db, start, end)
+        ],
+        "days": [
+            {"day": day.isoformat(), **_day_counts(db, day_start)}
+            for day, day_start in _day_starts(start, end)
+        ],
+    }
+
+
+def _day_starts(start: datetime, end: datetime) -> list[tuple[Any, datetime]]:
+    return [(day, kept.period("daily", day)[0]) for day in kept.days_of(start, end)]
+
+
+def _day_counts(db: Session, day_start: datetime) -> dict[str, int]:
+    """One day's calls answered and asked for, and cases made: the trend chart's bars."""
+    calls = figures(db, day_start, day_start + timedelta(days=1))
+    lo = day_start.astimezone(UTC)
+    made = db.scalar(
+        select(func.count())
+        .select_from(Case)
+        .where(Case.created_at >= lo, Case.created_at < lo + timedelta(days=1))
+    )
+    return {"wanted_person": calls.wanted_person, "answered": calls.answered, "cases": made or 0}
+
+
+def _change(current: Any, before: Any) -> float | None:
+    """current − previous (for a share, in percentage points ×0.01, as stored)."""
+    if current is None or before is None:
+        return None
+    return round(current - before, 4)
+
+
+# -- the workbook -------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    """A figure as a cell: None as an empty cell; text that a spreadsheet would run as a
+    formula quoted (OWASP, CSV/formula injection)."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
+        return "'" + value
+    return value
+
+
+RATE_FORMAT = "0.0%"
+
+
+def write_workbook(report: Mapping[str, Any], path: Path) -> None:
+    """The report as an .xlsx workbook: 概览, 单位排名, 个人排名, 热点与专题, 每日趋势."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    bold = Font(bold=True)
+
+    def sheet(title: str, first: bool = False):  # type: ignore[no-untyped-def]
+        ws = book.active if first else book.create_sheet()
+        ws.title = title
+        return ws
+
+    def header(ws, *names: str) -> None:  # type: ignore[no-untyped-def]
+        ws.append(list(names))
+        for c in ws[ws.max_row]:
+            c.font = bold
+
+    def rates_as_percent(ws, columns: list[int]) -> None:  # type: ignore[no-untyped-def]
+        for row in ws.iter_rows(min_row=2):
+            for i in columns:
+                if isinstance(row[i].value, float):
+                    row[i].number_format = RATE_FORMAT
+
+    ws = sheet("概览", first=True)
+    ws.append([report["title"]])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(["统计周期", f"{report['start']} 至 {report['end']}"])
+    ws.append(["对比周期", f"{report['previous_start']} 至 {report['previous_end']}"])
+    ws.append(["生成时间（北京时间）", report["generated_at"]])
+    weights = report["rates_settings"]["weights"]
+    ws.append(["三率权重（响应率/解决率/满意率）", " / ".join(f"{w:g}" for w in weights)])
+    ws.append([])
+    header(ws, "指标", "本期", "上期", "变化")
+    top = ws.max_row
+    for row in report["trend"]:
+        ws.append([row["label"], row["current"], row["previous"], row["change"]])
+        if row["kind"] == "rate":
+            for c in ws[ws.max_row][1:]:
+                c.number_format = RATE_FORMAT
+    ws.column_dimensions["A"].width = 34
+    for col in "BCD":
+        ws.column_dimensions[col].width = 14
+    ws.freeze_panes = ws.cell(row=top + 1, column=1)
+
+    ws = sheet("单位排名")
+    header(
+        ws,
+        "名次",
+        "单位",
+        "派单量",
+        "按时签收率",
+        "按时办结率",
+        "退单量",
+        "超时量",
+        "响应率",
+        "解决率",
+        "满意率",
+        "综合得分",
+    )
+    for r in report["units"]:
+        ws.append(
+            [
+                r["rank"],
+                _cell(r["unit"]),
+                r["received"],
+                r["signed_in_time"],
+                r["resolved_in_time"],
+                r["returned"],
+                r["overdue"],
+                r["response_rate"],
+                r["resolution_rate"],
+                r["satisfaction_rate"],
+                r["score"],
+            ]
+        )
+    rates_as_percent(ws, [3, 4, 7, 8, 9])
+    ws.column_dimensions["B"].width = 28
+
+    ws = sheet("个人排名")
+    header(ws, "名次", "单位", "责任人", "超时量")
+    for n, p in enumerate(report["people"], 1):
+        ws.append([n, _cell(p["unit"]), _cell(p["person"] or "—"), p["overdue"]])
+    ws.column_dimensions["B"].width = 28
+
+    ws = sheet("热点与专题")
+    header(ws, "热点", "发现时间", "工单量", "基线", "建议牵头单位")
+    for t in report["hot_topics"]:
+        ws.append(
+            [
+                _cell(t["title"]),
+                t["raised_at"],
+                t["cases"],
+                t["baseline"],
+                _cell(t["suggested_unit"]),
+            ]
+        )
+    if not report["hot_topics"]:
+        ws.append(["（本期无热点）"])
+    ws.append([])
+    header(ws, "专题", "工单量", "已办结", "超时量", "满意数", "回访有效数", "满意率")
+    for s in report["special_topics"]:
+        ws.append(
+            [
+                _cell(s["name"]),
+                s["cases"],
+                s["resolved"],
+                s["overdue"],
+                s["satisfied"],
+                s["rated"],
+                s["satisfaction_rate"],
+            ]
+        )
+        if isinstance(s["satisfaction_rate"], float):
+            ws.cell(row=ws.max_row, column=7).number_format = RATE_FORMAT
+    if not report["special_topics"]:
+        ws.append(["（本期无专题）"])
+    ws.column_dimensions["A"].width = 30
+
+    ws = sheet("每日趋势")
+    header(ws, "日期", "呼入人工请求量", "人工接听量", "新建工单量")
+    for d in report["days"]:
+        ws.append([d["day"], d["wanted_person"], d["answered"], d["cases"]])
+    ws.column_dimensions["A"].width = 14
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    book.save(partial)
+    os.replace(partial, path)
+
+
+# -- kept reports and the job ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportEnv:
+    """What the job needs, from the worker's environment."""
+
+    database_url: str
+    directory: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReportEnv:
+        from cases.db import database_url_from_env
+
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("HOTLINE_VAR_DIR", "var"))
+        return cls(
+            database_url=database_url_from_env(env),
+            directory=Path(env.get("HOTLINE_REPORTS_DIR") or var_dir / "reports").resolve(),
+        )
+
+
+def reports_dir(env: Mapping[str, str] | None = None) -> Path:
+    return ReportEnv.from_env(env).directory
+
+
+def generate(
+    db: Session,
+    kind: str,
+    start: datetime,
+    directory: Path,
+    now: datetime | None = None,
+    by: str = "system",
+    settings: RateSettings | None = None,
+) -> kept.KeptReport:
+    """Write the period's workbook and keep it (again, if it was kept already: the
+    newer figures replace the older)."""
+    now = now or utcnow()
+    start, end = kept.period(kind, start.astimezone(HOTLINE_TZ).date())
+    report = report_figures(db, kind, start, end, settings=settings, now=now)
+    name = kept.file_name_for(kind, start)
+    write_workbook(report, directory / name)
+    row = kept.kept(db, kind, start)
+    if row is None:
+        row = kept.KeptReport(kind=kind, period_start=start.astimezone(UTC), file_name=name)
+        db.add(row)
+    row.period_end = end.astimezone(UTC)
+    row.size_bytes = (directory / name).stat().st_size
+    row.generated_at = now
+    row.generated_by = by[:64]
+    db.commit()
+    return row
+
+
+def generate_due(db: Session, directory: Path, now: datetime | None = None) -> list[str]:
+    """The newest complete day, week and month not kept yet, written and kept."""
+    now = now or utcnow()
+    made = []
+    for kind in kept.KINDS:
+        start, _ = kept.last_complete(kind, now)
+        if kept.kept(db, kind, start) is not None:
+            continue
+        try:
+            row = generate(db, kind, start, directory, now=now)
+        except IntegrityError:  # another worker kept it first
+            db.rollback()
+            continue
+        made.append(row.file_name)
+    return made
+
+
+def upkeep() -> dict[str, Any]:
+    """Job (the reaper asks for it every few minutes): the reports that are due."""
+    from cases.db import engine_for, session_factory
+
+    env = ReportEnv.from_env()
+    with session_factory(engine_for(env.database_url))() as db:
+        made = generate_due(db, env.directory)
+    if made:
+        log.info("reports: kept %s", ", ".join(made))
+    return {"made": made}
