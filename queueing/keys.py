@@ -23,11 +23,18 @@ ID_PATTERNS = {
 }
 
 
+# Names of the Asterisk box's own SIP endpoints (docker/asterisk/pjsip.conf.template):
+# a seat of that name would Dial the carrier's trunk, or the peer box, as if a phone.
+RESERVED_SEAT_IDS = frozenset({"trunk", "anonymous", "box-a", "box-b"})
+
+
 def check_id(kind: str, value: str) -> str:
     """The id itself, or ValueError naming what is allowed."""
     pattern = ID_PATTERNS[kind]
     if not isinstance(value, str) or not pattern.match(value):
         raise ValueError(f"invalid {kind} id {value!r}: must match {pattern.pattern}")
+    if kind == "seat" and value.lower() in RESERVED_SEAT_IDS:
+        raise ValueError(f"invalid seat id {value!r}: the name of a SIP trunk, not a phone")
     return value
 
 

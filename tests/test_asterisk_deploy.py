@@ -1,6 +1,7 @@
 """The process AGI script, the Asterisk outbound provider, and the deployment files
 checked against the code that depends on them."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from redis import Redis
 
 from agi_scripts.ami import AmiConnection, AsteriskOriginator
@@ -184,3 +186,30 @@ def test_compose_has_every_service_and_no_secret() -> None:
             text=True,
         )
         assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("seat", ["trunk", "box-b"])
+def test_a_seat_named_like_a_trunk_is_refused_when_rendered(tmp_path: Path, seat: str) -> None:
+    """A seat endpoint named "trunk" would replace the carrier's: refuse it before
+    Asterisk ever reads it."""
+    deploy = Path(__file__).resolve().parent.parent / "docker" / "asterisk"
+    (tmp_path / "etc").mkdir()
+    secrets = tmp_path / "seat_passwords"
+    secrets.write_text(f"1001 a-long-password-1\n{seat} a-long-password-2\n")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ASTERISK_AMI_SECRET": "x" * 24,
+        "TRUNK_HOST": "127.0.0.1",
+        "TRUNK_USERNAME": "t",
+        "TRUNK_PASSWORD": "trunk-test-password",
+        "SEAT_SECRETS_FILE": str(secrets),
+        "PEER_BOX_HOST": "127.0.0.2",
+    }
+    run = subprocess.run(
+        ["sh", str(deploy / "render-config.sh"), str(deploy), str(tmp_path / "etc")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert f"seat id '{seat}' is the name of a trunk" in run.stderr

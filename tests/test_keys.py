@@ -88,6 +88,14 @@ def test_real_ids_pass(kind: str, value: str) -> None:
     assert check_id(kind, value) == value
 
 
+@pytest.mark.parametrize("name", ["trunk", "Trunk", "box-b", "anonymous"])
+def test_a_seat_may_not_take_the_name_of_a_trunk(name: str) -> None:
+    """Dial(PJSIP/trunk) would ring the carrier, not a phone: a seat so named would send
+    callers back out of the centre."""
+    with pytest.raises(ValueError, match="trunk"):
+        check_id("seat", name)
+
+
 def test_the_event_streams_cap_holds_two_record_days_and_is_configurable() -> None:
     from queueing.settings import ConfigError, load_queue_settings
 

@@ -64,6 +64,9 @@ while read -r seat password rest || [ -n "$seat" ]; do
   if ! printf '%s' "$seat" | grep -Eq '^[0-9A-Za-z_-]{1,32}$'; then
     echo "seat id '$seat' must be 1-32 letters, digits, _ or -" >&2; exit 1
   fi
+  case "$seat" in trunk|anonymous|"${PEER_BOX_NAME:-box-b}")
+    echo "seat id '$seat' is the name of a trunk, not a phone" >&2; exit 1 ;;
+  esac
   if [ -z "$password" ] || [ -n "$rest" ] || [ ${#password} -lt 12 ]; then
     echo "seat $seat needs one password of at least 12 characters, no spaces" >&2; exit 1
   fi
