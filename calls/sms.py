@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ UNSATISFIED_WORDS = frozenset({"2", "不满意"})
 PLAN_HORIZON = timedelta(days=2)
 PLAN_OVERLAP = timedelta(minutes=10)  # rows committed a little after their time stamp
 MAX_SEND_ATTEMPTS = 3
+PLAN_EVERY_S = 5.0
 REPLY_CHARS = 200  # of the unit's reply in the text; the lookup page has it whole
 REQUEST_CHARS = 4000
 
@@ -200,21 +202,21 @@ class SmsOutbox:
         settings: SmsSettings,
         dialing: DialerSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        after_visit: Callable[[Case], None] | None = None,
     ) -> None:
         self.sessions, self.gateway, self.settings = sessions, gateway, settings
         self.dialing = dialing or DialerSettings()
         self.now = now
-        # Called after the commit that reopened a case (the dialer's process arms its
-        # clocks, as every writer of a case does).
-        self.after_visit = after_visit
+        self.next_plan = 0.0
 
     def run_once(self) -> int:
-        """Plan, then send what is due; returns how many texts went out."""
+        """Plan (every PLAN_EVERY_S), then send what is due; returns how many texts
+        went out."""
         now = self.now()
-        with self.sessions() as session:
-            self.plan(session, now)
-        self.expire_visits(now)
+        if time.monotonic() >= self.next_plan:
+            with self.sessions() as session:
+                self.plan(session, now)
+            self.expire_visits(now)
+            self.next_plan = time.monotonic() + PLAN_EVERY_S
         return self.send_due(now)
 
     # planning
@@ -504,3 +506,13 @@ def receive(
     session.commit()
     log.info("sms request from %s filed as %s", mask_phone(phone), case.number)
     return Received("request", case)
+
+
+def outbox_for(dialer: Any, env: Mapping[str, str] | None = None) -> SmsOutbox | None:
+    """The outbox the dialer process runs (on its sessions, clock and calling hours),
+    or None when SMS is not configured."""
+    settings = SmsSettings.from_env(env)
+    gateway = settings.gateway()
+    if gateway is None:
+        return None
+    return SmsOutbox(dialer.sessions, gateway, settings, dialer.settings, now=dialer.now)

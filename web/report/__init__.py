@@ -1,0 +1,248 @@
+"""The citizens' web form (网上反映, /report): what happened, where, a phone for the
+reply, an optional photo; no category (the operator chooses it). Public, for a phone's
+screen and an elderly reader: large type, three boxes, one button.
+
+Abuse control without a third-party captcha: rate limits per address (and per phone
+for codes), and, where SMS is configured, a six-digit code sent to the phone given,
+typed on the next page before anything is filed. The pending form waits in Redis for
+CODE_TTL_S; its code is kept only as a hash, and a few wrong codes end it.
+
+A filed form becomes a case of channel "web" for the operators' queue
+(``desk.tasks.submit``); the citizen sees its number and the lookup link."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import unicodedata
+from typing import Any
+
+from flask import Blueprint, render_template, request, url_for
+from flask_limiter import RateLimitExceeded
+
+from calls.citizen_requests import file_request
+from calls.sms import code_text, opted_out, sendable
+from cases.phones import InvalidPhone, mask_for_screen, mask_phone, normalise
+from web.context import services
+from web.limits import limiter
+from web.sms import sms_gateway
+
+log = logging.getLogger("hotline.report")
+bp = Blueprint("report", __name__)
+
+PHOTO_MAX_BYTES = 3 * 1024 * 1024
+FORM_MAX_BYTES = PHOTO_MAX_BYTES + 64 * 1024
+WHAT_MIN, WHAT_MAX, WHERE_MAX = 5, 1000, 200
+CODE_TTL_S = 600
+CODE_TRIES = 5
+REPORTS_PER_ADDRESS = "5 per hour;20 per day"
+CODES_PER_PHONE = "3 per hour"
+CONFIRMS_PER_ADDRESS = "30 per hour"
+# What a phone's camera or gallery gives, told by its first bytes (not its name).
+PHOTO_TYPES = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"WEBP", 8, "image/webp"),
+    (b"ftypheic", 4, "image/heic"),
+    (b"ftypheix", 4, "image/heic"),
+    (b"ftypmif1", 4, "image/heif"),
+)
+
+
+@bp.url_value_preprocessor
+def allow_a_photo(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """This form alone may carry a photo: its larger body limit is set before the app's
+    edge and CSRF checks read the body (url value preprocessors run before them)."""
+    request.max_content_length = FORM_MAX_BYTES
+
+
+def photo_type(data: bytes) -> str | None:
+    for magic, offset, kind in PHOTO_TYPES:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    return None
+
+
+def _phone_given() -> str:
+    typed = unicodedata.normalize("NFKC", request.form.get("phone", ""))[:32]
+    try:
+        phone = normalise(typed, _phones())
+    except InvalidPhone:
+        return ""
+    return phone if sendable(phone) else ""
+
+
+def _phones() -> Any:
+    from flask import current_app
+
+    settings = current_app.extensions.get("hotline_settings")
+    return settings.phones if settings is not None else None
+
+
+def _code_key() -> str:
+    return "report-code:" + (_phone_given() or "none")
+
+
+def _pending_key(token: str) -> str:
+    return services().queue.keys.prefix + "report:" + token
+
+
+def _digest(token: str, code: str) -> str:
+    return hashlib.sha256(f"{token}:{code}".encode()).hexdigest()
+
+
+def _typed() -> dict[str, str]:
+    return {
+        "typed_what": request.form.get("what", "")[:WHAT_MAX],
+        "typed_where": request.form.get("where", "")[:WHERE_MAX],
+        "typed_phone": request.form.get("phone", "")[:32],
+    }
+
+
+def _form(errors: dict[str, str], status: int = 400, **more: Any) -> Any:
+    return render_template("report.html", step="form", errors=errors, **_typed(), **more), status
+
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many(exc: RateLimitExceeded) -> Any:
+    from web.portal.lookup import wait_words
+
+    breached = limiter.current_limit
+    seconds = breached.reset_at - time.time() if breached else exc.limit.limit.get_expiry()
+    from web.auth import language
+
+    wait = wait_words(seconds, language())
+    return _form({"form": "report_slow"}, 429, wait=wait)
+
+
+@bp.get("/report")
+def report() -> Any:
+    return render_template("report.html", step="form", errors={})
+
+
+@bp.post("/report")
+@limiter.limit(REPORTS_PER_ADDRESS, scope="report-address")
+@limiter.limit(
+    CODES_PER_PHONE,
+    scope="report-phone",
+    key_func=_code_key,
+    exempt_when=lambda: sms_gateway() is None,
+)
+def submit() -> Any:
+    what = request.form.get("what", "").strip()
+    where = request.form.get("where", "").strip()
+    phone = _phone_given()
+    errors: dict[str, str] = {}
+    if not WHAT_MIN <= len(what) <= WHAT_MAX:
+        errors["what"] = "report_what_needed"
+    if len(where) > WHERE_MAX:
+        errors["where"] = "report_where_long"
+    if not phone:
+        errors["phone"] = "report_phone_bad"
+    photo = None
+    upload = request.files.get("photo")
+    if upload is not None and upload.filename:
+        data = upload.read(PHOTO_MAX_BYTES + 1)
+        kind = photo_type(data)
+        if len(data) > PHOTO_MAX_BYTES:
+            errors["photo"] = "report_photo_big"
+        elif kind is None:
+            errors["photo"] = "report_photo_type"
+        else:
+            photo = (kind, data)
+    if errors:
+        return _form(errors)
+    gateway = sms_gateway()
+    if gateway is None:  # no SMS here: the rate limits alone guard the form
+        return _file(what, where, phone, photo)
+    desk = services().desk
+    with desk.sessions() as session:
+        if opted_out(session, phone):
+            return _form({"phone": "report_phone_opted_out"}, 409)
+    token = secrets.token_urlsafe(24)
+    code = f"{secrets.randbelow(10**6):06d}"
+    pending: dict[str, str | bytes] = {
+        "what": what,
+        "where": where,
+        "phone": phone,
+        "code": _digest(token, code),
+        "tries": "0",
+    }
+    if photo is not None:
+        pending["photo_type"], pending["photo"] = photo
+    redis = services().redis
+    key = _pending_key(token)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(key, mapping=pending)  # type: ignore[arg-type]
+    pipe.expire(key, CODE_TTL_S)
+    pipe.execute()
+    try:
+        gateway.send(phone, code_text(code))
+    except Exception:
+        log.exception("web form: the code to %s could not be sent", mask_phone(phone))
+        redis.delete(key)
+        return _form({"form": "report_sms_failed"}, 503)
+    log.info("web form: code sent to %s", mask_phone(phone))
+    return render_template(
+        "report.html",
+        step="code",
+        errors={},
+        token=token,
+        masked_phone=mask_for_screen(phone),
+    )
+
+
+@bp.post("/report/confirm")
+@limiter.limit(CONFIRMS_PER_ADDRESS, scope="report-confirm")
+def confirm() -> Any:
+    token = request.form.get("token", "")[:64]
+    typed = unicodedata.normalize("NFKC", request.form.get("code", ""))[:32]
+    code = "".join(c for c in typed if c.isdigit())[:6]
+    redis = services().redis
+    key = _pending_key(token)
+    stored = redis.hgetall(key) if token else {}
+    fields: dict[str, bytes] = {k.decode(): v for k, v in stored.items()}  # type: ignore[union-attr,misc]
+    if not fields:
+        return render_template("report.html", step="form", errors={"form": "report_expired"}), 410
+    phone = fields["phone"].decode()
+    if not hmac.compare_digest(_digest(token, code), fields["code"].decode()):
+        tries = redis.hincrby(key, "tries", 1)
+        if tries >= CODE_TRIES:
+            redis.delete(key)
+            return render_template(
+                "report.html", step="form", errors={"form": "report_code_ended"}
+            ), 403
+        return render_template(
+            "report.html",
+            step="code",
+            errors={"code": "report_code_wrong"},
+            token=token,
+            masked_phone=mask_for_screen(phone),
+        ), 400
+    if not redis.delete(key):  # confirmed twice at once: the other request files it
+        return render_template("report.html", step="form", errors={"form": "report_expired"}), 410
+    photo = None
+    if "photo" in fields:
+        photo = (fields["photo_type"].decode(), fields["photo"])
+    return _file(fields["what"].decode(), fields["where"].decode(), phone, photo)
+
+
+def _file(what: str, where: str, phone: str, photo: tuple[str, bytes] | None) -> Any:
+    desk = services().desk
+    with desk.sessions() as session:
+        case = file_request(session, "web", secrets.token_hex(16), phone, what, where, photo)
+        number = case.number
+    desk.tasks.submit(number, "web")
+    log.info("web form from %s filed as %s", mask_phone(phone), number)
+    return render_template(
+        "report.html",
+        step="done",
+        errors={},
+        number=number,
+        lookup_url=url_for("lookup.lookup"),
+        masked_phone=mask_for_screen(phone),
+        sms=sms_gateway() is not None,
+    )
