@@ -58,6 +58,8 @@ class Category(Base):
     # The dispatch catalogue's handling limit, in working days (consultations 3,
     # complaints and requests 13), counted on China's working-day calendar.
     handling_days: Mapped[int] = mapped_column(Integer, default=13)
+    # Grid work (网格事项): dispatched to the grid of the address (cases.grid).
+    grid_work: Mapped[bool] = mapped_column(Boolean, default=False)
     # An Open311 request in this category goes straight to its unit, not to the
     # operators' queue for review first.
     open311_direct: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -134,6 +136,8 @@ class Case(Base):
     # 紧急转办: the call went on to an emergency line (110, 119, 120, 122), kept here.
     handling: Mapped[str | None] = mapped_column(String(24))  # emergency_transfer
     transferred_to: Mapped[str | None] = mapped_column(String(32))
+    # The grid (cases.grid) the address lies in, whoever handles the case.
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id"), index=True)
     category: Mapped[Category | None] = relationship()
     department: Mapped[Department | None] = relationship()
     district: Mapped[District | None] = relationship()
@@ -430,7 +434,8 @@ class KnowledgeVersion(Base):
     written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(64))  # approved or rejected it
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    note: Mapped[str] = mapped_column(Text, default="")  # why proposed; why rejected
+    note: Mapped[str] = mapped_column(Text, default="")  # the writer's: why proposed
+    review_note: Mapped[str] = mapped_column(Text, default="")  # the reviewer's: why decided so
     article: Mapped[KnowledgeArticle] = relationship()
 
     __table_args__ = (Index("ux_kb_article_version_number", "article_id", "number", unique=True),)

@@ -212,6 +212,9 @@ def seed(session: Session) -> dict[str, int]:
             )
             added["hotlines"] += 1
     session.flush()
+    from cases.grid import seed_grid
+
+    added.update(seed_grid(session))  # streets, communities, grids, the address table
     from cases.knowledge import seed_articles  # jieba loads only where articles are seeded
 
     articles = seed_articles(session)

@@ -509,6 +509,10 @@ def responsible_department(session: Session, case: Case) -> Department:
 def dispatch(session: Session, case: Case, actor: str, department_code: str | None = None) -> Case:
     if department_code:
         case.department = _by_code(session, Department, department_code, "department")
+    from cases.grid import route_to_grid
+
+    if route_to_grid(session, case, actor):  # grid work goes to the grid of the address
+        return case
     try:
         case.department = responsible_department(session, case)
     except CaseError:

@@ -1,0 +1,148 @@
+"""Photos of a case: a grid worker's on site, a citizen's from the web form. The file
+is kept in the photos directory beside the case (``<photos dir>/<case number>/``), its
+record in ``case_photo``. A photo is refused when it is too large or not a JPEG, PNG or
+WebP by its own bytes (what the browser says it is does not count)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from cases.models import Base, Case
+from cases.service import _record, utcnow
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024  # a phone's photo; larger ones are resized first
+MAX_PHOTOS_PER_CASE = 20
+PHOTO_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
+class CasePhoto(Base):
+    """A photo of a case, stored under the photos directory as ``file_name``."""
+
+    __tablename__ = "case_photo"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), index=True)
+    file_name: Mapped[str] = mapped_column(String(128))  # <case number>/<random>.<ext>
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_case_photo_case_added", "case_id", "added_at"),)
+
+
+class PhotoRefused(ValueError):
+    """A photo not taken: a stable ``code`` and words in zh-CN and English."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        super().__init__(zh)
+        self.code, self.zh, self.en = code, zh, en
+
+    def words(self, lang: str = "zh") -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+def photos_dir_from_env(env: Mapping[str, str]) -> Path:
+    """HOTLINE_PHOTOS_DIR, else ``photos`` under HOTLINE_VAR_DIR (default ./var)."""
+    chosen = env.get("HOTLINE_PHOTOS_DIR")
+    if chosen:
+        return Path(chosen).resolve()
+    return (Path(env.get("HOTLINE_VAR_DIR") or "var") / "photos").resolve()
+
+
+def sniff(data: bytes) -> str | None:
+    """The image type by its first bytes, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def check_photo(data: bytes, max_bytes: int = MAX_PHOTO_BYTES) -> str:
+    """The photo's type, or PhotoRefused."""
+    if not data:
+        raise PhotoRefused("photo-empty", "请选择一张照片", "Choose a photo")
+    if len(data) > max_bytes:
+        mb = max_bytes / (1024 * 1024)
+        raise PhotoRefused(
+            "photo-too-large",
+            f"照片太大（最大 {mb:g} MB）",
+            f"The photo is too large (at most {mb:g} MB)",
+        )
+    kind = sniff(data)
+    if kind is None:
+        raise PhotoRefused(
+            "photo-type", "只能上传 JPEG、PNG 或 WebP 照片", "Only JPEG, PNG or WebP photos"
+        )
+    return kind
+
+
+def store_photo(
+    db: Session,
+    case: Case,
+    data: bytes,
+    added_by: str,
+    photos_dir: Path,
+    *,
+    note: str = "",
+    max_bytes: int = MAX_PHOTO_BYTES,
+) -> CasePhoto:
+    """Check the photo, write its file beside the case's others (whole or not at all),
+    and record it, with a line in the case's trail. The caller commits; a file whose
+    record is never committed is an orphan the directory can bear."""
+    kind = check_photo(data, max_bytes)
+    count = len(list(db.scalars(select(CasePhoto.id).where(CasePhoto.case_id == case.id))))
+    if count >= MAX_PHOTOS_PER_CASE:
+        raise PhotoRefused(
+            "photo-limit",
+            f"每件工单最多 {MAX_PHOTOS_PER_CASE} 张照片",
+            f"A case has at most {MAX_PHOTOS_PER_CASE} photos",
+        )
+    folder = photos_dir / case.number
+    folder.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(8) + PHOTO_TYPES[kind]
+    partial = folder / (name + ".part")
+    with open(partial, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, folder / name)
+    photo = CasePhoto(
+        case_id=case.id,
+        file_name=f"{case.number}/{name}",
+        content_type=kind,
+        size_bytes=len(data),
+        added_by=added_by[:64],
+        added_at=utcnow(),
+        note=note.strip()[:500],
+    )
+    db.add(photo)
+    _record(case, added_by, "photo", case.status, case.status, f"照片 photo {name}")
+    case.updated_at = utcnow()
+    db.flush()
+    return photo
+
+
+def photos_of(db: Session, case_id: int) -> list[CasePhoto]:
+    return list(
+        db.scalars(select(CasePhoto).where(CasePhoto.case_id == case_id).order_by(CasePhoto.id))
+    )
+
+
+def photo_path(photos_dir: Path, photo: CasePhoto) -> Path | None:
+    """The photo's file, if it is there and inside the photos directory."""
+    root = photos_dir.resolve()
+    path = (root / photo.file_name).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
