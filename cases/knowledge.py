@@ -671,8 +671,7 @@ def approve(session: Session, editor: Editor, version_id: int, note: str = "") -
         .values(state="superseded")
     )
     version.state, version.decided_by, version.decided_at = "published", editor.username, now
-    if note.strip():
-        version.note = (version.note + "\n" if version.note else "") + note.strip()[:2000]
+    version.review_note = note.strip()[:2000]
     for name in (
         "title",
         "body",
@@ -703,7 +702,7 @@ def reject(session: Session, editor: Editor, version_id: int, note: str) -> Know
         raise KnowledgeError("say why the proposal is rejected", "needs-note")
     version = _decidable(session, editor, version_id)
     version.state, version.decided_by, version.decided_at = "rejected", editor.username, utcnow()
-    version.note = (version.note + "\n" if version.note else "") + note.strip()[:2000]
+    version.review_note = note.strip()[:2000]
     item = article(session, version.article_id)
     if item.version == 0 and item.status == "proposed":
         item.status = "draft"

@@ -338,6 +338,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "kb_reject": ("退回", "Reject"),
     "kb_review_note": ("审核意见", "Reviewer's note"),
     "kb_review_note_hint": ("退回时必须填写原因", "Say why when rejecting"),
+    "kb_last_review": (
+        "上次审核意见（第 {n} 版，{state}）",
+        "The last reviewer's note (version {n}, {state})",
+    ),
+    "kb_decided": ("最近审核", "Recently decided"),
+    "kb_none_decided": ("暂无审核记录", "Nothing decided yet"),
     "kb_approved": ("已批准发布：{title}", "Published: {title}"),
     "kb_rejected": ("已退回：{title}", "Rejected: {title}"),
     "kb_flagged": ("需要处理的知识", "Articles needing an editor"),

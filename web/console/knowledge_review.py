@@ -78,6 +78,32 @@ def char_diff(before: str, after: str) -> list[tuple[str, str]]:
     return pieces
 
 
+def last_review(db: Any, version: KnowledgeVersion) -> KnowledgeVersion | None:
+    """The article's latest earlier version a reviewer wrote a note on: why the last
+    proposal was rejected is what the reviewer of the next one needs first."""
+    return db.scalar(
+        select(KnowledgeVersion)
+        .where(
+            KnowledgeVersion.article_id == version.article_id,
+            KnowledgeVersion.number < version.number,
+            KnowledgeVersion.review_note != "",
+        )
+        .order_by(KnowledgeVersion.number.desc())
+        .limit(1)
+    )
+
+
+def recently_decided(db: Any, limit: int = 20) -> list[KnowledgeVersion]:
+    return list(
+        db.scalars(
+            select(KnowledgeVersion)
+            .where(KnowledgeVersion.decided_at.is_not(None))
+            .order_by(KnowledgeVersion.decided_at.desc(), KnowledgeVersion.id.desc())
+            .limit(limit)
+        )
+    )
+
+
 def proposal_view(
     db: Any, version: KnowledgeVersion, known: dict[str, dict[int, str]]
 ) -> dict[str, Any]:
@@ -91,6 +117,7 @@ def proposal_view(
     return {
         "version": version,
         "new": published is None,
+        "last_review": last_review(db, version),
         "rows": [
             {
                 "field": name,
@@ -128,12 +155,19 @@ def kb_review() -> Any:
             for a in knowledge.flagged(db)
         ]
         found = knowledge.search(db, query, limit=20) if query else []
-        who = people(db, {p["version"].written_by for p in proposals})
+        decided = recently_decided(db)
+        who = people(
+            db,
+            {p["version"].written_by for p in proposals}
+            | {v.written_by for v in decided}
+            | {v.decided_by for v in decided if v.decided_by},
+        )
     return render_template(
         "kb_review.html",
         proposals=proposals,
         flagged=flagged,
         found=found,
+        decided=decided,
         query=query,
         who=who,
         me=current_user.username,
