@@ -5,17 +5,18 @@ the operators (``desk.tasks.submit``) after the commit."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calls.filing import storable_text
 from cases.models import Case
+from cases.photos import CasePhoto, store_photo
 from cases.service import CallInfo, CaseDraft, create_case_for_call
-from cases.sms import CasePhoto
 
 CHANNELS = ("sms", "web")
+CITIZEN = "citizen"  # who added a citizen's photo, on the case's trail
 
 
 def file_request(
@@ -25,10 +26,12 @@ def file_request(
     phone: str,
     what: str,
     where: str = "",
-    photo: tuple[str, bytes] | None = None,
+    photo: bytes | None = None,
+    photos_dir: Path | None = None,
+    photo_max_bytes: int | None = None,
 ) -> Case:
     """The case for request ``ref`` of ``channel`` (idempotent), with an optional photo
-    (content type, bytes) kept beside it. Commits."""
+    kept beside it (cases.photos; checked by the form already). Commits."""
     if channel not in CHANNELS:
         raise ValueError(f"channel is one of {CHANNELS}, not {channel!r}")
     info = CallInfo(call_id=f"{channel}:{ref}"[:128], caller_phone=phone, channel=channel)
@@ -39,14 +42,8 @@ def file_request(
     )
     case = create_case_for_call(session, info, draft)
     has_photo = session.scalar(select(CasePhoto.id).where(CasePhoto.case_id == case.id))
-    if photo is not None and has_photo is None:
-        session.add(
-            CasePhoto(
-                case_id=case.id,
-                content_type=photo[0],
-                data=photo[1],
-                created_at=datetime.now(UTC),
-            )
-        )
+    if photo is not None and photos_dir is not None and has_photo is None:
+        limit = {"max_bytes": photo_max_bytes} if photo_max_bytes else {}
+        store_photo(session, case, photo, CITIZEN, photos_dir, note="市民网上反映", **limit)
         session.commit()
     return case

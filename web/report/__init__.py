@@ -15,17 +15,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import time
 import unicodedata
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 
 from calls.citizen_requests import file_request
 from calls.sms import code_text, opted_out, sendable
 from cases.phones import InvalidPhone, mask_for_screen, mask_phone, normalise
+from cases.photos import PhotoRefused, check_photo, photos_dir_from_env
 from web.context import services
 from web.limits import limiter
 from web.sms import sms_gateway
@@ -41,15 +44,6 @@ CODE_TRIES = 5
 REPORTS_PER_ADDRESS = "5 per hour;20 per day"
 CODES_PER_PHONE = "3 per hour"
 CONFIRMS_PER_ADDRESS = "30 per hour"
-# What a phone's camera or gallery gives, told by its first bytes (not its name).
-PHOTO_TYPES = (
-    (b"\xff\xd8\xff", 0, "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
-    (b"WEBP", 8, "image/webp"),
-    (b"ftypheic", 4, "image/heic"),
-    (b"ftypheix", 4, "image/heic"),
-    (b"ftypmif1", 4, "image/heif"),
-)
 
 
 @bp.url_value_preprocessor
@@ -59,11 +53,13 @@ def allow_a_photo(endpoint: str | None, values: dict[str, Any] | None) -> None:
     request.max_content_length = FORM_MAX_BYTES
 
 
-def photo_type(data: bytes) -> str | None:
-    for magic, offset, kind in PHOTO_TYPES:
-        if data[offset : offset + len(magic)] == magic:
-            return kind
-    return None
+def _photos_dir() -> Path:
+    """Where cases.photos keeps photos (HOTLINE_PHOTOS_DIR): the app's, or from the
+    environment the composition root was started with."""
+    ext = current_app.extensions
+    if "hotline_photos_dir" not in ext:
+        ext["hotline_photos_dir"] = photos_dir_from_env(os.environ)
+    return ext["hotline_photos_dir"]  # type: ignore[no-any-return]
 
 
 def _phone_given() -> str:
@@ -145,14 +141,11 @@ def submit() -> Any:
     photo = None
     upload = request.files.get("photo")
     if upload is not None and upload.filename:
-        data = upload.read(PHOTO_MAX_BYTES + 1)
-        kind = photo_type(data)
-        if len(data) > PHOTO_MAX_BYTES:
-            errors["photo"] = "report_photo_big"
-        elif kind is None:
-            errors["photo"] = "report_photo_type"
-        else:
-            photo = (kind, data)
+        photo = upload.read(PHOTO_MAX_BYTES + 1)
+        try:
+            check_photo(photo, PHOTO_MAX_BYTES)
+        except PhotoRefused as refused:
+            errors["photo"] = "report_photo_big" if "large" in refused.code else "report_photo_type"
     if errors:
         return _form(errors)
     gateway = sms_gateway()
@@ -172,7 +165,7 @@ def submit() -> Any:
         "tries": "0",
     }
     if photo is not None:
-        pending["photo_type"], pending["photo"] = photo
+        pending["photo"] = photo
     redis = services().redis
     key = _pending_key(token)
     pipe = redis.pipeline(transaction=True)
@@ -224,16 +217,23 @@ def confirm() -> Any:
         ), 400
     if not redis.delete(key):  # confirmed twice at once: the other request files it
         return render_template("report.html", step="form", errors={"form": "report_expired"}), 410
-    photo = None
-    if "photo" in fields:
-        photo = (fields["photo_type"].decode(), fields["photo"])
-    return _file(fields["what"].decode(), fields["where"].decode(), phone, photo)
+    return _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
 
 
-def _file(what: str, where: str, phone: str, photo: tuple[str, bytes] | None) -> Any:
+def _file(what: str, where: str, phone: str, photo: bytes | None) -> Any:
     desk = services().desk
     with desk.sessions() as session:
-        case = file_request(session, "web", secrets.token_hex(16), phone, what, where, photo)
+        case = file_request(
+            session,
+            "web",
+            secrets.token_hex(16),
+            phone,
+            what,
+            where,
+            photo,
+            _photos_dir(),
+            PHOTO_MAX_BYTES,
+        )
         number = case.number
     desk.tasks.submit(number, "web")
     log.info("web form from %s filed as %s", mask_phone(phone), number)
