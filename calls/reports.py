@@ -451,3 +451,51 @@ def upkeep() -> dict[str, Any]:
     if made:
         log.info("reports: kept %s", ", ".join(made))
     return {"made": made}
+
+
+def as_table(report: Mapping[str, Any]) -> str:
+    """The report as plain text for a terminal (``hotline report --format table``)."""
+
+    def show(value: Any, kind: str) -> str:
+        if value is None:
+            return "—"
+        if kind == "rate":
+            return f"{value * 100:.1f}%"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    lines = [
+        f"{report['title']}  {report['start']} 至 {report['end']}"
+        f"（上期 {report['previous_start']} 至 {report['previous_end']}）",
+        "",
+        f"{'指标':<16}\t本期\t上期\t变化",
+    ]
+    for row in report["trend"]:
+        change = row["change"]
+        shown_change = (
+            "—"
+            if change is None
+            else f"{change * 100:+.1f}"
+            if row["kind"] == "rate"
+            else f"{change:+g}"
+        )
+        lines.append(
+            f"{row['label']:<16}\t{show(row['current'], row['kind'])}"
+            f"\t{show(row['previous'], row['kind'])}\t{shown_change}"
+        )
+    lines += ["", "名次\t单位\t派单量\t响应率\t解决率\t满意率\t综合得分"]
+    for u in report["units"]:
+        rates = "\t".join(
+            show(u[k], "rate") for k in ("response_rate", "resolution_rate", "satisfaction_rate")
+        )
+        lines.append(
+            f"{u['rank']}\t{u['unit']}\t{u['received']}\t{rates}\t{show(u['score'], 'score')}"
+        )
+    lines += ["", "单位\t责任人\t超时量"]
+    lines += [f"{p['unit']}\t{p['person'] or '—'}\t{p['overdue']}" for p in report["people"]]
+    lines += ["", "热点\t工单量"] + [f"{t['title']}\t{t['cases']}" for t in report["hot_topics"]]
+    lines += ["", "专题\t工单量\t已办结\t超时量\t满意率"] + [
+        f"{s['name']}\t{s['cases']}\t{s['resolved']}\t{s['overdue']}"
+        f"\t{show(s['satisfaction_rate'], 'rate')}"
+        for s in report["special_topics"]
+    ]
+    return "\n".join(lines)

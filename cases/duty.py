@@ -91,13 +91,14 @@ def set_roster(
     for day, username in sorted(assignments.items()):
         if day not in days:
             raise CaseRefused("roster-day", f"{day} 不在本月", f"{day} is not in this month")
-        if username and username not in allowed:
+        row = existing.get(day)
+        kept_as_is = row is not None and row.username == username
+        if username and username not in allowed and not kept_as_is:
             raise CaseRefused(
                 "roster-not-leader",
                 f"{username} 不是在岗的值班领导",
                 f"{username} is not an active leader",
             )
-        row = existing.get(day)
         if row is not None and not username:
             session.delete(row)
             changed += 1
