@@ -43,6 +43,8 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16), default="department")  # department|district
     district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id"))
+    # 值班电话 (E.164): whom an operator rings for a consult transfer (cases.duty_numbers).
+    duty_phone: Mapped[str | None] = mapped_column(String(32))
 
 
 class Category(Base):

@@ -1013,6 +1013,24 @@ TEXT: dict[str, tuple[str, str]] = {
     "xfer_hold": ("保持（播放等待音乐）", "Hold (music for the caller)"),
     "xfer_resume": ("恢复通话（话机将振铃）", "Resume (your phone rings)"),
     "xfer_on_hold": ("来电人正在保持中", "The caller is on hold"),
+    "duty_phone": ("值班电话", "Duty phone"),
+    "duty_phone_hint": ("座机或手机，如 0898-66661234", "A landline or mobile, e.g. 0898-66661234"),
+    "duty_phone_save": ("保存", "Save"),
+    "done_duty_phone_set": ("已更新 {unit} 的值班电话", "{unit}'s duty phone is saved"),
+    "done_duty_phone_cleared": ("已清除 {unit} 的值班电话", "{unit}'s duty phone is cleared"),
+    "unit_err_bad-duty-phone": (
+        "值班电话无效，请填写完整号码（如 0898-66661234）",
+        "Not a valid duty phone; give the full number (e.g. 0898-66661234)",
+    ),
+    "unit_err_short-duty-phone": (
+        "值班电话须为可直接拨打的完整号码，不能是短号或服务号",
+        "A duty phone must be a full number, not a short or service code",
+    ),
+    "xfer_directory": ("单位值班电话", "Units' duty phones"),
+    "xfer_directory_none": (
+        "尚未登记任何单位的值班电话（由管理员在「单位」页填写）",
+        "No unit has a duty phone yet (an admin adds them on the units page)",
+    ),
     # The citizens' web form (web/report)
     "report": ("网上反映", "Report online"),
     "report_hint": (

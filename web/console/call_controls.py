@@ -5,16 +5,21 @@ call is the operator's (or a supervisor acts) and moves it (calls.transfers)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from calls.desk import DeskError
 from calls.transfers import EMERGENCY_LINES
+from cases.duty_numbers import DutyEntry, directory
 from web.auth import desk_actor, language, roles_required
 from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat
 from web.context import services
 from web.telephony import emergency_lines, telephony
+
+log = logging.getLogger("hotline.web.call_controls")
 
 
 def refused(call: str, exc: DeskError, **extra: Any) -> tuple[str, int]:
@@ -26,6 +31,17 @@ def refused(call: str, exc: DeskError, **extra: Any) -> tuple[str, int]:
     return render_template("_call_controls.html", **view), 409 if exc.status >= 500 else exc.status
 
 
+def unit_directory() -> list[DutyEntry]:
+    """Units with a duty phone, for the transfer directory; none while SQL is down (the
+    emergency buttons must still be drawn)."""
+    try:
+        with services().desk.sessions() as db:
+            return directory(db, services().handler.phones)
+    except SQLAlchemyError:
+        log.exception("the transfer directory is unavailable")
+        return []
+
+
 def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
     lines = [
         {"line": line, "name": EMERGENCY_LINES.get(line, ("", ""))[0 if language() == "zh" else 1]}
@@ -33,7 +49,15 @@ def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
     ]
     held = bool(call and services().queue.call(call).get("held_at"))
     skills = services().queue.settings.skills
-    return {"call": call, "held": held, "lines": lines, "skills": skills, **extra}
+    units = unit_directory() if call else []
+    return {
+        "call": call,
+        "held": held,
+        "lines": lines,
+        "skills": skills,
+        "directory": units,
+        **extra,
+    }
 
 
 def seat_and_record() -> tuple[str | None, dict[str, str]]:

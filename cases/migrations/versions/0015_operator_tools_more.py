@@ -1,5 +1,8 @@
 """consult transfers, unit duty numbers and the knowledge reviewer's own note (issue 19)
 
+Each unit (a department or a district government) gets a duty phone (值班电话, E.164),
+the number an operator rings for a consult transfer.
+
 A knowledge version's reviewer writes into review_note, no longer appended to the
 writer's note. A rejection's note is moved out of the writer's note where the audit
 line (kb-rejected, "v<n>: <note>") shows which part it was; an approval's note was
@@ -19,6 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("department") as batch:
+        batch.add_column(sa.Column("duty_phone", sa.String(32), nullable=True))
     with op.batch_alter_table("kb_article_version") as batch:
         batch.add_column(sa.Column("review_note", sa.Text(), nullable=False, server_default=""))
     split_rejection_notes()
@@ -88,3 +93,5 @@ def downgrade() -> None:
         bind.execute(versions.update().where(versions.c.id == version_id).values(note=joined))
     with op.batch_alter_table("kb_article_version") as batch:
         batch.drop_column("review_note")
+    with op.batch_alter_table("department") as batch:
+        batch.drop_column("duty_phone")
