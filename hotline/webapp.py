@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from redis import Redis
 
+from calls.sms import SmsSettings
 from hotline.config import Settings, load_settings
 from hotline.logs import setup_logging
 from hotline.runtime import call_handler, connect_redis, outbound_handler
@@ -65,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None, only: str | None = None)
     outbound = outbound_handler(settings, handler)
     app = create_web_app(web_settings(settings), handler, config, outbound)
     app.extensions["hotline_settings"] = settings  # the whole configuration, for tools
+    app.extensions["hotline_sms"] = SmsSettings.from_env()  # calls.sms: docs/sms.md
     if only == "twilio":
         serve_webhooks_only(app)
     elif only is not None:

@@ -1043,6 +1043,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "report_where": ("在哪里（可不填）", "Where (optional)"),
     "report_where_eg": ("例如：龙华区某某路某小区", "For example: street and estate"),
     "report_phone": ("您的手机号", "Your mobile number"),
+    "report_phone_hint": (
+        "工单号和办理结果会发短信到这个号码",
+        "We text the case number and the reply to this number",
+    ),
+    "report_phone_hint_sms": (
+        "下一步会发一条验证码短信到这个号码",
+        "Next we text a code to this number",
+    ),
     "report_photo": ("照片（可不传，3MB以内）", "A photo (optional, up to 3 MB)"),
     "report_next": ("下一步", "Next"),
     "report_send": ("提交", "Submit"),

@@ -98,8 +98,14 @@ def _typed() -> dict[str, str]:
     }
 
 
+def _page(step: str, errors: dict[str, str], **more: Any) -> str:
+    return render_template(
+        "report.html", step=step, errors=errors, sms=sms_gateway() is not None, **more
+    )
+
+
 def _form(errors: dict[str, str], status: int = 400, **more: Any) -> Any:
-    return render_template("report.html", step="form", errors=errors, **_typed(), **more), status
+    return _page("form", errors, **_typed(), **more), status
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -116,7 +122,7 @@ def too_many(exc: RateLimitExceeded) -> Any:
 
 @bp.get("/report")
 def report() -> Any:
-    return render_template("report.html", step="form", errors={})
+    return _page("form", {})
 
 
 @bp.post("/report")
@@ -179,13 +185,7 @@ def submit() -> Any:
         redis.delete(key)
         return _form({"form": "report_sms_failed"}, 503)
     log.info("web form: code sent to %s", mask_phone(phone))
-    return render_template(
-        "report.html",
-        step="code",
-        errors={},
-        token=token,
-        masked_phone=mask_for_screen(phone),
-    )
+    return _page("code", {}, token=token, masked_phone=mask_for_screen(phone))
 
 
 @bp.post("/report/confirm")
@@ -199,24 +199,17 @@ def confirm() -> Any:
     stored = redis.hgetall(key) if token else {}
     fields: dict[str, bytes] = {k.decode(): v for k, v in stored.items()}  # type: ignore[union-attr,misc]
     if not fields:
-        return render_template("report.html", step="form", errors={"form": "report_expired"}), 410
+        return _page("form", {"form": "report_expired"}), 410
     phone = fields["phone"].decode()
     if not hmac.compare_digest(_digest(token, code), fields["code"].decode()):
         tries = redis.hincrby(key, "tries", 1)
         if tries >= CODE_TRIES:
             redis.delete(key)
-            return render_template(
-                "report.html", step="form", errors={"form": "report_code_ended"}
-            ), 403
-        return render_template(
-            "report.html",
-            step="code",
-            errors={"code": "report_code_wrong"},
-            token=token,
-            masked_phone=mask_for_screen(phone),
-        ), 400
+            return _page("form", {"form": "report_code_ended"}), 403
+        wrong = {"code": "report_code_wrong"}
+        return _page("code", wrong, token=token, masked_phone=mask_for_screen(phone)), 400
     if not redis.delete(key):  # confirmed twice at once: the other request files it
-        return render_template("report.html", step="form", errors={"form": "report_expired"}), 410
+        return _page("form", {"form": "report_expired"}), 410
     return _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
 
 
@@ -237,12 +230,10 @@ def _file(what: str, where: str, phone: str, photo: bytes | None) -> Any:
         number = case.number
     desk.tasks.submit(number, "web")
     log.info("web form from %s filed as %s", mask_phone(phone), number)
-    return render_template(
-        "report.html",
-        step="done",
-        errors={},
+    return _page(
+        "done",
+        {},
         number=number,
         lookup_url=url_for("lookup.lookup"),
         masked_phone=mask_for_screen(phone),
-        sms=sms_gateway() is not None,
     )

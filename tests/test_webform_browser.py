@@ -1,0 +1,179 @@
+"""A citizen files a request from a phone (390x844, Playwright on Debian's Chromium)
+against the real web command (gunicorn) over HTTP, with SMS on Twilio (a local HTTP
+server standing in for its Messages API): the form in large type, the code texted to
+the phone given (read from the stand-in), the case number and the lookup link; the
+case is of channel web, uncategorised, with its photo.
+
+Screenshots go to var/test-artifacts/ (webform-phone-*.png)."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import select
+
+from hotline.redis_server import free_port
+from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot
+from tests.real_rig import wait_port
+from tests.test_sms import ACCOUNT, HOTLINE_NUMBER, MessagesApi
+from tests.twilio_peer import AUTH_TOKEN, http_peer
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+expect = sync_api.expect
+
+ROOT = Path(__file__).resolve().parents[1]
+PHONE = {"width": 390, "height": 844}
+
+
+def tiny_png() -> bytes:
+    """A real 2x2 PNG: what a phone's gallery could give."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def form_site(redis_server, redis: Redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+
+    redis.flushdb()
+    MessagesApi.sent = []
+    db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(db_url)
+    sessions = session_factory(engine_for(db_url))
+    with sessions() as db:
+        seed(db)
+        db.commit()
+    port = free_port()
+    with http_peer(MessagesApi) as api:
+        env = {
+            **os.environ,
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "HOTLINE_SECRET_KEY": "browser-test-" + "x" * 32,
+            "HOTLINE_WEB_PORT": str(port),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE_URL": api,
+            "HOTLINE_SMS_PROVIDER": "twilio",
+            "HOTLINE_SMS_FROM": HOTLINE_NUMBER,
+            "PYTHONPATH": str(ROOT),
+        }
+        log = open(tmp_path / "web.log", "ab")  # noqa: SIM115
+        web = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "web", "--workers", "1", "--threads", "8"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_port(port)
+            yield {"url": f"http://127.0.0.1:{port}", "sessions": sessions, "tmp": tmp_path}
+        finally:
+            web.terminate()
+            web.wait(timeout=20)
+            log.close()
+
+
+def fits_the_phone(page) -> None:  # type: ignore[no-untyped-def]
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width} px wide on a 390 px phone"
+
+
+def font_px(page, selector: str) -> float:  # type: ignore[no-untyped-def]
+    size = page.eval_on_selector(selector, "e => getComputedStyle(e).fontSize")
+    return float(size.removesuffix("px"))
+
+
+def test_a_citizen_files_a_request_from_a_phone_with_a_texted_code(form_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import Case
+    from cases.photos import CasePhoto
+
+    site = form_site["url"]
+    photo = tmp_path / "jinggai.png"
+    photo.write_bytes(tiny_png())
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        page = context.new_page()
+        page.goto(site + "/report")
+        expect(page.locator("h1")).to_have_text("网上反映")
+        # Large type for an elderly reader: boxes and the button at 20 px and more.
+        for selector in ("#report-what", "#report-phone", "main button.primary"):
+            assert font_px(page, selector) >= 20, selector
+        assert page.locator("select").count() == 0  # no category to choose
+        fits_the_phone(page)
+        screenshot(page, "webform-phone-empty")
+
+        page.click("main button.primary")  # nothing typed: the browser asks for it first
+        expect(page.locator("#report-what")).to_be_focused()
+        page.fill("#report-what", "幸福小区3栋楼下的井盖丢了，晚上很危险")
+        page.fill("#report-where", "龙华区金龙路幸福小区3栋")
+        page.fill("#report-phone", "138 0013 8000")
+        page.set_input_files("#report-photo", str(photo))
+        screenshot(page, "webform-phone-filled")
+        page.click("main button.primary")
+
+        expect(page.locator("h1")).to_have_text("输入短信验证码")
+        expect(page.locator("main")).to_contain_text("138****8000")
+        (text,) = MessagesApi.sent
+        assert text["To"] == "+8613800138000" and text["From"] == HOTLINE_NUMBER
+        code = re.search(r"验证码是 (\d{6})", text["Body"]).group(1)  # type: ignore[union-attr]
+        fits_the_phone(page)
+        screenshot(page, "webform-phone-code")
+
+        wrong = "000000" if code != "000000" else "111111"
+        page.fill("#report-code", wrong)
+        page.click("main button.primary")
+        expect(page.locator("main .error")).to_contain_text("验证码不对")
+        page.fill("#report-code", code)
+        page.click("main button.primary")
+
+        expect(page.locator("h1")).to_have_text("已收到您的反映")
+        number = page.locator("#report-number").inner_text().strip()
+        assert re.fullmatch(r"12345-\d{8}-\d{6}", number)
+        assert font_px(page, "#report-number") >= 24
+        fits_the_phone(page)
+        screenshot(page, "webform-phone-done")
+
+        page.click("#report-lookup")
+        expect(page.locator("h1")).to_have_text("工单查询")
+        browser.close()
+
+    with form_site["sessions"]() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None and case.channel == "web"
+        assert case.caller_phone == "+8613800138000"
+        assert case.address == "龙华区金龙路幸福小区3栋" and "井盖" in case.description
+        assert case.category_id is None and case.status == "received"  # the operator's
+        (kept,) = db.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id))
+        assert kept.content_type == "image/png"
+        assert (form_site["tmp"] / "photos" / kept.file_name).read_bytes() == tiny_png()
