@@ -357,6 +357,9 @@ def dialer(ctx: Context) -> None:
             "ASTERISK_AMI_*); the work list is kept, nothing is dialled"
         )
     engine = make_dialer(s, ctx.queue, originator)
+    from calls.sms import outbox_for
+
+    outbox = outbox_for(engine)  # SMS out, when configured (docs/sms.md)
     min_wait_s = float(os.environ.get("HOTLINE_CALLBACK_MIN_WAIT_S", "30"))
     running = True
 
@@ -391,6 +394,8 @@ def dialer(ctx: Context) -> None:
                     next_housekeeping = time.monotonic() + 30
                 if originator is not None:
                     engine.run_once()
+                if outbox is not None:
+                    outbox.run_once()
             except SQLAlchemyError as exc:
                 log.warning("dialer: case database unavailable (%s); retrying", exc)
                 time.sleep(2)

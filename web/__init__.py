@@ -102,6 +102,8 @@ def create_app(
     from web.portal.lookup import bp as lookup_bp
     from web.portal.public_kb import bp as kb_public_bp
     from web.push_links import init_push_links
+    from web.report import bp as report_bp
+    from web.sms import bp as sms_bp
     from web.twilio import bp as twilio_bp
 
     init_limits(app, handler.redis, settings.trusted_proxy_hops)
@@ -109,6 +111,7 @@ def create_app(
     init_headers(app)
     init_push_links(app)  # the live streams are served by the push process
     csrf.exempt(twilio_bp)  # signed by Twilio instead
+    csrf.exempt(sms_bp)  # the SMS webhook: signed by the provider instead
     csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it
     app.register_blueprint(twilio_bp)
     app.register_blueprint(api_bp)
@@ -116,6 +119,8 @@ def create_app(
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
     app.register_blueprint(kb_public_bp)
+    app.register_blueprint(sms_bp)  # SMS in (issue 21)
+    app.register_blueprint(report_bp)  # the citizens' web form
     formatting.register(app)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["epoch_ms"] = epoch_ms
