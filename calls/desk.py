@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
 from calls.duty_desk import DutyDesk
+from calls.grid_desk import GridDesk
 from calls.handler import CallHandler, job_id_for
 from calls.listening import LISTEN_MODES, Listener, ListenError, new_session_id
 from calls.recordings import Recorder, RecordingError, live_recording
@@ -262,6 +263,7 @@ class Desk:
         self.sessions = sessions
         self.cases = CaseDesk(self)
         self.tasks = TaskDesk(self)
+        self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
 
     # -- the audit line ---------------------------------------------------------------

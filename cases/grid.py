@@ -166,25 +166,31 @@ class AddressIndex:
         for name, grid_id in self.places:
             if name in text:
                 return grid_id
+        numbered: set[str] = set()
         for match in _ROAD_NUMBER.finditer(text):
-            found = self._road(match.group(1), int(match.group(2)))
+            road = self._road_named(match.group(1))
+            if road is None:
+                continue
+            numbered.add(road)
+            found = self._road(road, int(match.group(2)))
             if found is not None:
                 return found
-        for name in self.road_names:  # a road named without a number, or one we know whole
-            if name in text:
+        for name in self.road_names:  # a road named without a number
+            if name in text and name not in numbered:
                 found = self._road(name, None)
                 if found is not None:
                     return found
         return None
 
-    def _road(self, road: str, number: int | None) -> int | None:
-        name = (
-            road
-            if road in self.roads
-            else next((n for n in self.road_names if road.endswith(n)), None)
-        )
-        if name is None:
-            return None
+    def _road_named(self, text: str) -> str | None:
+        """The known road ``text`` ends with (龙华区国贸路: 国贸路), longest first."""
+        if text in self.roads:
+            return text
+        return next((n for n in self.road_names if text.endswith(n)), None)
+
+    def _road(self, name: str, number: int | None) -> int | None:
+        """The grid of the road's line for the number; a number outside every range
+        of the road finds only a line for the whole road."""
         lines = self.roads[name]
         if number is not None:
             for line in lines:
@@ -197,6 +203,8 @@ class AddressIndex:
         whole = [line for line in lines if line.number_from is None]
         if whole:
             return whole[0].grid_id
+        if number is not None:
+            return None
         # A road known only by ranges, and no number said: one grid only, or none.
         grids = {line.grid_id for line in lines}
         return grids.pop() if len(grids) == 1 else None
@@ -381,20 +389,22 @@ def route_to_grid(db: Session, case: Case, actor: str) -> bool:
         return False
     if case.department_id is not None and case.department_id != category.department_id:
         return False  # the operator chose the unit: theirs
+    return send_to_grid(db, case, grid, actor)
+
+
+def send_to_grid(db: Session, case: Case, grid: Grid, actor: str) -> bool:
+    """Dispatch the case to the grid: its lead unit is the grid's district government,
+    and the grid holds it. False if that district has no government unit."""
     unit = district_unit(db, grid)
     if unit is None:
         return False
-    case.department = unit
+    case.department, case.grid_id = unit, grid.id
     held = db.get(GridCase, case.id)
     if held is None:
         db.add(GridCase(case_id=case.id, grid_id=grid.id, sent_at=utcnow()))
     else:
-        held.grid_id, held.sent_at, held.escalated_at, held.escalated_to = (
-            grid.id,
-            utcnow(),
-            None,
-            None,
-        )
+        held.grid_id, held.sent_at = grid.id, utcnow()
+        held.escalated_at = held.escalated_to = None
     transition(db, case, "dispatched", actor, f"to grid {grid.code} ({unit.code})")
     return True
 

@@ -1,0 +1,250 @@
+"""The grid (issue 20): the address table that maps an address to its grid, grid work
+dispatched to the grid of the address with the same clocks, and the grid worker's
+desk (who may act, on site with a location, photos, resolve, escalate, patrol
+reports), on SQLite and PostgreSQL with a real Redis for the clocks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from calls import CallerDirectory, CallHandler
+from calls.desk import Actor, Desk, DeskError
+from cases.dispatch import CaseRefused
+from cases.grid import (
+    Grid,
+    GridCase,
+    add_address,
+    address_suggestions,
+    assign_worker,
+    grid_for_address,
+    remove_address,
+    street_of_address,
+)
+from cases.models import Case, Category, OverdueRecord
+from cases.photos import PhotoRefused, photo_path, photos_of
+from cases.service import CallInfo, CaseDraft, create_case_for_call
+from cases.users import add_user
+
+GUOMAO_1 = "longhua-s03-c01-g1"  # 龙华区 金贸街道 国贸社区 第1网格 (cases/data/grid_seed.json)
+GUOMAO_2 = "longhua-s03-c01-g2"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+_calls = iter(range(1, 10_000))
+
+
+def file_case(db, category: str, address: str, **draft: object) -> Case:  # type: ignore[no-untyped-def]
+    return create_case_for_call(
+        db,
+        CallInfo(f"grid-call-{next(_calls)}", "+8613800138000", "asterisk", "1001"),
+        CaseDraft(
+            description="小区门口下水道堵了",
+            category_code=category,
+            address=address,
+            **draft,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def full_name(grid: Grid | None) -> str | None:
+    return grid.full_name if grid is not None else None
+
+
+def grid_of(db, address: str) -> str | None:  # type: ignore[no-untyped-def]
+    return full_name(grid_for_address(db, address))
+
+
+def test_an_address_finds_its_grid_by_house_number_range_road_or_place(session) -> None:  # type: ignore[no-untyped-def]
+    db = session
+    assert grid_of(db, "海口市龙华区国贸路88号") == "龙华区 金贸街道 国贸社区 第1网格"
+    assert grid_of(db, "国贸路 150 号 2 栋") == "龙华区 金贸街道 国贸社区 第2网格"
+    assert grid_of(db, "万绿园东门") == "龙华区 滨海街道 滨海社区 第2网格"
+    assert grid_of(db, "海南大学图书馆") == "美兰区 人民路街道 海大社区 第2网格"
+    # Two roads named alike: the longer name is the one meant.
+    assert grid_of(db, "府城中山路5号") == "琼山区 府城街道 府城社区 第1网格"
+    assert grid_of(db, "中山路5号") == "龙华区 中山街道 中山社区 第1网格"
+    # A road split between grids, and no number: the table cannot say.
+    assert grid_for_address(db, "海秀东路") is None
+    assert grid_for_address(db, "") is None
+    assert grid_for_address(db, "不知道在哪里") is None
+    # The street: the grid's, else one the address names itself.
+    assert street_of_address(db, "国贸路88号") == "金贸街道"
+    assert street_of_address(db, "龙华区金贸街道某小区") == "金贸街道"
+    assert street_of_address(db, "不知道在哪里") is None
+
+
+def test_the_address_table_is_edited_and_read_again_at_once(session) -> None:  # type: ignore[no-untyped-def]
+    db = session
+    assert grid_for_address(db, "金贸西路8号") is None
+    line = add_address(db, GUOMAO_2, "金贸西路", 1, 50)
+    assert grid_of(db, "金贸西路8号") == "龙华区 金贸街道 国贸社区 第2网格"
+    assert grid_for_address(db, "金贸西路88号") is None  # outside the range
+    assert [h["address"] for h in address_suggestions(db, "金贸西路8")] == ["金贸西路8号"]
+    assert remove_address(db, line.id)
+    assert grid_for_address(db, "金贸西路8号") is None
+    with pytest.raises(ValueError):
+        add_address(db, GUOMAO_2, "金贸西路", 50, 1)
+    hints = address_suggestions(db, "国贸")
+    assert {"国贸路1-99号", "国贸路100-299号", "国贸大厦"} <= {h["address"] for h in hints}
+    assert all(h["grid"].startswith("龙华区 金贸街道 国贸社区") for h in hints)
+
+
+def test_grid_work_goes_to_the_grid_of_its_address_with_the_same_clocks(session) -> None:  # type: ignore[no-untyped-def]
+    db = session
+    drain = file_case(db, "drain-blockage", "龙华区国贸路88号")
+    assert drain.status == "dispatched"
+    assert drain.department is not None and drain.department.code == "district-longhua"
+    assert db.get(Grid, drain.grid_id).code == GUOMAO_1  # type: ignore[union-attr]
+    assert db.get(GridCase, drain.id) is not None
+    assert drain.respond_by - drain.dispatched_at == timedelta(minutes=30)  # type: ignore[operator]
+    assert drain.handle_by is not None
+    # Not grid work: the catalogue's unit, but the case still knows its grid.
+    water = file_case(db, "water-outage", "龙华区国贸路88号")
+    assert water.department is not None and water.department.code == "water-supply"
+    assert water.grid_id == drain.grid_id and db.get(GridCase, water.id) is None
+    # Grid work at an address the table does not know: the catalogue's unit.
+    elsewhere = file_case(db, "drain-blockage", "某个不认识的地方")
+    assert elsewhere.department is not None and elsewhere.department.code == "water-affairs"
+    # The operator chose another unit than the catalogue's: theirs.
+    chosen = file_case(db, "drain-blockage", "国贸路88号", department_code="urban-management")
+    assert chosen.department is not None and chosen.department.code == "urban-management"
+    marked = set(db.scalars(select(Category.code).where(Category.grid_work)))
+    assert {"drain-blockage", "garbage-collection", "neighbour-disputes"} <= marked
+
+
+@pytest.fixture
+def desk(session, db_url, queue):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+
+    sessions = session_factory(engine_for(db_url))
+    handler = CallHandler(
+        queue, Queue("hotline", connection=queue.redis), CallerDirectory(sessions)
+    )
+    add_user(session, "zhou", "grid", "correct horse battery", display_name="周网格员")
+    add_user(session, "qian", "grid", "correct horse battery", display_name="钱网格员")
+    assign_worker(session, "zhou", GUOMAO_1)
+    assign_worker(session, "qian", GUOMAO_2)
+    session.commit()
+    return Desk(handler, sessions)
+
+
+ZHOU = Actor("zhou", "grid")
+QIAN = Actor("qian", "grid")
+
+
+@pytest.fixture
+def reload(desk):  # type: ignore[no-untyped-def]
+    """The case as stored now, read in a session the test closes at its end."""
+    opened = []
+
+    def read(number: str) -> Case:
+        db = desk.sessions()
+        opened.append(db)
+        return db.scalar(select(Case).where(Case.number == number))  # type: ignore[no-any-return]
+
+    yield read
+    for db in opened:
+        db.close()
+
+
+def test_a_grid_worker_takes_their_grids_case_on_site_with_a_photo_and_resolves_it(
+    desk, reload, session, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    number = file_case(session, "drain-blockage", "国贸路88号").number
+    assert [r.number for r in desk.grid.my_cases(ZHOU)] == [number]
+    assert desk.grid.my_cases(QIAN) == []  # the next grid's worker does not see it
+    with pytest.raises(DeskError) as refused:
+        desk.grid.act(QIAN, number, "on-site", lat=20.03, lon=110.33)
+    assert refused.value.status == 404
+    with pytest.raises(DeskError):
+        desk.grid.act(Actor("water", "department"), number, "on-site")
+    desk.grid.act(ZHOU, number, "on-site", lat=20.0301, lon=110.3302, accuracy_m=12)
+    case = reload(number)
+    assert case.status == "in_progress" and case.accepted_by == "zhou" and case.on_site_at
+    assert any("20.03010, 110.33020 ±12 m" in e.note for e in case.events)
+    # The response clock stopped: no response timer left in Redis for the case.
+    members = {m.decode() for m in desk.queue.redis.zrange(desk.queue.keys.clocks, 0, -1)}
+    assert f"{case.id}:response_due" not in members and f"{case.id}:handling_due" in members
+    photos = tmp_path / "photos"
+    with pytest.raises(PhotoRefused):
+        desk.grid.add_photo(ZHOU, number, b"GIF89a not a photo we take", photos)
+    with pytest.raises(PhotoRefused):
+        desk.grid.add_photo(ZHOU, number, b"\xff\xd8\xff" + b"\x00" * (6 * 1024 * 1024), photos)
+    photo = desk.grid.add_photo(ZHOU, number, PNG, photos)
+    with desk.sessions() as db:
+        kept = photos_of(db, case.id)
+        assert [p.id for p in kept] == [photo.id]
+        path = photo_path(photos, kept[0])
+        assert path is not None and path.read_bytes() == PNG and path.parent.name == number
+    with pytest.raises(CaseRefused):
+        desk.grid.act(ZHOU, number, "resolve", text="  ")
+    desk.grid.act(ZHOU, number, "resolve", text="已疏通下水道")
+    case = reload(number)
+    assert case.status == "resolved" and case.reply == "已疏通下水道"
+    assert desk.grid.my_cases(ZHOU) == []
+
+
+def test_a_grid_worker_escalates_to_a_department_whose_clocks_start_afresh(
+    desk, reload, session
+) -> None:  # type: ignore[no-untyped-def]
+    number = file_case(session, "drain-blockage", "国贸路88号").number
+    units, suggested = desk.grid.escalation_units(ZHOU, number)
+    assert suggested == "water-affairs" and units[0].code == "district-longhua"
+    with pytest.raises(CaseRefused):
+        desk.grid.act(ZHOU, number, "escalate", to="water-affairs", text="")
+    desk.grid.act(ZHOU, number, "escalate", to="water-affairs", text="主管道堵塞，需要专业疏通车")
+    case = reload(number)
+    assert case.status == "dispatched" and case.department.code == "water-affairs"
+    assert any(e.action == "grid_escalated" for e in case.events)
+    assert desk.grid.my_cases(ZHOU) == []
+    with pytest.raises(DeskError):  # it is the department's now
+        desk.grid.act(ZHOU, number, "resolve", text="已处理")
+
+
+def test_a_late_grid_is_charged_like_any_unit(desk, session) -> None:  # type: ignore[no-untyped-def]
+    case = file_case(session, "garbage-collection", "国贸路88号")
+    case.respond_by = case.dispatched_at  # the 30 minutes are up
+    session.commit()
+    desk.grid.act(ZHOU, case.number, "sign")
+    with desk.sessions() as db:
+        late = db.scalars(select(OverdueRecord).where(OverdueRecord.case_id == case.id)).all()
+        assert [(r.kind, r.person, r.department.code) for r in late] == [
+            ("response", "", "district-longhua")
+        ]
+
+
+def test_a_patrol_report_becomes_a_case_of_its_own_source(desk, reload, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    case = desk.grid.patrol(
+        ZHOU,
+        category_code="garbage-collection",
+        address="国贸路20号",
+        description="路边堆放建筑垃圾",
+        lat=20.03,
+        lon=110.33,
+        photo=PNG,
+        photos_dir=tmp_path,
+    )
+    found = reload(case.number)
+    assert (found.channel, found.status, found.caller_phone) == ("patrol", "dispatched", "")
+    assert found.department.code == "district-longhua"
+    assert [r.number for r in desk.grid.my_cases(ZHOU)] == [case.number]
+    with desk.sessions() as db:
+        assert len(photos_of(db, found.id)) == 1
+    solved = desk.grid.patrol(
+        ZHOU,
+        category_code="neighbour-disputes",
+        address="",
+        description="邻居噪音纠纷",
+        solved_reply="已当场调解",
+    )
+    found = reload(solved.number)
+    assert (found.channel, found.status, found.reply) == ("patrol", "closed", "已当场调解")
+    with pytest.raises(DeskError):
+        desk.grid.patrol(
+            Actor("wang", "operator"),
+            category_code="garbage-collection",
+            address="",
+            description="x",
+        )
