@@ -25,6 +25,7 @@ from calls.figures import record_calls
 from calls.handler import CallHandler, CaseSweep
 from calls.lease import Lease
 from calls.recordings import UPKEEP_EVERY_S
+from calls.reports import UPKEEP_EVERY_S as REPORTS_EVERY_S
 from cases.cdr import attach_case_numbers
 from cases.service import utcnow
 
@@ -44,6 +45,7 @@ class Reaper:
         self.case_sweep = CaseSweep(handler, self.sessions)
         self.next_sweep = self.next_clock = self.next_reconcile = 0.0
         self.next_recording_upkeep = 0.0
+        self.next_report_upkeep = 0.0
         # First every open case, then the ones changed since the last pass began.
         self.reconciled_since: datetime | None = None
         self.reconcile_after = 0
@@ -98,6 +100,9 @@ class Reaper:
                 "calls.recordings.upkeep", job_id="recordings-upkeep", result_ttl=0
             )
             self.next_recording_upkeep = now + UPKEEP_EVERY_S
+        if now >= self.next_report_upkeep:  # the day's, week's and month's reports
+            self.handler.jobs.enqueue("calls.reports.upkeep", job_id="reports-upkeep", result_ttl=0)
+            self.next_report_upkeep = now + REPORTS_EVERY_S
         return counts, offers
 
     def reconcile(self) -> None:
