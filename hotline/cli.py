@@ -147,13 +147,25 @@ def worker(ctx: Context, fork: bool) -> None:
 @main.command()
 @click.option("--day", default=None, help="YYYY-MM-DD (Beijing); default today")
 @click.option("--days", default=1, show_default=True, help="how many days from --day")
+@click.option(
+    "--kind",
+    type=click.Choice(["daily", "weekly", "monthly"]),
+    default=None,
+    help="the day, week or month holding --day (default: the last complete one), as the"
+    " kept workbooks and the reports page have it",
+)
+@click.option("--format", "style", type=click.Choice(["json", "table"]), default="json")
 @pass_ctx
-def report(ctx: Context, day: str | None, days: int) -> None:
-    """The national indicators for a period, from the call detail rows in SQL."""
+def report(ctx: Context, day: str | None, days: int, kind: str | None, style: str) -> None:
+    """The national indicators for a period, from the call detail rows in SQL, and the
+    leaders' report for it (calls.reports: three rates, rankings, topics, trend) under
+    "report"; --format table prints the report for a person."""
     from datetime import datetime
 
     from calls.figures import figures
+    from calls.reports import as_table, report_figures
     from cases.db import engine_for, session_factory
+    from cases.reports import last_complete, period
     from cases.service import HOTLINE_TZ
 
     start = (
@@ -161,9 +173,22 @@ def report(ctx: Context, day: str | None, days: int) -> None:
         if day
         else datetime.now(HOTLINE_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     )
+    end = start + timedelta(days=days)
+    if kind:
+        start, end = period(kind, start.date()) if day else last_complete(kind, start)
+        days = (end - start).days
     with session_factory(engine_for(ctx.settings.database_url))() as session:
-        result = figures(session, start, start + timedelta(days=days))
-    click.echo(json.dumps({"from": start.isoformat(), "days": days, **result.as_dict()}))
+        result = figures(session, start, end)
+        full = report_figures(session, kind or "custom", start, end)
+    if style == "table":
+        click.echo(as_table(full))
+        return
+    click.echo(
+        json.dumps(
+            {"from": start.isoformat(), "days": days, **result.as_dict(), "report": full},
+            ensure_ascii=False,
+        )
+    )
 
 
 @main.command()
