@@ -1,0 +1,101 @@
+"""The citizens' web form's rules over HTTP (the Flask test client, a real Redis and
+SQLite): without SMS it files at once; a file that is not a photo is refused; the
+address's form limit; wrong codes end a pending form; the code goes to the phone and
+never to one that opted out."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import select
+
+from cases.models import Case, add_opt_out
+from tests.test_console import csrf_of
+from tests.test_sms import ACCOUNT, MessagesApi, app, twilio_api  # noqa: F401  (fixtures)
+from tests.twilio_peer import app_on_twilio
+
+FORM = {"what": "幸福小区3栋楼下的井盖丢了", "where": "金龙路", "phone": "13800138000"}
+
+
+@pytest.fixture
+def plain_app(redis: Redis, redis_server, tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The app without SMS: the form is guarded by the rate limits alone."""
+    redis.flushdb()
+    return app_on_twilio(
+        redis, redis_server.url, tmp_path, "http://127.0.0.1:9", monkeypatch, ACCOUNT, ()
+    )
+
+
+@pytest.fixture
+def sms_app(app):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The app with SMS on Twilio (tests.test_sms: the stand-in Messages API)."""
+    return app
+
+
+def post_form(client, data: dict[str, object]):  # type: ignore[no-untyped-def]
+    token = csrf_of(client.get("/report").get_data(as_text=True))
+    return client.post(
+        "/report", data={**data, "csrf_token": token}, content_type="multipart/form-data"
+    )
+
+
+def cases_of(app) -> list[Case]:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].desk.sessions() as db:
+        return list(db.scalars(select(Case)))
+
+
+def test_without_sms_the_form_files_a_web_case_at_once(plain_app) -> None:  # type: ignore[no-untyped-def]
+    page = post_form(plain_app.test_client(), FORM)
+    assert page.status_code == 200
+    (case,) = cases_of(plain_app)
+    assert case.channel == "web" and case.caller_phone == "+8613800138000"
+    assert case.number in page.get_data(as_text=True)
+
+
+def test_a_file_that_is_not_a_photo_is_refused(plain_app) -> None:  # type: ignore[no-untyped-def]
+    fake = (io.BytesIO(b"<script>alert(1)</script>"), "photo.jpg", "image/jpeg")
+    page = post_form(plain_app.test_client(), {**FORM, "photo": fake})
+    assert page.status_code == 400 and "只能上传照片" in page.get_data(as_text=True)
+    assert cases_of(plain_app) == []
+
+
+def test_an_address_files_at_most_five_forms_an_hour(plain_app) -> None:  # type: ignore[no-untyped-def]
+    client = plain_app.test_client()
+    for _ in range(5):
+        assert post_form(client, FORM).status_code == 200
+    refused = post_form(client, FORM)
+    assert refused.status_code == 429 and "12345" in refused.get_data(as_text=True)
+    assert len(cases_of(plain_app)) == 5
+
+
+def test_five_wrong_codes_end_the_pending_form(sms_app) -> None:  # type: ignore[no-untyped-def]
+    client = sms_app.test_client()
+    page = post_form(client, FORM).get_data(as_text=True)
+    (text,) = MessagesApi.sent
+    assert text["To"] == "+8613800138000" and re.search(r"验证码是 \d{6}", text["Body"])
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    csrf = csrf_of(page)
+    code = re.search(r"(\d{6})", text["Body"]).group(1)  # type: ignore[union-attr]
+    wrong = "000000" if code != "000000" else "111111"
+    statuses = [
+        client.post(
+            "/report/confirm", data={"token": token, "code": wrong, "csrf_token": csrf}
+        ).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [400, 400, 400, 400, 403]
+    late = client.post("/report/confirm", data={"token": token, "code": code, "csrf_token": csrf})
+    assert late.status_code == 410 and cases_of(sms_app) == []
+
+
+def test_no_code_is_texted_to_a_number_that_opted_out(sms_app) -> None:  # type: ignore[no-untyped-def]
+    with sms_app.extensions["hotline"].desk.sessions() as db:
+        add_opt_out(db, "+8613800138000", "sms")
+        db.commit()
+    page = post_form(sms_app.test_client(), FORM)
+    assert page.status_code == 409 and "退订" in page.get_data(as_text=True)
+    assert MessagesApi.sent == []
