@@ -94,6 +94,7 @@ def create_app(
     from web.api import bp as api_bp
     from web.auth import csrf, init_auth
     from web.console import bp as console_bp
+    from web.duty import bp as duty_bp
     from web.edge import init_edge
     from web.headers import init_headers
     from web.limits import init_limits
@@ -103,6 +104,7 @@ def create_app(
     from web.portal.public_kb import bp as kb_public_bp
     from web.push_links import init_push_links
     from web.report import bp as report_bp
+    from web.reports import bp as reports_bp
     from web.sms import bp as sms_bp
     from web.twilio import bp as twilio_bp
 
@@ -119,6 +121,8 @@ def create_app(
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
     app.register_blueprint(kb_public_bp)
+    app.register_blueprint(duty_bp)  # the duty leader's page and the roster
+    app.register_blueprint(reports_bp)  # the daily, weekly and monthly reports
     app.register_blueprint(sms_bp)  # SMS in (issue 21)
     app.register_blueprint(report_bp)  # the citizens' web form
     formatting.register(app)
