@@ -838,5 +838,9 @@ def _run(action) -> None:  # type: ignore[no-untyped-def]
         raise click.ClickException(f"{exc.code}: {exc.words('en')}") from None
 
 
+from hotline.open311_cli import open311  # noqa: E402  (it uses this module's context)
+
+main.add_command(open311)
+
 if __name__ == "__main__":
     main()

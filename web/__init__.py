@@ -99,6 +99,7 @@ def create_app(
     from web.headers import init_headers
     from web.limits import init_limits
     from web.metrics import init_metrics
+    from web.open311 import bp as open311_bp
     from web.portal import bp as portal_bp
     from web.portal.lookup import bp as lookup_bp
     from web.portal.public_kb import bp as kb_public_bp
@@ -115,8 +116,10 @@ def create_app(
     csrf.exempt(twilio_bp)  # signed by Twilio instead
     csrf.exempt(sms_bp)  # the SMS webhook: signed by the provider instead
     csrf.exempt(api_bp)  # checks CSRF itself when a browser session calls it
+    csrf.exempt(open311_bp)  # API keys, no cookies: nothing for a forged form to ride on
     app.register_blueprint(twilio_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(open311_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
@@ -171,6 +174,10 @@ def install_error_pages(app: Flask) -> None:
             return http_error(exc)
         if request.path.startswith("/twilio/"):
             return exc
+        if request.path.startswith("/open311/"):
+            from web.open311.routes import http_error as open311_error
+
+            return open311_error(exc)
         if code >= 500:
             log.error("%s %s answered %s", request.method, request.path, code)
         lang = language()

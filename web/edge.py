@@ -118,6 +118,10 @@ def refuse(exc: BadInput) -> Any:
         return jsonify(error=exc.slug, message=exc.message), 400
     if request.path.startswith("/twilio/"):
         return "", 400
+    if request.path.startswith("/open311/"):
+        from web.open311.render import errors
+
+        return errors("xml" if request.path.endswith(".xml") else "json", 400, exc.message)
     lang = language()
     title = translate("http_400", lang)
     text = translate("bad_input_text" if exc.slug == "bad-text" else "http_400_text", lang)

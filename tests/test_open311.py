@@ -1,0 +1,655 @@
+"""Open311 GeoReport v2 over real HTTP (the app in a werkzeug server, a real
+redis-server, SQLite): every endpoint in JSON and XML, the spec's errors, date windows,
+privacy, keys (CLI, revocation, rate limit, audit), and updates flowing back.
+
+No Open311 client library is installed, so the answers are read as the spec's published
+example documents are shaped (wiki.open311.org/GeoReport_v2): the same root and item
+elements, the same field names, errors as a list of code and description."""
+
+from __future__ import annotations
+
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from cases.dispatch import apply_return_visit, resolve, sign_for
+from cases.models import Case, Category, Department
+from cases.open311 import Open311Audit, Open311Key, Open311Request, issue_key
+from cases.service import utcnow
+from hotline.config import load_settings
+from hotline.webapp import create_app
+from tests.test_console import PASSWORD
+
+# The spec's example documents' fields, in their order.
+SERVICE_FIELDS = [
+    "service_code",
+    "service_name",
+    "description",
+    "metadata",
+    "type",
+    "keywords",
+    "group",
+]
+ATTRIBUTE_FIELDS = [
+    "variable",
+    "code",
+    "datatype",
+    "required",
+    "datatype_description",
+    "order",
+    "description",
+    "values",
+]
+REQUEST_FIELDS = [
+    "service_request_id",
+    "status",
+    "status_notes",
+    "service_name",
+    "service_code",
+    "description",
+    "agency_responsible",
+    "service_notice",
+    "requested_datetime",
+    "updated_datetime",
+    "expected_datetime",
+    "address",
+    "address_id",
+    "zipcode",
+    "lat",
+    "long",
+    "media_url",
+]
+UPDATE_FIELDS = [
+    "update_id",
+    "service_request_id",
+    "status",
+    "updated_datetime",
+    "description",
+    "media_url",
+]
+CITIZEN = {
+    "first_name": "小明",
+    "last_name": "张",
+    "email": "zhang.xiaoming@example.com",
+    "phone": "13900139000",
+}
+
+
+@pytest.fixture
+def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from cases.users import add_user
+
+    db_url = f"sqlite:///{tmp_path / 'open311.db'}"
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as s:
+        seed(s)
+        s.commit()
+        add_user(s, "traffic", "department", PASSWORD, department_code="traffic-police")
+    settings = load_settings(
+        {
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "HOTLINE_SECRET_KEY": "test",
+        }
+    )
+    app = create_app(
+        {
+            "SETTINGS": settings,
+            "REDIS": redis,
+            "TESTING": True,
+            "OPEN311_RATE_LIMIT": "40 per minute",
+        }
+    )
+    app.config["DB_URL"] = db_url
+    return app
+
+
+@pytest.fixture
+def base(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app over real HTTP on a loopback port."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/open311"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def sessions(app):  # type: ignore[no-untyped-def]
+    return app.extensions["hotline"].handler.directory.sessions
+
+
+@pytest.fixture
+def key(app) -> str:  # type: ignore[no-untyped-def]
+    with sessions(app)() as db:
+        _, plain = issue_key(db, "fixmystreet-test", "test")
+        db.commit()
+    return plain
+
+
+def xml_of(response: requests.Response) -> ET.Element:
+    assert response.headers["Content-Type"].startswith("text/xml"), response.headers
+    assert response.content.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+    return ET.fromstring(response.content)
+
+
+def record(element: ET.Element) -> dict[str, Any]:
+    """An XML item as the JSON one reads: its children's text (lists as lists)."""
+    out: dict[str, Any] = {}
+    for child in element:
+        if len(child):
+            out[child.tag] = [record(c) if len(c) else c.text for c in child]
+        else:
+            out[child.tag] = child.text or ""
+    return out
+
+
+def errors_of(response: requests.Response, fmt: str) -> list[tuple[int, str]]:
+    """The spec's error document, in either format."""
+    if fmt == "xml":
+        root = xml_of(response)
+        assert root.tag == "errors"
+        assert all(e.tag == "error" and [c.tag for c in e] == ["code", "description"] for e in root)
+        return [(int(e.findtext("code") or 0), e.findtext("description") or "") for e in root]
+    data = response.json()
+    assert isinstance(data, list) and all(set(e) == {"code", "description"} for e in data)
+    return [(e["code"], e["description"]) for e in data]
+
+
+def post(base: str, fmt: str, **form: Any) -> requests.Response:
+    return requests.post(f"{base}/v2/requests.{fmt}", data=form, timeout=10)
+
+
+def new_request(base: str, key: str, fmt: str = "json", **form: Any) -> dict[str, Any]:
+    fields = {
+        "api_key": key,
+        "service_code": "street-vending",
+        "lat": "20.0440",
+        "long": "110.1999",
+        "address_string": "龙华区 滨海大道 32 号",
+        "description": "夜市摊贩占道经营，行人只能走机动车道",
+        **form,
+    }
+    answer = post(base, fmt, **fields)
+    assert answer.status_code == 200, answer.text
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "service_requests" and [c.tag for c in root] == ["request"]
+        return record(root[0])
+    data = answer.json()
+    assert isinstance(data, list) and len(data) == 1
+    return data[0]
+
+
+FORMATS = ("json", "xml")
+
+
+# -- discovery and services ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_discovery_names_the_v2_endpoint_and_both_formats(base: str, fmt: str) -> None:
+    answer = requests.get(f"{base}/discovery.{fmt}", timeout=10)
+    assert answer.status_code == 200
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "discovery"
+        assert [c.tag for c in root] == ["changeset", "contact", "key_service", "endpoints"]
+        endpoint = root.find("endpoints/endpoint")
+        assert endpoint is not None
+        formats = [f.text for f in endpoint.findall("formats/format")]
+        url = endpoint.findtext("url")
+        spec = endpoint.findtext("specification")
+    else:
+        data = answer.json()
+        endpoint = data["endpoints"][0]
+        formats, url, spec = endpoint["formats"], endpoint["url"], endpoint["specification"]
+    assert spec == "http://wiki.open311.org/GeoReport_v2"
+    assert url == base + "/v2"
+    assert set(formats) == {"text/xml", "application/json"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_services_are_the_catalogue_categories(app, base: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    answer = requests.get(f"{base}/v2/services.{fmt}", timeout=10)
+    assert answer.status_code == 200
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "services" and {c.tag for c in root} == {"service"}
+        assert all([f.tag for f in s] == SERVICE_FIELDS for s in root)
+        services = [record(s) for s in root]
+        metadata = {s["service_code"]: s["metadata"] == "true" for s in services}
+    else:
+        services = answer.json()
+        assert all(list(s) == SERVICE_FIELDS for s in services)
+        metadata = {s["service_code"]: s["metadata"] for s in services}
+    with sessions(app)() as db:
+        codes = set(db.scalars(select(Category.code)))
+    assert set(metadata) == codes
+    assert metadata["traffic-lights"] is True and metadata["street-vending"] is False
+    vending = next(s for s in services if s["service_code"] == "street-vending")
+    assert vending["service_name"] == "占道经营、流动摊贩"
+    assert vending["group"] == "市综合行政执法局（城管）"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_service_with_metadata_has_a_definition_with_attributes(base: str, fmt: str) -> None:
+    answer = requests.get(f"{base}/v2/services/traffic-lights.{fmt}", timeout=10)
+    assert answer.status_code == 200
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "service_definition"
+        assert [c.tag for c in root] == ["service_code", "attributes"]
+        attributes = root.findall("attributes/attribute")
+        assert all([f.tag for f in a] == ATTRIBUTE_FIELDS for a in attributes)
+        first = record(attributes[0])
+        assert first["required"] == "true" and first["order"] == "1"
+        assert [v["key"] for v in first["values"]] == ["dark", "stuck", "flashing", "damaged"]
+    else:
+        data = answer.json()
+        assert data["service_code"] == "traffic-lights"
+        assert all(list(a) == ATTRIBUTE_FIELDS for a in data["attributes"])
+        first = data["attributes"][0]
+        assert first["required"] is True and first["order"] == 1
+        assert first["datatype"] == "singlevaluelist"
+        assert {"key": "dark", "name": "全部不亮 all dark"} in first["values"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_unknown_service_or_path_is_a_404_in_the_spec_error_shape(base: str, fmt: str) -> None:
+    answer = requests.get(f"{base}/v2/services/no-such-thing.{fmt}", timeout=10)
+    assert answer.status_code == 404
+    assert errors_of(answer, fmt) == [(404, "service_code 'no-such-thing' not found")]
+    answer = requests.get(f"{base}/v2/nothing-here.{fmt}", timeout=10)
+    assert answer.status_code == 404 and errors_of(answer, fmt)[0][0] == 404
+    answer = requests.delete(f"{base}/v2/services.{fmt}", timeout=10)
+    assert answer.status_code == 405 and errors_of(answer, fmt)[0][0] == 405
+
+
+# -- posting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_request_becomes_a_case_with_its_source_and_location_for_the_operators(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    answer = new_request(base, key, fmt, **CITIZEN)
+    assert set(answer) == {"service_request_id", "token", "service_notice", "account_id"}
+    number = answer["service_request_id"]
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        assert case.channel == "open311"
+        assert (case.latitude, case.longitude) == (20.044, 110.1999)
+        assert case.address == "龙华区 滨海大道 32 号"
+        assert case.category is not None and case.category.code == "street-vending"
+        assert case.caller_phone == "+8613900139000" and case.caller_name == "张小明"
+        # Waits for an operator's review: not dispatched by itself.
+        assert case.status == "received" and case.dispatched_at is None
+        kept = db.scalar(select(Open311Request).where(Open311Request.case_id == case.id))
+        assert kept is not None and kept.token == answer["token"]
+        assert "zhang.xiaoming@example.com" in kept.payload  # kept, never shown
+
+
+def test_where_the_catalogue_allows_a_request_goes_straight_to_its_unit_with_its_clocks(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    with sessions(app)() as db:
+        lights = db.scalar(select(Category).where(Category.code == "traffic-lights"))
+        assert lights is not None
+        lights.open311_direct = True
+        db.commit()
+    answer = new_request(
+        base,
+        key,
+        service_code="traffic-lights",
+        **{"attribute[fault]": "dark", "attribute[direction][]": ["n", "e"]},
+    )
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == answer["service_request_id"]))
+        assert case is not None and case.status == "dispatched"
+        assert case.department is not None and case.department.code == "traffic-police"
+        assert case.respond_by is not None and case.handle_by is not None
+        assert "全部不亮 all dark" in case.description and "北 north、东 east" in case.description
+        assert case.urgency == "urgent"  # the catalogue's own flag for the category
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bad_requests_answer_a_clear_error_and_make_no_case(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    good = {"api_key": key, "service_code": "street-vending", "address_string": "滨海大道"}
+    cases = [
+        ({**good, "api_key": ""}, 403, "api_key is required"),
+        ({**good, "api_key": "o311_wrong"}, 403, "api_key is not valid"),
+        ({**good, "service_code": ""}, 400, "service_code is required"),
+        ({**good, "service_code": "unicorns"}, 404, "service_code 'unicorns' not found"),
+        ({**good, "address_string": ""}, 400, "a location is required"),
+        ({**good, "lat": "91", "long": "110"}, 400, "lat must be between -90 and 90"),
+        ({**good, "lat": "north", "long": "110"}, 400, "lat must be a number"),
+        ({**good, "lat": "20"}, 400, "lat and long go together"),
+        ({**good, "email": "not-an-address"}, 400, "email is not an e-mail address"),
+        ({**good, "description": "长" * 4001}, 400, "description is at most 4000 characters"),
+        ({**good, "service_code": "traffic-lights"}, 400, "attribute[fault] is required"),
+        (
+            {**good, "service_code": "traffic-lights", "attribute[fault]": "purple"},
+            400,
+            "attribute[fault] must be one of: dark, stuck, flashing, damaged",
+        ),
+        ({**good, "description": "bad\x00byte"}, 400, ""),
+    ]
+    for form, status, words in cases:
+        answer = post(base, fmt, **form)
+        assert answer.status_code == status, (form, answer.text)
+        [(code, description)] = errors_of(answer, fmt)
+        assert code == status and description.startswith(words), (form, description)
+    with sessions(app)() as db:
+        assert db.scalar(select(Case.id).where(Case.channel == "open311")) is None
+
+
+def test_an_invalid_phone_does_not_lose_the_request(app, base: str, key: str) -> None:  # type: ignore[no-untyped-def]
+    answer = new_request(base, key, phone="call me maybe")
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == answer["service_request_id"]))
+        assert case is not None and case.caller_phone == ""
+        kept = db.scalar(select(Open311Request).where(Open311Request.case_id == case.id))
+        assert kept is not None and "call me maybe" in kept.payload
+
+
+# -- reading requests ---------------------------------------------------------------------
+
+
+def get(base: str, path: str, fmt: str, **params: Any) -> requests.Response:
+    return requests.get(f"{base}/v2/{path}.{fmt}", params=params, timeout=10)
+
+
+def requests_of(answer: requests.Response, fmt: str) -> list[dict[str, Any]]:
+    assert answer.status_code == 200, answer.text
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "service_requests"
+        assert all(c.tag == "request" and [f.tag for f in c] == REQUEST_FIELDS for c in root)
+        return [record(c) for c in root]
+    data = answer.json()
+    assert all(list(r) == REQUEST_FIELDS for r in data)
+    return data  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_requests_never_show_the_requesters_name_phone_or_email(
+    base: str, key: str, fmt: str
+) -> None:
+    written = "请联系我 13900139000 或 zhang.xiaoming@example.com，我是张小明"
+    number = new_request(base, key, description=written, **CITIZEN)["service_request_id"]
+    for path, params in (
+        ("requests", {}),
+        ("requests", {"service_request_id": number}),
+        (f"requests/{number}", {}),
+    ):
+        answer = get(base, path, fmt, **params)
+        found = requests_of(answer, fmt)
+        assert [r["service_request_id"] for r in found] == [number]
+        text = answer.text
+        for secret in (
+            "13900139000",
+            "zhang.xiaoming",
+            "example.com",
+            "小明",
+            "139 0013",
+            "8613900",
+        ):
+            assert secret not in text, (secret, text)
+        assert "请联系我 139****9000" in found[0]["description"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_request_reads_back_with_its_location_and_status(base: str, key: str, fmt: str) -> None:
+    number = new_request(base, key, fmt)["service_request_id"]
+    [found] = requests_of(get(base, f"requests/{number}", fmt), fmt)
+    assert found["status"] == "open"
+    assert found["service_code"] == "street-vending"
+    assert float(found["lat"]) == 20.044 and float(found["long"]) == 110.1999
+    assert found["address"] == "龙华区 滨海大道 32 号"
+    assert found["requested_datetime"].endswith("+08:00")
+    assert found["status_notes"].startswith("已受理")
+    answer = get(base, "requests/12345-20000101-000001", fmt)
+    assert answer.status_code == 404
+    assert errors_of(answer, fmt) == [(404, "service_request_id '12345-20000101-000001' not found")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_token_answers_with_its_service_request_id(base: str, key: str, fmt: str) -> None:
+    made = new_request(base, key)
+    answer = get(base, f"tokens/{made['token']}", fmt)
+    assert answer.status_code == 200
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "service_requests"
+        found = record(root[0])
+    else:
+        [found] = answer.json()
+    assert found == {"service_request_id": made["service_request_id"], "token": made["token"]}
+    answer = get(base, "tokens/nope", fmt)
+    assert answer.status_code == 404 and errors_of(answer, fmt)[0][0] == 404
+
+
+def age(app, number: str, days: float) -> None:  # type: ignore[no-untyped-def]
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        case.created_at = utcnow() - timedelta(days=days)
+        db.commit()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_filters_and_date_windows(app, base: str, key: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    vending = new_request(base, key)["service_request_id"]
+    parking = new_request(base, key, service_code="illegal-parking")["service_request_id"]
+    old = new_request(base, key)["service_request_id"]
+    age(app, old, 100)
+
+    def ids(**params: Any) -> list[str]:
+        return [
+            r["service_request_id"] for r in requests_of(get(base, "requests", fmt, **params), fmt)
+        ]
+
+    # The default is the last 90 days, newest first.
+    assert ids() == [parking, vending]
+    assert ids(service_code="illegal-parking") == [parking]
+    assert ids(service_code="illegal-parking,street-vending") == [parking, vending]
+    assert ids(status="open") == [parking, vending] and ids(status="closed") == []
+    # service_request_id overrides every other filter, the window included.
+    assert ids(service_request_id=f"{old},{vending}", status="closed") == [vending, old]
+    start = (utcnow() - timedelta(days=120)).isoformat(timespec="seconds")
+    end = (utcnow() - timedelta(days=40)).isoformat(timespec="seconds")
+    assert ids(start_date=start, end_date=end) == [old]
+    assert ids(start_date=start) == [old]  # 90 days from the start
+    assert ids(end_date=end) == [old]  # 90 days up to the end
+    yesterday = (utcnow() - timedelta(days=1)).isoformat(timespec="seconds")
+    assert ids(end_date=yesterday) == []  # 91 days ago to yesterday: neither old nor new
+    for params, words in (
+        (
+            {"start_date": start, "end_date": utcnow().isoformat()},
+            "start_date and end_date are at most 90 days apart",
+        ),
+        ({"start_date": end, "end_date": start}, "end_date is before start_date"),
+        ({"start_date": "yesterday"}, "start_date must be a W3C date and time"),
+        (
+            {"start_date": "1999-01-01T00:00:00Z"},
+            "start_date must be between the years 2000 and 2100",
+        ),
+        ({"status": "pending"}, "status is open or closed"),
+    ):
+        answer = get(base, "requests", fmt, **params)
+        assert answer.status_code == 400, params
+        [(code, description)] = errors_of(answer, fmt)
+        assert code == 400 and description.startswith(words), description
+
+
+def test_the_default_list_stops_at_1000_requests(app, base: str) -> None:  # type: ignore[no-untyped-def]
+    from cases.service import next_case_number
+
+    with sessions(app)() as db:
+        vending = db.scalar(select(Category).where(Category.code == "street-vending"))
+        now = utcnow()
+        for i in range(1005):
+            at = now - timedelta(minutes=i)
+            db.add(
+                Case(
+                    number=next_case_number(db, at),
+                    category=vending,
+                    created_at=at,
+                    updated_at=at,
+                    channel="phone",
+                    status="received",
+                )
+            )
+        db.commit()
+    assert len(requests_of(get(base, "requests", "json"), "json")) == 1000
+
+
+# -- updates flow back --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_updates_flow_back_through_status_notes_and_servicerequestupdates(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    with sessions(app)() as db:
+        lights = db.scalar(select(Category).where(Category.code == "traffic-lights"))
+        assert lights is not None
+        lights.open311_direct = True
+        db.commit()
+    number = new_request(
+        base, key, service_code="traffic-lights", **{"attribute[fault]": "dark"}, **CITIZEN
+    )["service_request_id"]
+    reply = "张小明您好：龙昆路口信号灯已于今日修复，如有问题请回电 13900139000。"
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        unit = db.scalar(select(Department.id).where(Department.code == "traffic-police"))
+        assert case is not None
+        sign_for(db, case, "traffic", unit)
+        db.commit()
+        [found] = requests_of(get(base, f"requests/{number}", fmt), fmt)
+        assert found["status"] == "open" and "已签收" in found["status_notes"]
+        assert found["agency_responsible"] == "市公安局交通警察支队"
+        resolve(db, case, "traffic", unit, reply)
+        db.commit()
+        [found] = requests_of(get(base, f"requests/{number}", fmt), fmt)
+        assert found["status"] == "closed"
+        assert (
+            found["status_notes"]
+            == "***您好：龙昆路口信号灯已于今日修复，如有问题请回电 139****9000。"
+        )
+        apply_return_visit(db, case, "unsatisfied")
+        db.commit()
+    answer = get(base, "servicerequestupdates", fmt)
+    assert answer.status_code == 200
+    if fmt == "xml":
+        root = xml_of(answer)
+        assert root.tag == "service_request_updates"
+        assert all(c.tag == "request_update" and [f.tag for f in c] == UPDATE_FIELDS for c in root)
+        steps = [record(c) for c in root]
+    else:
+        steps = answer.json()
+        assert all(list(s) == UPDATE_FIELDS for s in steps)
+    mine = [(s["status"], s["description"]) for s in steps if s["service_request_id"] == number]
+    assert [status for status, _ in mine] == ["open", "in_progress", "fixed", "open", "open"]
+    assert mine[2][1].startswith("***您好") and "13900139000" not in answer.text
+    assert mine[3][1].startswith("回访不满意")
+    assert len({s["update_id"] for s in steps}) == len(steps)
+    later = (utcnow() + timedelta(days=1)).isoformat(timespec="seconds")
+    answer = get(base, "servicerequestupdates", fmt, start_date=later)
+    assert answer.status_code == 200 and "<request_update>" not in answer.text
+    assert answer.text.strip().endswith(("[]", "<service_request_updates />"))
+    answer = get(
+        base,
+        "servicerequestupdates",
+        fmt,
+        start_date="2026-01-01T00:00:00Z",
+        end_date="2026-12-31T00:00:00Z",
+    )
+    assert answer.status_code == 400 and errors_of(answer, fmt)[0][0] == 400
+
+
+# -- keys: CLI, revocation, rate limit, audit ---------------------------------------------
+
+
+def test_keys_from_the_cli_are_stored_hashed_listed_revoked_and_audited(
+    app, base: str, redis_server
+) -> None:  # type: ignore[no-untyped-def]
+    from hotline.cli import main
+
+    env = {"DATABASE_URL": app.config["DB_URL"], "REDIS_URL": redis_server.url}
+    runner = CliRunner()
+    made = runner.invoke(main, ["open311", "key", "add", "FixMyStreet Haikou"], env=env)
+    assert made.exit_code == 0, made.output
+    plain = made.output.strip().splitlines()[-1]
+    with sessions(app)() as db:
+        row = db.scalar(select(Open311Key).where(Open311Key.app_name == "FixMyStreet Haikou"))
+        assert row is not None and plain not in row.key_hash and len(row.key_hash) == 64
+        key_id = row.id
+    number = new_request(base, plain)["service_request_id"]
+    assert get(base, f"requests/{number}", "xml", api_key=plain).status_code == 200
+    listed = runner.invoke(main, ["open311", "key", "list"], env=env)
+    assert listed.exit_code == 0 and "FixMyStreet Haikou" in listed.output
+    assert plain not in listed.output
+    revoked = runner.invoke(main, ["open311", "key", "revoke", str(key_id)], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    answer = post(base, "xml", api_key=plain, service_code="street-vending", address_string="x")
+    assert answer.status_code == 403
+    assert errors_of(answer, "xml") == [(403, "api_key is not valid (unknown or revoked)")]
+    with sessions(app)() as db:
+        trail = [
+            (a.key_id, a.method, a.path, a.status, a.target)
+            for a in db.scalars(select(Open311Audit).order_by(Open311Audit.id))
+        ]
+    assert trail == [
+        (key_id, "POST", "/open311/v2/requests.json", 200, number),
+        (key_id, "GET", f"/open311/v2/requests/{number}.xml", 200, number),
+        (None, "POST", "/open311/v2/requests.xml", 403, ""),
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_key_over_its_rate_answers_429_with_retry_after(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    app.config["OPEN311_RATE_LIMIT"] = "3 per minute"
+    for _ in range(3):
+        assert get(base, "services", fmt, api_key=key).status_code == 200
+    answer = get(base, "services", fmt, api_key=key)
+    assert answer.status_code == 429
+    assert int(answer.headers["Retry-After"]) > 0
+    [(code, description)] = errors_of(answer, fmt)
+    assert code == 429 and description.startswith("too many requests")
+    # Another key has its own budget.
+    with sessions(app)() as db:
+        _, other = issue_key(db, "another-app", "test")
+        db.commit()
+    assert get(base, "services", fmt, api_key=other).status_code == 200
+
+
+def test_posting_needs_no_csrf_token_but_a_key(app, base: str, key: str) -> None:  # type: ignore[no-untyped-def]
+    session = requests.Session()
+    session.get(base.removesuffix("/open311") + "/login", timeout=10)  # a cookie, if any
+    answer = session.post(
+        f"{base}/v2/requests.json",
+        data={"api_key": key, "service_code": "street-vending", "address_string": "滨海大道"},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and answer.json()[0]["service_request_id"]

@@ -1,0 +1,13 @@
+"""Open311 GeoReport v2 (wiki.open311.org/GeoReport_v2) and mySociety's
+servicerequestupdates extension, at the paths existing clients use: /open311/discovery
+and /open311/v2/... in XML and JSON.
+
+Reading is open to all; POSTing a request takes an API key (``hotline open311 key add
+APP_NAME``). Every call with a key is audited, and each key (or, without one, each
+address) has a rate limit: 429 with Retry-After. The API is token-authenticated, so it
+is exempt from CSRF like /api. Errors are the spec's: a list of code and description,
+with 400, 403, 404 (and 429)."""
+
+from web.open311.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,275 @@
+"""The Open311 endpoints. Each view reads the case database through the desk's
+sessions; a POSTed request is kept first, then filed as a case, then queued for the
+operators (or dispatched straight to its unit where the catalogue allows)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from flask_limiter import RateLimitExceeded
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from cases import open311 as o311
+from cases.models import Case
+from web.context import services
+from web.limits import client_address, limiter
+from web.open311.render import answer, errors
+
+log = logging.getLogger("hotline.open311")
+bp = Blueprint("open311", __name__, url_prefix="/open311")
+
+FORMAT = "<any(json, xml):fmt>"
+KEY_LIMIT = "120 per minute"  # each API key (or, without one, each address)
+FAILED_KEY_LIMIT = "30 per minute"  # refused keys per address: no guessing
+CHANGESET = "2026-12-01T00:00:00+08:00"  # when the endpoints below last changed
+
+
+def fmt_of_path() -> str:
+    return "xml" if request.path.endswith(".xml") else "json"
+
+
+def _given_key() -> str:
+    return (request.values.get("api_key") or "").strip()
+
+
+def rate_key() -> str:
+    """A key by its digest (never the key itself), else the caller's address."""
+    given = _given_key()
+    return "key:" + o311.key_digest(given) if given else "address:" + client_address()
+
+
+def _key_limit() -> str:
+    return str(current_app.config.get("OPEN311_RATE_LIMIT", KEY_LIMIT))
+
+
+def _failed_key_limit() -> str:
+    return str(current_app.config.get("OPEN311_FAILED_KEY_LIMIT", FAILED_KEY_LIMIT))
+
+
+limiter.limit(_key_limit, key_func=rate_key, scope="open311")(bp)
+limiter.limit(
+    _failed_key_limit,
+    key_func=client_address,
+    scope="open311-failed-key",
+    deduct_when=lambda response: response.status_code == 403,
+)(bp)
+
+
+@bp.errorhandler(o311.Open311Error)
+def open311_error(exc: o311.Open311Error) -> Response:
+    return errors(fmt_of_path(), exc.status, exc.description)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many(exc: RateLimitExceeded) -> Response:
+    return errors(fmt_of_path(), 429, f"too many requests: at most {exc.description}; retry later")
+
+
+def http_error(exc: HTTPException) -> Response:
+    """Unknown paths, wrong methods and the like, in the spec's error shape."""
+    code = exc.code or 500
+    return errors(fmt_of_path(), code, exc.description or exc.name)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def database_error(exc: SQLAlchemyError) -> Response:
+    log.error("open311 %s %s: database error %s", request.method, request.path, type(exc).__name__)
+    return errors(fmt_of_path(), 503, "the service is unavailable; try again shortly")
+
+
+@bp.before_request
+def check_key_and_jurisdiction() -> None:
+    g.open311_key_id = None
+    wanted = current_app.config.get("OPEN311_JURISDICTION", "")
+    given = (request.values.get("jurisdiction_id") or "").strip()
+    if given and wanted and given != wanted:
+        raise o311.Open311Error(404, f"jurisdiction_id {given!r} not found")
+    key = _given_key()
+    if not key:
+        return
+    with services().desk.sessions() as db:
+        row = o311.key_for(db, key)
+        g.open311_key_id = row.id if row is not None else None
+    if row is None:
+        raise o311.Open311Error(403, "api_key is not valid (unknown or revoked)")
+
+
+@bp.after_request
+def audit_keyed_calls(response: Response) -> Response:
+    """Who used which key for what: every call that named a key, refused or not."""
+    if not _given_key():
+        return response
+    try:
+        with services().desk.sessions() as db:
+            o311.audit(
+                db,
+                g.get("open311_key_id"),
+                request.method,
+                request.path,
+                response.status_code,
+                client_address(),
+                g.get("open311_target", ""),
+            )
+            db.commit()
+    except SQLAlchemyError as exc:
+        log.warning("could not audit an Open311 call (%s)", type(exc).__name__)
+    return response
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return services().desk.sessions()
+
+
+# -- discovery and services -------------------------------------------------------------
+
+
+@bp.get(f"/discovery.{FORMAT}")
+def discovery(fmt: str) -> Response:
+    base = request.host_url.rstrip("/") + (bp.url_prefix or "") + "/v2"
+    data = {
+        "changeset": CHANGESET,
+        "contact": current_app.config.get("OPEN311_CONTACT", "12345 市民服务热线 12345 hotline"),
+        "key_service": current_app.config.get(
+            "OPEN311_KEY_SERVICE", "API keys from the hotline's administrators"
+        ),
+        "endpoints": [
+            {
+                "specification": "http://wiki.open311.org/GeoReport_v2",
+                "url": base,
+                "changeset": CHANGESET,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
+    }
+    return answer(fmt, "discovery", None, data)
+
+
+@bp.get(f"/v2/services.{FORMAT}")
+def service_list(fmt: str) -> Response:
+    with _sessions() as db:
+        return answer(fmt, "services", "service", o311.services(db))
+
+
+@bp.get(f"/v2/services/<service_code>.{FORMAT}")
+def service_definition(service_code: str, fmt: str) -> Response:
+    with _sessions() as db:
+        data = o311.service_definition(db, service_code)
+    return answer(fmt, "service_definition", None, data)
+
+
+# -- requests -----------------------------------------------------------------------------
+
+
+def _list_arg(name: str) -> list[str]:
+    raw = request.args.get(name, "")
+    return [part.strip() for part in raw.split(",") if part.strip()][: o311.MAX_RESULTS]
+
+
+@bp.post(f"/v2/requests.{FORMAT}")
+def post_request(fmt: str) -> Response:
+    if g.open311_key_id is None:
+        raise o311.Open311Error(403, "api_key is required to create a request")
+    form = {name: request.form.get(name, "") for name in request.form}
+    lists = {name: request.form.getlist(name) for name in request.form}
+    desk = services().desk
+    with desk.sessions() as db:
+        fields = o311.check_request(db, form, lists)
+        key = db.get(o311.Open311Key, g.open311_key_id)
+        assert key is not None
+        kept = o311.receive_request(db, key, fields)
+        token = kept.token
+        g.open311_target = token
+        try:
+            case, direct = o311.file_case(db, kept)
+        except Exception as exc:  # the request is kept: its token answers for it
+            db.rollback()
+            log.exception("Open311 request %s kept without a case", token)
+            _note_problem(token, f"{type(exc).__name__}: {exc}"[:2000])
+            data = [{"token": token, "service_notice": NOTICE_QUEUED, "account_id": None}]
+            return answer(fmt, "service_requests", "request", data)
+        number = case.number
+        g.open311_target = number
+    _hand_on(desk, number, direct)
+    data = [
+        {
+            "service_request_id": number,
+            "token": token,
+            "service_notice": NOTICE_DIRECT if direct else NOTICE_QUEUED,
+            "account_id": None,
+        }
+    ]
+    return answer(fmt, "service_requests", "request", data)
+
+
+NOTICE_QUEUED = "已受理，话务员将在 3 分钟内处理 Received: an operator takes it within 3 minutes"
+NOTICE_DIRECT = "已派发至承办单位 Sent to the responsible unit"
+
+
+def _note_problem(token: str, problem: str) -> None:
+    try:
+        with _sessions() as db:
+            row = db.scalar(select(o311.Open311Request).where(o311.Open311Request.token == token))
+            if row is not None:
+                row.problem = problem
+                db.commit()
+    except SQLAlchemyError:
+        log.warning("could not note why Open311 request %s has no case", token)
+
+
+def _hand_on(desk: Any, number: str, direct: bool) -> None:
+    """A dispatched case's clocks start; any other waits in the operators' queue."""
+    from calls.casework import arm_clocks
+
+    try:
+        if direct:
+            with desk.sessions() as db:
+                case = db.scalar(select(Case).where(Case.number == number))
+                arm_clocks(desk.queue, case)
+        else:
+            desk.tasks.submit(number, "open311")
+    except Exception:  # the case is filed; the reaper's reconciliation catches up
+        log.exception("Open311 case %s filed but not handed on", number)
+
+
+@bp.get(f"/v2/requests.{FORMAT}")
+def get_requests(fmt: str) -> Response:
+    with _sessions() as db:
+        cases = o311.find_requests(
+            db,
+            ids=_list_arg("service_request_id"),
+            service_codes=_list_arg("service_code"),
+            statuses=_list_arg("status"),
+            start=request.args.get("start_date", ""),
+            end=request.args.get("end_date", ""),
+        )
+        data = [o311.request_view(case) for case in cases]
+    return answer(fmt, "service_requests", "request", data)
+
+
+@bp.get(f"/v2/requests/<service_request_id>.{FORMAT}")
+def get_request(service_request_id: str, fmt: str) -> Response:
+    g.open311_target = service_request_id
+    with _sessions() as db:
+        data = [o311.request_view(o311.request_by_id(db, service_request_id))]
+    return answer(fmt, "service_requests", "request", data)
+
+
+@bp.get(f"/v2/tokens/<token>.{FORMAT}")
+def get_token(token: str, fmt: str) -> Response:
+    with _sessions() as db:
+        data = [o311.token_view(db, token)]
+    return answer(fmt, "service_requests", "request", data)
+
+
+@bp.get(f"/v2/servicerequestupdates.{FORMAT}")
+def request_updates(fmt: str) -> Response:
+    with _sessions() as db:
+        data = o311.updates(
+            db, request.args.get("start_date", ""), request.args.get("end_date", "")
+        )
+    return answer(fmt, "service_request_updates", "request_update", data)
