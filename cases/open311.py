@@ -441,7 +441,9 @@ def parse_datetime(raw: str, name: str) -> datetime:
         ) from None
     if not 2000 <= moment.year <= 2100:
         raise Open311Error(400, f"{name} must be between the years 2000 and 2100")
-    return moment if moment.tzinfo else moment.replace(tzinfo=HOTLINE_TZ)
+    # No offset: the hotline's own time. Compared in UTC, as the times are stored
+    # (SQLite keeps no offset: a +08:00 bound would be read 8 hours off).
+    return (moment if moment.tzinfo else moment.replace(tzinfo=HOTLINE_TZ)).astimezone(UTC)
 
 
 def window(start: str, end: str, now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -84,11 +84,15 @@ CITIZEN = {
 
 @pytest.fixture
 def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    return build_app(redis_server, redis, tmp_path, f"sqlite:///{tmp_path / 'open311.db'}")
+
+
+def build_app(redis_server, redis, tmp_path, db_url: str):  # type: ignore[no-untyped-def]
+    """The web app on a fresh, seeded database, with a traffic police clerk."""
     from cases.db import engine_for, session_factory, upgrade
     from cases.seed import seed
     from cases.users import add_user
 
-    db_url = f"sqlite:///{tmp_path / 'open311.db'}"
     upgrade(db_url)
     with session_factory(engine_for(db_url))() as s:
         seed(s)
@@ -117,6 +121,21 @@ def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def base(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app over real HTTP on a loopback port."""
+    yield from serve(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request, redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    """The app on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'open311.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"open311_{tmp_path.name.lower()[-40:]}")
+    return build_app(redis_server, redis, tmp_path, url)
+
+
+def serve(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -653,3 +672,32 @@ def test_posting_needs_no_csrf_token_but_a_key(app, base: str, key: str) -> None
         timeout=10,
     )
     assert answer.status_code == 200 and answer.json()[0]["service_request_id"]
+
+
+def test_on_sqlite_and_postgresql_a_request_round_trips_with_beijing_date_windows(any_app) -> None:  # type: ignore[no-untyped-def]
+    """A window written in Beijing time (+08:00) means the same instants on either
+    database (SQLite keeps times without their offset)."""
+    from cases.service import HOTLINE_TZ
+
+    base = next(serve_app := serve(any_app))
+    try:
+        with sessions(any_app)() as db:
+            _, key = issue_key(db, "pg-and-sqlite", "test")
+            db.commit()
+        number = new_request(base, key, "xml", **CITIZEN)["service_request_id"]
+        now = utcnow().astimezone(HOTLINE_TZ)
+
+        def ids(**params: Any) -> list[str]:
+            found = requests_of(get(base, "requests", "xml", **params), "xml")
+            return [r["service_request_id"] for r in found]
+
+        minute = timedelta(minutes=1)
+        assert ids(start_date=(now - minute).isoformat()) == [number]
+        assert ids(start_date=(now + minute).isoformat()) == []
+        assert ids(end_date=(now - minute).isoformat()) == []
+        naive_beijing = (now - minute).replace(tzinfo=None).isoformat(timespec="seconds")
+        assert ids(start_date=naive_beijing) == [number]
+        [found] = requests_of(get(base, f"requests/{number}", "json"), "json")
+        assert found["lat"] == 20.044 and "小明" not in str(found)
+    finally:
+        next(serve_app, None)
