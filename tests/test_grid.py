@@ -5,6 +5,7 @@ reports), on SQLite and PostgreSQL with a real Redis for the clocks."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -248,3 +249,85 @@ def test_a_patrol_report_becomes_a_case_of_its_own_source(desk, reload, tmp_path
             address="",
             description="x",
         )
+
+
+@pytest.fixture
+def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    from tests.test_console import make_app
+
+    app = make_app(redis_server, redis, tmp_path)
+    app.extensions["hotline_photos_dir"] = tmp_path / "photos"
+    with app.extensions["hotline"].desk.sessions() as db:
+        add_user(db, "zhou", "grid", "correct horse battery", display_name="周网格员")
+        add_user(db, "qian", "grid", "correct horse battery", display_name="钱网格员")
+        assign_worker(db, "zhou", GUOMAO_1)
+        assign_worker(db, "qian", GUOMAO_2)
+        db.commit()
+    return app
+
+
+def test_the_operators_address_field_suggests_from_the_address_table(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import sign_in
+
+    operator = app.test_client()
+    sign_in(operator, "wang")
+    hints = operator.get("/grid/addresses?q=国贸路120").get_json()["suggestions"]
+    assert hints == [
+        {
+            "address": "国贸路120号",
+            "grid": "龙华区 金贸街道 国贸社区 第2网格",
+            "grid_code": GUOMAO_2,
+        }
+    ]
+    assert "address_hints.js" in operator.get("/console/").get_data(as_text=True)
+    clerk = app.test_client()
+    sign_in(clerk, "water")
+    assert clerk.get("/grid/addresses?q=国贸").status_code == 403
+
+
+def test_a_grid_workers_page_shows_only_their_grids_cases_and_photos(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of, sign_in
+
+    with app.extensions["hotline"].desk.sessions() as db:
+        number = file_case(db, "drain-blockage", "国贸路88号").number
+    zhou, qian = app.test_client(), app.test_client()
+    sign_in(zhou, "zhou")
+    sign_in(qian, "qian")
+    assert zhou.get("/").headers["Location"].endswith("/grid/")
+    assert number in zhou.get("/grid/").get_data(as_text=True)
+    assert number not in qian.get("/grid/").get_data(as_text=True)
+    assert qian.get(f"/grid/cases/{number}").status_code == 404
+    page = zhou.get(f"/grid/cases/{number}").get_data(as_text=True)
+    token = csrf_of(page)
+    sent = zhou.post(
+        f"/grid/cases/{number}/photos",
+        data={"csrf_token": token, "photo": (io.BytesIO(PNG), "p.png")},
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code == 302
+    # Larger than the app's 64 KB for a form, within the photo's limit: taken.
+    jpeg = b"\xff\xd8\xff" + b"\x00" * (300 * 1024)
+    sent = zhou.post(
+        f"/grid/cases/{number}/photos",
+        data={"csrf_token": token, "photo": (io.BytesIO(jpeg), "big.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code == 302
+    refused = zhou.post(
+        f"/grid/cases/{number}/photos",
+        data={"csrf_token": token, "photo": (io.BytesIO(b"GIF89a..."), "a.gif")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422 and "只能上传 JPEG、PNG 或 WebP 照片" in refused.text
+    with app.extensions["hotline"].desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        photo_id = photos_of(db, case.id)[0].id
+    with zhou.get(f"/grid/photos/{photo_id}") as shown:
+        assert shown.data == PNG
+    assert qian.get(f"/grid/photos/{photo_id}").status_code == 404
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    assert f"/grid/photos/{photo_id}" in supervisor.get(f"/console/cases/{number}").text
+    clerk = app.test_client()
+    sign_in(clerk, "water")  # water-affairs: not this case's unit
+    assert clerk.get(f"/grid/photos/{photo_id}").status_code == 404

@@ -96,6 +96,7 @@ def create_app(
     from web.console import bp as console_bp
     from web.duty import bp as duty_bp
     from web.edge import init_edge
+    from web.grid import bp as grid_bp
     from web.headers import init_headers
     from web.limits import init_limits
     from web.metrics import init_metrics
@@ -124,6 +125,7 @@ def create_app(
     app.register_blueprint(portal_bp)
     app.register_blueprint(lookup_bp)
     app.register_blueprint(kb_public_bp)
+    app.register_blueprint(grid_bp)  # the grid workers' phone page (issue 20)
     app.register_blueprint(duty_bp)  # the duty leader's page and the roster
     app.register_blueprint(reports_bp)  # the daily, weekly and monthly reports
     app.register_blueprint(sms_bp)  # SMS in (issue 21)

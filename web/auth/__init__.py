@@ -77,6 +77,7 @@ HOME_FOR_ROLE = {
     "admin": "console.wallboard",  # and /console/catalogue
     "department": "portal.inbox",
     "knowledge_editor": "console.kb_review",
+    "grid": "grid.cases",
     "leader": "duty.today",
 }
 

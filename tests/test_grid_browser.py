@@ -1,0 +1,183 @@
+"""A grid worker's round on a phone (390x844, Playwright on Debian's Chromium, the
+phone's location granted), against the real web command (gunicorn) over HTTP: a
+blocked drain filed at 国贸路88号 is dispatched to the grid of the address; the grid
+worker sees it with its countdown, reports on site with the phone's location, adds a
+photo, and resolves it; the supervisor's case page shows the photo. Then a patrol
+report (巡查上报) with a photo becomes a case of its own source.
+
+Screenshots go to var/test-artifacts/ (grid-phone-*.png)."""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+
+import pytest
+from sqlalchemy import select
+
+from tests.browser import launch, screenshot
+from tests.test_browser import PASSWORD, sign_in, site  # noqa: F401  (the real web command)
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+expect = sync_api.expect
+
+PHONE = {"width": 390, "height": 844}
+GUOMAO_1 = "longhua-s03-c01-g1"  # 龙华区 金贸街道 国贸社区 第1网格
+WHERE = {"latitude": 20.0301, "longitude": 110.3302, "accuracy": 15}
+
+
+def png(width: int = 64, height: int = 48) -> bytes:
+    """A real PNG (an orange picture), as a phone's camera might give a small one."""
+    rows = b"".join(b"\x00" + b"\xf0\x80\x20" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def fits_the_phone(page) -> None:  # type: ignore[no-untyped-def]
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{page.url} is {width} px wide on a 390 px phone"
+
+
+def tall_enough(page, selector: str) -> None:  # type: ignore[no-untyped-def]
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None and box["height"] >= 48, f"{selector} is too small to tap"
+
+
+def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports_a_patrol(
+    site,  # noqa: F811
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+    from cases.grid import GridCase, assign_worker
+    from cases.models import Case
+    from cases.photos import CasePhoto
+    from cases.service import CallInfo, CaseDraft, create_case_for_call
+    from cases.users import add_user
+
+    sessions = session_factory(engine_for(site["db_url"]))
+    with sessions() as db:
+        add_user(db, "zhou", "grid", PASSWORD, display_name="周网格员")
+        assign_worker(db, "zhou", GUOMAO_1)
+        case = create_case_for_call(
+            db,
+            CallInfo("drain-call", "+8613800138000", "asterisk", "1001"),
+            CaseDraft(
+                description="小区门口下水道堵了，污水漫到路面",
+                category_code="drain-blockage",
+                address="龙华区国贸路88号",
+            ),
+        )
+        number = case.number
+        assert case.status == "dispatched" and case.department.code == "district-longhua"
+        db.commit()
+    photo = tmp_path / "drain.png"
+    photo.write_bytes(png())
+
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        context = browser.new_context(
+            locale="zh-CN",
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            geolocation=WHERE,
+            permissions=["geolocation"],
+        )
+        phone = context.new_page()
+        phone.on("dialog", lambda dialog: dialog.accept())  # 办结: the worker says yes
+        phone.goto(site["url"] + "/login")
+        phone.fill("input[name=username]", "zhou")
+        phone.fill("input[name=password]", PASSWORD)
+        phone.click("main button[type=submit]")
+
+        # Home is the list of the grid's cases, each with its countdown.
+        card = phone.locator(f"a[data-number='{number}']")
+        expect(card).to_be_visible()
+        expect(card).to_contain_text("排水管道堵塞")
+        expect(card).to_contain_text("国贸路88号")
+        expect(card.locator(".countdown")).to_have_text(re.compile(r"\d+分"))
+        tall_enough(phone, "#patrol-link")
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-cases")
+
+        # On site, with where the phone is.
+        card.click()
+        expect(phone.locator("#on-site")).to_be_visible()
+        tall_enough(phone, "#on-site")
+        tall_enough(phone, "#resolve")
+        assert phone.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 16
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-case")
+        phone.click("#on-site")
+        expect(phone.locator("#case-status")).to_have_text("处理中")
+        expect(phone.locator("#on-site-at")).to_be_visible()
+        expect(phone.locator("#on-site")).to_have_count(0)
+
+        # A photo: shown on the page once it is up.
+        phone.set_input_files("#photo-form input[type=file]", str(photo))
+        phone.click("#upload")
+        image = phone.locator("#photos img.case-photo")
+        expect(image).to_have_count(1)
+        assert phone.evaluate("document.querySelector('#photos img.case-photo').naturalWidth") > 0
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-on-site")
+
+        # Resolved with a reply: off the list.
+        phone.fill("#resolve-form textarea[name=reply]", "已联系环卫疏通，路面已冲洗干净")
+        phone.click("#resolve")
+        expect(phone.locator("#no-cases")).to_be_visible()
+
+        with sessions() as db:
+            done = db.scalar(select(Case).where(Case.number == number))
+            held = db.get(GridCase, done.id)
+            assert done.status == "resolved" and done.accepted_by == "zhou"
+            assert done.reply == "已联系环卫疏通，路面已冲洗干净"
+            assert (round(held.on_site_lat, 4), round(held.on_site_lon, 4)) == (20.0301, 110.3302)
+            assert len(db.scalars(select(CasePhoto).where(CasePhoto.case_id == done.id)).all()) == 1
+
+        # The supervisor's case page shows the photo.
+        supervisor = sign_in(browser, site, "li")
+        supervisor.goto(f"{site['url']}/console/cases/{number}")
+        shown = supervisor.locator("#case-photos img.case-photo")
+        expect(shown).to_have_count(1)
+        assert supervisor.evaluate("document.querySelector('#case-photos img').naturalWidth") > 0
+        screenshot(supervisor, "grid-console-case-photo")
+
+        # A patrol report: a problem the worker found becomes a case, on their list.
+        phone.click("#patrol-link")
+        expect(phone.locator("#patrol-form")).to_be_visible()
+        expect(phone.locator("#patrol-form .location-status")).to_contain_text("已获取位置")
+        phone.select_option("#patrol-form select[name=category_code]", "garbage-collection")
+        phone.fill("#patrol-form textarea[name=description]", "国贸路口绿化带堆放装修垃圾")
+        phone.fill("#patrol-form input[name=address]", "国贸路20号")
+        phone.set_input_files("#patrol-form input[type=file]", str(photo))
+        tall_enough(phone, "#patrol-submit")
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-patrol")
+        phone.click("#patrol-submit")
+        filed = phone.locator("#patrol-filed")
+        expect(filed).to_contain_text("已上报，工单号")
+        patrol_number = re.search(r"12345-\d{8}-\d{6}", filed.inner_text()).group(0)  # type: ignore[union-attr]
+        expect(phone.locator(f"a[data-number='{patrol_number}']")).to_contain_text("垃圾清运")
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-patrol-filed")
+        browser.close()
+
+    with sessions() as db:
+        patrol = db.scalar(select(Case).where(Case.number == patrol_number))
+        assert (patrol.channel, patrol.status, patrol.caller_phone) == ("patrol", "dispatched", "")
+        assert patrol.department.code == "district-longhua"
+        assert "20.03010, 110.33020" in patrol.events[0].note
+        assert len(db.scalars(select(CasePhoto).where(CasePhoto.case_id == patrol.id)).all()) == 1
