@@ -1163,6 +1163,11 @@ TEXT: dict[str, tuple[str, str]] = {
         "You are not assigned to a grid yet; ask an administrator",
     ),
     "channel_patrol": ("巡查上报", "Patrol report"),
+    "ev_grid_sent": ("派往网格", "Sent to the grid"),
+    "ev_grid_located": ("到场位置", "Where on site"),
+    "ev_grid_escalated": ("网格上报部门", "Escalated by the grid"),
+    "ev_photo": ("上传照片", "Photo added"),
+    "ev_patrol": ("巡查上报", "Patrol report"),
     "address_hint_grid": ("所在网格：{grid}", "Grid: {grid}"),
 }
 
