@@ -209,8 +209,7 @@ class GridDesk:
                 work.on_site(db, case, who, unit)
                 lat, lon = _location(lat, lon)
                 accuracy = accuracy_m if accuracy_m is not None and accuracy_m >= 0 else None
-                arrived = next(e for e in reversed(case.events) if e.action == "on_site")
-                arrived.note = note_on_site(held, lat, lon, accuracy)
+                note_on_site(db, case, held, who, lat, lon, accuracy)
             elif action == "note":
                 work.add_note(db, case, who, unit, text)
             elif action == "resolve":
@@ -302,8 +301,9 @@ class GridDesk:
             )
             db.add(case)
             lat, lon = _location(lat, lon)
-            where = f" at {lat:.5f}, {lon:.5f}" if lat is not None and lon is not None else ""
-            _record(case, actor.username, "create", None, "received", f"巡查上报 patrol{where}")
+            where = f"{lat:.5f}, {lon:.5f}" if lat is not None and lon is not None else ""
+            _record(case, actor.username, "create", None, "received")
+            _record(case, actor.username, "patrol", "received", "received", where.strip())
             db.flush()
             if photo and photos_dir is not None:
                 store_photo(db, case, photo, actor.username, photos_dir)

@@ -405,7 +405,8 @@ def send_to_grid(db: Session, case: Case, grid: Grid, actor: str) -> bool:
     else:
         held.grid_id, held.sent_at = grid.id, utcnow()
         held.escalated_at = held.escalated_to = None
-    transition(db, case, "dispatched", actor, f"to grid {grid.code} ({unit.code})")
+    transition(db, case, "dispatched", actor, f"to {unit.code}")
+    _record(case, actor, "grid_sent", case.status, case.status, grid.full_name)
     return True
 
 
@@ -422,19 +423,27 @@ def held_by_grid(db: Session, case: Case) -> GridCase | None:
 
 
 def note_on_site(
-    held: GridCase, lat: float | None, lon: float | None, accuracy_m: float | None
-) -> str:
-    """Keep where the grid worker stood; the trail's words for it."""
+    db: Session,
+    case: Case,
+    held: GridCase,
+    actor: str,
+    lat: float | None,
+    lon: float | None,
+    accuracy_m: float | None,
+) -> None:
+    """Keep where the grid worker stood, in the hold and in the trail."""
     if lat is None or lon is None:
-        return "到场 on site (no location)"
+        return
     held.on_site_lat, held.on_site_lon, held.on_site_accuracy_m = lat, lon, accuracy_m
     accuracy = f" ±{accuracy_m:.0f} m" if accuracy_m is not None else ""
-    return f"到场 on site at {lat:.5f}, {lon:.5f}{accuracy}"
+    _record(
+        case, actor, "grid_located", case.status, case.status, f"{lat:.5f}, {lon:.5f}{accuracy}"
+    )
 
 
 def mark_escalated(db: Session, case: Case, held: GridCase, actor: str, to: str) -> None:
     held.escalated_at, held.escalated_to = utcnow(), to
-    _record(case, actor, "grid_escalated", case.status, case.status, f"网格上报 to {to}")
+    _record(case, actor, "grid_escalated", case.status, case.status, to)
 
 
 # -- seeding ----------------------------------------------------------------------------

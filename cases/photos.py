@@ -127,7 +127,7 @@ def store_photo(
         note=note.strip()[:500],
     )
     db.add(photo)
-    _record(case, added_by, "photo", case.status, case.status, f"照片 photo {name}")
+    _record(case, added_by, "photo", case.status, case.status, name)
     case.updated_at = utcnow()
     db.flush()
     return photo

@@ -179,5 +179,5 @@ def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports
         patrol = db.scalar(select(Case).where(Case.number == patrol_number))
         assert (patrol.channel, patrol.status, patrol.caller_phone) == ("patrol", "dispatched", "")
         assert patrol.department.code == "district-longhua"
-        assert "20.03010, 110.33020" in patrol.events[0].note
+        assert [e.note for e in patrol.events if e.action == "patrol"] == ["20.03010, 110.33020"]
         assert len(db.scalars(select(CasePhoto).where(CasePhoto.case_id == patrol.id)).all()) == 1
