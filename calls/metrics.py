@@ -23,13 +23,17 @@ results, each from a fixed set.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import re
 import socket
+import socketserver
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, values
 from prometheus_client import Counter as PromCounter
@@ -352,3 +356,111 @@ class ServiceCollector(Collector):
             dial.add_metric([result], number(f"dial:{result}"))
         families.append(dial)
         return families
+
+
+# -- who may scrape ------------------------------------------------------------------
+
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def scrape_status(
+    *,
+    token: str | None,
+    allow: tuple[str, ...],
+    trusted_proxy_hops: int,
+    remote_addr: str,
+    authorization: str,
+    relayed: bool,
+) -> int:
+    """200 to serve a scrape, 403 for a wrong token, 404 for anyone else: the one rule
+    for every process that serves /metrics (web, push, FastAGI). ``relayed``: the
+    request carried a proxy's header (``PROXY_HEADERS``)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if token and scheme.lower() == "bearer" and hmac.compare_digest(value, token):
+            return 200
+        return 403
+    if relayed and not trusted_proxy_hops:
+        return 404  # relayed by a proxy we do not trust: its socket address says nothing
+    try:
+        address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
+    except ValueError:
+        return 404
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    networks = (ipaddress.ip_network(n, strict=False) for n in allow)
+    return 200 if any(address in network for network in networks) else 404
+
+
+class AgiCollector(Collector):
+    """A FastAGI server's own state: sessions open now, and those served or refused."""
+
+    def __init__(self, server: object) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.server
+        yield GaugeMetricFamily(
+            "hotline_agi_sessions_active",
+            "FastAGI sessions open now",
+            value=s.active,  # type: ignore[attr-defined]
+        )
+        for name, attr, text in (
+            ("served", "served", "FastAGI sessions served"),
+            ("refused", "refused", "connections from outside the allow-list"),
+            ("unauthenticated", "unauthenticated", "sessions without the shared secret"),
+        ):
+            yield CounterMetricFamily(f"hotline_agi_sessions_{name}", text, value=getattr(s, attr))
+
+
+class PushCollector(Collector):
+    """A push process's open live streams by kind, and whether it follows the queue's
+    event stream (a push that stopped following shows nothing new to anyone)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]], following: Callable[[], bool]):
+        self.counts, self.following = counts, following
+
+    def collect(self) -> Iterator[Metric]:
+        streams = GaugeMetricFamily(
+            "hotline_push_streams", "live streams open on this push process", labels=["kind"]
+        )
+        for kind, count in sorted(self.counts().items()):
+            streams.add_metric([kind], count)
+        yield streams
+        yield GaugeMetricFamily(
+            "hotline_push_following",
+            "1 while this push process follows the queue's event stream",
+            value=1 if self.following() else 0,
+        )
+
+
+def start_metrics_server(
+    registry: CollectorRegistry, host: str, port: int, status: Callable[[dict[str, Any]], int]
+) -> Any:
+    """Serve ``registry`` at GET /metrics on (host, port) in a daemon thread, for the
+    processes that have no web framework of their own (FastAGI). ``status`` takes the
+    WSGI environ and answers as ``scrape_status`` does. Returns the server."""
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        code = status(environ) if environ.get("PATH_INFO") == "/metrics" else 404
+        if code != 200:
+            reason = "403 Forbidden" if code == 403 else "404 Not Found"
+            start_response(reason, [("Content-Type", "text/plain")])
+            return [b""]
+        return metrics(environ, start_response)
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    server = make_server(host, port, app, ThreadingServer, QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    return server

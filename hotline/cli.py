@@ -325,6 +325,8 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if s.agi_metrics_port:
+        serve_agi_metrics(s, server, host or s.agi_host)
     if s.ami_host and s.ami_secret:
 
         def new_ami_client(events: str = "off") -> AmiConnection:
@@ -346,6 +348,39 @@ def agi_serve(ctx: Context, host: str | None, port: int | None) -> None:
             "at their next announcement"
         )
     serve(server, stop)
+
+
+def serve_agi_metrics(s: Settings, server: object, host: str) -> None:
+    """GET /metrics for the FastAGI server: its sessions and its own route latencies,
+    so that Prometheus sees it up (or down) whatever the web's scrape reads."""
+    from prometheus_client import CollectorRegistry
+
+    from calls.metrics import (
+        PROCESS,
+        PROXY_HEADERS,
+        AgiCollector,
+        scrape_status,
+        start_metrics_server,
+    )
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgiCollector(server))
+    registry.register(PROCESS)
+
+    def status(environ: dict[str, object]) -> int:
+        return scrape_status(
+            token=s.metrics_token,
+            allow=s.metrics_allow,
+            trusted_proxy_hops=s.trusted_proxy_hops,
+            remote_addr=str(environ.get("REMOTE_ADDR", "")),
+            authorization=str(environ.get("HTTP_AUTHORIZATION", "")),
+            relayed=any(
+                "HTTP_" + h.upper().replace("-", "_") in environ for h in PROXY_HEADERS
+            ),
+        )
+
+    start_metrics_server(registry, host, s.agi_metrics_port, status)
+    log.info("FastAGI metrics on %s:%s/metrics", host, s.agi_metrics_port)
 
 
 @main.command()

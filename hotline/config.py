@@ -35,6 +35,8 @@ class Settings:
     web_port: int = 8000
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # GET /metrics of the FastAGI server, on the AGI host; 0: not served.
+    agi_metrics_port: int = 0
     # Who may open FastAGI sessions: addresses, networks or host names (re-resolved).
     # Default: the Asterisk ASTERISK_AMI_HOST names, else this machine only.
     agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
@@ -213,6 +215,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_port=int(env_number(env, "HOTLINE_WEB_PORT", 8000, minimum=1)),
         agi_host=env.get("HOTLINE_AGI_HOST", "127.0.0.1"),
         agi_port=int(env_number(env, "HOTLINE_AGI_PORT", 4573, minimum=1)),
+        agi_metrics_port=int(env_number(env, "HOTLINE_AGI_METRICS_PORT", 0, minimum=0)),
         agi_allow=_agi_allow(env),
         agi_read_timeout_s=env_number(env, "HOTLINE_AGI_READ_TIMEOUT_S", 60.0, minimum=1),
         agi_env_timeout_s=env_number(env, "HOTLINE_AGI_ENV_TIMEOUT_S", 10.0, minimum=1),

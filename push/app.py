@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.sentinel import SentinelConnectionPool
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from calls.metrics import PROXY_HEADERS, PushCollector, scrape_status
 from hotline.config import Settings
 from push.auth import COOKIE_NAME, CookieReader, Gate, Viewer
 from push.hub import Hub
@@ -120,6 +122,8 @@ class Push:
                 return version_of(db, unit)
 
         self.hub = Hub(self.redis, self.keys.events, inbox_version)
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(PushCollector(self.hub.counts, lambda: self.hub.following))
         self.streams_of: dict[int, int] = {}  # user id -> streams open here
 
     def open_stream(self, user_id: int) -> bool:
@@ -344,6 +348,25 @@ async def inbox_events(push: Push, request: Request, viewer: Viewer) -> Response
     return stream_response(request, stream())
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus: this process's open streams and whether it follows the queue, under
+    the web's rules for who may scrape (token, or an allowed address)."""
+    push: Push = request.app.state.push
+    settings = push.settings
+    status = scrape_status(
+        token=settings.metrics_token,
+        allow=settings.metrics_allow,
+        trusted_proxy_hops=settings.trusted_proxy_hops,
+        remote_addr=request.client.host if request.client else "",
+        authorization=request.headers.get("authorization", ""),
+        relayed=any(h in request.headers for h in PROXY_HEADERS),
+    )
+    if status != 200:
+        return Response(status_code=status, headers={"Cache-Control": "no-store"})
+    body = generate_latest(push.metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
 async def healthz(request: Request) -> Response:
     push: Push = request.app.state.push
     return JSONResponse({"ok": True, **push.hub.counts()})
@@ -375,6 +398,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/console/wallboard/events", wallboard_events),
             Route("/portal/events", inbox_events),
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
         ],
         lifespan=lifespan,
     )

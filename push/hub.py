@@ -40,6 +40,7 @@ class Hub:
         self._unit_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.events_seen = 0
+        self.following = False  # the last read of the event stream succeeded
 
     async def start(self) -> None:
         self._tasks = [
@@ -110,15 +111,19 @@ class Hub:
                     await self.redis.xread({self.events_key: last}, count=500, block=1000),
                 )
             except asyncio.CancelledError:
+                self.following = False
                 raise
             except RedisError as exc:
+                self.following = False
                 log.warning("live updates paused: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
             except Exception:  # never let the screens' only reader die: retry
+                self.following = False
                 log.exception("live updates paused by an unexpected error")
                 await asyncio.sleep(1.0)
                 continue
+            self.following = True
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     last = _text(entry_id)

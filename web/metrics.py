@@ -14,8 +14,6 @@ milliseconds of a request thread, never a wait on anything but Redis.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import os
 import time
 from collections.abc import Iterator
@@ -25,14 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from calls.metrics import PROCESS, ServiceCollector, observe_webhook
+from calls.metrics import PROCESS, PROXY_HEADERS, ServiceCollector, observe_webhook, scrape_status
 from web.context import services
 
 bp = Blueprint("metrics", __name__)
 
 _REGISTRY = "hotline_metrics_registry"
 _STARTED = "_hotline_webhook_started"
-PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 
 class _ThisProcess:
@@ -72,35 +69,23 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-def _internal() -> bool:
+def _status() -> int:
     settings = services().settings
-    if not settings.trusted_proxy_hops and any(h in request.headers for h in PROXY_HEADERS):
-        return False  # relayed by a proxy we do not trust: its socket address says nothing
-    try:
-        address = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    networks = (ipaddress.ip_network(n, strict=False) for n in settings.metrics_allow)
-    return any(address in network for network in networks)
-
-
-def _authorised() -> bool:
-    token = services().settings.metrics_token
-    given = request.headers.get("Authorization", "")
-    if given:
-        scheme, _, value = given.partition(" ")
-        if token and scheme.lower() == "bearer" and hmac.compare_digest(value, token):
-            return True
-        abort(403)
-    return _internal()
+    return scrape_status(
+        token=settings.metrics_token,
+        allow=settings.metrics_allow,
+        trusted_proxy_hops=settings.trusted_proxy_hops,
+        remote_addr=request.remote_addr or "",
+        authorization=request.headers.get("Authorization", ""),
+        relayed=any(h in request.headers for h in PROXY_HEADERS),
+    )
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    if not _authorised():
-        abort(404)
+    status = _status()
+    if status != 200:
+        abort(status)
     response = Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"
     return response
