@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from sqlalchemy import select
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
 from cases.models import Case, add_opt_out
 from tests.test_console import csrf_of
@@ -37,9 +39,16 @@ def sms_app(app):  # type: ignore[no-untyped-def]  # noqa: F811
 
 
 def post_form(client, data: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The form as a browser sends it, encoded here in memory (the test client would
+    spool a large body to a temporary file it never closes)."""
     token = csrf_of(client.get("/report").get_data(as_text=True))
+    fields = {
+        k: FileStorage(v[0], v[1], content_type=v[2]) if isinstance(v, tuple) else v
+        for k, v in data.items()
+    }
+    boundary, body = encode_multipart(MultiDict({**fields, "csrf_token": token}))
     return client.post(
-        "/report", data={**data, "csrf_token": token}, content_type="multipart/form-data"
+        "/report", data=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
 
 
@@ -99,3 +108,19 @@ def test_no_code_is_texted_to_a_number_that_opted_out(sms_app) -> None:  # type:
     page = post_form(sms_app.test_client(), FORM)
     assert page.status_code == 409 and "退订" in page.get_data(as_text=True)
     assert MessagesApi.sent == []
+
+
+def test_a_phone_sized_photo_is_taken_and_an_oversized_one_refused(plain_app, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cases.photos import CasePhoto
+
+    client = plain_app.test_client()
+    photo = b"\xff\xd8\xff\xe0" + b"\x00" * (2 * 1024 * 1024)  # 2 MB, past the app's 64 KB
+    taken = post_form(client, {**FORM, "photo": (io.BytesIO(photo), "a.jpg", "image/jpeg")})
+    assert taken.status_code == 200
+    with plain_app.extensions["hotline"].desk.sessions() as db:
+        (kept,) = db.scalars(select(CasePhoto))
+        assert kept.size_bytes == len(photo) and kept.content_type == "image/jpeg"
+    big = b"\xff\xd8\xff\xe0" + b"\x00" * (3 * 1024 * 1024)
+    refused = post_form(client, {**FORM, "photo": (io.BytesIO(big), "b.jpg", "image/jpeg")})
+    assert refused.status_code == 400 and "照片太大" in refused.get_data(as_text=True)
+    assert len(cases_of(plain_app)) == 1
