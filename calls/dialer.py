@@ -458,7 +458,7 @@ class Dialer:
             count_dial_attempt(self.redis, self.keys, outcome)
             self.index(item)
             if reopened and item.case is not None:
-                self._arm_clocks(item.case)
+                self._arm_clocks(item.case.merged_into or item.case)
         if outcome not in STILL_ON_THE_LINE:
             self.released(call_id, item.phone)
         return item
@@ -581,7 +581,14 @@ class Dialer:
         from cases.dispatch import apply_return_visit
 
         case = session.get(Case, item.case_id)
-        if case is not None:
+        if case is not None and case.merged_into_id is not None:
+            # A merged caller's answer is kept on their case; an unsatisfied one sends
+            # the open case back, as its own caller's would.
+            case.satisfaction = case.satisfaction or outcome
+            target = session.get(Case, case.merged_into_id)
+            if target is not None and outcome == "unsatisfied":
+                apply_return_visit(session, target, outcome)
+        elif case is not None:
             apply_return_visit(session, case, outcome)
 
 
@@ -609,6 +616,7 @@ def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float
         return _utc(max(horizon, _aware(cursor.mark) - PLAN_OVERLAP))
 
     wanted: dict[str, tuple[str, str, datetime, dict[str, object]]] = {}
+    resolved_cases: dict[int, tuple[str, datetime]] = {}
     for case in session.scalars(
         select(Case).where(
             Case.resolved_at >= since("visits"),
@@ -619,6 +627,25 @@ def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float
         resolved = _aware(case.resolved_at or now)
         due = next_calling_time(resolved + timedelta(days=1), dialer.settings)
         wanted[f"visit:{case.id}"] = ("return_visit", case.caller_phone, due, {"case_id": case.id})
+        resolved_cases[case.id] = (case.caller_phone, due)
+    # 并单: the callers whose requests were merged into a resolved case are asked too,
+    # about their own case (its number is the one they know), once per number.
+    ids, asked = sorted(resolved_cases), {phone for phone, _ in resolved_cases.values()}
+    for n in range(0, len(ids), 500):
+        for merged in session.scalars(
+            select(Case).where(
+                Case.merged_into_id.in_(ids[n : n + 500]), Case.satisfaction.is_(None)
+            )
+        ):
+            _, due = resolved_cases[merged.merged_into_id or 0]
+            if merged.caller_phone and merged.caller_phone not in asked:
+                asked.add(merged.caller_phone)
+                wanted[f"visit:{merged.id}"] = (
+                    "return_visit",
+                    merged.caller_phone,
+                    due,
+                    {"case_id": merged.id},
+                )
     requests = {}
     for request in session.scalars(
         select(CallbackRequest).where(
