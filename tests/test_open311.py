@@ -701,3 +701,52 @@ def test_on_sqlite_and_postgresql_a_request_round_trips_with_beijing_date_window
         assert found["lat"] == 20.044 and "小明" not in str(found)
     finally:
         next(serve_app, None)
+
+
+def test_a_request_kept_without_its_case_is_filed_when_its_token_is_asked_for(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The case could not be made when the request came (here: its service left the
+    catalogue meanwhile, so the kept row names a code no longer there): the POST still
+    answered with a token, and asking for the token files it once it can be."""
+    with sessions(app)() as db:
+        vending = db.scalar(select(Category).where(Category.code == "street-vending"))
+        assert vending is not None
+        vending.code = "street-vending-old"
+        db.commit()
+        row = issue_key(db, "retry-app", "test")[0]
+        from cases.open311 import receive_request
+
+        kept = receive_request(
+            db,
+            row,
+            {
+                "service_code": "street-vending",
+                "address_string": "滨海大道",
+                "lat": None,
+                "long": None,
+                "attributes": {},
+                "description": "占道",
+            },
+        )
+        token = kept.token
+    answer = get(base, f"tokens/{token}", "json")
+    assert answer.status_code == 200 and answer.json() == [
+        {"service_request_id": None, "token": token}
+    ]
+    with sessions(app)() as db:
+        kept_row = db.scalar(select(Open311Request).where(Open311Request.token == token))
+        assert kept_row is not None and "not found" in kept_row.problem
+        vending = db.scalar(select(Category).where(Category.code == "street-vending-old"))
+        assert vending is not None
+        vending.code = "street-vending"
+        db.commit()
+    [found] = requests_of_token(base, token)  # files it now
+    assert found["service_request_id"].startswith("12345-")
+    [case] = requests_of(get(base, f"requests/{found['service_request_id']}", "json"), "json")
+    assert case["service_code"] == "street-vending"
+
+
+def requests_of_token(base: str, token: str) -> list[dict[str, Any]]:
+    root = xml_of(get(base, f"tokens/{token}", "xml"))
+    return [record(c) for c in root]

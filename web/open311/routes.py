@@ -129,7 +129,8 @@ def _sessions():  # type: ignore[no-untyped-def]
 
 @bp.get(f"/discovery.{FORMAT}")
 def discovery(fmt: str) -> Response:
-    base = request.host_url.rstrip("/") + (bp.url_prefix or "") + "/v2"
+    public = services().settings.public_base_url or request.host_url
+    base = public.rstrip("/") + (bp.url_prefix or "") + "/v2"
     data = {
         "changeset": CHANGESET,
         "contact": current_app.config.get("OPEN311_CONTACT", "12345 市民服务热线 12345 hotline"),
@@ -261,8 +262,22 @@ def get_request(service_request_id: str, fmt: str) -> Response:
 
 @bp.get(f"/v2/tokens/<token>.{FORMAT}")
 def get_token(token: str, fmt: str) -> Response:
-    with _sessions() as db:
+    """The request behind a token; one kept without its case (the case could not be
+    made when it came) is filed now, so asking again finishes the work."""
+    desk = services().desk
+    with desk.sessions() as db:
         data = [o311.token_view(db, token)]
+        if data[0]["service_request_id"] is None:
+            kept = db.scalar(select(o311.Open311Request).where(o311.Open311Request.token == token))
+            assert kept is not None
+            try:
+                case, direct = o311.file_case(db, kept)
+            except Exception as exc:
+                db.rollback()
+                _note_problem(token, f"{type(exc).__name__}: {exc}"[:2000])
+            else:
+                _hand_on(desk, case.number, direct)
+                data = [{"service_request_id": case.number, "token": token}]
     return answer(fmt, "service_requests", "request", data)
 
 
