@@ -242,6 +242,8 @@ class SmsOutbox:
             Case.caller_phone.like("+%"),
             Case.merged_into_id.is_(None),
             ~blank_case(),
+            # A duplicate closed into the caller's open case (催办) has no number of note.
+            (Case.status != "closed") | Case.resolved_at.is_not(None),
         )
         for case in session.scalars(accepted):
             wanted[f"accept:{case.id}"] = (
