@@ -34,8 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from cases.models import Base, Case, Category, Department, District, User
-from cases.photos import CasePhoto  # noqa: F401  (the photos of grid work; cases.photos)
-from cases.service import _record, transition, utcnow
 
 SEED_FILE = Path(__file__).with_name("data") / "grid_seed.json"
 
@@ -395,6 +393,8 @@ def route_to_grid(db: Session, case: Case, actor: str) -> bool:
 def send_to_grid(db: Session, case: Case, grid: Grid, actor: str) -> bool:
     """Dispatch the case to the grid: its lead unit is the grid's district government,
     and the grid holds it. False if that district has no government unit."""
+    from cases.service import _record, transition, utcnow
+
     unit = district_unit(db, grid)
     if unit is None:
         return False
@@ -432,6 +432,8 @@ def note_on_site(
     accuracy_m: float | None,
 ) -> None:
     """Keep where the grid worker stood, in the hold and in the trail."""
+    from cases.service import _record
+
     if lat is None or lon is None:
         return
     held.on_site_lat, held.on_site_lon, held.on_site_accuracy_m = lat, lon, accuracy_m
@@ -442,6 +444,8 @@ def note_on_site(
 
 
 def mark_escalated(db: Session, case: Case, held: GridCase, actor: str, to: str) -> None:
+    from cases.service import _record, utcnow
+
     held.escalated_at, held.escalated_to = utcnow(), to
     _record(case, actor, "grid_escalated", case.status, case.status, to)
 

@@ -516,3 +516,8 @@ def remove_opt_out(session: Session, raw_phone: str, phones: PhoneSettings | Non
 def list_opt_outs(session: Session) -> list[OptOut]:
     """The register, newest first."""
     return list(session.scalars(select(OptOut).order_by(OptOut.added_at.desc(), OptOut.id.desc())))
+
+
+# The grid's tables (Case.grid_id refers to one): registered with every import of the
+# schema, or a process that never imports cases.grid could not write a case.
+import cases.grid  # noqa: E402, F401

@@ -15,7 +15,6 @@ from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, selec
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cases.models import Base, Case
-from cases.service import _record, utcnow
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024  # a phone's photo; larger ones are resized first
 MAX_PHOTOS_PER_CASE = 20
@@ -100,6 +99,8 @@ def store_photo(
     """Check the photo, write its file beside the case's others (whole or not at all),
     and record it, with a line in the case's trail. The caller commits; a file whose
     record is never committed is an orphan the directory can bear."""
+    from cases.service import _record, utcnow  # cases.service imports the schema
+
     kind = check_photo(data, max_bytes)
     count = len(list(db.scalars(select(CasePhoto.id).where(CasePhoto.case_id == case.id))))
     if count >= MAX_PHOTOS_PER_CASE:
