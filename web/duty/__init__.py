@@ -3,7 +3,8 @@ cases, and the monthly roster (kept by supervisors and admins, read by leaders).
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -14,6 +15,7 @@ from calls.desk import DeskError
 from cases import duty
 from cases.dispatch import CaseRefused
 from cases.models import User
+from cases.service import utcnow
 from web.auth import desk_actor, language, roles_required
 from web.context import services
 
@@ -21,6 +23,7 @@ bp = Blueprint("duty", __name__, url_prefix="/duty")
 
 DUTY_READERS = ("leader", "supervisor", "admin")
 ROSTER_KEEPERS = ("supervisor", "admin")
+CASE_NUMBER = re.compile(r"[0-9A-Za-z-]{1,32}")
 
 
 def sessions():  # type: ignore[no-untyped-def]
@@ -32,9 +35,18 @@ def _names(db, usernames: set[str]) -> dict[str, str]:  # type: ignore[no-untype
     return {u: n or u for u, n in rows}
 
 
+def _waited(since: datetime) -> float:
+    """Seconds from a stored moment (naive UTC on SQLite) until now."""
+    aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return max(0.0, (utcnow() - aware).total_seconds())
+
+
 @bp.get("/")
 @roles_required(*DUTY_READERS)
-def today(error: str | None = None, done: str | None = None) -> Any:
+def today(error: str | None = None) -> Any:
+    # After an instruction the page says so; only a case number is echoed back.
+    asked = request.args.get("done", "")
+    done = asked if CASE_NUMBER.fullmatch(asked) else None
     with sessions()() as db:
         page = duty.day_page(db)
         names = _names(db, {page.leader} if page.leader else set())
@@ -46,6 +58,7 @@ def today(error: str | None = None, done: str | None = None) -> Any:
             and page.leader == current_user.username,
             error=error,
             done=done,
+            waited=_waited,
         )
 
 
@@ -60,7 +73,7 @@ def instruct(number: str) -> Any:
         return today(error=exc.words(language())), exc.status
     except CaseRefused as exc:
         return today(error=exc.words(language())), 422
-    return redirect(url_for("duty.today", done=number) + f"#case-{number}")
+    return redirect(url_for("duty.today", done=number) + "#duty-head")
 
 
 def _month() -> tuple[int, int]:
