@@ -15,38 +15,17 @@ import click
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import SQLAlchemyError
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.cli_context import Context, pass_ctx
+from hotline.config import Settings
 from hotline.logs import setup_logging
 from hotline.metrics import use_metrics_dir
-from hotline.runtime import call_handler, call_queue
-from queueing import CallQueue, QueueError
+from hotline.runtime import call_handler
+from queueing import QueueError
 from queueing.events import queue_figures
 
 log = logging.getLogger("hotline")
 
 
-class Context:
-    def __init__(self) -> None:
-        try:
-            self.settings: Settings = load_settings()
-        except ConfigError as exc:
-            raise click.UsageError(str(exc)) from None
-        self._queue: CallQueue | None = None
-
-    @property
-    def queue(self) -> CallQueue:
-        if self._queue is None:
-            self._queue = call_queue(self.settings)
-            try:
-                self._queue.redis.ping()
-            except (RedisConnectionError, OSError):
-                raise click.ClickException(
-                    "cannot reach Redis: start the service with scripts/run, or set REDIS_URL"
-                ) from None
-        return self._queue
-
-
-pass_ctx = click.make_pass_decorator(Context, ensure=True)
 
 
 def _offers(transition) -> None:  # type: ignore[no-untyped-def]

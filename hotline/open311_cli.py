@@ -6,10 +6,7 @@ from datetime import UTC
 
 import click
 
-from hotline.cli import Context
-
-# hotline.cli's own decorator, made again here: that module imports this one at its end.
-pass_ctx = click.make_pass_decorator(Context, ensure=True)
+from hotline.cli_context import Context, pass_ctx
 
 
 @click.group()
