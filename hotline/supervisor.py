@@ -51,7 +51,8 @@ def service_commands(settings: Settings) -> list[Child]:
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.public_base_url:
         children.append(Child("twilio-notify", [*hotline, "twilio", "notify"]))
         children.append(Child("dialer", [*hotline, "dialer"]))
-    elif settings.ami_host and settings.ami_secret:
+    elif (settings.ami_host and settings.ami_secret) or os.environ.get("HOTLINE_SMS_PROVIDER"):
+        # The dialer's loop also sends the SMS outbox (calls.sms, docs/sms.md).
         children.append(Child("dialer", [*hotline, "dialer"]))
     return children
 

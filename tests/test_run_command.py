@@ -131,3 +131,16 @@ def test_a_crash_looping_service_does_not_stop_the_others(redis_server, tmp_path
     finally:
         sup.send_signal(signal.SIGTERM)
         sup.wait(timeout=30)
+
+
+def test_sms_alone_starts_the_dialer_whose_loop_sends_the_texts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A centre with SMS but no outbound voice still texts case numbers and replies:
+    the SMS outbox runs in the dialer's loop."""
+    from hotline.config import load_settings
+    from hotline.supervisor import service_commands
+
+    settings = load_settings({})
+    monkeypatch.delenv("HOTLINE_SMS_PROVIDER", raising=False)
+    assert "dialer" not in {c.name for c in service_commands(settings)}
+    monkeypatch.setenv("HOTLINE_SMS_PROVIDER", "twilio")
+    assert "dialer" in {c.name for c in service_commands(settings)}
