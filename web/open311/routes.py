@@ -196,10 +196,10 @@ def post_request(fmt: str) -> Response:
         number = case.number
         g.open311_target = number
     _hand_on(desk, number, direct)
+    # The spec: a service_request_id, or else a token, never both.
     data = [
         {
             "service_request_id": number,
-            "token": token,
             "service_notice": NOTICE_DIRECT if direct else NOTICE_QUEUED,
             "account_id": None,
         }
