@@ -287,4 +287,4 @@ def request_updates(fmt: str) -> Response:
         data = o311.updates(
             db, request.args.get("start_date", ""), request.args.get("end_date", "")
         )
-    return answer(fmt, "service_request_updates", "request_update", data)
+    return answer(fmt, "service_requests_updates", "request_update", data)
