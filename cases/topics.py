@@ -108,12 +108,14 @@ class SpecialTopicCase(Base):
 
 # -- streets and words --------------------------------------------------------------------
 
-_STREET_IN_TEXT = re.compile(r"([\u4e00-\u9fff]{2,8}?(?:街道|镇))")
+_STREET_IN_TEXT = re.compile(r"([\u4e00-\u9fff]{2,6}?(?:街道|镇))")
+_ABOVE_STREET = re.compile(r"^(海南省)?(海口市)?(秀英区|龙华区|琼山区|美兰区)?")
 
 
 def street_from_text(address: str) -> str:
     """A street or town named in the address itself (金贸街道, 长流镇)."""
-    found = _STREET_IN_TEXT.search(address or "")
+    text = _ABOVE_STREET.sub("", "".join((address or "").split()))
+    found = _STREET_IN_TEXT.match(text)
     return found.group(1) if found else ""
 
 

@@ -361,3 +361,53 @@ def test_a_caller_merged_into_a_resolved_case_gets_the_return_visit_too(
         merged, target = db.get(Case, second_id), db.get(Case, first_id)
         assert (merged.status, merged.satisfaction) == ("closed", "unsatisfied")
         assert target.status == "dispatched"  # sent back to its unit, as its own caller's
+
+
+# -- the supervisors' special-topic screens ----------------------------------------------
+
+
+def test_a_supervisor_opens_a_special_topic_and_adds_and_leaves_out_cases(
+    redis_server,  # type: ignore[no-untyped-def]
+    redis,
+    tmp_path,
+) -> None:
+    from cases.db import engine_for, session_factory
+    from tests.test_console import csrf_of, make_app, sign_in
+
+    app = make_app(redis_server, redis, tmp_path)
+    sessions = session_factory(engine_for(f"sqlite:///{tmp_path / 'web.db'}"))
+    now = datetime.now(UTC)
+    with sessions() as db:
+        fallen = filed(db, now, "fallen-trees", "海府路1号", "台风摩羯过后大树倒了")
+        lights = filed(db, now, "street-lights", "海府路4号", "路灯坏了")
+        db.commit()
+    operator = app.test_client()
+    sign_in(operator, "wang")
+    assert operator.get("/console/topics").status_code == 403
+    client = app.test_client()
+    sign_in(client, "li")
+    page = client.get("/console/topics")
+    assert page.status_code == 200 and "开设专题" in page.get_data(as_text=True)
+    token = csrf_of(page.get_data(as_text=True))
+    refused = client.post(
+        "/console/topics", data={"name": "台风", "categories": "no-such", "csrf_token": token}
+    )
+    assert refused.status_code == 422 and "没有这些类别" in refused.get_data(as_text=True)
+    opened = client.post(
+        "/console/topics",
+        data={"name": "台风“摩羯”", "words": "摩羯", "csrf_token": token},
+    )
+    assert opened.status_code == 302
+    topic_page = client.get(opened.headers["Location"]).get_data(as_text=True)
+    assert fallen.number in topic_page and lights.number not in topic_page
+    topic_id = int(opened.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    client.post(
+        f"/console/topics/{topic_id}/cases", data={"number": lights.number, "csrf_token": token}
+    )
+    client.post(
+        f"/console/topics/{topic_id}/cases/{fallen.id}/leave-out", data={"csrf_token": token}
+    )
+    topic_page = client.get(f"/console/topics/{topic_id}").get_data(as_text=True)
+    assert lights.number in topic_page and fallen.number not in topic_page
+    assert '<dd id="topic-cases">1</dd>' in topic_page
+    assert "专题" in client.get("/console/topics").get_data(as_text=True)

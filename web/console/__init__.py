@@ -15,4 +15,5 @@ from web.console import (  # noqa: E402
     listening,  # noqa: F401  (listening in from the wallboard)
     recordings,  # noqa: F401  (pausing a recording; playing one on the case page)
     supervision,  # noqa: F401
+    topics,  # noqa: F401  (special topics, duplicate suggestions at filing)
 )

@@ -38,6 +38,7 @@ from cases.models import (
     OutboundItem,
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
+from cases.topics import current_hot_topics
 from web.auth import desk_actor, language, roles_required
 from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, is_stuck, masked
 from web.console.catalogue import catalogue, category_code_for, named_allowed
@@ -422,6 +423,7 @@ class BoardCache:
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
                         "satisfaction": _satisfaction(db, start),
+                        "hot_topics": current_hot_topics(db, datetime.now(UTC)),
                         "outbound": outbound_figures(db, start),
                         "callbacks_pending": (
                             db.scalar(
@@ -524,6 +526,7 @@ def board_view() -> dict[str, Any]:
         "satisfaction": slow.get("satisfaction"),
         "cases": slow.get("cases"),
         "outbound": slow.get("outbound") or {},
+        "hot_topics": slow.get("hot_topics") or [],
     }
 
 
