@@ -128,7 +128,7 @@ def store_photo(
         note=note.strip()[:500],
     )
     db.add(photo)
-    _record(case, added_by, "photo", case.status, case.status, name)
+    _record(case, added_by, "photo", case.status, case.status, photo.note)
     case.updated_at = utcnow()
     db.flush()
     return photo

@@ -130,7 +130,7 @@ def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports
         phone.click("#upload")
         image = phone.locator("#photos img.case-photo")
         expect(image).to_have_count(1)
-        assert phone.evaluate("document.querySelector('#photos img.case-photo').naturalWidth") > 0
+        phone.wait_for_function("document.querySelector('#photos img.case-photo').naturalWidth > 0")
         fits_the_phone(phone)
         screenshot(phone, "grid-phone-on-site")
 
@@ -152,7 +152,7 @@ def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports
         supervisor.goto(f"{site['url']}/console/cases/{number}")
         shown = supervisor.locator("#case-photos img.case-photo")
         expect(shown).to_have_count(1)
-        assert supervisor.evaluate("document.querySelector('#case-photos img').naturalWidth") > 0
+        supervisor.wait_for_function("document.querySelector('#case-photos img').naturalWidth > 0")
         screenshot(supervisor, "grid-console-case-photo")
 
         # A patrol report: a problem the worker found becomes a case, on their list.

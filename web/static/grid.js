@@ -70,6 +70,12 @@
   document.querySelectorAll("form.photo-form").forEach(function (form) {
     var input = form.querySelector("input[type=file]");
     var limit = Number(form.dataset.maxBytes) || 5 * 1024 * 1024;
-    if (input) input.addEventListener("change", function () { shrink(input, limit); });
+    var chosen = form.querySelector(".chosen");
+    if (!input) return;
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      if (chosen) chosen.textContent = file ? (chosen.dataset.chosen || "").replace("{name}", file.name) : "";
+      shrink(input, limit);
+    });
   });
 })();
