@@ -6,19 +6,47 @@ from __future__ import annotations
 
 import re
 
-from tests.test_console import PASSWORD, make_app, sign_in
+from tests.test_console import PASSWORD, sign_in
+
+
+def make_app(redis_server, redis, tmp_path, db_url: str):  # type: ignore[no-untyped-def]
+    """The web app on ``db_url`` (SQLite, then PostgreSQL) with a supervisor and the
+    water units' users."""
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from cases.users import add_user
+    from hotline.config import load_settings
+    from hotline.webapp import create_app
+
+    upgrade(db_url)
+    with session_factory(engine_for(db_url))() as s:
+        seed(s)
+        s.commit()
+        add_user(s, "li", "supervisor", PASSWORD, display_name="李班长")
+        add_user(s, "water", "department", PASSWORD, department_code="water-affairs")
+    settings = load_settings(
+        {
+            "HOTLINE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_server.url,
+            "HOTLINE_SECRET_KEY": "test",
+        }
+    )
+    return create_app({"SETTINGS": settings, "REDIS": redis, "TESTING": True})
 
 
 def csrf(page: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
 
 
-def test_todays_duty_leader_instructs_and_the_unit_reads_it(redis_server, redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_todays_duty_leader_instructs_and_the_unit_reads_it(  # type: ignore[no-untyped-def]
+    redis_server, redis, tmp_path, empty_db_url
+) -> None:
     from cases.duty import beijing_day
     from cases.service import CallInfo, CaseDraft, create_case_for_call
     from cases.users import add_user
 
-    app = make_app(redis_server, redis, tmp_path)
+    app = make_app(redis_server, redis, tmp_path, empty_db_url)
     with app.extensions["hotline"].handler.directory.sessions() as db:
         add_user(db, "zhang", "leader", PASSWORD, display_name="张区长")
         case = create_case_for_call(
@@ -47,8 +75,10 @@ def test_todays_duty_leader_instructs_and_the_unit_reads_it(redis_server, redis,
     tok = csrf(page)
     r = z.post(f"/duty/cases/{number}/instruct", data={"csrf_token": tok, "text": "请立即处置"})
     assert r.status_code == 302, r.get_data(as_text=True)[:3000]
-    page = z.get("/duty/").get_data(as_text=True)
+    page = z.get(r.headers["Location"]).get_data(as_text=True)
     assert "请立即处置" in page
+    assert f"已对工单 {number} 作出批示" in page  # the leader is told it went through
+    assert 'id="duty-done"' not in z.get("/duty/?done=<b>x</b>").get_data(as_text=True)
     w = app.test_client()
     sign_in(w, "water")
     p = w.get(f"/portal/cases/{number}").get_data(as_text=True)

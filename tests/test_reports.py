@@ -45,16 +45,16 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def site(redis_server, redis, tmp_path, monkeypatch, clock):  # type: ignore[no-untyped-def]
-    """The web app and the CLI on one database holding a scripted Monday (and the
-    Sunday before it, for the trend)."""
+def site(redis_server, redis, tmp_path, monkeypatch, clock, empty_db_url):  # type: ignore[no-untyped-def]
+    """The web app and the CLI on one database (SQLite, then PostgreSQL) holding a
+    scripted Monday (and the Sunday before it, for the trend)."""
     from cases.db import engine_for, session_factory, upgrade
     from cases.seed import seed
     from cases.users import add_user
     from hotline.config import load_settings
     from hotline.webapp import create_app
 
-    db_url = f"sqlite:///{tmp_path / 'reports.db'}"
+    db_url = empty_db_url
     upgrade(db_url)
     env = {
         "HOTLINE_VAR_DIR": str(tmp_path),
