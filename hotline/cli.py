@@ -856,5 +856,9 @@ from hotline.open311_cli import open311  # noqa: E402  (it uses this module's co
 
 main.add_command(open311)
 
+from hotline.grid_cli import grid  # noqa: E402  (the grid workers and the address table)
+
+main.add_command(grid)
+
 if __name__ == "__main__":
     main()

@@ -331,3 +331,41 @@ def test_a_grid_workers_page_shows_only_their_grids_cases_and_photos(app, tmp_pa
     clerk = app.test_client()
     sign_in(clerk, "water")  # water-affairs: not this case's unit
     assert clerk.get(f"/grid/photos/{photo_id}").status_code == 404
+
+
+def test_the_address_table_and_grid_workers_from_the_command_line(
+    redis_server, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cases.db import engine_for, session_factory, upgrade
+    from cases.seed import seed
+    from hotline.cli import main
+
+    database = f"sqlite:///{tmp_path / 'hotline.db'}"
+    upgrade(database)
+    with session_factory(engine_for(database))() as db:
+        seed(db)
+        add_user(db, "zhou", "grid", "correct horse battery")
+        db.commit()
+    monkeypatch.setenv("DATABASE_URL", database)
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    runner = CliRunner()
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(main, ["--log-level", "WARNING", "grid", *args])
+
+    assert run("find", "金贸西路8号").exit_code == 1
+    added = run("address", "add", GUOMAO_2, "金贸西路", "--from", "1", "--to", "50")
+    assert added.exit_code == 0, added.output
+    found = run("find", "金贸西路8号")
+    assert found.exit_code == 0 and found.output.startswith(GUOMAO_2)
+    assert run("address", "add", GUOMAO_2, "金贸西路", "--from", "9").exit_code != 0
+    assert run("assign", "zhou", GUOMAO_1).exit_code == 0
+    assert run("assign", "nobody", GUOMAO_1).exit_code != 0
+    listed = run("list", "--street", "金贸街道").output
+    assert f"{GUOMAO_1}\t龙华区 金贸街道 国贸社区 第1网格\tzhou" in listed
+    line_id = added.output.split()[1].rstrip(":")
+    assert run("address", "remove", line_id).exit_code == 0
+    assert run("find", "金贸西路8号").exit_code == 1
