@@ -291,6 +291,15 @@ def _coordinate(form: Mapping[str, str], name: str, bound: float) -> float | Non
     return value
 
 
+def _unused(name: str, kept: Mapping[str, Any], attributes: Mapping[str, Any]) -> bool:
+    """A field sent that the checked request does not already hold (nor the key)."""
+    if name == "api_key" or name in kept:
+        return False
+    if name.startswith("attribute["):
+        return name.removeprefix("attribute[").split("]")[0] not in attributes
+    return True
+
+
 def check_request(
     session: Session, form: Mapping[str, str], lists: Mapping[str, Sequence[str]]
 ) -> dict[str, Any]:
@@ -341,6 +350,11 @@ def check_request(
             attributes[spec["code"]] = given
     kept: dict[str, Any] = {name: form.get(name, "").strip() for name in TEXT_LIMITS}
     kept.update(service_code=code, lat=lat, long=long, attributes=attributes)
+    # Everything else the client sent (FixMyStreet's own attributes, say), kept with
+    # the request for the operators; never the key.
+    kept["other"] = {
+        name: list(values) for name, values in lists.items() if _unused(name, kept, attributes)
+    }
     return kept
 
 

@@ -306,7 +306,7 @@ def test_an_unknown_service_or_path_is_a_404_in_the_spec_error_shape(base: str, 
 def test_a_request_becomes_a_case_with_its_source_and_location_for_the_operators(
     app, base: str, key: str, fmt: str
 ) -> None:  # type: ignore[no-untyped-def]
-    answer = new_request(base, key, fmt, **CITIZEN)
+    answer = new_request(base, key, fmt, **CITIZEN, **{"attribute[fixmystreet_id]": "42"})
     # As the spec's example: an id, so no token (the spec has one or the other).
     assert list(answer) == ["service_request_id", "service_notice", "account_id"]
     number = answer["service_request_id"]
@@ -323,6 +323,8 @@ def test_a_request_becomes_a_case_with_its_source_and_location_for_the_operators
         kept = db.scalar(select(Open311Request).where(Open311Request.case_id == case.id))
         assert kept is not None and len(kept.token) == 32
         assert "zhang.xiaoming@example.com" in kept.payload  # kept, never shown
+        assert key not in kept.payload
+        assert '"attribute[fixmystreet_id]": ["42"]' in kept.payload  # not lost either
 
 
 def test_where_the_catalogue_allows_a_request_goes_straight_to_its_unit_with_its_clocks(
