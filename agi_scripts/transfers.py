@@ -1,7 +1,15 @@
 """The Asterisk half of calls.transfers: the caller's channel (the inbound AGI kept its
 name) moved by AMI Redirect into [hotline-transfer-out] (an emergency line through the
 trunk), [hotline-bridge] (the bridge's AGI rings the seat the queue has for the call,
-or holds) or [hotline-on-hold] (music). See docker/asterisk/extensions.conf."""
+or holds) or [hotline-on-hold] (music). See docker/asterisk/extensions.conf.
+
+A consult (calls.consult) moves three legs with ConfBridge: one Redirect takes the
+caller into [hotline-consult-caller] (their room, music while alone) and the operator's
+channel into [hotline-consult-operator], which Dials the unit's duty phone; the unit's
+channel (the operator's BRIDGEPEER) is redirected into [hotline-consult-join], the
+caller's room, for a three-way call or a completed transfer; on cancel the operator's
+own channel goes there. The operator's channel is kept (ConsultLegs) so that a later
+hold or transfer hangs it up rather than leave it alone in the room."""
 
 from __future__ import annotations
 
@@ -10,7 +18,8 @@ from collections.abc import Callable
 
 from agi_scripts.ami import AmiConnection, AmiError
 from calls import CallHandler
-from calls.transfers import TelephonyError, national
+from calls.consult import ConsultLegs
+from calls.transfers import TelephonyError, national, room_for
 
 
 class AsteriskMover:
@@ -24,6 +33,7 @@ class AsteriskMover:
         self._ami = ami
         self.dial_pattern = dial_pattern
         self.settle_s = 5.0
+        self.legs = ConsultLegs(handler.redis, handler.queue.keys)
 
     def _client(self) -> AmiConnection:
         return self._ami() if callable(self._ami) else self._ami
@@ -56,6 +66,7 @@ class AsteriskMover:
             time.sleep(0.2)
 
     def to_line(self, call_id: str, channel: str, number: str) -> None:
+        self._leave_room(call_id)
         name = self._channel(call_id)
         dial = self.dial_pattern.format(number=national(number))
         self._act(
@@ -78,6 +89,7 @@ class AsteriskMover:
 
     def back_in_line(self, call_id: str, channel: str) -> None:
         # The bridge's AGI dials the seat the queue offered, or sends the caller to hold.
+        self._leave_room(call_id)
         self._act(
             {
                 "Action": "Redirect",
@@ -91,6 +103,7 @@ class AsteriskMover:
     def hold(self, call_id: str, channel: str) -> None:
         # Music in [hotline-on-hold]; the operator's leg ends, and resuming is
         # back_in_line: the bridge's AGI rings the seat the call still holds.
+        self._leave_room(call_id)
         self._act(
             {
                 "Action": "Redirect",
@@ -100,3 +113,116 @@ class AsteriskMover:
                 "Priority": "1",
             }
         )
+
+    # -- consult transfer and three-way call (calls.consult) ----------------------------
+
+    def can_consult(self, call_id: str, channel: str) -> bool:
+        return self.can_move(call_id, channel)
+
+    def _getvar(self, channel: str, name: str) -> str:
+        try:
+            reply = self._client().action(
+                {"Action": "Getvar", "Channel": channel, "Variable": name}
+            )
+        except AmiError as exc:
+            raise TelephonyError(str(exc)) from None
+        if reply.get("Response") != "Success":
+            raise TelephonyError(f"Getvar {name} refused: {reply.get('Message', '')}")
+        return str(reply.get("Value") or "").strip()
+
+    def _setvar(self, channel: str, name: str, value: str) -> None:
+        self._act({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
+
+    def _redirect(
+        self, channel: str, context: str, extra_channel: str = "", extra_context: str = ""
+    ) -> None:
+        fields: dict[str, object] = {
+            "Action": "Redirect",
+            "Channel": channel,
+            "Context": context,
+            "Exten": "s",
+            "Priority": "1",
+        }
+        if extra_channel:
+            fields.update(
+                {
+                    "ExtraChannel": extra_channel,
+                    "ExtraContext": extra_context,
+                    "ExtraExten": "s",
+                    "ExtraPriority": "1",
+                }
+            )
+        self._act(fields)
+
+    def _hangup(self, channel: str) -> None:
+        try:
+            reply = self._client().action({"Action": "Hangup", "Channel": channel})
+        except AmiError as exc:
+            raise TelephonyError(str(exc)) from None
+        if reply.get("Response") != "Success" and "No such channel" not in str(
+            reply.get("Message", "")
+        ):
+            raise TelephonyError(f"Hangup refused: {reply.get('Message', '')}")
+
+    def _leave_room(self, call_id: str) -> None:
+        """Before the caller moves on from a room the operator is in (after a cancelled
+        consult), the operator's channel there is hung up."""
+        operator = self.legs.get(call_id).get("operator")
+        if operator:
+            self.legs.drop(call_id)
+            self._hangup(operator)
+
+    def _operator(self, call_id: str) -> str:
+        operator = self.legs.get(call_id).get("operator")
+        if not operator:
+            raise TelephonyError(f"no consult known for {call_id}")
+        return operator
+
+    def _unit(self, call_id: str) -> str:
+        unit = self._getvar(self._operator(call_id), "BRIDGEPEER")
+        if not unit:
+            raise TelephonyError("the unit has not answered")
+        return unit
+
+    def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
+        caller, room = self._channel(call_id), room_for(call_id)
+        # After a cancelled consult the operator is in the caller's room, not bridged.
+        operator = self.legs.get(call_id).get("operator") or self._getvar(caller, "BRIDGEPEER")
+        if not operator:
+            raise TelephonyError("the caller is not with the operator")
+        self._setvar(caller, "HOTLINE_CONSULT_ROOM", room)
+        self._setvar(operator, "HOTLINE_CONSULT_ROOM", room)
+        self._setvar(operator, "HOTLINE_CONSULT_DONE", "")
+        dial = self.dial_pattern.format(number=national(number))
+        self._setvar(operator, "HOTLINE_CONSULT_DIAL", dial)
+        self.legs.save(call_id, operator=operator)
+        self._redirect(
+            caller,
+            "hotline-consult-caller",
+            extra_channel=operator,
+            extra_context="hotline-consult-operator",
+        )
+
+    def _unit_joins(self, call_id: str, operator_stays: bool) -> None:
+        operator, unit = self._operator(call_id), self._unit(call_id)
+        self._setvar(unit, "HOTLINE_CONSULT_ROOM", room_for(call_id))
+        # The operator's Dial returns when the unit leaves it: to the room, or hang up.
+        self._setvar(operator, "HOTLINE_CONSULT_DONE", "" if operator_stays else "1")
+        self._redirect(unit, "hotline-consult-join")
+
+    def consult_threeway(self, call_id: str, channel: str) -> None:
+        self._unit_joins(call_id, operator_stays=True)
+
+    def consult_complete(self, call_id: str, channel: str) -> None:
+        self._unit_joins(call_id, operator_stays=False)
+        self.legs.drop(call_id)
+
+    def consult_cancel(self, call_id: str, channel: str) -> None:
+        # The operator's own channel goes to the caller's room: the unit's leg, ringing
+        # or talking, ends with the Dial it leaves.
+        self._redirect(self._operator(call_id), "hotline-consult-join")
+
+    def consult_leave(self, call_id: str, channel: str) -> None:
+        operator = self._operator(call_id)
+        self.legs.drop(call_id)
+        self._hangup(operator)

@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
+from calls.consult import ConsultDesk
 from calls.duty_desk import DutyDesk
 from calls.grid_desk import GridDesk
 from calls.handler import CallHandler, job_id_for
@@ -121,6 +122,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "note-too-long": ("转办说明最多 {limit} 字", "The note is at most {limit} characters"),
     "unknown-line": ("没有这条紧急线路：{line}", "No such emergency line: {line}"),
+    "consult-failed": (
+        "咨询转接未能完成（电话系统无响应），请再试一次或告知来电人该单位的值班电话",
+        "The consult did not go through (the telephony did not answer); try again, "
+        "or give the caller the unit's duty phone",
+    ),
+    "consult-busy": (
+        "正在咨询转接中，请先完成、转为三方通话或取消",
+        "A consult is under way: complete it, make it three-way or cancel it first",
+    ),
+    "no-consult": ("当前没有进行中的咨询转接", "No consult is under way"),
+    "on-hold": ("来电人正在保持中，请先恢复通话", "The caller is on hold: resume first"),
+    "no-duty-phone": (
+        "该单位尚未登记值班电话",
+        "That unit has no duty phone on record",
+    ),
+    "no-unit": ("找不到该单位", "No such unit"),
     "transfer-failed": (
         "转接未能完成（电话系统无响应），请告知来电人直接拨打 {line}",
         "The transfer did not go through (the telephony did not answer); "
@@ -265,6 +282,7 @@ class Desk:
         self.tasks = TaskDesk(self)
         self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
+        self.consults = ConsultDesk(self)
 
     # -- the audit line ---------------------------------------------------------------
 

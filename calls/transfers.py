@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from sqlalchemy import select
 
 from calls.handler import CallHandler
 from cases.models import CaseEvent
 from cases.service import case_for_call, utcnow
+
+if TYPE_CHECKING:
+    from calls.consult import ConsultLegs, ConsultMover
 
 log = logging.getLogger("hotline.transfers")
 
@@ -57,6 +60,18 @@ class CallMover(Protocol):
     def hold(self, call_id: str, channel: str) -> None: ...
 
 
+@runtime_checkable
+class ConsultCapable(Protocol):
+    """A mover that also consults (calls.consult.ConsultMover)."""
+
+    def can_consult(self, call_id: str, channel: str) -> bool: ...
+
+
+def room_for(call_id: str) -> str:
+    """The caller's conference during a consult: one per call."""
+    return "hotline-" + call_id
+
+
 def national(number: str) -> str:
     """A carrier wants national digits: +8613800000001 -> 13800000001."""
     return number[3:] if number.startswith("+86") else number.lstrip("+")
@@ -69,11 +84,13 @@ class TwilioMover:
         public_base_url: str,
         caller_id: str | None = None,
         hold_music_url: str | None = None,
+        legs: ConsultLegs | None = None,
     ) -> None:
         self.client = client
         self.base_url = public_base_url.rstrip("/")
         self.caller_id = caller_id
         self.hold_music_url = hold_music_url or self.base_url + "/twilio/hold.wav"
+        self.legs = legs
 
     def can_move(self, call_id: str, channel: str) -> bool:
         return channel == "twilio"
@@ -95,6 +112,128 @@ class TwilioMover:
     def hold(self, call_id: str, channel: str) -> None:
         # Music until resumed: /twilio/offered then dials the seat the call still holds.
         self._update(call_id, twiml=hold_twiml(self.hold_music_url))
+
+    # -- consult transfer and three-way call (calls.consult) ----------------------------
+    # The caller waits in their own conference (room_for), with its wait music until a
+    # member who starts it joins; the operator and the unit are called into a second one
+    # (the desk) by the participants API, and moved into the caller's by call updates.
+    # The caller's leaving ends the conference, so no leg outlives them.
+
+    def can_consult(self, call_id: str, channel: str) -> bool:
+        return channel == "twilio" and self.legs is not None and bool(self.caller_id)
+
+    def _legs(self, call_id: str) -> dict[str, str]:
+        legs = self._legs_of().get(call_id)
+        if not legs.get("operator") or not legs.get("unit"):
+            raise TelephonyError(f"no consult legs known for {call_id}")
+        return legs
+
+    def _legs_of(self) -> ConsultLegs:
+        if self.legs is None:
+            raise TelephonyError("no place to keep the consult's legs")
+        return self.legs
+
+    def _join(self, sid: str, room: str, ends_it: bool) -> None:
+        self._update(sid, twiml=member_twiml(room, ends_it))
+
+    def _hang_up(self, sid: str) -> None:
+        self._update(sid, status="completed")
+
+    def _call_in(self, room: str, to: str, label: str, starts_it: bool) -> str:
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            participant = self.client.conferences(room).participants.create(
+                from_=self.caller_id,
+                to=to,
+                label=label,
+                start_conference_on_enter=starts_it,
+                end_conference_on_exit=False,
+                beep="false",
+                wait_url=self.hold_music_url,
+                wait_method="GET",
+            )
+        except TwilioException as exc:
+            raise TelephonyError(str(exc)) from None
+        return str(participant.call_sid)
+
+    def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
+        if self.legs is None or not self.caller_id:
+            raise TelephonyError("a consult needs TWILIO_CALLER_ID to ring the unit from")
+        room = room_for(call_id)
+        self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
+        desk = room + "-consult"
+        operator = self._call_in(desk, f"client:{seat}", "operator", True)
+        self.legs.save(call_id, operator=operator)
+        unit = self._call_in(desk, number, "unit", False)
+        self.legs.save(call_id, unit=unit)
+
+    def consult_threeway(self, call_id: str, channel: str) -> None:
+        legs, room = self._legs(call_id), room_for(call_id)
+        self._join(legs["unit"], room, ends_it=False)
+        self._join(legs["operator"], room, ends_it=False)
+
+    def consult_complete(self, call_id: str, channel: str) -> None:
+        legs = self._legs(call_id)
+        self._join(legs["unit"], room_for(call_id), ends_it=True)
+        self._hang_up(legs["operator"])
+        self._legs_of().drop(call_id)
+
+    def consult_cancel(self, call_id: str, channel: str) -> None:
+        legs, room = self._legs(call_id), room_for(call_id)
+        self._hang_up(legs["unit"])
+        # The operator's hang-up from now on ends the call, as after any conversation.
+        self._join(legs["operator"], room, ends_it=True)
+        self._legs_of().drop(call_id)
+
+    def consult_leave(self, call_id: str, channel: str) -> None:
+        legs = self._legs(call_id)
+        self._unit_ends_it(call_id, legs["unit"])
+        self._hang_up(legs["operator"])
+        self._legs_of().drop(call_id)
+
+    def _unit_ends_it(self, call_id: str, unit: str) -> None:
+        """The unit alone stays with the caller: its hang-up ends the conference."""
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            self.client.conferences(room_for(call_id)).participants(unit).update(
+                end_conference_on_exit=True
+            )
+        except TwilioException as exc:
+            raise TelephonyError(str(exc)) from None
+
+
+def caller_room_twiml(room: str, music_url: str) -> str:
+    """The caller in their conference: music until a member who starts it joins, and
+    the conference over when they leave."""
+    from twilio.twiml.voice_response import Dial, VoiceResponse
+
+    response = VoiceResponse()
+    dial = Dial()
+    dial.conference(
+        room,
+        start_conference_on_enter=False,
+        end_conference_on_exit=True,
+        wait_url=music_url,
+        wait_method="GET",
+        beep=False,
+    )
+    response.append(dial)
+    return str(response)
+
+
+def member_twiml(room: str, ends_it: bool) -> str:
+    """The operator or the unit joining the caller's conference (starting it)."""
+    from twilio.twiml.voice_response import Dial, VoiceResponse
+
+    response = VoiceResponse()
+    dial = Dial()
+    dial.conference(
+        room, start_conference_on_enter=True, end_conference_on_exit=ends_it, beep=False
+    )
+    response.append(dial)
+    return str(response)
 
 
 def hold_twiml(music_url: str) -> str:
@@ -139,6 +278,32 @@ class Telephony:
 
     def hold(self, call_id: str, channel: str) -> None:
         self._for(call_id, channel).hold(call_id, channel)
+
+    def _consulting(self, call_id: str, channel: str) -> ConsultMover:
+        for mover in self.movers:
+            if isinstance(mover, ConsultCapable) and mover.can_consult(call_id, channel):
+                return cast("ConsultMover", mover)
+        raise TelephonyError(f"no telephony can consult for {call_id} ({channel})")
+
+    def can_consult(self, call_id: str, channel: str) -> bool:
+        return any(
+            isinstance(m, ConsultCapable) and m.can_consult(call_id, channel) for m in self.movers
+        )
+
+    def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
+        self._consulting(call_id, channel).consult_start(call_id, channel, seat, number)
+
+    def consult_threeway(self, call_id: str, channel: str) -> None:
+        self._consulting(call_id, channel).consult_threeway(call_id, channel)
+
+    def consult_complete(self, call_id: str, channel: str) -> None:
+        self._consulting(call_id, channel).consult_complete(call_id, channel)
+
+    def consult_cancel(self, call_id: str, channel: str) -> None:
+        self._consulting(call_id, channel).consult_cancel(call_id, channel)
+
+    def consult_leave(self, call_id: str, channel: str) -> None:
+        self._consulting(call_id, channel).consult_leave(call_id, channel)
 
 
 def flow_back_in_line(handler: CallHandler, call_id: str, skill: str | None) -> None:

@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "wrapup_extend",
     "transfer",
     "hold",
+    "consult",
 )
 
 

@@ -185,8 +185,8 @@ class CallQueue:
             target = self._skill(target)
         elif kind == "seat":
             target = check_id("seat", target)
-        elif kind != "out" or not target:
-            raise QueueError("bad-argument", "kind must be out, skill or seat, with a target")
+        elif kind not in ("out", "unit") or not target:
+            raise QueueError("bad-argument", "kind must be out, unit, skill or seat, with a target")
         return self._transition(
             "transfer",
             check_id("call", call_id),
@@ -201,6 +201,14 @@ class CallQueue:
         stays the seat's. Returns 'held', 'resumed' or 'unchanged'."""
         return self._run(
             "hold", check_id("call", call_id), check_id("seat", seat_id), "1" if on else ""
+        )[1]
+
+    def consult(self, call_id: str, seat_id: str, step: str, unit: str = "") -> str:
+        """The seat's operator consults a unit about the connected call: ``start`` (the
+        caller holds), ``threeway`` or ``cancel`` (consult.lua). Returns 'consulting',
+        'threeway' or 'cancelled'; completing it is ``transfer(..., "unit", unit)``."""
+        return self._run(
+            "consult", check_id("call", call_id), check_id("seat", seat_id), step, unit
         )[1]
 
     def set_skill(self, call_id: str, skill: str) -> Transition:

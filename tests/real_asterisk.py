@@ -9,7 +9,8 @@ Where it comes from:
 
 The instance runs as a non-installed tree: its own asterisk.conf points the module and
 data folders at the prefix and everything it writes at a temporary folder. It loads
-docker/asterisk's extensions.conf, modules.conf and musiconhold.conf as they are, and
+docker/asterisk's extensions.conf, modules.conf, musiconhold.conf, amd.conf and
+confbridge.conf as they are, and
 manager.conf and pjsip.conf rendered by docker/asterisk/render-config.sh, with only
 the addresses of this machine's test processes put in.
 """
@@ -172,6 +173,7 @@ class Asterisk:
         (self.etc / "modules.conf").write_text(modules)
         shutil.copy(DEPLOY / "musiconhold.conf", self.etc / "musiconhold.conf")
         shutil.copy(DEPLOY / "amd.conf", self.etc / "amd.conf")
+        shutil.copy(DEPLOY / "confbridge.conf", self.etc / "confbridge.conf")
         for name, text in self.extra_conf.items():
             (self.etc / name).write_text(text)
         secrets = self.root / "seat_passwords"

@@ -11,6 +11,7 @@ from flask import current_app
 from agi_scripts.ami import AmiConnection
 from agi_scripts.transfers import AsteriskMover
 from calls import CallHandler
+from calls.consult import ConsultLegs
 from calls.transfers import EMERGENCY_LINES, CallMover, Telephony, TwilioMover
 from web.context import services
 
@@ -36,6 +37,7 @@ def telephony_from_settings(settings: Any, handler: CallHandler) -> Telephony:
                 settings.public_base_url,
                 settings.twilio_caller_id,
                 settings.twilio_hold_music_url,
+                ConsultLegs(handler.redis, handler.queue.keys),
             )
         )
     return Telephony(tuple(movers))

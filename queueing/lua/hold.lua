@@ -6,9 +6,12 @@
 -- Returns {'ok', 'held'|'resumed'|'unchanged'} or {'err', code}.
 local call, seat, on = ARGV[5], ARGV[6], ARGV[7] == '1'
 local ckey = P_CALL .. call
-local state, on_seat, held_at = unpack(redis.call('HMGET', ckey, 'state', 'seat', 'held_at'))
+local state, on_seat, held_at, consult =
+  unpack(redis.call('HMGET', ckey, 'state', 'seat', 'held_at', 'consult'))
 if not state then return {'err', 'no-such-call'} end
 if state ~= 'on_call' or on_seat ~= seat then return {'err', 'not-connected'} end
+-- A consult (consult.lua) holds the caller itself, and ends by its own steps.
+if consult and consult ~= '' then return {'err', 'consult-busy'} end
 local held = held_at and held_at ~= ''
 if on == held then return {'ok', 'unchanged'} end
 if on then

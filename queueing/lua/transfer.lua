@@ -2,6 +2,7 @@
 -- call (wrap-up) as after any conversation; a transfer is never an abandon.
 --   'out'   a blind transfer out of the centre (an emergency line): the call ends,
 --           outcome 'transferred', and COMPLETE is emitted (the talk happened).
+--   'unit'  handed to a unit's duty phone after a consult (consult.lua): ends as 'out'.
 --   'skill' back in line for another skill (a Hainanese seat), at the head of its line.
 --   'seat'  offered to a named seat now; it must be available.
 -- ARGV[5] call id, [6] the operator's seat, [7] kind, [8] target (a line, skill or
@@ -10,10 +11,12 @@
 -- Returns {'ok', 'transferred'|'requeued'|'offered', ...offers} or {'err', code}.
 local call, seat, kind, target = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ckey = P_CALL .. call
-local state, on_seat, answered_at, score =
-  unpack(redis.call('HMGET', ckey, 'state', 'seat', 'answered_at', 'score'))
+local state, on_seat, answered_at, score, consult =
+  unpack(redis.call('HMGET', ckey, 'state', 'seat', 'answered_at', 'score', 'consult'))
 if not state then return {'err', 'no-such-call'} end
 if state ~= 'on_call' or on_seat ~= seat then return {'err', 'not-connected'} end
+-- During a consult the caller is handed only to the unit consulted (or the consult ends).
+if consult and consult ~= '' and kind ~= 'unit' then return {'err', 'consult-busy'} end
 if kind == 'skill' and redis.call('EXISTS', P_STAFFED .. target) == 0 then
   return {'err', 'unstaffed-skill', target}
 end
@@ -21,7 +24,7 @@ if kind == 'seat' then
   if target == seat then return {'err', 'bad-argument', 'the same seat'} end
   if seat_state(target) ~= 'available' then return {'err', 'seat-unavailable', target} end
 end
-if kind ~= 'out' and kind ~= 'skill' and kind ~= 'seat' then
+if kind ~= 'out' and kind ~= 'unit' and kind ~= 'skill' and kind ~= 'seat' then
   return {'err', 'bad-argument', 'kind'}
 end
 
@@ -29,7 +32,7 @@ local talk_ms = NOW - tonumber(answered_at)
 redis.call('HSET', ckey, 'transferred_from', seat, 'transfer_kind', kind, 'transferred_to', target)
 emit('TRANSFER', 'call', call, 'seat', seat, 'kind', kind, 'to', target, 'talk_ms', talk_ms)
 local out = {'ok', 'transferred'}
-if kind == 'out' then
+if kind == 'out' or kind == 'unit' then
   end_call(call, 'transferred')
   emit('COMPLETE', 'call', call, 'seat', seat, 'by', 'agent', 'talk_ms', talk_ms)
   return finish_seat(seat, call, talk_ms, out)

@@ -1,7 +1,9 @@
 """The operator's call controls beside the pop: 紧急转办 to an emergency line (one
-button per line, a short note, a confirmation), and a transfer to another skill or a
-named seat. Every action goes through the desk (calls.desk), which checks that the
-call is the operator's (or a supervisor acts) and moves it (calls.transfers)."""
+button per line, a short note, a confirmation), a transfer to another skill or a
+named seat, hold, and a consult transfer to a unit's duty phone from the directory
+(咨询转接, then complete, three-way or cancel). Every action goes through the desk
+(calls.desk), which checks that the call is the operator's (or a supervisor acts) and
+moves it (calls.transfers, calls.consult)."""
 
 from __future__ import annotations
 
@@ -50,12 +52,20 @@ def controls_view(call: str | None, **extra: Any) -> dict[str, Any]:
     held = bool(call and services().queue.call(call).get("held_at"))
     skills = services().queue.settings.skills
     units = unit_directory() if call else []
+    record = services().queue.call(call) if call else {}
+    consult = record.get("consult", "")
+    code = record.get("consult_unit", "")
+    consulted = next((u for u in units if u.code == code), None)
     return {
         "call": call,
-        "held": held,
+        "held": held and not consult,
         "lines": lines,
         "skills": skills,
         "directory": units,
+        "consult": consult,
+        "consult_unit": {"name": consulted.name, "shown": consulted.shown}
+        if consulted
+        else {"name": code, "shown": ""},
         **extra,
     }
 
@@ -82,6 +92,8 @@ def call_controls() -> Any:
         if handed.get("transferred_from") == seat:
             kind = handed.get("transfer_kind")
             done = {"done_line": handed.get("transferred_to")} if kind == "out" else {}
+            if kind == "unit":
+                done = {"done_unit": unit_name(handed.get("transferred_to", ""))}
             done = done or {"done_other": True}
     return render_template("_call_controls.html", **controls_view(None, **done))
 
@@ -110,6 +122,30 @@ def transfer(call: str) -> Any:
     except DeskError as exc:
         return refused(call, exc)
     return render_template("_call_controls.html", **controls_view(None, done_other=True))
+
+
+def unit_name(code: str) -> str:
+    return next((u.name for u in unit_directory() if u.code == code), code)
+
+
+@bp.post("/calls/<call>/consult")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def consult(call: str) -> Any:
+    """咨询转接: ring a unit's duty phone while the caller holds (start), then hand the
+    caller over (complete), talk all three (threeway; leave later), or go back to the
+    caller (cancel). calls.consult does each step through the desk."""
+    step = request.form.get("step", "")
+    unit = request.form.get("unit", "").strip()[:48]
+    try:
+        result = services().desk.consults.step(desk_actor(), call, step, telephony(), unit)
+    except DeskError as exc:
+        return refused(call, exc)
+    if result == "transferred":
+        code = services().queue.call(call).get("transferred_to", "")
+        return render_template(
+            "_call_controls.html", **controls_view(None, done_unit=unit_name(code))
+        )
+    return render_template("_call_controls.html", **controls_view(call))
 
 
 @bp.post("/calls/<call>/hold")

@@ -17,7 +17,7 @@ from rq import Retry
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from calls.transfers import seat_leg_released
+from calls.transfers import caller_room_twiml, room_for, seat_leg_released
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
@@ -247,6 +247,9 @@ def dial_status() -> Response:
     if seat_leg_released(record, dialled_seat) and not caller_gone:
         # The operator moved the caller (calls.transfers updated the live call): a <Dial>
         # action after that says where the caller is now, and ends nothing.
+        if record.get("consult") or record.get("transfer_kind") == "unit":
+            music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
+            return Response(caller_room_twiml(room_for(sid), music), mimetype="text/xml")
         if record.get("held_at"):
             music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
             response.play(music, loop=0)

@@ -1,0 +1,236 @@
+"""Consult transfers and three-way calls (咨询转接 / 三方通话) through the console and the
+desk, on Twilio's protocol: signed webhooks (tests/twilio_peer.py) bring a caller to
+wang's seat, and a local HTTP server standing in for Twilio's REST API records the call
+updates and conference participants the consult asks for. The caller waits in their
+conference; the operator and the unit's duty phone are called into a second one, and
+moved into the caller's for a three-way call or a handover."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from urllib.parse import parse_qs, unquote
+
+import pytest
+from redis import Redis
+from sqlalchemy import select
+
+from calls.desk import Actor
+from cases.duty_numbers import set_duty_phone
+from tests.test_transfers import CALL, connect_a_caller, console_of, run_jobs
+from tests.twilio_peer import PUBLIC_BASE, TwilioSigner, app_on_twilio, http_peer, parse, sid
+
+ACCOUNT = "AC" + "8" * 32
+OPERATOR_LEG, UNIT_LEG = sid(7001), sid(7002)
+ROOM = f"hotline-{CALL}"
+API = f"/2010-04-01/Accounts/{ACCOUNT}"
+
+
+class TwilioApi(BaseHTTPRequestHandler):
+    """Twilio's REST API as far as a consult goes: call updates, and participants
+    created (the operator's and the unit's legs, by label) or updated."""
+
+    received: list[tuple[str, dict[str, list[str]]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        form = parse_qs(self.rfile.read(length).decode())
+        path = unquote(self.path)
+        TwilioApi.received.append((path, form))
+        if path.endswith("/Participants.json"):
+            leg = OPERATOR_LEG if form.get("Label") == ["operator"] else UNIT_LEG
+            body = {"call_sid": leg, "account_sid": ACCOUNT, "label": form["Label"][0]}
+        elif "/Participants/" in path:
+            body = {"call_sid": path.rsplit("/", 1)[-1].removesuffix(".json")}
+        else:
+            call = path.rsplit("/", 1)[-1].removesuffix(".json")
+            body = {"sid": call, "account_sid": ACCOUNT, "status": "in-progress"}
+        data = json.dumps(body).encode()
+        self.send_response(201 if path.endswith("/Participants.json") else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def twilio_api() -> Iterator[str]:
+    TwilioApi.received = []
+    with http_peer(TwilioApi) as url:
+        yield url
+
+
+@pytest.fixture
+def app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, monkeypatch):  # type: ignore[no-untyped-def]
+    people = (("wang", "operator", "王芳", "1001"),)
+    app = app_on_twilio(
+        redis,
+        redis_server.url,
+        tmp_path,
+        twilio_api,
+        monkeypatch,
+        ACCOUNT,
+        people,
+        TWILIO_CALLER_ID="+8689812345",
+    )
+    with app.extensions["hotline"].desk.sessions() as db:
+        set_duty_phone(db, "water-affairs", "0898-66661234")
+        db.commit()
+    return app
+
+
+def requests() -> list[tuple[str, dict[str, str]]]:
+    """What the consult asked of Twilio so far, each form's fields single-valued; taken."""
+    taken = [(p, {k: v[0] for k, v in f.items()}) for p, f in TwilioApi.received]
+    TwilioApi.received = []
+    return taken
+
+
+def conference_of(twiml: str) -> dict[str, str]:
+    found = re.search(r"<Conference ([^>]*)>([^<]*)</Conference>", twiml)
+    assert found, twiml
+    return {**dict(re.findall(r'(\w+)="([^"]*)"', found[1])), "room": found[2]}
+
+
+def consult(client, headers, step: str, **form: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/console/calls/{CALL}/consult", data={"step": step, **form}, headers=headers
+    )
+
+
+def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.figures import record_calls
+    from cases.models import CallRecord, Case, CaseEvent
+
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    page = wang.get("/console/call-controls").get_data(as_text=True)
+    assert 'id="consult-transfer"' in page
+    assert '<option value="water-affairs">' in page and "0898 6666 1234" in page
+
+    started = consult(wang, csrf, "start", unit="water-affairs")
+    assert started.status_code == 200, started.get_data(as_text=True)
+    shown = started.get_data(as_text=True)
+    assert "正在与" in shown and "0898 6666 1234" in shown and "来电人保持中" in shown
+    assert 'value="threeway"' in shown and 'value="cancel"' in shown
+    (caller_path, caller), (op_path, op), (unit_path, unit) = requests()
+    # The caller waits in their own conference, music until a member starts it.
+    assert caller_path == f"{API}/Calls/{CALL}.json"
+    room = conference_of(caller["Twiml"])
+    assert room["room"] == ROOM and room["startConferenceOnEnter"] == "false"
+    assert room["endConferenceOnExit"] == "true" and room["waitUrl"].startswith(PUBLIC_BASE)
+    # The operator and the unit are called into the consult room: nobody else hears it.
+    assert op_path == unit_path == f"{API}/Conferences/{ROOM}-consult/Participants.json"
+    assert op["To"] == "client:1001" and op["StartConferenceOnEnter"] == "true"
+    assert unit["To"] == "+8689866661234" and unit["StartConferenceOnEnter"] == "false"
+    assert op["From"] == unit["From"] == "+8689812345"
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and record["consult"] == "consulting"
+    assert record["consult_unit"] == "water-affairs" and record["held_at"]
+
+    # The seat's <Dial> reporting its end keeps the caller in their conference.
+    twilio = TwilioSigner(app.test_client())
+    after = twilio.post(
+        "/twilio/dial-status?seat=1001",
+        {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
+    )
+    assert conference_of(after.get_data(as_text=True))["room"] == ROOM
+    assert svc.queue.call(CALL)["state"] == "on_call"
+    # While consulting, hold and the emergency buttons are not offered; a hold is refused.
+    assert 'id="call-hold"' not in shown and 'id="emergency-transfer"' not in shown
+    held = wang.post(f"/console/calls/{CALL}/hold", data={"action": "hold"}, headers=csrf)
+    assert held.status_code == 409 and "正在咨询转接中" in held.get_data(as_text=True)
+    assert requests() == []
+
+    three = consult(wang, csrf, "threeway")
+    assert three.status_code == 200 and "三方通话中" in three.get_data(as_text=True)
+    moves = requests()
+    legs = [f"{API}/Calls/{UNIT_LEG}.json", f"{API}/Calls/{OPERATOR_LEG}.json"]
+    assert [p for p, _ in moves] == legs
+    for _, form in moves:
+        joined = conference_of(form["Twiml"])
+        assert joined["room"] == ROOM and joined["startConferenceOnEnter"] == "true"
+        assert joined["endConferenceOnExit"] == "false"
+    assert svc.queue.call(CALL)["consult"] == "threeway" and not svc.queue.call(CALL)["held_at"]
+
+    left = consult(wang, csrf, "leave")
+    assert left.status_code == 200 and "已转接 市水务局" in left.get_data(as_text=True)
+    (unit_update, ends), (op_update, hung) = requests()
+    # The unit stays with the caller, and its hang-up now ends the conference.
+    assert unit_update == f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json"
+    assert ends == {"EndConferenceOnExit": "true"}
+    assert op_update == f"{API}/Calls/{OPERATOR_LEG}.json" and hung == {"Status": "completed"}
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == "transferred"
+    assert record["transfer_kind"] == "unit" and record["transferred_to"] == "water-affairs"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    # Redrawn in wrap-up, the panel still says where the caller went; the case form stays.
+    assert "已转接 市水务局" in wang.get("/console/call-controls").get_data(as_text=True)
+    assert '<form id="case-form"' in wang.get(f"/console/calls/{CALL}/pop").get_data(as_text=True)
+
+    run_jobs(app)
+    with svc.desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.call_id == CALL))
+        assert case is not None and case.transferred_to == "water-affairs"
+        assert case.handling is None  # not an emergency transfer
+        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
+        assert "转接 市水务局（值班电话 +8689866661234）：三方通话后退出" in trail, trail
+        while record_calls(db, svc.redis, svc.queue.keys):
+            pass
+        row = db.get(CallRecord, CALL)
+        assert row.transfer_kind == "unit" and row.transferred_to == "water-affairs"
+        assert row.outcome == "answered"
+
+
+def test_a_consult_is_cancelled_then_handed_over(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    assert consult(wang, csrf, "threeway").status_code == 409  # nothing to make three-way
+    assert consult(wang, csrf, "start", unit="no-such-unit").status_code == 404
+    assert requests() == []
+
+    consult(wang, csrf, "start", unit="water-affairs")
+    requests()
+    back = consult(wang, csrf, "cancel")
+    assert back.status_code == 200 and 'id="consult-transfer"' in back.get_data(as_text=True)
+    (unit_path, hung), (op_path, joined) = requests()
+    assert unit_path == f"{API}/Calls/{UNIT_LEG}.json" and hung == {"Status": "completed"}
+    assert op_path == f"{API}/Calls/{OPERATOR_LEG}.json"
+    room = conference_of(joined["Twiml"])
+    # With the operator back, their hang-up ends the call as after any conversation.
+    assert room["room"] == ROOM and room["endConferenceOnExit"] == "true"
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and not record["consult"] and not record["held_at"]
+
+    consult(wang, csrf, "start", unit="water-affairs")
+    assert len(requests()) == 3
+    done = consult(wang, csrf, "complete")
+    assert done.status_code == 200 and "已转接 市水务局" in done.get_data(as_text=True)
+    (unit_path, joined), (op_path, hung) = requests()
+    assert unit_path == f"{API}/Calls/{UNIT_LEG}.json"
+    room = conference_of(joined["Twiml"])
+    assert room["room"] == ROOM and room["endConferenceOnExit"] == "true"
+    assert op_path == f"{API}/Calls/{OPERATOR_LEG}.json" and hung == {"Status": "completed"}
+    record = svc.queue.call(CALL)
+    assert record["outcome"] == "transferred" and record["transfer_kind"] == "unit"
+    kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
+    assert kinds.count("CONSULT") == 3 and "ABANDON" not in kinds
+    # The caller's later <Dial> end (their conference over) finds the call handed on.
+    twilio = TwilioSigner(app.test_client())
+    after = parse(
+        twilio.post(
+            "/twilio/dial-status?seat=1001",
+            {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
+        )
+    )
+    assert after.find("Dial") is not None

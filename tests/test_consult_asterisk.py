@@ -1,0 +1,203 @@
+"""Consult transfers and three-way calls (咨询转接 / 三方通话) on a real Asterisk 22 (the
+project's dialplan, confbridge.conf, AMI and PJSIP), through the desk as the console
+calls it: SIPp plays the citizen on the trunk, the operator's phone, and a unit's duty
+phone behind the trunk (127.0.0.3). ConfbridgeList over AMI says who is in the
+caller's room at each step.
+
+Skipped, with one line saying how to enable it, when no Asterisk is available."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from socket import SOCK_DGRAM
+
+import pytest
+
+from calls.transfers import room_for
+from cases.db import engine_for, session_factory
+from cases.duty_numbers import set_duty_phone
+from tests import sipp
+from tests.conftest import wait_until as eventually
+from tests.real_asterisk import free_port
+from tests.real_rig import RealRig
+from tests.test_real_asterisk import case_db, make_rig, prefix, sounds  # noqa: F401
+from tests.test_transfers_asterisk import WANG, connected_call, desk_for, operator
+
+pytestmark = pytest.mark.slow
+
+UNIT = "water-affairs"
+
+
+def with_duty_phone(case_db: str) -> None:  # noqa: F811
+    engine = engine_for(case_db)
+    with session_factory(engine)() as db:
+        set_duty_phone(db, UNIT, "0898-66661234")
+        db.commit()
+    engine.dispose()
+
+
+def room_members(ami, call_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The channels in the caller's ConfBridge room (none: no such room)."""
+    listed = ami.action_list({"Action": "ConfbridgeList", "Conference": room_for(call_id)})
+    return sorted(m.get("Channel", "") for m in listed if m.get("Event") == "ConfbridgeList")
+
+
+def unit_legs_up(rig: RealRig, ami, call_id: str) -> int:  # type: ignore[no-untyped-def]
+    """Answered legs on the trunk other than the citizen's own: the duty phone's."""
+    raw = rig.redis.get(rig.queue.keys.channel(call_id))
+    caller = raw.decode() if raw else ""
+    return sum(
+        c.get("Channel", "").startswith("PJSIP/trunk-")
+        and c.get("Channel") != caller
+        and c.get("ChannelStateDesc") == "Up"
+        for c in ami.action_list({"Action": "CoreShowChannels"})
+    )
+
+
+def application_of(ami, caller: str) -> str:  # type: ignore[no-untyped-def]
+    channels = ami.action_list({"Action": "CoreShowChannels"})
+    mine = [c for c in channels if c.get("CallerIDNum") == caller]
+    return mine[0].get("Application", "") if mine else ""
+
+
+def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    with_duty_phone(case_db)
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=120_000)
+    unit_phone = sipp.called(rig.workdir, "duty-phone", port, answer=True, ring_ms=1000, digit=None)
+    rig.sipps.append(unit_phone)
+    # The citizen hangs up 40 s after the answer, talking to the unit by then.
+    citizen = rig.citizens("consult", ["13800138444"], hangup_after_ms=40_000)
+    call_id = connected_call(rig, "13800138444", "1001")
+
+    assert desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT) == "consulting"
+    # The caller waits alone in their room (music); the operator's phone rings the unit.
+    eventually(
+        lambda: application_of(ami, "13800138444") == "ConfBridge",
+        timeout_s=30,
+        what="the caller waiting in their room",
+    )
+    record = rig.queue.call(call_id)
+    assert record["state"] == "on_call" and record["consult"] == "consulting"
+
+    def operator_with_the_unit() -> bool:
+        channels = ami.action_list({"Action": "CoreShowChannels"})
+        seat = [c for c in channels if c.get("Channel", "").startswith("PJSIP/1001-")]
+        trunk = [c for c in channels if c.get("Channel", "").startswith("PJSIP/trunk-")]
+        return any(
+            s.get("BridgeId") and s.get("BridgeId") == t.get("BridgeId")
+            for s in seat
+            for t in trunk
+        )
+
+    eventually(operator_with_the_unit, timeout_s=30, what="the operator talking to the unit")
+    assert len(room_members(ami, call_id)) == 1  # the caller, alone: nobody hears the consult
+
+    assert desk.consults.step(WANG, call_id, "threeway", telephony) == "threeway"
+    eventually(
+        lambda: len(room_members(ami, call_id)) == 3,
+        timeout_s=30,
+        what="caller, operator and unit in one room",
+    )
+    assert any(m.startswith("PJSIP/1001-") for m in room_members(ami, call_id))
+
+    assert desk.consults.step(WANG, call_id, "leave", telephony) == "transferred"
+    eventually(
+        lambda: (
+            len(room_members(ami, call_id)) == 2
+            and not any(m.startswith("PJSIP/1001-") for m in room_members(ami, call_id))
+        ),
+        timeout_s=30,
+        what="the operator gone, the caller and the unit still talking",
+    )
+    record = rig.queue.call(call_id)
+    assert record["state"] == "ended" and record["outcome"] == "transferred"
+    assert record["transfer_kind"] == "unit" and record["transferred_to"] == UNIT
+    eventually(
+        lambda: rig.queue.seat("1001")["state"] == "available", timeout_s=30, what="seat free"
+    )
+    # The citizen hangs up: the unit's phone is let go with them.
+    assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    assert unit_phone.wait(timeout=60) == 0, unit_phone.output()[-3000:]
+    kinds = [e["type"] for e in rig.events() if e.get("call") == call_id]
+    assert kinds.count("CONSULT") == 2 and "ABANDON" not in kinds
+    assert kinds.count("TRANSFER") == 1 and kinds.count("COMPLETE") == 1
+    assert rig.asterisk.module_errors() == []
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()
+
+
+def test_a_consult_cancelled_then_a_transfer_completed(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    """取消 brings the operator back to the caller (the unit's leg ends); a second consult
+    then completes: the caller talks to the unit and the operator's leg ends at once."""
+    with_duty_phone(case_db)
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=120_000)
+    unit_phone = sipp._sipp(
+        rig.workdir,
+        "duty-phone-twice",
+        sipp.called_scenario(answer=True, ring_ms=1000, digit=None),
+        ["-i", "127.0.0.3", "-p", str(port), "-mp", str(sipp.media_port()), "-m", "2", "-aa"],
+    )
+    rig.sipps.append(unit_phone)
+    citizen = rig.citizens("consult-cancel", ["13800138555"], hangup_after_ms=45_000)
+    call_id = connected_call(rig, "13800138555", "1001")
+
+    desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT)
+    eventually(
+        lambda: unit_legs_up(rig, ami, call_id) == 1, timeout_s=30, what="the unit answering"
+    )
+    assert desk.consults.step(WANG, call_id, "cancel", telephony) == "cancelled"
+    eventually(
+        lambda: (
+            len(room_members(ami, call_id)) == 2
+            and any(m.startswith("PJSIP/1001-") for m in room_members(ami, call_id))
+        ),
+        timeout_s=30,
+        what="the operator back with the caller",
+    )
+    eventually(lambda: unit_legs_up(rig, ami, call_id) == 0, timeout_s=30, what="unit let go")
+    record = rig.queue.call(call_id)
+    assert record["state"] == "on_call" and not record["consult"] and not record["held_at"]
+
+    desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT)
+    eventually(
+        lambda: room_members(ami, call_id) and len(room_members(ami, call_id)) == 1,
+        timeout_s=30,
+        what="the caller alone again while the operator consults",
+    )
+    eventually(
+        lambda: unit_legs_up(rig, ami, call_id) == 1,
+        timeout_s=30,
+        what="the unit answering the second consult",
+    )
+    assert desk.consults.step(WANG, call_id, "complete", telephony) == "transferred"
+    eventually(
+        lambda: (
+            len(room_members(ami, call_id)) == 2
+            and not any(m.startswith("PJSIP/1001-") for m in room_members(ami, call_id))
+        ),
+        timeout_s=30,
+        what="the caller with the unit, the operator gone",
+    )
+    eventually(
+        lambda: not [c for c in rig.asterisk.channels() if c.startswith("PJSIP/1001")],
+        timeout_s=30,
+        what="the operator's leg ended",
+    )
+    assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    assert unit_phone.wait(timeout=60) == 0, unit_phone.output()[-3000:]
+    record = rig.queue.call(call_id)
+    assert record["outcome"] == "transferred" and record["transfer_kind"] == "unit"
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()
