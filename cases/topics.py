@@ -235,7 +235,8 @@ def _signals(
     rows = db.execute(
         select(Case, Category.code)
         .outerjoin(Category, Case.category_id == Category.id)
-        .where(Case.created_at >= start, Case.created_at < end, Case.merged_into_id.is_(None))
+        # Merged repeats count: twenty callers merged into one case are twenty reports.
+        .where(Case.created_at >= start, Case.created_at < end)
     ).all()
     return [
         (
@@ -300,7 +301,9 @@ def scan_hot_topics(
     detector.extend(signal for signal, _ in current)
     for week in range(1, settings.weeks + 1):
         back = timedelta(days=7 * week)
-        detector.extend(s for s, _ in _signals(db, now - back - widest, now - back, street_of))
+        band = timedelta(seconds=settings.band_s)  # the hours either side, as the baseline reads
+        past = _signals(db, now - back - widest - band, now - back + band, street_of)
+        detector.extend(signal for signal, _ in past)
     recent = now.timestamp() - widest.total_seconds()
     keys = {key for signal, _ in current if signal.at >= recent for key in _keys(signal)}
 

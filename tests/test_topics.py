@@ -411,3 +411,18 @@ def test_a_supervisor_opens_a_special_topic_and_adds_and_leaves_out_cases(
     assert lights.number in topic_page and fallen.number not in topic_page
     assert '<dd id="topic-cases">1</dd>' in topic_page
     assert "专题" in client.get("/console/topics").get_data(as_text=True)
+
+
+def test_the_scan_reads_the_hours_beside_the_window_on_past_weeks(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A street where the water goes off every Monday a little earlier than now: the
+    baseline counts the hour either side of the window, so today's cases are usual."""
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # a Monday, 11:00 Beijing time
+    with sessions() as db:
+        for week in (1, 2, 3):
+            for i in range(10):
+                at = now - timedelta(days=7 * week, minutes=100 - i * 3)
+                filed(db, at, "water-outage", f"金贸街道玉沙路{i}号")
+        for i in range(8):
+            filed(db, now - timedelta(minutes=20 - i * 2), "water-outage", f"金贸街道玉沙路{i}号")
+        db.commit()
+        assert scan_hot_topics(db, now, street_of=lambda a: "金贸街道")["raised"] == 0
