@@ -606,14 +606,17 @@ def token_view(session: Session, token: str) -> dict[str, Any]:
 # -- updates (mySociety's servicerequestupdates) ------------------------------------------
 
 # A case's steps a client hears about, and the status it reports for each.
+# (The extension's states are upper case: OPEN, CLOSED, and its additional ones.)
 UPDATE_STATUSES = {
-    "dispatched": "open",
-    "accepted": "in_progress",
-    "in_progress": "in_progress",
-    "resolved": "fixed",
-    "reopened": "open",
-    "closed": "closed",
+    "dispatched": "OPEN",
+    "accepted": "IN_PROGRESS",
+    "in_progress": "IN_PROGRESS",
+    "resolved": "FIXED",
+    "reopened": "OPEN",
+    "closed": "CLOSED",
 }
+CLIENT_UPDATE = "open311_update"  # a note a client POSTed (the citizen's comment)
+CLIENT_STATUSES = ("OPEN", "CLOSED", *sorted(set(UPDATE_STATUSES.values()) - {"OPEN", "CLOSED"}))
 
 
 def update_text(case: Case, event: CaseEvent) -> str:
@@ -655,3 +658,51 @@ def updates(session: Session, start: str = "", end: str = "") -> list[dict[str, 
         }
         for event, case in rows
     ]
+
+
+def post_update(
+    session: Session, key: Open311Key, form: Mapping[str, str]
+) -> tuple[Case, CaseEvent]:
+    """A client's update to a request (mySociety's POST servicerequestupdates): the
+    citizen's comment goes to the case's trail for the operators and its unit; the
+    same update_id again is the same update. The status a client sends is recorded,
+    never applied: the hotline moves its cases itself."""
+    number = form.get("service_request_id", "").strip()
+    update_id = form.get("update_id", "").strip()
+    status = form.get("status", "").strip().upper()
+    description = form.get("description", "").strip()
+    for name, value in (("service_request_id", number), ("update_id", update_id)):
+        if not value:
+            raise Open311Error(400, f"{name} is required")
+        if len(value) > 64:
+            raise Open311Error(400, f"{name} is at most 64 characters")
+    if status not in CLIENT_STATUSES:
+        raise Open311Error(400, "status is one of: " + ", ".join(CLIENT_STATUSES))
+    if not form.get("updated_datetime", "").strip():
+        raise Open311Error(400, "updated_datetime is required")
+    parse_datetime(form["updated_datetime"], "updated_datetime")
+    if len(description) > 4000:
+        raise Open311Error(400, "description is at most 4000 characters")
+    case = request_by_id(session, number)
+    mark = f"[{key.id}:{update_id}]"
+    same = session.scalar(
+        select(CaseEvent).where(
+            CaseEvent.case_id == case.id,
+            CaseEvent.action == CLIENT_UPDATE,
+            CaseEvent.note.startswith(mark, autoescape=True),
+        )
+    )
+    if same is not None:
+        return case, same
+    event = CaseEvent(
+        at=utcnow(),
+        actor=f"open311:{key.app_name}"[:64],
+        action=CLIENT_UPDATE,
+        from_status=case.status,
+        to_status=case.status,
+        note=f"{mark} {status} {description}".strip(),
+    )
+    case.events.append(event)
+    case.updated_at = event.at
+    session.commit()
+    return case, event

@@ -66,7 +66,7 @@ REQUEST_FIELDS = [
     "long",
     "media_url",
 ]
-UPDATE_FIELDS = [
+UPDATE_FIELDS = [  # mySociety's extension
     "update_id",
     "service_request_id",
     "status",
@@ -591,21 +591,21 @@ def test_updates_flow_back_through_status_notes_and_servicerequestupdates(
     assert answer.status_code == 200
     if fmt == "xml":
         root = xml_of(answer)
-        assert root.tag == "service_requests_updates"  # as FixMyStreet's client reads it
+        assert root.tag == "service_request_updates"  # as mySociety's extension has it
         assert all(c.tag == "request_update" and [f.tag for f in c] == UPDATE_FIELDS for c in root)
         steps = [record(c) for c in root]
     else:
         steps = answer.json()
         assert all(list(s) == UPDATE_FIELDS for s in steps)
     mine = [(s["status"], s["description"]) for s in steps if s["service_request_id"] == number]
-    assert [status for status, _ in mine] == ["open", "in_progress", "fixed", "open", "open"]
+    assert [status for status, _ in mine] == ["OPEN", "IN_PROGRESS", "FIXED", "OPEN", "OPEN"]
     assert mine[2][1].startswith("***您好") and "13900139000" not in answer.text
     assert mine[3][1].startswith("回访不满意")
     assert len({s["update_id"] for s in steps}) == len(steps)
     later = (utcnow() + timedelta(days=1)).isoformat(timespec="seconds")
     answer = get(base, "servicerequestupdates", fmt, start_date=later)
     assert answer.status_code == 200 and "<request_update>" not in answer.text
-    assert answer.text.strip().endswith(("[]", "<service_requests_updates />"))
+    assert answer.text.strip().endswith(("[]", "<service_request_updates />"))
     answer = get(
         base,
         "servicerequestupdates",
@@ -761,3 +761,56 @@ def test_a_request_kept_without_its_case_is_filed_when_its_token_is_asked_for(
 def requests_of_token(base: str, token: str) -> list[dict[str, Any]]:
     root = xml_of(get(base, f"tokens/{token}", "xml"))
     return [record(c) for c in root]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_client_posts_the_citizens_update_to_the_cases_trail_once(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    """mySociety's POST servicerequestupdates, as FixMyStreet sends a comment."""
+    number = new_request(base, key)["service_request_id"]
+    update = {
+        "api_key": key,
+        "service_request_id": number,
+        "update_id": "fms-248",
+        "status": "OPEN",
+        "updated_datetime": "2026-12-01T09:00:00Z",
+        "description": "摊贩今晚又来了",
+        "email": "zhang.xiaoming@example.com",
+        "first_name": "小明",
+        "last_name": "张",
+    }
+    answers = []
+    for _ in range(2):  # the same update sent twice is one update
+        answer = requests.post(f"{base}/v2/servicerequestupdates.{fmt}", data=update, timeout=10)
+        assert answer.status_code == 200, answer.text
+        if fmt == "xml":
+            root = xml_of(answer)
+            assert root.tag == "service_request_updates"
+            assert [c.tag for c in root] == ["request_update"]
+            assert [f.tag for f in root[0]] == ["update_id"]
+            answers.append(root[0].findtext("update_id"))
+        else:
+            [item] = answer.json()
+            answers.append(item["update_id"])
+    assert answers[0] == answers[1]
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        notes = [e.note for e in case.events if e.action == "open311_update"]
+        assert len(notes) == 1 and notes[0].endswith("OPEN 摊贩今晚又来了")
+        assert case.status == "received"  # a client's status is recorded, not applied
+    # Not echoed back as one of the case's own steps.
+    steps = get(base, "servicerequestupdates", "json").json()
+    assert all(s["update_id"] != answers[0] for s in steps)
+    for form, status, words in (
+        ({**update, "api_key": ""}, 403, "api_key is required"),
+        ({**update, "service_request_id": "12345-20000101-000009"}, 404, "service_request_id"),
+        ({**update, "status": "MAYBE"}, 400, "status is one of: OPEN, CLOSED"),
+        ({**update, "updated_datetime": ""}, 400, "updated_datetime is required"),
+        ({**update, "update_id": ""}, 400, "update_id is required"),
+    ):
+        answer = requests.post(f"{base}/v2/servicerequestupdates.{fmt}", data=form, timeout=10)
+        assert answer.status_code == status, (form, answer.text)
+        [(code, description)] = errors_of(answer, fmt)
+        assert code == status and description.startswith(words), description

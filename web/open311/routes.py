@@ -287,4 +287,19 @@ def request_updates(fmt: str) -> Response:
         data = o311.updates(
             db, request.args.get("start_date", ""), request.args.get("end_date", "")
         )
-    return answer(fmt, "service_requests_updates", "request_update", data)
+    return answer(fmt, "service_request_updates", "request_update", data)
+
+
+@bp.post(f"/v2/servicerequestupdates.{FORMAT}")
+def post_request_update(fmt: str) -> Response:
+    """A client's update (the citizen's comment on FixMyStreet, say): answers our id."""
+    if g.open311_key_id is None:
+        raise o311.Open311Error(403, "api_key is required to post an update")
+    form = {name: request.form.get(name, "") for name in request.form}
+    g.open311_target = form.get("service_request_id", "")[:64]
+    with _sessions() as db:
+        key = db.get(o311.Open311Key, g.open311_key_id)
+        assert key is not None
+        _, event = o311.post_update(db, key, form)
+        data = [{"update_id": str(event.id)}]
+    return answer(fmt, "service_request_updates", "request_update", data)
