@@ -1,6 +1,6 @@
 """Hot topics and duplicate suggestions over 30 simulated days.
 
-Background: cases arrive as a Poisson process over 30 days (about 3,500 a day, fewer
+Background: cases arrive as a Poisson process over 30 days (about 3,600 a day, fewer
 at night and at weekends, each day's level varying by ±15%), each of a category drawn
 by its weight, on a street drawn with Zipf weights among Haikou's 43 streets and
 towns, with a caller's description written from its category's phrases. The
@@ -403,7 +403,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--per-day", type=float, default=3500.0)
+    parser.add_argument("--per-day", type=float, default=3600.0)
     parser.add_argument("--spikes", type=int, default=20)
     parser.add_argument("--filings", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=7)

@@ -136,7 +136,8 @@ def default_street_of(db: Session) -> Callable[[str], str]:
 
 # Words that say nothing about the matter of a case, beyond the knowledge base's.
 TOPIC_STOPWORDS = frozenset(
-    "反映 市民 来电 问题 情况 希望 要求 处理 解决 相关 部门 小区 附近 门口 一下 "
+    "你好 您好 麻烦 我要 谢谢 反映 市民 来电 问题 情况 希望 要求 处理 解决 相关 部门 "
+    "小区 附近 门口 一下 "
     "没有 不能 不了 已经 了解 投诉 咨询 请求 帮忙 这个 那个 时间 多次 目前 严重 影响 "
     "居民 群众 我们 他们 大家 请问 核实 进行 存在 造成 导致 经常 每天 晚上 白天 上午 下午".split()
 )
