@@ -39,6 +39,7 @@ from calls.handler import CallHandler, job_id_for
 from calls.listening import LISTEN_MODES, Listener, ListenError, new_session_id
 from calls.recordings import Recorder, RecordingError, live_recording
 from calls.tasks import TaskDesk
+from calls.topic_desk import TopicDesk
 from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
 from cases.models import CallRecording, Case, ExtensionRequest, User
@@ -280,6 +281,7 @@ class Desk:
         self.sessions = sessions
         self.cases = CaseDesk(self)
         self.tasks = TaskDesk(self)
+        self.topics = TopicDesk(self)
         self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
         self.consults = ConsultDesk(self)
