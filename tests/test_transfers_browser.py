@@ -6,13 +6,17 @@ Twilio's API). Screenshots go to var/test-artifacts/."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from tests.browser import launch, screenshot
 from tests.test_browser import sign_in, site  # noqa: F401
+from tests.test_consult import ACCOUNT as CONSULT_ACCOUNT
+from tests.test_consult import OPERATOR_LEG
+from tests.test_consult import TwilioApi as ConsultApi
 from tests.test_transfers import ACCOUNT, TwilioApi, twilio_api  # noqa: F401
-from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, sid
+from tests.twilio_peer import AUTH_TOKEN, PUBLIC_BASE, http_peer, sid
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = sync_api.expect
@@ -28,6 +32,23 @@ def twilio_env(monkeypatch, twilio_api: str) -> None:  # type: ignore[no-untyped
         "TWILIO_API_BASE_URL": twilio_api,
     }.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def consult_twilio(monkeypatch) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Twilio configured for the site, its API a stand-in that knows conferences, and a
+    number to ring units from."""
+    ConsultApi.received = []
+    with http_peer(ConsultApi) as url:
+        for key, value in {
+            "TWILIO_ACCOUNT_SID": CONSULT_ACCOUNT,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC_BASE,
+            "TWILIO_API_BASE_URL": url,
+            "TWILIO_CALLER_ID": "+8689812345",
+        }.items():
+            monkeypatch.setenv(key, value)
+        yield
 
 
 def test_an_emergency_transfer_from_the_console(twilio_env, site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -65,3 +86,56 @@ def test_an_emergency_transfer_from_the_console(twilio_env, site) -> None:  # ty
     record = handler.queue.call(call)
     assert record["state"] == "ended" and record["outcome"] == "transferred"
     assert handler.queue.seat("1001")["state"] == "wrap_up"
+
+
+def test_a_consult_becomes_a_three_way_call_from_the_console(  # type: ignore[no-untyped-def]
+    consult_twilio,
+    site,  # noqa: F811
+) -> None:
+    """咨询转接 from the directory, then 三方通话, then 退出三方通话 (confirmed): each
+    step's panel in Chinese, and the Twilio requests that move the legs."""
+    from cases.db import engine_for, session_factory
+    from cases.duty_numbers import set_duty_phone
+
+    engine = engine_for(site["db_url"])
+    with session_factory(engine)() as db:
+        set_duty_phone(db, "water-affairs", "0898-66661234")
+        db.commit()
+    engine.dispose()
+    handler = site["handler"]
+    call = sid(4343)
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        operator = sign_in(browser, site, "wang")
+        asked: list[str] = []
+
+        def answer(dialog) -> None:  # type: ignore[no-untyped-def]
+            asked.append(dialog.message)
+            dialog.accept()
+
+        operator.on("dialog", answer)
+        operator.click("#seat-login button[type=submit]")
+        expect(operator.locator("#seat .state-name")).to_have_text("空闲")
+        handler.start(call, "+8613800138001", "+8612345", "twilio", time.time())
+        expect(operator.locator("#pop .pop .caller")).to_have_text("138 0013 8001")
+        assert handler.seat_answered(call, "1001", time.time())
+        controls = operator.locator("#call-controls")
+        form = controls.locator("#consult-transfer")
+        form.locator("select[name=unit]").select_option("water-affairs")
+        form.locator("button[value=start]").click()
+        expect(controls.locator("#consulting")).to_contain_text("正在与 市水务局（0898 6666 1234）")
+        expect(controls.locator("#emergency-transfer")).to_have_count(0)
+        screenshot(operator, "console-consult")
+        controls.locator("button[value=threeway]").click()
+        expect(controls.locator("#threeway")).to_contain_text("三方通话中：来电人、市水务局和您")
+        controls.locator("button[value=leave]").click()
+        expect(operator.locator("#xfer-done")).to_contain_text("已转接 市水务局")
+        assert asked == ["确定退出吗？来电人将与 市水务局 继续通话。"]
+        browser.close()
+
+    paths = [path for path, _ in ConsultApi.received]
+    assert paths[0].endswith(f"/Calls/{call}.json")
+    assert paths[1].endswith(f"/Conferences/hotline-{call}-consult/Participants.json")
+    assert paths[-1].endswith(f"/Calls/{OPERATOR_LEG}.json")
+    record = handler.queue.call(call)
+    assert record["outcome"] == "transferred" and record["transfer_kind"] == "unit"

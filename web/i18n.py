@@ -1053,7 +1053,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "consult_threeway": ("三方通话", "Three-way call"),
     "consult_cancel": ("取消，回到来电人", "Cancel, back to the caller"),
     "consult_in_threeway": (
-        "三方通话中：来电人、{unit} 和您",
+        "三方通话中：来电人、{unit}和您",
         "Three-way call: the caller, {unit} and you",
     ),
     "consult_leave": ("退出三方通话（来电人与单位继续）", "Leave (the caller and the unit go on)"),
