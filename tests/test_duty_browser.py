@@ -96,6 +96,11 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         screenshot(phone, "duty-phone-instructed")
         phone.click("a#nav-reports")  # the reports, on the same phone
         expect(phone.locator("a#nav-duty")).to_be_visible()
+        phone.goto(f"{site['url']}/reports/?kind=daily&day={today.isoformat()}")  # with cases
+        expect(phone.locator("#units-table tr[data-code='water-supply']")).to_contain_text(
+            "海口市供水公司"
+        )
+        expect(phone.locator("#chart-rates")).to_have_count(0)  # no rate yet: no empty bars
         fits_the_phone(phone)
         screenshot(phone, "duty-phone-reports")
         phone.click("a#nav-duty-roster")

@@ -75,7 +75,15 @@ def _charts(report: dict[str, Any], lang: str) -> dict[str, Any]:
         rows.append((translate(f"rpt_{key}", lang), (now or 0) * scale, (before or 0) * scale))
         kind = "score" if key == "score" else "rate"
         texts.append((shown(now, kind), shown(before, kind)))
-    rates_chart = charts.paired_bars(translate("rpt_chart_rates", lang), rows, 100, texts)
+    no_rate_yet = all(
+        trend[key]["current"] is None and trend[key]["previous"] is None
+        for key in (*RATE_KEYS, "score")
+    )
+    rates_chart = (
+        None
+        if no_rate_yet  # bars of nothing say nothing; the table says "—"
+        else charts.paired_bars(translate("rpt_chart_rates", lang), rows, 100, texts)
+    )
     scored = [u for u in report["units"] if u["score"] is not None][:UNITS_CHARTED]
     units_chart = (
         charts.paired_bars(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 CURRENT, PREVIOUS, SECOND = "#2f6fb3", "#b8c7d9", "#e0883a"
-LABEL_W, BAR_W, ROW_H = 120, 280, 22  # narrow enough to stay legible on a phone
+LABEL_W, BAR_W, ROW_H = 170, 240, 22  # room for a long unit name; a phone scrolls the rest
 
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> Markup:
