@@ -152,6 +152,9 @@ class Case(Base):
         Index("ix_case_caller_created", "caller_phone", "created_at"),
         # A unit's inbox, and its live check (web.portal): no scan of all cases.
         Index("ix_case_unit_status", "department_id", "status", "updated_at"),
+        # The hot-topic scan's time windows, and duplicate suggestions by category.
+        Index("ix_case_created", "created_at"),
+        Index("ix_case_category_created", "category_id", "created_at"),
     )
 
 

@@ -14,6 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # The scan reads cases by time window each minute; suggestions by category and time.
+    op.create_index("ix_case_created", "case_record", ["created_at"])
+    op.create_index("ix_case_category_created", "case_record", ["category_id", "created_at"])
     op.create_table(
         "hot_topic",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -67,3 +70,5 @@ def downgrade() -> None:
     op.drop_table("special_topic")
     op.drop_table("hot_topic_case")
     op.drop_table("hot_topic")
+    op.drop_index("ix_case_category_created", table_name="case_record")
+    op.drop_index("ix_case_created", table_name="case_record")
