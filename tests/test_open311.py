@@ -667,6 +667,9 @@ def test_a_key_over_its_rate_answers_429_with_retry_after(
     assert int(answer.headers["Retry-After"]) > 0
     [(code, description)] = errors_of(answer, fmt)
     assert code == 429 and description.startswith("too many requests")
+    with sessions(app)() as db:
+        refused = db.scalars(select(Open311Audit).where(Open311Audit.status == 429)).one()
+        assert refused.key is not None and refused.key.app_name == "fixmystreet-test"
     # Another key has its own budget.
     with sessions(app)() as db:
         _, other = issue_key(db, "another-app", "test")

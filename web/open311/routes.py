@@ -105,9 +105,12 @@ def audit_keyed_calls(response: Response) -> Response:
         return response
     try:
         with services().desk.sessions() as db:
+            if "open311_key_id" not in g:  # refused before the key was read (429)
+                row = o311.key_for(db, _given_key())
+                g.open311_key_id = row.id if row is not None else None
             o311.audit(
                 db,
-                g.get("open311_key_id"),
+                g.open311_key_id,
                 request.method,
                 request.path,
                 response.status_code,
