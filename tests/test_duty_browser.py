@@ -9,6 +9,8 @@ Screenshots go to var/test-artifacts/ (duty-*.png)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.browser import launch, screenshot
@@ -31,7 +33,8 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
 ) -> None:  # type: ignore[no-untyped-def]
     from cases.db import engine_for, session_factory
     from cases.duty import beijing_day
-    from cases.service import CallInfo, CaseDraft, create_case_for_call
+    from cases.service import CallInfo, CaseDraft, create_case_for_call, utcnow
+    from cases.topics import current_hot_topics, scan_hot_topics
     from cases.users import add_user
 
     with session_factory(engine_for(site["db_url"]))() as db:
@@ -49,7 +52,28 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         )
         number = case.number
         assert case.department.code == "water-supply"
+        # Three quiet weeks on this street, then neighbours call about the same outage
+        # within minutes: the detector raises a hot topic.
+        now = utcnow()
+        for n in range(26):
+            if n < 21:  # history, now and then
+                at = now - timedelta(days=21 - n, hours=3)
+            else:
+                at = now - timedelta(minutes=2 * (26 - n))
+            earlier = create_case_for_call(
+                db,
+                CallInfo(f"neighbour-{n}", "+8613800138002", "asterisk", "1001"),
+                CaseDraft(
+                    description="金贸西路停水",
+                    category_code="water-outage",
+                    address=f"海口市龙华区金贸西路 {10 + n} 号",
+                ),
+            )
+            earlier.created_at = at
         db.commit()
+        raised = scan_hot_topics(db, utcnow(), street_of=lambda address: "金贸街道")
+        db.commit()
+        assert current_hot_topics(db, utcnow()), raised
     today = beijing_day()
 
     with sync_api.sync_playwright() as p:
@@ -76,6 +100,9 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         phone.fill("input[name=password]", PASSWORD)
         phone.click("main button[type=submit]")
         expect(phone.locator("#duty-leader")).to_have_text("张区长")
+        hot = phone.locator("#hot-topics .hot-topic")
+        expect(hot).to_contain_text("停水")
+        expect(hot).to_contain_text("建议牵头单位：海口市供水公司")
         urgent = phone.locator(f"#urgent-{number}")
         expect(urgent).to_be_visible()
         expect(urgent).to_contain_text("停水")
@@ -107,6 +134,12 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         expect(phone.locator(f"tr[data-day='{today.isoformat()}']")).to_contain_text("张区长")
         fits_the_phone(phone)
         screenshot(phone, "duty-phone-roster")
+        phone.click("a#nav-duty")
+        phone.click("header button:has-text('English')")  # English is one click away
+        expect(phone.locator("#urgent-unsigned h2")).to_contain_text("Urgent cases not signed for")
+        expect(phone.locator(f"#urgent-{number}")).to_contain_text("not signed for in")
+        fits_the_phone(phone)
+        screenshot(phone, "duty-phone-day-en")
 
         # The unit reads it on its case page, with the leader's name.
         department = sign_in(browser, site, "supply")

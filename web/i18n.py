@@ -512,7 +512,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "duty_no_unit": ("未派单", "No unit yet"),
     "duty_handling_late": ("办理超期", "Handling late"),
     "duty_dispatched_at": ("{at} 派单", "Dispatched {at}"),
-    "duty_unsigned_for": ("已 {time} 未签收", "not signed for in {time}"),
+    "duty_unsigned_for": ("，已 {time} 未签收", ", not signed for in {time}"),
     "duty_hot_line": (
         "{at} 发现 · {count} 件（通常约 {baseline} 件）",
         "Raised {at} · {count} cases (usually about {baseline})",
