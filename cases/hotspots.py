@@ -11,7 +11,9 @@ key seen once a month does not alarm at its second case, and a spike needs at le
 ``min_cases`` cases whatever its baseline.
 
 ``Tracker`` keeps the raised topics: a spike raises a topic for its key once, later
-cases of the key join it, and a topic with no new case for ``quiet_after`` closes.
+cases of the key join it while it is open, and a topic whose key has not been
+unusual for ``quiet_after`` closes (a busy key keeps getting cases: they alone do not
+keep it open).
 A word spike whose cases are mostly those of a category × street topic raised already
 is the same event and raises nothing.
 
@@ -183,6 +185,10 @@ class Detector:
                 spikes.append(spike)
         return spikes
 
+    def spike_at(self, key: Key, now: float) -> Spike | None:
+        """The key's spike at ``now``, if it is unusual then."""
+        return self._spike(key, now)
+
     def _spike(self, key: Key, now: float) -> Spike | None:
         s = self.settings
         best: tuple[float, Spike] | None = None
@@ -234,6 +240,10 @@ class OpenTopic:
     expected: float
     case_ids: set[int] = field(default_factory=set)
     id: int | None = None  # the stored row's, in production
+    hot_at: float = 0.0  # the last scan that found its key unusual; 0: when raised
+
+    def __post_init__(self) -> None:
+        self.hot_at = self.hot_at or self.raised_at
 
 
 @dataclass(frozen=True)
@@ -266,10 +276,13 @@ class Tracker:
                 )
                 self.open[spike.key] = topic
                 raised.append(topic)
+        spiking = {spike.key for spike in spikes}
         # Cases of an open topic's key since it last grew join it.
         for topic in self.open.values():
             if topic in raised:
                 continue
+            if topic.key in spiking or detector.spike_at(topic.key, now) is not None:
+                topic.hot_at = now
             fresh = [
                 c
                 for c in detector.cases_in(topic.key, topic.last_at - 3600.0, now + 1e-6)
@@ -279,7 +292,7 @@ class Tracker:
                 topic.case_ids.update(fresh)
                 topic.last_at = now
                 joined.append((topic, fresh))
-        closed = [t for t in self.open.values() if now - t.last_at >= self.settings.quiet_after_s]
+        closed = [t for t in self.open.values() if now - t.hot_at >= self.settings.quiet_after_s]
         for topic in closed:
             del self.open[topic.key]
         return Change(raised, joined, closed)

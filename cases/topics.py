@@ -52,6 +52,8 @@ class HotTopicRecord(Base):
     title: Mapped[str] = mapped_column(String(200))
     raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     last_case_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The last scan that found its key unusual: it closes some hours after that.
+    last_hot_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     count_at_raise: Mapped[int] = mapped_column(Integer, default=0)
     baseline: Mapped[float] = mapped_column(Float, default=0.0)  # expected in that window
@@ -323,6 +325,7 @@ def scan_hot_topics(
                 row.baseline,
                 {link.case_id for link in row.links},
                 row.id,
+                _aware(row.last_hot_at).timestamp(),
             )
             for key, row in open_rows.items()
         ],
@@ -336,6 +339,7 @@ def scan_hot_topics(
             title=_title(db, topic.key),
             raised_at=now,
             last_case_at=now,
+            last_hot_at=now,
             count_at_raise=topic.count_at_raise,
             baseline=topic.expected,
             suggested_unit=_suggested_unit(db, topic.case_ids),
@@ -346,6 +350,10 @@ def scan_hot_topics(
         row = open_rows[topic.key]
         row.links.extend(HotTopicCase(case_id=c) for c in fresh)
         row.last_case_at = now
+    for key, row in open_rows.items():
+        still = tracker.open.get(key)
+        if still is not None and still.hot_at > _aware(row.last_hot_at).timestamp():
+            row.last_hot_at = datetime.fromtimestamp(still.hot_at, UTC)
     for topic in change.closed:
         open_rows[topic.key].closed_at = now
     db.commit()

@@ -426,3 +426,25 @@ def test_the_scan_reads_the_hours_beside_the_window_on_past_weeks(sessions) -> N
             filed(db, now - timedelta(minutes=20 - i * 2), "water-outage", f"金贸街道玉沙路{i}号")
         db.commit()
         assert scan_hot_topics(db, now, street_of=lambda a: "金贸街道")["raised"] == 0
+
+
+def test_a_topic_closes_when_its_key_is_usual_again_though_cases_still_come() -> None:
+    """A busy key keeps getting cases at its usual rate: they join the open topic but
+    do not keep it open for ever."""
+    start = MONDAY + 2 * WEEK_S + 9 * 3600
+    detector = Detector(history_from=MONDAY)
+    tracker = Tracker()
+    burst(detector, WATER, start, 8, 60)
+    tracker.apply(detector, detector.scan(start + 480), start + 480)
+    assert WATER in tracker.open
+    closed_at = None
+    for minute in range(10, 8 * 60, 10):
+        now = start + minute * 60
+        if minute % 30 == 0:  # one an hour and a half later, as usual
+            detector.add(Signal(now - 1, next(ids), WATER.category, WATER.street))
+        change = tracker.apply(detector, detector.scan(now), now)
+        if change.closed:
+            closed_at = now
+            break
+    assert closed_at is not None
+    assert closed_at - start <= DetectorSettings().quiet_after_s + 3600

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(200), nullable=False),
         sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_case_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_hot_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("count_at_raise", sa.Integer(), nullable=False),
         sa.Column("baseline", sa.Float(), nullable=False),
