@@ -67,6 +67,7 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
                     description="金贸西路停水",
                     category_code="water-outage",
                     address=f"海口市龙华区金贸西路 {10 + n} 号",
+                    dispatch=False,  # still with the operators: not on the units' lists
                 ),
             )
             earlier.created_at = at
@@ -104,6 +105,7 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         expect(hot).to_contain_text("停水")
         expect(hot).to_contain_text("建议牵头单位：海口市供水公司")
         urgent = phone.locator(f"#urgent-{number}")
+        expect(phone.locator("#urgent-unsigned article")).to_have_count(1)
         expect(urgent).to_be_visible()
         expect(urgent).to_contain_text("停水")
         expect(urgent).to_contain_text("未签收")  # and for how long, in Beijing time
