@@ -1207,6 +1207,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "ev_photo": ("上传照片", "Photo added"),
     "ev_patrol": ("巡查上报", "Patrol report"),
     "address_hint_grid": ("所在网格：{grid}", "Grid: {grid}"),
+    "address_hint_grid_work": (
+        "所在网格：{grid}（网格事项，将派往该网格）",
+        "Grid: {grid} (grid work: it goes to this grid)",
+    ),
     # Hot topics, special topics and duplicate suggestions (cases.topics)
     "hot_topics": ("热点", "Hot topics"),
     "hot_topic": ("热点", "Hot topic"),
