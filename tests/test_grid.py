@@ -271,7 +271,13 @@ def test_the_operators_address_field_suggests_from_the_address_table(app) -> Non
 
     operator = app.test_client()
     sign_in(operator, "wang")
-    hints = operator.get("/grid/addresses?q=国贸路120").get_json()["suggestions"]
+    answer = operator.get("/grid/addresses?q=龙华区国贸路120").get_json()
+    assert answer["grid"] == "龙华区 金贸街道 国贸社区 第2网格" and not answer["grid_work"]
+    asked = "/grid/addresses?q=国贸路120号&category="
+    assert operator.get(asked + "drain-blockage").get_json()["grid_work"]
+    assert operator.get(asked + "排水管道堵塞").get_json()["grid_work"]
+    assert not operator.get(asked + "water-outage").get_json()["grid_work"]
+    hints = answer["suggestions"]
     assert hints == [
         {
             "address": "国贸路120号",

@@ -1,6 +1,7 @@
 """A grid worker's round on a phone (390x844, Playwright on Debian's Chromium, the
-phone's location granted), against the real web command (gunicorn) over HTTP: a
-blocked drain filed at 国贸路88号 is dispatched to the grid of the address; the grid
+phone's location granted), against the real web command (gunicorn) over HTTP: an
+operator files a blocked drain at 国贸路88号 (the address field names its grid) and it is
+dispatched to the grid of the address, through the real queue and case job; the grid
 worker sees it with its countdown, reports on site with the phone's location, adds a
 photo, and resolves it; the supervisor's case page shows the photo. Then a patrol
 report (巡查上报) with a photo becomes a case of its own source.
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 import zlib
 
 import pytest
 from sqlalchemy import select
 
 from tests.browser import launch, screenshot
-from tests.test_browser import PASSWORD, sign_in, site  # noqa: F401  (the real web command)
+from tests.test_browser import PASSWORD, run_jobs, sign_in, site  # noqa: F401  (the real web command)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 expect = sync_api.expect
@@ -62,30 +64,51 @@ def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports
     from cases.grid import GridCase, assign_worker
     from cases.models import Case
     from cases.photos import CasePhoto
-    from cases.service import CallInfo, CaseDraft, create_case_for_call
     from cases.users import add_user
 
     sessions = session_factory(engine_for(site["db_url"]))
     with sessions() as db:
         add_user(db, "zhou", "grid", PASSWORD, display_name="周网格员")
         assign_worker(db, "zhou", GUOMAO_1)
-        case = create_case_for_call(
-            db,
-            CallInfo("drain-call", "+8613800138000", "asterisk", "1001"),
-            CaseDraft(
-                description="小区门口下水道堵了，污水漫到路面",
-                category_code="drain-blockage",
-                address="龙华区国贸路88号",
-            ),
-        )
-        number = case.number
-        assert case.status == "dispatched" and case.department.code == "district-longhua"
         db.commit()
     photo = tmp_path / "drain.png"
     photo.write_bytes(png())
 
     with sync_api.sync_playwright() as p:
         browser = launch(p)
+
+        # The operator files a blocked drain; the address field names its grid.
+        handler = site["handler"]
+        operator = sign_in(browser, site, "wang")
+        operator.click("#seat-login button[type=submit]")
+        expect(operator.locator("#seat .state-name")).to_have_text("空闲")
+        call = "asterisk-grid.1"
+        handler.start(call, "13900139000", "12345", "asterisk", time.time())
+        expect(operator.locator("#pop .pop .caller")).to_have_text("139 0013 9000")
+        assert handler.seat_answered(call, "1001", time.time())
+        handler.caller_gone(call)
+        run_jobs(site)
+        form = operator.locator("#case-form")
+        form.locator("input[name=category_code]").fill("排水管道堵塞")
+        form.locator("input[name=category_code]").dispatch_event("change")
+        expect(form.locator("select[name=department_code]")).to_have_value("water-affairs")
+        form.locator("textarea[name=description]").fill("小区门口下水道堵了，污水漫到路面")
+        form.locator("input[name=address]").press_sequentially("龙华区国贸路88号", delay=30)
+        expect(operator.locator("#address-grid")).to_have_text(
+            "所在网格：龙华区 金贸街道 国贸社区 第1网格（网格事项，将派往该网格）"
+        )
+        options = operator.locator("#address-hints option")
+        expect(options).to_have_count(1)
+        assert options.first.get_attribute("value") == "国贸路88号"
+        screenshot(operator, "grid-console-address")
+        form.locator("button[type=submit]").click()
+        expect(operator.locator("#case-filed")).to_contain_text("已提交")
+        with sessions() as db:
+            filed = db.scalar(select(Case).where(Case.call_id == call))
+            number = filed.number
+            assert filed.status == "dispatched" and filed.department.code == "district-longhua"
+            assert db.get(GridCase, filed.id).grid.code == GUOMAO_1
+
         context = browser.new_context(
             locale="zh-CN",
             viewport=PHONE,

@@ -31,7 +31,7 @@ from calls.desk import DeskError
 from calls.grid_desk import ACTIVE, GRID_ACTIONS, deadline_of
 from cases import dispatch as work
 from cases.dispatch import CaseRefused
-from cases.grid import GridCase, address_suggestions, grids_of
+from cases.grid import GridCase, address_suggestions, grid_for_address, grids_of
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category
 from cases.photos import (
@@ -86,7 +86,6 @@ def refusal(exc: Exception) -> str:
             "工单当前状态不允许此操作" if lang == "zh" else "The case's status does not allow this"
         )
     return str(exc)
-
 
 
 # -- the grid worker's cases ------------------------------------------------------------
@@ -239,10 +238,24 @@ def patrol_report() -> Any:
 @bp.get("/addresses")
 @roles_required(*SUGGESTERS)
 def addresses() -> Any:
-    """The address table's lines matching what was typed, with their grids."""
+    """The address table's lines matching what was typed, with their grids; the grid
+    of the address as typed (null when the table does not say); and whether a case of
+    the form's category there is grid work."""
     typed = request.args.get("q", "")[:100]
+    named = request.args.get("category", "").strip()[:128]
     with sessions()() as db:
-        return jsonify(suggestions=address_suggestions(db, typed))
+        grid = grid_for_address(db, typed)
+        category = (
+            db.scalar(select(Category).where((Category.code == named) | (Category.name == named)))
+            if named
+            else None
+        )
+        return jsonify(
+            suggestions=address_suggestions(db, typed),
+            grid=grid.full_name if grid is not None else None,
+            # The case would go to that grid (cases.grid.route_to_grid).
+            grid_work=bool(grid is not None and category is not None and category.grid_work),
+        )
 
 
 def may_see_case(db, case: Case) -> bool:  # type: ignore[no-untyped-def]
