@@ -375,3 +375,16 @@ def test_the_address_table_and_grid_workers_from_the_command_line(
     line_id = added.output.split()[1].rstrip(":")
     assert run("address", "remove", line_id).exit_code == 0
     assert run("find", "金贸西路8号").exit_code == 1
+
+
+def test_an_unsatisfied_citizen_sends_the_case_back_to_the_same_grid(desk, session) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import apply_return_visit
+
+    number = file_case(session, "neighbour-disputes", "国贸路88号").number
+    desk.grid.act(ZHOU, number, "resolve", text="已上门调解")
+    with desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        apply_return_visit(db, case, "unsatisfied")
+        db.commit()
+        assert case.status == "dispatched" and case.department.code == "district-longhua"
+    assert [r.number for r in desk.grid.my_cases(ZHOU)] == [number]
