@@ -393,3 +393,20 @@ def test_webhooks_have_their_own_processes_behind_nginx(web, tmp_path: Path) -> 
     assert '"POST /twilio/voice HTTP/1.1" 200' in webhooks, webhooks
     assert '"GET /login HTTP/1.1" 200' in pages, pages
     assert "/twilio/voice" not in pages and '"GET /login HTTP/1.1" 200' not in webhooks
+
+
+@pytest.mark.parametrize("path", ["/report", "/grid/patrol", "/grid/cases/HK1/photos"])
+def test_the_photo_forms_pass_a_phone_photo_through_the_proxy(nginx: int, path: str) -> None:
+    """A citizen's or a grid worker's photo (megabytes) reaches the app, which checks
+    it and answers; nginx's 64 KB limit everywhere else would refuse it with a 413
+    page the citizen cannot read."""
+    photo = b"\xff\xd8\xff" + b"x" * (2 * 1024 * 1024)
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=30)
+    try:
+        conn.request("POST", path, body=photo, headers={"Content-Type": "image/jpeg"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status != 413
+    assert response.getheader("Server") == "nginx"
