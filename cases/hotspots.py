@@ -139,7 +139,6 @@ class Detector:
         self._times: dict[Key, list[float]] = {}
         self._cases: dict[Key, list[int]] = {}
         self._touched: set[Key] = set()
-        self._latest = -math.inf
 
     def add(self, signal: Signal) -> None:
         """Signals may come a little out of order (cases are filed late); they are kept
@@ -155,7 +154,6 @@ class Detector:
                 times.insert(i, signal.at)
                 cases.insert(i, signal.case_id)
             self._touched.add(key)
-        self._latest = max(self._latest, signal.at)
 
     def extend(self, signals: Iterable[Signal]) -> None:
         for signal in signals:
