@@ -72,7 +72,8 @@ def normalise_or_raw(raw: str, settings: PhoneSettings = DEFAULT) -> str:
 
 
 # What a phone number looks like here, however it was written: international with + (or
-# %2B in a URL) or 00 (+8613800138000, 008613800138000, +86 139 0013 9000), a mobile
+# %2B in a URL) or 00 (+8613800138000, 008613800138000, +86 139 0013 9000, 0044 7700
+# 900123), a mobile
 # with or without 86 (13800138000, 8613800138000, 138 0013 8000, 139-0013-9000,
 # 139.0013.9000), a landline with its area code (0898-66668888, 0898-6666-8888,
 # (0898)6666-8888). In a URL a space is '+' or %20 (139+0013+9000, +86+139+0013+9000).
@@ -85,7 +86,7 @@ _SEP = r"(?:[ .+-]|%20)"
 _PHONE = re.compile(
     r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![0-9_.+-]))"
     r"(?:(?:\+|%2[Bb]|00)[1-9]\d{6,14}"
-    rf"|(?:\+|%2[Bb])[1-9]\d{{0,2}}(?:{_SEP}(?:\(\d{{1,4}}\)|\d{{1,4}})){{2,5}}"
+    rf"|(?:\+|%2[Bb]|00)[1-9]\d{{0,2}}(?:{_SEP}(?:\(\d{{1,4}}\)|\d{{1,6}})){{2,5}}"
     rf"|(?:86{_SEP}?)?1[3-9]\d(?:{_SEP}?\d{{4}}){{2}}"
     rf"|0\d{{2,3}}{_SEP}?\d{{7,8}}"
     rf"|0\d{{2,3}}{_SEP}\d{{3,4}}{_SEP}\d{{4}}"
