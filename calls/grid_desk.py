@@ -157,8 +157,10 @@ class GridDesk:
         return sorted(rows, key=order)
 
     def escalation_units(self, actor: Actor, number: str) -> tuple[list[Department], str]:
-        """The units a case may be escalated to, and the one to suggest: the
-        catalogue's unit for its category, else the grid's district government."""
+        """The units a case may be escalated to (never the unit it is with: that is
+        the grid's own district government), and the one to suggest: the catalogue's
+        unit for its category when that is another unit, else none (the worker
+        chooses)."""
         with self.desk.sessions() as db:
             case, held = self.held_case(db, actor, number)
             units = list(
@@ -171,14 +173,31 @@ class GridDesk:
             district = district_unit(db, held.grid)
             if district is not None:
                 units.insert(0, district)
+            units = [u for u in units if u.id != case.department_id]
             category = case.category
+            catalogue_unit = category.department if category is not None else None
             suggested = (
-                category.department.code
-                if category is not None and category.department is not None
-                else (district.code if district is not None else "")
+                catalogue_unit.code
+                if catalogue_unit is not None and catalogue_unit in units
+                else ""
             )
             db.expunge_all()
             return units, suggested
+
+    def handed_on(self, actor: Actor, number: str) -> str | None:
+        """The name of the unit a case of the actor's grids went to when it is no
+        longer theirs (escalated, or re-dispatched elsewhere), for a page that says
+        so instead of "no such page"; None for any case they never held."""
+        self._worker(actor)
+        with self.desk.sessions() as db:
+            case = db.scalar(select(Case).where(Case.number == number))
+            held = db.get(GridCase, case.id) if case is not None else None
+            mine = {g.id for g in grids_of(db, actor.username)}
+            if case is None or held is None or held.grid_id not in mine:
+                return None
+            if held_by_grid(db, case) is not None:
+                return None
+            return case.department.name if case.department is not None else ""
 
     def act(
         self,
@@ -313,6 +332,10 @@ class GridDesk:
                 transition(db, case, "closed", actor.username, "巡查上报，无来电市民，不回访")
             elif category.grid_work:
                 send_to_grid(db, case, grid, actor.username)
+                if grid.id in {g.id for g in mine}:
+                    # Their own report on their own grid: signed for as it is filed,
+                    # so no 30-minute sign-for clock runs against themselves.
+                    work.sign_for(db, case, actor.username, case.department_id)
             else:
                 dispatch(db, case, actor.username)
             db.commit()

@@ -192,7 +192,9 @@ def test_a_grid_worker_escalates_to_a_department_whose_clocks_start_afresh(
 ) -> None:  # type: ignore[no-untyped-def]
     number = file_case(session, "drain-blockage", "国贸路88号").number
     units, suggested = desk.grid.escalation_units(ZHOU, number)
-    assert suggested == "water-affairs" and units[0].code == "district-longhua"
+    # The unit the case is with (the grid's district government) is not offered.
+    assert suggested == "water-affairs" and "district-longhua" not in {u.code for u in units}
+    assert desk.grid.handed_on(ZHOU, number) is None  # still theirs
     with pytest.raises(CaseRefused):
         desk.grid.act(ZHOU, number, "escalate", to="water-affairs", text="")
     desk.grid.act(ZHOU, number, "escalate", to="water-affairs", text="主管道堵塞，需要专业疏通车")
@@ -202,6 +204,14 @@ def test_a_grid_worker_escalates_to_a_department_whose_clocks_start_afresh(
     assert desk.grid.my_cases(ZHOU) == []
     with pytest.raises(DeskError):  # it is the department's now
         desk.grid.act(ZHOU, number, "resolve", text="已处理")
+    assert desk.grid.handed_on(ZHOU, number) == "市水务局"  # said so, not a 404
+    assert desk.grid.handed_on(QIAN, number) is None  # never theirs
+
+
+def test_a_case_already_with_the_district_suggests_no_unit_to_escalate_to(desk, session) -> None:  # type: ignore[no-untyped-def]
+    number = file_case(session, "neighbour-disputes", "国贸路88号").number
+    units, suggested = desk.grid.escalation_units(ZHOU, number)
+    assert suggested == "" and "district-longhua" not in {u.code for u in units}
 
 
 def test_a_late_grid_is_charged_like_any_unit(desk, session) -> None:  # type: ignore[no-untyped-def]
@@ -228,8 +238,18 @@ def test_a_patrol_report_becomes_a_case_of_its_own_source(desk, reload, tmp_path
         photos_dir=tmp_path,
     )
     found = reload(case.number)
-    assert (found.channel, found.status, found.caller_phone) == ("patrol", "dispatched", "")
+    # Their own grid: signed for by them as it is filed, the handling clock running.
+    assert (found.channel, found.status, found.caller_phone) == ("patrol", "accepted", "")
+    assert found.accepted_by == "zhou" and found.handle_by is not None
+    members = {m.decode() for m in desk.queue.redis.zrange(desk.queue.keys.clocks, 0, -1)}
+    assert f"{found.id}:response_due" not in members
+    assert f"{found.id}:handling_due" in members
     assert found.department.code == "district-longhua"
+    # Another grid's address: that grid's worker signs for it, as for any case.
+    elsewhere = desk.grid.patrol(
+        ZHOU, category_code="garbage-collection", address="国贸路150号", description="垃圾满溢"
+    )
+    assert reload(elsewhere.number).status == "dispatched"
     assert [r.number for r in desk.grid.my_cases(ZHOU)] == [case.number]
     with desk.sessions() as db:
         assert len(photos_of(db, found.id)) == 1
