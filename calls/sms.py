@@ -6,7 +6,11 @@ Out (the outbox, run by the dialer process under its lease): the case number and
 to look it up when a case with a phone is filed; the unit's reply when it is resolved;
 the return visit by text (1 satisfied, 2 not) when its phone attempts all failed, sent
 only within the dialer's calling hours. Each is recorded once (``SmsMessage.source``)
-and never sent to a number on the opt-out register.
+and never sent to a number on the opt-out register, nor to one outside the regions
+texted (HOTLINE_SMS_ALLOWED_REGIONS: mainland China's mobiles by default, so that the
+web form and Open311 cannot be used to pump texts to premium numbers abroad). An hourly
+cap of texts (HOTLINE_SMS_MAX_PER_HOUR, counted in Redis: ``SmsBudget``) refuses the
+web form's codes beyond it; the case's own texts are counted and still sent.
 
 In (``receive``): STOP or 退订 puts the number on the register; 1 or 2 answers the
 return visit, as the callback bot records it; anything else is a request, a case of
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +54,11 @@ MAX_SEND_ATTEMPTS = 3
 PLAN_EVERY_S = 5.0
 REPLY_CHARS = 200  # of the unit's reply in the text; the lookup page has it whole
 REQUEST_CHARS = 4000
+DEFAULT_ALLOWED_REGIONS = ("CN",)
+DEFAULT_MAX_PER_HOUR = 5000  # a city's codes and case texts in a busy hour
+TEXTABLE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
 
 
 class SmsGateway(Protocol):
@@ -80,12 +90,16 @@ class SmsSettings:
     """From the environment (docs/sms.md): HOTLINE_SMS_PROVIDER (twilio, or
     module:Class), HOTLINE_SMS_FROM (the hotline's number or a Messaging Service sid),
     HOTLINE_SMS_VISIT_WAIT_H (how long a texted return visit waits for its answer),
-    PUBLIC_BASE_URL (the lookup link), and Twilio's account."""
+    HOTLINE_SMS_ALLOWED_REGIONS (whose mobiles are texted: CN, or CN,HK,MO; * for any),
+    HOTLINE_SMS_MAX_PER_HOUR (the hourly cap), PUBLIC_BASE_URL (the lookup link), and
+    Twilio's account."""
 
     provider: str = ""
     sender: str = ""
     public_base_url: str = ""
     visit_wait: timedelta = timedelta(hours=48)
+    allowed_regions: tuple[str, ...] = DEFAULT_ALLOWED_REGIONS
+    max_per_hour: int = DEFAULT_MAX_PER_HOUR
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_api_base_url: str | None = None
@@ -96,11 +110,19 @@ class SmsSettings:
         env = os.environ if env is None else env
         provider = env.get("HOTLINE_SMS_PROVIDER", "").strip()
         hours = env.get("HOTLINE_SMS_VISIT_WAIT_H", "")
+        regions = tuple(
+            r.strip().upper()
+            for r in env.get("HOTLINE_SMS_ALLOWED_REGIONS", "").split(",")
+            if r.strip()
+        )
+        cap = env.get("HOTLINE_SMS_MAX_PER_HOUR", "").strip()
         return cls(
             provider="" if provider.lower() in ("", "none", "off") else provider,
             sender=env.get("HOTLINE_SMS_FROM", "").strip(),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/"),
             visit_wait=timedelta(hours=int(hours)) if hours.isdigit() else timedelta(hours=48),
+            allowed_regions=regions or DEFAULT_ALLOWED_REGIONS,
+            max_per_hour=int(cap) if cap.isdigit() else DEFAULT_MAX_PER_HOUR,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
@@ -110,6 +132,10 @@ class SmsSettings:
     @property
     def configured(self) -> bool:
         return bool(self.provider)
+
+    def textable(self, phone: str) -> bool:
+        """Whether texts may go to ``phone`` (see ``sendable``)."""
+        return sendable(phone, self.allowed_regions)
 
     @property
     def lookup_url(self) -> str:
@@ -187,9 +213,55 @@ def opted_out(session: Session, phone: str) -> bool:
     return session.scalar(select(OptOut.id).where(OptOut.phone == phone)) is not None
 
 
-def sendable(phone: str) -> bool:
+def is_e164(phone: str) -> bool:
     """A citizen's number (E.164), not a withheld id or a service code."""
     return phone.startswith("+") and phone[1:].isdigit() and len(phone) >= 8
+
+
+def sendable(phone: str, regions: tuple[str, ...] = DEFAULT_ALLOWED_REGIONS) -> bool:
+    """A mobile number (E.164) of one of ``regions`` ("*": any region): texts to
+    anything else (landlines, premium and satellite ranges, other countries) are what
+    SMS pumping bills the hotline for."""
+    if not is_e164(phone):
+        return False
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    if "*" not in regions and phonenumbers.region_code_for_number(number) not in regions:
+        return False
+    return phonenumbers.number_type(number) in TEXTABLE_TYPES
+
+
+_TAKE_SMS_SLOT = """
+local sent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[2] == '0' and sent >= tonumber(ARGV[1]) then
+  return -1
+end
+sent = redis.call('INCR', KEYS[1])
+if sent == 1 then
+  redis.call('EXPIRE', KEYS[1], 7200)
+end
+return sent
+"""
+
+
+class SmsBudget:
+    """The hourly cap of outgoing texts, counted in Redis across processes (one key per
+    clock hour). Essential texts (a case's own) are counted and always allowed;
+    others (the web form's codes) are refused once the hour's count reaches the cap."""
+
+    def __init__(self, redis: Any, prefix: str, per_hour: int) -> None:
+        self.redis, self.prefix, self.per_hour = redis, prefix, per_hour
+        self._take = redis.register_script(_TAKE_SMS_SLOT)
+
+    def key(self, now: datetime) -> str:
+        return f"{self.prefix}sms:sent:{now.astimezone(UTC):%Y%m%d%H}"
+
+    def take(self, essential: bool, now: datetime | None = None) -> bool:
+        key = self.key(now or datetime.now(UTC))
+        taken = self._take(keys=[key], args=[self.per_hour, "1" if essential else "0"])
+        return int(taken) >= 0
 
 
 class SmsOutbox:
@@ -202,10 +274,12 @@ class SmsOutbox:
         settings: SmsSettings,
         dialing: DialerSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        budget: SmsBudget | None = None,
     ) -> None:
         self.sessions, self.gateway, self.settings = sessions, gateway, settings
         self.dialing = dialing or DialerSettings()
         self.now = now
+        self.budget = budget
         self.next_plan = 0.0
 
     def run_once(self) -> int:
@@ -351,8 +425,9 @@ class SmsOutbox:
                 return 0
             message = session.get(SmsMessage, message_id)
             assert message is not None
-            if opted_out(session, message.phone) or not sendable(message.phone):
-                message.status = "opted-out" if sendable(message.phone) else "failed"
+            textable = self.settings.textable(message.phone)
+            if not textable or opted_out(session, message.phone):
+                message.status = "opted-out" if textable else "not-textable"
                 log.info(
                     "sms %s to %s not sent: %s",
                     message.purpose,
@@ -368,6 +443,8 @@ class SmsOutbox:
                 session.commit()
                 return 0
             message.attempts += 1
+            if self.budget is not None:
+                self.budget.take(essential=True, now=now)  # counted against the codes' cap
             try:
                 message.provider_id = self.gateway.send(message.phone, message.body)[:64]
             except Exception:
@@ -447,7 +524,7 @@ def receive(
         phone = normalise(raw_phone, phones) if phones else normalise(raw_phone)
     except InvalidPhone:
         phone = ""
-    if not sendable(phone):
+    if not is_e164(phone):
         log.warning("sms from an unusable number %s ignored", mask_phone(raw_phone))
         return Received("ignored")
     source = f"in:{provider_id}"
@@ -517,4 +594,7 @@ def outbox_for(dialer: Any, env: Mapping[str, str] | None = None) -> SmsOutbox |
     gateway = settings.gateway()
     if gateway is None:
         return None
-    return SmsOutbox(dialer.sessions, gateway, settings, dialer.settings, now=dialer.now)
+    budget = SmsBudget(dialer.redis, dialer.keys.prefix, settings.max_per_hour)
+    return SmsOutbox(
+        dialer.sessions, gateway, settings, dialer.settings, now=dialer.now, budget=budget
+    )

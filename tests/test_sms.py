@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from calls.dialer import Dialer
 from calls.dialing import DialerSettings
-from calls.sms import SmsOutbox, SmsSettings
+from calls.sms import SmsBudget, SmsOutbox, SmsSettings
 from cases.dispatch import resolve, sign_for
 from cases.models import Case, OptOut
 from cases.service import CallInfo, CaseDraft, create_case_for_call
@@ -291,3 +291,36 @@ def test_the_inbound_webhook_refuses_bad_signatures(app) -> None:  # type: ignor
     with sessions_of(app)() as db:
         assert db.scalar(select(Case.id)) is None
         assert db.scalar(select(SmsMessage.id)) is None
+
+
+@pytest.mark.parametrize(
+    "phone", ["+88216123456", "+2348031234567", "+447911123456", "+8689866668888"]
+)
+def test_no_text_goes_abroad_or_to_a_landline(app, phone: str) -> None:  # type: ignore[no-untyped-def]
+    """SMS pumping: a case filed with a satellite, foreign or landline number (Open311's
+    phone=, the web form) costs the hotline no text."""
+    filed_case(app, "CA-abroad", phone)
+    assert outbox_of(app).run_once() == 0 and MessagesApi.sent == []
+    with sessions_of(app)() as db:
+        (message,) = db.scalars(select(SmsMessage))
+        assert message.status == "not-textable"
+
+
+def test_the_regions_texted_are_configurable() -> None:
+    assert SmsSettings.from_env({}).allowed_regions == ("CN",)
+    hk = SmsSettings.from_env({"HOTLINE_SMS_ALLOWED_REGIONS": "cn, HK"})
+    assert hk.textable("+85291234567") and hk.textable("+8613800138000")
+    assert not hk.textable("+2348031234567") and not hk.textable("+8689866668888")
+    assert SmsSettings.from_env({"HOTLINE_SMS_MAX_PER_HOUR": "40"}).max_per_hour == 40
+    assert SmsSettings.from_env({}).max_per_hour == 5000
+
+
+def test_the_hourly_cap_counts_every_text_and_refuses_only_codes(redis: Redis) -> None:
+    redis.flushdb()
+    budget = SmsBudget(redis, "t:", 2)
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert budget.take(essential=False, now=at) and budget.take(essential=True, now=at)
+    assert not budget.take(essential=False, now=at)  # the cap: no more codes this hour
+    assert budget.take(essential=True, now=at)  # a case's own text still goes, counted
+    assert int(redis.get(budget.key(at)) or 0) == 3 and redis.ttl(budget.key(at)) > 0
+    assert budget.take(essential=False, now=at + timedelta(hours=1))  # the next hour

@@ -124,3 +124,41 @@ def test_a_phone_sized_photo_is_taken_and_an_oversized_one_refused(plain_app, tm
     refused = post_form(client, {**FORM, "photo": (io.BytesIO(big), "b.jpg", "image/jpeg")})
     assert refused.status_code == 400 and "照片太大" in refused.get_data(as_text=True)
     assert len(cases_of(plain_app)) == 1
+
+
+@pytest.fixture
+def capped_app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, monkeypatch):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The app with SMS and a cap of two texts an hour."""
+    redis.flushdb()
+    return app_on_twilio(
+        redis,
+        redis_server.url,
+        tmp_path,
+        twilio_api,
+        monkeypatch,
+        ACCOUNT,
+        (),
+        HOTLINE_SMS_PROVIDER="twilio",
+        HOTLINE_SMS_FROM="+8689812345",
+        HOTLINE_SMS_MAX_PER_HOUR="2",
+    )
+
+
+@pytest.mark.parametrize("phone", ["+88216123456", "+234 803 123 4567", "0044 7911 123456"])
+def test_no_code_goes_abroad_and_the_request_is_filed_without_one(sms_app, phone: str) -> None:  # type: ignore[no-untyped-def]
+    page = post_form(sms_app.test_client(), {**FORM, "phone": phone})
+    assert page.status_code == 200 and MessagesApi.sent == []
+    (case,) = cases_of(sms_app)
+    assert case.channel == "web" and case.number in page.get_data(as_text=True)
+    assert "收不到12345短信" in page.get_data(as_text=True)
+
+
+def test_codes_beyond_the_hourly_cap_are_refused_clearly(capped_app, caplog) -> None:  # type: ignore[no-untyped-def]
+    client = capped_app.test_client()
+    for phone in ("13800138001", "13800138002"):
+        assert post_form(client, {**FORM, "phone": phone}).status_code == 200
+    refused = post_form(client, {**FORM, "phone": "13800138003"})
+    assert refused.status_code == 503 and "上限" in refused.get_data(as_text=True)
+    assert FORM["what"] in refused.get_data(as_text=True)  # what was typed is kept
+    assert len(MessagesApi.sent) == 2 and cases_of(capped_app) == []
+    assert "cap of texts" in caplog.text and "13800138003" not in caplog.text

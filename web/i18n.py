@@ -532,6 +532,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "rpt_day": ("日期", "Day"),
     "rpt_download": ("下载 Excel", "Download Excel"),
     "rpt_generate": ("立即生成", "Generate now"),
+    "rpt_unfinished": (
+        "本期尚未结束，数字截至 {at}，还会变化；需要留档可点“立即生成”。",
+        "This period is not over: the figures are as of {at} and will change; "
+        "to keep them, use Generate now.",
+    ),
+    "rpt_last_complete": ("查看上一完整期", "See the last complete period"),
     "rpt_compared": ("对比上期 {start} — {end}", "Compared with {start} — {end}"),
     "rpt_weights": ("三率权重 {weights}", "Three-rate weights {weights}"),
     "rpt_overview": ("总体指标", "Overview"),
@@ -1146,6 +1152,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "report_done_sms": (
         "工单号和办理结果会以短信发到 {phone}。",
         "The case number and the reply will be texted to {phone}.",
+    ),
+    "report_done_no_sms": (
+        "{phone} 不是中国大陆手机号，收不到12345短信，我们不会给您发短信。"
+        "请记下上面的工单号，凭工单号和此号码查询办理进度，或拨打12345。",
+        "{phone} is not a mainland China mobile and cannot get our texts, so none will be "
+        "sent. Keep the case number above to follow your case with this number, or call 12345.",
+    ),
+    "report_sms_busy": (
+        "验证码短信发送量已达本小时上限，请稍后再试，或直接拨打12345",
+        "We have sent as many codes as we can this hour; try again later, or call 12345",
     ),
     "report_lookup_link": ("查询办理进度", "Follow your case"),
     "report_call": ("也可以直接拨打 12345", "You can also call 12345"),

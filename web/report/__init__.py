@@ -5,7 +5,10 @@ screen and an elderly reader: large type, three boxes, one button.
 Abuse control without a third-party captcha: rate limits per address (and per phone
 for codes), and, where SMS is configured, a six-digit code sent to the phone given,
 typed on the next page before anything is filed. The pending form waits in Redis for
-CODE_TTL_S; its code is kept only as a hash, and a few wrong codes end it.
+CODE_TTL_S; its code is kept only as a hash, and a few wrong codes end it. Codes go
+only to numbers the hotline texts (calls.sms.sendable: mainland mobiles by default) and
+within the hourly cap of texts; a request from another number is filed without a code
+(the address's limits guard it, as without SMS) and the citizen told no text will come.
 
 A filed form becomes a case of channel "web" for the operators' queue
 (``desk.tasks.submit``); the citizen sees its number and the lookup link."""
@@ -26,12 +29,12 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 
 from calls.citizen_requests import file_request
-from calls.sms import code_text, opted_out, sendable
+from calls.sms import code_text, is_e164, opted_out
 from cases.phones import InvalidPhone, mask_for_screen, mask_phone, normalise
 from cases.photos import PhotoRefused, check_photo, photos_dir_from_env
 from web.context import services
 from web.limits import limiter
-from web.sms import sms_gateway
+from web.sms import sms_budget, sms_gateway, sms_settings
 
 log = logging.getLogger("hotline.report")
 bp = Blueprint("report", __name__)
@@ -68,7 +71,15 @@ def _phone_given() -> str:
         phone = normalise(typed, _phones())
     except InvalidPhone:
         return ""
-    return phone if sendable(phone) else ""
+    return phone if is_e164(phone) else ""
+
+
+def _no_code_sent() -> bool:
+    """No code is texted for this form: no SMS here, or a number we do not text."""
+    if sms_gateway() is None:
+        return True
+    phone = _phone_given()
+    return not phone or not sms_settings().textable(phone)
 
 
 def _phones() -> Any:
@@ -99,9 +110,8 @@ def _typed() -> dict[str, str]:
 
 
 def _page(step: str, errors: dict[str, str], **more: Any) -> str:
-    return render_template(
-        "report.html", step=step, errors=errors, sms=sms_gateway() is not None, **more
-    )
+    more.setdefault("sms", sms_gateway() is not None)
+    return render_template("report.html", step=step, errors=errors, **more)
 
 
 def _form(errors: dict[str, str], status: int = 400, **more: Any) -> Any:
@@ -131,7 +141,7 @@ def report() -> Any:
     CODES_PER_PHONE,
     scope="report-phone",
     key_func=_code_key,
-    exempt_when=lambda: sms_gateway() is None,
+    exempt_when=_no_code_sent,
 )
 def submit() -> Any:
     what = request.form.get("what", "").strip()
@@ -157,10 +167,18 @@ def submit() -> Any:
     gateway = sms_gateway()
     if gateway is None:  # no SMS here: the rate limits alone guard the form
         return _file(what, where, phone, photo)
+    if not sms_settings().textable(phone):  # filed, as without SMS; no text will come
+        log.info("web form: %s is not a number we text; filed without a code", mask_phone(phone))
+        return _file(what, where, phone, photo, textable=False)
     desk = services().desk
     with desk.sessions() as session:
         if opted_out(session, phone):
             return _form({"phone": "report_phone_opted_out"}, 409)
+    if not sms_budget().take(essential=False):
+        log.warning(
+            "web form: the hourly cap of texts is reached; no code to %s", mask_phone(phone)
+        )
+        return _form({"form": "report_sms_busy"}, 503)
     token = secrets.token_urlsafe(24)
     code = f"{secrets.randbelow(10**6):06d}"
     pending: dict[str, str | bytes] = {
@@ -213,7 +231,7 @@ def confirm() -> Any:
     return _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
 
 
-def _file(what: str, where: str, phone: str, photo: bytes | None) -> Any:
+def _file(what: str, where: str, phone: str, photo: bytes | None, textable: bool = True) -> Any:
     desk = services().desk
     with desk.sessions() as session:
         case = file_request(
@@ -236,4 +254,6 @@ def _file(what: str, where: str, phone: str, photo: bytes | None) -> Any:
         number=number,
         lookup_url=url_for("lookup.lookup"),
         masked_phone=mask_for_screen(phone),
+        sms=textable and sms_gateway() is not None,
+        untextable=not textable,
     )

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from calls.casework import arm_clocks
-from calls.sms import SmsGateway, SmsSettings, receive
+from calls.sms import SmsBudget, SmsGateway, SmsSettings, receive
 from cases.phones import mask_phone
 from web.context import services
 from web.twilio.hooks import signed
@@ -37,6 +37,17 @@ def sms_gateway() -> SmsGateway | None:
     if "hotline_sms_gateway" not in ext:
         ext["hotline_sms_gateway"] = sms_settings().gateway()
     return ext["hotline_sms_gateway"]  # type: ignore[no-any-return]
+
+
+def sms_budget() -> SmsBudget:
+    """The hourly cap of texts (HOTLINE_SMS_MAX_PER_HOUR), in the app's Redis."""
+    ext = current_app.extensions
+    if "hotline_sms_budget" not in ext:
+        svc = services()
+        ext["hotline_sms_budget"] = SmsBudget(
+            svc.redis, svc.queue.keys.prefix, sms_settings().max_per_hour
+        )
+    return ext["hotline_sms_budget"]  # type: ignore[no-any-return]
 
 
 def _phones() -> Any:
