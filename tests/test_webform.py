@@ -162,3 +162,76 @@ def test_codes_beyond_the_hourly_cap_are_refused_clearly(capped_app, caplog) -> 
     assert FORM["what"] in refused.get_data(as_text=True)  # what was typed is kept
     assert len(MessagesApi.sent) == 2 and cases_of(capped_app) == []
     assert "cap of texts" in caplog.text and "13800138003" not in caplog.text
+
+
+@pytest.fixture
+def served_sms_app(sms_app):  # type: ignore[no-untyped-def]
+    """The app with SMS over real HTTP on a loopback port, many requests at once."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, sms_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_parallel_wrong_codes_are_each_counted_and_never_fail(  # type: ignore[no-untyped-def]
+    sms_app, served_sms_app, redis: Redis
+) -> None:
+    """25 wrong codes at once (real HTTP, a real Redis): at most five are checked, the
+    rest find the form over; none fails with 500 and no key is left without expiry."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    first = requests.get(served_sms_app + "/report")
+    # The session cookie is Secure (the app is public on https): sent here by hand.
+    cookie = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in first.cookies)}
+    csrf = csrf_of(first.text)
+    page = requests.post(
+        served_sms_app + "/report", data={**FORM, "csrf_token": csrf}, headers=cookie
+    ).text
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    (text,) = MessagesApi.sent
+    code = re.search(r"(\d{6})", text["Body"]).group(1)  # type: ignore[union-attr]
+    wrong = "000000" if code != "000000" else "111111"
+    form = {"token": token, "code": wrong, "csrf_token": csrf_of(page)}
+
+    def confirm(_: int) -> int:
+        answer = requests.post(served_sms_app + "/report/confirm", data=form, headers=cookie)
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        statuses = sorted(pool.map(confirm, range(25)))
+    assert 500 not in statuses
+    assert statuses.count(400) == 4 and statuses.count(403) == 1
+    assert statuses.count(410) == 20
+    prefix = sms_app.extensions["hotline"].queue.keys.prefix
+    assert list(redis.scan_iter(prefix + "report:*")) == []  # not re-created, TTL or not
+    late = requests.post(
+        served_sms_app + "/report/confirm", data={**form, "code": code}, headers=cookie
+    )
+    assert late.status_code == 410 and cases_of(sms_app) == []
+
+
+def test_a_pending_form_missing_its_phone_is_expired_and_what_was_typed_kept(  # type: ignore[no-untyped-def]
+    sms_app, redis: Redis
+) -> None:
+    client = sms_app.test_client()
+    page = post_form(client, FORM).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    prefix = sms_app.extensions["hotline"].queue.keys.prefix
+    redis.hdel(prefix + "report:" + token, "phone")  # a form half gone
+    answer = client.post(
+        "/report/confirm", data={"token": token, "code": "123456", "csrf_token": csrf_of(page)}
+    )
+    assert answer.status_code == 410
+    assert "验证码已过期" in answer.get_data(as_text=True)
+    assert FORM["what"] in answer.get_data(as_text=True)
+    assert not redis.exists(prefix + "report:" + token)

@@ -16,7 +16,6 @@ A filed form becomes a case of channel "web" for the operators' queue
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -47,6 +46,38 @@ CODE_TRIES = 5
 REPORTS_PER_ADDRESS = "5 per hour;20 per day"
 CODES_PER_PHONE = "3 per hour"
 CONFIRMS_PER_ADDRESS = "30 per hour"
+
+# One code check, atomically: parallel wrong codes are each counted (at most CODE_TRIES
+# checks), the right one takes the form once, and a form missing its phone or code (a
+# key half gone) is over. HINCRBY runs only on a key that exists, so its TTL stays.
+# Returns {outcome, fields...}: ok (the whole form, then deleted), wrong (tries left),
+# ended (the last try), or expired (what remains of the form, for the page).
+_CHECK_CODE = """
+local form = redis.call('HGETALL', KEYS[1])
+if #form == 0 then
+  return {'expired'}
+end
+local phone = redis.call('HGET', KEYS[1], 'phone')
+local code = redis.call('HGET', KEYS[1], 'code')
+if not phone or not code then
+  redis.call('DEL', KEYS[1])
+  local out = {'expired'}
+  for i = 1, #form do out[#out + 1] = form[i] end
+  return out
+end
+if code == ARGV[1] then  -- digests of token and code: timing tells nothing of the code
+  redis.call('DEL', KEYS[1])
+  local out = {'ok'}
+  for i = 1, #form do out[#out + 1] = form[i] end
+  return out
+end
+local tries = redis.call('HINCRBY', KEYS[1], 'tries', 1)
+if tries >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return {'ended'}
+end
+return {'wrong', 'phone', phone}
+"""
 
 
 @bp.url_value_preprocessor
@@ -212,22 +243,25 @@ def confirm() -> Any:
     token = request.form.get("token", "")[:64]
     typed = unicodedata.normalize("NFKC", request.form.get("code", ""))[:32]
     code = "".join(c for c in typed if c.isdigit())[:6]
-    redis = services().redis
-    key = _pending_key(token)
-    stored = redis.hgetall(key) if token else {}
-    fields: dict[str, bytes] = {k.decode(): v for k, v in stored.items()}  # type: ignore[union-attr,misc]
-    if not fields:
+    if not token:
         return _page("form", {"form": "report_expired"}), 410
+    redis = services().redis
+    script = redis.register_script(_CHECK_CODE)
+    reply = script(keys=[_pending_key(token)], args=[_digest(token, code), CODE_TRIES])
+    outcome = reply[0].decode()
+    fields = {reply[i].decode(): reply[i + 1] for i in range(1, len(reply) - 1, 2)}
+    if outcome == "expired":  # what remains of the form is offered again
+        kept = {
+            "typed_what": fields.get("what", b"").decode(errors="replace"),
+            "typed_where": fields.get("where", b"").decode(errors="replace"),
+        }
+        return _page("form", {"form": "report_expired"}, **kept), 410
+    if outcome == "ended":
+        return _page("form", {"form": "report_code_ended"}), 403
     phone = fields["phone"].decode()
-    if not hmac.compare_digest(_digest(token, code), fields["code"].decode()):
-        tries = redis.hincrby(key, "tries", 1)
-        if tries >= CODE_TRIES:
-            redis.delete(key)
-            return _page("form", {"form": "report_code_ended"}), 403
+    if outcome == "wrong":
         wrong = {"code": "report_code_wrong"}
         return _page("code", wrong, token=token, masked_phone=mask_for_screen(phone)), 400
-    if not redis.delete(key):  # confirmed twice at once: the other request files it
-        return _page("form", {"form": "report_expired"}), 410
     return _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
 
 
