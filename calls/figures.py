@@ -5,7 +5,7 @@ indicators are defined once (queueing.indicators)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from redis import Redis
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.cdr import counts, record_events, stream_cursor
+from cases.channel_tasks import ChannelTask
 from cases.models import Case, KnowledgeAnswer
 from queueing.indicators import SERVICE_LEVEL_S, SHORT_ABANDON_S, Counts, Indicators, indicators
 from queueing.keys import QueueKeys
@@ -86,4 +87,65 @@ def case_figures(session: Session, start: datetime, end: datetime) -> CaseFigure
         closed_on_call=closed,
         knowledge_answer_rate=round(from_article / cases, 4) if cases else None,
         first_contact_rate=round(closed / cases, 4) if cases else None,
+    )
+
+
+@dataclass(frozen=True)
+class TaskFigures:
+    """Online, SMS and Open311 requests in a period: 网络诉求首次响应率, the share
+    answered within 3 minutes, over those answered or already past 3 minutes."""
+
+    tasks: int
+    answered_in_time: int
+    late: int  # answered late, or unanswered past 3 minutes
+    first_response_rate: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "tasks": self.tasks,
+            "answered_in_time": self.answered_in_time,
+            "late": self.late,
+            "first_response_rate": self.first_response_rate,
+        }
+
+
+FIRST_RESPONSE_S = 180  # GB/T 33358: online requests answered within 3 minutes
+
+
+def task_figures(
+    session: Session, start: datetime, end: datetime, now: datetime | None = None
+) -> TaskFigures:
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    now = now or datetime.now(UTC)
+    window = (ChannelTask.submitted_at >= start, ChannelTask.submitted_at < end)
+    total = session.scalar(select(func.count()).select_from(ChannelTask).where(*window)) or 0
+    in_time = (
+        session.scalar(
+            select(func.count())
+            .select_from(ChannelTask)
+            .where(*window, ChannelTask.first_response_s <= FIRST_RESPONSE_S)
+        )
+        or 0
+    )
+    late = (
+        session.scalar(
+            select(func.count())
+            .select_from(ChannelTask)
+            .where(
+                *window,
+                (ChannelTask.first_response_s > FIRST_RESPONSE_S)
+                | (
+                    ChannelTask.first_response_at.is_(None)
+                    & (ChannelTask.submitted_at < now - timedelta(seconds=FIRST_RESPONSE_S))
+                ),
+            )
+        )
+        or 0
+    )
+    counted = in_time + late
+    return TaskFigures(
+        tasks=total,
+        answered_in_time=in_time,
+        late=late,
+        first_response_rate=round(in_time / counted, 4) if counted else None,
     )

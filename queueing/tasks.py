@@ -118,21 +118,25 @@ class TaskQueue:
             "" if entered_ms is None else entered_ms,
         )
 
-    def take(self, task_id: str, seat_id: str) -> str:
-        return self._run("task_take", check_id("task", task_id), check_id("seat", seat_id))[1]
+    def take(self, task_id: str, seat_id: str) -> tuple[str, tuple[TaskOffer, ...]]:
+        """The seat takes the task offered to it (``taken``; again ``duplicate``), and
+        may be offered another if it has room."""
+        return self._offers("task_take", check_id("task", task_id), check_id("seat", seat_id))
 
-    def release(self, task_id: str, seat_id: str, reason: str = "declined") -> str:
-        return self._run(
+    def release(
+        self, task_id: str, seat_id: str, reason: str = "declined"
+    ) -> tuple[str, tuple[TaskOffer, ...]]:
+        return self._offers(
             "task_release", check_id("task", task_id), check_id("seat", seat_id), reason
-        )[1]
+        )
 
     def respond(self, task_id: str, seat_id: str) -> tuple[bool, int]:
         """The operator replied: (first response?, ms from entry to the first response)."""
         values = self._run("task_respond", check_id("task", task_id), check_id("seat", seat_id))
         return values[1] == "first", int(values[2])
 
-    def done(self, task_id: str, seat_id: str) -> str:
-        return self._run("task_done", check_id("task", task_id), check_id("seat", seat_id))[1]
+    def done(self, task_id: str, seat_id: str) -> tuple[str, tuple[TaskOffer, ...]]:
+        return self._offers("task_done", check_id("task", task_id), check_id("seat", seat_id))
 
     def tick(self, limit: int = 200) -> tuple[dict[str, int], tuple[TaskOffer, ...]]:
         """The reaper's task sweep (after the calls' tick): lapsed offers, seats gone

@@ -33,7 +33,7 @@ def test_a_task_is_offered_to_a_free_seat_with_the_skill_and_taken(queue: CallQu
     result, offers = tasks.submit("12345-20261201-000001", "web")
     assert result == "queued"
     assert [(o.task_id, o.seat_id) for o in offers] == [("12345-20261201-000001", "1002")]
-    assert tasks.take("12345-20261201-000001", "1002") == "taken"
+    assert tasks.take("12345-20261201-000001", "1002")[0] == "taken"
     task = tasks.task("12345-20261201-000001")
     assert task["state"] == "held" and task["seat"] == "1002"
     # The seat stays free for calls: a call that comes is offered to it at once.
@@ -62,7 +62,7 @@ def test_first_response_is_the_reply_and_done_frees_the_room(queue: CallQueue) -
     assert first and not again and same_ms == response_ms >= 0
     assert tasks.task("T-1")["responded_at"]
     assert tasks.task("T-2")["state"] == "waiting"  # the seat holds its one task
-    assert tasks.done("T-1", "1002") == "done"
+    assert tasks.done("T-1", "1002")[0] == "done"
     assert tasks.task("T-2")["state"] == "offered"
     assert tasks.submit("T-1", "sms")[0] == "done"  # a completed task is never queued again
 
@@ -72,9 +72,16 @@ def test_capacity_n_per_seat_and_one_offer_pending(queue: CallQueue) -> None:
     queue.seat_login("1002", SKILLS)
     for i in range(5):
         tasks.submit(f"T-{i}", "web")
+    tasks.tick()
+    [first] = offered_to(tasks, "1002")
+    tasks.take(first, "1002")
+    tasks.tick()
+    assert offered_to(tasks, "1002") == []  # one unanswered task in hand at a time
+    tasks.respond(first, "1002")
     for _ in range(6):
         for task_id in offered_to(tasks, "1002"):
             tasks.take(task_id, "1002")
+            tasks.respond(task_id, "1002")  # replied; filing them is left for later
         tasks.tick()
     held = [t["id"] for t in tasks.seat_tasks("1002")]
     assert held == ["T-0", "T-1", "T-2"]  # oldest first, three at most
@@ -153,6 +160,28 @@ def test_a_seat_on_a_call_keeps_its_tasks_and_one_logged_out_returns_them(queue:
     assert tasks.task("T-1")["state"] == "waiting" and tasks.seat_tasks("1001") == []
 
 
+def test_an_unanswered_task_is_handed_on_when_its_operator_is_taken_by_a_call(
+    make_queue: Callable[..., CallQueue],
+) -> None:
+    queue = make_queue()
+    tasks = tasks_for(queue, first_response_s=1.0)  # handed on after half of it
+    queue.seat_login("1001", SKILLS)
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1001")
+    queue.enqueue("call-1", skill="mandarin")
+    queue.answer("call-1", "1001")
+    queue.seat_login("1002", SKILLS)
+
+    def handed_on() -> bool:
+        tasks.tick()
+        return tasks.task("T-1").get("seat") == "1002"
+
+    wait_until(handed_on, 5, "handed on to the free seat")
+    assert tasks.seat_tasks("1001") == []
+    with pytest.raises(QueueError):
+        tasks.respond("T-1", "1001")
+
+
 def test_overdue_tasks_are_marked_once(make_queue: Callable[..., CallQueue]) -> None:
     tasks = tasks_for(make_queue(), first_response_s=0.2)
     tasks.submit("T-1", "web")
@@ -174,12 +203,13 @@ def test_tasks_survive_a_redis_restart(tmp_path: Path) -> None:
         tasks.submit("T-1", "web")
         tasks.submit("T-2", "sms")
         tasks.take("T-1", "1001")
+        tasks.respond("T-1", "1001")
         redis.close()
         server.stop()  # the AOF is written on a clean stop
         server.start()
         redis = Redis.from_url(server.url)
         tasks = TaskQueue(CallQueue(redis, QueueSettings(wrapup_s=0)), TaskSettings(offer_s=1))
-        assert tasks.task("T-1")["state"] == "held"
+        assert tasks.task("T-1")["state"] == "held" and tasks.task("T-1")["responded_at"]
 
         def offered_again() -> bool:
             tasks.tick()
@@ -190,3 +220,131 @@ def test_tasks_survive_a_redis_restart(tmp_path: Path) -> None:
         redis.close()
     finally:
         server.stop()
+
+
+# -- the desk: SQL record, reply, filing, completion, the backstop, the figures ------------
+
+
+def web_case(db, description: str = "小区路灯不亮", channel: str = "web") -> str:  # type: ignore[no-untyped-def]
+    """A request filed by a channel (as the web form, SMS and Open311 do)."""
+    from cases.models import Case
+    from cases.service import next_case_number, utcnow
+
+    now = utcnow()
+    case = Case(
+        number=next_case_number(db, now),
+        caller_phone="+8613900139000",
+        channel=channel,
+        description=description,
+        address="海口市美兰区",
+        status="received",
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(case)
+    db.commit()
+    return case.number
+
+
+@pytest.fixture
+def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    from cases.users import add_user
+    from tests.test_console import PASSWORD, make_app
+
+    app = make_app(redis_server, redis, tmp_path)
+    with app.extensions["hotline"].desk.sessions() as db:
+        add_user(db, "zhao", "operator", PASSWORD, display_name="赵敏", seat="1002")
+        db.commit()
+    return app
+
+
+def test_an_operator_takes_replies_files_and_completes_a_web_request(app) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from calls.desk import Actor, DeskError
+    from calls.figures import task_figures
+    from cases.channel_tasks import ChannelTask
+    from cases.models import Case
+
+    desk = app.extensions["hotline"].desk
+    wang, zhao = Actor("wang", "operator"), Actor("zhao", "operator")
+    desk.login_seat(wang, "1001", ["mandarin", "online"])
+    desk.login_seat(zhao, "1002", ["mandarin"])
+    with desk.sessions() as db:
+        number = web_case(db)
+    desk.tasks.submit(number, "web")
+    desk.tasks.submit(number, "web")  # a retried submission is the same task
+    [shown] = desk.tasks.for_seat(wang, "1001")
+    assert shown["number"] == number and shown["state"] == "offered"
+    assert shown["description"] == "小区路灯不亮" and not shown["overdue"]
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.take(zhao, "1001", number)
+    assert refused.value.code == "not-your-seat"
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.take(zhao, "1002", number)
+    assert refused.value.code == "not-your-task"
+    desk.tasks.take(wang, "1001", number)
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.complete(wang, "1001", number)
+    assert refused.value.code == "reply-first"
+    case = desk.tasks.file(
+        wang, "1001", number, {"category_code": "taxi-complaint", "dispatch": True}
+    )
+    assert case.status == "dispatched" and case.department is not None
+    assert desk.tasks.reply(wang, "1001", number, "已派市政部门处理，请留意短信。")
+    assert not desk.tasks.reply(wang, "1001", number, "补充：维修约需两天。")
+    desk.tasks.complete(wang, "1001", number)
+    assert desk.tasks.for_seat(wang, "1001") == []
+    with desk.sessions() as db:
+        row = db.query(ChannelTask).one()
+        assert row.taken_by == "wang" and row.first_response_by == "wang"
+        assert row.completed_at is not None and 0 <= (row.first_response_s or 0) < 180
+        case = db.query(Case).one()
+        assert [e.note for e in case.events if e.action == "reply"][0].startswith("已派")
+        now = datetime.now(UTC)
+        figures = task_figures(db, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert figures.tasks == 1 and figures.first_response_rate == 1.0
+
+
+def test_a_task_redis_lost_is_queued_again_from_sql(app, redis) -> None:  # type: ignore[no-untyped-def]
+    from calls.desk import Actor
+    from calls.tasks import put_back_lost
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        number = web_case(db, channel="sms")
+    desk.tasks.submit(number, "sms")
+    entered = desk.tasks.queue.task(number)["entered"]
+    redis.flushall()  # a Redis that lost its data
+    assert desk.tasks.queue.task(number) == {}
+    assert put_back_lost(desk.tasks.queue, desk.sessions) == {"requeued": 1, "finished": 0}
+    task = desk.tasks.queue.task(number)
+    assert task["state"] == "waiting" and task["entered"] == entered and task["channel"] == "sms"
+    desk.login_seat(Actor("wang", "operator"), "1001", ["online"])
+    assert desk.tasks.queue.task(number)["state"] == "waiting"  # offered by the sweep
+    desk.tasks.queue.tick()
+    assert desk.tasks.queue.task(number)["seat"] == "1001"
+    assert put_back_lost(desk.tasks.queue, desk.sessions) == {"requeued": 0, "finished": 0}
+
+
+def test_figures_count_late_and_unanswered_requests(app) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from calls.figures import task_figures
+    from cases.channel_tasks import ChannelTask
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        numbers = [web_case(db) for _ in range(4)]
+    for number in numbers:
+        desk.tasks.submit(number, "open311")
+    now = datetime.now(UTC)
+    with desk.sessions() as db:
+        rows = {r.case_number: r for r in db.query(ChannelTask)}
+        rows[numbers[0]].first_response_s = 60  # in time
+        rows[numbers[1]].first_response_s = 200  # late
+        rows[numbers[2]].submitted_at = now - timedelta(minutes=5)  # unanswered, past 3 min
+        db.commit()  # numbers[3]: unanswered, not yet due: not counted
+        figures = task_figures(db, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert (figures.tasks, figures.answered_in_time, figures.late) == (4, 1, 2)
+    assert figures.first_response_rate == round(1 / 3, 4)

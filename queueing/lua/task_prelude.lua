@@ -25,6 +25,9 @@ local TASK_CAPACITY = tonumber(ARGV[6])
 local TASK_OFFER_MS = tonumber(ARGV[7])
 local FIRST_RESPONSE_MS = tonumber(ARGV[8])
 local TASK_DONE_TTL_S = 86400
+-- A held task not yet answered, half its time gone, whose operator is taken by a call
+-- (or paused) is handed on to a free seat, so that the citizen is still answered in time.
+local HAND_ON_MS = FIRST_RESPONSE_MS / 2
 
 -- Back to the line with its entry time (the oldest is offered first): from an offer
 -- that lapsed or was declined, or from a seat that went away.
@@ -58,11 +61,33 @@ local function offer_task(task, seat)
        'wait_ms', NOW - tonumber(redis.call('HGET', tkey, 'entered')))
 end
 
--- The oldest waiting tasks to the longest-idle seats free for calls that have room
--- and no offer pending. Returns the pairs made.
+-- The seat's operator is at work on a request: calls go to the seats idle longest, so
+-- its place in its pools becomes the newest. A call still goes to it at once if no
+-- other seat of the call's skill is free: calls are never kept waiting for a task.
+local function to_back_of_call_line(seat)
+  for _, skill in ipairs(seat_skills(seat)) do
+    redis.call('ZADD', P_AVAILABLE .. skill, 'XX', NOW, seat)
+  end
+end
+
+-- Tasks the seat holds that have no reply yet.
+local function unanswered_held(seat)
+  local n = 0
+  for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
+    local state, responded = unpack(redis.call('HMGET', P_TASK .. task, 'state', 'responded_at'))
+    if state == 'held' and (not responded or responded == '') then n = n + 1 end
+  end
+  return n
+end
+
+-- The oldest waiting tasks to the seats free for calls that have room,
+-- no offer pending and no unanswered task in hand (one first response at a time: a
+-- second would wait behind the first). Returns the pairs made.
 local function offer_tasks(limit, out)
   if redis.call('ZCARD', K_T_WAITING) == 0 then return out end
-  local seats = redis.call('ZRANGE', P_AVAILABLE .. TASK_SKILL, 0, -1)
+  -- Newest idle first: calls go to the longest idle seat, so these are the seats a
+  -- call reaches last, with the most time for a request.
+  local seats = redis.call('ZREVRANGE', P_AVAILABLE .. TASK_SKILL, 0, -1)
   local i = 1
   for _ = 1, limit do
     local task = redis.call('ZRANGE', K_T_WAITING, 0, 0)[1]
@@ -72,7 +97,8 @@ local function offer_tasks(limit, out)
       local s = seats[i]
       i = i + 1
       if redis.call('HEXISTS', K_T_OFFERED_TO, s) == 0
-          and redis.call('SCARD', P_SEAT_TASKS .. s) < TASK_CAPACITY then
+          and redis.call('SCARD', P_SEAT_TASKS .. s) < TASK_CAPACITY
+          and unanswered_held(s) == 0 then
         seat = s
       end
     end

@@ -1,7 +1,8 @@
 -- task_tick: the reaper's sweep of the tasks, after the calls' own (calls first).
 -- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
--- the line; the tasks of a seat gone offline too; tasks past their first-response
--- time are marked overdue (once). Then the waiting tasks are offered.
+-- the line; the tasks of a seat gone offline too, and the unanswered ones of a seat
+-- taken by a call once half their time is gone (HAND_ON_MS); tasks past their
+-- first-response time are marked overdue (once). Then the waiting tasks are offered.
 -- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
 local limit = tonumber(ARGV[9])
 local counts = {0, 0, 0}
@@ -17,12 +18,23 @@ for i = 1, #offered, 2 do
   end
 end
 for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
-  if seat_state(seat) == 'offline' then
+  local state = seat_state(seat)
+  if state == 'offline' then
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
       task_requeue(task, 'seat offline')
       counts[2] = counts[2] + 1
     end
     redis.call('SREM', K_T_SEATS, seat)
+  elseif state ~= 'available' then
+    for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
+      local tstate, responded, due = unpack(redis.call(
+        'HMGET', P_TASK .. task, 'state', 'responded_at', 'due'))
+      if tstate == 'held' and (not responded or responded == '')
+          and tonumber(due) - NOW <= HAND_ON_MS then
+        task_requeue(task, 'reply due, seat busy')
+        counts[2] = counts[2] + 1
+      end
+    end
   end
 end
 local late = redis.call('ZRANGEBYSCORE', K_T_UNANSWERED, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, limit)
