@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,36 @@ OVERVIEW = (
 )
 LABELS = {key: label for key, label, _ in OVERVIEW}
 KINDS_OF = {key: kind for key, _, kind in OVERVIEW}
+# Which way a figure should move to be good news: "up", "down", or None for volumes
+# that are neither (more calls is not better or worse work).
+BETTER = {
+    "abandoned": "down",
+    "connection_rate": "up",
+    "answered_within_15s_rate": "up",
+    "avg_wait_s": "down",
+    "knowledge_answer_rate": "up",
+    "first_contact_rate": "up",
+    "response_rate": "up",
+    "resolution_rate": "up",
+    "satisfaction_rate": "up",
+    "score": "up",
+    "returned": "down",
+    "overdue": "down",
+}
+
+
+def verdict(key: str, change: float | None) -> str | None:
+    """Whether a change of the figure ``key`` is "good" or "bad" news; None when neither."""
+    better = BETTER.get(key)
+    if better is None or not change:
+        return None
+    return "good" if (change > 0) == (better == "up") else "bad"
+
+
+def weights_as_percent(weights: Any) -> str:
+    """The three rates' weights as shares of their sum: "10% / 45% / 45%"."""
+    total = sum(weights) or 1
+    return " / ".join(f"{round(w / total * 100, 1):g}%" for w in weights)
 
 
 def _beijing(moment: datetime) -> str:
@@ -127,6 +158,7 @@ def report_figures(
             "current": overview[key],
             "previous": before[key],
             "change": _change(overview[key], before[key]),
+            "verdict": verdict(key, _change(overview[key], before[key])),
         }
         for key, label, what in OVERVIEW
     ]
@@ -237,6 +269,44 @@ def _cell(value: Any) -> Any:
 
 
 RATE_FORMAT = "0.0%"
+DASH = "—"  # an empty figure, as the page shows it
+
+
+def _or_dash(value: Any) -> Any:
+    return DASH if value is None else value
+
+
+def _text_width(text: str) -> int:
+    """Columns a text takes in a spreadsheet: CJK and full-width characters count two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _shown_text(cell: Any) -> str:
+    value = cell.value
+    if value is None:
+        return ""
+    if isinstance(value, float) and cell.number_format == RATE_FORMAT:
+        return f"{value * 100:.1f}%"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _lay_out(ws: Any, header_row: int = 1, measure_from: int = 1) -> None:
+    """Every sheet alike: columns as wide as their widest cell, the header row frozen,
+    printed on A4 landscape, fitted to the page's width."""
+    from openpyxl.utils import get_column_letter
+
+    widths: dict[int, int] = {}
+    for row in ws.iter_rows(min_row=measure_from):
+        for cell in row:
+            widths[cell.column] = max(widths.get(cell.column, 0), _text_width(_shown_text(cell)))
+    for column, width in widths.items():
+        ws.column_dimensions[get_column_letter(column)].width = min(60, max(8, width + 2))
+    ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages down as it takes
 
 
 def write_workbook(report: Mapping[str, Any], path: Path) -> None:
@@ -270,19 +340,17 @@ def write_workbook(report: Mapping[str, Any], path: Path) -> None:
     ws.append(["对比周期", f"{report['previous_start']} 至 {report['previous_end']}"])
     ws.append(["生成时间（北京时间）", report["generated_at"]])
     weights = report["rates_settings"]["weights"]
-    ws.append(["三率权重（响应率/解决率/满意率）", " / ".join(f"{w:g}" for w in weights)])
+    ws.append(["三率权重（响应率/解决率/满意率）", weights_as_percent(weights)])
     ws.append([])
     header(ws, "指标", "本期", "上期", "变化")
     top = ws.max_row
     for row in report["trend"]:
-        ws.append([row["label"], row["current"], row["previous"], row["change"]])
+        ws.append([row["label"], *(_or_dash(row[k]) for k in ("current", "previous", "change"))])
         if row["kind"] == "rate":
             for c in ws[ws.max_row][1:]:
-                c.number_format = RATE_FORMAT
-    ws.column_dimensions["A"].width = 34
-    for col in "BCD":
-        ws.column_dimensions[col].width = 14
-    ws.freeze_panes = ws.cell(row=top + 1, column=1)
+                if isinstance(c.value, float):
+                    c.number_format = RATE_FORMAT
+    _lay_out(ws, header_row=top, measure_from=2)  # the title may run over
 
     ws = sheet("单位排名")
     header(
@@ -305,24 +373,24 @@ def write_workbook(report: Mapping[str, Any], path: Path) -> None:
                 r["rank"],
                 _cell(r["unit"]),
                 r["received"],
-                r["signed_in_time"],
-                r["resolved_in_time"],
+                _or_dash(r["signed_in_time"]),
+                _or_dash(r["resolved_in_time"]),
                 r["returned"],
                 r["overdue"],
-                r["response_rate"],
-                r["resolution_rate"],
-                r["satisfaction_rate"],
-                r["score"],
+                _or_dash(r["response_rate"]),
+                _or_dash(r["resolution_rate"]),
+                _or_dash(r["satisfaction_rate"]),
+                _or_dash(r["score"]),
             ]
         )
     rates_as_percent(ws, [3, 4, 7, 8, 9])
-    ws.column_dimensions["B"].width = 28
+    _lay_out(ws)
 
     ws = sheet("个人排名")
     header(ws, "名次", "单位", "责任人", "超时量")
     for n, p in enumerate(report["people"], 1):
-        ws.append([n, _cell(p["unit"]), _cell(p["person"] or "—"), p["overdue"]])
-    ws.column_dimensions["B"].width = 28
+        ws.append([n, _cell(p["unit"]), _cell(p["person"] or DASH), p["overdue"]])
+    _lay_out(ws)
 
     ws = sheet("热点与专题")
     header(ws, "热点", "发现时间", "工单量", "基线", "建议牵头单位")
@@ -333,7 +401,7 @@ def write_workbook(report: Mapping[str, Any], path: Path) -> None:
                 t["raised_at"],
                 t["cases"],
                 t["baseline"],
-                _cell(t["suggested_unit"]),
+                _cell(_or_dash(t["suggested_unit"])),
             ]
         )
     if not report["hot_topics"]:
@@ -349,20 +417,20 @@ def write_workbook(report: Mapping[str, Any], path: Path) -> None:
                 s["overdue"],
                 s["satisfied"],
                 s["rated"],
-                s["satisfaction_rate"],
+                _or_dash(s["satisfaction_rate"]),
             ]
         )
         if isinstance(s["satisfaction_rate"], float):
             ws.cell(row=ws.max_row, column=7).number_format = RATE_FORMAT
     if not report["special_topics"]:
         ws.append(["（本期无专题）"])
-    ws.column_dimensions["A"].width = 30
+    _lay_out(ws)
 
     ws = sheet("每日趋势")
     header(ws, "日期", "呼入人工请求量", "人工接听量", "新建工单量")
     for d in report["days"]:
         ws.append([d["day"], d["wanted_person"], d["answered"], d["cases"]])
-    ws.column_dimensions["A"].width = 14
+    _lay_out(ws)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")

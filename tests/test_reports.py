@@ -143,8 +143,9 @@ def script_a_day(db, clock: Clock) -> None:  # type: ignore[no-untyped-def]
 
 
 def number(value: Any) -> float | None:
-    """A figure from any of the three: a cell, a JSON value, a page's data-value."""
-    if value is None or value == "":
+    """A figure from any of the three: a cell ("—" when empty), a JSON value, a page's
+    data-value."""
+    if value is None or value in ("", "—"):
         return None
     return round(float(value), 4)
 
@@ -267,3 +268,76 @@ def test_the_worker_keeps_the_days_weeks_and_months_reports(site, redis) -> None
     clerk = site["app"].test_client()
     sign_in(clerk, "water")
     assert clerk.get(f"/reports/kept/{kept['daily'].id}").status_code == 403
+
+
+def change_cells(html: str) -> dict[str, tuple[str, str]]:
+    """The overview's change column: key -> (classes, data-value)."""
+    return {
+        key: (classes, value)
+        for key, classes, value in re.findall(
+            r'<tr data-key="(\w+)">.*?<td class="(fig change[^"]*)" data-value="([^"]*)"',
+            html,
+            re.S,
+        )
+    }
+
+
+def test_the_page_says_which_changes_are_good_news_and_opens_a_finished_period(site) -> None:  # type: ignore[no-untyped-def]
+    client = site["app"].test_client()
+    sign_in(client, "zhang")
+    monday = change_cells(client.get(f"/reports/?kind=daily&day={DAY}").get_data(as_text=True))
+    tuesday = change_cells(client.get("/reports/?kind=daily&day=2025-06-10").get_data(as_text=True))
+    # One overdue case more is bad news, one fewer is good; more calls are neither.
+    assert monday["overdue"] == ("fig change bad", "1")
+    assert tuesday["overdue"] == ("fig change good", "-1")
+    assert monday["connection_rate"][0] == "fig change bad"  # a rate that fell
+    assert monday["wanted_person"] == ("fig change", "2")
+    html = client.get(f"/reports/?kind=daily&day={DAY}").get_data(as_text=True)
+    assert "三率权重 10% / 45% / 45%" in html
+    # The units' first figure has the workbook's name for it.
+    head = re.search(r'<table id="units-table".*?</thead>', html, re.S).group(0)  # type: ignore[union-attr]
+    assert "<th>派单量</th>" in head and "受理量" not in head
+    # Switching 日报 to 月报 on Wednesday 11 June, the date untouched: May, which is over.
+    html = client.get(
+        "/reports/?kind=monthly&day=2025-06-10&was_kind=daily&was_day=2025-06-10"
+    ).get_data(as_text=True)
+    assert 'id="report-start">2025-05-01<' in html and "report-unfinished" not in html
+    # Asked for June by date: it is June, said to be unfinished, with the way to May.
+    html = client.get("/reports/?kind=monthly&day=2025-06-10").get_data(as_text=True)
+    assert 'id="report-start">2025-06-01<' in html
+    notice = re.search(r'id="report-unfinished">.*?</p>', html, re.S).group(0)  # type: ignore[union-attr]
+    assert "本期尚未结束" in notice and "day=2025-05-01" in notice
+
+
+def test_the_workbook_reads_and_prints_well(site, clock) -> None:  # type: ignore[no-untyped-def]
+    from calls.reports import generate
+    from cases.reports import period
+
+    start, _ = period("daily", T0.date())
+    with site["sessions"]() as db:
+        # Late on Monday water affairs gets a case not due yet: its rates are empty.
+        clock.now = T0.replace(hour=23, minute=50)
+        _case(db, "fresh", "water-affairs")
+        row = generate(db, "daily", start, site["dir"], now=clock.now + timedelta(minutes=5))
+    book = load_workbook(site["dir"] / row.file_name)
+    for ws in book.worksheets:
+        assert ws.freeze_panes is not None, ws.title
+        assert ws.page_setup.orientation == "landscape", ws.title
+        assert int(ws.page_setup.paperSize) == 9, ws.title  # A4
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0), ws.title
+    units = book["单位排名"]
+    assert units.freeze_panes == "A2"
+    # Every header fits its column: a CJK character is about two columns wide.
+    for cell in units[1]:
+        width = units.column_dimensions[cell.column_letter].width
+        assert width >= 2 * len(cell.value), (cell.value, width)
+    # An empty rate reads "—" as on the page; rates that exist stay numbers.
+    values = [c for r in units.iter_rows(min_row=2, min_col=3) for c in r]
+    assert all(c.value is not None for c in values)
+    assert any(c.value == "—" for c in values)
+    rates = [c for c in values if c.number_format == "0.0%"]
+    assert rates and all(isinstance(c.value, int | float) for c in rates)
+    overview = list(book["概览"].iter_rows(values_only=True))
+    assert ("三率权重（响应率/解决率/满意率）", "10% / 45% / 45%", None, None) in overview
+    assert ("响应率", 0.3333, "—", "—") in overview

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
 
 from calls.desk import DeskError
-from calls.reports import report_figures, reports_dir
+from calls.reports import report_figures, reports_dir, weights_as_percent
 from cases import reports as kept
 from cases.reports import KINDS, RateSettings
 from cases.service import HOTLINE_TZ, utcnow
@@ -33,19 +33,27 @@ def sessions():  # type: ignore[no-untyped-def]
 
 def _kind_and_day() -> tuple[str, date]:
     """?kind=daily|weekly|monthly&day=YYYY-MM-DD (Beijing); by default the newest
-    complete period of the kind."""
+    complete period of the kind. The page's form also sends the kind and day it showed
+    (was_kind, was_day): a reader who only switches 日报 to 月报 means the last
+    complete month, not the unfinished one that holds the day shown."""
     kind = request.values.get("kind") or "daily"
     if kind not in KINDS:
         abort(400, "kind is daily, weekly or monthly")
     raw = request.values.get("day")
+    last_complete = kept.last_complete(kind, utcnow())[0].date()
     if not raw:
-        return kind, kept.last_complete(kind, utcnow())[0].date()
+        return kind, last_complete
     try:
         day = date.fromisoformat(raw)
     except ValueError:
         abort(400, "day is a date, YYYY-MM-DD")
     if not 2000 <= day.year <= 2100:
         abort(400, "day is between 2000 and 2100")
+    kind_only = (
+        request.values.get("was_kind", kind) != kind and request.values.get("was_day") == raw
+    )
+    if kind_only and kept.period(kind, day)[1] > utcnow():
+        return kind, last_complete
     return kind, day
 
 
@@ -114,6 +122,7 @@ def _charts(report: dict[str, Any], lang: str) -> dict[str, Any]:
 def index() -> Any:
     kind, day = _kind_and_day()
     start, end = kept.period(kind, day)
+    last_start, _ = kept.last_complete(kind, utcnow())
     with sessions()() as db:
         report = report_figures(db, kind, start, end, settings=RateSettings.from_env())
         files = kept.kept_reports(db)
@@ -142,6 +151,9 @@ def index() -> Any:
         charts=_charts(report, language()),
         shown=shown,
         percent=percent,
+        weights=weights_as_percent(report["rates_settings"]["weights"]),
+        unfinished=end > utcnow(),
+        last_complete_day=last_start.date(),
         may_generate=desk_actor().role in WRITERS,
     )
 
