@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from rq import Retry
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
+from agi_scripts.transfers import consult_left
 from calls import CallHandler
 from calls.handler import job_id_for
 from calls.outbound import OutboundHandler
@@ -336,6 +337,7 @@ ROUTES = {
     "outbound": Session.outbound,
     "outbound-failed": Session.outbound_failed,
     "listen-ended": Session.listen_ended,
+    "consult-left": consult_left,
 }
 
 # AMD()'s AMDSTATUS -> the outbound flow's answered_by.

@@ -13,13 +13,18 @@ hold or transfer hangs it up rather than leave it alone in the room."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agi_scripts.ami import AmiConnection, AmiError
 from calls import CallHandler
-from calls.consult import ConsultLegs
+from calls.consult import ConsultLegs, operator_left
 from calls.transfers import TelephonyError, national, room_for
+
+if TYPE_CHECKING:
+    from agi_scripts.sessions import Session
 
 
 class AsteriskMover:
@@ -191,6 +196,8 @@ class AsteriskMover:
         if not operator:
             raise TelephonyError("the caller is not with the operator")
         self._setvar(caller, "HOTLINE_CONSULT_ROOM", room)
+        # The caller's hang-up ends the operator's leg too, and the unit's with it.
+        self._setvar(caller, "HOTLINE_CONSULT_OPERATOR", operator)
         self._setvar(operator, "HOTLINE_CONSULT_ROOM", room)
         self._setvar(operator, "HOTLINE_CONSULT_DONE", "")
         dial = self.dial_pattern.format(number=national(number))
@@ -226,3 +233,25 @@ class AsteriskMover:
         operator = self._operator(call_id)
         self.legs.drop(call_id)
         self._hangup(operator)
+
+
+log = logging.getLogger("hotline.transfers")
+
+
+def consult_left(session: Session) -> None:
+    """The AGI route of the h extension of a consult's member leg (the operator's, or
+    the unit's), which hung up on its own; argument: the caller's room. When it was
+    the operator's, their part ends (calls.consult.operator_left); a caller left alone
+    in the room is then let go of by the dialplan, back in line."""
+    room = session.agi.var("agi_arg_1")
+    call = room.removeprefix(room_for(""))
+    if not call or call == room:
+        return
+    legs = ConsultLegs(session.handler.redis, session.handler.queue.keys)
+    try:
+        done = operator_left(session.handler, legs, call, session.agi.var("agi_channel"))
+    except ValueError:  # ids that are not ours
+        log.warning("consult-left route with a bad room %r", room[:80])
+        return
+    if done != "none":
+        log.info("the operator of %s hung up during a consult: %s", call, done)

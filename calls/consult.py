@@ -41,6 +41,7 @@ from queueing.keys import QueueKeys, check_id
 
 if TYPE_CHECKING:
     from calls.desk import Actor, Desk
+    from calls.handler import CallHandler
 
 log = logging.getLogger("hotline.consult")
 
@@ -188,19 +189,7 @@ class ConsultDesk:
         return result
 
     def _handed_over(self, actor: Actor, call: str, unit_code: str, step: str) -> None:
-        """The call is the unit's now: its case is made, and says who was reached."""
-        handler = self.desk.handler
-        handler.schedule_case(call)
-        handler.handle(call, e.Hangup(at=time.time()))  # the flow is done here
-        handler.jobs.enqueue(
-            "calls.consult.record_unit_transfer",
-            call,
-            unit_code,
-            "threeway" if step == "leave" else "consult",
-            actor.username,
-            job_id=job_id_for("unit-transfer", call),
-            retry=Retry(max=8, interval=[1, 2, 5, 10, 30, 60]),
-        )
+        handed_over(self.desk.handler, call, unit_code, step, actor.username)
 
 
 # -- the case's record of a unit transfer (an RQ job) ----------------------------------
@@ -245,3 +234,63 @@ def record_unit_transfer(call_id: str, unit_code: str, how: str, actor: str) -> 
             session.commit()
         log.info("case %s: transfer to unit %s recorded", case.number, unit_code)
         return case.number
+
+
+# -- a leg that hangs up on its own ------------------------------------------------------
+
+OPERATOR_LEFT = ("handed-over", "requeued", "completed", "none")
+
+
+def operator_left(handler: CallHandler, legs: ConsultLegs, call_id: str, leg: str) -> str:
+    """The operator's phone hung up on its own (not by a desk step: those forget the
+    leg before ending it) during a consult, a three-way call, or back with the caller
+    after a cancel. The operator's part ends and the seat goes to wrap-up:
+
+    - three-way: the caller stays with the unit, handed over as by 退出三方通话
+      ('handed-over');
+    - consulting: the caller, holding alone, goes back in line at the head of their
+      skill ('requeued'): never left with music and nobody to come;
+    - after a cancel: the conversation is over, as after any other ('completed').
+
+    Returns what happened, 'none' for a leg that is not the call's operator any more."""
+    if not leg or legs.get(call_id).get("operator") != leg:
+        return "none"
+    legs.drop(call_id)
+    record = handler.queue.call(call_id)
+    seat = record.get("seat", "")
+    if record.get("state") != "on_call" or not seat:
+        return "none"
+    consult = record.get("consult", "")
+    try:
+        if consult == "threeway":
+            unit = record.get("consult_unit", "")
+            handler.queue.transfer(call_id, seat, "unit", unit)
+            handed_over(handler, call_id, unit, "leave", record.get("seat_owner") or seat)
+            return "handed-over"
+        if consult == "consulting":
+            from calls.transfers import flow_back_in_line
+
+            skill = record.get("skill", "")
+            handler.queue.consult(call_id, seat, "cancel")
+            handler.queue.transfer(call_id, seat, "skill", skill)
+            flow_back_in_line(handler, call_id, skill)
+            return "requeued"
+    except QueueError as exc:  # the call moved on meanwhile: the conversation is over
+        log.warning("operator of %s left during a consult: %s", call_id, exc)
+    handler.conversation_ended(call_id, by="agent")
+    return "completed"
+
+
+def handed_over(handler: CallHandler, call: str, unit_code: str, step: str, actor: str) -> None:
+    """The call is the unit's now: its case is made, and says who was reached."""
+    handler.schedule_case(call)
+    handler.handle(call, e.Hangup(at=time.time()))  # the flow is done here
+    handler.jobs.enqueue(
+        "calls.consult.record_unit_transfer",
+        call,
+        unit_code,
+        "threeway" if step == "leave" else "consult",
+        actor,
+        job_id=job_id_for("unit-transfer", call),
+        retry=Retry(max=8, interval=[1, 2, 5, 10, 30, 60]),
+    )

@@ -103,14 +103,23 @@ class TwilioMover:
         except TwilioException as exc:
             raise TelephonyError(str(exc)) from None
 
+    def _forget_operator(self, call_id: str) -> None:
+        """The caller moves on from a room the operator is in (after a cancelled
+        consult): the operator's leg, ended with the room, then ends nothing."""
+        if self.legs is not None:
+            self.legs.drop(call_id)
+
     def to_line(self, call_id: str, channel: str, number: str) -> None:
-        self._update(call_id, twiml=line_twiml(number, self.caller_id))
+        self._forget_operator(call_id)
+        self._update(call_id, twiml=line_twiml(number, self.caller_id, self.base_url))
 
     def back_in_line(self, call_id: str, channel: str) -> None:
+        self._forget_operator(call_id)
         self._update(call_id, url=self.base_url + "/twilio/offered", method="POST")
 
     def hold(self, call_id: str, channel: str) -> None:
         # Music until resumed: /twilio/offered then dials the seat the call still holds.
+        self._forget_operator(call_id)
         self._update(call_id, twiml=hold_twiml(self.hold_music_url))
 
     # -- consult transfer and three-way call (calls.consult) ----------------------------
@@ -139,9 +148,11 @@ class TwilioMover:
     def _hang_up(self, sid: str) -> None:
         self._update(sid, status="completed")
 
-    def _call_in(self, room: str, to: str, label: str, starts_it: bool) -> str:
+    def _call_in(self, room: str, to: str, label: str, starts_it: bool, call_id: str) -> str:
         from twilio.base.exceptions import TwilioException
 
+        # The leg's end is reported (/twilio/consult-leg): the operator hanging up on
+        # their own ends their part of the call (calls.consult.operator_left).
         try:
             participant = self.client.conferences(room).participants.create(
                 from_=self.caller_id,
@@ -152,6 +163,9 @@ class TwilioMover:
                 beep="false",
                 wait_url=self.hold_music_url,
                 wait_method="GET",
+                status_callback=f"{self.base_url}/twilio/consult-leg?call={call_id}",
+                status_callback_method="POST",
+                status_callback_event=["completed"],
             )
         except TwilioException as exc:
             raise TelephonyError(str(exc)) from None
@@ -163,9 +177,9 @@ class TwilioMover:
         room = room_for(call_id)
         self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
         desk = room + "-consult"
-        operator = self._call_in(desk, f"client:{seat}", "operator", True)
+        operator = self._call_in(desk, f"client:{seat}", "operator", True, call_id)
         self.legs.save(call_id, operator=operator)
-        unit = self._call_in(desk, number, "unit", False)
+        unit = self._call_in(desk, number, "unit", False, call_id)
         self.legs.save(call_id, unit=unit)
 
     def consult_threeway(self, call_id: str, channel: str) -> None:
@@ -173,24 +187,58 @@ class TwilioMover:
         self._join(legs["unit"], room, ends_it=False)
         self._join(legs["operator"], room, ends_it=False)
 
+    # A step forgets the operator's leg before ending it: its end then ends nothing.
+
     def consult_complete(self, call_id: str, channel: str) -> None:
         legs = self._legs(call_id)
         self._join(legs["unit"], room_for(call_id), ends_it=True)
-        self._hang_up(legs["operator"])
         self._legs_of().drop(call_id)
+        self._hang_up(legs["operator"])
 
     def consult_cancel(self, call_id: str, channel: str) -> None:
         legs, room = self._legs(call_id), room_for(call_id)
+        self._legs_of().drop(call_id, "unit")
         self._hang_up(legs["unit"])
-        # The operator's hang-up from now on ends the call, as after any conversation.
+        # The operator's hang-up from now on ends the call, as after any conversation
+        # (the conference ends with them, and their leg's end tells the queue).
         self._join(legs["operator"], room, ends_it=True)
-        self._legs_of().drop(call_id)
 
     def consult_leave(self, call_id: str, channel: str) -> None:
         legs = self._legs(call_id)
         self._unit_ends_it(call_id, legs["unit"])
-        self._hang_up(legs["operator"])
         self._legs_of().drop(call_id)
+        self._hang_up(legs["operator"])
+
+    def operator_gone(self, call_id: str, result: str, legs: dict[str, str]) -> None:
+        """The telephony's half of calls.consult.operator_left (``legs``: as they were):
+        handed over, the unit's leaving now ends the caller's conference; back in line,
+        the unit's leg ends and the caller leaves their conference for the queue."""
+        unit = legs.get("unit", "")
+        if result == "handed-over" and unit:
+            self._unit_ends_it(call_id, unit)
+        elif result == "requeued":
+            if unit:
+                self._hang_up_quietly(unit)
+            self.back_in_line(call_id, "twilio")
+
+    def caller_gone(self, call_id: str) -> None:
+        """The caller hung up during a consult: the operator's and the unit's legs end
+        (the consult room is no conference of the caller's, so it would go on)."""
+        if self.legs is None:
+            return
+        legs = self.legs.get(call_id)
+        if not legs:
+            return
+        self.legs.drop(call_id)
+        for role in ("unit", "operator"):
+            if legs.get(role):
+                self._hang_up_quietly(legs[role])
+
+    def _hang_up_quietly(self, sid: str) -> None:
+        try:
+            self._hang_up(sid)
+        except TelephonyError as exc:  # it ended by itself meanwhile
+            log.info("leg %s not hung up: %s", sid, exc)
 
     def _unit_ends_it(self, call_id: str, unit: str) -> None:
         """The unit alone stays with the caller: its hang-up ends the conference."""
@@ -244,14 +292,33 @@ def hold_twiml(music_url: str) -> str:
     return str(response)
 
 
-def line_twiml(number: str, caller_id: str | None = None) -> str:
+EMERGENCY_TRIES = 3  # as [hotline-transfer-out] on Asterisk
+EMERGENCY_RING_S = 60
+
+
+def line_twiml(
+    number: str,
+    caller_id: str | None = None,
+    base_url: str = "",
+    tries: int = 1,
+    pause_s: int = 0,
+) -> str:
+    """The caller dialling an emergency line. With ``base_url``, a line that is busy or
+    does not answer is dialled again (/twilio/emergency-dial), EMERGENCY_TRIES in all,
+    rather than dropping a caller in an emergency."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
+    if pause_s:
+        response.pause(length=pause_s)
+    options: dict[str, Any] = {}
     if caller_id:
-        response.dial(number, caller_id=caller_id)
-    else:
-        response.dial(number)
+        options["caller_id"] = caller_id
+    if base_url:
+        options["action"] = f"{base_url}/twilio/emergency-dial?try={tries}"
+        options["method"] = "POST"
+        options["timeout"] = EMERGENCY_RING_S
+    response.dial(number, **options)
     return str(response)
 
 

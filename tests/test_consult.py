@@ -234,3 +234,121 @@ def test_a_consult_is_cancelled_then_handed_over(app) -> None:  # type: ignore[n
         )
     )
     assert after.find("Dial") is not None
+
+
+def leg_ended(app, leg: str):  # type: ignore[no-untyped-def]
+    """Twilio's status callback for a consult participant's call that has ended."""
+    twilio = TwilioSigner(app.test_client())
+    return twilio.post(
+        f"/twilio/consult-leg?call={CALL}", {"CallSid": leg, "CallStatus": "completed"}
+    )
+
+
+def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_unit(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import Case, CaseEvent
+
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    consult(wang, csrf, "threeway")
+    requests()
+    # The unit's leg ending on its own is not the operator leaving.
+    assert leg_ended(app, UNIT_LEG).status_code == 204
+    assert svc.queue.call(CALL)["consult"] == "threeway" and requests() == []
+
+    # wang simply hangs up their phone: the seat is not stranded on the call.
+    assert leg_ended(app, OPERATOR_LEG).status_code == 204
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == "transferred"
+    assert record["transfer_kind"] == "unit" and record["transferred_to"] == "water-affairs"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    # The unit stays with the caller, and its hang-up now ends the conference.
+    assert requests() == [
+        (f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json", {"EndConferenceOnExit": "true"})
+    ]
+    run_jobs(app)
+    with svc.desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.call_id == CALL))
+        assert case is not None and case.transferred_to == "water-affairs"
+        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
+        assert "转接 市水务局（值班电话 +8689866661234）：三方通话后退出" in trail, trail
+    # A repeated callback changes nothing.
+    assert leg_ended(app, OPERATOR_LEG).status_code == 204 and requests() == []
+
+
+def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    consult(wang, csrf, "cancel")
+    requests()
+    # The unit's leg, hung up by the cancel, reports its end: nothing changes.
+    leg_ended(app, UNIT_LEG)
+    assert svc.queue.call(CALL)["state"] == "on_call"
+
+    leg_ended(app, OPERATOR_LEG)
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == "completed"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
+    assert "COMPLETE" in kinds and "ABANDON" not in kinds
+
+
+def test_a_desk_steps_own_hang_up_of_the_operator_ends_nothing_more(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    consult(wang, csrf, "cancel")
+    # A hold after the cancel moves the caller out of the room the operator is in.
+    held = wang.post(f"/console/calls/{CALL}/hold", data={"action": "hold"}, headers=csrf)
+    assert held.status_code == 200
+    leg_ended(app, OPERATOR_LEG)
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and record["held_at"]
+
+
+def test_the_operator_hanging_up_while_consulting_puts_the_caller_back_in_line(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    requests()
+    leg_ended(app, OPERATOR_LEG)
+    record = svc.queue.call(CALL)
+    assert record["state"] in ("waiting", "offered") and not record["consult"]
+    assert record["transferred_from"] == "1001" and record["transfer_kind"] == "skill"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    # The unit's leg ends; the caller leaves their conference for the queue.
+    (unit_path, hung), (caller_path, moved) = requests()
+    assert unit_path == f"{API}/Calls/{UNIT_LEG}.json" and hung == {"Status": "completed"}
+    assert caller_path == f"{API}/Calls/{CALL}.json"
+    assert moved["Url"] == f"{PUBLIC_BASE}/twilio/offered"
+
+
+def test_the_caller_hanging_up_during_a_consult_ends_its_legs_and_frees_the_seat(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    requests()
+    twilio = TwilioSigner(app.test_client())
+    gone = twilio.post("/twilio/status", {"CallSid": CALL, "CallStatus": "completed"})
+    assert gone.status_code == 204
+    assert svc.queue.call(CALL)["state"] == "ended"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    assert requests() == [
+        (f"{API}/Calls/{UNIT_LEG}.json", {"Status": "completed"}),
+        (f"{API}/Calls/{OPERATOR_LEG}.json", {"Status": "completed"}),
+    ]
+    # Their ends, reported, change nothing more.
+    leg_ended(app, OPERATOR_LEG)
+    leg_ended(app, UNIT_LEG)
+    assert svc.queue.seat("1001")["state"] == "wrap_up" and requests() == []

@@ -8,6 +8,7 @@ transfer to a Hainanese seat makes the pop follow the call."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -162,7 +163,7 @@ def test_an_emergency_transfer_to_119_from_the_console(app) -> None:  # type: ig
     # Twilio was asked to dial the configured number for 119 on the caller's call.
     [(path, form)] = TwilioApi.received
     assert path == f"/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
-    assert "<Dial>+86898119</Dial>" in form["Twiml"][0]
+    assert ">+86898119</Dial>" in form["Twiml"][0]
 
     # For the queue a transfer, not an abandon; the seat goes to wrap-up.
     record = svc.queue.call(CALL)
@@ -180,6 +181,7 @@ def test_an_emergency_transfer_to_119_from_the_console(app) -> None:  # type: ig
         )
     )
     assert [child.tag for child in after] == ["Dial"] and after[0].text == "+86898119"
+    assert after[0].get("action") == f"{PUBLIC_BASE}/twilio/emergency-dial?try=1"
     assert svc.queue.seat("1001")["state"] == "wrap_up"
 
     run_jobs(app)
@@ -329,3 +331,51 @@ def test_hold_plays_music_and_resume_rings_the_seat_again(app) -> None:  # type:
     kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
     assert kinds.count("HOLD") == 1 and kinds.count("UNHOLD") == 1
     assert kinds.count("CONNECT") == 1  # one answer, however often the phone rang
+
+
+def test_a_busy_or_silent_emergency_line_is_dialled_again_three_tries_in_all(app) -> None:  # type: ignore[no-untyped-def]
+    """As [hotline-transfer-out] does on Asterisk: a caller in an emergency is never
+    dropped because 119 was busy once."""
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    sent = wang.post(
+        f"/console/calls/{CALL}/emergency", data={"line": "119", "note": "厨房起火"}, headers=csrf
+    )
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    [(_, form)] = TwilioApi.received
+    first = ET.fromstring(form["Twiml"][0]).find("Dial")
+    assert first is not None and first.text == "+86898119"
+    assert first.get("action") == f"{PUBLIC_BASE}/twilio/emergency-dial?try=1"
+
+    twilio = TwilioSigner(app.test_client())
+    ended = {"CallSid": CALL, "CallStatus": "in-progress"}
+    second = parse(
+        twilio.post("/twilio/emergency-dial?try=1", {**ended, "DialCallStatus": "busy"})
+    )
+    assert [c.tag for c in second] == ["Pause", "Dial"] and second[1].text == "+86898119"
+    assert second[1].get("action") == f"{PUBLIC_BASE}/twilio/emergency-dial?try=2"
+    third = parse(
+        twilio.post("/twilio/emergency-dial?try=2", {**ended, "DialCallStatus": "no-answer"})
+    )
+    assert third.find("Dial") is not None
+    assert third.find("Dial").get("action") == f"{PUBLIC_BASE}/twilio/emergency-dial?try=3"
+    # Three tries in all; an answered line, or the caller gone, ends it too.
+    for query, status in (("try=3", "busy"), ("try=1", "completed")):
+        done = parse(
+            twilio.post(f"/twilio/emergency-dial?{query}", {**ended, "DialCallStatus": status})
+        )
+        assert [c.tag for c in done] == ["Hangup"]
+    gone = parse(
+        twilio.post(
+            "/twilio/emergency-dial?try=1",
+            {"CallSid": CALL, "CallStatus": "completed", "DialCallStatus": "no-answer"},
+        )
+    )
+    assert [c.tag for c in gone] == ["Hangup"]
+    # Anyone's unsigned request is refused.
+    forged = app.test_client().post(
+        "/twilio/emergency-dial?try=1", data={**ended, "DialCallStatus": "busy"}
+    )
+    assert forged.status_code == 403

@@ -17,7 +17,15 @@ from rq import Retry
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from calls.transfers import caller_room_twiml, room_for, seat_leg_released
+from calls.transfers import (
+    EMERGENCY_TRIES,
+    TelephonyError,
+    TwilioMover,
+    caller_room_twiml,
+    line_twiml,
+    room_for,
+    seat_leg_released,
+)
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
@@ -254,7 +262,9 @@ def dial_status() -> Response:
             music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
             response.play(music, loop=0)
         elif record.get("transfer_kind") == "out":
-            response.dial(emergency_number(record.get("transferred_to", "")))
+            number = emergency_number(record.get("transferred_to", ""))
+            base = (svc.settings.public_base_url or "").rstrip("/")
+            return Response(line_twiml(number, base_url=base), mimetype="text/xml")
         else:
             response.redirect(svc.settings.twiml.url("/twilio/offered"), method="POST")
         return twiml(response)
@@ -283,6 +293,39 @@ def dial_status() -> Response:
     return respond(actions, sid, in_queue=False)
 
 
+@bp.post("/emergency-dial")
+@signed
+def emergency_dial() -> Response:
+    """The emergency line's <Dial> ended (?try= which try it was): a line that was busy
+    or did not answer is dialled again, EMERGENCY_TRIES in all, as on Asterisk."""
+    svc = services()
+    record = svc.queue.call(call_sid())
+    raw_try = request.args.get("try", "")
+    tries = int(raw_try) if raw_try.isdigit() else EMERGENCY_TRIES
+    response = VoiceResponse()
+    unanswered = field("DialCallStatus", 16) in ("busy", "no-answer", "failed")
+    caller_gone = field("CallStatus", 16) in TERMINAL
+    if (
+        unanswered
+        and not caller_gone
+        and tries < EMERGENCY_TRIES
+        and record.get("transfer_kind") == "out"
+    ):
+        line = record.get("transferred_to", "")
+        log.warning("emergency line %s: %s, try %d", line, field("DialCallStatus", 16), tries + 1)
+        mover = twilio_mover()
+        again = line_twiml(
+            emergency_number(line),
+            mover.caller_id if mover is not None else None,
+            (svc.settings.public_base_url or "").rstrip("/"),
+            tries + 1,
+            pause_s=1,
+        )
+        return Response(again, mimetype="text/xml")
+    response.hangup()
+    return twiml(response)
+
+
 @bp.post("/status")
 @signed
 def status() -> tuple[str, int]:
@@ -293,6 +336,42 @@ def status() -> tuple[str, int]:
     sid = call_sid()
     if field("CallStatus", 16) in TERMINAL:
         services().handler.caller_gone(sid)
+        mover = twilio_mover()
+        if mover is not None:
+            mover.caller_gone(sid)  # a consult's legs end with the caller
+    return "", 204
+
+
+def twilio_mover() -> TwilioMover | None:
+    from web.telephony import telephony
+
+    return next((m for m in telephony().movers if isinstance(m, TwilioMover)), None)
+
+
+@bp.post("/consult-leg")
+@signed
+def consult_leg() -> tuple[str, int]:
+    """A consult's participant call ended (its status callback; ?call= the caller's
+    call). The operator's, ended by their own hang-up rather than a desk step, ends
+    their part of the call (calls.consult.operator_left)."""
+    from calls.consult import ConsultLegs, operator_left
+
+    call, leg = request.args.get("call", ""), field("CallSid", 64)
+    if not CALL_SID.match(call) or not CALL_SID.match(leg):
+        abort(400, description="call or CallSid missing or malformed")
+    if field("CallStatus", 16) not in TERMINAL:
+        return "", 204
+    handler = services().handler
+    legs = ConsultLegs(handler.redis, handler.queue.keys)
+    before = legs.get(call)
+    result = operator_left(handler, legs, call, leg)
+    mover = twilio_mover()
+    if result != "none" and mover is not None:
+        log.info("the operator of %s hung up during a consult: %s", call, result)
+        try:
+            mover.operator_gone(call, result, before)
+        except TelephonyError as exc:
+            log.error("after the operator of %s left: %s", call, exc)
     return "", 204
 
 
