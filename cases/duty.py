@@ -153,6 +153,42 @@ def instructions(case: Case) -> list[CaseEvent]:
     return [e for e in case.events if e.action == INSTRUCTED]
 
 
+@dataclass(frozen=True)
+class Lateness:
+    """How far a case ran past one of its limits: ``running`` while the limit is still
+    unmet (the time grows), otherwise how late it was met."""
+
+    kind: str  # response | handling
+    seconds: float
+    running: bool
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def lateness(case: Case, now: datetime | None = None) -> list[Lateness]:
+    """The overdue case's missed limits, by how much: what the leader asks first."""
+    now = now or utcnow()
+    late = []
+    respond_by, handle_by = _aware(case.respond_by), _aware(case.handle_by)
+    if case.response_overdue and respond_by is not None:
+        answered = [
+            m
+            for m in (_aware(case.accepted_at), _aware(case.on_site_at))
+            if m is not None and m > respond_by
+        ]
+        if case.status == "dispatched" and not answered:
+            late.append(Lateness("response", (now - respond_by).total_seconds(), True))
+        elif answered:
+            late.append(Lateness("response", (min(answered) - respond_by).total_seconds(), False))
+    if case.handling_overdue and handle_by is not None and now > handle_by:
+        late.append(Lateness("handling", (now - handle_by).total_seconds(), True))
+    return late
+
+
 @dataclass
 class DutyDay:
     """The duty leader's page of the day."""

@@ -85,3 +85,55 @@ def test_todays_duty_leader_instructs_and_the_unit_reads_it(  # type: ignore[no-
     assert "领导批示（张区长" in p and "请立即处置" in p
     # A supervisor reads the day, but only the leader on duty writes instructions.
     assert li.post(f"/duty/cases/{number}/instruct", data={"csrf_token": li_tok}).status_code == 403
+
+
+def test_the_day_says_how_long_past_its_limit_an_overdue_case_is(  # type: ignore[no-untyped-def]
+    redis_server, redis, tmp_path, empty_db_url
+) -> None:
+    from datetime import timedelta
+
+    from cases.service import CallInfo, CaseDraft, create_case_for_call, utcnow
+    from cases.users import add_user
+
+    app = make_app(redis_server, redis, tmp_path, empty_db_url)
+    numbers = []
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        add_user(db, "zhang", "leader", PASSWORD, display_name="张区长")
+        for n in range(3):
+            case = create_case_for_call(
+                db,
+                CallInfo(f"late-{n}", "+8613800000009", "asterisk", "1001"),
+                CaseDraft(description="积水", category_code="waterlogging", dispatch=True),
+            )
+            numbers.append(case.number)
+            now = utcnow()
+            if n == 0:  # nobody has signed for it, 2 h 15 min past the 30 minutes
+                case.respond_by = now - timedelta(hours=2, minutes=15, seconds=20)
+                case.response_overdue = True
+            elif n == 1:  # signed for an hour late
+                case.respond_by = now - timedelta(hours=3)
+                case.accepted_at = now - timedelta(hours=2)
+                case.status = "accepted"
+                case.response_overdue = True
+            else:  # being handled, a day and three hours past its limit
+                case.status = "in_progress"
+                case.handle_by = now - timedelta(days=1, hours=3, minutes=1)
+                case.handling_overdue = True
+        db.commit()
+    z = app.test_client()
+    sign_in(z, "zhang")
+    page = z.get("/duty/").get_data(as_text=True)
+
+    def card(number: str) -> str:
+        found = re.search(rf'<article[^>]*id="overdue-{number}".*?</article>', page, re.S)
+        assert found, number
+        return found.group(0)
+
+    assert "响应已超时2小时15分" in card(numbers[0])
+    assert "签收时已超时1小时" in card(numbers[1])
+    assert "办理已超时1天3小时" in card(numbers[2])
+    assert "−" not in page  # a countdown past zero is said in words, never "−2小时"
+    z.post("/language", data={"lang": "en", "csrf_token": csrf(page)})
+    page = z.get("/duty/").get_data(as_text=True)
+    assert "Response 2 h 15 min overdue" in card(numbers[0])
+    assert "Handling 1 d 3 h overdue" in card(numbers[2])

@@ -88,6 +88,9 @@ def test_a_supervisor_rosters_a_leader_who_instructs_an_urgent_case_the_unit_rea
         supervisor.click("#roster-save")
         expect(supervisor.locator(f"select[name='day-{today.isoformat()}']")).to_have_value("zhang")
         screenshot(supervisor, "duty-roster")
+        for arrow in ("#month-before", "#month-after"):  # a thumb's size, on a desk too
+            box = supervisor.locator(arrow).bounding_box()
+            assert box and box["width"] >= 44 and box["height"] >= 44, (arrow, box)
         supervisor.click("a#nav-reports")  # the reports are one click from the roster too
         expect(supervisor.locator("h2").first).to_be_visible()
 

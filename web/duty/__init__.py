@@ -59,6 +59,7 @@ def today(error: str | None = None) -> Any:
             error=error,
             done=done,
             waited=_waited,
+            lateness=duty.lateness,
         )
 
 
