@@ -511,6 +511,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "duty_no_category": ("未分类", "No category"),
     "duty_no_unit": ("未派单", "No unit yet"),
     "duty_handling_late": ("办理超期", "Handling late"),
+    # How far past a limit an overdue case is: grows while unmet, fixed once met.
+    "duty_response_late_by": ("响应已超时{time}", "Response {time} overdue"),
+    "duty_response_was_late": ("签收时已超时{time}", "Signed for {time} late"),
+    "duty_handling_late_by": ("办理已超时{time}", "Handling {time} overdue"),
+    "duty_handling_was_late": ("办结时已超时{time}", "Resolved {time} late"),
     "duty_dispatched_at": ("{at} 派单", "Dispatched {at}"),
     "duty_unsigned_for": ("，已 {time} 未签收", ", not signed for in {time}"),
     "duty_hot_line": (
