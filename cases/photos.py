@@ -1,7 +1,14 @@
 """Photos of a case: a grid worker's on site, a citizen's from the web form. The file
 is kept in the photos directory beside the case (``<photos dir>/<case number>/``), its
 record in ``case_photo``. A photo is refused when it is too large or not a JPEG, PNG or
-WebP by its own bytes (what the browser says it is does not count)."""
+WebP by its own bytes (what the browser says it is does not count).
+
+A phone's photo carries where it was taken (EXIF GPS) and the device; operators,
+leaders and units see the photos, so the metadata is stripped before the file is kept
+(``strip_metadata``), without decoding the image: JPEG's APP1 (EXIF, XMP) and other
+APPn and COM segments, PNG's text, eXIf and tIME chunks, WebP's EXIF and XMP chunks.
+The trade-off: EXIF's orientation goes too, so a photo the phone saved sideways shows
+sideways. The grid worker's on-site location is the desk's own record, not the photo's."""
 
 from __future__ import annotations
 
@@ -35,6 +42,106 @@ class CasePhoto(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_case_photo_case_added", "case_id", "added_at"),)
+
+
+# JPEG APPn segments kept: JFIF (APP0), the colour profile (APP2 ICC_PROFILE), Adobe's
+# colour transform (APP14), which decoders need; every other APPn and COM is dropped.
+_JPEG_KEPT = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+_PNG_METADATA = frozenset({b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"tIME"})
+_WEBP_METADATA = frozenset({b"EXIF", b"XMP "})
+_VP8X_EXIF_XMP_FLAGS = 0x08 | 0x04
+
+
+def strip_metadata(data: bytes, kind: str) -> bytes:
+    """The photo without its metadata, by walking its segments or chunks (the image
+    itself is copied, never decoded). Where the structure breaks off, the rest is kept
+    as it is: what was before it has been stripped already."""
+    if kind == "image/jpeg":
+        return _strip_jpeg(data)
+    if kind == "image/png":
+        return _strip_png(data)
+    if kind == "image/webp":
+        return _strip_webp(data)
+    return data
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    out, i = bytearray(data[:2]), 2
+    while i + 1 < len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image: anything after it (appended images) goes
+            return bytes(out + data[i : i + 2])
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            out += data[i : i + 2]
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        end = i + 2 + length
+        if length < 2 or end > len(data):
+            break
+        payload = data[i + 4 : end]
+        metadata = marker == 0xFE or (
+            0xE0 <= marker <= 0xEF and not payload.startswith(_JPEG_KEPT.get(marker, b"\xff"))
+        )
+        if not metadata:
+            out += data[i:end]
+        i = end
+        if marker == 0xDA:  # the scan's coded data runs to the next real marker
+            j = i
+            while True:
+                j = data.find(b"\xff", j)
+                if j < 0 or j + 1 >= len(data):
+                    return bytes(out + data[i:])
+                follower = data[j + 1]
+                if follower == 0x00 or 0xD0 <= follower <= 0xD7:
+                    j += 2
+                elif follower == 0xFF:
+                    j += 1
+                else:
+                    break
+            out += data[i:j]
+            i = j
+    return bytes(out + data[i:])
+
+
+def _strip_png(data: bytes) -> bytes:
+    out, i = bytearray(data[:8]), 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i : i + 4], "big")
+        chunk_type = data[i + 4 : i + 8]
+        end = i + 12 + length
+        if end > len(data):
+            break
+        if chunk_type not in _PNG_METADATA:
+            out += data[i:end]
+        i = end
+        if chunk_type == b"IEND":
+            return bytes(out)
+    return bytes(out + data[i:])
+
+
+def _strip_webp(data: bytes) -> bytes:
+    body_end = min(len(data), 8 + int.from_bytes(data[4:8], "little"))
+    out, i = bytearray(), 12
+    while i + 8 <= body_end:
+        fourcc = data[i : i + 4]
+        length = int.from_bytes(data[i + 4 : i + 8], "little")
+        end = i + 8 + length
+        if end > body_end:
+            break
+        if fourcc not in _WEBP_METADATA:
+            chunk = bytearray(data[i:end])
+            if fourcc == b"VP8X" and length >= 1:
+                chunk[8] &= ~_VP8X_EXIF_XMP_FLAGS & 0xFF
+            out += chunk + (b"\x00" if length % 2 else b"")
+        i = end + length % 2
+    out += data[i:body_end]
+    return b"RIFF" + (len(out) + 4).to_bytes(4, "little") + b"WEBP" + bytes(out)
 
 
 class PhotoRefused(ValueError):
@@ -109,6 +216,7 @@ def store_photo(
             f"每件工单最多 {MAX_PHOTOS_PER_CASE} 张照片",
             f"A case has at most {MAX_PHOTOS_PER_CASE} photos",
         )
+    data = strip_metadata(data, kind)
     folder = photos_dir / case.number
     folder.mkdir(parents=True, exist_ok=True)
     name = secrets.token_hex(8) + PHOTO_TYPES[kind]
