@@ -7,8 +7,10 @@ A phone's photo carries where it was taken (EXIF GPS) and the device; operators,
 leaders and units see the photos, so the metadata is stripped before the file is kept
 (``strip_metadata``), without decoding the image: JPEG's APP1 (EXIF, XMP) and other
 APPn and COM segments, PNG's text, eXIf and tIME chunks, WebP's EXIF and XMP chunks.
-The trade-off: EXIF's orientation goes too, so a photo the phone saved sideways shows
-sideways. The grid worker's on-site location is the desk's own record, not the photo's."""
+EXIF's orientation alone is kept (a new EXIF segment holding only that tag), so that a
+photo the phone saved sideways still shows upright; WebP and PNG photos carry none that
+browsers apply. The grid worker's on-site location is the desk's own record, not the
+photo's."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -65,8 +68,39 @@ def strip_metadata(data: bytes, kind: str) -> bytes:
     return data
 
 
+def _exif_orientation(payload: bytes) -> int | None:
+    """EXIF's orientation tag (IFD0, 0x0112) from an APP1 payload, if it has one."""
+    if not payload.startswith(b"Exif\x00\x00"):
+        return None
+    tiff = payload[6:]
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return None
+    endian: Literal["little", "big"] = "little" if order == "little" else "big"
+    ifd = int.from_bytes(tiff[4:8], endian)
+    count = int.from_bytes(tiff[ifd : ifd + 2], endian)
+    for n in range(count):
+        entry = tiff[ifd + 2 + 12 * n : ifd + 14 + 12 * n]
+        if len(entry) < 12:
+            return None
+        tag, kind = int.from_bytes(entry[0:2], endian), int.from_bytes(entry[2:4], endian)
+        if tag == 0x0112 and kind == 3:  # SHORT, held in the entry itself
+            value = int.from_bytes(entry[8:10], endian)
+            return value if 1 <= value <= 8 else None
+    return None
+
+
+def _orientation_segment(orientation: int) -> bytes:
+    """An APP1 EXIF segment holding the orientation and nothing else."""
+    entry = b"\x01\x12\x00\x03\x00\x00\x00\x01" + orientation.to_bytes(2, "big") + b"\x00\x00"
+    tiff = b"MM\x00*\x00\x00\x00\x08" + b"\x00\x01" + entry + b"\x00\x00\x00\x00"
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
 def _strip_jpeg(data: bytes) -> bytes:
     out, i = bytearray(data[:2]), 2
+    oriented = False
     while i + 1 < len(data):
         if data[i] != 0xFF:
             break
@@ -90,6 +124,11 @@ def _strip_jpeg(data: bytes) -> bytes:
         )
         if not metadata:
             out += data[i:end]
+        elif marker == 0xE1 and not oriented:
+            orientation = _exif_orientation(payload)
+            if orientation is not None and orientation != 1:
+                out += _orientation_segment(orientation)
+                oriented = True
         i = end
         if marker == 0xDA:  # the scan's coded data runs to the next real marker
             j = i

@@ -8,7 +8,7 @@ import zlib
 
 from sqlalchemy import select
 
-from cases.photos import CasePhoto, photo_path, strip_metadata
+from cases.photos import CasePhoto, _exif_orientation, photo_path, strip_metadata
 from tests.test_webform import FORM, plain_app, post_form  # noqa: F401  (fixture)
 
 GPS = b"GPSLatitude 20.0444N 110.1999E iPhone 15 Pro"
@@ -33,6 +33,36 @@ JPEG = (
     + segment(0xE1, b"Exif\x00\x00" + GPS)
     + b"\xff\xd9"  # an appended preview
 )
+
+
+def exif(orientation: int) -> bytes:
+    """An EXIF APP1 payload as a phone writes it (little-endian): the orientation, the
+    camera's make and a pointer to the GPS IFD, then the GPS text."""
+    entries = [
+        (0x010F, 2, len(GPS), 8 + 2 + 3 * 12 + 4),  # make: a string after the IFD
+        (0x0112, 3, 1, orientation),
+        (0x8825, 4, 1, 8 + 2 + 3 * 12 + 4),  # GPS IFD
+    ]
+    ifd = len(entries).to_bytes(2, "little") + b"".join(
+        t.to_bytes(2, "little")
+        + k.to_bytes(2, "little")
+        + c.to_bytes(4, "little")
+        + v.to_bytes(4, "little")
+        for t, k, c, v in entries
+    )
+    return b"Exif\x00\x00" + b"II*\x00\x08\x00\x00\x00" + ifd + b"\x00" * 4 + GPS
+
+
+def test_a_jpeg_keeps_only_its_orientation_of_the_exif() -> None:
+    rotated = JPEG.replace(segment(0xE1, b"Exif\x00\x00MM\x00*" + GPS), segment(0xE1, exif(6)))
+    kept = strip_metadata(rotated, "image/jpeg")
+    assert GPS not in kept
+    app1 = kept.index(b"\xff\xe1")
+    length = int.from_bytes(kept[app1 + 2 : app1 + 4], "big")
+    assert _exif_orientation(kept[app1 + 4 : app1 + 2 + length]) == 6
+    assert kept.count(b"Exif") == 1 and length < 40  # the orientation alone
+    upright = JPEG.replace(segment(0xE1, b"Exif\x00\x00MM\x00*" + GPS), segment(0xE1, exif(1)))
+    assert b"Exif" not in strip_metadata(upright, "image/jpeg")
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
