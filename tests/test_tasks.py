@@ -348,3 +348,44 @@ def test_figures_count_late_and_unanswered_requests(app) -> None:  # type: ignor
         figures = task_figures(db, now - timedelta(hours=1), now + timedelta(hours=1))
     assert (figures.tasks, figures.answered_in_time, figures.late) == (4, 1, 2)
     assert figures.first_response_rate == round(1 / 3, 4)
+
+
+def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        number = web_case(db, "楼道灯坏了一个月")
+    client, headers = signed_in(app, "wang")
+    assert 'value="online"' in client.get("/console/").get_data(as_text=True)  # a skill
+    r = client.post(
+        "/console/seat/login",
+        data={"seat": "1001", "skills": ["mandarin", "online"]},
+        headers=headers,
+    )
+    assert r.status_code == 204, r.get_data(as_text=True)
+    page = client.get("/console/").get_data(as_text=True)
+    assert 'id="tasks-card"' in page
+    assert 'id="no-tasks"' in client.get("/console/tasks").get_data(as_text=True)
+    desk.tasks.submit(number, "web")
+    listing = client.get("/console/tasks").get_data(as_text=True)
+    assert f'data-number="{number}"' in listing and 'data-state="offered"' in listing
+    base = f"/console/tasks/{number}"
+    taken = client.post(base + "/take", headers=headers)
+    assert taken.status_code == 200 and taken.headers["HX-Trigger"] == "tasks-changed"
+    assert "楼道灯坏了一个月" in taken.get_data(as_text=True)
+    refused = client.post(base + "/done", headers=headers)
+    assert refused.status_code == 422 and 'id="task-refused"' in refused.get_data(as_text=True)
+    bad = client.post(base + "/file", data={"category_code": "不存在"}, headers=headers)
+    assert bad.status_code == 422 and 'id="task-form-error"' in bad.get_data(as_text=True)
+    filed = client.post(
+        base + "/file",
+        data={"category_code": "出租车拒载、绕路", "outcome": "dispatch"},
+        headers=headers,
+    )
+    assert 'id="task-filed"' in filed.get_data(as_text=True)
+    replied = client.post(base + "/reply", data={"reply": "已转交通部门。"}, headers=headers)
+    assert 'id="task-reply-sent"' in replied.get_data(as_text=True)
+    done = client.post(base + "/done", headers=headers)
+    assert 'id="task-completed"' in done.get_data(as_text=True)
+    assert 'id="no-tasks"' in client.get("/console/tasks").get_data(as_text=True)

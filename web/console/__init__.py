@@ -15,5 +15,6 @@ from web.console import (  # noqa: E402
     listening,  # noqa: F401  (listening in from the wallboard)
     recordings,  # noqa: F401  (pausing a recording; playing one on the case page)
     supervision,  # noqa: F401
+    tasks,  # noqa: F401  (online, SMS and Open311 requests beside the call)
     topics,  # noqa: F401  (special topics, duplicate suggestions at filing)
 )

@@ -1,0 +1,103 @@
+"""Online, SMS and Open311 requests (tasks) on the operator's console, next to the call:
+the seat's offered and held tasks (polled, and redrawn on every seat event), and the
+task in hand: read it, take it, set its category and unit (the call form's rules),
+reply to the citizen (the first response, due within 3 minutes) and complete it.
+Every action goes through the desk (calls.tasks.TaskDesk)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import make_response, render_template, request
+
+from calls.desk import DeskError
+from cases.service import InvalidForm
+from web.auth import desk_actor, language, roles_required
+from web.console.catalogue import catalogue, category_code_for
+from web.console.routes import OPERATORS, SUPERVISORS, bp, form_error, my_seat
+from web.context import services
+
+CHANGED = "tasks-changed"  # tells the console's list to redraw
+
+
+def _tasks(seat: str) -> list[dict[str, object]]:
+    return services().desk.tasks.for_seat(desk_actor(), seat)
+
+
+def _detail(number: str, status: int = 200, **extra: Any) -> Any:
+    seat = my_seat()
+    task = None
+    if seat:
+        task = next((t for t in _tasks(seat) if t["number"] == number), None)
+    page = render_template(
+        "_task_detail.html",
+        task=task,
+        number=number,
+        values=extra.pop("values", {}),
+        **extra,
+        **catalogue(),
+    )
+    response = make_response(page, status)
+    response.headers["HX-Trigger"] = CHANGED
+    return response
+
+
+def _refused(number: str, exc: DeskError) -> Any:
+    # The console swaps 409 and 422 answers only: a refusal is read inline.
+    status = exc.status if exc.status in (409, 422) else 409
+    return _detail(number, status, refused=exc.words(language()))
+
+
+@bp.get("/tasks")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def task_list() -> Any:
+    seat = my_seat()
+    tasks = _tasks(seat) if seat else []
+    return render_template("_task_list.html", tasks=tasks, seat=seat)
+
+
+@bp.get("/tasks/<number>")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def task_detail(number: str) -> Any:
+    return _detail(number)
+
+
+@bp.post("/tasks/<number>/<action>")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def task_action(number: str, action: str) -> Any:
+    seat = my_seat()
+    if not seat:
+        return _refused(number, DeskError("no-seat", 409))
+    desk, actor = services().desk, desk_actor()
+    values: dict[str, str] = {}
+    try:
+        if action == "take":
+            desk.tasks.take(actor, seat, number)
+        elif action == "release":
+            desk.tasks.release(actor, seat, number)
+            return _detail(number, gone="released")
+        elif action == "reply":
+            values["reply"] = request.form.get("reply", "")
+            first = desk.tasks.reply(actor, seat, number, values["reply"])
+            return _detail(number, replied="first" if first else "again")
+        elif action == "file":
+            values = {k: request.form.get(k, "") for k in ("category_code", "department_code")}
+            outcome = request.form.get("outcome", "dispatch")
+            form: dict[str, object] = {
+                "category_code": category_code_for(values["category_code"]),
+                "department_code": values["department_code"],
+                "resolved_on_phone": outcome == "resolved",
+                "dispatch": outcome == "dispatch",
+            }
+            desk.tasks.file(actor, seat, number, form)
+            return _detail(number, filed=True)
+        elif action == "done":
+            desk.tasks.complete(actor, seat, number)
+            return _detail(number, gone="done")
+        else:
+            return _refused(number, DeskError("bad-argument", 400, {"detail": action}))
+    except InvalidForm as exc:
+        return _detail(number, 422, error=form_error(exc), values=values)
+    except DeskError as exc:
+        return _refused(number, exc)
+    return _detail(number)
