@@ -20,7 +20,7 @@ from redis.commands.core import Script
 from redis.typing import EncodableT
 
 from queueing.errors import QueueError
-from queueing.keys import check_id
+from queueing.keys import QueueKeys, check_id
 from queueing.service import CallQueue, _text
 from queueing.settings import TASK_SKILL, env_number
 
@@ -168,22 +168,27 @@ class TaskQueue:
         return [_text(t) for t in self.redis.zrange(self.keys.tasks_live, 0, -1)]
 
     def summary(self) -> dict[str, int]:
-        """For the wallboard: waiting, offered or held, overdue, and the oldest wait (s)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(self.keys.tasks_waiting)
-        pipe.zcard(self.keys.tasks_live)
-        pipe.zcard(self.keys.tasks_overdue)
-        pipe.zrange(self.keys.tasks_waiting, 0, 0, withscores=True)
-        pipe.time()
-        waiting, live, overdue, oldest, (seconds, micros) = pipe.execute()
-        now_ms = seconds * 1000 + micros // 1000
-        return {
-            "waiting": int(waiting),
-            "in_hand": int(live) - int(waiting),
-            "overdue": int(overdue),
-            "longest_wait_s": int((now_ms - oldest[0][1]) / 1000) if oldest else 0,
-        }
+        return task_summary(self.redis, self.keys)
 
     def overdue(self, limit: int = 50) -> list[str]:
         """Tasks past their first-response time and still unanswered, oldest first."""
         return [_text(t) for t in self.redis.zrange(self.keys.tasks_overdue, 0, limit - 1)]
+
+
+def task_summary(redis: Redis, keys: QueueKeys) -> dict[str, int]:
+    """For the wallboard: waiting, in hand (offered or held), overdue (no reply after 3
+    minutes), and the longest wait (s), in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.zcard(keys.tasks_waiting)
+    pipe.zcard(keys.tasks_live)
+    pipe.zcard(keys.tasks_overdue)
+    pipe.zrange(keys.tasks_waiting, 0, 0, withscores=True)
+    pipe.time()
+    waiting, live, overdue, oldest, (seconds, micros) = pipe.execute()
+    now_ms = seconds * 1000 + micros // 1000
+    return {
+        "waiting": int(waiting),
+        "in_hand": int(live) - int(waiting),
+        "overdue": int(overdue),
+        "longest_wait_s": int((now_ms - oldest[0][1]) / 1000) if oldest else 0,
+    }

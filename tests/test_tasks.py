@@ -389,3 +389,19 @@ def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # t
     done = client.post(base + "/done", headers=headers)
     assert 'id="task-completed"' in done.get_data(as_text=True)
     assert 'id="no-tasks"' in client.get("/console/tasks").get_data(as_text=True)
+
+
+def test_the_wallboard_shows_tasks_waiting_overdue_and_the_first_response_rate(app) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        numbers = [web_case(db) for _ in range(2)]
+    for number in numbers:
+        desk.tasks.submit(number, "sms")
+    client, _ = signed_in(app, "li")
+    page = client.get("/console/wallboard").get_data(as_text=True)
+    assert re.search(r'id="tasks-waiting">2<', page)
+    assert re.search(r'id="fig-task-rate">—<', page)  # nothing answered or due yet

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from calls.lease import RELEASE_LUA
 from cases.phones import mask_for_screen
 from queueing.keys import QueueKeys
+from queueing.tasks import task_summary
 from web.i18n import duration
 
 log = logging.getLogger("hotline.web.board")
@@ -206,6 +207,10 @@ class Wallboard:
                 key=lambda s: s["id"],
             ),
         )
+
+    def tasks(self) -> dict[str, int]:
+        """The online, SMS and Open311 requests: waiting, in hand, overdue, longest wait."""
+        return task_summary(self.redis, self.keys)
 
     def drawing(self, lang: str, seen: str, draw: Callable[[], Drawing]) -> Drawing:
         """A board at least as recent as queue event ``seen`` and under a second old:
