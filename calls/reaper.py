@@ -26,8 +26,10 @@ from calls.handler import CallHandler, CaseSweep
 from calls.lease import Lease
 from calls.recordings import UPKEEP_EVERY_S
 from calls.reports import UPKEEP_EVERY_S as REPORTS_EVERY_S
+from calls.tasks import put_back_lost
 from cases.cdr import attach_case_numbers
 from cases.service import utcnow
+from queueing.tasks import TaskQueue, load_task_settings
 
 log = logging.getLogger("hotline.reaper")
 
@@ -46,6 +48,8 @@ class Reaper:
         self.next_sweep = self.next_clock = self.next_reconcile = 0.0
         self.next_recording_upkeep = 0.0
         self.next_report_upkeep = 0.0
+        self.tasks = TaskQueue(self.queue, load_task_settings())  # online requests
+        self.next_task_backstop = 0.0
         # First every open case, then the ones changed since the last pass began.
         self.reconciled_since: datetime | None = None
         self.reconcile_after = 0
@@ -86,6 +90,12 @@ class Reaper:
         if now >= self.next_reconcile:
             self.reconcile()
         counts, offers = self.queue.tick()
+        task_counts, _ = self.tasks.tick()  # after the calls' sweep: calls first
+        if any(task_counts.values()):
+            log.info("reaper: tasks %s", task_counts)
+        if now >= self.next_task_backstop:  # tasks a Redis that lost data no longer has
+            put_back_lost(self.tasks, self.sessions)
+            self.next_task_backstop = now + RECONCILE_EVERY_S
         for call_id in self.queue.last_talked_out:  # past the maximum talk time
             log.warning("reaper: call %s talked past the maximum; completed", call_id)
             self.handler.schedule_case(call_id)

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from calls.desk import PAUSE_REASONS, DeskError, call_outcome
-from calls.figures import case_figures, figures
+from calls.figures import case_figures, figures, task_figures
 from cases.cdr import day_start, hourly, operator_day, outbound_figures, seat_day
 from cases.lifecycle import OPEN_STATUSES
 from cases.models import (
@@ -39,6 +39,7 @@ from cases.models import (
 )
 from cases.service import DispatchedAlready, InvalidForm, blank_cases
 from cases.topics import current_hot_topics
+from queueing.settings import TASK_SKILL
 from web.auth import desk_actor, language, roles_required
 from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, is_stuck, masked
 from web.console.catalogue import catalogue, category_code_for, named_allowed
@@ -208,7 +209,7 @@ def console() -> Any:
         seat=current,
         pop=pop_view(call) if call else None,
         reasons=PAUSE_REASONS,
-        skills=services().queue.settings.skills,
+        skills=(*services().queue.settings.skills, TASK_SKILL),  # tasks between calls
         default_seat=my_seat() or seat or _stranded_seat(stranded) or _user_seat(),
         stranded=stranded,
         day=my_day(seat),
@@ -420,6 +421,7 @@ class BoardCache:
                     self.value = {
                         "figures": figures(db, start, end),
                         "cases": case_figures(db, start, end),
+                        "tasks": task_figures(db, start, end),
                         "hourly": hourly(db, start),
                         "by_seat": seat_day(db, start),
                         "satisfaction": _satisfaction(db, start),
@@ -525,6 +527,8 @@ def board_view() -> dict[str, Any]:
         "callbacks_pending": slow.get("callbacks_pending", 0),
         "satisfaction": slow.get("satisfaction"),
         "cases": slow.get("cases"),
+        "task_figures": slow.get("tasks"),
+        "tasks": wallboard_drawer().tasks(),
         "outbound": slow.get("outbound") or {},
         "hot_topics": slow.get("hot_topics") or [],
     }
