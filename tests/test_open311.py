@@ -817,3 +817,21 @@ def test_a_client_posts_the_citizens_update_to_the_cases_trail_once(
         assert answer.status_code == status, (form, answer.text)
         [(code, description)] = errors_of(answer, fmt)
         assert code == status and description.startswith(words), description
+
+
+def test_a_request_waits_in_the_operators_queue_as_an_open311_task_unless_it_goes_direct(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    from cases.channel_tasks import ChannelTask
+
+    queued = new_request(base, key)["service_request_id"]
+    with sessions(app)() as db:
+        lights = db.scalar(select(Category).where(Category.code == "traffic-lights"))
+        assert lights is not None
+        lights.open311_direct = True
+        db.commit()
+    direct = new_request(base, key, service_code="traffic-lights", **{"attribute[fault]": "dark"})
+    with sessions(app)() as db:
+        tasks = {t.case_number: t.channel for t in db.scalars(select(ChannelTask))}
+    assert tasks == {queued: "open311"}
+    assert direct["service_request_id"] not in tasks
