@@ -225,6 +225,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "refuse": ("不同意", "Refuse"),
     "lead_unit": ("主办单位", "Lead unit"),
     "by_catalogue": ("按派单目录", "By the dispatch catalogue"),
+    "unit_grid_route": ("网格：{grid}（{unit}主办）", "Grid: {grid} (lead: {unit})"),
     "assisting_units": ("协办单位", "Assisting units"),
     "assisting_units_pick": (
         "协办单位（可多选，按住 Ctrl）",
