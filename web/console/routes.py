@@ -304,15 +304,30 @@ def suggest() -> Any:
     default), then where past cases of that category and district went, then every
     unit, city departments first, in pinyin order."""
     from cases.dispatch import suggest_units
+    from web.console.grid_route import grid_route
 
     category = category_code_for(request.args.get("category_code", "")) or None
     district = request.args.get("district_code") or None
+    values = dict(request.args)
     with sessions()() as db:
         suggested = [
             {"code": u.code, "name": u.name} for u in suggest_units(db, category, district)
         ]
+        to_grid = grid_route(
+            db, category, values.get("address", ""), values.get("address_complete")
+        )
+    if to_grid is not None:  # the grid stands in for the catalogue's unit, in its district
+        suggested = [u for u in suggested if u["code"] != to_grid.catalogue_unit]
+        if values.get("department_code") in ("", to_grid.catalogue_unit, None):
+            values["department_code"] = ""
+        values["district_code"] = to_grid.district_code
     return render_template(
-        "_unit_options.html", suggested=suggested, units=catalogue()["units"], values=request.args
+        "_unit_options.html",
+        suggested=suggested,
+        units=catalogue()["units"],
+        values=values,
+        grid_route=to_grid,
+        districts=catalogue()["districts"],
     )
 
 
