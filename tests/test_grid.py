@@ -408,3 +408,212 @@ def test_an_unsatisfied_citizen_sends_the_case_back_to_the_same_grid(desk, sessi
         db.commit()
         assert case.status == "dispatched" and case.department.code == "district-longhua"
     assert [r.number for r in desk.grid.my_cases(ZHOU)] == [number]
+
+
+# -- the phone page's rough edges (the usability review of issue 20) ------------------
+
+
+def _grid_page(app, username: str = "zhou"):  # type: ignore[no-untyped-def]
+    from tests.test_console import sign_in
+
+    client = app.test_client()
+    sign_in(client, username)
+    return client
+
+
+def _file(app, category: str = "drain-blockage", address: str = "国贸路88号") -> str:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].desk.sessions() as db:
+        return file_case(db, category, address).number
+
+
+def _case(app, number: str) -> Case:  # type: ignore[no-untyped-def]
+    with app.extensions["hotline"].desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        db.expunge_all()
+        return case  # type: ignore[no-any-return]
+
+
+TOO_LARGE = "照片超过5 MB，请重新拍摄或选择较小的照片"
+
+
+def _too_large_post(client, path: str, fields: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A 7 MB photo, encoded here in memory: the test client's own encoding of a large
+    body leaves a temporary file open when the app answers before reading it."""
+    boundary = "grid-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + b"\xff\xd8\xff"
+        + b"\x00" * (7 * 1024 * 1024)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    body = b"".join(parts)
+    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def test_a_too_large_photo_answers_the_same_page_in_words_with_the_reply_kept(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    number = _file(app)
+    zhou = _grid_page(app)
+    token = csrf_of(zhou.get(f"/grid/cases/{number}").text)
+    for route in ("photos", "resolve"):
+        fields = {"csrf_token": token, "reply": "已疏通"}
+        sent = _too_large_post(zhou, f"/grid/cases/{number}/{route}", fields)
+        assert sent.status_code == 413, (route, sent.text[sent.text.find("action-error") :][:200])
+        assert TOO_LARGE in sent.text and 'id="resolve-form"' in sent.text, route
+        assert "Request Entity Too Large" not in sent.text
+    assert _case(app, number).status == "dispatched"
+    patrol = _too_large_post(zhou, "/grid/patrol", {"csrf_token": token, "description": "x"})
+    assert (
+        patrol.status_code == 413 and TOO_LARGE in patrol.text and 'id="patrol-form"' in patrol.text
+    )
+    # A refused photo: the reply typed beside it comes back in its box.
+    refused = zhou.post(
+        f"/grid/cases/{number}/photos",
+        data={
+            "csrf_token": token,
+            "reply": "已疏通下水道",
+            "photo": (io.BytesIO(b"GIF89a"), "a.gif"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422 and ">已疏通下水道</textarea>" in refused.text
+
+
+def test_resolving_sends_the_chosen_photo_with_the_reply(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    number = _file(app)
+    zhou = _grid_page(app)
+    page = zhou.get(f"/grid/cases/{number}").text
+    # The photo and the reply are one form: 办结 cannot leave a chosen photo behind.
+    form = page[
+        page.index('id="resolve-form"') : page.index("</form>", page.index('id="resolve-form"'))
+    ]
+    assert 'name="photo"' in form and 'name="reply"' in form
+    token = csrf_of(page)
+    empty = zhou.post(
+        f"/grid/cases/{number}/resolve",
+        data={"csrf_token": token, "reply": " ", "photo": (io.BytesIO(PNG), "p.png")},
+        content_type="multipart/form-data",
+    )
+    assert empty.status_code == 422 and "办结须填写答复市民的内容" in empty.text
+    done = zhou.post(
+        f"/grid/cases/{number}/resolve",
+        data={"csrf_token": token, "reply": "已疏通", "photo": (io.BytesIO(PNG), "p.png")},
+        content_type="multipart/form-data",
+    )
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"resolved={number}")
+    case = _case(app, number)
+    assert case.status == "resolved"
+    with app.extensions["hotline"].desk.sessions() as db:
+        assert len(photos_of(db, case.id)) == 1
+    assert f"工单 {number} 已办结" in zhou.get(done.headers["Location"]).text
+
+
+def test_an_ended_sign_in_on_resolve_signs_in_again_and_returns_to_the_case(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    number = _file(app)
+    zhou = _grid_page(app)
+    token = csrf_of(zhou.get(f"/grid/cases/{number}").text)
+    zhou.delete_cookie("session")  # the sign-in ended while the page stayed open
+    sent = zhou.post(f"/grid/cases/{number}/resolve", data={"csrf_token": token, "reply": "已疏通"})
+    assert sent.status_code == 302
+    login = sent.headers["Location"]
+    assert login.startswith("/login?") and f"next=/grid/cases/{number}" in login.replace("%2F", "/")
+    form = zhou.get(login).text
+    back = zhou.post(
+        login,
+        data={"username": "zhou", "password": "correct horse battery", "csrf_token": csrf_of(form)},
+    )
+    assert back.headers["Location"].endswith(f"/grid/cases/{number}")
+
+
+def test_escalating_confirms_where_it_went_and_the_case_says_it_is_no_longer_theirs(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    number = _file(app, "neighbour-disputes")
+    zhou = _grid_page(app)
+    page = zhou.get(f"/grid/cases/{number}").text
+    choose = page[page.index('name="to"') : page.index("</select>", page.index('name="to"'))]
+    assert '<option value="" selected>请选择上报部门</option>' in choose
+    assert 'value="district-longhua"' not in choose  # the unit it is with already
+    sent = zhou.post(
+        f"/grid/cases/{number}/escalate",
+        data={"csrf_token": csrf_of(page), "to": "public-security", "reason": "双方冲突升级"},
+    )
+    assert sent.status_code == 302
+    listed = zhou.get(sent.headers["Location"]).text
+    with app.extensions["hotline"].desk.sessions() as db:
+        unit = db.scalar(select(Case).where(Case.number == number)).department.name  # type: ignore[union-attr]
+    assert f"工单 {number} 已上报至{unit}，由该部门办理" in listed
+    opened = zhou.get(f"/grid/cases/{number}")
+    assert opened.status_code == 302
+    assert (
+        f"工单 {number} 已转由{unit}办理，不在您的待办中"
+        in zhou.get(opened.headers["Location"]).text
+    )
+    assert _grid_page(app, "qian").get(f"/grid/cases/{number}").status_code == 404
+
+
+def test_on_site_without_a_location_says_no_position_was_recorded(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    number = _file(app)
+    zhou = _grid_page(app)
+    token = csrf_of(zhou.get(f"/grid/cases/{number}").text)
+    sent = zhou.post(f"/grid/cases/{number}/on-site", data={"csrf_token": token})
+    page = zhou.get(sent.headers["Location"]).text
+    assert "已登记到场，但手机未提供位置，本次未记录到场位置" in page
+    assert "仍可提交上报（不记录位置）" in zhou.get("/grid/patrol").text
+    assert "仍可登记到场" not in zhou.get("/grid/patrol").text
+
+
+def test_grid_pages_show_no_raw_text_keys_and_late_countdowns_in_words(app) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    number = _file(app)
+    with app.extensions["hotline"].desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        case.respond_by = case.dispatched_at - timedelta(days=3, minutes=5)  # type: ignore[operator]
+        db.commit()
+    zhou = _grid_page(app)
+    for lang, late in (("zh", "已超时3天"), ("en", "3 days overdue")):
+        if lang == "en":
+            from tests.test_console import csrf_of
+
+            token = csrf_of(zhou.get("/grid/").text)
+            zhou.post("/language", data={"csrf_token": token, "lang": "en"})
+        for path in ("/grid/", f"/grid/cases/{number}", "/grid/patrol"):
+            text = zhou.get(path).text
+            assert not re.findall(r"\bgrid_[a-z_]+", text), (lang, path)
+        assert late in zhou.get("/grid/").text
+        assert late in zhou.get(f"/grid/cases/{number}").text
+        assert "−" not in zhou.get("/grid/").text
+
+
+def test_the_patrol_form_keeps_the_grid_chosen_after_a_refusal(app) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_console import csrf_of
+
+    with app.extensions["hotline"].desk.sessions() as db:
+        assign_worker(db, "zhou", GUOMAO_2)
+        db.commit()
+    zhou = _grid_page(app)
+    token = csrf_of(zhou.get("/grid/patrol").text)
+    refused = zhou.post(
+        "/grid/patrol",
+        data={
+            "csrf_token": token,
+            "category_code": "garbage-collection",
+            "description": "",
+            "grid_code": GUOMAO_2,
+        },
+    )
+    assert refused.status_code == 422
+    assert f'<option value="{GUOMAO_2}" selected>' in refused.text

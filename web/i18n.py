@@ -1268,6 +1268,39 @@ TEXT: dict[str, tuple[str, str]] = {
         "您还没有被分配到网格，请联系管理员",
         "You are not assigned to a grid yet; ask an administrator",
     ),
+    "grid_photo_chosen": ("已选择照片：{name}", "Photo chosen: {name}"),
+    "grid_photo_too_large": (
+        "照片超过{mb} MB，请重新拍摄或选择较小的照片",
+        "The photo is larger than {mb} MB; take it again or choose a smaller one",
+    ),
+    "grid_photo_shrinking": ("正在压缩照片，请稍候…", "Making the photo smaller, please wait…"),
+    "grid_photo_pending": (
+        "已选择的照片还没有上传：点“上传照片”，或点“办结”一并上传",
+        "The chosen photo is not uploaded yet: tap Upload, or Resolve to send it with the reply",
+    ),
+    "grid_no_location_patrol": (
+        "未能获取位置，仍可提交上报（不记录位置）",
+        "No location; you can still send the report (without a location)",
+    ),
+    "grid_on_site_no_location": (
+        "已登记到场，但手机未提供位置，本次未记录到场位置",
+        "On site recorded, but the phone gave no location: no position was recorded",
+    ),
+    "grid_escalate_choose": ("请选择上报部门", "Choose a department"),
+    "grid_escalated": (
+        "工单 {number} 已上报至{unit}，由该部门办理",
+        "Case {number} was escalated to {unit}, which handles it now",
+    ),
+    "grid_handed_on": (
+        "工单 {number} 已转由{unit}办理，不在您的待办中",
+        "Case {number} is with {unit} now and no longer on your list",
+    ),
+    "grid_resolved": ("工单 {number} 已办结", "Case {number} is resolved"),
+    "grid_overdue": ("已超时{time}", "{time} overdue"),
+    "grid_session_expired": (
+        "登录已过期，请重新登录；已填写的内容会保留",
+        "Your session has expired; sign in again, what you typed is kept",
+    ),
     "channel_patrol": ("巡查上报", "Patrol report"),
     "ev_grid_sent": ("派往网格", "Sent to the grid"),
     "ev_grid_located": ("到场位置", "Where on site"),

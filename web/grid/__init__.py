@@ -10,6 +10,7 @@ worker only on their own grids' cases; any other case is a 404."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from calls.desk import DeskError
 from calls.grid_desk import ACTIVE, GRID_ACTIONS, deadline_of
@@ -45,6 +48,7 @@ from cases.photos import (
 from cases.service import CaseError
 from web.auth import desk_actor, language, roles_required
 from web.context import services
+from web.i18n import duration, translate
 
 bp = Blueprint("grid", __name__, url_prefix="/grid")
 
@@ -56,12 +60,82 @@ UPLOAD_LIMIT = MAX_PHOTO_BYTES + 64 * 1024
 UPLOADS = ("grid.add_photo", "grid.patrol_report")
 
 
+def _carries_photo(endpoint: str | None, values: dict[str, Any] | None) -> bool:
+    """The photo form, the patrol form, and 办结 (the reply and a chosen photo are
+    one form, so a chosen photo is sent with the reply)."""
+    return endpoint in UPLOADS or (
+        endpoint == "grid.act" and (values or {}).get("action") == "resolve"
+    )
+
+
 @bp.url_value_preprocessor
 def allow_photos(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """A photo is larger than the app's 64 KB: its forms may carry one. This runs
     before every before_request hook (the edge reads the body first)."""
-    if endpoint in UPLOADS:
+    if _carries_photo(endpoint, values):
         request.max_content_length = UPLOAD_LIMIT
+
+
+def _too_large_words() -> str:
+    return translate("grid_photo_too_large", language(), mb=MAX_PHOTO_BYTES // (1024 * 1024))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """A photo over the limit (the phone could not shrink it, or it was sent before it
+    was): the same page again with a message in words; nothing of the body can be
+    read, so the page's script puts back what was typed (grid.js keeps drafts)."""
+    number = (request.view_args or {}).get("number")
+    if number and request.endpoint in ("grid.add_photo", "grid.act"):
+        return case_page(number, error=_too_large_words()), 413
+    return _patrol_form(_too_large_words()), 413
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(exc: CSRFError) -> Any:
+    """The sign-in ended while the form was open: sign in again and come back to the
+    same page (grid.js kept what was typed in the browser). A stale page of a live
+    sign-in is shown again to send once more."""
+    number = (request.view_args or {}).get("number")
+    page = (
+        url_for("grid.case_page", number=number)
+        if number
+        else url_for("grid.patrol")
+        if request.endpoint == "grid.patrol_report"
+        else url_for("grid.cases")
+    )
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=page, expired=1))
+    return redirect(page)
+
+
+def _countdown(deadline: datetime | None) -> dict[str, Any]:
+    """A deadline's countdown as the page first shows it (grid.js keeps it live):
+    "3小时20分" ahead, "已超时3天" past it."""
+    if deadline is None:
+        return {"text": "", "late": False}
+    aware = deadline if deadline.tzinfo else deadline.replace(tzinfo=UTC)
+    left = (aware - datetime.now(UTC)).total_seconds()
+    lang = language()
+    if left >= 0:
+        return {"text": duration(left, lang), "late": False}
+    return {"text": translate("grid_overdue", lang, time=_late_duration(-left, lang)), "late": True}
+
+
+def _late_duration(seconds: float, lang: str) -> str:
+    """How late: "3天2小时"; in English whole days spelled out ("3 days 2 h"), as
+    grid.js says it."""
+    days, rest = divmod(int(seconds), 86400)
+    if lang == "zh" or not days:
+        return duration(seconds, lang)
+    hours = rest // 3600
+    words = f"{days} day" + ("" if days == 1 else "s")
+    return f"{words} {hours} h" if hours else words
+
+
+@bp.context_processor
+def countdowns() -> dict[str, Any]:
+    return {"countdown": _countdown}
 
 
 def photos_dir() -> Path:
@@ -100,18 +174,44 @@ def cases() -> Any:
         rows=services().desk.grid.my_cases(actor),
         grids=services().desk.grid.grids(actor),
         filed=request.args.get("filed", ""),
+        notice=_list_notice(actor),
+        done=request.args.get("resolved") or request.args.get("escalated") or "",
     )
+
+
+def _list_notice(actor: Any) -> str:
+    """What became of the case the worker just left: resolved, escalated (to whom),
+    or no longer theirs when they opened it."""
+    lang, args = language(), request.args
+    if args.get("resolved"):
+        return translate("grid_resolved", lang, number=args["resolved"][:40])
+    for key, words in (("escalated", "grid_escalated"), ("handed_on", "grid_handed_on")):
+        number = args.get(key, "")[:40]
+        if number:
+            unit = services().desk.grid.handed_on(actor, number)
+            if unit is not None:
+                return translate(words, lang, number=number, unit=unit)
+    return ""
 
 
 @bp.get("/cases/<number>")
 @roles_required("grid")
-def case_page(number: str, error: str | None = None, notice: str | None = None) -> Any:
+def case_page(
+    number: str,
+    error: str | None = None,
+    notice: str | None = None,
+    drafts: dict[str, str] | None = None,
+) -> Any:
     desk = services().desk
     actor = desk_actor()
+    if notice is None and request.args.get("located") == "0":
+        notice = translate("grid_on_site_no_location", language())
     with sessions()() as db:
         try:
             case, held = desk.grid.held_case(db, actor, number)
         except DeskError as exc:
+            if exc.status == 404 and desk.grid.handed_on(actor, number) is not None:
+                return redirect(url_for("grid.cases", handed_on=number))
             abort(exc.status)
         units, suggested = desk.grid.escalation_units(actor, number)
         return render_template(
@@ -127,6 +227,7 @@ def case_page(number: str, error: str | None = None, notice: str | None = None) 
             max_mb=MAX_PHOTO_BYTES // (1024 * 1024),
             error=error,
             notice=notice,
+            drafts=drafts or {},
         )
 
 
@@ -146,7 +247,17 @@ def act(number: str, action: str) -> Any:
         abort(404)
     form = request.form
     text = form.get({"note": "note", "resolve": "reply"}.get(action, "reason"), "")
+    drafts = {"reply": form.get("reply", "")[:4000], "note": form.get("note", "")[:4000]}
+    photo = _uploaded() if action == "resolve" else b""
     try:
+        if photo:  # chosen with the reply and not uploaded yet: it goes first
+            if not text.strip():
+                raise CaseRefused(
+                    "reply-empty",
+                    "办结须填写答复市民的内容",
+                    "Resolving needs a reply to the citizen",
+                )
+            services().desk.grid.add_photo(desk_actor(), number, photo, photos_dir())
         services().desk.grid.act(
             desk_actor(),
             number,
@@ -159,24 +270,37 @@ def act(number: str, action: str) -> Any:
         )
     except DeskError as exc:
         abort(exc.status)
-    except (CaseError, IllegalTransition) as exc:
-        return case_page(number, error=refusal(exc)), 422
-    if action in ("resolve", "escalate"):
-        return redirect(url_for("grid.cases"))
+    except (CaseError, PhotoRefused, IllegalTransition) as exc:
+        return case_page(number, error=refusal(exc), drafts=drafts), 422
+    if action == "resolve":
+        return redirect(url_for("grid.cases", resolved=number))
+    if action == "escalate":
+        return redirect(url_for("grid.cases", escalated=number))
+    if action == "note":  # the page's script forgets the note's draft
+        return redirect(url_for("grid.case_page", number=number, saved="note"))
+    if action == "on-site" and (_number("lat") is None or _number("lon") is None):
+        return redirect(url_for("grid.case_page", number=number, located="0"))
     return redirect(url_for("grid.case_page", number=number))
+
+
+def _uploaded() -> bytes:
+    upload = request.files.get("photo")
+    return upload.read(MAX_PHOTO_BYTES + 1) if upload is not None else b""
 
 
 @bp.post("/cases/<number>/photos")
 @roles_required("grid")
 def add_photo(number: str) -> Any:
-    upload = request.files.get("photo")
-    data = upload.read(MAX_PHOTO_BYTES + 1) if upload is not None else b""
+    """The photo alone; the reply and the note typed beside it come along and are
+    shown again if the photo is refused."""
+    data = _uploaded()
+    drafts = {k: request.form.get(k, "")[:4000] for k in ("reply", "note")}
     try:
         services().desk.grid.add_photo(desk_actor(), number, data, photos_dir())
     except DeskError as exc:
         abort(exc.status)
     except (CaseError, PhotoRefused, IllegalTransition) as exc:
-        return case_page(number, error=refusal(exc)), 422
+        return case_page(number, error=refusal(exc), drafts=drafts), 422
     return redirect(url_for("grid.case_page", number=number, _anchor="photos"))
 
 
