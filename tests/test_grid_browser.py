@@ -200,7 +200,162 @@ def test_a_grid_worker_takes_a_case_on_site_with_a_photo_resolves_it_and_reports
 
     with sessions() as db:
         patrol = db.scalar(select(Case).where(Case.number == patrol_number))
-        assert (patrol.channel, patrol.status, patrol.caller_phone) == ("patrol", "dispatched", "")
+        # Their own report on their own grid: signed for by them as it was filed.
+        assert (patrol.channel, patrol.status, patrol.accepted_by) == ("patrol", "accepted", "zhou")
         assert patrol.department.code == "district-longhua"
         assert [e.note for e in patrol.events if e.action == "patrol"] == ["20.03010, 110.33020"]
         assert len(db.scalars(select(CasePhoto).where(CasePhoto.case_id == patrol.id)).all()) == 1
+
+
+# A photo drawn again on the phone waits here until the test lets it go, so the
+# buttons can be seen waiting (the real createImageBitmap, only held back).
+HOLD_SHRINK = """
+(() => {
+  const real = window.createImageBitmap.bind(window);
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  window.releaseShrink = () => release();
+  window.createImageBitmap = (file) => gate.then(() => real(file));
+})();
+"""
+
+
+def at_least(page, selector: str, px: float) -> None:  # type: ignore[no-untyped-def]
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None and box["width"] >= px and box["height"] >= px, (selector, box)
+
+
+def font_px(page, selector: str) -> float:  # type: ignore[no-untyped-def]
+    return float(
+        page.evaluate(
+            f"parseFloat(getComputedStyle(document.querySelector({selector!r})).fontSize)"
+        )
+    )
+
+
+def test_the_phone_page_keeps_what_was_typed_and_reads_at_arms_length(
+    site,  # noqa: F811
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from cases.db import engine_for, session_factory
+    from cases.grid import assign_worker
+    from cases.models import Case
+    from cases.photos import CasePhoto
+    from cases.users import add_user
+    from tests.test_grid import file_case
+
+    sessions = session_factory(engine_for(site["db_url"]))
+    with sessions() as db:
+        add_user(db, "zhou", "grid", PASSWORD, display_name="周网格员")
+        assign_worker(db, "zhou", GUOMAO_1)
+        late = file_case(db, "garbage-collection", "国贸路66号", urgency="urgent")
+        late.respond_by = late.dispatched_at - timedelta(days=3, minutes=5)  # type: ignore[operator]
+        drain = file_case(db, "drain-blockage", "国贸路88号")
+        db.commit()
+        late_number, number = late.number, drain.number
+    large = tmp_path / "large.png"
+    large.write_bytes(png(2400, 1800))  # wider than 1600 px: drawn again on the phone
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * (24 * 1024))  # 6 MB, no picture
+
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        context.add_init_script(HOLD_SHRINK)
+        phone = context.new_page()
+        phone.on("dialog", lambda dialog: dialog.accept())
+
+        def sign_in_here() -> None:
+            phone.fill("input[name=username]", "zhou")
+            phone.fill("input[name=password]", PASSWORD)
+            phone.click("main button[type=submit]")
+
+        phone.goto(site["url"] + "/login")
+        sign_in_here()
+
+        # A late case reads 已超时3天, not −3天; the header and badge are big enough.
+        card = phone.locator(f"a[data-number='{late_number}']")
+        expect(card.locator(".countdown")).to_have_text(re.compile(r"^已超时3天"))
+        at_least(phone, "header.top form[action$='/logout'] button", 44)
+        assert font_px(phone, ".grid-case .badge") >= 16
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-late")
+
+        # The case page: its heading link is a thumb's size, the trail's dates whole.
+        phone.goto(f"{site['url']}/grid/cases/{number}")
+        at_least(phone, "header.top .where a", 44)
+        assert font_px(phone, "#trail td") >= 16
+        lines = phone.evaluate(
+            """() => [...document.querySelectorAll('#trail tbody tr td:first-child')].map((td) => {
+                 const range = document.createRange(); range.selectNodeContents(td);
+                 return range.getClientRects().length; })"""
+        )
+        assert lines and all(n == 1 for n in lines), lines
+        fits_the_phone(phone)
+
+        # A large photo: both buttons wait while the phone makes it smaller.
+        phone.fill("#resolve-form textarea[name=reply]", "已联系环卫疏通，路面已冲洗干净")
+        phone.set_input_files("#photo-form input[type=file]", str(large))
+        expect(phone.locator("#upload")).to_be_disabled()
+        expect(phone.locator("#resolve")).to_be_disabled()
+        expect(phone.locator("#photo-form .chosen")).to_have_text("正在压缩照片，请稍候…")
+        screenshot(phone, "grid-phone-shrinking")
+        phone.evaluate("window.releaseShrink()")
+        expect(phone.locator("#upload")).to_be_enabled()
+        expect(phone.locator("#photo-form .chosen")).to_have_text("已选择照片：large.png")
+        # One the phone cannot draw and over the limit: said here, nothing sent.
+        phone.set_input_files("#photo-form input[type=file]", str(broken))
+        expect(phone.locator("#photo-form .chosen")).to_have_text(
+            "照片超过5 MB，请重新拍摄或选择较小的照片"
+        )
+        screenshot(phone, "grid-phone-too-large")
+        phone.set_input_files("#photo-form input[type=file]", str(large))
+        expect(phone.locator("#upload")).to_be_enabled()
+        phone.click("#upload")
+        expect(phone.locator("#photos img.case-photo")).to_have_count(1)
+        # The reply typed before the photo went up is still there.
+        expect(phone.locator("#resolve-form textarea[name=reply]")).to_have_value(
+            "已联系环卫疏通，路面已冲洗干净"
+        )
+
+        # The sign-in ends while the page is open: 办结 asks to sign in again and
+        # comes back to the case with the reply as typed.
+        context.clear_cookies()
+        phone.click("#resolve")
+        expect(phone.locator("input[name=username]")).to_be_visible()
+        sign_in_here()
+        expect(phone).to_have_url(re.compile(f"/grid/cases/{number}$"))
+        expect(phone.locator("#resolve-form textarea[name=reply]")).to_have_value(
+            "已联系环卫疏通，路面已冲洗干净"
+        )
+
+        # A second photo chosen and not uploaded goes with 办结.
+        phone.set_input_files("#photo-form input[type=file]", str(large))
+        phone.evaluate("window.releaseShrink()")
+        expect(phone.locator("#resolve")).to_be_enabled()
+        expect(phone.locator("#photo-form .chosen")).to_have_text("已选择照片：large.png")
+        phone.click("#resolve")
+        expect(phone.locator("#case-done")).to_have_text(f"工单 {number} 已办结")
+        fits_the_phone(phone)
+        screenshot(phone, "grid-phone-resolved")
+
+        # English: no text key on screen.
+        phone.click("header.top form[action$='/language'] button")
+        phone.goto(f"{site['url']}/grid/cases/{late_number}")
+        expect(phone.locator("#countdown")).to_have_text(re.compile(r"^3 days overdue"))
+        phone.set_input_files("#photo-form input[type=file]", str(large))
+        phone.evaluate("window.releaseShrink()")
+        expect(phone.locator("#photo-form .chosen")).to_have_text("Photo chosen: large.png")
+        assert "grid_" not in phone.locator("body").inner_text()
+        screenshot(phone, "grid-phone-en")
+        browser.close()
+
+    with sessions() as db:
+        done = db.scalar(select(Case).where(Case.number == number))
+        assert done.status == "resolved" and done.reply == "已联系环卫疏通，路面已冲洗干净"
+        kept = db.scalars(select(CasePhoto).where(CasePhoto.case_id == done.id)).all()
+        assert [p.content_type for p in kept] == ["image/jpeg", "image/jpeg"]  # made smaller
