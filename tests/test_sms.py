@@ -324,3 +324,15 @@ def test_the_hourly_cap_counts_every_text_and_refuses_only_codes(redis: Redis) -
     assert budget.take(essential=True, now=at)  # a case's own text still goes, counted
     assert int(redis.get(budget.key(at)) or 0) == 3 and redis.ttl(budget.key(at)) > 0
     assert budget.take(essential=False, now=at + timedelta(hours=1))  # the next hour
+
+
+def test_the_dialers_outbox_counts_its_texts_against_the_hourly_cap(app, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    from calls.sms import outbox_for
+
+    clock = Clock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    dialer = Dialer(redis, QueueKeys("smstest"), sessions_of(app), Telephony(), now=clock)
+    outbox = outbox_for(dialer)
+    assert outbox is not None and outbox.budget is not None
+    filed_case(app, "CA-counted")
+    assert outbox.run_once() == 1
+    assert int(redis.get(outbox.budget.key(clock.at)) or 0) == 1
