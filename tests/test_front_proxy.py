@@ -395,7 +395,9 @@ def test_webhooks_have_their_own_processes_behind_nginx(web, tmp_path: Path) -> 
     assert "/twilio/voice" not in pages and '"GET /login HTTP/1.1" 200' not in webhooks
 
 
-@pytest.mark.parametrize("path", ["/report", "/grid/patrol", "/grid/cases/HK1/photos"])
+@pytest.mark.parametrize(
+    "path", ["/report", "/grid/patrol", "/grid/cases/HK1/photos", "/grid/cases/HK1/resolve"]
+)
 def test_the_photo_forms_pass_a_phone_photo_through_the_proxy(nginx: int, path: str) -> None:
     """A citizen's or a grid worker's photo (megabytes) reaches the app, which checks
     it and answers; nginx's 64 KB limit everywhere else would refuse it with a 413
