@@ -1274,10 +1274,6 @@ TEXT: dict[str, tuple[str, str]] = {
         "The photo is larger than {mb} MB; take it again or choose a smaller one",
     ),
     "grid_photo_shrinking": ("正在压缩照片，请稍候…", "Making the photo smaller, please wait…"),
-    "grid_photo_pending": (
-        "已选择的照片还没有上传：点“上传照片”，或点“办结”一并上传",
-        "The chosen photo is not uploaded yet: tap Upload, or Resolve to send it with the reply",
-    ),
     "grid_no_location_patrol": (
         "未能获取位置，仍可提交上报（不记录位置）",
         "No location; you can still send the report (without a location)",
@@ -1297,10 +1293,6 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "grid_resolved": ("工单 {number} 已办结", "Case {number} is resolved"),
     "grid_overdue": ("已超时{time}", "{time} overdue"),
-    "grid_session_expired": (
-        "登录已过期，请重新登录；已填写的内容会保留",
-        "Your session has expired; sign in again, what you typed is kept",
-    ),
     "channel_patrol": ("巡查上报", "Patrol report"),
     "ev_grid_sent": ("派往网格", "Sent to the grid"),
     "ev_grid_located": ("到场位置", "Where on site"),

@@ -105,7 +105,7 @@ def form_expired(exc: CSRFError) -> Any:
         else url_for("grid.cases")
     )
     if not current_user.is_authenticated:
-        return redirect(url_for("auth.login", next=page, expired=1))
+        return redirect(url_for("auth.login", next=page))
     return redirect(page)
 
 
