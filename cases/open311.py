@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, or_, select
+from sqlalchemy import ColumnElement, DateTime, ForeignKey, Integer, String, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from cases.models import Base, Case, CaseEvent, Category
+from cases.models import Base, Case, CaseEvent, Category, Department
 from cases.phones import DEFAULT as DEFAULT_PHONES
 from cases.phones import InvalidPhone, PhoneSettings, mask_phone, normalise
 from cases.service import HOTLINE_TZ, _record, dispatch, next_case_number, utcnow
@@ -496,13 +496,42 @@ def _private(case: Case) -> list[str]:
 
 
 _ANY_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+# Read on a copy with ASCII digits (one character for one: the same spans).
+_ASCII = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
+# 15 digits or more, spaces allowed between groups: an ID number (15 or 18 digits, the
+# last may be X) or a bank card (16 to 19). Dashes are not taken: case numbers have them.
+_LONG_NUMBER = re.compile(r"(?<!\d)\d(?: ?\d){14,}[Xx]?(?![\dXx])")
+# The flat in an address: 3单元502, 5号楼, 2栋, A座, 12层, 502室, 3-2-502, Room 502.
+_FLAT_NUMBER = r"(?:[0-9A-Za-z]+|[一二三四五六七八九十]+(?=单元))"
+_FLAT = re.compile(
+    rf"(?:{_FLAT_NUMBER}\s*(?:号楼|栋|幢|座|单元|室|层|楼|户|房)\s*[-－—]?\s*)+"
+    r"(?:[0-9A-Za-z]+(?:室|号|房)?)?"
+    r"|(?<!\d)\d{1,3}-\d{1,2}-\d{3,4}(?!\d)"
+    r"|(?i:\b(?:room|rm|flat|apt|unit)\.?\s*#?\d+[A-Za-z]?)"
+)
+
+
+def _hide(text: str, pattern: re.Pattern[str]) -> str:
+    out, done = [], 0
+    for match in pattern.finditer(text.translate(_ASCII)):
+        out += [text[done : match.start()], "***"]
+        done = match.end()
+    return "".join(out) + text[done:]
+
+
+def redact(text: str) -> str:
+    """Text as anyone outside the hotline may read it: ID and bank card numbers, e-mail
+    addresses and the flat of an address (unit, floor, room) replaced by ***, phone
+    numbers masked (139****9000). The street and its building number stay."""
+    text = _hide(_ANY_EMAIL.sub("***", text), _LONG_NUMBER)
+    return _hide(mask_phone(text), _FLAT)
 
 
 def public_text(case: Case, text: str) -> str:
-    """Text a client may read: no phone number, e-mail or the requester's name."""
+    """Text a client may read: redacted, and without the requester's name."""
     for secret in _private(case):
         text = text.replace(secret, "***")
-    return _ANY_EMAIL.sub("***", mask_phone(text))
+    return redact(text)
 
 
 STATUS_NOTES = {
@@ -514,23 +543,27 @@ STATUS_NOTES = {
 }
 
 
-def status_notes(case: Case) -> str:
-    """What the latest step says: accepted by the unit, resolved with its reply, or
-    reopened."""
+RESOLVED_NOTE = "已办结 Resolved"
+
+
+def status_notes(case: Case, own: bool = False) -> str:
+    """What the latest step says: accepted by the unit, resolved (with the unit's reply,
+    redacted, for the client that made the request only), or reopened."""
     unit = case.department.name if case.department is not None else ""
-    if case.status in ("resolved", "closed") and case.reply:
-        return public_text(case, case.reply)
+    if case.status in ("resolved", "closed"):
+        return public_text(case, case.reply) if own and case.reply else RESOLVED_NOTE
     words = STATUS_NOTES.get(case.status, "")
     return words.format(unit=unit) if words else ""
 
 
-def request_view(case: Case) -> dict[str, Any]:
-    """A case as a service request; never its requester's name, phone or e-mail."""
+def request_view(case: Case, own: bool = False) -> dict[str, Any]:
+    """A case as a service request; never its requester's name, phone or e-mail, and
+    its text redacted. ``own``: the reading client made it (it sees the unit's reply)."""
     category = case.category
     return {
         "service_request_id": case.number,
         "status": "open" if case.status in OPEN_TO_CLIENTS else "closed",
-        "status_notes": status_notes(case),
+        "status_notes": status_notes(case, own),
         "service_name": category.name if category is not None else "",
         "service_code": category.code if category is not None else "",
         "description": public_text(case, case.description),
@@ -553,8 +586,72 @@ def request_view(case: Case) -> dict[str, Any]:
     }
 
 
-def _listed() -> Any:
-    return Case.category_id.is_not(None)
+# What is never listed to anyone but the client that made the request (PIPL: a
+# person's wages, health, benefits, family, papers and money, and complaints about a
+# person): every category of these units, and these categories of others.
+SENSITIVE_UNITS = frozenset(
+    {
+        "human-resources",  # wages, social insurance, labour contracts
+        "medical-insurance",
+        "health",  # medical service complaints, vaccination
+        "civil-affairs",  # allowances, marriage, funerals
+        "justice",  # legal aid
+        "veterans",
+        "disabled-persons",
+        "letters-visits",
+        "public-security",  # papers, reports about people
+        "tax",
+        "housing-fund",
+    }
+)
+SENSITIVE_SERVICES = frozenset(
+    {
+        "taxi-complaint",  # about a driver
+        "ride-hailing",
+        "neighbour-disputes",
+        "property-registration",
+        "school-admission",  # a child's
+    }
+)
+
+
+def is_sensitive(category: Category) -> bool:
+    unit = category.department.code if category.department is not None else ""
+    return category.code in SENSITIVE_SERVICES or unit in SENSITIVE_UNITS
+
+
+def _public() -> ColumnElement[bool]:
+    """Requests anyone may read: those that came in through Open311 (never a call, a
+    text, the web form or a patrol), in a category that is not sensitive."""
+    sensitive_units = select(Department.id).where(Department.code.in_(SENSITIVE_UNITS))
+    shown = select(Category.id).where(
+        Category.code.not_in(SENSITIVE_SERVICES),
+        or_(Category.department_id.is_(None), Category.department_id.not_in(sensitive_units)),
+    )
+    return and_(Case.channel == CHANNEL, Case.category_id.in_(shown))
+
+
+def _made_by(key_id: int) -> ColumnElement[bool]:
+    made = select(Open311Request.case_id).where(
+        Open311Request.key_id == key_id, Open311Request.case_id.is_not(None)
+    )
+    return Case.id.in_(made)
+
+
+def _listed(key_id: int | None = None) -> ColumnElement[bool]:
+    """What a reader sees: the public requests, and a key's own requests whatever
+    their category."""
+    return _public() if key_id is None else or_(_public(), _made_by(key_id))
+
+
+def own_case_ids(session: Session, key_id: int | None, cases: Sequence[Case]) -> set[int]:
+    """Which of ``cases`` the key's client made."""
+    if key_id is None or not cases:
+        return set()
+    query = select(Open311Request.case_id).where(
+        Open311Request.key_id == key_id, Open311Request.case_id.in_([c.id for c in cases])
+    )
+    return {case_id for case_id in session.scalars(query) if case_id is not None}
 
 
 def find_requests(
@@ -564,17 +661,19 @@ def find_requests(
     statuses: Sequence[str] = (),
     start: str = "",
     end: str = "",
+    key_id: int | None = None,
 ) -> list[Case]:
     """GET requests: by ids (which override every other filter), else the date window
-    with service and status filters, newest first, at most 1,000."""
+    with service and status filters, newest first, at most 1,000. Only what
+    ``_listed(key_id)`` lets the reader see."""
     if ids:
-        query = select(Case).where(Case.number.in_(list(ids)[:MAX_RESULTS]), _listed())
+        query = select(Case).where(Case.number.in_(list(ids)[:MAX_RESULTS]), _listed(key_id))
         return list(session.scalars(query.order_by(Case.created_at.desc())))
     for status in statuses:
         if status not in ("open", "closed"):
             raise Open311Error(400, "status is open or closed")
     begin, until = window(start, end)
-    query = select(Case).where(_listed(), Case.created_at >= begin, Case.created_at <= until)
+    query = select(Case).where(_listed(key_id), Case.created_at >= begin, Case.created_at <= until)
     if service_codes:
         query = query.join(Category, Case.category_id == Category.id).where(
             Category.code.in_(list(service_codes))
@@ -586,8 +685,8 @@ def find_requests(
     return list(session.scalars(query))
 
 
-def request_by_id(session: Session, number: str) -> Case:
-    case = session.scalar(select(Case).where(Case.number == number, _listed()))
+def request_by_id(session: Session, number: str, key_id: int | None = None) -> Case:
+    case = session.scalar(select(Case).where(Case.number == number, _listed(key_id)))
     if case is None:
         raise Open311Error(404, f"service_request_id {number!r} not found")
     return case
@@ -619,8 +718,11 @@ CLIENT_UPDATE = "open311_update"  # a note a client POSTed (the citizen's commen
 CLIENT_STATUSES = ("OPEN", "CLOSED", *sorted(set(UPDATE_STATUSES.values()) - {"OPEN", "CLOSED"}))
 
 
-def update_text(case: Case, event: CaseEvent) -> str:
+def update_text(case: Case, event: CaseEvent, own: bool = False) -> str:
+    """A step as a client reads it; the unit's reply (redacted) only for its own."""
     if event.action == "resolved":
+        if not own:
+            return RESOLVED_NOTE
         return public_text(case, case.reply or event.note.removeprefix("答复: "))
     unit = case.department.name if case.department is not None else ""
     words = STATUS_NOTES.get(event.action, "")
@@ -631,14 +733,17 @@ def update_text(case: Case, event: CaseEvent) -> str:
     return words.format(unit=unit)
 
 
-def updates(session: Session, start: str = "", end: str = "") -> list[dict[str, Any]]:
-    """The steps of listed cases in the window, oldest first, at most 1,000."""
+def updates(
+    session: Session, start: str = "", end: str = "", key_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The steps of the cases the reader may see in the window, oldest first, at most
+    1,000."""
     begin, until = window(start, end)
     rows = session.execute(
         select(CaseEvent, Case)
         .join(Case, CaseEvent.case_id == Case.id)
         .where(
-            _listed(),
+            _listed(key_id),
             CaseEvent.at >= begin,
             CaseEvent.at <= until,
             CaseEvent.action.in_(list(UPDATE_STATUSES)),
@@ -646,14 +751,15 @@ def updates(session: Session, start: str = "", end: str = "") -> list[dict[str, 
         )
         .order_by(CaseEvent.at, CaseEvent.id)
         .limit(MAX_RESULTS)
-    )
+    ).all()
+    own = own_case_ids(session, key_id, [case for _, case in rows])
     return [
         {
             "update_id": str(event.id),
             "service_request_id": case.number,
             "status": UPDATE_STATUSES[event.action],
             "updated_datetime": w3c(event.at),
-            "description": update_text(case, event),
+            "description": update_text(case, event, case.id in own),
             "media_url": "",
         }
         for event, case in rows

@@ -544,7 +544,7 @@ def test_the_default_list_stops_at_1000_requests(app, base: str) -> None:  # typ
                     category=vending,
                     created_at=at,
                     updated_at=at,
-                    channel="phone",
+                    channel="open311",
                     status="received",
                 )
             )
@@ -579,7 +579,7 @@ def test_updates_flow_back_through_status_notes_and_servicerequestupdates(
         assert found["agency_responsible"] == "市公安局交通警察支队"
         resolve(db, case, "traffic", unit, reply)
         db.commit()
-        [found] = requests_of(get(base, f"requests/{number}", fmt), fmt)
+        [found] = requests_of(get(base, f"requests/{number}", fmt, api_key=key), fmt)
         assert found["status"] == "closed"
         assert (
             found["status_notes"]
@@ -587,7 +587,7 @@ def test_updates_flow_back_through_status_notes_and_servicerequestupdates(
         )
         apply_return_visit(db, case, "unsatisfied")
         db.commit()
-    answer = get(base, "servicerequestupdates", fmt)
+    answer = get(base, "servicerequestupdates", fmt, api_key=key)
     assert answer.status_code == 200
     if fmt == "xml":
         root = xml_of(answer)
@@ -835,3 +835,151 @@ def test_a_request_waits_in_the_operators_queue_as_an_open311_task_unless_it_goe
         tasks = {t.case_number: t.channel for t in db.scalars(select(ChannelTask))}
     assert tasks == {queued: "open311"}
     assert direct["service_request_id"] not in tasks
+
+
+# -- privacy: what is listed, and how its text reads (security review) ---------------------
+
+ID_NUMBER = "460100199001011234"
+BANK_CARD = "6222021234567890123"
+PRIVATE_WORDS = f"身份证{ID_NUMBER}，工资卡{BANK_CARD}，住国贸路88号3单元502，电话13900139000"
+
+
+def case_from_another_channel(app, code: str, channel: str = "phone", reply: str = "") -> str:  # type: ignore[no-untyped-def]
+    """A case filed by an operator from a call (or a text, the web form, a patrol),
+    dispatched to its unit, and resolved with ``reply`` when one is given."""
+    from cases.service import _record, dispatch, next_case_number
+
+    with sessions(app)() as db:
+        now = utcnow()
+        category = db.scalar(select(Category).where(Category.code == code))
+        assert category is not None
+        case = Case(
+            number=next_case_number(db, now),
+            caller_phone="+8613900139000",
+            caller_name="王五",
+            channel=channel,
+            category=category,
+            address="龙华区国贸路88号3单元502",
+            description=PRIVATE_WORDS,
+            urgency="normal",
+            status="received",
+            created_at=now,
+            updated_at=now,
+        )
+        db.add(case)
+        _record(case, "op", "create", None, "received", at=now)
+        db.flush()
+        dispatch(db, case, "op")
+        if reply:
+            sign_for(db, case, "traffic", case.department_id)
+            resolve(db, case, "traffic", case.department_id, reply)
+        db.commit()
+        return case.number
+
+
+def numbers_of(answer: requests.Response, fmt: str) -> set[str]:
+    return {r["service_request_id"] for r in requests_of(answer, fmt)}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_only_open311_requests_outside_sensitive_categories_are_listed_to_others(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    phoned = case_from_another_channel(app, "traffic-lights", reply=f"已修复。{PRIVATE_WORDS}")
+    texted = case_from_another_channel(app, "street-lights", channel="sms")
+    wages_phoned = case_from_another_channel(app, "unpaid-wages")
+    posted = new_request(base, key, description=PRIVATE_WORDS)["service_request_id"]
+    wages = new_request(base, key, service_code="unpaid-wages", description="老板拖欠三个月工资")[
+        "service_request_id"
+    ]
+    medical = new_request(base, key, service_code="medical-service", description="医生态度差")[
+        "service_request_id"
+    ]
+    with sessions(app)() as db:
+        _, other = issue_key(db, "another-app", "test")
+        db.commit()
+    hidden = {phoned, texted, wages_phoned}
+    for reader in ({}, {"api_key": other}):
+        assert numbers_of(get(base, "requests", fmt, **reader), fmt) == {posted}
+        everything = ",".join([*hidden, posted, wages, medical])
+        answer = get(base, "requests", fmt, service_request_id=everything, **reader)
+        assert numbers_of(answer, fmt) == {posted}
+        for number in (*hidden, wages, medical):
+            assert get(base, f"requests/{number}", fmt, **reader).status_code == 404
+        steps = get(base, "servicerequestupdates", fmt, **reader)
+        assert steps.status_code == 200
+        assert not any(number in steps.text for number in (*hidden, wages, medical))
+    # The client sees its own sensitive requests, in full status.
+    mine = get(base, "requests", fmt, api_key=key)
+    assert numbers_of(mine, fmt) == {posted, wages, medical}
+    assert numbers_of(get(base, f"requests/{wages}", fmt, api_key=key), fmt) == {wages}
+    # No phone case even for a key.
+    assert phoned not in get(base, "servicerequestupdates", fmt, api_key=key).text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_descriptions_addresses_and_replies_are_redacted_for_every_reader(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    with sessions(app)() as db:
+        lights = db.scalar(select(Category).where(Category.code == "traffic-lights"))
+        assert lights is not None
+        lights.open311_direct = True
+        db.commit()
+    number = new_request(
+        base,
+        key,
+        service_code="traffic-lights",
+        description=f"{PRIVATE_WORDS}，邮箱 wang.wu@example.com",
+        address_string="龙华区国贸路88号3单元502",
+        **{"attribute[fault]": "dark"},
+    )["service_request_id"]
+    reply = f"已修复，回访请联系{PRIVATE_WORDS}"
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        sign_for(db, case, "traffic", case.department_id)
+        resolve(db, case, "traffic", case.department_id, reply)
+        db.commit()
+    secrets = (ID_NUMBER, BANK_CARD, "3单元", "502", "13900139000", "wang.wu", "example.com")
+    for reader in ({}, {"api_key": key}):
+        answers = [
+            get(base, "requests", fmt, **reader),
+            get(base, f"requests/{number}", fmt, **reader),
+            get(base, "servicerequestupdates", fmt, **reader),
+        ]
+        for answer in answers:
+            assert answer.status_code == 200 and number in answer.text
+            for secret in secrets:
+                assert secret not in answer.text, (reader, secret, answer.text)
+        [found] = [r for r in requests_of(answers[0], fmt) if r["service_request_id"] == number]
+        assert found["address"] == "龙华区国贸路88号***"
+        redacted = "身份证***，工资卡***，住国贸路88号***，电话139****9000"
+        assert found["description"].startswith(redacted)
+        if reader:  # the unit's reply goes to the client that made the request
+            assert found["status_notes"].startswith("已修复，回访请联系身份证***")
+        else:
+            assert found["status_notes"] == "已办结 Resolved"
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("身份证460100199001011234", "身份证***"),
+        ("身份证46010019900101123X号", "身份证***号"),
+        ("旧身份证460100900101123", "旧身份证***"),
+        ("卡号 6222 0212 3456 7890 123 谢谢", "卡号 *** 谢谢"),
+        ("国贸路88号3单元502", "国贸路88号***"),
+        ("滨海大道32号5号楼2单元301室门口", "滨海大道32号***门口"),
+        ("海甸岛A座1203", "海甸岛***"),
+        ("和平路12号3-2-502", "和平路12号***"),
+        ("Flat 12, 8 Binhai Road", "***, 8 Binhai Road"),
+        ("邮箱 a.b@example.com", "邮箱 ***"),
+        ("龙华区 滨海大道 32 号", "龙华区 滨海大道 32 号"),
+        ("工单12345-20261201-000001已办结", "工单12345-20261201-000001已办结"),
+    ],
+)
+def test_redact_hides_numbers_that_identify_a_person_and_the_flat(written: str, read: str) -> None:
+    from cases.open311 import redact
+
+    assert redact(written) == read

@@ -250,8 +250,10 @@ def get_requests(fmt: str) -> Response:
             statuses=_list_arg("status"),
             start=request.args.get("start_date", ""),
             end=request.args.get("end_date", ""),
+            key_id=g.open311_key_id,
         )
-        data = [o311.request_view(case) for case in cases]
+        own = o311.own_case_ids(db, g.open311_key_id, cases)
+        data = [o311.request_view(case, case.id in own) for case in cases]
     return answer(fmt, "service_requests", "request", data)
 
 
@@ -259,7 +261,9 @@ def get_requests(fmt: str) -> Response:
 def get_request(service_request_id: str, fmt: str) -> Response:
     g.open311_target = service_request_id
     with _sessions() as db:
-        data = [o311.request_view(o311.request_by_id(db, service_request_id))]
+        case = o311.request_by_id(db, service_request_id, g.open311_key_id)
+        own = o311.own_case_ids(db, g.open311_key_id, [case])
+        data = [o311.request_view(case, case.id in own)]
     return answer(fmt, "service_requests", "request", data)
 
 
@@ -288,7 +292,10 @@ def get_token(token: str, fmt: str) -> Response:
 def request_updates(fmt: str) -> Response:
     with _sessions() as db:
         data = o311.updates(
-            db, request.args.get("start_date", ""), request.args.get("end_date", "")
+            db,
+            request.args.get("start_date", ""),
+            request.args.get("end_date", ""),
+            g.open311_key_id,
         )
     return answer(fmt, "service_request_updates", "request_update", data)
 
