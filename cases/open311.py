@@ -772,7 +772,8 @@ def post_update(
     """A client's update to a request (mySociety's POST servicerequestupdates): the
     citizen's comment goes to the case's trail for the operators and its unit; the
     same update_id again is the same update. The status a client sends is recorded,
-    never applied: the hotline moves its cases itself."""
+    never applied: the hotline moves its cases itself. A key adds only to requests it
+    made."""
     number = form.get("service_request_id", "").strip()
     update_id = form.get("update_id", "").strip()
     status = form.get("status", "").strip().upper()
@@ -789,7 +790,9 @@ def post_update(
     parse_datetime(form["updated_datetime"], "updated_datetime")
     if len(description) > 4000:
         raise Open311Error(400, "description is at most 4000 characters")
-    case = request_by_id(session, number)
+    case = session.scalar(select(Case).where(Case.number == number, _made_by(key.id)))
+    if case is None:  # another client's request, or a case from another channel
+        raise Open311Error(404, f"service_request_id {number!r} not found")
     mark = f"[{key.id}:{update_id}]"
     same = session.scalar(
         select(CaseEvent).where(

@@ -983,3 +983,30 @@ def test_redact_hides_numbers_that_identify_a_person_and_the_flat(written: str, 
     from cases.open311 import redact
 
     assert redact(written) == read
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_key_updates_only_the_requests_it_made(app, base: str, key: str, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    phoned = case_from_another_channel(app, "traffic-lights")
+    with sessions(app)() as db:
+        _, other = issue_key(db, "FMS", "test")
+        db.commit()
+    others = new_request(base, other)["service_request_id"]
+    for number in (phoned, others):
+        answer = requests.post(
+            f"{base}/v2/servicerequestupdates.{fmt}",
+            data={
+                "api_key": key,
+                "service_request_id": number,
+                "update_id": "fms-1",
+                "status": "OPEN",
+                "updated_datetime": "2026-12-01T09:00:00Z",
+                "description": "我来补充一句",
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 404, answer.text
+        assert errors_of(answer, fmt) == [(404, f"service_request_id {number!r} not found")]
+    with sessions(app)() as db:
+        notes = db.scalars(select(Case).where(Case.number.in_([phoned, others]))).all()
+        assert [e for case in notes for e in case.events if e.action == "open311_update"] == []
