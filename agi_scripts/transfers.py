@@ -192,7 +192,8 @@ class AsteriskMover:
     def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
         caller, room = self._channel(call_id), room_for(call_id)
         # After a cancelled consult the operator is in the caller's room, not bridged.
-        operator = self.legs.get(call_id).get("operator") or self._getvar(caller, "BRIDGEPEER")
+        in_room = self.legs.get(call_id).get("operator", "")
+        operator = in_room or self._getvar(caller, "BRIDGEPEER")
         if not operator:
             raise TelephonyError("the caller is not with the operator")
         self._setvar(caller, "HOTLINE_CONSULT_ROOM", room)
@@ -203,6 +204,16 @@ class AsteriskMover:
         dial = self.dial_pattern.format(number=national(number))
         self._setvar(operator, "HOTLINE_CONSULT_DIAL", dial)
         self.legs.save(call_id, operator=operator)
+        if in_room:
+            # The caller stays in their room: moved out and back at once, they could
+            # rejoin it before the operator left it and be let go with them.
+            self._setvar(caller, "HOTLINE_CONSULT_AGAIN", "1")
+            try:
+                self._redirect(operator, "hotline-consult-operator")
+            except TelephonyError:
+                self._setvar(caller, "HOTLINE_CONSULT_AGAIN", "")
+                raise
+            return
         self._redirect(
             caller,
             "hotline-consult-caller",
