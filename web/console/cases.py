@@ -26,6 +26,7 @@ from cases.models import (
 from cases.search import MAX_PAGE, CaseQuery, search_cases
 from web.auth import desk_actor, roles_required
 from web.console.catalogue import catalogue
+from web.console.recordings import playback_audit
 from web.console.routes import OPERATORS, SUPERVISORS, bp, sessions
 from web.context import services
 from web.i18n import TEXT
@@ -159,6 +160,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
         supervises = desk_actor().supervises
         # Recordings: supervisors and admins only (quality work); playing one is audited.
         recordings = recordings_of_case(db, case) if desk_actor().role in PLAYBACK_ROLES else []
+        playbacks = playback_audit(db, recordings)
         return render_template(
             "case_page.html",
             case=case,
@@ -179,6 +181,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             units=catalogue()["units"],
             text_keys=TEXT,
             recordings=recordings,
+            playbacks=playbacks,
         )
 
 

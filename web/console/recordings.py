@@ -5,18 +5,70 @@ recording's audio for supervisors and admins on the case page, every playback au
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import abort, current_app, render_template, request, send_file
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from calls.desk import PLAYBACK_ROLES, DeskError
 from calls.recordings import Recorder, Recorders, TwilioRecorder, live_recording, path_of
+from cases.models import ActionLog, CallRecording, User
 from web.auth import desk_actor, language, roles_required
 from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat, sessions
 from web.context import services
 
 PLAYBACK_AUDIT_S = 1800  # ranges asked within this of an audited playback are its seeking
+
+
+PLAYBACK_AUDIT_LINES = 200  # the newest shown on the case page
+
+
+@dataclass(frozen=True)
+class PlaybackLine:
+    """One audited playback (or download: the same request) of a case's recording, or
+    an attempt refused, for the case page: who by name and role, which, when."""
+
+    at: datetime
+    name: str
+    role: str
+    recording: CallRecording
+    refused: bool
+
+
+def playback_audit(db: Session, recordings: list[CallRecording]) -> list[PlaybackLine]:
+    """Who played which of these recordings when, from the action log (calls.desk
+    audits each playback by the recording's sid, each refusal by its id), oldest first."""
+    by_sid = {r.sid: r for r in recordings}
+    by_id = {str(r.id): r for r in recordings}
+    if not recordings:
+        return []
+    rows = db.execute(
+        select(ActionLog, User.display_name, User.role)
+        .outerjoin(User, User.username == ActionLog.actor)
+        .where(
+            or_(
+                and_(ActionLog.action == "recording-play", ActionLog.target.in_(by_sid)),
+                and_(ActionLog.action == "recording-play-refused", ActionLog.target.in_(by_id)),
+            )
+        )
+        .order_by(ActionLog.at.desc(), ActionLog.id.desc())
+        .limit(PLAYBACK_AUDIT_LINES)
+    ).all()
+    lines = [
+        PlaybackLine(
+            at=entry.at,
+            name=name or entry.actor,
+            role=role or "",
+            recording=by_sid.get(entry.target) or by_id[entry.target],
+            refused=entry.action == "recording-play-refused",
+        )
+        for entry, name, role in rows
+    ]
+    return lines[::-1]
 
 
 def recorders_from_settings(settings: Any, handler: Any) -> Recorders:
