@@ -1010,3 +1010,53 @@ def test_a_key_updates_only_the_requests_it_made(app, base: str, key: str, fmt: 
     with sessions(app)() as db:
         notes = db.scalars(select(Case).where(Case.number.in_([phoned, others]))).all()
         assert [e for case in notes for e in case.events if e.action == "open311_update"] == []
+
+
+CONTROLS = "摊贩\x01\x0b\x1f占道"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_control_characters_are_refused_in_a_post_and_never_break_the_xml(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    for form in ({"description": CONTROLS}, {"address_string": "滨海大道\x0c32号"}):
+        answer = post(
+            base, fmt, api_key=key, service_code="street-vending", lat="20.04", long="110.2", **form
+        )
+        assert answer.status_code == 400, answer.text
+        assert errors_of(answer, fmt) == [(400, "text may not contain control characters")]
+    with sessions(app)() as db:
+        assert db.scalars(select(Open311Request)).all() == []
+    # Tabs and line breaks are text.
+    number = new_request(base, key, fmt, description="第一行\r\n第二行\t完")["service_request_id"]
+    # Text from elsewhere (an operator's edit, the unit's reply in the portal) may hold
+    # them: the XML drops them and still parses; JSON keeps them escaped.
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        case.description = CONTROLS + "\ufffe"
+        case.address = "滨海大道\x0b32号"
+        sign_for_and_resolve(db, case, "已清理\x01\x0b")
+    for path, params in (
+        ("requests", {}),
+        (f"requests/{number}", {"api_key": key}),
+        ("servicerequestupdates", {"api_key": key}),
+    ):
+        answer = get(base, path, "xml", **params)
+        assert answer.status_code == 200 and number in answer.text
+        root = xml_of(answer)  # parses
+        text = ET.tostring(root, encoding="unicode")
+        assert "\x01" not in text and "\x0b" not in text
+    [found] = requests_of(get(base, f"requests/{number}", "xml", api_key=key), "xml")
+    assert found["description"] == "摊贩占道" and found["address"] == "滨海大道32号"
+    assert found["status_notes"] == "已清理"
+    assert get(base, "requests", "json").json()[0]["description"] == CONTROLS + "\ufffe"
+
+
+def sign_for_and_resolve(db, case: Case, reply: str) -> None:  # type: ignore[no-untyped-def]
+    from cases.service import dispatch
+
+    dispatch(db, case, "op", "urban-management")
+    sign_for(db, case, "urban", case.department_id)
+    resolve(db, case, "urban", case.department_id, reply)
+    db.commit()

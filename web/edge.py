@@ -4,7 +4,9 @@ refused with 400 before anything is stored or looked up.
 - NUL bytes (PostgreSQL refuses them in text; a job retrying a stored form with one
   would fail forever) and lone surrogates (not UTF-8) in the path, the query, a form
   or a JSON body;
-- a JSON body that is not an object, not JSON, or nested too deeply to read.
+- a JSON body that is not an object, not JSON, or nested too deeply to read;
+- control characters (C0 but tab and line breaks) in an Open311 POST's form, which
+  the requests' XML could not carry.
 
 Werkzeug never hands a view a lone surrogate from a form or query, but JSON's
 ``"\\ud800"`` does. Twilio's webhooks are checked too: Twilio never sends either, so a
@@ -49,6 +51,17 @@ def text_problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "text must be valid Unicode (no lone surrogates)"
     return None
+
+
+# Control characters (C0, but tab and line breaks) have no place in a request, and an
+# Open311 answer in XML could not carry them.
+_CONTROL = frozenset(chr(c) for c in range(32)) - {"\t", "\n", "\r"}
+
+
+def _check_no_controls(values: Iterable[str]) -> None:
+    for value in values:
+        if not _CONTROL.isdisjoint(value):
+            raise BadInput("bad-text", "text may not contain control characters")
 
 
 def check_text(value: object) -> None:
@@ -100,6 +113,8 @@ def check_request() -> None:
         _check_form_bytes()
         for key, values in request.form.lists():
             _check_strings([key, *values])
+            if request.path.startswith("/open311/") and request.method == "POST":
+                _check_no_controls([key, *values])
     if request.is_json and request.get_data(cache=True):
         if not request.path.startswith("/api/"):
             # Pages take forms; Flask-WTF would read a JSON body as one, any shape.

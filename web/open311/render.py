@@ -4,6 +4,7 @@ lists as a parent of repeated children)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -18,12 +19,17 @@ LIST_ITEMS = {
 }
 
 
+# What XML 1.0 cannot hold (control characters but tab and line breaks, surrogates,
+# U+FFFE and U+FFFF): one in a case's text would make the whole document unreadable.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return NOT_XML.sub("", str(value))
 
 
 def _fill(parent: ET.Element, name: str, value: Any) -> None:
