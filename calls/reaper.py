@@ -23,6 +23,8 @@ from calls import clocks
 from calls.counts import count_clock_timers, count_queue_events
 from calls.figures import record_calls
 from calls.handler import CallHandler, CaseSweep
+from calls.hot_topics import JOB_ID as HOT_TOPICS_JOB
+from calls.hot_topics import scan_every_s as hot_topics_every_s
 from calls.lease import Lease
 from calls.recordings import UPKEEP_EVERY_S
 from calls.reports import UPKEEP_EVERY_S as REPORTS_EVERY_S
@@ -47,6 +49,7 @@ class Reaper:
         self.case_sweep = CaseSweep(handler, self.sessions)
         self.next_sweep = self.next_clock = self.next_reconcile = 0.0
         self.next_recording_upkeep = 0.0
+        self.next_hot_topics = 0.0
         self.next_report_upkeep = 0.0
         self.tasks = TaskQueue(self.queue, load_task_settings())  # online requests
         self.next_task_backstop = 0.0
@@ -110,6 +113,9 @@ class Reaper:
                 "calls.recordings.upkeep", job_id="recordings-upkeep", result_ttl=0
             )
             self.next_recording_upkeep = now + UPKEEP_EVERY_S
+        if now >= self.next_hot_topics:  # hot topics from the cases filed so far
+            self.handler.jobs.enqueue("calls.hot_topics.scan", job_id=HOT_TOPICS_JOB, result_ttl=0)
+            self.next_hot_topics = now + hot_topics_every_s()
         if now >= self.next_report_upkeep:  # the day's, week's and month's reports
             self.handler.jobs.enqueue("calls.reports.upkeep", job_id="reports-upkeep", result_ttl=0)
             self.next_report_upkeep = now + REPORTS_EVERY_S

@@ -448,3 +448,21 @@ def test_a_topic_closes_when_its_key_is_usual_again_though_cases_still_come() ->
             break
     assert closed_at is not None
     assert closed_at - start <= DetectorSettings().quiet_after_s + 3600
+
+
+def test_the_reaper_enqueues_the_hot_topic_scan_once_per_interval(
+    redis_server,  # type: ignore[no-untyped-def]
+    redis,
+    tmp_path,
+) -> None:
+    from calls.hot_topics import JOB_ID
+    from calls.reaper import Reaper
+    from tests.test_console import make_app
+
+    svc = make_app(redis_server, redis, tmp_path).extensions["hotline"]
+    reaper = Reaper(svc.handler)
+    reaper.round()
+    assert JOB_ID in svc.jobs.job_ids
+    svc.jobs.remove(JOB_ID)
+    reaper.round()  # within the minute: not again
+    assert JOB_ID not in svc.jobs.job_ids
