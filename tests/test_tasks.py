@@ -144,6 +144,19 @@ def test_calls_first_a_seat_that_gets_a_call_gives_back_its_task_offer(queue: Ca
     assert offered_to(tasks, "1001") == ["T-1"]
 
 
+def test_calls_go_first_to_free_seats_not_writing_a_reply_but_never_wait(queue: CallQueue) -> None:
+    tasks = tasks_for(queue)
+    queue.seat_login("1002", SKILLS)  # idle longest: calls would go here first
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1002")  # its operator writes a reply
+    queue.seat_login("1001", SKILLS)
+    tasks.tick()
+    first = queue.enqueue("call-1", skill="mandarin")
+    assert [o.seat_id for o in first.offers] == ["1001"]  # the seat not writing a reply
+    second = queue.enqueue("call-2", skill="mandarin")
+    assert [o.seat_id for o in second.offers] == ["1002"]  # no other free seat: at once
+
+
 def test_a_seat_on_a_call_keeps_its_tasks_and_one_logged_out_returns_them(queue: CallQueue) -> None:
     tasks = tasks_for(queue)
     queue.seat_login("1001", SKILLS)
