@@ -1060,3 +1060,29 @@ def sign_for_and_resolve(db, case: Case, reply: str) -> None:  # type: ignore[no
     sign_for(db, case, "urban", case.department_id)
     resolve(db, case, "urban", case.department_id, reply)
     db.commit()
+
+
+@pytest.mark.slow
+def test_api_keys_never_reach_gunicorns_access_log(redis_server, redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`hotline web` as it runs in production: a key sent in a query (GET requests
+    with ?api_key=, a token, a key inside an encoded next=) is logged as ***."""
+    from tests.test_web_command import hotline_web
+
+    secret = "o311_Zk3sEcReT-kEy_4711"
+    var = tmp_path / "var"
+    with hotline_web(redis_server, var, tmp_path) as url:
+        for path in (
+            f"/open311/v2/requests.json?api_key={secret}&status=open",
+            f"/open311/v2/services.xml?jurisdiction_id=haikou&API_KEY={secret}",
+            f"/open311/v2/servicerequestupdates.json?token={secret}",
+            f"/console/cases?access_token={secret}",  # signed out: sent on to /login?next=
+        ):
+            requests.get(url + path, timeout=10)
+    lines = (var / "web.log").read_text().splitlines()
+    requested = [line for line in lines if "/open311/v2/" in line or "/console/cases" in line]
+    assert len(requested) >= 4, lines
+    for line in lines:
+        assert "Zk3sEcReT" not in line, line
+    text = "\n".join(requested)
+    assert "GET /open311/v2/requests.json?api_key=***&status=open HTTP/1.1" in text, text
+    assert "jurisdiction_id=haikou&API_KEY=*** HTTP/1.1" in text, text
