@@ -1086,3 +1086,28 @@ def test_api_keys_never_reach_gunicorns_access_log(redis_server, redis, tmp_path
     text = "\n".join(requested)
     assert "GET /open311/v2/requests.json?api_key=***&status=open HTTP/1.1" in text, text
     assert "jurisdiction_id=haikou&API_KEY=*** HTTP/1.1" in text, text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_body_over_64_kb_answers_413_in_the_spec_shape_and_is_audited(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    large = {
+        "service_code": "street-vending",
+        "address_string": "滨海大道",
+        "description": "摊" * 30000,
+    }
+    for query, form in (({}, {"api_key": key, **large}), ({"api_key": key}, large)):
+        answer = requests.post(f"{base}/v2/requests.{fmt}", params=query, data=form, timeout=10)
+        assert answer.status_code == 413, answer.text
+        assert errors_of(answer, fmt) == [(413, "the request is larger than 64 KB")]
+    with sessions(app)() as db:
+        key_id = db.scalars(select(Open311Key.id)).one()
+        trail = [
+            (a.key_id, a.method, a.path, a.status)
+            for a in db.scalars(select(Open311Audit).order_by(Open311Audit.id))
+        ]
+        assert db.scalars(select(Open311Request)).all() == []
+    path = f"/open311/v2/requests.{fmt}"
+    # The key in an unread body is unknown; one in the query is named.
+    assert trail == [(None, "POST", path, 413), (key_id, "POST", path, 413)]

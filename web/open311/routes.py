@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask_limiter import RateLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cases import open311 as o311
 from cases.models import Case
@@ -33,7 +33,15 @@ def fmt_of_path() -> str:
 
 
 def _given_key() -> str:
-    return (request.values.get("api_key") or "").strip()
+    """The api_key in the query or form; from the query alone when the body is too
+    large to read (reading it again would raise after the 413 was answered)."""
+    if "open311_given_key" not in g:
+        try:
+            given = request.values.get("api_key")
+        except RequestEntityTooLarge:
+            given = request.args.get("api_key")
+        g.open311_given_key = (given or "").strip()
+    return str(g.open311_given_key)
 
 
 def rate_key() -> str:
@@ -75,6 +83,12 @@ def http_error(exc: HTTPException) -> Response:
     return errors(fmt_of_path(), code, exc.description or exc.name)
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Response:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return errors(fmt_of_path(), 413, f"the request is larger than {limit // 1024} KB")
+
+
 @bp.errorhandler(SQLAlchemyError)
 def database_error(exc: SQLAlchemyError) -> Response:
     log.error("open311 %s %s: database error %s", request.method, request.path, type(exc).__name__)
@@ -100,12 +114,13 @@ def check_key_and_jurisdiction() -> None:
 
 @bp.after_request
 def audit_keyed_calls(response: Response) -> Response:
-    """Who used which key for what: every call that named a key, refused or not."""
-    if not _given_key():
+    """Who used which key for what: every call that named a key, refused or not, and
+    every body too large to read (whose key, if it was in the body, is unknown)."""
+    if not _given_key() and response.status_code != 413:
         return response
     try:
         with services().desk.sessions() as db:
-            if "open311_key_id" not in g:  # refused before the key was read (429)
+            if "open311_key_id" not in g:  # refused before the key was read (429, 413)
                 row = o311.key_for(db, _given_key())
                 g.open311_key_id = row.id if row is not None else None
             o311.audit(
