@@ -281,6 +281,27 @@ def operator_left(handler: CallHandler, legs: ConsultLegs, call_id: str, leg: st
     return "completed"
 
 
+UNIT_LEFT = ("cancelled", "none")
+
+
+def unit_left(handler: CallHandler, legs: ConsultLegs, call_id: str) -> str:
+    """The unit's duty phone hung up, was busy or never answered while the operator
+    consulted it: the operator is back with the caller (the telephony's half), and the
+    queue says so, as after 取消 ('cancelled'). Returns 'none' when the call is not
+    being consulted about any more (a desk step moved it on meanwhile)."""
+    record = handler.queue.call(call_id)
+    seat = record.get("seat", "")
+    if record.get("state") != "on_call" or record.get("consult") != "consulting" or not seat:
+        return "none"
+    try:
+        handler.queue.consult(call_id, seat, "cancel")
+    except QueueError as exc:
+        log.info("the unit of %s left, the consult moved on: %s", call_id, exc)
+        return "none"
+    legs.drop(call_id, "unit")
+    return "cancelled"
+
+
 def handed_over(handler: CallHandler, call: str, unit_code: str, step: str, actor: str) -> None:
     """The call is the unit's now: its case is made, and says who was reached."""
     handler.schedule_case(call)

@@ -221,6 +221,12 @@ class TwilioMover:
                 self._hang_up_quietly(unit)
             self.back_in_line(call_id, "twilio")
 
+    def unit_gone(self, call_id: str, legs: dict[str, str]) -> None:
+        """The telephony's half of calls.consult.unit_left (``legs``: as they were): the
+        operator, alone in the consult's conference, joins the caller's, as on cancel."""
+        if legs.get("operator"):
+            self._join(legs["operator"], room_for(call_id), ends_it=True)
+
     def caller_gone(self, call_id: str) -> None:
         """The caller hung up during a consult: the operator's and the unit's legs end
         (the consult room is no conference of the caller's, so it would go on)."""

@@ -352,3 +352,33 @@ def test_the_caller_hanging_up_during_a_consult_ends_its_legs_and_frees_the_seat
     leg_ended(app, OPERATOR_LEG)
     leg_ended(app, UNIT_LEG)
     assert svc.queue.seat("1001")["state"] == "wrap_up" and requests() == []
+
+
+@pytest.mark.parametrize("status", ["no-answer", "busy", "completed"])
+def test_a_unit_that_hangs_up_or_never_answers_brings_the_operator_back(app, status) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    requests()
+    twilio = TwilioSigner(app.test_client())
+    ended = twilio.post(
+        f"/twilio/consult-leg?call={CALL}", {"CallSid": UNIT_LEG, "CallStatus": status}
+    )
+    assert ended.status_code == 204
+    # The queue no longer shows a consult; the call is wang's, with the caller.
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and not record["consult"] and not record["held_at"]
+    [(op_path, joined)] = requests()
+    assert op_path == f"{API}/Calls/{OPERATOR_LEG}.json"
+    room = conference_of(joined["Twiml"])
+    assert room["room"] == ROOM and room["endConferenceOnExit"] == "true"
+    # The console offers a new consult, which starts as the first did.
+    assert consult(wang, csrf, "start", unit="water-affairs").status_code == 200
+    assert svc.queue.call(CALL)["consult"] == "consulting"
+    # The operator hanging up later, with the caller, ends the call as after any other.
+    requests()
+    consult(wang, csrf, "cancel")
+    leg_ended(app, OPERATOR_LEG)
+    assert svc.queue.call(CALL)["outcome"] == "completed"

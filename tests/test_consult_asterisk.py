@@ -292,3 +292,53 @@ def test_the_caller_hanging_up_during_a_consult_ends_the_units_leg_and_frees_the
     assert unit_phone.wait(timeout=60) == 0, unit_phone.output()[-3000:]
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
     ami.close()
+
+
+def test_the_operator_hanging_up_while_consulting_puts_the_caller_back_at_the_front(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    """The operator's phone hangs up (SIPp's BYE 8 s after the answer) while they talk to
+    the unit: the caller, holding alone in their room, leaves it for the queue, ahead of
+    a caller who came later; the unit's leg ends; the seat goes to wrap-up."""
+    with_duty_phone(case_db)
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=8_000)
+    unit_phone = sipp.called(rig.workdir, "duty-phone", port, answer=True, ring_ms=1000, digit=None)
+    rig.sipps.append(unit_phone)
+    rig.citizens("consult-left", ["13800138888"], hangup_after_ms=60_000)
+    call_id = connected_call(rig, "13800138888", "1001")
+    desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT)
+    rig.citizens("later", ["13800138999"], hangup_after_ms=60_000)
+    later = eventually(
+        lambda: next((c for c, r in rig.calls().items() if c != call_id), None),
+        timeout_s=30,
+        what="a second caller waiting",
+    )
+    eventually(
+        lambda: unit_legs_up(rig, ami, call_id) == 1, timeout_s=30, what="the unit answering"
+    )
+
+    eventually(
+        lambda: rig.queue.call(call_id).get("state") in ("waiting", "offered"),
+        timeout_s=30,
+        what="the caller back in line when the operator's phone hung up",
+    )
+    record = rig.queue.call(call_id)
+    assert record["transferred_from"] == "1001" and not record["consult"]
+    assert rig.queue.position(call_id).position < rig.queue.position(str(later)).position
+    eventually(lambda: room_members(ami, call_id) == [], timeout_s=30, what="the room let go")
+    eventually(
+        lambda: application_of(ami, "13800138888") not in ("", "ConfBridge"),
+        timeout_s=30,
+        what="the caller holding for a person",
+    )
+    eventually(lambda: unit_legs_up(rig, ami, call_id) == 0, timeout_s=30, what="unit let go")
+    assert rig.queue.seat("1001")["state"] in ("wrap_up", "available")
+    kinds = [e["type"] for e in rig.events() if e.get("call") == call_id]
+    assert "ABANDON" not in kinds and "TRANSFER" in kinds
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()
+

@@ -353,8 +353,10 @@ def twilio_mover() -> TwilioMover | None:
 def consult_leg() -> tuple[str, int]:
     """A consult's participant call ended (its status callback; ?call= the caller's
     call). The operator's, ended by their own hang-up rather than a desk step, ends
-    their part of the call (calls.consult.operator_left)."""
-    from calls.consult import ConsultLegs, operator_left
+    their part of the call (calls.consult.operator_left); the unit's, hung up, busy or
+    unanswered while the operator consults it, brings the operator back to the caller
+    (calls.consult.unit_left)."""
+    from calls.consult import ConsultLegs, operator_left, unit_left
 
     call, leg = request.args.get("call", ""), field("CallSid", 64)
     if not CALL_SID.match(call) or not CALL_SID.match(leg):
@@ -364,8 +366,16 @@ def consult_leg() -> tuple[str, int]:
     handler = services().handler
     legs = ConsultLegs(handler.redis, handler.queue.keys)
     before = legs.get(call)
-    result = operator_left(handler, legs, call, leg)
     mover = twilio_mover()
+    if leg == before.get("unit"):
+        if unit_left(handler, legs, call) != "none" and mover is not None:
+            log.info("the unit of %s left the consult: the operator is back", call)
+            try:
+                mover.unit_gone(call, before)
+            except TelephonyError as exc:
+                log.error("after the unit of %s left: %s", call, exc)
+        return "", 204
+    result = operator_left(handler, legs, call, leg)
     if result != "none" and mover is not None:
         log.info("the operator of %s hung up during a consult: %s", call, result)
         try:
