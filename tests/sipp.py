@@ -501,6 +501,33 @@ def phone(
     )
 
 
+def custom_citizen(
+    workdir: Path,
+    name: str,
+    asterisk_port: int,
+    number: str,
+    scenario: str,
+    *,
+    local_port: int,
+    dialed: str = "12345",
+) -> SippProcess:
+    """One citizen, ``number``, calling ``dialed`` from the trunk address with a scenario
+    of the test's own (what they say, when they hang up)."""
+    csv = workdir / f"{name}.csv"
+    workdir.mkdir(parents=True, exist_ok=True)
+    csv.write_text(f"SEQUENTIAL\n{number};\n")
+    return _sipp(
+        workdir,
+        name,
+        scenario,
+        [
+            f"127.0.0.1:{asterisk_port}",
+            *("-i", "127.0.0.2", "-p", str(local_port), "-mp", str(media_port())),
+            *("-s", dialed, "-inf", str(csv), "-m", "1", "-aa"),
+        ],
+    )
+
+
 def citizens(
     workdir: Path,
     name: str,

@@ -50,18 +50,9 @@ def talking_citizen(rig: RealRig, number: str, talk_s: int = 60) -> sipp.SippPro
         for _ in range(talk_s // 6)
     )
     scenario = sipp._HEAD.format(name="talker") + invite + speech + sipp._CALLER_BYE + sipp._TAIL
-    csv = rig.workdir / "talker.csv"
-    csv.write_text(f"SEQUENTIAL\n{number};\n")
     port = free_port(socket.SOCK_DGRAM, "127.0.0.2")
-    proc = sipp._sipp(
-        rig.workdir,
-        "talker",
-        scenario,
-        [
-            f"127.0.0.1:{rig.asterisk.sip_port}",
-            *("-i", "127.0.0.2", "-p", str(port), "-mp", str(sipp.media_port())),
-            *("-s", "12345", "-inf", str(csv), "-m", "1", "-aa"),
-        ],
+    proc = sipp.custom_citizen(
+        rig.workdir, "talker", rig.asterisk.sip_port, number, scenario, local_port=port
     )
     rig.sipps.append(proc)
     return proc

@@ -127,18 +127,9 @@ def quiet_citizen(rig: RealRig, number: str, seconds: int = 90) -> sipp.SippProc
         + sipp._AWAIT_BYE.format(timeout_ms=seconds * 1000)
         + sipp._TAIL
     )
-    csv = rig.workdir / "quiet.csv"
-    csv.write_text(f"SEQUENTIAL\n{number};\n")
     port = free_port(socket.SOCK_DGRAM, "127.0.0.2")
-    proc = sipp._sipp(
-        rig.workdir,
-        "quiet",
-        scenario,
-        [
-            f"127.0.0.1:{rig.asterisk.sip_port}",
-            *("-i", "127.0.0.2", "-p", str(port), "-mp", str(sipp.media_port())),
-            *("-s", "12345", "-inf", str(csv), "-m", "1", "-aa"),
-        ],
+    proc = sipp.custom_citizen(
+        rig.workdir, "quiet", rig.asterisk.sip_port, number, scenario, local_port=port
     )
     rig.sipps.append(proc)
     return proc
