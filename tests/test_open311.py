@@ -1111,3 +1111,24 @@ def test_a_body_over_64_kb_answers_413_in_the_spec_shape_and_is_audited(
     path = f"/open311/v2/requests.{fmt}"
     # The key in an unread body is unknown; one in the query is named.
     assert trail == [(None, "POST", path, 413), (key_id, "POST", path, 413)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bad_keys_from_an_address_do_not_lock_out_its_valid_keys(
+    app, base: str, key: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Behind a shared NAT one client guessing keys must not stop the others."""
+    app.config["OPEN311_FAILED_KEY_LIMIT"] = "3 per minute"
+    app.config["OPEN311_RATE_LIMIT"] = "6 per minute"
+    for _ in range(3):
+        assert get(base, "services", fmt, api_key="o311_guess").status_code == 403
+    guessed = get(base, "services", fmt, api_key="o311_guess")
+    assert guessed.status_code == 429 and int(guessed.headers["Retry-After"]) > 0
+    for _ in range(3):  # a valid key, or none, from the same address passes
+        assert get(base, "services", fmt, api_key=key).status_code == 200
+        assert get(base, "services", fmt).status_code == 200
+    assert new_request(base, key, fmt)["service_request_id"]
+    assert get(base, "services", fmt, api_key="o311_other").status_code == 429
+    # A valid key still has its own limit (6 calls a minute).
+    statuses = [get(base, "services", fmt, api_key=key).status_code for _ in range(6)]
+    assert statuses[0] == 200 and statuses[-1] == 429, statuses

@@ -44,6 +44,24 @@ def _given_key() -> str:
     return str(g.open311_given_key)
 
 
+def _valid_key_id() -> int | None:
+    """The live key the request names (looked up once a request), or None."""
+    if "open311_valid_key_id" not in g:
+        given, found = _given_key(), None
+        if given:
+            with services().desk.sessions() as db:
+                row = o311.key_for(db, given)
+                found = row.id if row is not None else None
+        g.open311_valid_key_id = found
+    return g.open311_valid_key_id  # type: ignore[no-any-return]
+
+
+def _without_a_bad_key() -> bool:
+    """The refused-key limit counts and stops only requests naming a key that is not
+    valid: a valid key (or none) from the same address, a shared NAT, still passes."""
+    return not _given_key() or _valid_key_id() is not None
+
+
 def rate_key() -> str:
     """A key by its digest (never the key itself), else the caller's address."""
     given = _given_key()
@@ -63,6 +81,7 @@ limiter.limit(
     _failed_key_limit,
     key_func=client_address,
     scope="open311-failed-key",
+    exempt_when=_without_a_bad_key,
     deduct_when=lambda response: response.status_code == 403,
 )(bp)
 
@@ -102,13 +121,10 @@ def check_key_and_jurisdiction() -> None:
     given = (request.values.get("jurisdiction_id") or "").strip()
     if given and wanted and given != wanted:
         raise o311.Open311Error(404, f"jurisdiction_id {given!r} not found")
-    key = _given_key()
-    if not key:
+    if not _given_key():
         return
-    with services().desk.sessions() as db:
-        row = o311.key_for(db, key)
-        g.open311_key_id = row.id if row is not None else None
-    if row is None:
+    g.open311_key_id = _valid_key_id()
+    if g.open311_key_id is None:
         raise o311.Open311Error(403, "api_key is not valid (unknown or revoked)")
 
 
@@ -121,8 +137,7 @@ def audit_keyed_calls(response: Response) -> Response:
     try:
         with services().desk.sessions() as db:
             if "open311_key_id" not in g:  # refused before the key was read (429, 413)
-                row = o311.key_for(db, _given_key())
-                g.open311_key_id = row.id if row is not None else None
+                g.open311_key_id = _valid_key_id()
             o311.audit(
                 db,
                 g.open311_key_id,
