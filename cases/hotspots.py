@@ -1,7 +1,9 @@
 """The hot-topic detector's core: pure, no I/O, no clock of its own.
 
-Cases come in as ``Signal``s (when, which case, category, street, topic words). Each
-signal counts under its keys: category × street, and each of its words citywide.
+Cases come in as ``Signal``s (when, which case, who filed it, category, street, topic
+words). Each signal counts under its keys: category × street, and each of its words
+citywide. A window's count is of distinct sources (callers), so one person filing the
+same thing again and again is one report, whatever the key.
 ``Detector.scan(now)`` looks at every key that gained a case since the last scan, over
 sliding windows (15 and 60 minutes by default) ending at ``now``, against that key's
 count in the same windows of the past weeks (same weekday, same hour). A count is a
@@ -15,7 +17,9 @@ cases of the key join it while it is open, and a topic whose key has not been
 unusual for ``quiet_after`` closes (a busy key keeps getting cases: they alone do not
 keep it open).
 A word spike whose cases are mostly those of a category × street topic raised already
-is the same event and raises nothing.
+is the same event and raises nothing. A scan raises at most ``max_raised_per_scan``
+topics (the strongest against their baseline) and a topic links at most
+``max_cases_per_topic`` cases, so that a flood of junk costs a bounded amount of work.
 
 Production (cases.topics) rebuilds both from SQL at each scan; bench/topics_bench.py
 keeps them for 30 simulated days. Times are seconds (any epoch)."""
@@ -48,6 +52,9 @@ class DetectorSettings:
     # A word spike is the same event as a topic raised already when this share of its
     # cases is that topic's.
     same_event_share: float = 0.5
+    # A flood's bounds: the strongest spikes of a scan only, and so many cases a topic.
+    max_raised_per_scan: int = 10
+    max_cases_per_topic: int = 500
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,13 @@ class Signal:
     category: str  # a category code; "" when the case has none yet
     street: str  # a street or town name; "" when the address gives none
     words: tuple[str, ...] = ()
+    # Who filed it (a phone number, or the channel and place when there is none); empty:
+    # a source of its own.
+    source: str = ""
+
+    @property
+    def source_key(self) -> str:
+        return self.source or f"#{self.case_id}"
 
 
 def keys_of(signal: Signal) -> list[Key]:
@@ -138,6 +152,7 @@ class Detector:
         self.history_from = history_from
         self._times: dict[Key, list[float]] = {}
         self._cases: dict[Key, list[int]] = {}
+        self._sources: dict[Key, list[str]] = {}
         self._touched: set[Key] = set()
 
     def add(self, signal: Signal) -> None:
@@ -146,13 +161,16 @@ class Detector:
         for key in keys_of(signal):
             times = self._times.setdefault(key, [])
             cases = self._cases.setdefault(key, [])
+            sources = self._sources.setdefault(key, [])
             if not times or times[-1] <= signal.at:
                 times.append(signal.at)
                 cases.append(signal.case_id)
+                sources.append(signal.source_key)
             else:
                 i = bisect_left(times, signal.at)
                 times.insert(i, signal.at)
                 cases.insert(i, signal.case_id)
+                sources.insert(i, signal.source_key)
             self._touched.add(key)
 
     def extend(self, signals: Iterable[Signal]) -> None:
@@ -164,6 +182,13 @@ class Detector:
         if not times:
             return 0
         return bisect_left(times, end) - bisect_left(times, start)
+
+    def callers(self, key: Key, start: float, end: float) -> int:
+        """Distinct sources of the key's signals in [start, end)."""
+        times = self._times.get(key)
+        if not times:
+            return 0
+        return len(set(self._sources[key][bisect_left(times, start) : bisect_left(times, end)]))
 
     def cases_in(self, key: Key, start: float, end: float) -> tuple[int, ...]:
         times = self._times.get(key)
@@ -192,8 +217,13 @@ class Detector:
         best: tuple[float, Spike] | None = None
         for window in s.windows_s:
             end = now + 1e-6  # the case filed at ``now`` counts
-            count = self.count(key, end - window, end)
-            if count < (s.min_word_cases if key.is_word else s.min_cases):
+            least = s.min_word_cases if key.is_word else s.min_cases
+            if self.count(key, end - window, end) < least:
+                continue
+            # One caller filing again and again is one report. The baseline counts
+            # cases: a past week's repeats only make it more cautious.
+            count = self.callers(key, end - window, end)
+            if count < least:
                 continue
             # The same hours on past weeks: the window, and a band either side of it.
             past_total, past_span = 0, 0.0
@@ -224,9 +254,11 @@ class Detector:
             if cut:
                 del times[:cut]
                 del self._cases[key][:cut]
+                del self._sources[key][:cut]
             if not times:
                 del self._times[key]
                 del self._cases[key]
+                del self._sources[key]
 
 
 @dataclass
@@ -263,17 +295,21 @@ class Tracker:
     def apply(self, detector: Detector, spikes: list[Spike], now: float) -> Change:
         raised: list[OpenTopic] = []
         joined: list[tuple[OpenTopic, list[int]]] = []
-        # category × street first: a word spike of the same cases is the same event
-        for spike in sorted(spikes, key=lambda sp: (sp.key.is_word, -sp.count)):
-            topic = self.open.get(spike.key)
-            if topic is None:
-                if spike.key.is_word and self._covered(spike):
-                    continue
-                topic = OpenTopic(
-                    spike.key, now, now, spike.count, spike.expected, set(spike.case_ids)
-                )
-                self.open[spike.key] = topic
-                raised.append(topic)
+        most = self.settings.max_cases_per_topic
+        # category × street first (a word spike of the same cases is the same event),
+        # each the strongest against its baseline first, so that a flood's bound keeps them.
+        new = [sp for sp in spikes if sp.key not in self.open]
+        new.sort(key=lambda sp: (sp.key.is_word, -sp.count / max(sp.expected, 1e-9)))
+        for spike in new:
+            if len(raised) >= self.settings.max_raised_per_scan:
+                break
+            if spike.key.is_word and self._covered(spike):
+                continue
+            topic = OpenTopic(
+                spike.key, now, now, spike.count, spike.expected, set(spike.case_ids[-most:])
+            )
+            self.open[spike.key] = topic
+            raised.append(topic)
         spiking = {spike.key for spike in spikes}
         # Cases of an open topic's key since it last grew join it.
         for topic in self.open.values():
@@ -281,11 +317,12 @@ class Tracker:
                 continue
             if topic.key in spiking or detector.spike_at(topic.key, now) is not None:
                 topic.hot_at = now
+            room = most - len(topic.case_ids)
             fresh = [
                 c
                 for c in detector.cases_in(topic.key, topic.last_at - 3600.0, now + 1e-6)
                 if c not in topic.case_ids
-            ]
+            ][: max(0, room)]
             if fresh:
                 topic.case_ids.update(fresh)
                 topic.last_at = now

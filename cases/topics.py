@@ -15,9 +15,11 @@ resolved, overdue and satisfaction for a period."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import (
     Boolean,
@@ -29,14 +31,16 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    exists,
     func,
     or_,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from cases.duplicates import address_key
 from cases.hotspots import Detector, DetectorSettings, Key, OpenTopic, Signal, Tracker, lead_unit
-from cases.models import Base, Case, Category, Department
+from cases.models import Base, Case, CaseEvent, Category, Department
 
 # -- the tables ------------------------------------------------------------------------
 
@@ -121,12 +125,23 @@ def street_from_text(address: str) -> str:
     return found.group(1) if found else ""
 
 
+STREET_MEMO_S = 600.0  # how long a looked-up street is trusted (the grid table changes)
+STREET_MEMO_MAX = 50_000
+_street_memo: dict[str, str] = {}
+_street_memo_since = [0.0]
+
+
 def default_street_of(db: Session) -> Callable[[str], str]:
     """The street of an address: the grid's address table (cases.grid) when it is
-    there, else the street the address names; remembered for the scan."""
+    there, else the street the address names; remembered across scans for some minutes
+    (each scan reads the same past weeks' addresses again)."""
     from cases.grid import street_of_address
 
-    memo: dict[str, str] = {}
+    clock = time.monotonic()
+    if clock - _street_memo_since[0] > STREET_MEMO_S or len(_street_memo) > STREET_MEMO_MAX:
+        _street_memo.clear()
+        _street_memo_since[0] = clock
+    memo = _street_memo
 
     def street_of(address: str) -> str:
         if address not in memo:
@@ -173,6 +188,12 @@ def topic_words(text: str) -> tuple[str, ...]:
             and w not in TOPIC_STOPWORDS
         )
     )
+
+
+@lru_cache(maxsize=50_000)
+def _cached_topic_words(text: str) -> tuple[str, ...]:
+    """topic_words, remembered: each scan reads the past weeks' same cases again."""
+    return topic_words(text)
 
 
 _CJK_CHAR = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -232,28 +253,61 @@ def current_hot_topics(db: Session, now: datetime) -> list[HotTopic]:
     return topics
 
 
+# Channels where the citizen writes the request (and may choose its category) without an
+# operator: their words count only once an operator has filed the case's form.
+SELF_SERVICE_CHANNELS = ("web", "sms", "open311")
+
+
+def source_of(phone: str, channel: str, address: str) -> str:
+    """Who filed a case, for counting distinct reports: the phone number, else one source
+    per channel and place (requests without a number from one place are one source)."""
+    phone = "".join((phone or "").split())
+    if phone:
+        return "tel:" + phone
+    return f"{channel}|{address_key(address)}"
+
+
 def _signals(
     db: Session, start: datetime, end: datetime, street_of: Callable[[str], str]
-) -> list[tuple[Signal, Case]]:
+) -> list[Signal]:
+    """The cases filed in [start, end) as signals. Merged repeats count (twenty callers
+    merged into one case are twenty reports), but one caller is one source. A case is
+    on a street only once it has a category, and its words count only when an operator
+    has categorised it: raw citizen text alone never makes a word topic."""
+    filed_by_operator = or_(
+        Case.channel.not_in(SELF_SERVICE_CHANNELS),
+        exists().where(CaseEvent.case_id == Case.id, CaseEvent.action == "form"),
+    )
     rows = db.execute(
-        select(Case, Category.code)
+        select(
+            Case.id,
+            Case.created_at,
+            Case.caller_phone,
+            Case.channel,
+            Case.address,
+            Case.description,
+            Category.code,
+            filed_by_operator,
+        )
         .outerjoin(Category, Case.category_id == Category.id)
-        # Merged repeats count: twenty callers merged into one case are twenty reports.
         .where(Case.created_at >= start, Case.created_at < end)
     ).all()
-    return [
-        (
+    signals = []
+    for case_id, created_at, phone, channel, address, description, code, by_operator in rows:
+        categorised = bool(code)
+        signals.append(
             Signal(
-                _aware(case.created_at).timestamp(),
-                case.id,
+                _aware(created_at).timestamp(),
+                case_id,
                 code or "",
-                street_of(case.address) if case.address else "",
-                topic_words(case.description or ""),
-            ),
-            case,
+                street_of(address) if categorised and address else "",
+                _cached_topic_words((description or "")[:500])
+                if categorised and by_operator
+                else (),
+                source_of(phone, channel, address or ""),
+            )
         )
-        for case, code in rows
-    ]
+    return signals
 
 
 def _title(db: Session, key: Key) -> str:
@@ -301,14 +355,14 @@ def scan_hot_topics(
     if history_from > now - timedelta(days=7):
         start = now - widest - timedelta(days=1)
     current = _signals(db, start, now + timedelta(seconds=1), street_of)
-    detector.extend(signal for signal, _ in current)
+    detector.extend(current)
     for week in range(1, settings.weeks + 1):
         back = timedelta(days=7 * week)
         band = timedelta(seconds=settings.band_s)  # the hours either side, as the baseline reads
         past = _signals(db, now - back - widest - band, now - back + band, street_of)
-        detector.extend(signal for signal, _ in past)
+        detector.extend(past)
     recent = now.timestamp() - widest.total_seconds()
-    keys = {key for signal, _ in current if signal.at >= recent for key in _keys(signal)}
+    keys = {key for signal in current if signal.at >= recent for key in _keys(signal)}
 
     open_rows = {
         Key(r.category_code, r.street, r.word): r

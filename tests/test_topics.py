@@ -189,11 +189,14 @@ def filed(  # type: ignore[no-untyped-def]
     category: str,
     address: str,
     description: str = "停水了",
-    phone: str = "+8613800138000",
+    phone: str = "",
+    channel: str = "asterisk",
 ) -> Case:
+    """A case filed at ``at`` (by its own caller unless ``phone`` is given)."""
+    n = next(ids)
     case = create_case_for_call(
         db,
-        CallInfo(f"call-{next(ids)}", phone, "asterisk", "1001"),
+        CallInfo(f"call-{n}", phone or f"+86139{n:08d}", channel, "1001"),
         CaseDraft(description=description, category_code=category, address=address, dispatch=False),
     )
     case.created_at = at
@@ -411,6 +414,88 @@ def test_a_supervisor_opens_a_special_topic_and_adds_and_leaves_out_cases(
     assert lights.number in topic_page and fallen.number not in topic_page
     assert '<dd id="topic-cases">1</dd>' in topic_page
     assert "专题" in client.get("/console/topics").get_data(as_text=True)
+
+
+def _web_request(db, at: datetime, phone: str, text: str, address: str = "") -> Case:  # type: ignore[no-untyped-def]
+    """A citizen's web-form request: their own words, no category (as calls.citizen_requests
+    files it), filed at ``at``."""
+    case = filed(db, at, "", address, description=text, phone=phone, channel="web")
+    case.category_id = None
+    db.flush()
+    return case
+
+
+def test_one_caller_and_raw_citizen_text_raise_no_hot_topic(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Five requests from one phone sharing a made-up word, or one phone's eight street
+    reports, are one report; words that no operator has categorised raise nothing;
+    five callers whose requests operators categorised do raise the word."""
+    from cases.service import apply_form, parse_form
+
+    now = datetime.now(UTC)
+    with sessions() as db:
+        filed(db, now - timedelta(days=40), "street-lights", "")  # a month of history
+        for i in range(5):  # one phone, the same words
+            _web_request(db, now - timedelta(minutes=10 - i), "+8613911112222", "市长辞职fakenews")
+        for i in range(8):  # one phone, eight street reports (categorised by an operator)
+            filed(
+                db,
+                now - timedelta(minutes=9 - i),
+                "water-outage",
+                f"金贸街道玉沙路{i}号",
+                phone="+8613911113333",
+            )
+        for i in range(8):  # no phone, from one place on the web: one source as well
+            case = filed(
+                db,
+                now - timedelta(minutes=9 - i),
+                "street-lights",
+                "金贸街道玉沙路1号",
+                phone="",
+                channel="web",
+            )
+            case.caller_phone = ""
+        db.commit()
+        assert scan_hot_topics(db, now, street_of=lambda a: "金贸街道" if a else "")["raised"] == 0
+        # Five callers, but their raw words only: still nothing.
+        requests = [
+            _web_request(db, now - timedelta(minutes=5 - i), f"+86137{i:08d}", "椰林谣言传播")
+            for i in range(5)
+        ]
+        db.commit()
+        later = now + timedelta(minutes=1)
+        assert scan_hot_topics(db, later, street_of=lambda a: "")["raised"] == 0
+        # Operators read them and file a category each (one of many): a real word topic.
+        for case, code in zip(
+            requests,
+            ("bus-service", "street-lights", "gas-leak", "traffic-lights", "fallen-trees"),
+            strict=True,
+        ):
+            apply_form(db, case, parse_form(db, {"category_code": code}), "wang")
+        db.commit()
+        later = now + timedelta(minutes=2)
+        assert scan_hot_topics(db, later, street_of=lambda a: "")["raised"] >= 1
+        titles = [t.title for t in current_hot_topics(db, later + timedelta(seconds=1))]
+        assert "热词 “椰林”" in titles or any("椰林" in t for t in titles), titles
+        assert not any(w in t for t in titles for w in ("市长", "辞职", "fakenews"))
+
+
+def test_a_scan_raises_only_the_strongest_spikes_and_links_a_bounded_number_of_cases() -> None:
+    """A flood of spikes at one scan raises the strongest few; a topic's links stop at
+    the bound however many cases join."""
+    settings = DetectorSettings(max_raised_per_scan=3, max_cases_per_topic=20)
+    start = MONDAY + 2 * WEEK_S + 9 * 3600
+    detector = Detector(settings, history_from=MONDAY)
+    streets = [f"街道{i}" for i in range(12)]
+    for n, street in enumerate(streets):  # street i: 5 + i reports
+        for k in range(5 + n):
+            detector.add(Signal(start + k * 20, next(ids), "water-outage", street))
+    tracker = Tracker(settings)
+    change = tracker.apply(detector, detector.scan(start + 600), start + 600)
+    assert sorted(t.key.street for t in change.raised) == ["街道10", "街道11", "街道9"]
+    for k in range(40):
+        detector.add(Signal(start + 620 + k, next(ids), "water-outage", "街道11"))
+    tracker.apply(detector, detector.scan(start + 700), start + 700)
+    assert len(tracker.open[Key("water-outage", "街道11")].case_ids) == 20
 
 
 def test_the_scan_reads_the_hours_beside_the_window_on_past_weeks(sessions) -> None:  # type: ignore[no-untyped-def]
