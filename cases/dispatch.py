@@ -404,6 +404,13 @@ def merge(session: Session, duplicate: Case, target: Case, actor: str) -> Case:
             f"工单 {duplicate.number} 已办结，不能并单",
             f"Case {duplicate.number} is finished already",
         )
+    if duplicate.urgency == "urgent" and duplicate.dispatched_at is None:
+        # Merged, it would close unseen by any unit: an urgent matter is dispatched first.
+        raise CaseRefused(
+            "merge-urgent",
+            f"工单 {duplicate.number} 是紧急事项，尚未派单，不能并单",
+            f"Case {duplicate.number} is urgent and not dispatched yet: it cannot be merged",
+        )
     now = utcnow()
     old = duplicate.status
     duplicate.status, duplicate.closed_at, duplicate.updated_at = "closed", now, now

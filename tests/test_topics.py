@@ -36,6 +36,7 @@ from cases.topics import (
     special_topic_figures,
     topic_words,
 )
+from tests.test_tasks import app  # noqa: F401  (the fixture)
 
 MONDAY = 1_700_000_000.0 - (1_700_000_000.0 % WEEK_S)  # any week's start will do
 ids = itertools.count(1)
@@ -551,3 +552,83 @@ def test_the_reaper_enqueues_the_hot_topic_scan_once_per_interval(
     svc.jobs.remove(JOB_ID)
     reaper.round()  # within the minute: not again
     assert JOB_ID not in svc.jobs.job_ids
+
+
+# -- 并单 checked again on the server ----------------------------------------------------
+
+
+def test_a_crafted_merge_into_another_matter_or_of_an_urgent_one_is_refused_and_files_nothing(
+    app,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    """The suggestion is checked again on the server: a gas leak is never merged away
+    undispatched, another place or category is refused, and the form stays as typed;
+    the same matter at the same place is merged."""
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        target = create_case_for_call(
+            db,
+            CallInfo("other", "+8613800138031", "asterisk", "1002"),
+            CaseDraft(
+                description="路灯不亮",
+                category_code="street-lights",
+                address="秀英区长流镇长滨路5号",
+            ),
+        )
+        db.commit()
+        into = target.number
+    client, headers = signed_in(app, "wang")
+    client.post("/console/seat/login", data={"seat": "1001", "skills": "mandarin"}, headers=headers)
+    queue = app.extensions["hotline"].queue
+    queue.enqueue("c1", caller="+8613900000001")
+    queue.answer("c1", "1001")
+
+    def merge(**form: str):  # type: ignore[no-untyped-def]
+        return client.post(
+            "/console/calls/c1/merge-into", headers=headers, data={"into": into, **form}
+        )
+
+    gas = merge(
+        description="我家楼下燃气泄漏，很危险",
+        category_code="gas-leak",
+        address="美兰区白龙南路1号",
+    )
+    page = gas.get_data(as_text=True)
+    assert gas.status_code == 409 and "紧急" in page and "我家楼下燃气泄漏" in page
+    elsewhere = merge(
+        description="路灯不亮", category_code="street-lights", address="美兰区白龙南路1号"
+    )
+    assert elsewhere.status_code == 409 and "不是同一事项" in elsewhere.get_data(as_text=True)
+    other = merge(
+        description="垃圾没人收",
+        category_code="garbage-collection",
+        address="秀英区长流镇长滨路5号",
+    )
+    assert other.status_code == 409 and "类别不同" in other.get_data(as_text=True)
+    with desk.sessions() as db:
+        assert db.scalars(select(Case.number)).all() == [into]  # nothing filed, nothing merged
+    same = merge(
+        description="路灯坏了", category_code="street-lights", address="长流镇长滨路5号附近"
+    )
+    assert same.status_code == 200
+    with desk.sessions() as db:
+        own = db.scalar(select(Case).where(Case.number != into))
+        assert own is not None and own.merged_into_id == db.scalar(
+            select(Case.id).where(Case.number == into)
+        )
+
+
+def test_an_urgent_case_not_yet_dispatched_is_never_merged_away(sessions) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import CaseRefused, merge
+    from cases.service import dispatch
+
+    now = datetime.now(UTC)
+    with sessions() as db:
+        target = filed(db, now, "gas-leak", "海府路10号")
+        dispatch(db, target, "1001")
+        repeat = filed(db, now, "gas-leak", "海府路10号")
+        assert repeat.urgency == "urgent"
+        with pytest.raises(CaseRefused) as refused:
+            merge(db, repeat, target, "1001")
+        assert refused.value.code == "merge-urgent" and repeat.status == "received"
