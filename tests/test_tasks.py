@@ -167,10 +167,23 @@ def test_a_seat_on_a_call_keeps_its_tasks_and_one_logged_out_returns_them(queue:
     tasks.tick()
     assert tasks.task("T-1")["state"] == "held"
     queue.complete("call-1")
-    queue.seat_logout("1001")
-    counts, _ = tasks.tick()
-    assert counts["returned"] == 1
-    assert tasks.task("T-1")["state"] == "waiting" and tasks.seat_tasks("1001") == []
+    queue.seat_logout("1001")  # returned by the logout itself, before any sweep
+    assert tasks.task("T-1")["state"] == "waiting" and tasks.task("T-1")["owner"] == ""
+    assert tasks.seat_tasks("1001") == []
+    assert tasks.tick()[0]["returned"] == 0
+
+
+def test_a_task_is_only_its_recorded_owners(queue: CallQueue) -> None:
+    tasks = tasks_for(queue)
+    queue.seat_login("1001", SKILLS, owner="wang")
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1001")
+    # The seat now says another operator (a logout that never reached this queue).
+    queue.redis.hset(queue.keys.seat("1001"), "owner", "zhao")
+    for action in (tasks.respond, tasks.done, tasks.release):
+        with pytest.raises(QueueError) as refused:
+            action("T-1", "1001")
+        assert refused.value.code == "not-your-task"
 
 
 def test_an_unanswered_task_is_handed_on_when_its_operator_is_taken_by_a_call(
@@ -418,3 +431,24 @@ def test_the_wallboard_shows_tasks_waiting_overdue_and_the_first_response_rate(a
     page = client.get("/console/wallboard").get_data(as_text=True)
     assert re.search(r'id="tasks-waiting">2<', page)
     assert re.search(r'id="fig-task-rate">—<', page)  # nothing answered or due yet
+
+
+def test_the_next_operator_on_a_seat_never_gets_the_last_ones_tasks(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.desk import Actor, DeskError
+
+    desk = app.extensions["hotline"].desk
+    wang, zhao = Actor("wang", "operator"), Actor("zhao", "operator")
+    with desk.sessions() as db:
+        number = web_case(db, "我家门锁坏了")
+    desk.login_seat(wang, "1001", SKILLS)
+    desk.tasks.submit(number, "web")
+    desk.tasks.take(wang, "1001", number)
+    desk.logout_seat(wang, "1001")  # no sweep in between
+    task = desk.tasks.queue.task(number)
+    assert (task["state"], task["seat"], task["owner"]) == ("waiting", "", "")
+    desk.login_seat(zhao, "1001", SKILLS)
+    shown = desk.tasks.for_seat(zhao, "1001")
+    assert all(t["state"] == "offered" for t in shown)  # a fresh offer at most, not held
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.reply(zhao, "1001", number, "zhao replies to wang's task")
+    assert refused.value.code in ("task-not-held", "not-your-task")

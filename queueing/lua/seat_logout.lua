@@ -22,5 +22,22 @@ if state == 'on_call' then
   result = 'forced'
 end
 redis.call('HSET', P_SEAT .. seat, 'logout_by', by)
+-- Its tasks (online requests) go back to the line in the same transition, so that the
+-- next operator on this seat never finds the last one's. Their keys share the queue's
+-- prefix (queueing/keys.py: tasks:*, task:, seat-tasks:), read off the events key.
+local TQ = string.sub(K_EVENTS, 1, #K_EVENTS - #'events')
+for _, task in ipairs(redis.call('SMEMBERS', TQ .. 'seat-tasks:' .. seat)) do
+  local tkey = TQ .. 'task:' .. task
+  local entered = redis.call('HGET', tkey, 'entered')
+  if entered then
+    redis.call('ZREM', TQ .. 'tasks:offers', task)
+    redis.call('HSET', tkey, 'state', 'waiting', 'seat', '', 'owner', '')
+    redis.call('ZADD', TQ .. 'tasks:waiting', entered, task)
+    emit('TASK_RETURNED', 'task', task, 'seat', seat, 'reason', 'seat offline')
+  end
+end
+redis.call('DEL', TQ .. 'seat-tasks:' .. seat)
+redis.call('HDEL', TQ .. 'tasks:offered-to', seat)
+redis.call('SREM', TQ .. 'tasks:seats', seat)
 logout(seat, result == 'forced' and 'forced logout' or 'logout')
 return try_match(1, {'ok', result})

@@ -111,11 +111,14 @@ local function offer_tasks(limit, out)
 end
 
 -- The task as the seat's: {state, ...} or nil with an error reply.
+-- Its recorded owner too: the next operator on the same seat never works the last one's.
 local function task_of_seat(task, seat, wanted)
-  local state, holder = unpack(redis.call('HMGET', P_TASK .. task, 'state', 'seat'))
+  local state, holder, owner = unpack(redis.call('HMGET', P_TASK .. task, 'state', 'seat', 'owner'))
   if not state then return nil, {'err', 'no-such-task'} end
   if state == 'done' then return nil, {'err', 'task-done'} end
-  if holder ~= seat then return nil, {'err', 'not-your-task'} end
+  if holder ~= seat or (owner or '') ~= seat_owner(seat) then
+    return nil, {'err', 'not-your-task'}
+  end
   if wanted and state ~= wanted then return nil, {'err', 'task-not-' .. wanted} end
   return state, nil
 end
