@@ -150,6 +150,12 @@ class TaskDesk:
                 )
         return out
 
+    def handed_on(self, actor: Actor, seat: str) -> str:
+        """The request last handed on from the seat because its reply was due (its
+        operator away or busy), for the console to say so; '' for none."""
+        self._seat(actor, seat)
+        return self.queue.handed_on(seat)
+
     def take(self, actor: Actor, seat: str, number: str) -> None:
         self._seat(actor, seat)
         self._queue_call("take", number, seat)

@@ -135,6 +135,12 @@ class TaskQueue:
         values = self._run("task_respond", check_id("task", task_id), check_id("seat", seat_id))
         return values[1] == "first", int(values[2])
 
+    def handed_on(self, seat_id: str) -> str:
+        """The last task handed on from the seat because its reply was due, for the
+        seat's console to say so until its operator takes another or logs out."""
+        task = self.redis.hget(self.keys.seat(check_id("seat", seat_id)), "task_handed_on")
+        return _text(task) if task else ""
+
     def done(self, task_id: str, seat_id: str) -> tuple[str, tuple[TaskOffer, ...]]:
         return self._offers("task_done", check_id("task", task_id), check_id("seat", seat_id))
 

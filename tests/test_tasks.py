@@ -173,6 +173,28 @@ def test_a_seat_on_a_call_keeps_its_tasks_and_one_logged_out_returns_them(queue:
     assert tasks.tick()[0]["returned"] == 0
 
 
+def test_a_free_seat_whose_operator_walked_away_hands_on_its_unanswered_task(
+    queue: CallQueue,
+) -> None:
+    tasks = tasks_for(queue, first_response_s=2.0)  # handed on after half of it
+    queue.seat_login("1001", SKILLS)
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1001")  # then nothing: the seat stays free, nobody replies
+    queue.seat_login("1002", SKILLS)
+    assert tasks.queue.seat("1001")["state"] == "available"
+
+    def handed_on() -> bool:
+        queue.tick()
+        tasks.tick()
+        return tasks.task("T-1").get("seat") == "1002"
+
+    wait_until(handed_on, 5, "handed on to the other free seat")
+    assert tasks.seat_tasks("1001") == [] and tasks.overdue() == []
+    assert tasks.handed_on("1001") == "T-1"  # its console is told
+    with pytest.raises(QueueError):
+        tasks.respond("T-1", "1001")
+
+
 def test_a_task_is_only_its_recorded_owners(queue: CallQueue) -> None:
     tasks = tasks_for(queue)
     queue.seat_login("1001", SKILLS, owner="wang")
@@ -452,3 +474,27 @@ def test_the_next_operator_on_a_seat_never_gets_the_last_ones_tasks(app) -> None
     with pytest.raises(DeskError) as refused:
         desk.tasks.reply(zhao, "1001", number, "zhao replies to wang's task")
     assert refused.value.code in ("task-not-held", "not-your-task")
+
+
+def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    tasks = desk.tasks.queue
+    with desk.sessions() as db:
+        number = web_case(db, "楼道灯坏了一个月")
+    client, headers = signed_in(app, "wang")
+    client.post(
+        "/console/seat/login", data={"seat": "1001", "skills": ["online"]}, headers=headers
+    )
+    desk.tasks.submit(number, "web")
+    client.post(f"/console/tasks/{number}/take", headers=headers)
+    assert 'id="task-handed-on"' not in client.get("/console/tasks").get_data(as_text=True)
+    # Its operator walked away: its reply is due in under half the time.
+    tasks.redis.hset(tasks.keys.task(number), "due", int(time.time() * 1000) + 1000)
+    tasks.tick()
+    assert tasks.task(number)["state"] in ("waiting", "offered")
+    listing = client.get("/console/tasks").get_data(as_text=True)
+    assert 'id="task-handed-on"' in listing and number in listing

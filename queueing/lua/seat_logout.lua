@@ -39,5 +39,6 @@ end
 redis.call('DEL', TQ .. 'seat-tasks:' .. seat)
 redis.call('HDEL', TQ .. 'tasks:offered-to', seat)
 redis.call('SREM', TQ .. 'tasks:seats', seat)
+redis.call('HDEL', P_SEAT .. seat, 'task_handed_on')
 logout(seat, result == 'forced' and 'forced logout' or 'logout')
 return try_match(1, {'ok', result})

@@ -25,8 +25,9 @@ local TASK_CAPACITY = tonumber(ARGV[6])
 local TASK_OFFER_MS = tonumber(ARGV[7])
 local FIRST_RESPONSE_MS = tonumber(ARGV[8])
 local TASK_DONE_TTL_S = 86400
--- A held task not yet answered, half its time gone, whose operator is taken by a call
--- (or paused) is handed on to a free seat, so that the citizen is still answered in time.
+-- A held task not yet answered, half its time gone, is handed on to a free seat, whatever
+-- its seat's state (on a call, paused, or free with its operator away), so that the
+-- citizen is still answered in time.
 local HAND_ON_MS = FIRST_RESPONSE_MS / 2
 
 -- Back to the line with its entry time (the oldest is offered first): from an offer
@@ -45,6 +46,14 @@ local function task_requeue(task, reason)
   redis.call('HSET', tkey, 'state', 'waiting', 'seat', '', 'owner', '')
   redis.call('ZADD', K_T_WAITING, entered, task)
   emit('TASK_RETURNED', 'task', task, 'seat', seat or '', 'reason', reason)
+end
+
+-- A held task whose reply is due handed on: the next offer avoids its seat while another
+-- is free, and the seat's console is told (the seat's 'task_handed_on').
+local function task_hand_on(task, seat)
+  task_requeue(task, 'reply due')
+  redis.call('HSET', P_TASK .. task, 'handed_from', seat)
+  redis.call('HSET', P_SEAT .. seat, 'task_handed_on', task)
 end
 
 local function offer_task(task, seat)
@@ -92,16 +101,18 @@ local function offer_tasks(limit, out)
   for _ = 1, limit do
     local task = redis.call('ZRANGE', K_T_WAITING, 0, 0)[1]
     if not task then break end
-    local seat
+    local avoid = redis.call('HGET', P_TASK .. task, 'handed_from')
+    local seat, fallback
     while i <= #seats and not seat do
       local s = seats[i]
       i = i + 1
       if redis.call('HEXISTS', K_T_OFFERED_TO, s) == 0
           and redis.call('SCARD', P_SEAT_TASKS .. s) < TASK_CAPACITY
           and unanswered_held(s) == 0 then
-        seat = s
+        if s == avoid then fallback = s else seat = s end
       end
     end
+    seat = seat or fallback  -- the seat it was handed on from, only if no other is free
     if not seat then break end
     offer_task(task, seat)
     out[#out + 1] = task

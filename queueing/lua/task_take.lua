@@ -6,6 +6,7 @@ if err then return err end
 if state == 'held' then return {'ok', 'duplicate'} end
 redis.call('ZREM', K_T_OFFERS, task)
 redis.call('HDEL', K_T_OFFERED_TO, seat)
+redis.call('HDEL', P_SEAT .. seat, 'task_handed_on')  -- its console's notice is read
 redis.call('HSET', P_TASK .. task, 'state', 'held', 'taken_at', NOW, 'owner', seat_owner(seat))
 emit('TASK_TAKEN', 'task', task, 'seat', seat)
 to_back_of_call_line(seat)

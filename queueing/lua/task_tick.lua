@@ -1,7 +1,8 @@
 -- task_tick: the reaper's sweep of the tasks, after the calls' own (calls first).
 -- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
--- the line; the tasks of a seat gone offline too, and the unanswered ones of a seat
--- taken by a call once half their time is gone (HAND_ON_MS); tasks past their
+-- the line; the tasks of a seat gone offline too, and the unanswered ones held once half
+-- their time is gone (HAND_ON_MS), whatever the seat's state: on a call, paused, or free
+-- with its operator away (a seat left 'available' would keep them forever); tasks past their
 -- first-response time are marked overdue (once). A free seat whose operator is writing
 -- a first reply stays at the back of the calls' line. Then the waiting tasks are offered.
 -- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
@@ -26,20 +27,20 @@ for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
       counts[2] = counts[2] + 1
     end
     redis.call('SREM', K_T_SEATS, seat)
-  elseif state == 'available' then
-    -- Its operator is replying to a request: calls go to the other free seats first.
-    if redis.call('HEXISTS', K_T_OFFERED_TO, seat) == 1 or unanswered_held(seat) > 0 then
-      to_back_of_call_line(seat)
-    end
   else
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
       local tstate, responded, due = unpack(redis.call(
         'HMGET', P_TASK .. task, 'state', 'responded_at', 'due'))
       if tstate == 'held' and (not responded or responded == '')
           and tonumber(due) - NOW <= HAND_ON_MS then
-        task_requeue(task, 'reply due, seat busy')
+        task_hand_on(task, seat)
         counts[2] = counts[2] + 1
       end
+    end
+    -- Its operator is replying to a request: calls go to the other free seats first.
+    if state == 'available' and (redis.call('HEXISTS', K_T_OFFERED_TO, seat) == 1
+        or unanswered_held(seat) > 0) then
+      to_back_of_call_line(seat)
     end
   end
 end

@@ -53,7 +53,8 @@ def _refused(number: str, exc: DeskError) -> Any:
 def task_list() -> Any:
     seat = my_seat()
     tasks = _tasks(seat) if seat else []
-    return render_template("_task_list.html", tasks=tasks, seat=seat)
+    handed_on = services().desk.tasks.handed_on(desk_actor(), seat) if seat else ""
+    return render_template("_task_list.html", tasks=tasks, seat=seat, handed_on=handed_on)
 
 
 @bp.get("/tasks/<number>")
