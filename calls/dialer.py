@@ -629,14 +629,17 @@ def plan_work(session: Session, dialer: Dialer, now: datetime, min_wait_s: float
         wanted[f"visit:{case.id}"] = ("return_visit", case.caller_phone, due, {"case_id": case.id})
         resolved_cases[case.id] = (case.caller_phone, due)
     # 并单: the callers whose requests were merged into a resolved case are asked too,
-    # about their own case (its number is the one they know), once per number.
+    # about their own case (its number is the one they know), once per number: a number
+    # that answered for one of its merged cases is not asked again for another.
     ids, asked = sorted(resolved_cases), {phone for phone, _ in resolved_cases.values()}
     for n in range(0, len(ids), 500):
-        for merged in session.scalars(
-            select(Case).where(
-                Case.merged_into_id.in_(ids[n : n + 500]), Case.satisfaction.is_(None)
-            )
-        ):
+        merged_cases = session.scalars(
+            select(Case).where(Case.merged_into_id.in_(ids[n : n + 500])).order_by(Case.id)
+        ).all()
+        asked.update(m.caller_phone for m in merged_cases if m.satisfaction is not None)
+        for merged in merged_cases:
+            if merged.satisfaction is not None:
+                continue
             _, due = resolved_cases[merged.merged_into_id or 0]
             if merged.caller_phone and merged.caller_phone not in asked:
                 asked.add(merged.caller_phone)

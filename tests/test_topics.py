@@ -632,3 +632,62 @@ def test_an_urgent_case_not_yet_dispatched_is_never_merged_away(sessions) -> Non
         with pytest.raises(CaseRefused) as refused:
             merge(db, repeat, target, "1001")
         assert refused.value.code == "merge-urgent" and repeat.status == "received"
+
+
+def test_one_phone_with_two_merged_cases_is_visited_once_even_after_its_answer(
+    db_url: str,
+    redis,  # type: ignore[no-untyped-def]
+) -> None:
+    """Two of one caller's requests merged into one case: one return visit for that
+    phone, not a second once the first is answered (the hourly full pass reads all)."""
+    from zoneinfo import ZoneInfo
+
+    from calls.dialer import Dialer, plan_work
+    from calls.dialing import DialerSettings
+    from cases.db import engine_for, session_factory
+    from cases.dispatch import merge, resolve, sign_for
+    from cases.service import dispatch
+    from queueing.keys import QueueKeys
+    from tests.test_dialer import Clock, Telephony
+
+    keys = QueueKeys("topicsdial2")
+    for key in redis.scan_iter(match="hotline:{q:topicsdial2}*"):
+        redis.delete(key)
+    sessions = session_factory(engine_for(db_url))
+    clock = Clock(datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    telephony = Telephony()
+    settings = DialerSettings(max_concurrent=5, calls_per_s=1000)
+    dialer = Dialer(redis, keys, sessions, telephony, settings, now=clock)
+    now = datetime.now(UTC)
+    with sessions() as db:
+        first = filed(db, now, "street-lights", "海府路10号", phone="+8613800138001")
+        repeats = [
+            filed(db, now, "street-lights", "海府路10号", phone="+8613800138009") for _ in range(2)
+        ]
+        dispatch(db, first, "1001")
+        for repeat in repeats:
+            merge(db, repeat, first, "1001")
+        sign_for(db, first, "urban", first.department_id)
+        resolve(db, first, "urban", first.department_id, "已修复")
+        db.commit()
+        repeat_ids = {r.id for r in repeats}
+
+    def visited() -> list[str]:
+        with sessions() as db:
+            return [
+                i.phone
+                for i in db.scalars(select(OutboundItem).where(OutboundItem.kind == "return_visit"))
+            ]
+
+    with sessions() as db:
+        plan_work(db, dialer, now)
+    assert sorted(visited()) == ["+8613800138001", "+8613800138009"]
+    clock.at = (now + timedelta(days=3)).astimezone(clock.at.tzinfo).replace(hour=10)
+    assert dialer.run_once() == 2
+    calls = {phone: call for call, phone, _ in telephony.placed}
+    dialer.finished(calls["+8613800138009"], "satisfied")
+    with sessions() as db:
+        answered = db.scalars(select(Case.satisfaction).where(Case.id.in_(repeat_ids))).all()
+        assert sorted(map(str, answered)) == ["None", "satisfied"]
+        plan_work(db, dialer, now + timedelta(hours=2))  # the full pass
+    assert sorted(visited()) == ["+8613800138001", "+8613800138009"]
