@@ -48,6 +48,10 @@ TASK_MESSAGES: dict[str, tuple[str, str]] = {
         f"答复最多 {REPLY_MAX_CHARS} 字",
         f"A reply is at most {REPLY_MAX_CHARS} characters",
     ),
+    "reply-not-saved": (
+        "答复未能保存，请稍后重新发送",
+        "The reply was not saved; send it again shortly",
+    ),
     "reply-first": (
         "请先答复群众，再办结该诉求",
         "Reply to the citizen before completing the request",
@@ -139,6 +143,7 @@ class TaskDesk:
                         "status": case.status,
                         "waited_s": max(0, (now_ms - int(task.get("entered") or now_ms)) // 1000),
                         "responded": bool(task.get("responded_at")),
+                        "unsaved_reply": task.get("unsaved_reply", ""),
                         "due_in_s": (due_ms - now_ms) // 1000,
                         "overdue": not task.get("responded_at") and due_ms < now_ms,
                         "trail": [
@@ -186,8 +191,14 @@ class TaskDesk:
 
     def reply(self, actor: Actor, seat: str, number: str, text: str) -> bool:
         """The operator's reply to the citizen, on the case's trail; on a case the
-        hotline answers itself (not dispatched) it is the case's reply. The first one is
-        the task's first response. Returns whether it was the first."""
+        hotline answers itself (not dispatched) it is the case's reply. The first one
+        is the task's first response. Returns whether it was the first.
+
+        Redis first: its script checks that the task is still this seat's and marks the
+        response in one step, so a task handed on meanwhile is refused with nothing
+        written. SQL then keeps the reply; should that fail, the response is undone in
+        Redis and the text kept on the task (``unsaved_reply``) for the operator to send
+        again: no reply is counted that the case does not have, and none is lost."""
         self._seat(actor, seat)
         text = text.strip()
         if not text:
@@ -195,32 +206,48 @@ class TaskDesk:
         if len(text) > REPLY_MAX_CHARS:
             raise self._error("reply-too-long", 422)
         self._held(seat, number)
+        with self.desk.sessions() as db:
+            if db.scalar(select(Case.id).where(Case.number == number)) is None:
+                raise self._error("no-such-case", 404)
+        first, response_ms = self._queue_call("respond", number, seat)
+        try:
+            self._keep_reply(actor, number, text)
+        except Exception:
+            log.exception("reply on task %s not saved; kept for the operator", number)
+            try:
+                if first:
+                    self.queue.unrespond(number, seat, response_ms)
+                self.queue.redis.hset(self.queue.keys.task(number), "unsaved_reply", text)
+            except RedisError:
+                log.exception("task %s: the unsaved reply's response could not be undone", number)
+            raise self._error("reply-not-saved", 503) from None
+        try:
+            self.queue.redis.hdel(self.queue.keys.task(number), "unsaved_reply")
+        except RedisError:
+            log.warning("task %s: a kept reply, now saved, stays on the task", number)
+        return bool(first)
+
+    def _keep_reply(self, actor: Actor, number: str, text: str) -> None:
         now = utcnow()
         with self.desk.sessions() as db:
-            case = db.scalar(select(Case).where(Case.number == number))
-            if case is None:
-                raise self._error("no-such-case", 404)
-            case.events.append(
-                CaseEvent(
-                    at=now,
-                    actor=actor.username,
-                    action="reply",
-                    from_status=case.status,
-                    to_status=case.status,
-                    note=text,
-                )
+            case = db.scalars(select(Case).where(Case.number == number)).one()
+            event = CaseEvent(
+                at=now,
+                actor=actor.username,
+                action="reply",
+                from_status=case.status,
+                to_status=case.status,
+                note=text,
             )
+            case.events.append(event)
             if case.dispatched_at is None:
                 case.reply = text
             case.updated_at = now
             row = db.scalar(select(ChannelTask).where(ChannelTask.case_number == number))
-            first = row is not None and row.first_response_at is None
-            if row is not None and first:
+            if row is not None and row.first_response_at is None:
                 row.first_response_at, row.first_response_by = now, actor.username
                 row.first_response_s = round((now - _aware(row.submitted_at)).total_seconds(), 1)
             db.commit()
-        self._queue_call("respond", number, seat)
-        return first
 
     def file(self, actor: Actor, seat: str, number: str, form: dict[str, Any]) -> Case:
         """Category, unit, and dispatch or 直接办结: the same form and rules as a call's

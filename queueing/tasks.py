@@ -32,6 +32,7 @@ TASK_SCRIPT_NAMES = (
     "task_respond",
     "task_done",
     "task_tick",
+    "task_unrespond",
 )
 
 
@@ -134,6 +135,14 @@ class TaskQueue:
         """The operator replied: (first response?, ms from entry to the first response)."""
         values = self._run("task_respond", check_id("task", task_id), check_id("seat", seat_id))
         return values[1] == "first", int(values[2])
+
+    def unrespond(self, task_id: str, seat_id: str, response_ms: int) -> bool:
+        """Undo the first response ``respond`` made (its ``response_ms``), when the reply
+        was not kept; False if it no longer is that response."""
+        values = self._run(
+            "task_unrespond", check_id("task", task_id), check_id("seat", seat_id), response_ms
+        )
+        return values[1] == "undone"
 
     def handed_on(self, seat_id: str) -> str:
         """The last task handed on from the seat because its reply was due, for the

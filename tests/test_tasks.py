@@ -476,6 +476,79 @@ def test_the_next_operator_on_a_seat_never_gets_the_last_ones_tasks(app) -> None
     assert refused.value.code in ("task-not-held", "not-your-task")
 
 
+def test_a_reply_refused_because_the_task_was_handed_on_is_not_saved(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.desk import Actor, DeskError
+    from cases.channel_tasks import ChannelTask
+    from cases.models import Case
+
+    desk = app.extensions["hotline"].desk
+    tasks = desk.tasks.queue
+    wang, zhao = Actor("wang", "operator"), Actor("zhao", "operator")
+    with desk.sessions() as db:
+        number = web_case(db)
+    desk.login_seat(wang, "1001", SKILLS)
+    desk.tasks.submit(number, "web")
+    desk.tasks.take(wang, "1001", number)
+    checked = desk.tasks._held
+
+    def checked_then_handed_on(seat: str, task: str) -> None:
+        checked(seat, task)
+        # Meanwhile the sweep hands the task on and another seat takes it.
+        desk.login_seat(zhao, "1002", SKILLS)
+        tasks.release(task, "1001", "reply due")
+        tasks.tick()
+        tasks.take(task, "1002")
+
+    desk.tasks._held = checked_then_handed_on  # type: ignore[method-assign]
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.reply(wang, "1001", number, "wang's reply")
+    desk.tasks._held = checked  # type: ignore[method-assign]
+    assert refused.value.code == "not-your-task"
+    with desk.sessions() as db:
+        row = db.query(ChannelTask).one()
+        case = db.query(Case).one()
+        assert row.first_response_at is None and row.first_response_by is None
+        assert case.reply == "" and not [e for e in case.events if e.action == "reply"]
+    assert not tasks.task(number).get("responded_at") and tasks.task(number)["seat"] == "1002"
+
+
+def test_a_reply_sql_did_not_keep_is_undone_in_redis_and_kept_to_send_again(app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from calls.desk import Actor, DeskError
+    from cases.channel_tasks import ChannelTask
+
+    desk = app.extensions["hotline"].desk
+    tasks = desk.tasks.queue
+    wang = Actor("wang", "operator")
+    with desk.sessions() as db:
+        number = web_case(db)
+        # The database refuses the trail's write (as a full disk or a lost primary would).
+        db.execute(text(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON case_event "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ))
+        db.commit()
+    desk.login_seat(wang, "1001", SKILLS)
+    desk.tasks.submit(number, "web")
+    desk.tasks.take(wang, "1001", number)
+    with pytest.raises(DeskError) as refused:
+        desk.tasks.reply(wang, "1001", number, "路灯已报修")
+    assert refused.value.code == "reply-not-saved"
+    task = tasks.task(number)
+    assert not task.get("responded_at") and task["unsaved_reply"] == "路灯已报修"
+    assert tasks.redis.zscore(tasks.keys.tasks_unanswered, number) is not None
+    [shown] = desk.tasks.for_seat(wang, "1001")
+    assert shown["unsaved_reply"] == "路灯已报修" and not shown["responded"]
+    with desk.sessions() as db:
+        db.execute(text("DROP TRIGGER refuse_events"))
+        db.commit()
+    assert desk.tasks.reply(wang, "1001", number, "路灯已报修")  # the first response now
+    assert "unsaved_reply" not in tasks.task(number)
+    with desk.sessions() as db:
+        assert db.query(ChannelTask).one().first_response_by == "wang"
+
+
 def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  # type: ignore[no-untyped-def]
     import time
 

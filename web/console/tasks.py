@@ -45,7 +45,9 @@ def _detail(number: str, status: int = 200, **extra: Any) -> Any:
 def _refused(number: str, exc: DeskError) -> Any:
     # The console swaps 409 and 422 answers only: a refusal is read inline.
     status = exc.status if exc.status in (409, 422) else 409
-    return _detail(number, status, refused=exc.words(language()))
+    # A reply refused keeps its text in the form, to send again.
+    kept = {"reply": request.form.get("reply", "")}
+    return _detail(number, status, refused=exc.words(language()), values=kept)
 
 
 @bp.get("/tasks")
