@@ -330,7 +330,14 @@ def put_back_lost(
             pipe.hmget(tasks.keys.task(row.case_number), "state", "done_at")
         for row, (state, done_at) in zip(rows, pipe.execute(), strict=True):
             if state is None:
-                tasks.submit(row.case_number, row.channel, _ms(row.submitted_at))
+                answered = row.first_response_at
+                tasks.submit(
+                    row.case_number,
+                    row.channel,
+                    _ms(row.submitted_at),
+                    None if answered is None else _ms(answered),
+                    row.first_response_by or "",
+                )
                 log.warning("task %s was not in Redis; queued again", row.case_number)
                 requeued += 1
             elif state == b"done":

@@ -106,10 +106,16 @@ class TaskQueue:
     # -- transitions --------------------------------------------------------------------
 
     def submit(
-        self, task_id: str, channel: str, entered_ms: int | None = None
+        self,
+        task_id: str,
+        channel: str,
+        entered_ms: int | None = None,
+        responded_ms: int | None = None,
+        responded_by: str = "",
     ) -> tuple[str, tuple[TaskOffer, ...]]:
         """Queue a request (``queued``); again is ``duplicate``, after completion ``done``.
-        ``entered_ms`` keeps the time of a request put back from SQL."""
+        ``entered_ms`` and ``responded_ms`` (its first response, by ``responded_by``)
+        keep the times of a request put back from SQL."""
         if channel not in TASK_CHANNELS:
             raise QueueError("bad-argument", f"channel must be one of {TASK_CHANNELS}")
         return self._offers(
@@ -117,6 +123,8 @@ class TaskQueue:
             check_id("task", task_id),
             channel,
             "" if entered_ms is None else entered_ms,
+            "" if responded_ms is None else responded_ms,
+            responded_by,
         )
 
     def take(self, task_id: str, seat_id: str) -> tuple[str, tuple[TaskOffer, ...]]:

@@ -549,6 +549,39 @@ def test_a_reply_sql_did_not_keep_is_undone_in_redis_and_kept_to_send_again(app)
         assert db.query(ChannelTask).one().first_response_by == "wang"
 
 
+def test_a_task_redis_lost_after_its_reply_comes_back_answered(app, redis) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from calls.desk import Actor
+    from calls.tasks import put_back_lost
+    from cases.channel_tasks import ChannelTask
+
+    desk = app.extensions["hotline"].desk
+    tasks = desk.tasks.queue
+    wang = Actor("wang", "operator")
+    with desk.sessions() as db:
+        number = web_case(db)
+    desk.login_seat(wang, "1001", SKILLS)
+    desk.tasks.submit(number, "web")
+    desk.tasks.take(wang, "1001", number)
+    assert desk.tasks.reply(wang, "1001", number, "answered in time")
+    with desk.sessions() as db:  # filed 4 minutes ago, answered in time
+        row = db.query(ChannelTask).one()
+        row.submitted_at -= timedelta(minutes=4)
+        row.first_response_at -= timedelta(minutes=3)
+        db.commit()
+    redis.flushall()  # Redis restarted without its AOF
+    assert put_back_lost(tasks, desk.sessions) == {"requeued": 1, "finished": 0}
+    tasks.tick()
+    task = tasks.task(number)
+    assert tasks.overdue() == [] and task["responded_at"] and task["responded_by"] == "wang"
+    assert 50_000 <= int(task["response_ms"]) <= 70_000
+    desk.login_seat(wang, "1001", SKILLS)
+    tasks.tick()
+    desk.tasks.take(wang, "1001", number)
+    desk.tasks.complete(wang, "1001", number)  # no second reply demanded
+
+
 def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  # type: ignore[no-untyped-def]
     import time
 
