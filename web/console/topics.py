@@ -13,10 +13,13 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from calls.desk import DeskError
 from calls.topic_desk import REFUSALS
 from cases.duplicates import suggest_duplicates
+from cases.models import Case
+from cases.search import text_condition
 from cases.service import InvalidForm, utcnow
 from cases.topics import (
     SpecialTopic,
@@ -27,7 +30,7 @@ from cases.topics import (
     topic_cases,
 )
 from web.auth import desk_actor, language, roles_required
-from web.console.catalogue import catalogue, category_code_for
+from web.console.catalogue import catalogue, category_code_for, name_of
 from web.console.routes import (
     OPERATORS,
     SUPERVISORS,
@@ -38,6 +41,7 @@ from web.console.routes import (
     sessions,
 )
 from web.context import services
+from web.i18n import translate
 
 
 def _grid_id(db: Any, address: str) -> int | None:
@@ -108,13 +112,45 @@ def _day(text: str | None) -> date | None:
     return day if 2000 <= day.year <= 2100 else None
 
 
+def _category_groups() -> list[tuple[str, list[dict[str, Any]]]]:
+    """The categories to choose from, grouped by their handling unit in the catalogue's
+    unit order (city departments, then districts); categories without a unit last."""
+    by_unit: dict[str, list[dict[str, Any]]] = {}
+    for category in catalogue()["categories"]:
+        by_unit.setdefault(category["department"], []).append(category)
+    groups = [
+        (u["name"], by_unit.pop(u["name"])) for u in catalogue()["units"] if u["name"] in by_unit
+    ]
+    leftover = [c for unit in by_unit.values() for c in unit]
+    if leftover:
+        groups.append((translate("st_no_unit", language()), leftover))
+    return groups
+
+
+def _chosen_category_codes() -> list[str]:
+    """The ticked categories (and, for older clients, the free-text list of codes), as
+    codes: a name the catalogue knows becomes its code; anything else is passed on for
+    the desk to refuse by name."""
+    chosen = [v[:64] for v in request.form.getlist("category")[:200]]
+    chosen += rule_list(request.form.get("categories", "")[:1000])
+    codes = [category_code_for(value) for value in chosen if value.strip()]
+    return list(dict.fromkeys(codes))
+
+
 def _topics_page(error: str | None = None, opened: str | None = None, status: int = 200) -> Any:
     with sessions()() as db:
         topics = db.scalars(select(SpecialTopic).order_by(SpecialTopic.id.desc())).all()
         rows = [(topic, figures_of(db, topic)) for topic in topics]
         hot = current_hot_topics(db, utcnow())
     return render_template(
-        "special_topics.html", rows=rows, hot=hot, error=error, opened=opened, values=request.form
+        "special_topics.html",
+        rows=rows,
+        hot=hot,
+        error=error,
+        opened=opened,
+        values=request.form,
+        category_groups=_category_groups(),
+        chosen=set(_chosen_category_codes()) if request.method == "POST" else set(),
     ), status
 
 
@@ -132,7 +168,7 @@ def open_special() -> Any:
         topic = services().desk.topics.open_special(
             desk_actor(),
             f.get("name", "")[:128],
-            categories=f.get("categories", "")[:1000],
+            categories=" ".join(_chosen_category_codes()),
             words=f.get("words", "")[:1000],
             streets=f.get("streets", "")[:1000],
             starts_on=_day(f.get("starts_on")),
@@ -163,7 +199,7 @@ def special_topic(topic_id: int, error: str | None = None) -> Any:
             _ = case.category, case.department
         figures = figures_of(db, topic)
     rules = {
-        "categories": rule_list(topic.categories),
+        "categories": [name_of("category_code", code) for code in rule_list(topic.categories)],
         "words": rule_list(topic.words),
         "streets": rule_list(topic.streets),
     }
@@ -178,11 +214,43 @@ def special_topic(topic_id: int, error: str | None = None) -> Any:
     ), (422 if error else 200)
 
 
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def _case_number_typed(db: Session, typed: str) -> str | list[str]:
+    """The whole case number for what the supervisor typed, read as case search reads
+    it (the whole number, without dashes, or its last digits). Phone numbers that case
+    search also matches are no case numbers here. Several cases: their numbers, to ask
+    for more digits; none: the text as typed, for the desk to refuse."""
+    condition = text_condition(typed, services().handler.phones)
+    if condition is None:
+        return typed
+    digits = _digits(typed)
+    found = [
+        number
+        for number in db.scalars(
+            select(Case.number).where(condition).order_by(Case.id.desc()).limit(50)
+        )
+        if number == typed.strip() or (digits and _digits(number).endswith(digits))
+    ]
+    if len(found) == 1:
+        return found[0]
+    return found or typed
+
+
 @bp.post("/topics/<int:topic_id>/cases")
 @roles_required(*SUPERVISORS)
 def add_to_special(topic_id: int) -> Any:
+    typed = request.form.get("number", "")[:32].strip()
+    with sessions()() as db:
+        number = _case_number_typed(db, typed)
+    if isinstance(number, list):
+        shown = "、".join(number[:5]) + ("…" if len(number) > 5 else "")
+        error = translate("st_several_cases", language(), typed=typed, numbers=shown)
+        return special_topic(topic_id, error=error)
     try:
-        services().desk.topics.add_case(desk_actor(), topic_id, request.form.get("number", "")[:32])
+        services().desk.topics.add_case(desk_actor(), topic_id, number)
     except REFUSALS as exc:
         return special_topic(topic_id, error=exc.zh if language() == "zh" else exc.en)
     return redirect(url_for("console.special_topic", topic_id=topic_id))
