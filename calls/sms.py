@@ -192,6 +192,16 @@ def visit_text(number: str, raised: datetime) -> str:
     )
 
 
+def task_reply_text(number: str, reply: str, lookup_url: str) -> str:
+    shown = reply.strip()
+    if len(shown) > REPLY_CHARS:
+        shown = shown[:REPLY_CHARS] + "……"
+    return (
+        f"{SIGNATURE}您反映的问题（工单号 {number}）答复如下：{shown} "
+        f"查询办理进度请访问 {lookup_url} 。回复“退订”不再接收短信。"
+    )
+
+
 def code_text(code: str) -> str:
     return f"{SIGNATURE}您的验证码是 {code}，10分钟内有效。如非本人操作，请忽略本短信。"
 
@@ -244,6 +254,41 @@ if sent == 1 then
 end
 return sent
 """
+
+
+# The channels whose requests the operator answers by text at once (TaskDesk.reply).
+TEXTED_REPLY_CHANNELS = frozenset({"sms", "web"})
+
+
+def queue_task_reply(
+    session: Session, settings: SmsSettings, case: Case, reply: str, reply_id: int
+) -> SmsMessage | None:
+    """The operator's reply to a request that came by text or the web form, added to
+    ``session`` (the caller commits it with the reply) for the outbox to send at once;
+    ``reply_id`` (the reply's trail event) names it once. None when SMS is not
+    configured, the request came otherwise, or the number is not texted: outside the
+    allowed regions or opted out. The outbox checks both again when it sends, and counts
+    the text against the hourly cap as the case's other texts."""
+    phone = case.caller_phone or ""
+    if not settings.configured or case.channel not in TEXTED_REPLY_CHANNELS:
+        return None
+    if not settings.textable(phone) or opted_out(session, phone):
+        log.info("task reply on %s not texted to %s", case.number, mask_phone(phone))
+        return None
+    now = datetime.now(UTC)
+    message = SmsMessage(
+        source=f"task-reply:{case.id}:{reply_id}",
+        direction="out",
+        purpose="task_reply",
+        phone=phone,
+        body=task_reply_text(case.number, reply, settings.lookup_url),
+        case_id=case.id,
+        status="pending",
+        created_at=now,
+        next_at=now,
+    )
+    session.add(message)
+    return message
 
 
 class SmsBudget:

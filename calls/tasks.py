@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks
+from calls.sms import SmsSettings, queue_task_reply
 from cases.channel_tasks import ChannelTask
 from cases.models import Case, CaseEvent
 from cases.service import apply_form, parse_form, utcnow
@@ -70,6 +71,7 @@ class TaskDesk:
 
         self.desk = desk
         self.queue = TaskQueue(desk.queue, load_task_settings())
+        self.sms = SmsSettings.from_env()
         for code, words in TASK_MESSAGES.items():
             MESSAGES.setdefault(code, words)
 
@@ -191,8 +193,9 @@ class TaskDesk:
 
     def reply(self, actor: Actor, seat: str, number: str, text: str) -> bool:
         """The operator's reply to the citizen, on the case's trail; on a case the
-        hotline answers itself (not dispatched) it is the case's reply. The first one
-        is the task's first response. Returns whether it was the first.
+        hotline answers itself (not dispatched) it is the case's reply; to a request
+        that came by text or the web form it is texted at once (calls.sms). The first
+        one is the task's first response. Returns whether it was the first.
 
         Redis first: its script checks that the task is still this seat's and marks the
         response in one step, so a task handed on meanwhile is refused with nothing
@@ -247,6 +250,8 @@ class TaskDesk:
             if row is not None and row.first_response_at is None:
                 row.first_response_at, row.first_response_by = now, actor.username
                 row.first_response_s = round((now - _aware(row.submitted_at)).total_seconds(), 1)
+            db.flush()  # the event's id names its text
+            queue_task_reply(db, self.sms, case, text, event.id)
             db.commit()
 
     def file(self, actor: Actor, seat: str, number: str, form: dict[str, Any]) -> Case:

@@ -582,6 +582,40 @@ def test_a_task_redis_lost_after_its_reply_comes_back_answered(app, redis) -> No
     desk.tasks.complete(wang, "1001", number)  # no second reply demanded
 
 
+def test_a_reply_to_a_text_or_web_request_is_texted_at_once(app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from calls.desk import Actor
+    from calls.sms import SmsSettings
+    from cases.models import Case, add_opt_out
+    from cases.sms import SmsMessage
+
+    desk = app.extensions["hotline"].desk
+    desk.tasks.sms = SmsSettings(provider="twilio", public_base_url="https://12345.example")
+    wang = Actor("wang", "operator")
+    desk.login_seat(wang, "1001", SKILLS)
+    with desk.sessions() as db:
+        by_text = web_case(db, "噪音扰民", channel="sms")
+        by_open311 = web_case(db, "井盖缺失", channel="open311")
+        opted = web_case(db, "垃圾未清运", channel="web")
+    with desk.sessions() as db:
+        case = db.scalars(select(Case).where(Case.number == opted)).one()
+        case.caller_phone = "+8613900139001"
+        add_opt_out(db, "+8613900139001", "sms")
+        db.commit()
+    for number, channel in ((by_text, "sms"), (by_open311, "open311"), (opted, "web")):
+        desk.tasks.submit(number, channel)
+        desk.tasks.queue.tick()
+        desk.tasks.take(wang, "1001", number)
+        desk.tasks.reply(wang, "1001", number, "已通知城管部门今日处理。")
+        desk.tasks.complete(wang, "1001", number)
+    with desk.sessions() as db:
+        [text] = db.scalars(select(SmsMessage)).all()
+        assert (text.purpose, text.status) == ("task_reply", "pending")
+        assert text.phone == "+8613900139000"
+        assert by_text in text.body and "已通知城管部门今日处理。" in text.body
+
+
 def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  # type: ignore[no-untyped-def]
     import time
 
