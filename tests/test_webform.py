@@ -77,7 +77,8 @@ def test_an_address_files_at_most_five_forms_an_hour(plain_app) -> None:  # type
     for _ in range(5):
         assert post_form(client, FORM).status_code == 200
     refused = post_form(client, FORM)
-    assert refused.status_code == 429 and "12345" in refused.get_data(as_text=True)
+    assert refused.status_code == 429
+    assert "请 1 小时后再试，或直接拨打 12345" in refused.get_data(as_text=True)
     assert len(cases_of(plain_app)) == 5
 
 
@@ -235,3 +236,92 @@ def test_a_pending_form_missing_its_phone_is_expired_and_what_was_typed_kept(  #
     assert "验证码已过期" in answer.get_data(as_text=True)
     assert FORM["what"] in answer.get_data(as_text=True)
     assert not redis.exists(prefix + "report:" + token)
+
+
+def test_a_photo_past_the_body_limit_shows_the_form_again_with_what_was_typed(plain_app) -> None:  # type: ignore[no-untyped-def]
+    """A browser that could not make the photo smaller: no bare English 413 page, the
+    form again in Chinese with the three boxes as typed."""
+    client = plain_app.test_client()
+    huge = b"\xff\xd8\xff\xe0" + b"\x00" * (5 * 1024 * 1024)
+    page = post_form(client, {**FORM, "photo": (io.BytesIO(huge), "big.jpg", "image/jpeg")})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 413 and 'lang="zh-CN"' in html
+    assert "照片太大，请换一张较小的照片，或不附照片提交" in html
+    assert FORM["what"] in html and FORM["where"] in html and FORM["phone"] in html
+    assert cases_of(plain_app) == []
+    assert post_form(client, FORM).status_code == 200  # sent again without the photo
+
+
+def code_of_last_text() -> str:
+    return re.search(r"验证码是 (\d{6})", MessagesApi.sent[-1]["Body"]).group(1)  # type: ignore[union-attr]
+
+
+def test_a_citizen_who_left_the_code_page_finds_the_pending_form_again(sms_app) -> None:  # type: ignore[no-untyped-def]
+    client = sms_app.test_client()
+    assert post_form(client, FORM).status_code == 200
+    back = client.get("/report").get_data(as_text=True)
+    assert "您有一份待确认的诉求" in back and "138****8000" in back
+    token = re.search(r'name="token" value="([^"]+)"', back).group(1)  # type: ignore[union-attr]
+    fresh = client.get("/report?new=1").get_data(as_text=True)
+    assert "您有一份待确认的诉求" not in fresh and 'id="report-what"' in fresh
+    done = client.post(
+        "/report/confirm",
+        data={"token": token, "code": code_of_last_text(), "csrf_token": csrf_of(back)},
+    )
+    assert done.status_code == 200 and "已收到您的反映" in done.get_data(as_text=True)
+    (case,) = cases_of(sms_app)
+    assert case.description == FORM["what"]
+    after = client.get("/report").get_data(as_text=True)  # filed: nothing pending now
+    assert "您有一份待确认的诉求" not in after and 'id="report-what"' in after
+
+
+class RefusingMessagesApi(MessagesApi):
+    """Twilio refusing a number it cannot text (400, code 21211), as it does for good."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        self.rfile.read(length)
+        body = b'{"code": 21211, "message": "Invalid \'To\' Phone Number", "status": 400}'
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def refusing_app(redis: Redis, redis_server, tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+    from tests.twilio_peer import http_peer
+
+    redis.flushdb()
+    with http_peer(RefusingMessagesApi) as api:
+        yield app_on_twilio(
+            redis,
+            redis_server.url,
+            tmp_path,
+            api,
+            monkeypatch,
+            ACCOUNT,
+            (),
+            HOTLINE_SMS_PROVIDER="twilio",
+            HOTLINE_SMS_FROM="+8689812345",
+        )
+
+
+def test_a_number_the_carrier_refuses_is_asked_to_be_checked(refusing_app) -> None:  # type: ignore[no-untyped-def]
+    page = post_form(refusing_app.test_client(), {**FORM, "phone": "139 0000 0404"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400 and "请检查手机号是否填对" in html
+    assert "稍后再试" not in html  # trying later would never work
+    assert FORM["what"] in html and "139 0000 0404" in html
+    assert cases_of(refusing_app) == []
+
+
+def test_the_done_pages_lookup_link_fills_in_the_case_number(plain_app) -> None:  # type: ignore[no-untyped-def]
+    client = plain_app.test_client()
+    done = post_form(client, FORM).get_data(as_text=True)
+    (case,) = cases_of(plain_app)
+    link = re.search(r'id="report-lookup" href="([^"]+)"', done).group(1)  # type: ignore[union-attr]
+    lookup = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    assert re.search(rf'name="number"[^>]*value="{case.number}"', lookup)
+    assert re.search(r'name="phone"[^>]*value=""', lookup)  # the phone is still asked for

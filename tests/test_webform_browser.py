@@ -177,3 +177,81 @@ def test_a_citizen_files_a_request_from_a_phone_with_a_texted_code(form_site, tm
         (kept,) = db.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id))
         assert kept.content_type == "image/png"
         assert (form_site["tmp"] / "photos" / kept.file_name).read_bytes() == tiny_png()
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG of random pixels, side x side: over 3 MB from 1100 px, as a phone's photo."""
+    raw = b"".join(b"\x00" + os.urandom(side * 3) for _ in range(side))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+ZOOMED = {"width": 260, "height": 563}  # a 390 x 844 phone at 150% zoom
+
+
+def file_and_confirm(page, site: str, photo: Path | None = None) -> str:  # type: ignore[no-untyped-def]
+    """The form filled and sent, the texted code typed: the case number shown."""
+    page.goto(site + "/report")
+    page.fill("#report-what", "小区停水两天了，老人在家没水喝")
+    page.fill("#report-phone", "138 0013 8000")
+    if photo is not None:
+        page.set_input_files("#report-photo", str(photo))
+    page.click("main button.primary")  # waits while a photo is made smaller
+    expect(page.locator("h1")).to_have_text("输入短信验证码")
+    code = re.search(r"验证码是 (\d{6})", MessagesApi.sent[-1]["Body"]).group(1)  # type: ignore[union-attr]
+    page.fill("#report-code", code)
+    page.click("main button.primary")
+    expect(page.locator("h1")).to_have_text("已收到您的反映")
+    return page.locator("#report-number").inner_text().replace("\n", "").strip()  # type: ignore[no-any-return]
+
+
+def test_a_photo_over_3_mb_is_made_smaller_in_the_browser_and_sent(form_site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import Case
+    from cases.photos import CasePhoto
+
+    photo = tmp_path / "big.png"
+    photo.write_bytes(noise_png(1400))
+    assert photo.stat().st_size > 5 * 1024 * 1024
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        number = file_and_confirm(context.new_page(), form_site["url"], photo)
+        browser.close()
+    with form_site["sessions"]() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        assert case is not None
+        (kept,) = db.scalars(select(CasePhoto).where(CasePhoto.case_id == case.id))
+        assert kept.content_type == "image/jpeg" and kept.size_bytes <= 3 * 1024 * 1024
+
+
+def test_at_150_percent_zoom_the_done_page_never_scrolls_sideways(form_site) -> None:  # type: ignore[no-untyped-def]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=ZOOMED, device_scale_factor=3, is_mobile=True, has_touch=True
+        )
+        page = context.new_page()
+        number = file_and_confirm(page, form_site["url"])
+        assert re.fullmatch(r"12345-\d{8}-\d{6}", number)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= ZOOMED["width"], f"the done page is {width} px wide at 150% zoom"
+        box = page.eval_on_selector("#report-number", "e => [e.scrollWidth, e.clientWidth]")
+        assert box[0] <= box[1], f"the case number runs out of its box: {box}"
+        screenshot(page, "webform-zoomed-done")
+        page.click("#report-lookup")  # the lookup page has the number, asks for the phone
+        expect(page.locator("input[name=number]")).to_have_value(number)
+        expect(page.locator("input[name=phone]")).to_have_value("")
+        screenshot(page, "webform-zoomed-lookup")
+        browser.close()

@@ -1178,7 +1178,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Only photos can be sent (JPG, PNG or WEBP)",
     ),
     "report_slow": (
-        "提交次数过多，请 {wait} 后再试，或直接拨打12345",
+        "提交次数过多，请 {wait}后再试，或直接拨打 12345",
         "Too many tries; please try again in {wait}, or call 12345",
     ),
     "report_sms_failed": (
@@ -1225,6 +1225,24 @@ TEXT: dict[str, tuple[str, str]] = {
         "We have sent as many codes as we can this hour; try again later, or call 12345",
     ),
     "report_lookup_link": ("查询办理进度", "Follow your case"),
+    "report_photo_too_large": (
+        "照片太大，请换一张较小的照片，或不附照片提交",
+        "The photo is too large; choose a smaller one, or send without a photo",
+    ),
+    "report_photo_shrinking": (
+        "正在把照片变小，请稍等……",
+        "Making the photo smaller, one moment…",
+    ),
+    "report_phone_refused": (
+        "短信发不到这个号码，请检查手机号是否填对，或直接拨打 12345",
+        "We cannot text this number; check that it is right, or call 12345",
+    ),
+    "report_pending_title": ("您有一份待确认的诉求", "You have a request to confirm"),
+    "report_pending_hint": (
+        "您上次填写的诉求还没有提交，输入短信里的验证码即可提交",
+        "Your last request is not sent yet; enter the code from the text to send it",
+    ),
+    "report_start_over": ("不用了，重新填写", "No thanks, start again"),
     "report_call": ("也可以直接拨打 12345", "You can also call 12345"),
     # The grid worker's phone page (web/grid), issue 20.
     "grid_page": ("网格员工作台", "Grid worker"),

@@ -249,7 +249,10 @@ def too_many(exc: RateLimitExceeded) -> Any:
 )
 def lookup() -> Any:
     if request.method != "POST":  # GET, and HEAD (which Flask routes here too)
-        return render_template("lookup.html", found=None, asked=False)
+        # From the web form's done page (?number=): the number is filled in; the phone
+        # is still asked for.
+        prefilled = case_number_of(request.args.get("number", "")[:64]) or ""
+        return render_template("lookup.html", found=None, asked=False, typed_number=prefilled)
     found = find(
         case_number_of(request.form.get("number", "")[:64]),
         phone_of(request.form.get("phone", "")[:64]),

@@ -26,6 +26,15 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
 
 from calls.citizen_requests import file_request
 from calls.sms import code_text, is_e164, opted_out
@@ -46,6 +55,11 @@ CODE_TRIES = 5
 REPORTS_PER_ADDRESS = "5 per hour;20 per day"
 CODES_PER_PHONE = "3 per hour"
 CONFIRMS_PER_ADDRESS = "30 per hour"
+# Names the pending form of this browser, so a citizen who left the code page finds it
+# again on /report while its code is still valid.
+PENDING_COOKIE = "report_pending"
+# Of a body too large to take: how much is read to find the boxes typed before the photo.
+TYPED_READ_BYTES = 64 * 1024
 
 # One code check, atomically: parallel wrong codes are each counted (at most CODE_TRIES
 # checks), the right one takes the form once, and a form missing its phone or code (a
@@ -85,6 +99,69 @@ def allow_a_photo(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """This form alone may carry a photo: its larger body limit is set before the app's
     edge and CSRF checks read the body (url value preprocessors run before them)."""
     request.max_content_length = FORM_MAX_BYTES
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def photo_too_large(exc: RequestEntityTooLarge) -> Any:
+    """A photo the browser could not make small enough: the form again, with what was
+    typed (read from the body's start: the boxes come before the photo) and a word."""
+    typed = _typed_before_the_photo() if request.path == url_for("report.submit") else {}
+    return _page("form", {"form": "report_photo_too_large"}, **typed), 413
+
+
+def _typed_before_the_photo() -> dict[str, str]:
+    """The text boxes of a multipart body too large to parse whole: decoded from its
+    first TYPED_READ_BYTES, up to the first file; the rest is never read."""
+    boundary = request.mimetype_params.get("boundary", "")
+    if request.mimetype != "multipart/form-data" or not boundary:
+        return {}
+    decoder = MultipartDecoder(boundary.encode(), max_form_memory_size=TYPED_READ_BYTES)
+    stream = request.environ["wsgi.input"]
+    fields: dict[str, bytearray] = {}
+    name, left = "", TYPED_READ_BYTES
+    try:
+        while left > 0:
+            event = decoder.next_event()
+            if isinstance(event, NeedData):
+                chunk = stream.read(min(8192, left))
+                left -= len(chunk)
+                decoder.receive_data(chunk or None)
+            elif isinstance(event, File):
+                break
+            elif isinstance(event, Field):
+                name = event.name
+                fields[name] = bytearray()
+            elif isinstance(event, Data) and name in fields:
+                fields[name] += event.data
+            elif isinstance(event, Epilogue):
+                break
+    except (ValueError, RequestEntityTooLarge):
+        pass
+    text = {k: v.decode(errors="replace") for k, v in fields.items()}
+    return {
+        "typed_what": text.get("what", "")[:WHAT_MAX],
+        "typed_where": text.get("where", "")[:WHERE_MAX],
+        "typed_phone": text.get("phone", "")[:32],
+    }
+
+
+def _pending_form() -> dict[str, str] | None:
+    """This browser's pending form (its cookie), while it waits in Redis: the token and
+    the phone's screen mask."""
+    token = request.cookies.get(PENDING_COOKIE, "")[:64]
+    if not token:
+        return None
+    phone = services().redis.hget(_pending_key(token), "phone")
+    if not phone:
+        return None
+    shown = phone.decode() if isinstance(phone, bytes) else str(phone)
+    return {"token": token, "masked_phone": mask_for_screen(shown)}
+
+
+def _forget_pending(response: Any) -> Any:
+    page = current_app.make_response(response)
+    page.delete_cookie(PENDING_COOKIE, path=url_for("report.report"))
+    return page
 
 
 def _photos_dir() -> Path:
@@ -142,6 +219,7 @@ def _typed() -> dict[str, str]:
 
 def _page(step: str, errors: dict[str, str], **more: Any) -> str:
     more.setdefault("sms", sms_gateway() is not None)
+    more.setdefault("photo_max_bytes", PHOTO_MAX_BYTES)
     return render_template("report.html", step=step, errors=errors, **more)
 
 
@@ -163,6 +241,9 @@ def too_many(exc: RateLimitExceeded) -> Any:
 
 @bp.get("/report")
 def report() -> Any:
+    pending = _pending_form() if request.args.get("new") != "1" else None
+    if pending is not None:  # back after leaving the code page: the code still works
+        return _page("code", {}, returning=True, **pending)
     return _page("form", {})
 
 
@@ -229,12 +310,34 @@ def submit() -> Any:
     pipe.execute()
     try:
         gateway.send(phone, code_text(code))
-    except Exception:
+    except Exception as exc:
         log.exception("web form: the code to %s could not be sent", mask_phone(phone))
         redis.delete(key)
+        if _number_refused(exc):  # trying later will not help: the number is the matter
+            return _form({"phone": "report_phone_refused"}, 400)
         return _form({"form": "report_sms_failed"}, 503)
     log.info("web form: code sent to %s", mask_phone(phone))
-    return _page("code", {}, token=token, masked_phone=mask_for_screen(phone))
+    page = current_app.make_response(
+        _page("code", {}, token=token, masked_phone=mask_for_screen(phone))
+    )
+    page.set_cookie(
+        PENDING_COOKIE,
+        token,
+        max_age=CODE_TTL_S,
+        path=url_for("report.report"),
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+        httponly=True,
+        samesite="Lax",
+    )
+    return page
+
+
+def _number_refused(exc: Exception) -> bool:
+    """The provider refused this message for good (Twilio answers 400 for a number it
+    cannot text: invalid, a landline, unreachable), as opposed to an outage or a busy
+    moment (5xx, 429, no answer), where trying later may work."""
+    status = getattr(exc, "status", None)
+    return isinstance(status, int) and status == 400
 
 
 @bp.post("/report/confirm")
@@ -244,7 +347,7 @@ def confirm() -> Any:
     typed = unicodedata.normalize("NFKC", request.form.get("code", ""))[:32]
     code = "".join(c for c in typed if c.isdigit())[:6]
     if not token:
-        return _page("form", {"form": "report_expired"}), 410
+        return _forget_pending((_page("form", {"form": "report_expired"}), 410))
     redis = services().redis
     script = redis.register_script(_CHECK_CODE)
     reply = script(keys=[_pending_key(token)], args=[_digest(token, code), CODE_TRIES])
@@ -255,14 +358,16 @@ def confirm() -> Any:
             "typed_what": fields.get("what", b"").decode(errors="replace"),
             "typed_where": fields.get("where", b"").decode(errors="replace"),
         }
-        return _page("form", {"form": "report_expired"}, **kept), 410
+        return _forget_pending((_page("form", {"form": "report_expired"}, **kept), 410))
     if outcome == "ended":
-        return _page("form", {"form": "report_code_ended"}), 403
+        return _forget_pending((_page("form", {"form": "report_code_ended"}), 403))
     phone = fields["phone"].decode()
     if outcome == "wrong":
         wrong = {"code": "report_code_wrong"}
         return _page("code", wrong, token=token, masked_phone=mask_for_screen(phone)), 400
-    return _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
+    return _forget_pending(
+        _file(fields["what"].decode(), fields["where"].decode(), phone, fields.get("photo"))
+    )
 
 
 def _file(what: str, where: str, phone: str, photo: bytes | None, textable: bool = True) -> Any:
@@ -286,7 +391,7 @@ def _file(what: str, where: str, phone: str, photo: bytes | None, textable: bool
         "done",
         {},
         number=number,
-        lookup_url=url_for("lookup.lookup"),
+        lookup_url=url_for("lookup.lookup", number=number),
         masked_phone=mask_for_screen(phone),
         sms=textable and sms_gateway() is not None,
         untextable=not textable,
