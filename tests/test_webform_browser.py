@@ -255,3 +255,35 @@ def test_at_150_percent_zoom_the_done_page_never_scrolls_sideways(form_site) -> 
         expect(page.locator("input[name=phone]")).to_have_value("")
         screenshot(page, "webform-zoomed-lookup")
         browser.close()
+
+
+def test_a_citizen_who_left_the_code_page_comes_back_and_confirms(form_site) -> None:  # type: ignore[no-untyped-def]
+    """The code page closed half way (the tab shut): /report later shows the pending
+    request with the code box, and the texted code still files it."""
+    site = form_site["url"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        first = context.new_page()
+        first.goto(site + "/report")
+        first.fill("#report-what", "小区停水，老人在家没水喝")
+        first.fill("#report-phone", "137 0013 7000")
+        first.click("main button.primary")
+        expect(first.locator("h1")).to_have_text("输入短信验证码")
+        first.close()
+        page = context.new_page()
+        page.goto(site + "/report")
+        expect(page.locator("h1")).to_have_text("您有一份待确认的诉求")
+        expect(page.locator("main")).to_contain_text("137****7000")
+        fits_the_phone(page)
+        screenshot(page, "webform-phone-came-back")
+        code = re.search(r"验证码是 (\d{6})", MessagesApi.sent[-1]["Body"]).group(1)  # type: ignore[union-attr]
+        page.fill("#report-code", code)
+        page.click("main button.primary")
+        expect(page.locator("h1")).to_have_text("已收到您的反映")
+        page.goto(site + "/report")  # filed: an empty form again
+        expect(page.locator("h1")).to_have_text("网上反映")
+        expect(page.locator("#report-what")).to_have_value("")
+        browser.close()
