@@ -287,3 +287,31 @@ def test_a_citizen_who_left_the_code_page_comes_back_and_confirms(form_site) -> 
         expect(page.locator("h1")).to_have_text("网上反映")
         expect(page.locator("#report-what")).to_have_value("")
         browser.close()
+
+
+def test_without_script_a_photo_too_large_shows_the_form_again_in_chinese(
+    form_site, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A browser that cannot make the photo smaller (script off) sends it whole to the
+    real web command: the form again, in Chinese, with what was typed."""
+    photo = tmp_path / "big.png"
+    photo.write_bytes(noise_png(1400))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, java_script_enabled=False, is_mobile=True
+        )
+        page = context.new_page()
+        page.goto(form_site["url"] + "/report")
+        page.fill("#report-what", "小区停水两天了，老人在家没水喝")
+        page.fill("#report-phone", "138 0013 8000")
+        page.set_input_files("#report-photo", str(photo))
+        page.click("main button.primary")
+        expect(page.locator("#report-error")).to_have_text(
+            "照片太大，请换一张较小的照片，或不附照片提交"
+        )
+        expect(page.locator("#report-what")).to_have_value("小区停水两天了，老人在家没水喝")
+        expect(page.locator("#report-phone")).to_have_value("138 0013 8000")
+        fits_the_phone(page)
+        screenshot(page, "webform-phone-photo-too-large")
+        browser.close()
