@@ -256,11 +256,16 @@ def code_of_last_text() -> str:
     return re.search(r"验证码是 (\d{6})", MessagesApi.sent[-1]["Body"]).group(1)  # type: ignore[union-attr]
 
 
-def test_a_citizen_who_left_the_code_page_finds_the_pending_form_again(sms_app) -> None:  # type: ignore[no-untyped-def]
+def test_a_citizen_who_left_the_code_page_finds_the_pending_form_again(
+    sms_app, redis: Redis
+) -> None:  # type: ignore[no-untyped-def]
     client = sms_app.test_client()
     assert post_form(client, FORM).status_code == 200
+    (pending,) = redis.scan_iter(sms_app.extensions["hotline"].queue.keys.prefix + "report:*")
+    redis.expire(pending, 250)  # the citizen comes back six minutes later
     back = client.get("/report").get_data(as_text=True)
     assert "您有一份待确认的诉求" in back and "138****8000" in back
+    assert "请在5分钟内输入" in back  # the code's time left, in whole minutes
     token = re.search(r'name="token" value="([^"]+)"', back).group(1)  # type: ignore[union-attr]
     fresh = client.get("/report?new=1").get_data(as_text=True)
     assert "您有一份待确认的诉求" not in fresh and 'id="report-what"' in fresh

@@ -1243,6 +1243,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Your last request is not sent yet; enter the code from the text to send it",
     ),
     "report_start_over": ("不用了，重新填写", "No thanks, start again"),
+    "report_code_sent_left": (
+        "验证码已发送到 {phone}，请在{minutes}分钟内输入",
+        "We texted a code to {phone}; enter it within {minutes} minutes",
+    ),
     "report_call": ("也可以直接拨打 12345", "You can also call 12345"),
     # The grid worker's phone page (web/grid), issue 20.
     "grid_page": ("网格员工作台", "Grid worker"),

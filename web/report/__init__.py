@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import secrets
 import time
@@ -151,11 +152,13 @@ def _pending_form() -> dict[str, str] | None:
     token = request.cookies.get(PENDING_COOKIE, "")[:64]
     if not token:
         return None
-    phone = services().redis.hget(_pending_key(token), "phone")
-    if not phone:
+    redis = services().redis
+    phone, seconds_left = redis.hget(_pending_key(token), "phone"), redis.ttl(_pending_key(token))
+    if not phone or seconds_left <= 0:
         return None
     shown = phone.decode() if isinstance(phone, bytes) else str(phone)
-    return {"token": token, "masked_phone": mask_for_screen(shown)}
+    minutes_left = str(max(1, math.ceil(seconds_left / 60)))
+    return {"token": token, "masked_phone": mask_for_screen(shown), "minutes_left": minutes_left}
 
 
 def _forget_pending(response: Any) -> Any:
