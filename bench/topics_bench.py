@@ -37,6 +37,16 @@ It prints one JSON object as its last line:
  "detect_latency_s_p99", "dup_precision", "dup_recall", ...}
 
     .venv/bin/python bench/topics_bench.py --days 30 --seed 7
+
+A flood (--flood N): the worker's scan (cases.topics.scan_hot_topics) over SQLite holding
+N junk cases, half spread over the past 8 days and half in the last hour, each from its
+own phone with five random two-character words; ``--flood-kind web`` files them as
+citizens' web requests (no category), ``filed`` as phone cases an operator categorised
+(a random category on a random street: the worst case for the bounds). Two scans a
+minute apart; it prints one JSON object: each scan's seconds, the topics raised, the
+case links made and the open topics.
+
+    .venv/bin/python bench/topics_bench.py --flood 100000 --flood-kind web
 """
 
 from __future__ import annotations
@@ -398,6 +408,70 @@ def duplicates(rng: random.Random, filings: int) -> dict[str, object]:
     }
 
 
+def flood(n: int, kind: str, seed: int) -> dict[str, object]:
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine, func, insert, select
+    from sqlalchemy.orm import sessionmaker
+
+    import cases.channel_tasks  # noqa: F401  (their tables)
+    import cases.grid  # noqa: F401
+    from cases.models import Base, Case, Category
+    from cases.topics import HotTopicCase, HotTopicRecord, scan_hot_topics
+
+    rng = random.Random(seed)
+    path = Path(tempfile.mkdtemp(prefix="topics-flood-")) / "flood.db"
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine)
+    with sessions() as db:
+        db.add_all(Category(code=code, name=code) for code, _, _ in CATEGORIES)
+        db.commit()
+        category_ids = list(db.scalars(select(Category.id)))
+    now = datetime.now(UTC)
+    cjk = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    words = ["".join(rng.choice(cjk) for _ in range(2)) for _ in range(2000)]
+    rows = []
+    for i in range(n):
+        if i < n // 2:
+            at = now - timedelta(days=8) + timedelta(seconds=i * 8 * DAY / n)
+        else:
+            at = now - timedelta(seconds=rng.uniform(0, 3600))
+        filed = kind == "filed"
+        rows.append(
+            {
+                "number": f"J-{i:08d}",
+                "caller_phone": f"+86139{i:08d}",
+                "channel": "phone" if filed else "web",
+                "category_id": rng.choice(category_ids) if filed else None,
+                "description": " ".join(rng.sample(words, 5)),
+                "address": f"{rng.choice(STREETS)}某某路{rng.randint(1, 99999)}号",
+                "status": "received",
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    with engine.begin() as connection:
+        for k in range(0, n, 5000):
+            connection.execute(insert(Case), rows[k : k + 5000])
+    result: dict[str, object] = {"flood": n, "flood_kind": kind}
+    for scan in (1, 2):
+        began = time.monotonic()
+        with sessions() as db:
+            counts = scan_hot_topics(db, now + timedelta(minutes=scan - 1))
+        result[f"scan{scan}_s"] = round(time.monotonic() - began, 2)
+        result[f"scan{scan}_raised"] = counts["raised"]
+        result[f"scan{scan}_joined"] = counts["joined"]
+    with sessions() as db:
+        result["open_topics"] = db.scalar(
+            select(func.count()).where(HotTopicRecord.closed_at.is_(None))
+        )
+        result["case_links"] = db.scalar(select(func.count()).select_from(HotTopicCase))
+    path.unlink()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -407,7 +481,12 @@ def main() -> None:
     parser.add_argument("--spikes", type=int, default=20)
     parser.add_argument("--filings", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--flood", type=int, default=0, help="time the scan under N junk cases")
+    parser.add_argument("--flood-kind", choices=("web", "filed"), default="web")
     args = parser.parse_args()
+    if args.flood:
+        print(json.dumps(flood(args.flood, args.flood_kind, args.seed), ensure_ascii=False))
+        return
     rng = random.Random(args.seed)
     began = time.monotonic()
     spike_list = spikes(rng, args.days, args.spikes)

@@ -125,28 +125,56 @@ def street_from_text(address: str) -> str:
     return found.group(1) if found else ""
 
 
-STREET_MEMO_S = 600.0  # how long a looked-up street is trusted (the grid table changes)
-STREET_MEMO_MAX = 50_000
+STREET_MEMO_S = 600.0  # how long a looked-up street is trusted
+STREET_MEMO_MAX = 100_000
 _street_memo: dict[str, str] = {}
-_street_memo_since = [0.0]
+_street_memo_index: list[object] = [None]  # the address index it was made with
+_street_memo_since: list[float] = [0.0]
 
 
 def default_street_of(db: Session) -> Callable[[str], str]:
-    """The street of an address: the grid's address table (cases.grid) when it is
-    there, else the street the address names; remembered across scans for some minutes
-    (each scan reads the same past weeks' addresses again)."""
-    from cases.grid import street_of_address
+    """The street of an address as cases.grid.street_of_address finds it (its grid's
+    street by the address table, else one the address names), else the street the
+    address names in its own words. The address table is read once per scan and the
+    answers are remembered across scans (each reads the past weeks' addresses again)
+    until the table changes or some minutes pass."""
+    from cases.grid import Grid, GridCommunity, GridStreet, address_index
 
+    index = address_index(db)
     clock = time.monotonic()
-    if clock - _street_memo_since[0] > STREET_MEMO_S or len(_street_memo) > STREET_MEMO_MAX:
+    if (
+        _street_memo_index[0] is not index
+        or clock - _street_memo_since[0] > STREET_MEMO_S
+        or len(_street_memo) > STREET_MEMO_MAX
+    ):
         _street_memo.clear()
-        _street_memo_since[0] = clock
+        _street_memo_index[0], _street_memo_since[0] = index, clock
     memo = _street_memo
+    grid_streets: dict[int, str] = {}
 
     def street_of(address: str) -> str:
-        if address not in memo:
-            memo[address] = street_of_address(db, address) or street_from_text(address)
-        return memo[address]
+        if address in memo:
+            return memo[address]
+        street = ""
+        grid_id = index.grid_id_for(address or "")
+        if grid_id is not None:
+            if grid_id not in grid_streets:
+                grid_streets[grid_id] = (
+                    db.scalar(
+                        select(GridStreet.name)
+                        .join(GridCommunity, GridCommunity.street_id == GridStreet.id)
+                        .join(Grid, Grid.community_id == GridCommunity.id)
+                        .where(Grid.id == grid_id)
+                    )
+                    or ""
+                )
+            street = grid_streets[grid_id]
+        if not street:
+            text = "".join((address or "").split())
+            named = [name for name in index.streets if name in text]
+            street = max(named, key=len) if named else street_from_text(address)
+        memo[address] = street
+        return street
 
     return street_of
 
@@ -190,7 +218,7 @@ def topic_words(text: str) -> tuple[str, ...]:
     )
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=100_000)
 def _cached_topic_words(text: str) -> tuple[str, ...]:
     """topic_words, remembered: each scan reads the past weeks' same cases again."""
     return topic_words(text)

@@ -691,3 +691,21 @@ def test_one_phone_with_two_merged_cases_is_visited_once_even_after_its_answer(
         assert sorted(map(str, answered)) == ["None", "satisfied"]
         plan_work(db, dialer, now + timedelta(hours=2))  # the full pass
     assert sorted(visited()) == ["+8613800138001", "+8613800138009"]
+
+
+def test_the_scan_finds_the_street_the_grid_finds_reading_the_table_once(session) -> None:  # type: ignore[no-untyped-def]
+    from cases.grid import street_of_address
+    from cases.topics import default_street_of, street_from_text
+
+    street_of = default_street_of(session)
+    for address in (
+        "国贸路88号",
+        "龙华区金贸街道某小区",
+        "万绿园东门",
+        "中山路5号",
+        "长流镇某村",
+        "",
+    ):
+        expected = street_of_address(session, address) or street_from_text(address)
+        assert street_of(address) == expected == street_of(address)
+    assert street_of("国贸路88号") == "金贸街道"
