@@ -524,10 +524,12 @@ def test_a_reply_sql_did_not_keep_is_undone_in_redis_and_kept_to_send_again(app)
     with desk.sessions() as db:
         number = web_case(db)
         # The database refuses the trail's write (as a full disk or a lost primary would).
-        db.execute(text(
-            "CREATE TRIGGER refuse_events BEFORE INSERT ON case_event "
-            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        ))
+        db.execute(
+            text(
+                "CREATE TRIGGER refuse_events BEFORE INSERT ON case_event "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
         db.commit()
     desk.login_seat(wang, "1001", SKILLS)
     desk.tasks.submit(number, "web")
@@ -626,9 +628,7 @@ def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  #
     with desk.sessions() as db:
         number = web_case(db, "楼道灯坏了一个月")
     client, headers = signed_in(app, "wang")
-    client.post(
-        "/console/seat/login", data={"seat": "1001", "skills": ["online"]}, headers=headers
-    )
+    client.post("/console/seat/login", data={"seat": "1001", "skills": ["online"]}, headers=headers)
     desk.tasks.submit(number, "web")
     client.post(f"/console/tasks/{number}/take", headers=headers)
     assert 'id="task-handed-on"' not in client.get("/console/tasks").get_data(as_text=True)
