@@ -51,24 +51,7 @@
   // is done the form's buttons wait, so the large original is never sent by a quick tap.
   var LONGEST = 1600;
   function shrink(input, limit, done) {
-    var file = input.files && input.files[0];
-    if (!file || !window.createImageBitmap || !window.DataTransfer) return done();
-    createImageBitmap(file).then(function (bitmap) {
-      var scale = Math.min(1, LONGEST / Math.max(bitmap.width, bitmap.height));
-      if (scale === 1 && file.size <= limit) return done();
-      var canvas = document.createElement("canvas");
-      canvas.width = Math.round(bitmap.width * scale);
-      canvas.height = Math.round(bitmap.height * scale);
-      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-      canvas.toBlob(function (blob) {
-        if (blob) {
-          var smaller = new DataTransfer();
-          smaller.items.add(new File([blob], "photo.jpg", { type: "image/jpeg" }));
-          input.files = smaller.files;
-        }
-        done();
-      }, "image/jpeg", 0.85);
-    }).catch(function () { done(); });
+    window.hotlineShrinkPhoto(input, limit, LONGEST, done);
   }
   document.querySelectorAll("form.photo-form").forEach(function (form) {
     var input = form.querySelector("input[type=file]");
