@@ -163,7 +163,6 @@ def suggest_duplicates(
                 why,
             )
         )
-        if len(found) >= MAX_SUGGESTIONS:
-            break
-    # The same address before the same grid.
-    return sorted(found, key=lambda s: s.why != "address")
+    # The same address before the same grid (newest first within each): five newer
+    # cases elsewhere in the grid must not hide the one at this very address.
+    return sorted(found, key=lambda s: s.why != "address")[:MAX_SUGGESTIONS]

@@ -221,6 +221,22 @@ def test_open_cases_at_the_same_place_are_suggested_newest_first(sessions) -> No
         assert {s.why for s in found} == {"address"}
 
 
+def test_the_same_address_is_suggested_before_newer_cases_elsewhere_in_the_grid(sessions) -> None:  # type: ignore[no-untyped-def]
+    """An operator typing 玉沙路8号 for a water cut must see the open case at 玉沙路8号,
+    however many newer water cuts the grid has at other numbers (the list shows five)."""
+    now = datetime.now(UTC)
+    with sessions() as db:
+        same = filed(db, now - timedelta(days=1), "water-outage", "玉沙路8号幸福花园2栋")
+        same.grid_id = grid = 7
+        for n in range(6):  # newer, elsewhere in the grid: the same matter by grid only
+            other = filed(db, now - timedelta(hours=n + 1), "water-outage", f"玉沙路{20 + n}号")
+            other.grid_id = grid
+        db.commit()
+        found = suggest_duplicates(db, "water-outage", "玉沙路8号幸福花园2栋", now, grid_id=grid)
+        assert found[0].number == same.number and found[0].why == "address"
+        assert len(found) == 5
+
+
 # -- hot topics over SQL -----------------------------------------------------------------
 
 
