@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from rq import Retry
 
 from agi_scripts.protocol import ChannelGone, SafeAGI
-from agi_scripts.transfers import consult_left
+from agi_scripts.transfers import consult_left, consult_unit_gone
 from calls import CallHandler
 from calls.handler import job_id_for
 from calls.outbound import OutboundHandler
@@ -338,6 +338,7 @@ ROUTES = {
     "outbound-failed": Session.outbound_failed,
     "listen-ended": Session.listen_ended,
     "consult-left": consult_left,
+    "consult-unit-gone": consult_unit_gone,
 }
 
 # AMD()'s AMDSTATUS -> the outbound flow's answered_by.

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 from agi_scripts.ami import AmiConnection, AmiError
 from calls import CallHandler
-from calls.consult import ConsultLegs, operator_left
+from calls.consult import ConsultLegs, operator_left, unit_left
 from calls.transfers import TelephonyError, national, room_for
+from queueing.keys import check_id
 
 if TYPE_CHECKING:
     from agi_scripts.sessions import Session
@@ -224,8 +225,9 @@ class AsteriskMover:
     def _unit_joins(self, call_id: str, operator_stays: bool) -> None:
         operator, unit = self._operator(call_id), self._unit(call_id)
         self._setvar(unit, "HOTLINE_CONSULT_ROOM", room_for(call_id))
-        # The operator's Dial returns when the unit leaves it: to the room, or hang up.
-        self._setvar(operator, "HOTLINE_CONSULT_DONE", "" if operator_stays else "1")
+        # The operator's Dial returns when the unit leaves it: to the room, or hang up;
+        # either way not a unit that went (consult_unit_gone).
+        self._setvar(operator, "HOTLINE_CONSULT_DONE", "threeway" if operator_stays else "1")
         self._redirect(unit, "hotline-consult-join")
 
     def consult_threeway(self, call_id: str, channel: str) -> None:
@@ -249,20 +251,42 @@ class AsteriskMover:
 log = logging.getLogger("hotline.transfers")
 
 
+def _consulted_call(session: Session) -> str:
+    """The call whose room is the route's argument ('' for a room that is not ours)."""
+    room = session.agi.var("agi_arg_1")
+    call = room.removeprefix(room_for(""))
+    if not call or call == room:
+        return ""
+    try:
+        check_id("call", call)
+    except ValueError:
+        log.warning("consult route with a bad room %r", room[:80])
+        return ""
+    return call
+
+
+def consult_unit_gone(session: Session) -> None:
+    """The AGI route of the operator's leg whose Dial of the unit ended with no desk
+    step (the unit hung up, was busy or never answered); argument: the caller's room.
+    The operator joins the caller next (the dialplan); the queue hears the consult is
+    over (calls.consult.unit_left)."""
+    call = _consulted_call(session)
+    legs = ConsultLegs(session.handler.redis, session.handler.queue.keys)
+    if not call or legs.get(call).get("operator") != session.agi.var("agi_channel"):
+        return
+    if unit_left(session.handler, legs, call) != "none":
+        log.info("the unit of %s left the consult: the operator is back", call)
+
+
 def consult_left(session: Session) -> None:
     """The AGI route of the h extension of a consult's member leg (the operator's, or
     the unit's), which hung up on its own; argument: the caller's room. When it was
     the operator's, their part ends (calls.consult.operator_left); a caller left alone
     in the room is then let go of by the dialplan, back in line."""
-    room = session.agi.var("agi_arg_1")
-    call = room.removeprefix(room_for(""))
-    if not call or call == room:
+    call = _consulted_call(session)
+    if not call:
         return
     legs = ConsultLegs(session.handler.redis, session.handler.queue.keys)
-    try:
-        done = operator_left(session.handler, legs, call, session.agi.var("agi_channel"))
-    except ValueError:  # ids that are not ours
-        log.warning("consult-left route with a bad room %r", room[:80])
-        return
+    done = operator_left(session.handler, legs, call, session.agi.var("agi_channel"))
     if done != "none":
         log.info("the operator of %s hung up during a consult: %s", call, done)

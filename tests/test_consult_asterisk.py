@@ -286,8 +286,12 @@ def test_the_caller_hanging_up_during_a_consult_ends_the_units_leg_and_frees_the
         timeout_s=30,
         what="the operator's leg ended",
     )
-    record = rig.queue.call(call_id)
-    assert record["state"] == "ended"
+    # The caller's hang-up AGI comes last in their h extension, after the legs end.
+    eventually(
+        lambda: rig.queue.call(call_id).get("state") == "ended",
+        timeout_s=30,
+        what="the call ended",
+    )
     assert rig.queue.seat("1001")["state"] in ("wrap_up", "available")
     assert unit_phone.wait(timeout=60) == 0, unit_phone.output()[-3000:]
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
@@ -342,3 +346,41 @@ def test_the_operator_hanging_up_while_consulting_puts_the_caller_back_at_the_fr
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
     ami.close()
 
+
+def test_a_busy_unit_brings_the_operator_back_and_ends_the_consult_in_the_queue(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    with_duty_phone(case_db)
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=120_000)
+    unit_phone = sipp.called(rig.workdir, "duty-phone-busy", port, answer=False)
+    rig.sipps.append(unit_phone)
+    citizen = rig.citizens("consult-busy", ["13800138321"], hangup_after_ms=30_000)
+    call_id = connected_call(rig, "13800138321", "1001")
+
+    assert desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT) == "consulting"
+    eventually(
+        lambda: (
+            len(room_members(ami, call_id)) == 2
+            and any(m.startswith("PJSIP/1001-") for m in room_members(ami, call_id))
+        ),
+        timeout_s=30,
+        what="the operator back with the caller",
+    )
+    eventually(
+        lambda: not rig.queue.call(call_id).get("consult"),
+        timeout_s=30,
+        what="the queue's consult over",
+    )
+    record = rig.queue.call(call_id)
+    assert record["state"] == "on_call" and record["seat"] == "1001" and not record["held_at"]
+    kinds = [e.get("step") for e in rig.events("CONSULT") if e.get("call") == call_id]
+    assert kinds == ["start", "cancel"]
+    # The console may consult again (the unit is still busy: back again).
+    assert desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT) == "consulting"
+    assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()
