@@ -4,6 +4,7 @@ completion, the backstop that puts back tasks Redis lost, the figures)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,6 +194,19 @@ def test_a_free_seat_whose_operator_walked_away_hands_on_its_unanswered_task(
     assert tasks.handed_on("1001") == "T-1"  # its console is told
     with pytest.raises(QueueError):
         tasks.respond("T-1", "1001")
+
+
+def test_a_request_taken_late_by_a_free_seat_is_not_handed_on_at_once(queue: CallQueue) -> None:
+    tasks = tasks_for(queue, first_response_s=2.0)
+    tasks.submit("T-1", "web")
+    time.sleep(1.2)  # over half its time waiting for a seat
+    queue.seat_login("1001", SKILLS)
+    queue.seat_login("1002", SKILLS)
+    tasks.tick()
+    [holder] = [s for s in ("1001", "1002") if offered_to(tasks, s)]
+    tasks.take("T-1", holder)
+    tasks.tick()  # its operator has just begun reading it
+    assert tasks.task("T-1")["seat"] == holder and tasks.task("T-1")["state"] == "held"
 
 
 def test_a_task_is_only_its_recorded_owners(queue: CallQueue) -> None:
@@ -619,8 +633,6 @@ def test_a_reply_to_a_text_or_web_request_is_texted_at_once(app) -> None:  # typ
 
 
 def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  # type: ignore[no-untyped-def]
-    import time
-
     from tests.test_desk import signed_in
 
     desk = app.extensions["hotline"].desk
@@ -632,8 +644,8 @@ def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  #
     desk.tasks.submit(number, "web")
     client.post(f"/console/tasks/{number}/take", headers=headers)
     assert 'id="task-handed-on"' not in client.get("/console/tasks").get_data(as_text=True)
-    # Its operator walked away: its reply is due in under half the time.
-    tasks.redis.hset(tasks.keys.task(number), "due", int(time.time() * 1000) + 1000)
+    # Its operator took it 100 s ago and walked away: past half its time, no reply.
+    tasks.redis.hset(tasks.keys.task(number), "taken_at", int(time.time() * 1000) - 100_000)
     tasks.tick()
     assert tasks.task(number)["state"] in ("waiting", "offered")
     listing = client.get("/console/tasks").get_data(as_text=True)

@@ -1,8 +1,9 @@
 -- task_tick: the reaper's sweep of the tasks, after the calls' own (calls first).
 -- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
 -- the line; the tasks of a seat gone offline too, and the unanswered ones held once half
--- their time is gone (HAND_ON_MS), whatever the seat's state: on a call, paused, or free
--- with its operator away (a seat left 'available' would keep them forever); tasks past their
+-- their time is gone (HAND_ON_MS), whatever the seat's state: on a call or paused, or
+-- free with its operator away (held that long unanswered: a seat left 'available'
+-- would keep them forever); tasks past their
 -- first-response time are marked overdue (once). A free seat whose operator is writing
 -- a first reply stays at the back of the calls' line. Then the waiting tasks are offered.
 -- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
@@ -29,10 +30,18 @@ for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
     redis.call('SREM', K_T_SEATS, seat)
   else
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
-      local tstate, responded, due = unpack(redis.call(
-        'HMGET', P_TASK .. task, 'state', 'responded_at', 'due'))
-      if tstate == 'held' and (not responded or responded == '')
-          and tonumber(due) - NOW <= HAND_ON_MS then
+      local tstate, responded, due, taken = unpack(redis.call(
+        'HMGET', P_TASK .. task, 'state', 'responded_at', 'due', 'taken_at'))
+      -- A free seat's operator has had half a request's time since taking it (a request
+      -- taken late would otherwise go round the free seats unanswered); a busy one's
+      -- cannot reply at all.
+      local due_now
+      if state == 'available' then
+        due_now = NOW - tonumber(taken or NOW) >= HAND_ON_MS
+      else
+        due_now = tonumber(due) - NOW <= HAND_ON_MS
+      end
+      if tstate == 'held' and (not responded or responded == '') and due_now then
         task_hand_on(task, seat)
         counts[2] = counts[2] + 1
       end
