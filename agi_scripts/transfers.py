@@ -225,6 +225,11 @@ class AsteriskMover:
     def _unit_joins(self, call_id: str, operator_stays: bool) -> None:
         operator, unit = self._operator(call_id), self._unit(call_id)
         self._setvar(unit, "HOTLINE_CONSULT_ROOM", room_for(call_id))
+        if operator_stays:
+            # Its hang-up in the three-way call is then told from the operator's
+            # (consult_left), and from one that follows the caller's.
+            self.legs.save(call_id, unit=unit)
+            self._setvar(self._channel(call_id), "HOTLINE_CONSULT_UNIT", unit)
         # The operator's Dial returns when the unit leaves it: to the room, or hang up;
         # either way not a unit that went (consult_unit_gone).
         self._setvar(operator, "HOTLINE_CONSULT_DONE", "threeway" if operator_stays else "1")
@@ -282,11 +287,17 @@ def consult_left(session: Session) -> None:
     """The AGI route of the h extension of a consult's member leg (the operator's, or
     the unit's), which hung up on its own; argument: the caller's room. When it was
     the operator's, their part ends (calls.consult.operator_left); a caller left alone
-    in the room is then let go of by the dialplan, back in line."""
+    in the room is then let go of by the dialplan, back in line. When it was the unit's
+    in a three-way call, operator and caller talk on (calls.consult.unit_left)."""
     call = _consulted_call(session)
     if not call:
         return
     legs = ConsultLegs(session.handler.redis, session.handler.queue.keys)
-    done = operator_left(session.handler, legs, call, session.agi.var("agi_channel"))
+    leg = session.agi.var("agi_channel")
+    if leg and legs.get(call).get("unit") == leg:
+        if unit_left(session.handler, legs, call) != "none":
+            log.info("the unit of %s left the three-way call", call)
+        return
+    done = operator_left(session.handler, legs, call, leg)
     if done != "none":
         log.info("the operator of %s hung up during a consult: %s", call, done)

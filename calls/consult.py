@@ -5,7 +5,8 @@ leaves), brings all three together (three-way; the operator may leave later), or
 the unit go and is back with the citizen (cancel).
 
 The queue keeps the call on_call at the operator's seat throughout (queueing/lua/
-consult.lua: consulting, threeway); handing over ends it as transferred to the unit
+consult.lua: consulting, threeway; the unit hanging up in a three-way call makes it an
+ordinary talk again); handing over ends it as transferred to the unit
 (transfer.lua, kind 'unit'), the seat goes to wrap-up, and a job writes who was reached
 into the case. The telephony (calls.transfers.Telephony) moves the legs:
 
@@ -281,25 +282,32 @@ def operator_left(handler: CallHandler, legs: ConsultLegs, call_id: str, leg: st
     return "completed"
 
 
-UNIT_LEFT = ("cancelled", "none")
+UNIT_LEFT = ("cancelled", "talking", "none")
 
 
 def unit_left(handler: CallHandler, legs: ConsultLegs, call_id: str) -> str:
-    """The unit's duty phone hung up, was busy or never answered while the operator
-    consulted it: the operator is back with the caller (the telephony's half), and the
-    queue says so, as after 取消 ('cancelled'). Returns 'none' when the call is not
-    being consulted about any more (a desk step moved it on meanwhile)."""
+    """The unit's duty phone hung up, was busy or never answered (the telephony's half:
+    the operator is back with the caller), and the queue says so:
+
+    - consulting: as after 取消 ('cancelled');
+    - three-way: operator and caller talk on, an ordinary call again ('talking').
+
+    Returns 'none' when the call is in neither any more (a desk step moved it on)."""
     record = handler.queue.call(call_id)
     seat = record.get("seat", "")
-    if record.get("state") != "on_call" or record.get("consult") != "consulting" or not seat:
+    consult = record.get("consult", "")
+    if record.get("state") != "on_call" or not seat:
+        return "none"
+    step = {"consulting": "cancel", "threeway": "unit-left"}.get(consult)
+    if step is None:
         return "none"
     try:
-        handler.queue.consult(call_id, seat, "cancel")
+        result = handler.queue.consult(call_id, seat, step)
     except QueueError as exc:
         log.info("the unit of %s left, the consult moved on: %s", call_id, exc)
         return "none"
     legs.drop(call_id, "unit")
-    return "cancelled"
+    return result
 
 
 def handed_over(handler: CallHandler, call: str, unit_code: str, step: str, actor: str) -> None:

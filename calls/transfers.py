@@ -205,7 +205,7 @@ class TwilioMover:
 
     def consult_leave(self, call_id: str, channel: str) -> None:
         legs = self._legs(call_id)
-        self._unit_ends_it(call_id, legs["unit"])
+        self._ends_it_on_exit(call_id, legs["unit"])
         self._legs_of().drop(call_id)
         self._hang_up(legs["operator"])
 
@@ -215,17 +215,22 @@ class TwilioMover:
         the unit's leg ends and the caller leaves their conference for the queue."""
         unit = legs.get("unit", "")
         if result == "handed-over" and unit:
-            self._unit_ends_it(call_id, unit)
+            self._ends_it_on_exit(call_id, unit)
         elif result == "requeued":
             if unit:
                 self._hang_up_quietly(unit)
             self.back_in_line(call_id, "twilio")
 
-    def unit_gone(self, call_id: str, legs: dict[str, str]) -> None:
+    def unit_gone(self, call_id: str, legs: dict[str, str], result: str = "cancelled") -> None:
         """The telephony's half of calls.consult.unit_left (``legs``: as they were): the
-        operator, alone in the consult's conference, joins the caller's, as on cancel."""
-        if legs.get("operator"):
-            self._join(legs["operator"], room_for(call_id), ends_it=True)
+        operator, alone in the consult's conference, joins the caller's, as on cancel;
+        left with the caller by a three-way call's unit ('talking'), their hang-up now
+        ends the caller's conference, as after a cancel."""
+        operator = legs.get("operator")
+        if operator and result == "talking":
+            self._ends_it_on_exit(call_id, operator)
+        elif operator:
+            self._join(operator, room_for(call_id), ends_it=True)
 
     def caller_gone(self, call_id: str) -> None:
         """The caller hung up during a consult: the operator's and the unit's legs end
@@ -246,12 +251,12 @@ class TwilioMover:
         except TelephonyError as exc:  # it ended by itself meanwhile
             log.info("leg %s not hung up: %s", sid, exc)
 
-    def _unit_ends_it(self, call_id: str, unit: str) -> None:
-        """The unit alone stays with the caller: its hang-up ends the conference."""
+    def _ends_it_on_exit(self, call_id: str, sid: str) -> None:
+        """The leg alone stays with the caller: its hang-up ends the conference."""
         from twilio.base.exceptions import TwilioException
 
         try:
-            self.client.conferences(room_for(call_id)).participants(unit).update(
+            self.client.conferences(room_for(call_id)).participants(sid).update(
                 end_conference_on_exit=True
             )
         except TwilioException as exc:

@@ -254,10 +254,6 @@ def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_
     consult(wang, csrf, "start", unit="water-affairs")
     consult(wang, csrf, "threeway")
     requests()
-    # The unit's leg ending on its own is not the operator leaving.
-    assert leg_ended(app, UNIT_LEG).status_code == 204
-    assert svc.queue.call(CALL)["consult"] == "threeway" and requests() == []
-
     # wang simply hangs up their phone: the seat is not stranded on the call.
     assert leg_ended(app, OPERATOR_LEG).status_code == 204
     record = svc.queue.call(CALL)
@@ -276,6 +272,45 @@ def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_
         assert "转接 市水务局（值班电话 +8689866661234）：三方通话后退出" in trail, trail
     # A repeated callback changes nothing.
     assert leg_ended(app, OPERATOR_LEG).status_code == 204 and requests() == []
+
+
+def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_caller(app) -> None:  # type: ignore[no-untyped-def]
+    svc = app.extensions["hotline"]
+    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    connect_a_caller(app)
+    wang, csrf = console_of(app, "wang")
+    consult(wang, csrf, "start", unit="water-affairs")
+    consult(wang, csrf, "threeway")
+    requests()
+
+    assert leg_ended(app, UNIT_LEG).status_code == 204
+    # An ordinary call again: wang and the caller talk on in the caller's conference.
+    record = svc.queue.call(CALL)
+    assert record["state"] == "on_call" and record["seat"] == "1001"
+    assert not record["consult"] and not record["consult_unit"] and not record["held_at"]
+    steps = [
+        f[b"step"].decode()
+        for _, f in svc.redis.xrange(svc.queue.keys.events)
+        if f[b"type"] == b"CONSULT"
+    ]
+    assert steps == ["start", "threeway", "unit-left"]
+    # Nobody is moved; wang's hang-up now ends the conference, as after a cancel.
+    assert requests() == [
+        (
+            f"{API}/Conferences/{ROOM}/Participants/{OPERATOR_LEG}.json",
+            {"EndConferenceOnExit": "true"},
+        )
+    ]
+    page = wang.get("/console/call-controls").get_data(as_text=True)
+    assert 'id="consult-transfer"' in page and "三方通话中" not in page
+    assert consult(wang, csrf, "leave").status_code == 409
+    # A repeated callback changes nothing.
+    assert leg_ended(app, UNIT_LEG).status_code == 204 and requests() == []
+
+    leg_ended(app, OPERATOR_LEG)
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == "completed"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
 
 
 def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from socket import SOCK_DGRAM
 import pytest
 
 from agi_scripts.ami import AmiRefused
+from calls.desk import DeskError
 from calls.transfers import room_for
 from cases.db import engine_for, session_factory
 from cases.duty_numbers import set_duty_phone
@@ -382,5 +383,68 @@ def test_a_busy_unit_brings_the_operator_back_and_ends_the_consult_in_the_queue(
     # The console may consult again (the unit is still busy: back again).
     assert desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT) == "consulting"
     assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
+    ami.close()
+
+
+def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_caller(
+    make_rig: Callable[..., RealRig],
+    case_db: str,  # noqa: F811
+) -> None:
+    """The duty phone hangs up on its own (SIPp's BYE 10 s after the answer) during the
+    three-way call: the operator and the caller go on talking, an ordinary call again in
+    the queue, which the caller's hang-up later ends as any other."""
+    with_duty_phone(case_db)
+    rig = make_rig()
+    port = free_port(SOCK_DGRAM, "127.0.0.3")
+    desk, telephony, ami = desk_for(rig, case_db, f"PJSIP/trunk/sip:{{number}}@127.0.0.3:{port}")
+    operator(rig, desk, WANG, "1001", "mandarin", ring_ms=1000, talk_ms=120_000)
+    unit_phone = sipp._sipp(
+        rig.workdir,
+        "duty-phone-hangs-up",
+        sipp.phone_scenario(ring_ms=1000, talk_ms=10_000),
+        ["-i", "127.0.0.3", "-p", str(port), "-mp", str(sipp.media_port()), "-m", "1", "-aa"]
+        + ["-default_behaviors", "all,-bye"],
+    )
+    rig.sipps.append(unit_phone)
+    citizen = rig.citizens("three-way-unit-gone", ["13800138888"], hangup_after_ms=40_000)
+    call_id = connected_call(rig, "13800138888", "1001")
+
+    desk.consults.step(WANG, call_id, "start", telephony, unit=UNIT)
+    eventually(
+        lambda: unit_legs_up(rig, ami, call_id) == 1, timeout_s=30, what="the unit answering"
+    )
+    assert desk.consults.step(WANG, call_id, "threeway", telephony) == "threeway"
+    eventually(
+        lambda: len(room_members(ami, call_id)) == 3,
+        timeout_s=30,
+        what="caller, operator and unit in one room",
+    )
+    assert unit_phone.wait(timeout=60) == 0, unit_phone.output()[-3000:]
+    eventually(
+        lambda: not rig.queue.call(call_id).get("consult"),
+        timeout_s=30,
+        what="the queue's three-way call over",
+    )
+    members = room_members(ami, call_id)
+    assert len(members) == 2 and any(m.startswith("PJSIP/1001-") for m in members)
+    record = rig.queue.call(call_id)
+    assert record["state"] == "on_call" and record["seat"] == "1001"
+    assert not record["consult_unit"] and not record["held_at"]
+    steps = [e.get("step") for e in rig.events("CONSULT") if e.get("call") == call_id]
+    assert steps == ["start", "threeway", "unit-left"]
+    with pytest.raises(DeskError) as refused:  # nobody left to hand the caller to
+        desk.consults.step(WANG, call_id, "leave", telephony)
+    assert refused.value.code == "no-consult"
+
+    assert citizen.wait(timeout=120) == 0, citizen.output()[-3000:]
+    eventually(
+        lambda: rig.queue.call(call_id).get("state") == "ended",
+        timeout_s=30,
+        what="the call ended by the caller",
+    )
+    assert rig.queue.call(call_id)["outcome"] == "completed"
+    kinds = [e["type"] for e in rig.events() if e.get("call") == call_id]
+    assert "TRANSFER" not in kinds and "ABANDON" not in kinds
     assert "Traceback" not in rig.service_log("agi"), rig.service_log("agi")[-3000:]
     ami.close()

@@ -5,10 +5,12 @@
 --   'start'    the caller holds, the unit's duty phone is dialled: consult=consulting
 --   'threeway' caller, unit and operator together (三方通话): consult=threeway
 --   'cancel'   the unit is let go, the operator is back with the caller: consult cleared
+--   'unit-left' the unit hung up during the three-way call: operator and caller talk on,
+--              as before the consult (consult cleared)
 -- Handing the caller to the unit (complete, or the operator leaving a three-way call) is
 -- transfer.lua's kind 'unit'.
 -- ARGV[5] call id, [6] the operator's seat, [7] step, [8] the unit (start).
--- Returns {'ok', 'consulting'|'threeway'|'cancelled'} or {'err', code}.
+-- Returns {'ok', 'consulting'|'threeway'|'cancelled'|'talking'} or {'err', code}.
 local call, seat, step, unit = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ckey = P_CALL .. call
 local state, on_seat, held_at, consult =
@@ -39,5 +41,11 @@ if step == 'cancel' then
   emit('CONSULT', 'call', call, 'seat', seat, 'step', 'cancel',
     'hold_ms', NOW - tonumber(held_at))
   return {'ok', 'cancelled'}
+end
+if step == 'unit-left' then
+  if consult ~= 'threeway' then return {'err', 'no-consult'} end
+  redis.call('HSET', ckey, 'consult', '', 'consult_unit', '', 'consult_at', '')
+  emit('CONSULT', 'call', call, 'seat', seat, 'step', 'unit-left')
+  return {'ok', 'talking'}
 end
 return {'err', 'bad-argument', 'step'}

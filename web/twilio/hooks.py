@@ -354,8 +354,8 @@ def consult_leg() -> tuple[str, int]:
     """A consult's participant call ended (its status callback; ?call= the caller's
     call). The operator's, ended by their own hang-up rather than a desk step, ends
     their part of the call (calls.consult.operator_left); the unit's, hung up, busy or
-    unanswered while the operator consults it, brings the operator back to the caller
-    (calls.consult.unit_left)."""
+    unanswered while the operator consults it, brings the operator back to the caller,
+    and hung up in a three-way call leaves the two talking (calls.consult.unit_left)."""
     from calls.consult import ConsultLegs, operator_left, unit_left
 
     call, leg = request.args.get("call", ""), field("CallSid", 64)
@@ -368,10 +368,11 @@ def consult_leg() -> tuple[str, int]:
     before = legs.get(call)
     mover = twilio_mover()
     if leg == before.get("unit"):
-        if unit_left(handler, legs, call) != "none" and mover is not None:
-            log.info("the unit of %s left the consult: the operator is back", call)
+        gone = unit_left(handler, legs, call)
+        if gone != "none" and mover is not None:
+            log.info("the unit of %s left the consult (%s)", call, gone)
             try:
-                mover.unit_gone(call, before)
+                mover.unit_gone(call, before, gone)
             except TelephonyError as exc:
                 log.error("after the unit of %s left: %s", call, exc)
         return "", 204
