@@ -61,6 +61,14 @@ def engine_for(url: str) -> Engine:
         return _engines[url]
 
 
+def dispose_engine(url: str) -> None:
+    """Close and forget the engine of one URL (a database about to be dropped)."""
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
 def dispose_all() -> None:
     """Close every pooled connection (at shutdown, and between test sessions)."""
     with _engines_lock:

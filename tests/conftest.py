@@ -85,12 +85,25 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A new, empty database of each kind."""
+def empty_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A new, empty database of each kind. A PostgreSQL one is dropped after its test,
+    with every connection still open to it: the session's server allows 100 clients,
+    and each test's pooled engine would otherwise keep its connections to the end."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hotline.db'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hotline.db'}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database(f"hotline_test_{next(_database_numbers)}")
+    name = f"hotline_test_{next(_database_numbers)}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        from cases.db import dispose_engine
+
+        dispose_engine(url)
+        server.drop_database(name)
 
 
 @pytest.fixture

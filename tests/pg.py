@@ -135,6 +135,15 @@ class PostgresServer:
             )
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a test's database, ending whatever connections it left open."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def create_database(self, name: str) -> str:
         import psycopg
 
