@@ -209,6 +209,23 @@ def test_a_request_taken_late_by_a_free_seat_is_not_handed_on_at_once(queue: Cal
     assert tasks.task("T-1")["seat"] == holder and tasks.task("T-1")["state"] == "held"
 
 
+def test_a_reply_put_off_by_a_call_is_not_handed_on_as_soon_as_the_call_ends(
+    queue: CallQueue,
+) -> None:
+    tasks = tasks_for(queue, first_response_s=4.0)  # a busy seat's handed on after 2 s
+    queue.seat_login("1001", SKILLS)
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1001")
+    queue.enqueue("call-1", skill="mandarin")
+    queue.answer("call-1", "1001")
+    time.sleep(1.5)  # a short call
+    queue.complete("call-1")  # free again (no wrap-up here)
+    time.sleep(0.7)  # held 2.2 s, over half its time; free only 0.7 s
+    queue.seat_login("1002", SKILLS)
+    tasks.tick()
+    assert tasks.task("T-1")["seat"] == "1001"
+
+
 def test_a_task_is_only_its_recorded_owners(queue: CallQueue) -> None:
     tasks = tasks_for(queue)
     queue.seat_login("1001", SKILLS, owner="wang")
@@ -644,8 +661,10 @@ def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  #
     desk.tasks.submit(number, "web")
     client.post(f"/console/tasks/{number}/take", headers=headers)
     assert 'id="task-handed-on"' not in client.get("/console/tasks").get_data(as_text=True)
-    # Its operator took it 100 s ago and walked away: past half its time, no reply.
-    tasks.redis.hset(tasks.keys.task(number), "taken_at", int(time.time() * 1000) - 100_000)
+    # Its operator took it 100 s ago at a free seat and walked away: no reply.
+    then = int(time.time() * 1000) - 100_000
+    tasks.redis.hset(tasks.keys.task(number), "taken_at", then)
+    tasks.redis.hset(tasks.keys.seat("1001"), "since", then)
     tasks.tick()
     assert tasks.task(number)["state"] in ("waiting", "offered")
     listing = client.get("/console/tasks").get_data(as_text=True)

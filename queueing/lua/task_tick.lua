@@ -32,12 +32,14 @@ for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
       local tstate, responded, due, taken = unpack(redis.call(
         'HMGET', P_TASK .. task, 'state', 'responded_at', 'due', 'taken_at'))
-      -- A free seat's operator has had half a request's time since taking it (a request
-      -- taken late would otherwise go round the free seats unanswered); a busy one's
-      -- cannot reply at all.
+      -- A free seat's operator has been free for half a request's time since taking it
+      -- and not replied (counted from the later of the take and the seat's last call, so
+      -- neither a request taken late nor a reply put off by a call is handed on at
+      -- once); a busy one's cannot reply at all.
       local due_now
       if state == 'available' then
-        due_now = NOW - tonumber(taken or NOW) >= HAND_ON_MS
+        local since = tonumber(redis.call('HGET', P_SEAT .. seat, 'since') or NOW)
+        due_now = NOW - math.max(tonumber(taken or NOW), since) >= HAND_ON_MS
       else
         due_now = tonumber(due) - NOW <= HAND_ON_MS
       end
