@@ -44,7 +44,9 @@ def family(text: str, name: str) -> dict[str, float]:
 
 
 @pytest.fixture
-def env(redis_server, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def env(redis_server, redis, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The processes' environment; ``redis`` empties the shared server after the test
+    (the FastAGI server and the push process write to it)."""
     from cases.db import upgrade
 
     db_url = f"sqlite:///{tmp_path / 'hotline.db'}"
