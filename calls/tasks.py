@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calls.casework import arm_clocks
 from calls.sms import SmsSettings, queue_task_reply
 from cases.channel_tasks import ChannelTask
-from cases.models import Case, CaseEvent
+from cases.models import Case, CaseEvent, User
 from cases.service import apply_form, parse_form, utcnow
 from queueing import QueueError
 from queueing.tasks import TASK_CHANNELS, TaskQueue, load_task_settings
@@ -127,6 +127,17 @@ class TaskDesk:
                 c.number: c
                 for c in db.scalars(select(Case).where(Case.number.in_([t["id"] for t in tasks])))
             }
+            # The trail names who replied as the screens do: 王芳, not wang.
+            repliers = {e.actor for c in cases.values() for e in c.events if e.action == "reply"}
+            people = (
+                dict(
+                    db.execute(
+                        select(User.username, User.display_name).where(User.username.in_(repliers))
+                    ).all()
+                )
+                if repliers
+                else {}
+            )
             out: list[dict[str, object]] = []
             for task in tasks:
                 case = cases.get(task["id"])
@@ -149,7 +160,7 @@ class TaskDesk:
                         "due_in_s": (due_ms - now_ms) // 1000,
                         "overdue": not task.get("responded_at") and due_ms < now_ms,
                         "trail": [
-                            {"at": e.at, "actor": e.actor, "note": e.note}
+                            {"at": e.at, "actor": people.get(e.actor) or e.actor, "note": e.note}
                             for e in case.events
                             if e.action == "reply"
                         ],

@@ -449,6 +449,7 @@ def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # t
     desk.tasks.submit(number, "web")
     listing = client.get("/console/tasks").get_data(as_text=True)
     assert f'data-number="{number}"' in listing and 'data-state="offered"' in listing
+    assert "已等0秒" in listing and " 秒" not in listing  # durations as 2分19秒
     base = f"/console/tasks/{number}"
     taken = client.post(base + "/take", headers=headers)
     assert taken.status_code == 200 and taken.headers["HX-Trigger"] == "tasks-changed"
@@ -465,6 +466,7 @@ def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # t
     assert 'id="task-filed"' in filed.get_data(as_text=True)
     replied = client.post(base + "/reply", data={"reply": "已转交通部门。"}, headers=headers)
     assert 'id="task-reply-sent"' in replied.get_data(as_text=True)
+    assert "王芳 答复" in replied.get_data(as_text=True)  # her name, not her user name
     done = client.post(base + "/done", headers=headers)
     assert 'id="task-completed"' in done.get_data(as_text=True)
     assert 'id="no-tasks"' in client.get("/console/tasks").get_data(as_text=True)
