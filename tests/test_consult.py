@@ -104,14 +104,31 @@ def consult(client, headers, step: str, **form: str):  # type: ignore[no-untyped
     )
 
 
-def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None:  # type: ignore[no-untyped-def]
-    from calls.figures import record_calls
-    from cases.models import CallRecord, Case, CaseEvent
 
+def wang_on_a_call(app):  # type: ignore[no-untyped-def]
+    """wang's seat 1001 talking to the caller, and wang's console with its CSRF header."""
     svc = app.extensions["hotline"]
     svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
     connect_a_caller(app)
     wang, csrf = console_of(app, "wang")
+    return svc, wang, csrf
+
+
+def wang_consulting(app, *then: str):  # type: ignore[no-untyped-def]
+    """wang on a call, consulting the water unit, then each step in ``then``; what the
+    Twilio stand-in received so far is cleared."""
+    svc, wang, csrf = wang_on_a_call(app)
+    consult(wang, csrf, "start", unit="water-affairs")
+    for step in then:
+        consult(wang, csrf, step)
+    requests()
+    return svc, wang, csrf
+
+def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.figures import record_calls
+    from cases.models import CallRecord, Case, CaseEvent
+
+    svc, wang, csrf = wang_on_a_call(app)
     page = wang.get("/console/call-controls").get_data(as_text=True)
     assert 'id="consult-transfer"' in page
     assert '<option value="water-affairs">' in page and "0898 6666 1234" in page
@@ -191,10 +208,7 @@ def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None
 
 
 def test_a_consult_is_cancelled_then_handed_over(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
+    svc, wang, csrf = wang_on_a_call(app)
     assert consult(wang, csrf, "threeway").status_code == 409  # nothing to make three-way
     assert consult(wang, csrf, "start", unit="no-such-unit").status_code == 404
     assert requests() == []
@@ -247,13 +261,7 @@ def leg_ended(app, leg: str):  # type: ignore[no-untyped-def]
 def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_unit(app) -> None:  # type: ignore[no-untyped-def]
     from cases.models import Case, CaseEvent
 
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    consult(wang, csrf, "threeway")
-    requests()
+    svc, wang, csrf = wang_consulting(app, "threeway")
     # wang simply hangs up their phone: the seat is not stranded on the call.
     assert leg_ended(app, OPERATOR_LEG).status_code == 204
     record = svc.queue.call(CALL)
@@ -275,13 +283,7 @@ def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_
 
 
 def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_caller(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    consult(wang, csrf, "threeway")
-    requests()
+    svc, wang, csrf = wang_consulting(app, "threeway")
 
     assert leg_ended(app, UNIT_LEG).status_code == 204
     # An ordinary call again: wang and the caller talk on in the caller's conference.
@@ -314,13 +316,7 @@ def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_ca
 
 
 def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    consult(wang, csrf, "cancel")
-    requests()
+    svc, wang, csrf = wang_consulting(app, "cancel")
     # The unit's leg, hung up by the cancel, reports its end: nothing changes.
     leg_ended(app, UNIT_LEG)
     assert svc.queue.call(CALL)["state"] == "on_call"
@@ -334,10 +330,7 @@ def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) ->
 
 
 def test_a_desk_steps_own_hang_up_of_the_operator_ends_nothing_more(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
+    svc, wang, csrf = wang_on_a_call(app)
     consult(wang, csrf, "start", unit="water-affairs")
     consult(wang, csrf, "cancel")
     # A hold after the cancel moves the caller out of the room the operator is in.
@@ -349,12 +342,7 @@ def test_a_desk_steps_own_hang_up_of_the_operator_ends_nothing_more(app) -> None
 
 
 def test_the_operator_hanging_up_while_consulting_puts_the_caller_back_in_line(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    requests()
+    svc, wang, csrf = wang_consulting(app)
     leg_ended(app, OPERATOR_LEG)
     record = svc.queue.call(CALL)
     assert record["state"] in ("waiting", "offered") and not record["consult"]
@@ -368,12 +356,7 @@ def test_the_operator_hanging_up_while_consulting_puts_the_caller_back_in_line(a
 
 
 def test_the_caller_hanging_up_during_a_consult_ends_its_legs_and_frees_the_seat(app) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    requests()
+    svc, wang, csrf = wang_consulting(app)
     twilio = TwilioSigner(app.test_client())
     gone = twilio.post("/twilio/status", {"CallSid": CALL, "CallStatus": "completed"})
     assert gone.status_code == 204
@@ -391,12 +374,7 @@ def test_the_caller_hanging_up_during_a_consult_ends_its_legs_and_frees_the_seat
 
 @pytest.mark.parametrize("status", ["no-answer", "busy", "completed"])
 def test_a_unit_that_hangs_up_or_never_answers_brings_the_operator_back(app, status) -> None:  # type: ignore[no-untyped-def]
-    svc = app.extensions["hotline"]
-    svc.desk.login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
-    connect_a_caller(app)
-    wang, csrf = console_of(app, "wang")
-    consult(wang, csrf, "start", unit="water-affairs")
-    requests()
+    svc, wang, csrf = wang_consulting(app)
     twilio = TwilioSigner(app.test_client())
     ended = twilio.post(
         f"/twilio/consult-leg?call={CALL}", {"CallSid": UNIT_LEG, "CallStatus": status}
