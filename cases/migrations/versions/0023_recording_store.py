@@ -1,0 +1,18 @@
+"""where a recording is stored (local directory or S3-compatible store), and the quality role (issue 19)
+
+Revision ID: 0023
+Revises: 0022
+"""
+
+revision = "0023"
+down_revision = "0022"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
