@@ -1,4 +1,4 @@
-"""where a recording is stored (local directory or S3-compatible store), and the quality role (issue 19)
+"""where a recording is stored (a directory or an S3-compatible store) (issue 19)
 
 Revision ID: 0023
 Revises: 0022
