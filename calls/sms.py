@@ -20,6 +20,7 @@ Phone numbers are masked in the logs (cases.phones.mask_phone)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -260,24 +261,37 @@ return sent
 TEXTED_REPLY_CHANNELS = frozenset({"sms", "web"})
 
 
+def reply_source(case_id: int, reply: str) -> str:
+    """The outbox's one key for a reply to a case, whichever path queues it (the
+    operator's task reply, or the resolution the planner sees): the same words are
+    texted once. A new reply (a reopened case resolved again) is a new text."""
+    digest = hashlib.sha256(reply.strip().encode()).hexdigest()[:24]
+    return f"reply:{case_id}:{digest}"
+
+
 def queue_task_reply(
     session: Session, settings: SmsSettings, case: Case, reply: str, reply_id: int
 ) -> SmsMessage | None:
     """The operator's reply to a request that came by text or the web form, added to
     ``session`` (the caller commits it with the reply) for the outbox to send at once;
-    ``reply_id`` (the reply's trail event) names it once. None when SMS is not
-    configured, the request came otherwise, or the number is not texted: outside the
-    allowed regions or opted out. The outbox checks both again when it sends, and counts
-    the text against the hourly cap as the case's other texts."""
+    ``reply_id`` is the reply's trail event. None when SMS is not configured, the
+    request came otherwise, the number is not texted (outside the allowed regions or
+    opted out), or these words were texted already (``reply_source``). The outbox
+    checks the number again when it sends, and counts the text against the hourly cap
+    as the case's other texts."""
     phone = case.caller_phone or ""
     if not settings.configured or case.channel not in TEXTED_REPLY_CHANNELS:
         return None
     if not settings.textable(phone) or opted_out(session, phone):
         log.info("task reply on %s not texted to %s", case.number, mask_phone(phone))
         return None
+    source = reply_source(case.id, reply)
+    if session.scalar(select(SmsMessage.id).where(SmsMessage.source == source)) is not None:
+        log.info("reply on %s already texted", case.number)
+        return None
     now = datetime.now(UTC)
     message = SmsMessage(
-        source=f"task-reply:{case.id}:{reply_id}",
+        source=source,
         direction="out",
         purpose="task_reply",
         phone=phone,
@@ -377,9 +391,14 @@ class SmsOutbox:
             Case.reply != "",
             Case.caller_phone.like("+%"),
         )
+        # Texts planned before replies had one key per reply were keyed by the time of
+        # resolution: such a one already made stands for its reply.
+        earlier: dict[str, str] = {}
         for case in session.scalars(resolved):
             stamp = int(_aware(case.resolved_at or now).timestamp())
-            wanted[f"reply:{case.id}:{stamp}"] = (
+            source = reply_source(case.id, case.reply)
+            earlier[f"reply:{case.id}:{stamp}"] = source
+            wanted[source] = (
                 "reply",
                 case.caller_phone,
                 reply_text(case.number, case.reply, url),
@@ -404,11 +423,13 @@ class SmsOutbox:
             )
         known: set[str] = set()
         sources = sorted(wanted)
-        for n in range(0, len(sources), 500):
-            chunk = sources[n : n + 500]
-            known.update(
-                session.scalars(select(SmsMessage.source).where(SmsMessage.source.in_(chunk)))
-            )
+        asked = sources + sorted(earlier)
+        for n in range(0, len(asked), 500):
+            chunk = asked[n : n + 500]
+            for source in session.scalars(
+                select(SmsMessage.source).where(SmsMessage.source.in_(chunk))
+            ):
+                known.add(earlier.get(source, source))
         fresh = 0
         for source in sources:
             if source in known:

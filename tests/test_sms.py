@@ -25,7 +25,7 @@ from calls.dialing import DialerSettings
 from calls.sms import SmsBudget, SmsOutbox, SmsSettings
 from cases.dispatch import resolve, sign_for
 from cases.models import Case, OptOut
-from cases.service import CallInfo, CaseDraft, create_case_for_call
+from cases.service import CallInfo, CaseDraft, create_case_for_call, utcnow
 from cases.sms import SmsMessage
 from queueing.keys import QueueKeys
 from tests.twilio_peer import PUBLIC_BASE, TwilioSigner, app_on_twilio, http_peer
@@ -336,3 +336,53 @@ def test_the_dialers_outbox_counts_its_texts_against_the_hourly_cap(app, redis: 
     filed_case(app, "CA-counted")
     assert outbox.run_once() == 1
     assert int(redis.get(outbox.budget.key(clock.at)) or 0) == 1
+
+
+def test_a_request_closed_directly_texts_its_reply_once(app) -> None:  # type: ignore[no-untyped-def]
+    """The operator answers a texted request and closes it without dispatch (直接办结):
+    the reply is texted at once, and the resolution that follows must not text it
+    again, however often the outbox plans."""
+    from calls.desk import Actor
+
+    inbound(app, "小区门口的路灯坏了三天", 30)
+    with sessions_of(app)() as db:
+        number = db.scalars(select(Case.number).where(Case.channel == "sms")).one()
+    desk = app.extensions["hotline"].desk
+    wang = Actor("wang", "operator")
+    desk.login_seat(wang, "1001", ["mandarin", "online"])
+    desk.tasks.queue.tick()
+    desk.tasks.take(wang, "1001", number)
+    desk.tasks.reply(wang, "1001", number, "路灯已报修，今晚修复。")
+    form = {"category_code": "street-vending", "resolved_on_phone": True, "dispatch": False}
+    desk.tasks.file(wang, "1001", number, form)
+    desk.tasks.complete(wang, "1001", number)
+    outbox = outbox_of(app)
+    for _ in range(3):  # planned again and again, as the dialer does every 5 s
+        outbox.next_plan = 0.0
+        outbox.run_once()
+    replies = [m for m in MessagesApi.sent if "路灯已报修，今晚修复。" in m["Body"]]
+    assert len(replies) == 1, [m["Body"] for m in MessagesApi.sent]
+    assert [m for m in MessagesApi.sent if "受理" in m["Body"]]  # the acceptance, once
+    assert len(MessagesApi.sent) == 2
+
+
+def test_the_same_reply_queued_twice_is_one_text(app) -> None:  # type: ignore[no-untyped-def]
+    """A reply queued again (a retried job, a second planner) is the same outbox row."""
+    from calls.sms import queue_task_reply
+
+    case_id, _ = filed_case(app, "CA-retried")
+    settings = SmsSettings.from_env()
+    with sessions_of(app)() as db:
+        case = db.get(Case, case_id)
+        case.channel = "web"
+        assert queue_task_reply(db, settings, case, "已安排人员处理。", 1) is not None
+        db.commit()
+        assert queue_task_reply(db, settings, case, " 已安排人员处理。 ", 2) is None
+        db.commit()
+        case.reply = "已安排人员处理。"
+        case.status, case.resolved_at = "resolved", utcnow()
+        db.commit()
+    outbox = outbox_of(app)
+    outbox.run_once()
+    bodies = [m["Body"] for m in MessagesApi.sent]
+    assert sum("已安排人员处理。" in b for b in bodies) == 1, bodies
