@@ -1132,3 +1132,68 @@ def test_bad_keys_from_an_address_do_not_lock_out_its_valid_keys(
     # A valid key still has its own limit (6 calls a minute).
     statuses = [get(base, "services", fmt, api_key=key).status_code for _ in range(6)]
     assert statuses[0] == 200 and statuses[-1] == 429, statuses
+
+
+# -- the rate limit is exact (review) ---------------------------------------------------------
+
+
+def _mixed_call(base: str, key: str, n: int) -> requests.Response:
+    """The n-th of a client's calls, spread over the endpoints as a client spreads them."""
+    fields = {"api_key": key, "service_code": "street-vending", "address_string": "滨海大道"}
+    calls = [
+        lambda: get(base, "services", "json", api_key=key),
+        lambda: get(base, "requests", "xml", api_key=key),
+        lambda: requests.post(f"{base}/v2/requests.json", data=fields, timeout=10),
+        lambda: get(base, "servicerequestupdates", "json", api_key=key),
+        lambda: get(base, "services/traffic-lights", "xml", api_key=key),
+        lambda: requests.get(f"{base}/discovery.json", params={"api_key": key}, timeout=10),
+    ]
+    return calls[n % len(calls)]()
+
+
+def test_a_key_at_6_a_minute_gets_429_on_its_7th_call_whatever_the_endpoints(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    app.config["OPEN311_RATE_LIMIT"] = "6 per minute"
+    statuses = [_mixed_call(base, key, n).status_code for n in range(6)]
+    assert statuses == [200] * 6
+    seventh = _mixed_call(base, key, 6)
+    assert seventh.status_code == 429
+    assert 1 <= int(seventh.headers["Retry-After"]) <= 60
+    [(code, description)] = errors_of(seventh, "json")
+    assert code == 429 and description.startswith("too many requests")
+    assert get(base, "requests", "xml", api_key=key).status_code == 429  # any endpoint
+
+
+def test_a_key_at_6_a_minute_gets_6_through_of_calls_arriving_at_once(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["OPEN311_RATE_LIMIT"] = "6 per minute"
+    start = threading.Barrier(18)
+
+    def call(n: int) -> requests.Response:
+        start.wait(timeout=10)
+        return _mixed_call(base, key, n)
+
+    with ThreadPoolExecutor(18) as pool:
+        answers = list(pool.map(call, range(18)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 6 + [429] * 12, statuses
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
+
+
+def test_refused_keys_arriving_at_once_are_counted_each(app, base: str) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    app.config["OPEN311_FAILED_KEY_LIMIT"] = "4 per minute"
+    start = threading.Barrier(12)
+
+    def guess(n: int) -> int:
+        start.wait(timeout=10)
+        return get(base, "services", "json", api_key=f"o311_guess{n}").status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [403] * 4 + [429] * 8, statuses

@@ -8,7 +8,6 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
-from flask_limiter import RateLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -16,7 +15,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from cases import open311 as o311
 from cases.models import Case
 from web.context import services
-from web.limits import client_address, limiter
+from web.limits import client_address
+from web.open311.limits import Rate, SlidingWindow
 from web.open311.render import answer, errors
 
 log = logging.getLogger("hotline.open311")
@@ -76,24 +76,44 @@ def _failed_key_limit() -> str:
     return str(current_app.config.get("OPEN311_FAILED_KEY_LIMIT", FAILED_KEY_LIMIT))
 
 
-limiter.limit(_key_limit, key_func=rate_key, scope="open311")(bp)
-limiter.limit(
-    _failed_key_limit,
-    key_func=client_address,
-    scope="open311-failed-key",
-    exempt_when=_without_a_bad_key,
-    deduct_when=lambda response: response.status_code == 403,
-)(bp)
+class TooMany(o311.Open311Error):
+    """429: over a rate limit; ``retry_after`` whole seconds until a request passes."""
+
+    def __init__(self, rate: Rate, retry_after: int) -> None:
+        super().__init__(429, f"too many requests: at most {rate}; retry later")
+        self.retry_after = retry_after
+
+
+def _windows() -> SlidingWindow:
+    ext = current_app.extensions
+    if "hotline_open311_windows" not in ext:
+        svc = services()
+        ext["hotline_open311_windows"] = SlidingWindow(svc.redis, svc.queue.keys.prefix)
+    return ext["hotline_open311_windows"]  # type: ignore[no-any-return]
+
+
+def enforce_limits() -> None:
+    """Each key (or address without one) has one budget over every endpoint, counted
+    and admitted atomically (web.open311.limits); a request naming a key that is not
+    valid also spends its address's budget of refused keys."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return
+    windows = _windows()
+    rate = Rate.parse(_key_limit())
+    wait = windows.admit("key", rate_key(), rate)
+    if not wait and not _without_a_bad_key():
+        rate = Rate.parse(_failed_key_limit())
+        wait = windows.admit("failed-key", client_address(), rate)
+    if wait:
+        raise TooMany(rate, wait)
 
 
 @bp.errorhandler(o311.Open311Error)
 def open311_error(exc: o311.Open311Error) -> Response:
-    return errors(fmt_of_path(), exc.status, exc.description)
-
-
-@bp.errorhandler(RateLimitExceeded)
-def too_many(exc: RateLimitExceeded) -> Response:
-    return errors(fmt_of_path(), 429, f"too many requests: at most {exc.description}; retry later")
+    response = errors(fmt_of_path(), exc.status, exc.description)
+    if isinstance(exc, TooMany):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def http_error(exc: HTTPException) -> Response:
@@ -116,6 +136,7 @@ def database_error(exc: SQLAlchemyError) -> Response:
 
 @bp.before_request
 def check_key_and_jurisdiction() -> None:
+    enforce_limits()  # first: a refusal leaves the key to the audit to look up
     g.open311_key_id = None
     wanted = current_app.config.get("OPEN311_JURISDICTION", "")
     given = (request.values.get("jurisdiction_id") or "").strip()
