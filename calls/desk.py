@@ -55,8 +55,8 @@ log = logging.getLogger("hotline.desk")
 PAUSE_REASONS = ("lunch", "training", "meeting", "after_call_work", "other")
 WRAPUP_EXTEND_S = 30
 SUPERVISING_ROLES = frozenset({"supervisor", "admin", "system"})
-# Who may hear a conversation's recording (quality work).
-PLAYBACK_ROLES = frozenset({"supervisor", "admin"})
+# Who may hear a conversation's recording (quality work: 质检员 too).
+PLAYBACK_ROLES = frozenset({"supervisor", "admin", "quality"})
 
 
 @dataclass(frozen=True)

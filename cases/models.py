@@ -258,7 +258,17 @@ class StreamCursor(Base):
 
 
 # knowledge_editor: approves the knowledge base's changes (cases.knowledge)
-ROLES = ("operator", "supervisor", "department", "admin", "knowledge_editor", "grid", "leader")
+# quality (质检员): searches cases and plays their recordings, audited (calls.desk)
+ROLES = (
+    "operator",
+    "supervisor",
+    "department",
+    "admin",
+    "knowledge_editor",
+    "grid",
+    "leader",
+    "quality",
+)
 
 
 class User(Base):

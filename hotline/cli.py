@@ -756,7 +756,16 @@ def user() -> None:
     "--role",
     # cases.models.ROLES (not imported here: the CLI starts without SQLAlchemy)
     type=click.Choice(
-        ["operator", "supervisor", "department", "admin", "knowledge_editor", "grid", "leader"]
+        [
+            "operator",
+            "supervisor",
+            "department",
+            "admin",
+            "knowledge_editor",
+            "grid",
+            "leader",
+            "quality",
+        ]
     ),
     required=True,
 )

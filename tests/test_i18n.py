@@ -88,6 +88,7 @@ def test_every_role_and_case_status_has_a_chinese_name() -> None:
         "knowledge_editor": "知识库编辑",
         "grid": "网格员",
         "leader": "值班领导",
+        "quality": "质检员",
     }
     for role, zh in expected.items():
         assert role_name(role) == zh

@@ -325,6 +325,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "role_knowledge_editor": ("知识库编辑", "Knowledge editor"),
     "role_grid": ("网格员", "Grid worker"),
     "role_leader": ("值班领导", "Leader on duty"),
+    "role_quality": ("质检员", "Quality inspector"),
     "role_system": ("系统", "System"),
     # The knowledge base (知识库): the console's panel, the figures, the review, the
     # department portal and the citizens' view.

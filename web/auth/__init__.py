@@ -79,6 +79,7 @@ HOME_FOR_ROLE = {
     "knowledge_editor": "console.kb_review",
     "grid": "grid.cases",
     "leader": "duty.today",
+    "quality": "console.case_search",  # cases and their recordings
 }
 
 

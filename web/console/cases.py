@@ -31,7 +31,7 @@ from web.console.routes import OPERATORS, SUPERVISORS, bp, sessions
 from web.context import services
 from web.i18n import TEXT
 
-READERS = (*OPERATORS, *SUPERVISORS)
+READERS = (*OPERATORS, *SUPERVISORS, "quality")  # quality staff read, never act
 MAX_QUERY = 100
 # A case's clocks run only while it is with a unit.
 RESPONSE_RUNS = ("dispatched",)
@@ -158,7 +158,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             if name
         }
         supervises = desk_actor().supervises
-        # Recordings: supervisors and admins only (quality work); playing one is audited.
+        # Recordings: supervisors, admins and quality staff only; playing one is audited.
         recordings = recordings_of_case(db, case) if desk_actor().role in PLAYBACK_ROLES else []
         playbacks = playback_audit(db, recordings)
         return render_template(

@@ -53,7 +53,7 @@ from web.i18n import duration, translate
 bp = Blueprint("grid", __name__, url_prefix="/grid")
 
 # Who reads any case in the console (and so its photos) besides its unit and its grid.
-CASE_READERS = ("operator", "supervisor", "admin", "leader")
+CASE_READERS = ("operator", "supervisor", "admin", "leader", "quality")
 SUGGESTERS = ("operator", "supervisor", "admin", "grid")
 # A photo's form: the photo and a few short fields.
 UPLOAD_LIMIT = MAX_PHOTO_BYTES + 64 * 1024
