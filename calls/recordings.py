@@ -12,19 +12,30 @@ notice (全程录音, ivr/prompts.py):
   into the same directory (``fetch_twilio_recording``), never the webhook's thread.
 
 Each recording is a ``CallRecording`` row linked to the call detail row by call id and
-to the call's case once it exists (``link_recordings``). The operator pauses it while the
-citizen gives sensitive numbers (calls.desk: ``Desk.pause_recording``, through a
-``Recorder``: AMI MixMonitorMute, or Twilio's Recording update). Supervisors play it
-from the case page, audited. The retention job deletes recordings older than
-HOTLINE_RECORDING_RETENTION_DAYS (about six months), audited too.
+to the call's case once it exists (``link_recordings``). Where its audio is kept is a
+``RecordingStore``: the directory itself, or an S3-compatible store (AWS S3, MinIO,
+Ceph, OSS; HOTLINE_RECORDINGS_S3_BUCKET). MixMonitor can only write a local file, so
+with S3 the upkeep job uploads each finished file, checks the stored copy's size and
+MD5, and only then removes the local one; Twilio's fetch job does the same at once.
+A store that does not answer leaves the file where it is, for the next run.
+
+The operator pauses a recording while the citizen gives sensitive numbers (calls.desk:
+``Desk.pause_recording``, through a ``Recorder``: AMI MixMonitorMute, or Twilio's
+Recording update). Supervisors and quality staff (质检员) play it from the case page,
+audited. The retention job deletes recordings older than
+HOTLINE_RECORDING_RETENTION_DAYS (about six months), from the store too, audited.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+import shutil
+import time
 import wave
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +56,9 @@ EXPIRE_BATCH = 500  # rows deleted per run; the next run takes the rest
 TWILIO_API = "https://api.twilio.com"
 UPKEEP_EVERY_S = 600.0  # how often the reaper asks for ``upkeep``
 FINISH_WITHIN = timedelta(hours=1)  # a file still unreadable then is left as it is
+UPLOAD_BATCH = 2000  # files looked at per upkeep run
+UPLOAD_BUDGET_S = 120.0  # an upkeep run stops uploading after this (RQ's timeout: 180 s)
+CHUNK = 1 << 16
 
 
 class RecordingError(Exception):
@@ -123,6 +137,283 @@ def wav_seconds(path: Path) -> int | None:
         return None
 
 
+# -- where the audio is kept --------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The recording store did not answer, or did not keep what it was given."""
+
+
+class RecordingStore(Protocol):
+    """Where recordings' audio is kept, by key. ``kind`` is CallRecording.store's value."""
+
+    kind: str
+
+    def put(self, key: str, source: Path) -> None:
+        """Keep the file under ``key`` and check the kept copy (StoreError if not)."""
+        ...
+
+    def size(self, key: str) -> int | None:
+        """The audio's length in bytes; None when there is none under ``key``."""
+        ...
+
+    def read(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        """Bytes ``start`` up to ``stop`` (exclusive), in chunks."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Gone for good; a key that is not there is not an error."""
+        ...
+
+
+class DirectoryStore:
+    """Files in the recordings directory (HOTLINE_RECORDINGS_DIR); the key is the name."""
+
+    kind = "dir"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key: str) -> Path | None:
+        """The key's file, if it is one of the directory's own and is there."""
+        path = (self.directory / key).resolve()
+        if path.parent != self.directory.resolve() or not path.is_file():
+            return None
+        return path
+
+    def put(self, key: str, source: Path) -> None:
+        target = self.directory / key
+        if source.resolve() == target.resolve():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+    def size(self, key: str) -> int | None:
+        path = self.path(key)
+        return path.stat().st_size if path is not None else None
+
+    def read(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        path = self.path(key)
+        if path is None:
+            raise StoreError(f"{key} is not in {self.directory}")
+        with open(path, "rb") as audio:
+            audio.seek(start)
+            left = stop - start
+            while left > 0 and (chunk := audio.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+class S3Store:
+    """A bucket of an S3-compatible store (AWS S3, MinIO, Ceph RGW, Aliyun OSS), keys
+    under ``prefix``. Objects are private: playback streams them through the web app,
+    which checks who asks and audits it; no public or presigned link is handed out."""
+
+    kind = "s3"
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def key_for(self, recording: CallRecording) -> str:
+        """By day (a lifecycle rule or a backup can take whole days), then the file."""
+        day = _aware(recording.started_at).strftime("%Y/%m/%d")
+        return f"{self.prefix}{day}/{recording.file_name or recording.sid + '.wav'}"
+
+    def put(self, key: str, source: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest, length = _md5_of(source)
+        try:
+            with open(source, "rb") as body:
+                # The store refuses a body whose MD5 differs from this (a torn upload).
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType="audio/wav",
+                    ContentMD5=base64.b64encode(digest).decode(),
+                )
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"upload of {key} to {self.bucket} failed: {exc}") from None
+        etag = str(head.get("ETag", "")).strip('"')
+        if head.get("ContentLength") != length:
+            raise StoreError(f"{key}: stored {head.get('ContentLength')} bytes of {length}")
+        # A single PUT's ETag is the body's MD5, unless the store encrypts with KMS.
+        if len(etag) == 32 and "-" not in etag and etag != digest.hex():
+            raise StoreError(f"{key}: stored ETag {etag} is not the file's MD5")
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"{key}: {exc}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"{key}: {exc}") from None
+        return int(head["ContentLength"])
+
+    def read(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{stop - 1}"
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"{key}: {exc}") from None
+        body = answer["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreError(f"delete of {key} failed: {exc}") from None
+
+
+def key_of(recording: CallRecording) -> str:
+    """The audio's key in its store (a row written before stores: its file name)."""
+    return recording.store_key or recording.file_name or ""
+
+
+def _md5_of(path: Path) -> tuple[bytes, int]:
+    digest, length = hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as audio:
+        while chunk := audio.read(1 << 20):
+            digest.update(chunk)
+            length += len(chunk)
+    return digest.digest(), length
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """HOTLINE_RECORDINGS_S3_*; the credentials and region are the AWS SDK's own
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), read from the environment."""
+
+    bucket: str
+    endpoint: str | None = None  # MinIO, Ceph, OSS: its URL; None: AWS itself
+    prefix: str = ""
+    region: str | None = None
+    addressing_style: str = "auto"  # "virtual" for OSS, "path" for most MinIO setups
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> S3Settings | None:
+        bucket = env.get("HOTLINE_RECORDINGS_S3_BUCKET", "").strip()
+        if not bucket:
+            return None
+        prefix = env.get("HOTLINE_RECORDINGS_S3_PREFIX", "").strip().strip("/")
+        style = env.get("HOTLINE_RECORDINGS_S3_ADDRESSING", "").strip() or "auto"
+        if style not in ("auto", "path", "virtual"):
+            raise ValueError("HOTLINE_RECORDINGS_S3_ADDRESSING is auto, path or virtual")
+        return cls(
+            bucket=bucket,
+            endpoint=env.get("HOTLINE_RECORDINGS_S3_ENDPOINT", "").strip() or None,
+            prefix=prefix + "/" if prefix else "",
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            addressing_style=style,
+        )
+
+    def store(self) -> S3Store:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": self.addressing_style},
+        )
+        client = boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region, config=config
+        )
+        return S3Store(client, self.bucket, self.prefix)
+
+
+class Stores:
+    """The recordings directory, and the S3 store when one is configured: a recording
+    is read from whichever its row names, and finished files move to the S3 store."""
+
+    def __init__(self, directory: DirectoryStore, remote: S3Store | None = None) -> None:
+        self.directory = directory
+        self.remote = remote
+
+    @classmethod
+    def from_env(cls, directory: Path, env: Mapping[str, str] | None = None) -> Stores:
+        s3 = S3Settings.from_env(os.environ if env is None else env)
+        return cls(DirectoryStore(directory), s3.store() if s3 is not None else None)
+
+    def of(self, recording: CallRecording) -> RecordingStore | None:
+        """The store the recording's audio is in (under ``key_of``); None: none yet, or
+        not reachable from here (kept in S3 while this process has no S3 settings)."""
+        if recording.store == "dir" or (recording.store is None and recording.file_name):
+            return self.directory
+        if recording.store == "s3":
+            return self.remote
+        return None
+
+    def move_to_remote(self, session: Session, recording: CallRecording) -> bool:
+        """Upload a finished local file to the S3 store, and remove the local copy only
+        once the stored one is checked and the row says so. False: nothing to move."""
+        remote = self.remote
+        if remote is None or recording.store != "dir" or not recording.store_key:
+            return False
+        path = self.directory.path(recording.store_key)
+        if path is None:
+            return False
+        key = remote.key_for(recording)
+        remote.put(key, path)  # StoreError: the file stays, and the row says "dir"
+        recording.store, recording.store_key, recording.file_name = "s3", key, None
+        session.commit()
+        path.unlink(missing_ok=True)
+        log.info("recording %s stored as %s", recording.sid, key)
+        return True
+
+    def upload_pending(self, session: Session, budget_s: float = UPLOAD_BUDGET_S) -> int:
+        """Move finished recordings still in the directory to the S3 store, oldest
+        first, until the time is up or the store fails (the next run tries again)."""
+        if self.remote is None:
+            return 0
+        deadline = time.monotonic() + budget_s
+        pending = session.scalars(
+            select(CallRecording)
+            .where(CallRecording.store == "dir", CallRecording.status == "done")
+            .order_by(CallRecording.started_at)
+            .limit(UPLOAD_BATCH)
+        ).all()
+        moved = 0
+        for recording in pending:
+            if time.monotonic() > deadline:
+                break
+            if self.directory.path(recording.store_key or "") is None:
+                if self.directory.directory.is_dir():  # not a mount missing: the file is
+                    log.error("recording %s: %s is missing", recording.sid, recording.store_key)
+                    recording.store = recording.store_key = None
+                    session.commit()
+                continue
+            try:
+                moved += self.move_to_remote(session, recording)
+            except StoreError as exc:
+                log.warning("recordings: upload held back, the store failed: %s", exc)
+                break
+        return moved
+
+
 def note_recording(
     session: Session,
     sid: str,
@@ -149,6 +440,8 @@ def note_recording(
             case_id=case_id,
             provider=provider,
             file_name=file_name,
+            store="dir" if file_name else None,
+            store_key=file_name,
             status=status,
             started_at=at or datetime.now(UTC),
         )
@@ -241,9 +534,11 @@ def expire_recordings(
     retention_days: int = DEFAULT_RETENTION_DAYS,
     now: datetime | None = None,
     twilio_client: Any = None,
+    stores: Stores | None = None,
 ) -> int:
-    """Delete recordings started more than ``retention_days`` ago: the file, Twilio's
-    copy when there is one, and the row's link to media; each deletion is audited."""
+    """Delete recordings started more than ``retention_days`` ago: the file, the S3
+    store's object, Twilio's copy when there is one, and the row's link to media; each
+    deletion is audited. A store that fails keeps the rest for the next run."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     old = session.scalars(
         select(CallRecording)
@@ -251,7 +546,17 @@ def expire_recordings(
         .order_by(CallRecording.started_at)
         .limit(EXPIRE_BATCH)
     ).all()
+    deleted = 0
     for recording in old:
+        if recording.store == "s3" and recording.store_key:
+            if stores is None or stores.remote is None:
+                log.error("recording %s is in S3, and S3 is not configured here", recording.sid)
+                break
+            try:
+                stores.remote.delete(recording.store_key)
+            except StoreError as exc:
+                log.warning("recordings: retention held back, the store failed: %s", exc)
+                break
         path = path_of(directory, recording)
         if path is not None:
             path.unlink(missing_ok=True)
@@ -259,6 +564,7 @@ def expire_recordings(
             _delete_at_twilio(twilio_client, recording.sid)
         recording.status, recording.deleted_at = "deleted", now or datetime.now(UTC)
         recording.file_name = recording.media_url = None
+        recording.store = recording.store_key = None
         log_action(
             session,
             "system",
@@ -267,7 +573,8 @@ def expire_recordings(
             f"call {recording.call_id}, retention {retention_days} days",
         )
         session.commit()  # one by one: a file deleted is a row marked
-    return len(old)
+        deleted += 1
+    return deleted
 
 
 def _delete_at_twilio(client: Any, sid: str) -> None:
@@ -293,6 +600,7 @@ class RecordingEnv:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_api_base_url: str | None = None
+    s3: S3Settings | None = None  # HOTLINE_RECORDINGS_S3_BUCKET and the rest
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RecordingEnv:
@@ -309,7 +617,11 @@ class RecordingEnv:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            s3=S3Settings.from_env(env),
         )
+
+    def stores(self) -> Stores:
+        return Stores(DirectoryStore(self.directory), self.s3.store() if self.s3 else None)
 
     def twilio_client(self) -> Any:
         if not (self.twilio_account_sid and self.twilio_auth_token):
@@ -348,17 +660,24 @@ def recording_started(
 
 def fetch_twilio_recording(sid: str) -> str:
     """Job: bring a finished Twilio recording's audio (WAV) into the recordings
-    directory, so playback and retention treat it as any other file."""
+    directory, then into the S3 store when there is one, so playback and retention treat
+    it as any other recording. A store that fails fails the job, which RQ retries; the
+    file waits in the directory meanwhile (and the upkeep job tries it too)."""
     import urllib.request
 
     settings, sessions = _job_context()
     directory = settings.directory
+    stores = settings.stores()
     with sessions() as session:
         recording = session.scalar(select(CallRecording).where(CallRecording.sid == sid))
-        if recording is None or recording.status == "deleted" or not recording.media_url:
+        if recording is None or recording.status == "deleted":
             return "nothing"
-        if path_of(directory, recording) is not None:
+        if recording.store == "s3":
             return "kept"
+        if path_of(directory, recording) is not None:
+            return "stored" if stores.move_to_remote(session, recording) else "kept"
+        if not recording.media_url:
+            return "nothing"
         api = (settings.twilio_api_base_url or TWILIO_API).rstrip("/") + "/"
         if not recording.media_url.startswith(api):
             # Our Twilio credentials go with the request: to Twilio's API only.
@@ -381,24 +700,30 @@ def fetch_twilio_recording(sid: str) -> str:
             while chunk := response.read(1 << 16):
                 out.write(chunk)
         os.replace(partial, directory / name)
-        recording.file_name = name
+        recording.file_name = recording.store_key = name
+        recording.store = "dir"
         recording.duration_s = recording.duration_s or wav_seconds(directory / name)
         session.commit()
+        stores.move_to_remote(session, recording)
         return name
 
 
 def upkeep() -> dict[str, int]:
     """Job (the reaper asks for it every few minutes): link recordings to their cases,
-    then delete those past the retention period."""
+    move the finished ones to the S3 store (when there is one), then delete those past
+    the retention period."""
     settings, sessions = _job_context()
+    stores = settings.stores()
     with sessions() as session:
         linked = link_recordings(session, settings.directory)
+        uploaded = stores.upload_pending(session)
         deleted = expire_recordings(
             session,
             settings.directory,
             settings.retention_days,
             twilio_client=settings.twilio_client(),
+            stores=stores,
         )
     if deleted:
         log.info("recordings: %d deleted past %d days", deleted, settings.retention_days)
-    return {"linked": linked, "deleted": deleted}
+    return {"linked": linked, "uploaded": uploaded, "deleted": deleted}

@@ -1108,6 +1108,22 @@ TEXT: dict[str, tuple[str, str]] = {
         "先由您与单位通话，来电人听等待音乐；再选择完成转接、三方通话或取消",
         "You talk to the unit first while the caller hears music; then hand over, "
         "make it three-way, or cancel",
+    "cs_recording_uploading": (
+        "录音正在转存到录音存储，暂不能播放，请稍后再试",
+        "The recording is on its way to the recording store; try again shortly",
+    ),
+    "cs_recording_unreachable": (
+        "录音存储暂时无法访问，暂不能播放",
+        "The recording store cannot be reached just now",
+    ),
+    "cs_recording_missing": (
+        "录音存储中找不到该录音，请联系管理员",
+        "The recording is not in the recording store; tell an administrator",
+    ),
+    "cs_recording_try_later": (
+        "录音未丢失，请稍后再试；如持续出现请联系管理员",
+        "The recording is not lost: try again later, and tell an administrator if it goes on",
+    ),
     ),
     "consult_talking": (
         "正在与 {unit}（{phone}）通话，来电人保持中（听等待音乐）",

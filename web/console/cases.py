@@ -26,7 +26,7 @@ from cases.models import (
 from cases.search import MAX_PAGE, CaseQuery, search_cases
 from web.auth import desk_actor, roles_required
 from web.console.catalogue import catalogue
-from web.console.recordings import playback_audit
+from web.console.recordings import availability, playback_audit
 from web.console.routes import OPERATORS, SUPERVISORS, bp, sessions
 from web.context import services
 from web.i18n import TEXT
@@ -185,6 +185,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
         )
 
 
+            available=availability(recordings),
 @bp.get("/cases/<number>")
 @roles_required(*READERS)
 def case_page(number: str) -> Any:

@@ -1,7 +1,10 @@
 """Recordings on the screens (calls.recordings): the operator's 暂停录音 / 恢复录音 beside
 the call controls, while the citizen reads out an ID card or a bank account; and a
-recording's audio for supervisors and admins on the case page, every playback audited
-(calls.desk). The audio answers range requests (the player seeks) and is never cached."""
+recording's audio for supervisors, admins and quality staff on the case page, every
+playback audited (calls.desk). The audio answers range requests (the player seeks) and
+is never cached. From an S3 store it is streamed through this app, range by range,
+rather than by a presigned link: a link outlives the check of who asked and can be
+passed on unaudited, and the bucket stays private."""
 
 from __future__ import annotations
 
@@ -10,16 +13,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import abort, current_app, render_template, request, send_file
+from flask import Response, abort, current_app, render_template, request, send_file
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from calls.desk import PLAYBACK_ROLES, DeskError
-from calls.recordings import Recorder, Recorders, TwilioRecorder, live_recording, path_of
+from calls.recordings import (
+    DirectoryStore,
+    Recorder,
+    Recorders,
+    RecordingStore,
+    StoreError,
+    Stores,
+    TwilioRecorder,
+    key_of,
+    live_recording,
+)
 from cases.models import ActionLog, CallRecording, User
 from web.auth import desk_actor, language, roles_required
 from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat, sessions
 from web.context import services
+from web.i18n import translate
 
 PLAYBACK_AUDIT_S = 1800  # ranges asked within this of an audited playback are its seeking
 
@@ -113,6 +127,41 @@ def recordings_dir() -> Path:
     return Path(settings.recordings_dir or settings.var_dir / "recordings")
 
 
+def recording_stores() -> Stores:
+    """The directory and the S3 store (HOTLINE_RECORDINGS_S3_* and the AWS SDK's own
+    variables, as the workers read them), built once per app."""
+    ext = current_app.extensions
+    if "hotline_recording_stores" not in ext:
+        ext["hotline_recording_stores"] = Stores.from_env(recordings_dir())
+    return ext["hotline_recording_stores"]  # type: ignore[no-any-return]
+
+
+def availability(recordings: list[CallRecording]) -> dict[int, str]:
+    """Each recording's state for the case page: ready to play; pending (no audio yet,
+    the call may still be going on); uploading (kept on the telephony's side until it
+    is in the store); unreachable (the store did not answer); missing."""
+    stores = recording_stores()
+    states: dict[int, str] = {}
+    for recording in recordings:
+        store = stores.of(recording)
+        if not key_of(recording):
+            states[recording.id] = "pending"
+        elif store is None:
+            states[recording.id] = "unreachable"  # in S3, and no S3 configured here
+        else:
+            try:
+                found = store.size(key_of(recording)) is not None
+            except StoreError as exc:
+                current_app.logger.warning("recording store: %s", exc)
+                states[recording.id] = "unreachable"
+                continue
+            if found:
+                states[recording.id] = "ready"
+            else:
+                states[recording.id] = "missing" if recording.store == "s3" else "uploading"
+    return states
+
+
 def controls(call: str | None, error: str | None = None) -> Any:
     recording = None
     if call:
@@ -153,11 +202,11 @@ def pause_recording(call: str) -> Any:
 
 
 @bp.get("/recordings/<int:recording_id>/audio")
-@roles_required(*OPERATORS, *SUPERVISORS)
+@roles_required(*OPERATORS, *SUPERVISORS, "quality")
 def recording_audio(recording_id: int) -> Any:
-    """The audio, to supervisors and admins only (an operator is refused, and the refusal
-    is logged). Each playback is audited once: the player's first request (no range, or
-    from the first byte), not every range it seeks to."""
+    """The audio, to supervisors, admins and quality staff only (an operator is refused,
+    and the refusal is logged). Each playback is audited once: the player's first
+    request (no range, or from the first byte), not every range it seeks to."""
     actor = desk_actor()
     if actor.role not in PLAYBACK_ROLES:
         services().desk.record(actor, "recording-play-refused", str(recording_id))
@@ -172,15 +221,67 @@ def recording_audio(recording_id: int) -> Any:
         recording = services().desk.recording_to_play(actor, recording_id, playback=first)
     except DeskError as exc:
         abort(exc.status)
-    path = path_of(recordings_dir(), recording)
-    if path is None:
-        abort(404)  # not fetched yet (Twilio), or deleted by the retention job
-    response = send_file(
-        path,
-        mimetype="audio/wav",
-        conditional=True,
-        download_name=f"{recording.call_id}.wav",
-        max_age=None,
-    )
+    store = recording_stores().of(recording)
+    key = key_of(recording)
+    if isinstance(store, DirectoryStore):
+        path = store.path(key)
+        if path is None:
+            abort(404)  # not fetched yet (Twilio), or on its way to the store
+        response = send_file(
+            path,
+            mimetype="audio/wav",
+            conditional=True,
+            download_name=f"{recording.call_id}.wav",
+            max_age=None,
+        )
+    elif store is not None:
+        response = _streamed(store, key, f"{recording.call_id}.wav")
+    else:
+        abort(404)  # no audio yet, or deleted by the retention job
     response.headers["Cache-Control"] = "no-store, private"
     return response
+
+
+def _streamed(store: RecordingStore, key: str, download_name: str) -> Response:
+    """The stored audio, whole or the one range the player asks for (seeking)."""
+    try:
+        size = store.size(key)
+        if size is None:
+            abort(404)
+        start, stop, status = 0, size, 200
+        if request.range is not None:
+            wanted = request.range.range_for_length(size)
+            if wanted is None:
+                answer = Response(status=416)
+                answer.headers["Content-Range"] = f"bytes */{size}"
+                return answer
+            start, stop, status = wanted[0], wanted[1], 206
+        chunks = store.read(key, start, stop)
+        first = next(chunks, b"")  # the store's failure here is a page, not a cut stream
+    except StoreError as exc:
+        current_app.logger.warning("recording store: %s", exc)
+        return _store_unreachable()
+    answer = Response(_then(first, chunks), status=status, mimetype="audio/wav")
+    answer.headers["Accept-Ranges"] = "bytes"
+    answer.headers["Content-Length"] = str(stop - start)
+    answer.headers["Content-Disposition"] = f'inline; filename="{download_name}"'
+    if status == 206:
+        answer.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    return answer
+
+
+def _then(first: bytes, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+def _store_unreachable() -> Response:
+    lang = language()
+    html = render_template(
+        "error.html",
+        code=503,
+        title=translate("cs_recording_unreachable", lang),
+        text=translate("cs_recording_try_later", lang),
+        detail="",
+    )
+    return Response(html, status=503, mimetype="text/html")
