@@ -243,12 +243,12 @@ class CallRecording(Base):
     # The file's name under the recordings directory, once it is there.
     file_name: Mapped[str | None] = mapped_column(String(255))
     media_url: Mapped[str | None] = mapped_column(String(512))  # Twilio's, until fetched
-    status: Mapped[str] = mapped_column(String(16), default="recording")  # |paused|done|deleted
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # Where the audio is kept: "dir" (store_key is the file under the recordings
     # directory) or "s3" (the object's key in the bucket); None: no audio yet.
     store: Mapped[str | None] = mapped_column(String(8), index=True)
     store_key: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="recording")  # |paused|done|deleted
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     duration_s: Mapped[int | None] = mapped_column(Integer)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

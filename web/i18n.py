@@ -1076,6 +1076,22 @@ TEXT: dict[str, tuple[str, str]] = {
         "Every playback is logged with who played it and when",
     ),
     "cs_recording_pending": ("录音尚未就绪", "The recording is not ready yet"),
+    "cs_recording_uploading": (
+        "录音正在转存到录音存储，暂不能播放，请稍后再试",
+        "The recording is on its way to the recording store; try again shortly",
+    ),
+    "cs_recording_unreachable": (
+        "录音存储暂时无法访问，暂不能播放",
+        "The recording store cannot be reached just now",
+    ),
+    "cs_recording_missing": (
+        "录音存储中找不到该录音，请联系管理员",
+        "The recording is not in the recording store; tell an administrator",
+    ),
+    "cs_recording_try_later": (
+        "录音未丢失，请稍后再试；如持续出现请联系管理员",
+        "The recording is not lost: try again later, and tell an administrator if it goes on",
+    ),
     "cs_playbacks": ("录音播放记录", "Who played the recordings"),
     "cs_playbacks_none": ("尚无人播放或下载", "Nobody has played or downloaded them yet"),
     "cs_playback_at": ("时间（北京时间）", "When (Beijing time)"),
@@ -1108,22 +1124,6 @@ TEXT: dict[str, tuple[str, str]] = {
         "先由您与单位通话，来电人听等待音乐；再选择完成转接、三方通话或取消",
         "You talk to the unit first while the caller hears music; then hand over, "
         "make it three-way, or cancel",
-    "cs_recording_uploading": (
-        "录音正在转存到录音存储，暂不能播放，请稍后再试",
-        "The recording is on its way to the recording store; try again shortly",
-    ),
-    "cs_recording_unreachable": (
-        "录音存储暂时无法访问，暂不能播放",
-        "The recording store cannot be reached just now",
-    ),
-    "cs_recording_missing": (
-        "录音存储中找不到该录音，请联系管理员",
-        "The recording is not in the recording store; tell an administrator",
-    ),
-    "cs_recording_try_later": (
-        "录音未丢失，请稍后再试；如持续出现请联系管理员",
-        "The recording is not lost: try again later, and tell an administrator if it goes on",
-    ),
     ),
     "consult_talking": (
         "正在与 {unit}（{phone}）通话，来电人保持中（听等待音乐）",

@@ -181,11 +181,11 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             units=catalogue()["units"],
             text_keys=TEXT,
             recordings=recordings,
+            available=availability(recordings),
             playbacks=playbacks,
         )
 
 
-            available=availability(recordings),
 @bp.get("/cases/<number>")
 @roles_required(*READERS)
 def case_page(number: str) -> Any:
