@@ -780,10 +780,13 @@ class Desk:
             raise DeskError("not-on-call", 409, {"seat": seat})
         session_id = new_session_id()
         try:
-            listener.listen(session_id, actor.username, seat, phone, mode)
+            switched = listener.listen(session_id, actor.username, seat, phone, mode)
         except ListenError as exc:
             log.error("listening in on %s from %s failed: %s", seat, phone, exc)
             raise DeskError("listen-failed", 502, {"phone": phone}) from None
+        if switched:  # the supervisor's live session on that call, in another mode now
+            self.record(actor, "listen-mode", seat, f"{mode} phone {phone} {switched}")
+            return switched
         self.record(actor, "listen-start", seat, f"{mode} phone {phone} {session_id}")
         return session_id
 

@@ -5,6 +5,10 @@ operator (the citizen does not hear it), or barges in (both hear them).
   when they answer, runs [hotline-listen] (docker/asterisk/extensions.conf): ChanSpy on
   the seat's channel with ``q`` (quietly), plus ``w`` (whisper) or ``B`` (barge). When
   the supervisor hangs up, the ``h`` extension's AGI reports how long it lasted.
+- Twilio (TwilioListener, below): the supervisor's phone joins the call's conference
+  as a participant, muted (listen), coaching the operator's leg (whisper) or plainly
+  (barge); its leg's status callback (/twilio/listen-leg) reports how long it lasted.
+  Another mode pressed while listening changes the participant in place.
 
 Each session is audited (calls.desk): ``listen-start`` (who, which seat, the mode, the
 phone, the session's id) when it is asked for, ``listen-end`` with its duration.
@@ -12,15 +16,26 @@ phone, the session's id) when it is asked for, ``listen-end`` with its duration.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from redis import Redis
+from twilio.base.exceptions import TwilioException
 
 from cases.users import log_action
+from queueing.keys import QueueKeys, check_id
+
+if TYPE_CHECKING:
+    from queueing import CallQueue
 
 # mode -> ChanSpy's options: q no beep or name, E end with the spied-on channel.
 LISTEN_MODES = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
 SESSION_ID = re.compile(r"[a-f0-9]{16}\Z")
+log = logging.getLogger("hotline.listening")
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}\Z")
 
 
@@ -29,7 +44,10 @@ class ListenError(Exception):
 
 
 class Listener(Protocol):
-    def listen(self, session_id: str, who: str, seat: str, phone: str, mode: str) -> None: ...
+    def listen(self, session_id: str, who: str, seat: str, phone: str, mode: str) -> str | None:
+        """Start a session; or, where the telephony can, switch this supervisor's live
+        session on that call to ``mode`` and return its id."""
+        ...
 
 
 def new_session_id() -> str:
@@ -46,3 +64,226 @@ def listen_ended(session_id: str, who: str, seat: str, seconds: int) -> None:
     with sessions() as db:
         log_action(db, who, "listen-end", seat[:32], f"{session_id} {max(0, seconds)} s")
         db.commit()
+
+
+# -- Twilio: conference coaching -----------------------------------------------------------
+# The supervisor's phone joins the call's conference (calls.transfers.room_for) as a
+# participant: muted to listen, coaching the operator's leg to whisper (only the coached
+# leg hears a coach), plainly to barge. A seat call is a <Dial>, not a conference: the
+# operator's own leg (the <Dial>'s child, noted when it picked up) is moved into the
+# conference first, and the caller follows when their <Dial> ends (/twilio/dial-status),
+# so nobody's phone rings again. Pressing another mode while listening updates the
+# supervisor's participant in place.
+
+# mode -> the participant's fields (besides call_sid_to_coach, added for coaching)
+TWILIO_MODES: dict[str, dict[str, bool]] = {
+    "listen": {"muted": True, "coaching": False},
+    "whisper": {"muted": False, "coaching": True},
+    "barge": {"muted": False, "coaching": False},
+}
+SESSION_TTL_S = 86400
+
+
+def seat_address(seat_dial: str, seat: str) -> str:
+    """Where Twilio rings a seat's phone (TWILIO_SEAT_DIAL: client, sip:..., number:...),
+    as a participant's ``to``."""
+    kind, _, template = seat_dial.partition(":")
+    if kind in ("sip", "number") and template:
+        address = template.format(seat=seat)
+        return address if kind == "number" or address.startswith("sip:") else "sip:" + address
+    return "client:" + seat
+
+
+@dataclass
+class ListenSessions:
+    """Live Twilio listening sessions in Redis: each by its id (who, seat, phone, the
+    seat's call, the supervisor's leg, the conference, the mode), and each call's by
+    supervisor and phone, to switch a live one's mode."""
+
+    redis: Redis
+    keys: QueueKeys
+
+    def _key(self, session_id: str) -> str:
+        return self.keys.prefix + "listen:" + session_id
+
+    def _of_call(self, call_id: str) -> str:
+        return self.keys.prefix + "listening:" + check_id("call", call_id)
+
+    def get(self, session_id: str) -> dict[str, str]:
+        if not SESSION_ID.match(session_id):
+            return {}
+        return _text(self.redis.hgetall(self._key(session_id)))
+
+    def live(self, call_id: str, who: str, phone: str) -> dict[str, str]:
+        found = self.redis.hget(self._of_call(call_id), f"{who} {phone}")
+        if not found:
+            return {}
+        session = self.get(found.decode() if isinstance(found, bytes) else str(found))
+        return session if session.get("leg") else {}
+
+    def of_call(self, call_id: str) -> list[dict[str, str]]:
+        ids = _text(self.redis.hgetall(self._of_call(call_id))).values()
+        return [s for s in (self.get(i) for i in ids) if s]
+
+    def save(self, session_id: str, **fields: str) -> None:
+        key = self._key(session_id)
+        self.redis.hset(key, mapping=cast(Any, fields))
+        self.redis.expire(key, SESSION_TTL_S)
+        if "call" in fields:
+            index = self._of_call(fields["call"])
+            self.redis.hset(index, f"{fields['who']} {fields['phone']}", session_id)
+            self.redis.expire(index, SESSION_TTL_S)
+
+    def end(self, session_id: str) -> dict[str, str]:
+        """Forget the session; what it was, or {} if it had already ended (once only)."""
+        key = self._key(session_id)
+        pipe = self.redis.pipeline()
+        pipe.hgetall(key)
+        pipe.delete(key)
+        raw, deleted = pipe.execute()
+        session = _text(raw)
+        if not deleted or not session.get("call"):
+            return {}
+        index = self._of_call(session["call"])
+        pair = f"{session.get('who', '')} {session.get('phone', '')}"
+        if self.redis.hget(index, pair) in (session_id, session_id.encode()):
+            self.redis.hdel(index, pair)
+        return session
+
+
+def _text(raw: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+
+
+class TwilioListener:
+    """Listening in on Twilio (see above); ``client`` is twilio.rest.Client."""
+
+    def __init__(
+        self,
+        client: Any,
+        queue: CallQueue,
+        public_base_url: str,
+        caller_id: str | None,
+        seat_dial: str = "client",
+        ring_timeout_s: int = 30,
+        channel_of: Callable[[str], str] | None = None,
+    ) -> None:
+        from calls.consult import ConsultLegs
+
+        self.client = client
+        self.queue = queue
+        self.base_url = public_base_url.rstrip("/")
+        self.caller_id = caller_id
+        self.seat_dial = seat_dial
+        self.ring_timeout_s = ring_timeout_s
+        self.channel_of = channel_of  # the call's telephony (its flow's), if known
+        self.legs = ConsultLegs(queue.redis, queue.keys)
+        self.sessions = ListenSessions(queue.redis, queue.keys)
+
+    def can_listen(self, call_id: str) -> bool:
+        return self.channel_of is None or self.channel_of(call_id) == "twilio"
+
+    def listen(self, session_id: str, who: str, seat: str, phone: str, mode: str) -> str | None:
+        from calls.transfers import room_for
+
+        if not self.caller_id:
+            raise ListenError("listening in on Twilio needs TWILIO_CALLER_ID to ring from")
+        call_id = self.queue.seat(seat).get("call", "")
+        record = self.queue.call(call_id) if call_id else {}
+        if record.get("state") != "on_call" or record.get("seat") != seat:
+            raise ListenError(f"seat {seat} has no call to listen to")
+        if record.get("consult") == "consulting" or record.get("held_at"):
+            # The operator is with the unit, or the caller holds: nobody to hear yet.
+            raise ListenError(f"the call of seat {seat} is on hold or in a consult")
+        live = self.sessions.live(call_id, who, phone)
+        if live:
+            self._switch(live, mode)
+            return live["id"]
+        operator = self._operator_in_room(call_id)
+        room = room_for(call_id)
+        try:
+            participant = self.client.conferences(room).participants.create(
+                from_=self.caller_id,
+                to=seat_address(self.seat_dial, phone),
+                label="listen-" + session_id,
+                timeout=self.ring_timeout_s,
+                start_conference_on_enter=False,
+                end_conference_on_exit=False,
+                beep="false",
+                status_callback=f"{self.base_url}/twilio/listen-leg?session={session_id}",
+                status_callback_method="POST",
+                status_callback_event=["completed"],
+                **self._fields(mode, operator),
+            )
+        except TwilioException as exc:
+            raise ListenError(str(exc)) from None
+        self.sessions.save(
+            session_id,
+            id=session_id,
+            who=who,
+            seat=seat,
+            phone=phone,
+            call=call_id,
+            mode=mode,
+            leg=str(participant.call_sid),
+            conference=str(getattr(participant, "conference_sid", "") or room),
+        )
+        return None
+
+    def _fields(self, mode: str, operator: str) -> dict[str, Any]:
+        fields: dict[str, Any] = dict(TWILIO_MODES[mode])
+        if fields["coaching"]:
+            fields["call_sid_to_coach"] = operator
+        return fields
+
+    def _switch(self, session: dict[str, str], mode: str) -> None:
+        operator = self.legs.get(session["call"]).get("operator", "")
+        try:
+            self.client.conferences(session["conference"]).participants(session["leg"]).update(
+                **self._fields(mode, operator)
+            )
+        except TwilioException as exc:
+            raise ListenError(str(exc)) from None
+        self.sessions.save(session["id"], mode=mode)
+
+    def _operator_in_room(self, call_id: str) -> str:
+        """The operator's leg, in the call's conference: after a consult it is there
+        already; a seat's <Dial> is moved there first (its child leg, then the caller
+        by the <Dial>'s end). The leg's end is reported as a consult's operator leg's
+        (/twilio/consult-leg), so their hang-up ends the conversation as on a <Dial>."""
+        from calls.transfers import member_twiml, room_for
+
+        legs = self.legs.get(call_id)
+        if legs.get("operator"):
+            return legs["operator"]
+        seat_leg = legs.get("seat", "")
+        if not seat_leg:
+            raise ListenError(f"the operator's leg of {call_id} is not known")
+        # Noted first: the caller's <Dial> ends as the leg moves, and must find it.
+        self.legs.save(call_id, operator=seat_leg)
+        try:
+            self.client.calls(seat_leg).update(
+                twiml=member_twiml(room_for(call_id), ends_it=True),
+                status_callback=f"{self.base_url}/twilio/consult-leg?call={call_id}",
+                status_callback_method="POST",
+            )
+        except TwilioException as exc:
+            self.legs.drop(call_id, "operator")
+            raise ListenError(str(exc)) from None
+        return seat_leg
+
+    def end_all(self, call_id: str) -> None:
+        end_listening(self.client, self.sessions, call_id)
+
+
+def end_listening(client: Any, sessions: ListenSessions, call_id: str) -> None:
+    """The operator left the call (or it ended): every supervisor's leg on it ends,
+    and each session's end is reported by its leg's status callback."""
+    for session in sessions.of_call(call_id):
+        try:
+            client.calls(session["leg"]).update(status="completed")
+        except TwilioException as exc:  # it ended by itself meanwhile
+            log.info("listening leg %s not hung up: %s", session.get("leg"), exc)

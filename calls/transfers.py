@@ -105,9 +105,18 @@ class TwilioMover:
 
     def _forget_operator(self, call_id: str) -> None:
         """The caller moves on from a room the operator is in (after a cancelled
-        consult): the operator's leg, ended with the room, then ends nothing."""
+        consult): the operator's leg, ended with the room, then ends nothing; nor does
+        any supervisor listen on."""
+        self._end_listening(call_id)
         if self.legs is not None:
             self.legs.drop(call_id)
+
+    def _end_listening(self, call_id: str) -> None:
+        """Supervisors listening in (calls.listening) leave as the operator does."""
+        if self.legs is not None:
+            from calls.listening import ListenSessions, end_listening
+
+            end_listening(self.client, ListenSessions(self.legs.redis, self.legs.keys), call_id)
 
     def to_line(self, call_id: str, channel: str, number: str) -> None:
         self._forget_operator(call_id)
@@ -175,10 +184,23 @@ class TwilioMover:
         if self.legs is None or not self.caller_id:
             raise TelephonyError("a consult needs TWILIO_CALLER_ID to ring the unit from")
         room = room_for(call_id)
-        self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
         desk = room + "-consult"
-        operator = self._call_in(desk, f"client:{seat}", "operator", True, call_id)
-        self.legs.save(call_id, operator=operator)
+        self._end_listening(call_id)
+        operator = self.legs.get(call_id).get("operator", "")
+        if operator:
+            # The operator is with the caller in their conference already (after a
+            # cancel, a unit that left, or listening in): their own leg moves to the
+            # consult's, ringing nobody, and must not end the caller's room as it goes;
+            # then the caller enters it anew, alone, to hear its music.
+            self._ends_it_on_exit(call_id, operator, ends=False)
+            self._join(operator, desk, ends_it=False)
+            self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
+        else:
+            # A seat's <Dial>: moving the caller ends the operator's leg; it is rung anew.
+            self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
+            self.legs.drop(call_id, "seat")
+            operator = self._call_in(desk, f"client:{seat}", "operator", True, call_id)
+            self.legs.save(call_id, operator=operator)
         unit = self._call_in(desk, number, "unit", False, call_id)
         self.legs.save(call_id, unit=unit)
 
@@ -191,6 +213,7 @@ class TwilioMover:
 
     def consult_complete(self, call_id: str, channel: str) -> None:
         legs = self._legs(call_id)
+        self._end_listening(call_id)
         self._join(legs["unit"], room_for(call_id), ends_it=True)
         self._legs_of().drop(call_id)
         self._hang_up(legs["operator"])
@@ -205,6 +228,7 @@ class TwilioMover:
 
     def consult_leave(self, call_id: str, channel: str) -> None:
         legs = self._legs(call_id)
+        self._end_listening(call_id)
         self._ends_it_on_exit(call_id, legs["unit"])
         self._legs_of().drop(call_id)
         self._hang_up(legs["operator"])
@@ -251,13 +275,14 @@ class TwilioMover:
         except TelephonyError as exc:  # it ended by itself meanwhile
             log.info("leg %s not hung up: %s", sid, exc)
 
-    def _ends_it_on_exit(self, call_id: str, sid: str) -> None:
-        """The leg alone stays with the caller: its hang-up ends the conference."""
+    def _ends_it_on_exit(self, call_id: str, sid: str, ends: bool = True) -> None:
+        """The leg alone stays with the caller: its hang-up ends the conference (or,
+        ``ends`` False, a leg about to leave must not end it)."""
         from twilio.base.exceptions import TwilioException
 
         try:
             self.client.conferences(room_for(call_id)).participants(sid).update(
-                end_conference_on_exit=True
+                end_conference_on_exit=ends
             )
         except TwilioException as exc:
             raise TelephonyError(str(exc)) from None

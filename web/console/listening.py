@@ -21,8 +21,8 @@ class NoListener:
 
 
 def listener() -> Listener:
-    """AMI when ASTERISK_AMI_HOST is set; tests may put their own in
-    app.extensions["hotline_listener"]."""
+    """AMI when ASTERISK_AMI_HOST is set, Twilio for its calls when its REST API is;
+    tests may put their own in app.extensions["hotline_listener"]."""
     ext = current_app.extensions
     if "hotline_listener" not in ext:
         settings = ext.get("hotline_settings")
@@ -35,6 +35,10 @@ def listener() -> Listener:
                 settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret
             )
             found = AsteriskListener(ami, settings.seat_dial_pattern)
+        if settings is not None:
+            from web.twilio.listening import with_twilio
+
+            found = with_twilio(found)  # Twilio's calls by conference coaching
         ext["hotline_listener"] = found
     return ext["hotline_listener"]  # type: ignore[no-any-return]
 
@@ -57,9 +61,24 @@ def listen() -> Any:
     seat = request.form.get("seat", "").strip()
     phone = request.form.get("phone", "").strip()
     mode = request.form.get("mode", "")
+    noting = NotingSwitch(listener())
     try:
-        services().desk.listen_in(desk_actor(), seat, phone, mode, listener())
+        services().desk.listen_in(desk_actor(), seat, phone, mode, noting)
     except DeskError as exc:
         view = {"seat": seat, "phone": phone, "error": exc.words(language())}
         return render_template("_listen.html", **view), 409 if exc.status >= 500 else exc.status
-    return render_template("_listen.html", seat=seat, phone=phone, started=mode)
+    return render_template(
+        "_listen.html", seat=seat, phone=phone, started=mode, switched=noting.switched
+    )
+
+
+class NotingSwitch:
+    """Whether the listener switched a live session's mode rather than ringing anew."""
+
+    def __init__(self, inner: Listener) -> None:
+        self.inner, self.switched = inner, False
+
+    def listen(self, session_id: str, who: str, seat: str, phone: str, mode: str) -> str | None:
+        found = self.inner.listen(session_id, who, seat, phone, mode)
+        self.switched = bool(found)
+        return found

@@ -232,6 +232,15 @@ def seat_answered() -> Response:
     response = VoiceResponse()
     if not services().handler.seat_answered(call, seat, time.time()):
         response.hangup()  # the caller has gone; the seat's leg ends
+        return twiml(response)
+    leg = field("CallSid", 64)
+    if CALL_SID.match(leg) and leg != call:
+        # The seat's own leg (the <Dial>'s child): listening in moves it into the call's
+        # conference by itself, ringing nobody (calls.listening.TwilioListener).
+        from calls.consult import ConsultLegs
+
+        handler = services().handler
+        ConsultLegs(handler.redis, handler.queue.keys).save(call, seat=leg)
     return twiml(response)
 
 
@@ -268,6 +277,16 @@ def dial_status() -> Response:
         else:
             response.redirect(svc.settings.twiml.url("/twilio/offered"), method="POST")
         return twiml(response)
+    if (
+        not caller_gone
+        and record.get("state") == "on_call"
+        and record.get("seat") == dialled_seat
+        and consult_legs(sid).get("operator")
+    ):
+        # Listening in moved the operator's leg into the call's conference: the caller
+        # joins them there (calls.listening.TwilioListener).
+        music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
+        return Response(caller_room_twiml(room_for(sid), music), mimetype="text/xml")
     talked = field("DialCallStatus", 16) == "completed" and dial_duration() > 0
     if record.get("state") == "on_call" or (talked and SEAT_ID.match(dialled_seat) and record):
         # A conversation happened, even if the seat leg's answer request never arrived.
@@ -339,7 +358,17 @@ def status() -> tuple[str, int]:
         mover = twilio_mover()
         if mover is not None:
             mover.caller_gone(sid)  # a consult's legs end with the caller
+            from web.twilio.listening import end_listening_on
+
+            end_listening_on(sid)  # and so does listening in
     return "", 204
+
+
+def consult_legs(call_id: str) -> dict[str, str]:
+    from calls.consult import ConsultLegs
+
+    handler = services().handler
+    return ConsultLegs(handler.redis, handler.queue.keys).get(call_id)
 
 
 def twilio_mover() -> TwilioMover | None:
@@ -379,6 +408,9 @@ def consult_leg() -> tuple[str, int]:
     result = operator_left(handler, legs, call, leg)
     if result != "none" and mover is not None:
         log.info("the operator of %s hung up during a consult: %s", call, result)
+        from web.twilio.listening import end_listening_on
+
+        end_listening_on(call)  # supervisors listening in leave with the operator
         try:
             mover.operator_gone(call, result, before)
         except TelephonyError as exc:
