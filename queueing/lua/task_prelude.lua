@@ -25,10 +25,12 @@ local TASK_CAPACITY = tonumber(ARGV[6])
 local TASK_OFFER_MS = tonumber(ARGV[7])
 local FIRST_RESPONSE_MS = tonumber(ARGV[8])
 local TASK_DONE_TTL_S = 86400
--- A held task not yet answered, half its time gone, is handed on to a free seat, whatever
--- its seat's state (on a call, paused, or free with its operator away), so that the
--- citizen is still answered in time.
+-- A held task not yet answered is handed on to a free seat, so that the citizen is still
+-- answered: from a seat on a call or paused once half its time is gone, and from a free
+-- seat whose operator has not replied for its whole time (away: a present one may be
+-- writing a long reply, which a hand-on would lose).
 local HAND_ON_MS = FIRST_RESPONSE_MS / 2
+local AWAY_MS = FIRST_RESPONSE_MS
 
 -- Back to the line with its entry time (the oldest is offered first): from an offer
 -- that lapsed or was declined, or from a seat that went away.

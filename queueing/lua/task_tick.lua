@@ -1,9 +1,9 @@
 -- task_tick: the reaper's sweep of the tasks, after the calls' own (calls first).
 -- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
--- the line; the tasks of a seat gone offline too, and the unanswered ones held once half
--- their time is gone (HAND_ON_MS), whatever the seat's state: on a call or paused, or
--- free with its operator away (held that long unanswered: a seat left 'available'
--- would keep them forever); tasks past their
+-- the line; the tasks of a seat gone offline too, and the unanswered ones of a seat on a
+-- call or paused once half their time is gone (HAND_ON_MS), or of a free seat whose
+-- operator has been silent for a request's whole time (AWAY_MS: a seat left
+-- 'available' would keep them forever); tasks past their
 -- first-response time are marked overdue (once). A free seat whose operator is writing
 -- a first reply stays at the back of the calls' line. Then the waiting tasks are offered.
 -- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
@@ -32,14 +32,15 @@ for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
       local tstate, responded, due, taken = unpack(redis.call(
         'HMGET', P_TASK .. task, 'state', 'responded_at', 'due', 'taken_at'))
-      -- A free seat's operator has been free for half a request's time since taking it
-      -- and not replied (counted from the later of the take and the seat's last call, so
-      -- neither a request taken late nor a reply put off by a call is handed on at
-      -- once); a busy one's cannot reply at all.
+      -- A free seat's operator may be writing a long reply: handed on, it would be lost
+      -- and the next operator would need as long again (such a request went round the
+      -- seats unanswered). So only a whole request's time with no reply since taking it
+      -- or since the seat's last call says the operator is away; a busy one's cannot
+      -- reply at all.
       local due_now
       if state == 'available' then
         local since = tonumber(redis.call('HGET', P_SEAT .. seat, 'since') or NOW)
-        due_now = NOW - math.max(tonumber(taken or NOW), since) >= HAND_ON_MS
+        due_now = NOW - math.max(tonumber(taken or NOW), since) >= AWAY_MS
       else
         due_now = tonumber(due) - NOW <= HAND_ON_MS
       end
