@@ -8,7 +8,10 @@ on a real redis-server running the queue's own Lua scripts, at an accelerated cl
   queue to seats with the ``online`` skill between calls. An operator takes an offer
   in 1-4 s (5 % are left to lapse and return), reads and replies (the first response)
   in about 45 s, files and completes in about 25 s more, always between calls: a call
-  that rings interrupts the task (the operator needs 2-4 s more to pick up).
+  that rings interrupts the task (the operator needs 2-4 s more to pick up). How long a
+  request takes to read and answer is the request's own: an operator it is handed on to
+  starts it over and needs as long. An operator whose request was handed on stops
+  working it 1-3 s after the console says so.
 - Time: every duration is divided by ``--speed``; the driver and the reaper's sweeps
   (calls, then tasks, every 250 ms of simulated time) run against Redis's clock.
   Figures are in simulated seconds.
@@ -81,10 +84,6 @@ class Job:
     file_s: float  # category, unit, completion
     responded_s: float | None = None
     done_s: float | None = None
-    left_s: float = 0.0  # of the step in hand (reading, or filing)
-
-    def __post_init__(self) -> None:
-        self.left_s = self.read_s
 
 
 @dataclass
@@ -93,6 +92,7 @@ class Operator:
     state: str = "idle"  # idle | ringing | talking | wrap_up | paused
     call: str | None = None  # the call ringing or talking
     held: list[str] = field(default_factory=list)  # tasks taken
+    left_s: dict[str, float] = field(default_factory=dict)  # of each one's step in hand
     working: str | None = None  # the task in hand, between calls
     work_started_s: float = 0.0
     work_token: int = 0  # bumps to cancel a scheduled end of work
@@ -265,10 +265,11 @@ class Hour:
             _, offers = self.tasks.take(task, op.seat)
         except QueueError:  # the offer went back meanwhile (it lapsed)
             return
-        op.held.append(task)
+        if task not in op.held:  # handed back before its operator saw it go
+            op.held.append(task)
         job = self.jobs[task]
-        if job.responded_s is None:  # handed on: this operator reads it from the start
-            job.left_s = job.read_s
+        # Unanswered (new, or handed on): this operator reads it from the start.
+        op.left_s[task] = job.read_s if job.responded_s is None else job.file_s
         self.task_offers(offers)
         self.resume_work(op)
 
@@ -278,8 +279,7 @@ class Hour:
             return
         # The console's list: requests handed on during a call are no longer there.
         for task in [t for t in op.held if self.tasks.task(t).get("seat") != op.seat]:
-            op.held.remove(task)
-            self.handed_on += 1
+            self.drop(op, task)
         if not op.held:
             return
         # Replies first (the citizen waits for one), then filing, oldest first.
@@ -288,14 +288,42 @@ class Hour:
         op.work_token += 1
         token = op.work_token
         op.work_started_s = self.now()
-        self.after(self.jobs[op.working].left_s, lambda: self.work_step(op, token))
+        self.after(op.left_s[op.working], lambda: self.work_step(op, token))
 
     def pause_work(self, op: Operator) -> None:
         if op.working:
-            job = self.jobs[op.working]
-            job.left_s = max(0.0, job.left_s - (self.now() - op.work_started_s))
+            task = op.working
+            op.left_s[task] = max(0.0, op.left_s[task] - (self.now() - op.work_started_s))
             op.work_token += 1
             op.working = None
+
+    def drop(self, op: Operator, task: str) -> None:
+        """The request is no longer the seat's (handed on): the operator leaves it."""
+        if task not in op.held:
+            return
+        if op.working == task:
+            op.work_token += 1
+            op.working = None
+        op.held.remove(task)
+        op.left_s.pop(task, None)
+        self.handed_on += 1
+
+    def notice_hand_ons(self) -> None:
+        """The console says a request was handed on from the seat: its operator stops
+        working it a moment later and goes on to the next."""
+        start = f"({self.events_read}" if self.events_read else "-"
+        for event_id, raw in self.redis.xrange(self.queue.keys.events, start, "+"):
+            self.events_read = event_id.decode()
+            if raw.get(b"type") != b"TASK_RETURNED" or raw.get(b"reason") != b"reply due":
+                continue
+            op, task = self.ops.get(raw[b"seat"].decode()), raw[b"task"].decode()
+            if op is not None and task in op.held:
+                self.after(self.rng.uniform(1, 3), lambda o=op, t=task: self.handed_on_notice(o, t))
+
+    def handed_on_notice(self, op: Operator, task: str) -> None:
+        if task in op.held and self.tasks.task(task).get("seat") != op.seat:
+            self.drop(op, task)
+            self.resume_work(op)
 
     def work_step(self, op: Operator, token: int) -> None:
         if token != op.work_token or not op.working:
@@ -306,15 +334,15 @@ class Hour:
             if job.responded_s is None:  # read, and replied: the first response
                 self.tasks.respond(job.id, op.seat)
                 job.responded_s = self.now()
-                job.left_s = job.file_s
+                op.left_s[job.id] = job.file_s
             else:  # filed and completed
                 _, offers = self.tasks.done(job.id, op.seat)
                 job.done_s = self.now()
                 op.held.remove(job.id)
+                op.left_s.pop(job.id, None)
                 self.task_offers(offers)
-        except QueueError:  # handed on to a free seat while a call kept this one
-            op.held.remove(job.id)
-            self.handed_on += 1
+        except QueueError:  # handed on before its operator saw it on the console
+            self.drop(op, job.id)
         self.resume_work(op)
 
     # -- the run ------------------------------------------------------------------------
@@ -325,9 +353,11 @@ class Hour:
         if self.with_tasks:
             _, task_offers = self.tasks.tick()
             self.task_offers(task_offers)
+            self.notice_hand_ons()
 
     def run(self) -> dict[str, object]:
         self.offers_made = self.handed_on = 0
+        self.events_read = ""
         for op in self.ops.values():
             self.queue.seat_login(op.seat, ["mandarin", "online"] if self.with_tasks else [])
         self.t0 = time.monotonic()
