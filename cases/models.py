@@ -140,6 +140,8 @@ class Case(Base):
     transferred_to: Mapped[str | None] = mapped_column(String(32))
     # The grid (cases.grid) the address lies in, whoever handles the case.
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id"), index=True)
+    # Listed on Open311 although not filed through it: a supervisor judged it fit.
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[Category | None] = relationship()
     department: Mapped[Department | None] = relationship()
     district: Mapped[District | None] = relationship()

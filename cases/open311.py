@@ -621,14 +621,31 @@ def is_sensitive(category: Category) -> bool:
 
 
 def _public() -> ColumnElement[bool]:
-    """Requests anyone may read: those that came in through Open311 (never a call, a
-    text, the web form or a patrol), in a category that is not sensitive."""
+    """Requests anyone may read: those that came in through Open311, and the cases of
+    other channels (a call, a text, the web form, a patrol) a supervisor marked public
+    (``set_public``), in a category that is not sensitive."""
     sensitive_units = select(Department.id).where(Department.code.in_(SENSITIVE_UNITS))
     shown = select(Category.id).where(
         Category.code.not_in(SENSITIVE_SERVICES),
         or_(Category.department_id.is_(None), Category.department_id.not_in(sensitive_units)),
     )
-    return and_(Case.channel == CHANNEL, Case.category_id.in_(shown))
+    return and_(or_(Case.channel == CHANNEL, Case.public.is_(True)), Case.category_id.in_(shown))
+
+
+PUBLIC_ACTIONS = {True: "open311_public", False: "open311_private"}
+
+
+def set_public(session: Session, case: Case, public: bool, actor: str) -> bool:
+    """A supervisor lists a case of another channel on Open311, or takes it off; on
+    the case's trail. Open311's own requests are always listed (nothing changes). The
+    listing's rules still apply: sensitive categories stay hidden, text is redacted,
+    and no name, phone or e-mail is shown. Returns whether anything changed; the
+    caller commits."""
+    if case.channel == CHANNEL or bool(case.public) == public:
+        return False
+    case.public = public
+    _record(case, actor, PUBLIC_ACTIONS[public], case.status, case.status)
+    return True
 
 
 def _made_by(key_id: int) -> ColumnElement[bool]:

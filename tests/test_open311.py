@@ -1197,3 +1197,91 @@ def test_refused_keys_arriving_at_once_are_counted_each(app, base: str) -> None:
     with ThreadPoolExecutor(12) as pool:
         statuses = sorted(pool.map(guess, range(12)))
     assert statuses == [403] * 4 + [429] * 8, statuses
+
+
+# -- cases marked public (a supervisor's judgement) ------------------------------------------
+
+
+def _console(app, username: str, role: str):  # type: ignore[no-untyped-def]
+    """A browser signed in to the console as a new ``role``, and its CSRF token."""
+    from cases.users import add_user
+    from tests.test_console import csrf_of, sign_in
+
+    with sessions(app)() as db:
+        add_user(db, username, role, PASSWORD, display_name=username)
+        db.commit()
+    client = app.test_client()
+    sign_in(client, username)
+    return client, csrf_of(client.get("/console/").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_supervisor_lists_a_phone_case_on_open311_with_the_same_privacy(
+    app, base: str, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    from cases.models import ActionLog
+
+    phoned = case_from_another_channel(app, "traffic-lights", reply=f"已修复。{PRIVATE_WORDS}")
+    wages = case_from_another_channel(app, "unpaid-wages", channel="web")
+    assert numbers_of(get(base, "requests", fmt), fmt) == set()
+    li, token = _console(app, "li", "supervisor")
+    page = li.get(f"/console/cases/{phoned}").get_data(as_text=True)
+    assert 'id="public-form"' in page and "未公开" in page
+    for number in (phoned, wages):
+        answer = li.post(
+            f"/console/cases/{number}/public", data={"public": "1", "csrf_token": token}
+        )
+        assert answer.status_code == 302
+    # Listed, read back and in the updates, as an Open311 request is, for any reader.
+    listed = get(base, "requests", fmt)
+    assert numbers_of(listed, fmt) == {phoned}  # a sensitive category stays hidden
+    [found] = requests_of(listed, fmt)
+    assert found["address"] == "龙华区国贸路88号***"
+    assert found["status_notes"] == "已办结 Resolved"  # the reply is for nobody outside
+    by_id = get(base, f"requests/{phoned}", fmt)
+    steps = get(base, "servicerequestupdates", fmt)
+    for answer in (listed, by_id, steps):
+        assert answer.status_code == 200 and phoned in answer.text
+        for secret in ("王五", "13900139000", ID_NUMBER, BANK_CARD, "3单元"):
+            assert secret not in answer.text, (secret, answer.text)
+    assert get(base, f"requests/{wages}", fmt).status_code == 404
+    page = li.get(f"/console/cases/{wages}").get_data(as_text=True)
+    assert "敏感类别" in page
+    # Audited on the case's trail and in the action log.
+    with sessions(app)() as db:
+        case = db.scalar(select(Case).where(Case.number == phoned))
+        assert case is not None and case.public
+        assert [(e.actor, e.action) for e in case.events][-1] == ("li", "open311_public")
+        logged = db.scalars(select(ActionLog.action).where(ActionLog.target == phoned)).all()
+        assert logged == ["open311-public"]
+    assert "设为公开（Open311）" in li.get(f"/console/cases/{phoned}").get_data(as_text=True)
+    # Taken off again.
+    li.post(f"/console/cases/{phoned}/public", data={"public": "0", "csrf_token": token})
+    assert numbers_of(get(base, "requests", fmt), fmt) == set()
+    assert get(base, f"requests/{phoned}", fmt).status_code == 404
+
+
+def test_only_a_supervisor_or_admin_marks_a_case_public_and_only_with_csrf(app) -> None:  # type: ignore[no-untyped-def]
+    phoned = case_from_another_channel(app, "traffic-lights")
+    operator, token = _console(app, "op", "operator")
+    assert 'id="public-form"' not in operator.get(f"/console/cases/{phoned}").get_data(as_text=True)
+    refused = operator.post(
+        f"/console/cases/{phoned}/public", data={"public": "1", "csrf_token": token}
+    )
+    assert refused.status_code == 403
+    admin, admin_token = _console(app, "root", "admin")
+    assert admin.post(f"/console/cases/{phoned}/public", data={"public": "1"}).status_code == 400
+    with sessions(app)() as db:
+        assert db.scalar(select(Case.public).where(Case.number == phoned)) is False
+    answer = admin.post(
+        f"/console/cases/{phoned}/public", data={"public": "1", "csrf_token": admin_token}
+    )
+    assert answer.status_code == 302
+    with sessions(app)() as db:
+        assert db.scalar(select(Case.public).where(Case.number == phoned)) is True
+    assert (
+        admin.post(
+            "/console/cases/nope/public", data={"public": "1", "csrf_token": admin_token}
+        ).status_code
+        == 404
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import abort, render_template, render_template_string, request
+from flask import abort, redirect, render_template, render_template_string, request, url_for
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +23,8 @@ from cases.models import (
     OverdueRecord,
     User,
 )
+from cases.open311 import CHANNEL as OPEN311_CHANNEL
+from cases.open311 import is_sensitive, set_public
 from cases.search import MAX_PAGE, CaseQuery, search_cases
 from web.auth import desk_actor, roles_required
 from web.console.catalogue import catalogue
@@ -178,6 +180,8 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             revealed=revealed and supervises,
             can_supervise=supervises and case.status in SUPERVISABLE,
             can_dispatch=supervises and case.status in DISPATCHABLE,
+            open311_channel=OPEN311_CHANNEL,
+            open311_sensitive=case.category is not None and is_sensitive(case.category),
             units=catalogue()["units"],
             text_keys=TEXT,
             recordings=recordings,
@@ -207,3 +211,22 @@ def reveal_phone(number: str) -> Any:
             '<span id="caller-phone" class="revealed">{{ phone }}</span>', phone=phone
         )
     return _case_view(number, revealed=True)
+
+
+@bp.post("/cases/<number>/public")
+@roles_required(*SUPERVISORS)
+def set_case_public(number: str) -> Any:
+    """A supervisor lists a phone, SMS or web case on Open311 (public=1), or takes it
+    off (public=0): on the case's trail and in the action log."""
+    wanted = request.form.get("public") == "1"
+    actor = desk_actor()
+    with sessions()() as db:
+        case = db.scalar(select(Case).where(Case.number == number))
+        if case is None:
+            abort(404)
+        changed = set_public(db, case, wanted, actor.username)
+        db.commit()
+    if changed:
+        action = "open311-public" if wanted else "open311-private"
+        services().desk.record(actor, action, number)
+    return redirect(url_for("console.case_page", number=number, _anchor="open311-public"))
