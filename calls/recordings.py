@@ -329,14 +329,16 @@ class S3Settings:
             addressing_style=style,
         )
 
-    def store(self) -> S3Store:
+    def store(self, patient: bool = True) -> S3Store:
+        """A client for jobs (``patient``: retried, long timeouts), or for pages, which
+        would rather say at once that the store is away than keep a person waiting."""
         import boto3
         from botocore.config import Config
 
         config = Config(
-            connect_timeout=5,
-            read_timeout=30,
-            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5 if patient else 2,
+            read_timeout=30 if patient else 10,
+            retries={"max_attempts": 3 if patient else 1, "mode": "standard"},
             s3={"addressing_style": self.addressing_style},
         )
         client = boto3.client(
@@ -354,9 +356,11 @@ class Stores:
         self.remote = remote
 
     @classmethod
-    def from_env(cls, directory: Path, env: Mapping[str, str] | None = None) -> Stores:
+    def from_env(
+        cls, directory: Path, env: Mapping[str, str] | None = None, patient: bool = True
+    ) -> Stores:
         s3 = S3Settings.from_env(os.environ if env is None else env)
-        return cls(DirectoryStore(directory), s3.store() if s3 is not None else None)
+        return cls(DirectoryStore(directory), s3.store(patient) if s3 is not None else None)
 
     def of(self, recording: CallRecording) -> RecordingStore | None:
         """The store the recording's audio is in (under ``key_of``); None: none yet, or

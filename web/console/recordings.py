@@ -132,7 +132,7 @@ def recording_stores() -> Stores:
     variables, as the workers read them), built once per app."""
     ext = current_app.extensions
     if "hotline_recording_stores" not in ext:
-        ext["hotline_recording_stores"] = Stores.from_env(recordings_dir())
+        ext["hotline_recording_stores"] = Stores.from_env(recordings_dir(), patient=False)
     return ext["hotline_recording_stores"]  # type: ignore[no-any-return]
 
 
@@ -142,18 +142,20 @@ def availability(recordings: list[CallRecording]) -> dict[int, str]:
     is in the store); unreachable (the store did not answer); missing."""
     stores = recording_stores()
     states: dict[int, str] = {}
+    away: set[str] = set()  # stores that failed once: not asked again for this page
     for recording in recordings:
         store = stores.of(recording)
         if not key_of(recording):
             states[recording.id] = "pending"
-        elif store is None:
-            states[recording.id] = "unreachable"  # in S3, and no S3 configured here
+        elif store is None or store.kind in away:
+            states[recording.id] = "unreachable"  # or in S3, and no S3 configured here
         else:
             try:
                 found = store.size(key_of(recording)) is not None
             except StoreError as exc:
                 current_app.logger.warning("recording store: %s", exc)
                 states[recording.id] = "unreachable"
+                away.add(store.kind)
                 continue
             if found:
                 states[recording.id] = "ready"
