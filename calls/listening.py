@@ -200,8 +200,12 @@ class TwilioListener:
             raise ListenError(f"the call of seat {seat} is on hold or in a consult")
         live = self.sessions.live(call_id, who, phone)
         if live:
-            self._switch(live, mode)
-            return live["id"]
+            try:
+                self._switch(live, mode)
+                return live["id"]
+            except ListenError as exc:  # its leg is gone, unreported: ring the phone anew
+                log.warning("listening session %s not switched: %s", live["id"], exc)
+                self.sessions.end(live["id"])
         operator = self._operator_in_room(call_id)
         room = room_for(call_id)
         try:

@@ -236,3 +236,33 @@ def test_a_second_consult_after_a_cancel_keeps_the_operator_on_the_line(app, clo
     assert cloud.hears(operator) == {CALL, second_unit}
     record = svc.queue.call(CALL)
     assert record["state"] == "on_call" and record["consult"] == "threeway"
+
+
+def test_the_citizen_hanging_up_while_listened_to_frees_seat_and_supervisor(app, cloud) -> None:  # type: ignore[no-untyped-def]
+    svc, li, csrf, seat_leg, li_leg = supervisor_listening(app, cloud, "barge")
+    cloud.advance(8)
+    cloud.hang_up(CALL)
+    assert cloud.legs[li_leg].status == cloud.legs[seat_leg].status == "completed"
+    assert svc.queue.call(CALL)["state"] == "ended"
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    run_jobs(app)
+    [(_, _, _, detail)] = audit(app, "listen-end")
+    assert detail.endswith(" 8 s")
+
+
+def test_a_consult_while_listened_to_ends_the_session_and_keeps_the_operator(app, cloud) -> None:  # type: ignore[no-untyped-def]
+    svc, li, csrf, seat_leg, li_leg = supervisor_listening(app, cloud, "whisper")
+    wang, wang_csrf = console_of(app, "wang")
+    assert consult(wang, wang_csrf, "start", unit="water-affairs").status_code == 200
+    # The supervisor's leg ends with the operator leaving for the unit; wang's own leg
+    # moves to the consult, their phone not rung again, and the citizen holds.
+    assert cloud.legs[li_leg].status == "completed"
+    assert cloud.calls_to("client:1001") == [seat_leg]
+    assert cloud.legs[seat_leg].status == "in-progress" and cloud.hears(CALL) == {"music"}
+    [unit] = cloud.calls_to("+8689866661234")
+    cloud.answer(unit)
+    assert cloud.hears(seat_leg) == {unit}
+    assert consult(wang, wang_csrf, "cancel").status_code == 200
+    assert cloud.hears(CALL) == {seat_leg} and svc.queue.call(CALL)["state"] == "on_call"
+    run_jobs(app)
+    assert len(audit(app, "listen-end")) == 1
