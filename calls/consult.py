@@ -68,7 +68,9 @@ class ConsultMover(Protocol):
 @dataclass
 class ConsultLegs:
     """The telephony's own names for a consult's legs (an Asterisk channel, a Twilio
-    call sid), by role: 'operator', 'unit'. Kept a day in Redis."""
+    call sid), by role: 'operator', 'unit'; on Twilio also 'seat', the seat's <Dial>
+    leg as it picked up (listening in moves it into the call's conference, where it is
+    the 'operator' from then on). Kept a day in Redis."""
 
     redis: Redis
     keys: QueueKeys

@@ -381,10 +381,12 @@ def twilio_mover() -> TwilioMover | None:
 @signed
 def consult_leg() -> tuple[str, int]:
     """A consult's participant call ended (its status callback; ?call= the caller's
-    call). The operator's, ended by their own hang-up rather than a desk step, ends
-    their part of the call (calls.consult.operator_left); the unit's, hung up, busy or
-    unanswered while the operator consults it, brings the operator back to the caller,
-    and hung up in a three-way call leaves the two talking (calls.consult.unit_left)."""
+    call), or the operator's leg that listening in moved into the call's conference
+    (calls.listening.TwilioListener). The operator's, ended by their own hang-up
+    rather than a desk step, ends their part of the call (calls.consult.operator_left);
+    the unit's, hung up, busy or unanswered while the operator consults it, brings the
+    operator back to the caller, and hung up in a three-way call leaves the two talking
+    (calls.consult.unit_left)."""
     from calls.consult import ConsultLegs, operator_left, unit_left
 
     call, leg = request.args.get("call", ""), field("CallSid", 64)
