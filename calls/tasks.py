@@ -158,6 +158,8 @@ class TaskDesk:
                         "responded": bool(task.get("responded_at")),
                         "unsaved_reply": task.get("unsaved_reply", ""),
                         "due_in_s": (due_ms - now_ms) // 1000,
+                        "due_ms": due_ms,  # the first reply's deadline, Redis clock
+                        "entered_ms": int(task.get("entered") or now_ms),
                         "overdue": not task.get("responded_at") and due_ms < now_ms,
                         "trail": [
                             {"at": e.at, "actor": people.get(e.actor) or e.actor, "note": e.note}

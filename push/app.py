@@ -3,8 +3,9 @@
 Each stream authenticates like the web (push.auth), then sends signals only:
 
 - ``/console/events``: ``pop`` (data: the call id) when a call is offered to the
-  operator's seat, ``seat`` whenever the seat changes, ``gone`` when the seat is taken
-  over or logged out, or the session ends;
+  operator's seat, ``seat`` whenever the seat changes, ``task`` when one of its online
+  requests does (offered, taken, answered, handed on, done), ``gone`` when the seat is
+  taken over or logged out, or the session ends;
 - ``/console/wallboard/events``: ``board`` (data: the newest queue event id, so the
   web draws a board at least that recent), at most once a second;
 - ``/portal/events``: ``inbox`` (id and data: the inbox's version) when the unit's
@@ -286,7 +287,12 @@ async def console_events(push: Push, request: Request, viewer: Viewer) -> Respon
                 for event in events:
                     if event.get("type") == "OFFER" and event.get("seat") == seat:
                         yield sse("pop", event.get("call", ""))
-                yield sse("seat", state)
+                # The seat's requests redraw its task list only, not the seat's panels.
+                task_events = [e for e in events if e.get("type", "").startswith("TASK_")]
+                if task_events:
+                    yield sse("task", "")
+                if len(task_events) < len(events):
+                    yield sse("seat", state)
         finally:
             push.hub.unwatch_seat(seat, inbox)
 

@@ -95,6 +95,18 @@ def category_code_for(text: str) -> str:
     return str(found[0]["code"]) if len(found) == 1 else wanted
 
 
+def category_name(typed: object) -> str:
+    """What the category box shows for what was typed in it: the category's name when
+    the text names one (停水 for "ts", "tingshui" or "water-outage"), never its pinyin
+    or code; text that names none as typed, for the operator to correct."""
+    text = "" if typed is None else str(typed)
+    code = category_code_for(text)
+    for c in catalogue()["categories"]:
+        if c["code"] == code:
+            return str(c["name"])
+    return text
+
+
 def name_of(field: str, code: object) -> str:
     """The Chinese name for a code of the form's field (category, district, unit)."""
     table = {"category_code": "categories", "district_code": "districts"}.get(field, "units")

@@ -42,11 +42,12 @@ from cases.topics import current_hot_topics
 from queueing.settings import TASK_SKILL
 from web.auth import desk_actor, language, roles_required
 from web.console.board import BETWEEN, MARK, Drawing, SeatRows, Wallboard, is_stuck, masked
-from web.console.catalogue import catalogue, category_code_for, named_allowed
+from web.console.catalogue import catalogue, category_code_for, category_name, named_allowed
 from web.context import services
 
 log = logging.getLogger("hotline.web.console")
 bp = Blueprint("console", __name__, url_prefix="/console")
+bp.add_app_template_filter(category_name, "category_name")  # the case forms' box
 
 OPERATORS = ("operator", "admin")
 SUPERVISORS = ("supervisor", "admin")

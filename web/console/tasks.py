@@ -1,8 +1,12 @@
-"""Online, SMS and Open311 requests (tasks) on the operator's console, next to the call:
-the seat's offered and held tasks (polled, and redrawn on every seat event), and the
-task in hand: read it, take it, set its category and unit (the call form's rules),
-reply to the citizen (the first response, due within 3 minutes) and complete it.
-Every action goes through the desk (calls.tasks.TaskDesk)."""
+"""Online, SMS and Open311 requests (tasks) on the operator's console, in the centre
+between calls: the seat's offered and held tasks (redrawn when the seat's stream says
+``task``), and the task in hand: read it, take it, set its category and unit (the call
+form's rules), reply to the citizen (the first response, due within 3 minutes) and
+complete it. Every action goes through the desk (calls.tasks.TaskDesk).
+
+The list's and the detail's clocks are one: each shows the task's deadline (``due_ms``,
+the queue's Redis clock) in Beijing time, and the console's script counts down to it
+from the Redis clock's ``now``, so both say the same."""
 
 from __future__ import annotations
 
@@ -16,12 +20,22 @@ from web.auth import desk_actor, language, roles_required
 from web.console.catalogue import catalogue, category_code_for
 from web.console.routes import OPERATORS, SUPERVISORS, bp, form_error, my_seat
 from web.context import services
+from web.formatting import beijing
 
 CHANGED = "tasks-changed"  # tells the console's list to redraw
 
 
 def _tasks(seat: str) -> list[dict[str, object]]:
-    return services().desk.tasks.for_seat(desk_actor(), seat)
+    tasks = services().desk.tasks.for_seat(desk_actor(), seat)
+    for task in tasks:  # the deadline as the operator reads it: 14:05:09, Beijing
+        task["due_at"] = beijing(int(str(task["due_ms"])) / 1000, seconds=True)[-8:]
+    return tasks
+
+
+def _redis_now_ms() -> int:
+    """The queue's clock, which set the deadlines: the console's clocks count from it."""
+    seconds, micros = services().redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _detail(number: str, status: int = 200, **extra: Any) -> Any:
@@ -34,6 +48,7 @@ def _detail(number: str, status: int = 200, **extra: Any) -> Any:
         task=task,
         number=number,
         values=extra.pop("values", {}),
+        now_ms=_redis_now_ms(),
         **extra,
         **catalogue(),
     )
@@ -56,7 +71,9 @@ def task_list() -> Any:
     seat = my_seat()
     tasks = _tasks(seat) if seat else []
     handed_on = services().desk.tasks.handed_on(desk_actor(), seat) if seat else ""
-    return render_template("_task_list.html", tasks=tasks, seat=seat, handed_on=handed_on)
+    return render_template(
+        "_task_list.html", tasks=tasks, seat=seat, handed_on=handed_on, now_ms=_redis_now_ms()
+    )
 
 
 @bp.get("/tasks/<number>")

@@ -30,6 +30,35 @@
     document.querySelectorAll(".countdown-left[data-until]").forEach(function (el) {
       el.textContent = fmt((Number(el.dataset.until) - now) / 1000);
     });
+    tickTasks(now);
+  }
+
+  // Online requests: the list's and the detail's clocks count down to the same deadline
+  // (data-due, the queue's clock) here, in the server's words and durations (2分30秒).
+  function duration(seconds) {
+    var card = document.getElementById("tasks-card");
+    var words = card ? JSON.parse(card.dataset.dur) : { d: "{n}d", h: "{n}h", m: "{n}m", s: "{n}s" };
+    var s = Math.round(Math.abs(seconds));
+    var units = [["d", Math.floor(s / 86400)], ["h", Math.floor(s % 86400 / 3600)],
+                 ["m", Math.floor(s % 3600 / 60)], ["s", s % 60]];
+    var first = 0;
+    while (first < units.length - 1 && !units[first][1]) first++;
+    var parts = [units[first]];
+    if (first + 1 < units.length && units[first + 1][1]) parts.push(units[first + 1]);
+    return parts.map(function (u) { return words[u[0]].replace("{n}", u[1]); })
+      .join(card ? card.dataset.durJoiner : "");
+  }
+  function tickTasks(now) {
+    document.querySelectorAll(".task-clock[data-due]").forEach(function (el) {
+      var left = Math.floor((Number(el.dataset.due) - now) / 1000);
+      var late = left <= 0;
+      el.classList.toggle("overdue", late);
+      el.textContent = late ? el.dataset.overdue : el.dataset.label.replace("{s}", duration(left));
+    });
+    document.querySelectorAll(".task-waited[data-since]").forEach(function (el) {
+      var waited = Math.max(0, Math.floor((now - Number(el.dataset.since)) / 1000));
+      el.textContent = el.dataset.label.replace("{s}", duration(waited));
+    });
   }
   setInterval(tick, 500);
 
@@ -124,6 +153,41 @@
     if (e.detail.type === "pop" && pop && e.detail.data) {
       var url = pop.dataset.popUrl.replace("CALL", encodeURIComponent(e.detail.data));
       htmx.ajax("GET", url, { target: pop, swap: "innerHTML" });
+    }
+  });
+
+  // Calls first: while the seat's call is offered, on or in wrap-up, the requests give
+  // the centre to the pop (app.css .call-up).
+  function callUp() {
+    var root = document.querySelector(".console");
+    var panel = document.querySelector("#seat .seat-panel");
+    if (!root || !panel) return;
+    root.classList.toggle("call-up", ["offered", "on_call", "wrap_up"].indexOf(panel.dataset.state) >= 0);
+  }
+  document.addEventListener("htmx:afterSettle", callUp);
+
+  // The task list is redrawn when the seat's stream says "task" (or after an action).
+  // Only while the stream is broken is it polled, slowly; when the stream opens again
+  // it is redrawn at once for what was missed.
+  var streamOpen = false;
+  function refreshTasks() {
+    var list = document.getElementById("task-list");
+    if (list) htmx.trigger(list, "tasks-poll");
+  }
+  document.addEventListener("htmx:sseOpen", function () { streamOpen = true; refreshTasks(); });
+  document.addEventListener("htmx:sseError", function () { streamOpen = false; });
+  var taskList = document.getElementById("task-list");
+  if (taskList) {
+    setInterval(function () { if (!streamOpen) refreshTasks(); },
+                1000 * Number(taskList.dataset.fallbackPollS || 30));
+  }
+  // A request handed on or completed elsewhere leaves the list: the detail says so.
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (!e.target || e.target.id !== "task-list") return;
+    var task = document.getElementById("task");
+    if (task && !e.target.querySelector('.task-row[data-number="' + CSS.escape(task.dataset.number) + '"]')) {
+      htmx.ajax("GET", task.closest("#task-detail").dataset.detailUrl.replace("NUMBER", encodeURIComponent(task.dataset.number)),
+                { target: "#task-detail", swap: "innerHTML" });
     }
   });
 
