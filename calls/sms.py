@@ -1,6 +1,8 @@
 """SMS in and out, behind one small interface a provider implements (``SmsGateway``):
-Twilio Messaging here; a Chinese SMS gateway (Aliyun, Tencent Cloud...) is a class
-with the same ``send`` named by HOTLINE_SMS_PROVIDER=package.module:Class.
+Twilio Messaging, and a Chinese SMS gateway's HTTP API in the shape Aliyun's and Tencent
+Cloud's share (``ChineseGatewaySms``: JSON with an HMAC-SHA256 signature over the body,
+HOTLINE_SMS_PROVIDER=cn-gateway); any other is a class with the same ``send`` named by
+HOTLINE_SMS_PROVIDER=package.module:Class.
 
 Out (the outbox, run by the dialer process under its lease): the case number and how
 to look it up when a case with a phone is filed; the unit's reply when it is resolved;
@@ -21,11 +23,14 @@ Phone numbers are masked in the logs (cases.phones.mask_phone)."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib
+import json
 import logging
 import os
 import time
 import unicodedata
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +74,100 @@ class SmsGateway(Protocol):
     def send(self, to: str, body: str) -> str: ...
 
 
+CN_GATEWAY = "cn-gateway"
+SIGNATURE_HEADER = "X-Sms-Signature"  # hex HMAC-SHA256 of the body, both ways
+GATEWAY_TIMEOUT_S = 10.0
+GATEWAY_ACCEPTED = frozenset({"OK", "0"})
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The gateway's signature of a body: hex HMAC-SHA256 with the shared secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, body: bytes, given: str | None) -> bool:
+    """Whether ``given`` (hex, "sha256=" prefix allowed) signs ``body``; compared in
+    constant time. No secret configured: nothing is valid."""
+    given = (given or "").strip().removeprefix("sha256=").lower()
+    if not secret or not given:
+        return False
+    return hmac.compare_digest(sign_body(secret, body), given)
+
+
+class GatewayRefused(Exception):
+    """The gateway answered, but did not take the text (its code and message)."""
+
+
+class ChineseGatewaySms:
+    """A Chinese SMS gateway (Aliyun SMS, Tencent Cloud SMS, or a carrier's platform
+    behind a small adapter): one JSON POST per text, template-free content, signed
+    with the shared secret; the answer's ``code`` is OK (or 0) with a ``message_id``
+    (or ``biz_id``), anything else a refusal the outbox retries."""
+
+    def __init__(self, url: str, secret: str, app_id: str = "") -> None:
+        self.url, self.secret, self.app_id = url, secret, app_id
+
+    def send(self, to: str, body: str) -> str:
+        payload: dict[str, str] = {"phone_number": to, "content": body}
+        if self.app_id:
+            payload["app_id"] = self.app_id
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        request = urllib.request.Request(
+            self.url,
+            data=data,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                SIGNATURE_HEADER: sign_body(self.secret, data),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=GATEWAY_TIMEOUT_S) as response:
+            answer = json.loads(response.read() or b"{}")
+        if not isinstance(answer, dict):
+            raise GatewayRefused("the gateway's answer is not a JSON object")
+        code = str(answer.get("code", "OK")).upper()
+        if code not in GATEWAY_ACCEPTED:
+            raise GatewayRefused(f"{code}: {str(answer.get('message', ''))[:200]}")
+        return str(answer.get("message_id") or answer.get("biz_id") or "")
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """One text to the hotline as the gateway pushes it (its uplink, 上行短信)."""
+
+    provider_id: str
+    phone: str
+    content: str
+    send_time: str
+
+
+def parse_uplinks(raw: bytes) -> list[Uplink]:
+    """The gateway's uplink push: a JSON list of messages (or one message) with
+    ``phone_number``, ``content`` and ``send_time``, and the gateway's own id in
+    ``sequence_id`` or ``message_id`` when it gives one. A message without an id is
+    named by what it is (phone, time and words), so a push retried is the same
+    message. Raises ValueError when the body is not that shape."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError("the body is not JSON") from exc
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError("each message is a JSON object")
+        phone, content = item.get("phone_number"), item.get("content")
+        if not isinstance(phone, str | int) or not isinstance(content, str):
+            raise ValueError("each message has phone_number and content")
+        send_time = str(item.get("send_time") or "")
+        given = item.get("sequence_id") or item.get("message_id")
+        if given is None or str(given).strip() == "":
+            words = "\x1f".join((str(phone), send_time, content)).encode()
+            given = "h" + hashlib.sha256(words).hexdigest()[:40]
+        out.append(Uplink(f"cn:{str(given)[:120]}", str(phone)[:32], content, send_time))
+    return out
+
+
 class TwilioSms:
     """Twilio Messaging: ``messages.create`` from the hotline's number, or from a
     Messaging Service (an MG... sid)."""
@@ -104,6 +203,9 @@ class SmsSettings:
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     twilio_api_base_url: str | None = None
+    gateway_url: str = ""  # cn-gateway: where texts are POSTed
+    gateway_secret: str = field(default="", repr=False)  # cn-gateway: signs both ways
+    gateway_app_id: str = ""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -127,6 +229,9 @@ class SmsSettings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            gateway_url=env.get("HOTLINE_SMS_GATEWAY_URL", "").strip(),
+            gateway_secret=env.get("HOTLINE_SMS_GATEWAY_SECRET", ""),
+            gateway_app_id=env.get("HOTLINE_SMS_GATEWAY_APP_ID", "").strip(),
             env=dict(env),
         )
 
@@ -158,9 +263,18 @@ class SmsSettings:
             if self.twilio_api_base_url:
                 client.api.base_url = self.twilio_api_base_url.rstrip("/")
             return TwilioSms(client, self.sender)
+        if self.provider.lower() == CN_GATEWAY:
+            if not (self.gateway_url and self.gateway_secret):
+                raise ValueError(
+                    "HOTLINE_SMS_PROVIDER=cn-gateway needs HOTLINE_SMS_GATEWAY_URL and "
+                    "HOTLINE_SMS_GATEWAY_SECRET"
+                )
+            return ChineseGatewaySms(self.gateway_url, self.gateway_secret, self.gateway_app_id)
         module, _, name = self.provider.partition(":")
         if not name:
-            raise ValueError(f"HOTLINE_SMS_PROVIDER: 'twilio' or 'module:Class', not {module!r}")
+            raise ValueError(
+                f"HOTLINE_SMS_PROVIDER: 'twilio', 'cn-gateway' or 'module:Class', not {module!r}"
+            )
         gateway: SmsGateway = getattr(importlib.import_module(module), name)(self.env)
         return gateway
 
@@ -651,6 +765,36 @@ def receive(
     session.commit()
     log.info("sms request from %s filed as %s", mask_phone(phone), case.number)
     return Received("request", case)
+
+
+def queue_answer(session: Session, provider_id: str, body: str) -> bool:
+    """The answer to an incoming text (the return visit's thanks), for the outbox to
+    send, once per incoming text: for a gateway whose webhook cannot answer in its
+    response as Twilio's does. Commits; returns whether it was queued now."""
+    incoming = session.scalar(select(SmsMessage).where(SmsMessage.source == f"in:{provider_id}"))
+    source = f"answer:{provider_id}"
+    if incoming is None or session.scalar(select(SmsMessage.id).where(SmsMessage.source == source)):
+        return False
+    now = datetime.now(UTC)
+    session.add(
+        SmsMessage(
+            source=source,
+            direction="out",
+            purpose="answer",
+            phone=incoming.phone,
+            body=body,
+            case_id=incoming.case_id,
+            status="pending",
+            created_at=now,
+            next_at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # the same push handled at once elsewhere
+        session.rollback()
+        return False
+    return True
 
 
 def outbox_for(dialer: Any, env: Mapping[str, str] | None = None) -> SmsOutbox | None:

@@ -1,5 +1,6 @@
-"""SMS on the web side: the provider's signed inbound webhook, and the gateway the web
-form sends its codes with (built once per app from app.extensions["hotline_sms"], the
+"""SMS on the web side: the providers' signed inbound webhooks (Twilio's, and a Chinese
+gateway's JSON push at /sms/gateway/inbound), and the gateway the web form sends its
+codes with (built once per app from app.extensions["hotline_sms"], the
 SmsSettings the composition root read; tests may put their own gateway in
 app.extensions["hotline_sms_gateway"])."""
 
@@ -9,13 +10,24 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from calls.casework import arm_clocks
-from calls.sms import SmsBudget, SmsGateway, SmsSettings, receive
+from calls.sms import (
+    CN_GATEWAY,
+    SIGNATURE_HEADER,
+    SmsBudget,
+    SmsGateway,
+    SmsSettings,
+    parse_uplinks,
+    queue_answer,
+    receive,
+    signature_valid,
+)
 from cases.phones import mask_phone
 from web.context import services
+from web.limits import client_address
 from web.twilio.hooks import signed
 
 log = logging.getLogger("hotline.sms")
@@ -77,3 +89,70 @@ def inbound() -> Response:
     if received.reply:
         answer.message(received.reply)
     return Response(str(answer), mimetype="text/xml")
+
+
+# What the gateway's push is told when it is refused: zh-CN first, English beside it.
+GATEWAY_ERRORS = {
+    "not-enabled": (
+        "本接口未启用：短信服务商不是 cn-gateway",
+        "Not enabled: the SMS provider is not cn-gateway",
+    ),
+    "bad-signature": (
+        f"签名无效：{SIGNATURE_HEADER} 缺失或与请求体不符，未处理任何短信",
+        f"Invalid signature: {SIGNATURE_HEADER} is missing or does not sign the body; "
+        "nothing was processed",
+    ),
+    "bad-body": ("请求体格式不正确", "The body is not the uplink messages' JSON"),
+    "retry": ("暂时无法处理，请稍后重试", "Not processed now; retry later"),
+}
+
+
+def _gateway_error(code: str, status: int, detail: str = "") -> Response:
+    zh, en = GATEWAY_ERRORS[code]
+    body = {"code": code, "message": zh, "message_en": en + (f" ({detail})" if detail else "")}
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@bp.post("/sms/gateway/inbound")
+def gateway_inbound() -> Response:
+    """Texts to the hotline's number as a Chinese SMS gateway pushes them (calls.sms
+    ``parse_uplinks``), signed over the body with the shared secret. Each is handled
+    once (a push retried changes nothing); should one fail, the answer is 503 and the
+    gateway's retry finishes the batch."""
+    settings = sms_settings()
+    if settings.provider.lower() != CN_GATEWAY:
+        return _gateway_error("not-enabled", 404)
+    raw = request.get_data(cache=False)
+    if not signature_valid(settings.gateway_secret, raw, request.headers.get(SIGNATURE_HEADER)):
+        log.warning("sms gateway push from %s refused: bad signature", client_address())
+        return _gateway_error("bad-signature", 403)
+    try:
+        uplinks = parse_uplinks(raw)
+    except ValueError as exc:
+        return _gateway_error("bad-body", 400, str(exc))
+    svc = services()
+    desk = svc.desk
+    results = []
+    for uplink in uplinks:
+        try:
+            with desk.sessions() as session:
+                received = receive(
+                    session, uplink.provider_id, uplink.phone, uplink.content, phones=_phones()
+                )
+                number = received.case.number if received.case is not None else None
+                if received.reopened and received.case is not None:
+                    arm_clocks(svc.queue, received.case)
+                if received.reply:
+                    queue_answer(session, uplink.provider_id, received.reply)
+            if received.kind == "request" and number:
+                desk.tasks.submit(number, "sms")
+        except Exception:
+            log.exception(
+                "sms %s from %s not handled", uplink.provider_id, mask_phone(uplink.phone)
+            )
+            return _gateway_error("retry", 503)
+        log.info("sms %s from %s: %s", uplink.provider_id, mask_phone(uplink.phone), received.kind)
+        results.append({"id": uplink.provider_id.removeprefix("cn:"), "result": received.kind})
+    return jsonify({"code": "OK", "message": "已接收 Received", "results": results})
