@@ -231,3 +231,46 @@ def test_a_text_the_gateway_refuses_is_retried(app) -> None:  # type: ignore[no-
 def test_the_gateway_needs_its_address_and_secret() -> None:
     with pytest.raises(ValueError, match="HOTLINE_SMS_GATEWAY_SECRET"):
         SmsSettings.from_env({"HOTLINE_SMS_PROVIDER": "cn-gateway"}).gateway()
+
+
+def test_a_1_to_the_texted_return_visit_closes_it_and_the_thanks_goes_through_the_gateway(
+    app, base: str
+) -> None:  # type: ignore[no-untyped-def]
+    from cases.dispatch import resolve, sign_for
+    from cases.service import utcnow
+
+    with sessions_of(app)() as db:
+        case = create_case_for_call(
+            db,
+            CallInfo("CA-visit", CITIZEN, "twilio", "1001"),
+            CaseDraft(description="路灯不亮", category_code="street-vending", dispatch=True),
+        )
+        sign_for(db, case, "urban", case.department_id)
+        resolve(db, case, "urban", case.department_id, "已修复。")
+        now = utcnow()
+        db.add(  # the return visit texted after the phone attempts failed
+            SmsMessage(
+                source=f"visit:{case.id}",
+                direction="out",
+                purpose="visit",
+                phone=CITIZEN,
+                body="满意请回复1",
+                case_id=case.id,
+                status="sent",
+                created_at=now,
+                next_at=now,
+                sent_at=now,
+            )
+        )
+        db.commit()
+        case_id = case.id
+    for _ in range(2):  # pushed twice: one answer, one thanks
+        answer = push(base, [uplink("１", sequence_id="v1")])
+        assert answer.status_code == 200
+    with sessions_of(app)() as db:
+        case = db.get(Case, case_id)
+        assert (case.status, case.satisfaction) == ("closed", "satisfied")
+    outbox = outbox_of(app)
+    outbox.run_once()
+    thanks = [t for t in GatewayApi.sent if "感谢您的评价" in t["content"]]
+    assert len(thanks) == 1 and thanks[0]["phone_number"] == CITIZEN
