@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from cases.models import ActionLog, CallRecording, Case, Category
 from cases.service import _record, next_case_number, utcnow
 from tests.test_console import PASSWORD, csrf_of
+from tests.test_real_asterisk import case_db, make_rig, prefix, sounds  # noqa: F401
 from tests.test_recordings import RECORDING, twilio_api, wav_bytes  # noqa: F401  (fixture)
 from tests.twilio_peer import app_on_twilio
 
@@ -397,3 +398,54 @@ def test_migration_0023_marks_earlier_recordings_as_files_here(empty_db_url: str
     with engine.connect() as db:
         assert db.execute(text("SELECT count(*) FROM call_recording")).scalar() == 2
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_real_mixmonitor_file_goes_to_the_store_once_the_call_is_over(  # type: ignore[no-untyped-def]
+    make_rig, case_db, s3, monkeypatch
+) -> None:
+    """On a real Asterisk 22: MixMonitor writes the conversation's file; once the call is
+    over and the file finished, the upload takes exactly its bytes and removes it."""
+    from rq import Queue
+
+    from calls import RQ_QUEUE, CallerDirectory, CallHandler
+    from calls.desk import Actor, Desk
+    from calls.recordings import DirectoryStore, S3Settings, Stores, link_recordings, wav_seconds
+    from cases.db import engine_for, session_factory
+    from cases.models import CallRecord
+    from tests.conftest import wait_until as eventually
+    from tests.test_recordings_asterisk import talking_citizen
+
+    rig = make_rig(services=("agi", "reaper", "worker"))
+    recordings = rig.workdir / "var" / "recordings"
+    sessions = session_factory(engine_for(case_db))
+    handler = CallHandler(
+        rig.queue, Queue(RQ_QUEUE, connection=rig.redis), CallerDirectory(sessions)
+    )
+    rig.seat("1001", login=False, ring_ms=1000, talk_ms=4000)
+    Desk(handler, sessions).login_seat(Actor("wang", "operator"), "1001", ["mandarin"])
+    rig.seats.append("1001")
+    talking_citizen(rig, "13800138556")
+
+    def over() -> str | None:
+        with sessions() as db:
+            ended = db.scalar(select(CallRecord).where(CallRecord.ended_at.is_not(None)))
+            return ended.call_id if ended is not None else None
+
+    call_id = str(eventually(over, timeout_s=120, what="a recorded call that is over"))
+    file = recordings / f"{call_id}.wav"
+    eventually(lambda: wav_seconds(file), timeout_s=60, what="MixMonitor's finished file")
+    audio = file.read_bytes()
+    for name, value in s3_env(s3).items():  # the SDK reads the credentials from here
+        monkeypatch.setenv(name, value)
+    s3_settings = S3Settings.from_env(s3_env(s3))
+    assert s3_settings is not None
+    stores = Stores(DirectoryStore(recordings), s3_settings.store())
+    with sessions() as db:
+        link_recordings(db, recordings)
+        assert stores.upload_pending(db) == 1
+        recording = db.scalars(select(CallRecording).where(CallRecording.call_id == call_id)).one()
+        assert recording.store == "s3" and recording.store_key is not None
+        key = recording.store_key
+    assert s3.objects() == {key: audio} and not file.exists()
+    assert key.startswith(f"{PREFIX}/") and key.endswith(f"/{call_id}.wav")
