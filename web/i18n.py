@@ -1086,6 +1086,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "正在呼叫您的话机 {phone}，接听后即可听到坐席 {seat} 的通话",
         "Ringing your phone {phone}: answer it to hear seat {seat}'s call",
     ),
+    "listen_switched": (
+        "已切换为{mode}：坐席 {seat}，无需重新接听",
+        "Switched to {mode} on seat {seat}; no need to answer again",
+    ),
     "rec_on": ("本通话正在录音", "This call is being recorded"),
     "rec_pause": ("暂停录音", "Pause recording"),
     "rec_pause_hint": (
