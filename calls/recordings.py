@@ -304,13 +304,16 @@ def _md5_of(path: Path) -> tuple[bytes, int]:
 @dataclass(frozen=True)
 class S3Settings:
     """HOTLINE_RECORDINGS_S3_*; the credentials and region are the AWS SDK's own
-    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), read from the environment."""
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), from the deployment's
+    secrets; without a key the SDK looks further (an instance role, ~/.aws)."""
 
     bucket: str
     endpoint: str | None = None  # MinIO, Ceph, OSS: its URL; None: AWS itself
     prefix: str = ""
     region: str | None = None
     addressing_style: str = "auto"  # "virtual" for OSS, "path" for most MinIO setups
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> S3Settings | None:
@@ -327,6 +330,8 @@ class S3Settings:
             prefix=prefix + "/" if prefix else "",
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             addressing_style=style,
+            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
         )
 
     def store(self, patient: bool = True) -> S3Store:
@@ -342,7 +347,12 @@ class S3Settings:
             s3={"addressing_style": self.addressing_style},
         )
         client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=self.region, config=config
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=config,
         )
         return S3Store(client, self.bucket, self.prefix)
 

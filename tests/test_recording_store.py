@@ -402,7 +402,7 @@ def test_migration_0023_marks_earlier_recordings_as_files_here(empty_db_url: str
 
 @pytest.mark.slow
 def test_a_real_mixmonitor_file_goes_to_the_store_once_the_call_is_over(  # type: ignore[no-untyped-def]
-    make_rig, case_db, s3, monkeypatch
+    make_rig, case_db, s3
 ) -> None:
     """On a real Asterisk 22: MixMonitor writes the conversation's file; once the call is
     over and the file finished, the upload takes exactly its bytes and removes it."""
@@ -436,8 +436,6 @@ def test_a_real_mixmonitor_file_goes_to_the_store_once_the_call_is_over(  # type
     file = recordings / f"{call_id}.wav"
     eventually(lambda: wav_seconds(file), timeout_s=60, what="MixMonitor's finished file")
     audio = file.read_bytes()
-    for name, value in s3_env(s3).items():  # the SDK reads the credentials from here
-        monkeypatch.setenv(name, value)
     s3_settings = S3Settings.from_env(s3_env(s3))
     assert s3_settings is not None
     stores = Stores(DirectoryStore(recordings), s3_settings.store())
