@@ -162,3 +162,53 @@ def test_hotline_user_add_makes_quality_staff(redis_server, tmp_path, monkeypatc
     with session_factory(engine_for(database))() as db:
         made = db.scalars(select(User).where(User.username == "zhouqc")).one()
         assert (made.role, made.display_name) == ("quality", "周质检")
+
+
+def test_quality_staff_seek_a_stored_recording_in_a_real_browser(app, served) -> None:  # type: ignore[no-untyped-def]
+    """Chromium's <audio> on the case page plays a recording kept in the S3 store and
+    seeks in it: its range requests reach the store through the audited route."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from calls.recordings import upkeep
+    from tests.browser import launch, screenshot
+
+    number, _ = a_case_with_a_finished_recording(
+        app, CALL, datetime(2026, 11, 30, 2, 0, tzinfo=UTC), seconds=600
+    )
+    assert upkeep()["uploaded"] == 1  # now only in the store
+    ranges: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        tab = page.new_page()
+        tab.on(
+            "request",
+            lambda r: ranges.append(r.headers.get("range", "")) if "/audio" in r.url else None,
+        )
+        tab.goto(f"{served}/login?next=/console/cases/{number}")
+        tab.fill("input[name=username]", "zhou")
+        tab.fill("input[name=password]", PASSWORD)
+        tab.click("main button[type=submit]")
+        sync_api.expect(tab.locator("#case-recordings audio")).to_have_count(1)
+        duration = tab.evaluate(
+            """() => new Promise((done, fail) => {
+                const audio = document.querySelector('#case-recordings audio');
+                audio.addEventListener('error', () => fail(String(audio.error.code)));
+                audio.addEventListener('loadedmetadata', () => {
+                    audio.addEventListener('seeked', () => done(audio.duration), {once: true});
+                    audio.currentTime = audio.duration - 0.5;
+                }, {once: true});
+                audio.load();
+            })"""
+        )
+        screenshot(tab, "quality-case-recording")
+        browser.close()
+    assert abs(duration - 600) < 0.1, duration  # ten minutes, read from the store
+    # The player asked from the start, then for the end when it sought there.
+    assert ranges[0] == "bytes=0-" and any(r.startswith("bytes=") for r in ranges[1:]), ranges
+    with app.extensions["hotline"].desk.sessions() as db:
+        plays = db.scalars(
+            select(ActionLog.actor).where(
+                ActionLog.action == "recording-play", ActionLog.target == CALL
+            )
+        ).all()
+    assert plays == ["zhou"]  # one playback, however the player sought

@@ -160,11 +160,13 @@ def recordings_dir(app) -> Path:  # type: ignore[no-untyped-def]
     return directory
 
 
-def a_case_with_a_finished_recording(app, sid: str, at: datetime) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+def a_case_with_a_finished_recording(  # type: ignore[no-untyped-def]
+    app, sid: str, at: datetime, seconds: int = AUDIO_S
+) -> tuple[str, int]:
     """A case whose Asterisk call MixMonitor recorded to ``<sid>.wav``, the call over."""
     from calls.recordings import note_recording
 
-    (recordings_dir(app) / f"{sid}.wav").write_bytes(wav_bytes(AUDIO_S))
+    (recordings_dir(app) / f"{sid}.wav").write_bytes(wav_bytes(seconds))
     with app.extensions["hotline"].desk.sessions() as db:
         now = utcnow()
         case = Case(
@@ -187,7 +189,7 @@ def a_case_with_a_finished_recording(app, sid: str, at: datetime) -> tuple[str, 
         recording = note_recording(
             db, sid, sid, "asterisk", file_name=f"{sid}.wav", at=at, status="done"
         )
-        recording.duration_s = AUDIO_S
+        recording.duration_s = seconds
         db.commit()
         return case.number, recording.id
 
