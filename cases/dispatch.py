@@ -134,31 +134,47 @@ def check_unit(
 def suggest_units(
     session: Session, category_code: str | None, district_code: str | None
 ) -> list[Department]:
-    """The catalogue's lead unit for the category, then the units that past cases of the
-    same category and district went to, most often first."""
+    """The catalogue's lead unit for the category (for a district's matter, the
+    government of the case's district), then the units that past cases of the same
+    category and district went to, most often first. Another district's government is
+    never suggested: it would be asked to answer for a place that is not its own."""
     suggestions: list[Department] = []
     category = (
         session.scalar(select(Category).where(Category.code == category_code))
         if category_code
         else None
     )
+    district = (
+        session.scalar(select(District).where(District.code == district_code))
+        if district_code
+        else None
+    )
     if category is not None and category.department is not None:
         suggestions.append(category.department)
+    elif category is not None and district is not None:
+        government = session.scalar(
+            select(Department).where(
+                Department.kind == "district", Department.district_id == district.id
+            )
+        )
+        if government is not None:
+            suggestions.append(government)
     if category is not None:
         query = select(Case.department_id).where(
             Case.category_id == category.id,
             Case.department_id.is_not(None),
             Case.dispatched_at.is_not(None),
         )
-        if district_code:
-            district = session.scalar(select(District).where(District.code == district_code))
-            if district is not None:
-                query = query.where(Case.district_id == district.id)
+        if district is not None:
+            query = query.where(Case.district_id == district.id)
         counts = Counter(session.scalars(query.limit(2000)))
-        for department_id, _ in counts.most_common(3):
+        for department_id, _ in counts.most_common(5):
             unit = session.get(Department, department_id)
-            if unit is not None and unit not in suggestions:
-                suggestions.append(unit)
+            if unit is None or unit in suggestions or len(suggestions) >= 4:
+                continue
+            if unit.kind == "district" and (district is None or unit.district_id != district.id):
+                continue
+            suggestions.append(unit)
     return suggestions
 
 

@@ -256,3 +256,47 @@ def test_a_short_secret_key_is_warned_about(redis_server, redis, tmp_path, caplo
     with caplog.at_level("WARNING", logger="hotline.web"):
         make_app(redis_server, redis, tmp_path)  # its key is "test"
     assert "HOTLINE_SECRET_KEY has 4 characters: use at least 32" in caplog.text
+
+
+def test_a_district_matter_suggests_its_own_districts_government_never_anothers(app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from cases.models import Case, Category, Department, District
+    from cases.service import utcnow
+
+    handler = app.extensions["hotline"].handler
+    with handler.directory.sessions() as db:  # last month's street lights went to 琼山区
+        lights = db.scalar(select(Category).where(Category.code == "street-lights"))
+        qiongshan = db.scalar(select(District).where(District.code == "qiongshan"))
+        government = db.scalar(select(Department).where(Department.code == "district-qiongshan"))
+        for n in range(3):
+            db.add(
+                Case(
+                    number=f"H-LIGHTS-{n}",
+                    caller_phone="+8613800000000",
+                    description="路灯不亮",
+                    status="dispatched",
+                    category_id=lights.id,
+                    district_id=qiongshan.id,
+                    department_id=government.id,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                    dispatched_at=utcnow(),
+                )
+            )
+        db.commit()
+    client = app.test_client()
+    sign_in(client, "wang")
+
+    def suggested(query: str) -> str:
+        html = client.get(f"/console/suggest?category_code=street-lights{query}")
+        text = html.get_data(as_text=True)
+        if '<optgroup label="建议承办单位">' not in text:
+            return ""
+        return text.split('<optgroup label="建议承办单位">')[1].split("</optgroup>")[0]
+
+    in_meilan = suggested("&district_code=meilan")
+    assert in_meilan.strip().startswith('<option value="district-meilan" selected>')
+    assert "district-qiongshan" not in in_meilan
+    assert "district-qiongshan" not in suggested("")  # no district yet: ask, do not guess
+    assert "district-qiongshan" in suggested("&district_code=qiongshan")
