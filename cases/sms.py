@@ -19,15 +19,18 @@ from cases.models import Base
 
 class SmsMessage(Base):
     """One text. Outgoing ones are written ``pending`` and sent by the outbox; ``source``
-    names their purpose once ("accept:<case id>", "reply:<case id>:<resolved at>",
-    "visit:<case id>"), so planning twice sends once. Incoming ones keep the provider's
-    id as their source, so a webhook delivered twice is one message."""
+    names their purpose once ("accept:<case id>", "reply:<case id>:<digest of the
+    reply's words>", shared by a request's reply and the case's resolution so one reply
+    is texted once, "visit:<case id>", "answer:<incoming id>"), so planning twice sends
+    once. Incoming ones keep the provider's id as their source, so a webhook delivered
+    twice is one message."""
 
     __tablename__ = "sms_message"
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(160), unique=True)
     direction: Mapped[str] = mapped_column(String(4))  # out | in
-    # acceptance | reply | visit | inbound (a request) | optout | visit_answer
+    # acceptance | reply | task_reply | visit | answer (thanks for a visit's answer)
+    # | inbound (a request) | optout | visit_answer
     purpose: Mapped[str] = mapped_column(String(16))
     phone: Mapped[str] = mapped_column(String(32), index=True)
     body: Mapped[str] = mapped_column(Text, default="")
