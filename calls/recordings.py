@@ -119,13 +119,8 @@ def file_name_for(call_id: str) -> str:
 
 
 def path_of(directory: Path, recording: CallRecording) -> Path | None:
-    """The recording's file, if it is one of the directory's own and is there."""
-    if not recording.file_name:
-        return None
-    path = (directory / recording.file_name).resolve()
-    if path.parent != directory.resolve() or not path.is_file():
-        return None
-    return path
+    """The recording's local file, if it is one of the directory's own and is there."""
+    return DirectoryStore(directory).path(recording.file_name) if recording.file_name else None
 
 
 def wav_seconds(path: Path) -> int | None:
