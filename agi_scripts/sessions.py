@@ -38,6 +38,11 @@ from queueing import QueueError
 log = logging.getLogger("hotline.agi")
 
 FAILED_DIAL = ("NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION")
+# MixMonitor's id on the caller's channel (its i() option) while it records; the
+# dialplan's [hotline-agi] passes it to every session as the fourth argument (routes
+# take at most three of their own).
+RECORDING_VAR = "HOTLINE_RECORDING"
+RECORDING_ARG = "agi_arg_4"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,10 @@ class Session:
         self.agi, self.handler, self.settings = agi, handler, settings
         self.queue = handler.queue
         self.outbound_calls = outbound_calls
+        # Whether MixMonitor already runs on this channel: [hotline-agi] says so in the
+        # arguments, so that no GET VARIABLE stands between an offer and its Dial. None
+        # (a dialplan that does not pass it): ask the channel.
+        self.recording = bool(agi.var(RECORDING_ARG)) if RECORDING_ARG in agi.env else None
 
     # -- routes ------------------------------------------------------------------------
 
@@ -248,17 +257,22 @@ class Session:
 
     def start_recording(self, call: str, bridged_only: bool = True) -> str | None:
         """MixMonitor on the caller's channel, once per call (a redirect back to the
-        bridge finds it running). An inbound call's holds only while bridged to a person,
-        so ringing and hold music are left out. The file's name if it started now."""
-        if not self.settings.recordings_dir or self.agi.get_var("HOTLINE_RECORDING"):
+        bridge finds it running), in one EXEC: its i() option marks the channel itself.
+        An inbound call's holds only while bridged to a person, so ringing and hold
+        music are left out. The file's name if it started now."""
+        if not self.settings.recordings_dir:
+            return None
+        if self.recording is None:
+            self.recording = bool(self.agi.get_var(RECORDING_VAR))
+        if self.recording:
             return None
         name = file_name_for(call)
         path = f"{self.settings.recordings_dir.rstrip('/')}/{name}"
-        options = ("b",) if bridged_only else ()
-        if self.agi.exec_app("MixMonitor", path, *options) < 0:
+        options = ("b" if bridged_only else "") + f"i({RECORDING_VAR})"
+        if self.agi.exec_app("MixMonitor", path, options) < 0:
             log.warning("MixMonitor did not start for %s", call)
             return None
-        self.agi.set_var("HOTLINE_RECORDING", name)
+        self.recording = True
         return name
 
     def note_recording(self, call: str, name: str | None, case_number: str | None = None) -> None:

@@ -134,6 +134,7 @@ class AgiConnection:
         self.channel, self.route, self.args, self.context = channel, route, args, context
         self.dead = False  # after a hangup or redirect: 511 for most commands
         self.hangup_sent = False
+        self.commands: list[str] = []  # this session's, in order
 
     def env(self) -> str:
         em, ch = self.channel.emulator, self.channel
@@ -162,11 +163,15 @@ class AgiConnection:
             "agi_threadid": str(threading.get_ident()),
         }
         lines = [f"{k}: {values[k]}\n" for k in _ENV_ORDER]
-        lines += [f"agi_arg_{i}: {a}\n" for i, a in enumerate(self.args, start=1)]
+        # [hotline-agi]: the route's three arguments (empty ones too), then the channel's
+        # HOTLINE_RECORDING.
+        args = [*self.args, "", "", ""][:3] + [ch.variables.get("HOTLINE_RECORDING", "")]
+        lines += [f"agi_arg_{i}: {a}\n" for i, a in enumerate(args, start=1)]
         return "".join(lines) + "\n"
 
     def run(self) -> None:
         em = self.channel.emulator
+        em.sessions.append(self)
         sock = socket.create_connection(("127.0.0.1", em.agi_port), timeout=120)
         rfile = sock.makefile("r", encoding="utf-8", newline="\n")
         wfile = sock.makefile("w", encoding="utf-8", newline="\n")
@@ -203,6 +208,7 @@ class AgiConnection:
     def reply(self, command: str) -> str:
         ch, em = self.channel, self.channel.emulator
         em.commands.append(command)
+        self.commands.append(command)
         words = shlex.split(command) if command.count('"') % 2 == 0 else command.split()
         verb = " ".join(words[:2]).upper() if len(words) >= 2 else command.upper()
         if self.dead and not any(command.upper().startswith(v) for v in DEAD_OK):
@@ -266,6 +272,12 @@ class AgiConnection:
                 return em.dial(ch, words[2] if len(words) > 2 else "")
             if app in ("Playback", "StartMusicOnHold", "StopMusicOnHold"):
                 return "200 result=0\n"
+            if app == "MixMonitor":  # i(VAR): the MixMonitor's id on the channel
+                options = (words[2] if len(words) > 2 else "").split(",", 1)[-1]
+                marked = re.search(r"i\((\w+)\)", options)
+                if marked:
+                    ch.variables[marked.group(1)] = f"0x{id(ch):x}"
+                return "200 result=0\n"
             return "200 result=-2\n"
         return "510 Invalid or unknown command\n"
 
@@ -288,6 +300,7 @@ class AsteriskEmulator:
         self.on_dial = on_dial
         self.channels: dict[str, Channel] = {}
         self.commands: list[str] = []
+        self.sessions: list[AgiConnection] = []
         self._lock = threading.Lock()
         self.ami: AmiServer | None = None
 

@@ -34,13 +34,18 @@ class Rig:
 
 @contextmanager
 def asterisk_rig(
-    queue: CallQueue, sessions: Any, operators: dict[str, Operator], hold_s: float = 1.0
+    queue: CallQueue,
+    sessions: Any,
+    operators: dict[str, Operator],
+    hold_s: float = 1.0,
+    recordings_dir: str | None = None,
 ) -> Iterator[Rig]:
     jobs = JobQueue(RQ_QUEUE, connection=queue.redis)
     handler = CallHandler(queue, jobs, CallerDirectory(sessions) if sessions else None)
     settings = AgiSettings(
         sounds="/var/lib/hotline/sounds/zh",
         ring_timeout_s=queue.settings.ring_timeout_s,
+        recordings_dir=recordings_dir,
     )
     server = FastAGIServer(("127.0.0.1", 0), handler, settings)
     threading.Thread(
