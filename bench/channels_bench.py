@@ -26,10 +26,10 @@ call_answer_within_15s_rate_without_tasks, and the run's settings.
 
     .venv/bin/python bench/channels_bench.py --calls 3600 --tasks 2000 --seats 280
 
-Last run (2-core machine, speed 20, 280 seats: about 192 erlangs of calls and 39 of
-requests): 3,561 calls, 2,000 tasks, task_first_response_s_p99 125.1 (p50 52.3, max
-172.2), lost 0, double_offers 0, call_answer_within_15s_rate 0.9798 against 0.9787
-without the tasks.
+Last runs (2026-12-01, 2-core machine shared, speed 20, 280 seats: about 192 erlangs of
+calls and 39 of requests): 3,561 calls, 2,000 tasks, task_first_response_s_p99 128.8 and
+128.5 (p50 52.7 and 52.3, max 172.4 and 172.3), unfinished 0, lost 0, double_offers 0,
+call_answer_within_15s_rate 0.9798 against 0.9787 without the tasks.
 """
 
 from __future__ import annotations
