@@ -104,7 +104,6 @@ def consult(client, headers, step: str, **form: str):  # type: ignore[no-untyped
     )
 
 
-
 def wang_on_a_call(app):  # type: ignore[no-untyped-def]
     """wang's seat 1001 talking to the caller, and wang's console with its CSRF header."""
     svc = app.extensions["hotline"]
@@ -124,9 +123,53 @@ def wang_consulting(app, *then: str):  # type: ignore[no-untyped-def]
     requests()
     return svc, wang, csrf
 
+
+def leg_ended(app, leg: str, status: str = "completed"):  # type: ignore[no-untyped-def]
+    """Twilio's status callback for a consult participant's call that has ended."""
+    twilio = TwilioSigner(app.test_client())
+    return twilio.post(f"/twilio/consult-leg?call={CALL}", {"CallSid": leg, "CallStatus": status})
+
+
+def seat_dial_ended(app):  # type: ignore[no-untyped-def]
+    """The caller's <Dial> to seat 1001 reporting its end (the caller left it)."""
+    twilio = TwilioSigner(app.test_client())
+    return twilio.post(
+        "/twilio/dial-status?seat=1001",
+        {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
+    )
+
+
+def ended(svc, outcome: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The call's record, which ended with ``outcome`` and left wang's seat in wrap-up."""
+    record = svc.queue.call(CALL)
+    assert record["state"] == "ended" and record["outcome"] == outcome
+    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    return record
+
+
+def handed_to_the_unit(svc) -> None:  # type: ignore[no-untyped-def]
+    record = ended(svc, "transferred")
+    assert record["transfer_kind"] == "unit" and record["transferred_to"] == "water-affairs"
+
+
+def case_trail(app, svc):  # type: ignore[no-untyped-def]
+    """The call's case (its filing job run) and its trail's notes."""
+    from cases.models import Case, CaseEvent
+
+    run_jobs(app)
+    with svc.desk.sessions() as db:
+        case = db.scalar(select(Case).where(Case.call_id == CALL))
+        assert case is not None
+        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
+        return case, trail
+
+
+HANDED_OVER_AFTER_THREE_WAY = "转接 市水务局（值班电话 +8689866661234）：三方通话后退出"
+
+
 def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None:  # type: ignore[no-untyped-def]
     from calls.figures import record_calls
-    from cases.models import CallRecord, Case, CaseEvent
+    from cases.models import CallRecord
 
     svc, wang, csrf = wang_on_a_call(app)
     page = wang.get("/console/call-controls").get_data(as_text=True)
@@ -154,11 +197,7 @@ def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None
     assert record["consult_unit"] == "water-affairs" and record["held_at"]
 
     # The seat's <Dial> reporting its end keeps the caller in their conference.
-    twilio = TwilioSigner(app.test_client())
-    after = twilio.post(
-        "/twilio/dial-status?seat=1001",
-        {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
-    )
+    after = seat_dial_ended(app)
     assert conference_of(after.get_data(as_text=True))["room"] == ROOM
     assert svc.queue.call(CALL)["state"] == "on_call"
     # While consulting, hold and the emergency buttons are not offered; a hold is refused.
@@ -185,21 +224,16 @@ def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None
     assert unit_update == f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json"
     assert ends == {"EndConferenceOnExit": "true"}
     assert op_update == f"{API}/Calls/{OPERATOR_LEG}.json" and hung == {"Status": "completed"}
-    record = svc.queue.call(CALL)
-    assert record["state"] == "ended" and record["outcome"] == "transferred"
-    assert record["transfer_kind"] == "unit" and record["transferred_to"] == "water-affairs"
-    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    handed_to_the_unit(svc)
     # Redrawn in wrap-up, the panel still says where the caller went; the case form stays.
     assert "已转接 市水务局" in wang.get("/console/call-controls").get_data(as_text=True)
     assert '<form id="case-form"' in wang.get(f"/console/calls/{CALL}/pop").get_data(as_text=True)
 
-    run_jobs(app)
+    case, trail = case_trail(app, svc)
+    assert case.transferred_to == "water-affairs"
+    assert case.handling is None  # not an emergency transfer
+    assert HANDED_OVER_AFTER_THREE_WAY in trail, trail
     with svc.desk.sessions() as db:
-        case = db.scalar(select(Case).where(Case.call_id == CALL))
-        assert case is not None and case.transferred_to == "water-affairs"
-        assert case.handling is None  # not an emergency transfer
-        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
-        assert "转接 市水务局（值班电话 +8689866661234）：三方通话后退出" in trail, trail
         while record_calls(db, svc.redis, svc.queue.keys):
             pass
         row = db.get(CallRecord, CALL)
@@ -227,7 +261,9 @@ def test_a_consult_is_cancelled_then_handed_over(app) -> None:  # type: ignore[n
     assert record["state"] == "on_call" and not record["consult"] and not record["held_at"]
 
     consult(wang, csrf, "start", unit="water-affairs")
-    assert len(requests()) == 3
+    # wang is with the caller already: their own leg moves, their phone is not rung again.
+    created = [f["To"] for p, f in requests() if p.endswith("/Participants.json")]
+    assert created == ["+8689866661234"]
     done = consult(wang, csrf, "complete")
     assert done.status_code == 200 and "已转接 市水务局" in done.get_data(as_text=True)
     (unit_path, joined), (op_path, hung) = requests()
@@ -240,44 +276,21 @@ def test_a_consult_is_cancelled_then_handed_over(app) -> None:  # type: ignore[n
     kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
     assert kinds.count("CONSULT") == 3 and "ABANDON" not in kinds
     # The caller's later <Dial> end (their conference over) finds the call handed on.
-    twilio = TwilioSigner(app.test_client())
-    after = parse(
-        twilio.post(
-            "/twilio/dial-status?seat=1001",
-            {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"},
-        )
-    )
-    assert after.find("Dial") is not None
-
-
-def leg_ended(app, leg: str):  # type: ignore[no-untyped-def]
-    """Twilio's status callback for a consult participant's call that has ended."""
-    twilio = TwilioSigner(app.test_client())
-    return twilio.post(
-        f"/twilio/consult-leg?call={CALL}", {"CallSid": leg, "CallStatus": "completed"}
-    )
+    assert parse(seat_dial_ended(app)).find("Dial") is not None
 
 
 def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_unit(app) -> None:  # type: ignore[no-untyped-def]
-    from cases.models import Case, CaseEvent
-
     svc, wang, csrf = wang_consulting(app, "threeway")
     # wang simply hangs up their phone: the seat is not stranded on the call.
     assert leg_ended(app, OPERATOR_LEG).status_code == 204
-    record = svc.queue.call(CALL)
-    assert record["state"] == "ended" and record["outcome"] == "transferred"
-    assert record["transfer_kind"] == "unit" and record["transferred_to"] == "water-affairs"
-    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    handed_to_the_unit(svc)
     # The unit stays with the caller, and its hang-up now ends the conference.
     assert requests() == [
         (f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json", {"EndConferenceOnExit": "true"})
     ]
-    run_jobs(app)
-    with svc.desk.sessions() as db:
-        case = db.scalar(select(Case).where(Case.call_id == CALL))
-        assert case is not None and case.transferred_to == "water-affairs"
-        trail = [e.note for e in db.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id))]
-        assert "转接 市水务局（值班电话 +8689866661234）：三方通话后退出" in trail, trail
+    case, trail = case_trail(app, svc)
+    assert case.transferred_to == "water-affairs"
+    assert HANDED_OVER_AFTER_THREE_WAY in trail, trail
     # A repeated callback changes nothing.
     assert leg_ended(app, OPERATOR_LEG).status_code == 204 and requests() == []
 
@@ -310,9 +323,7 @@ def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_ca
     assert leg_ended(app, UNIT_LEG).status_code == 204 and requests() == []
 
     leg_ended(app, OPERATOR_LEG)
-    record = svc.queue.call(CALL)
-    assert record["state"] == "ended" and record["outcome"] == "completed"
-    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    ended(svc, "completed")
 
 
 def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) -> None:  # type: ignore[no-untyped-def]
@@ -322,9 +333,7 @@ def test_the_operator_hanging_up_after_a_cancelled_consult_ends_the_call(app) ->
     assert svc.queue.call(CALL)["state"] == "on_call"
 
     leg_ended(app, OPERATOR_LEG)
-    record = svc.queue.call(CALL)
-    assert record["state"] == "ended" and record["outcome"] == "completed"
-    assert svc.queue.seat("1001")["state"] == "wrap_up"
+    ended(svc, "completed")
     kinds = [f[b"type"].decode() for _, f in svc.redis.xrange(svc.queue.keys.events)]
     assert "COMPLETE" in kinds and "ABANDON" not in kinds
 
@@ -375,11 +384,7 @@ def test_the_caller_hanging_up_during_a_consult_ends_its_legs_and_frees_the_seat
 @pytest.mark.parametrize("status", ["no-answer", "busy", "completed"])
 def test_a_unit_that_hangs_up_or_never_answers_brings_the_operator_back(app, status) -> None:  # type: ignore[no-untyped-def]
     svc, wang, csrf = wang_consulting(app)
-    twilio = TwilioSigner(app.test_client())
-    ended = twilio.post(
-        f"/twilio/consult-leg?call={CALL}", {"CallSid": UNIT_LEG, "CallStatus": status}
-    )
-    assert ended.status_code == 204
+    assert leg_ended(app, UNIT_LEG, status).status_code == 204
     # The queue no longer shows a consult; the call is wang's, with the caller.
     record = svc.queue.call(CALL)
     assert record["state"] == "on_call" and not record["consult"] and not record["held_at"]
