@@ -129,6 +129,7 @@ class TaskDesk:
             }
             # The trail names who replied as the screens do: 王芳, not wang.
             repliers = {e.actor for c in cases.values() for e in c.events if e.action == "reply"}
+            repliers |= {t["drafted_by"] for t in tasks if t.get("drafted_by")}
             people = (
                 dict(
                     db.execute(
@@ -157,6 +158,8 @@ class TaskDesk:
                         "waited_s": max(0, (now_ms - int(task.get("entered") or now_ms)) // 1000),
                         "responded": bool(task.get("responded_at")),
                         "unsaved_reply": task.get("unsaved_reply", ""),
+                        "draft": task.get("draft", ""),
+                        "draft_by_other": _other_drafter(task, people),
                         "due_in_s": (due_ms - now_ms) // 1000,
                         "due_ms": due_ms,  # the first reply's deadline, Redis clock
                         "entered_ms": int(task.get("entered") or now_ms),
@@ -191,6 +194,14 @@ class TaskDesk:
         self._seat(actor, seat)
         self._queue_call("release", number, seat, "declined")
         self.desk.record(actor, "task-release", number, seat)
+
+    def save_draft(self, actor: Actor, seat: str, number: str, text: str) -> None:
+        """The reply the operator is writing, saved by the console as they type (capped
+        at a reply's length): the next seat's operator starts from it if the request is
+        handed on, and it tells the queue the operator is at the seat. A request no
+        longer this seat's is refused (not-your-task) and keeps the draft it has."""
+        self._seat(actor, seat)
+        self._queue_call("draft", number, seat, text[:REPLY_MAX_CHARS])
 
     def _held(self, seat: str, number: str) -> None:
         try:
@@ -237,8 +248,8 @@ class TaskDesk:
             except RedisError:
                 log.exception("task %s: the unsaved reply's response could not be undone", number)
             raise self._error("reply-not-saved", 503) from None
-        try:
-            self.queue.redis.hdel(self.queue.keys.task(number), "unsaved_reply")
+        try:  # sent: neither the unsaved reply nor the draft is to be written again
+            self.queue.redis.hdel(self.queue.keys.task(number), "unsaved_reply", "draft")
         except RedisError:
             log.warning("task %s: a kept reply, now saved, stays on the task", number)
         return bool(first)
@@ -297,6 +308,15 @@ class TaskDesk:
                 row.completed_at, row.completed_by = utcnow(), actor.username
                 db.commit()
         self.desk.record(actor, "task-done", number, seat)
+
+
+def _other_drafter(task: dict[str, str], people: dict[str, str]) -> str:
+    """Who began the task's draft at the seat it was handed on from ('' if it is its
+    operator's own, or none), named as the screens name people."""
+    drafter = task.get("drafted_by", "")
+    if not task.get("draft") or not drafter or drafter == task.get("owner"):
+        return ""
+    return people.get(drafter) or drafter
 
 
 def _aware(moment: datetime) -> datetime:

@@ -33,7 +33,9 @@ TASK_SCRIPT_NAMES = (
     "task_done",
     "task_tick",
     "task_unrespond",
+    "task_draft",
 )
+DRAFT_MAX_BYTES = 4000  # 1,000 characters of UTF-8 at most (the reply's limit)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,17 @@ class TaskQueue:
             "task_unrespond", check_id("task", task_id), check_id("seat", seat_id), response_ms
         )
         return values[1] == "undone"
+
+    def draft(self, task_id: str, seat_id: str, text: str) -> None:
+        """Keep the reply the seat's operator is writing on the task (to the next seat
+        with it if handed on); it also says the operator is there (lua/task_draft.lua)."""
+        self._run(
+            "task_draft",
+            check_id("task", task_id),
+            check_id("seat", seat_id),
+            text,
+            DRAFT_MAX_BYTES,
+        )
 
     def handed_on(self, seat_id: str) -> str:
         """The last task handed on from the seat because its reply was due, for the

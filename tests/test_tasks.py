@@ -177,7 +177,7 @@ def test_a_seat_on_a_call_keeps_its_tasks_and_one_logged_out_returns_them(queue:
 def test_a_free_seat_whose_operator_walked_away_hands_on_its_unanswered_task(
     queue: CallQueue,
 ) -> None:
-    tasks = tasks_for(queue, first_response_s=2.0)  # handed on after all of it in silence
+    tasks = tasks_for(queue, first_response_s=2.0)  # handed on after half of it in silence
     queue.seat_login("1001", SKILLS)
     tasks.submit("T-1", "web")
     tasks.take("T-1", "1001")  # then nothing: the seat stays free, nobody replies
@@ -212,18 +212,69 @@ def test_a_request_taken_late_by_a_free_seat_is_not_handed_on_at_once(queue: Cal
 def test_a_free_seat_writing_a_long_reply_keeps_its_request_past_half_its_time(
     queue: CallQueue,
 ) -> None:
-    # A request that takes longer than half its time to read and answer: handed on then,
-    # the operator's reply would be lost and the next operator would need as long again.
+    # A request that takes longer than half its time to read and answer: its operator's
+    # console saves the reply as they type, which says they are there.
     tasks = tasks_for(queue, first_response_s=3.0)
     queue.seat_login("1001", SKILLS)
     tasks.submit("T-1", "web")
     tasks.take("T-1", "1001")
     queue.seat_login("1002", SKILLS)  # another free seat it could go to
-    time.sleep(1.8)  # free and writing for over half its time
+    reply = "您好，您反映的路灯问题"
+    for n in range(6):  # free and writing for 1.8 s, over half its time
+        time.sleep(0.3)
+        tasks.draft("T-1", "1001", reply[: 2 * n + 2])
+        queue.tick()
+        tasks.tick()
+    assert tasks.task("T-1")["seat"] == "1001" and tasks.task("T-1")["state"] == "held"
+    assert tasks.task("T-1")["draft"] == reply
+    assert tasks.respond("T-1", "1001")[0]
+
+
+def test_a_free_seat_silent_for_half_the_time_hands_its_request_on_with_the_draft(
+    queue: CallQueue,
+) -> None:
+    tasks = tasks_for(queue, first_response_s=4.0)  # half: 2 s
+    queue.seat_login("1001", SKILLS, owner="wang")
+    tasks.submit("T-1", "web")
+    tasks.take("T-1", "1001")
+    tasks.draft("T-1", "1001", "您好，已收到")  # then the operator walks away
+    queue.seat_login("1002", SKILLS, owner="zhao")
+    time.sleep(2.1)  # silent for over half the request's time, the seat free
     queue.tick()
     tasks.tick()
-    assert tasks.task("T-1")["seat"] == "1001" and tasks.task("T-1")["state"] == "held"
-    assert tasks.respond("T-1", "1001")[0]
+    task = tasks.task("T-1")
+    assert (task["seat"], task["state"]) == ("1002", "offered")  # 1.9 s left to answer
+    assert tasks.handed_on("1001") == "T-1"
+    tasks.take("T-1", "1002")
+    task = tasks.task("T-1")
+    assert (task["draft"], task["drafted_by"], task["owner"]) == ("您好，已收到", "wang", "zhao")
+    # The seat it left cannot write over the draft the next operator now works from.
+    with pytest.raises(QueueError) as refused:
+        tasks.draft("T-1", "1001", "您好，已收到，正在核实")
+    assert refused.value.code == "not-your-task"
+    assert tasks.task("T-1")["draft"] == "您好，已收到"
+    tasks.draft("T-1", "1002", "您好，已收到，已转城管")
+    assert tasks.task("T-1")["drafted_by"] == "zhao"
+
+
+def test_a_draft_is_only_the_holders_and_is_capped(queue: CallQueue) -> None:
+    from queueing.tasks import DRAFT_MAX_BYTES
+
+    tasks = tasks_for(queue)
+    queue.seat_login("1001", SKILLS, owner="wang")
+    tasks.submit("T-1", "web")
+    with pytest.raises(QueueError) as refused:
+        tasks.draft("T-1", "1001", "offered, not taken")
+    assert refused.value.code == "task-not-held"
+    tasks.take("T-1", "1001")
+    with pytest.raises(QueueError) as refused:
+        tasks.draft("T-1", "1001", "灯" * (DRAFT_MAX_BYTES // 3 + 1))
+    assert refused.value.code == "draft-too-long"
+    queue.redis.hset(queue.keys.seat("1001"), "owner", "zhao")  # another operator now
+    with pytest.raises(QueueError) as refused:
+        tasks.draft("T-1", "1001", "zhao's words on wang's request")
+    assert refused.value.code == "not-your-task"
+    assert "draft" not in tasks.task("T-1")
 
 
 def test_a_reply_put_off_by_a_call_is_not_handed_on_as_soon_as_the_call_ends(
@@ -688,3 +739,57 @@ def test_the_console_says_a_request_was_handed_on_from_its_seat(app) -> None:  #
     assert tasks.task(number)["state"] in ("waiting", "offered")
     listing = client.get("/console/tasks").get_data(as_text=True)
     assert 'id="task-handed-on"' in listing and number in listing
+
+
+def test_the_console_saves_the_draft_and_the_next_operator_starts_from_it(app) -> None:  # type: ignore[no-untyped-def]
+    from calls.desk import Actor
+    from calls.tasks import REPLY_MAX_CHARS
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    tasks = desk.tasks.queue
+    with desk.sessions() as db:
+        number = web_case(db, "楼道灯坏了一个月")
+    client, headers = signed_in(app, "wang")
+    client.post("/console/seat/login", data={"seat": "1001", "skills": ["online"]}, headers=headers)
+    desk.tasks.submit(number, "web")
+    taken = client.post(f"/console/tasks/{number}/take", headers=headers).get_data(as_text=True)
+    assert f'data-draft-url="/console/tasks/{number}/draft"' in taken
+    draft = "您好，楼道灯的问题已记录，"
+    saved = client.post(f"/console/tasks/{number}/draft", data={"reply": draft}, headers=headers)
+    assert saved.status_code == 204
+    assert tasks.task(number)["draft"] == draft and tasks.task(number)["drafted_by"] == "wang"
+    long = client.post(
+        f"/console/tasks/{number}/draft", data={"reply": "灯" * 1500}, headers=headers
+    )
+    assert long.status_code == 204 and tasks.task(number)["draft"] == "灯" * REPLY_MAX_CHARS
+    client.post(f"/console/tasks/{number}/draft", data={"reply": draft}, headers=headers)
+    # Her own draft is her reply box's text, with no word of another operator.
+    mine = client.get(f"/console/tasks/{number}").get_data(as_text=True)
+    assert draft in mine and 'id="task-draft-from"' not in mine
+    # She walked away 100 s ago (over half of 180 s): the sweep hands it on, draft and all.
+    then = int(time.time() * 1000) - 100_000
+    for key, field in ((tasks.keys.task(number), "taken_at"), (tasks.keys.seat("1001"), "since")):
+        tasks.redis.hset(key, field, then)
+    tasks.redis.hset(tasks.keys.task(number), "drafted_at", then)
+    zhao = Actor("zhao", "operator")
+    desk.login_seat(zhao, "1002", SKILLS)
+    tasks.tick()
+    assert tasks.task(number)["seat"] == "1002"
+    late = client.post(f"/console/tasks/{number}/draft", data={"reply": "x"}, headers=headers)
+    assert late.status_code == 409 and tasks.task(number)["draft"] == draft
+    desk.tasks.take(zhao, "1002", number)
+    [shown] = desk.tasks.for_seat(zhao, "1002")
+    assert shown["draft"] == draft and shown["draft_by_other"] == "王芳"
+    other, other_headers = signed_in(app, "zhao")
+    other.post(
+        "/console/seat/login", data={"seat": "1002", "skills": SKILLS}, headers=other_headers
+    )
+    page = other.get(f"/console/tasks/{number}").get_data(as_text=True)
+    assert f">{draft}</textarea>" in page and 'id="task-draft-from"' in page and "王芳" in page
+    # Sent, the draft is gone: the box is empty for a further reply.
+    replied = other.post(
+        f"/console/tasks/{number}/reply", data={"reply": draft + "已派修。"}, headers=other_headers
+    ).get_data(as_text=True)
+    assert 'id="task-reply-sent"' in replied and "></textarea>" in replied
+    assert "draft" not in tasks.task(number)

@@ -110,6 +110,10 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "task_send_reply": ("发送答复", "Send reply"),
     "task_reply_by": ("{who} 答复", "{who} replied"),
+    "task_draft_from_other": (
+        "以下答复由{who}起草（该诉求从其坐席转来），请核对后继续",
+        "{who} began this reply at the seat this request came from: check it and go on",
+    ),
     "task_reply_first": ("已首次答复群众", "First reply sent"),
     "task_reply_again": ("已补充答复", "Further reply sent"),
     "task_outcome": ("处理方式", "Outcome"),

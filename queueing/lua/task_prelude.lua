@@ -27,10 +27,9 @@ local FIRST_RESPONSE_MS = tonumber(ARGV[8])
 local TASK_DONE_TTL_S = 86400
 -- A held task not yet answered is handed on to a free seat, so that the citizen is still
 -- answered: from a seat on a call or paused once half its time is gone, and from a free
--- seat whose operator has not replied for its whole time (away: a present one may be
--- writing a long reply, which a hand-on would lose).
+-- seat once half its time has passed since the latest of the take, the seat's last call
+-- and the operator's last draft save (task_draft.lua: typing says they are there).
 local HAND_ON_MS = FIRST_RESPONSE_MS / 2
-local AWAY_MS = FIRST_RESPONSE_MS
 
 -- Back to the line with its entry time (the oldest is offered first): from an offer
 -- that lapsed or was declined, or from a seat that went away.

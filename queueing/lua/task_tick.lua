@@ -2,10 +2,10 @@
 -- Lapsed offers and offers to seats no longer free (a call came, a pause) go back to
 -- the line; the tasks of a seat gone offline too, and the unanswered ones of a seat on a
 -- call or paused once half their time is gone (HAND_ON_MS), or of a free seat whose
--- operator has been silent for a request's whole time (AWAY_MS: a seat left
--- 'available' would keep them forever); tasks past their
--- first-response time are marked overdue (once). A free seat whose operator is writing
--- a first reply stays at the back of the calls' line. Then the waiting tasks are offered.
+-- operator has been silent for HAND_ON_MS (a seat left 'available' would keep them
+-- forever); tasks past their first-response time are marked overdue (once). A free
+-- seat whose operator is writing a first reply stays at the back of the calls' line.
+-- Then the waiting tasks are offered.
 -- ARGV[9] max items per kind. Returns {'ok', 'expired,returned,overdue', ...pairs}.
 local limit = tonumber(ARGV[9])
 local counts = {0, 0, 0}
@@ -30,17 +30,18 @@ for _, seat in ipairs(redis.call('SMEMBERS', K_T_SEATS)) do
     redis.call('SREM', K_T_SEATS, seat)
   else
     for _, task in ipairs(redis.call('SMEMBERS', P_SEAT_TASKS .. seat)) do
-      local tstate, responded, due, taken = unpack(redis.call(
-        'HMGET', P_TASK .. task, 'state', 'responded_at', 'due', 'taken_at'))
-      -- A free seat's operator may be writing a long reply: handed on, it would be lost
-      -- and the next operator would need as long again (such a request went round the
-      -- seats unanswered). So only a whole request's time with no reply since taking it
-      -- or since the seat's last call says the operator is away; a busy one's cannot
-      -- reply at all.
+      local tstate, responded, due, taken, drafted = unpack(redis.call(
+        'HMGET', P_TASK .. task, 'state', 'responded_at', 'due', 'taken_at', 'drafted_at'))
+      -- A free seat's operator is present while they take it, come back from a call or
+      -- save a draft (their console does every few seconds while they type): silent for
+      -- HAND_ON_MS since the latest of these, they are away, and the request goes on
+      -- early enough for the next seat to answer in time, with the draft (a long reply
+      -- being written is kept). A busy or paused seat's operator cannot reply at all.
       local due_now
       if state == 'available' then
         local since = tonumber(redis.call('HGET', P_SEAT .. seat, 'since') or NOW)
-        due_now = NOW - math.max(tonumber(taken or NOW), since) >= AWAY_MS
+        local present = math.max(tonumber(taken or NOW), since, tonumber(drafted or 0))
+        due_now = NOW - present >= HAND_ON_MS
       else
         due_now = tonumber(due) - NOW <= HAND_ON_MS
       end

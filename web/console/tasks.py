@@ -82,6 +82,23 @@ def task_detail(number: str) -> Any:
     return _detail(number)
 
 
+@bp.post("/tasks/<number>/draft")
+@roles_required(*OPERATORS, *SUPERVISORS)
+def task_draft(number: str) -> Any:
+    """The reply being written, saved by the console's script as the operator types (no
+    redraw: 204). A request no longer the seat's (handed on) is refused with a 409,
+    after which the console redraws its list and says so."""
+    seat = my_seat()
+    try:
+        if not seat:
+            raise DeskError("no-seat", 409)
+        services().desk.tasks.save_draft(desk_actor(), seat, number, request.form.get("reply", ""))
+    except DeskError as exc:
+        status = exc.status if exc.status in (404, 409, 422) else 409
+        return make_response(exc.words(language()), status)
+    return make_response("", 204)
+
+
 @bp.post("/tasks/<number>/<action>")
 @roles_required(*OPERATORS, *SUPERVISORS)
 def task_action(number: str, action: str) -> Any:
@@ -102,6 +119,7 @@ def task_action(number: str, action: str) -> Any:
             return _detail(number, replied="first" if first else "again")
         elif action == "file":
             values = {k: request.form.get(k, "") for k in ("category_code", "department_code")}
+            values["reply"] = request.form.get("reply", "")  # the reply box, redrawn as it was
             outcome = request.form.get("outcome", "dispatch")
             form: dict[str, object] = {
                 "category_code": category_code_for(values["category_code"]),

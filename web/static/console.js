@@ -181,11 +181,58 @@
     setInterval(function () { if (!streamOpen) refreshTasks(); },
                 1000 * Number(taskList.dataset.fallbackPollS || 30));
   }
+  // The reply being written is saved to the request while the operator types, at most
+  // every DRAFT_EVERY_MS and when they leave the box: it tells the queue the operator is
+  // there (a silent free seat's request is handed on at half its time), and a request
+  // handed on takes it to the next seat. One handed on from here sends no more.
+  var DRAFT_EVERY_MS = 5000;
+  var csrfToken = function () {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+  };
+  function replyForm(el) { return el && el.closest ? el.closest("#task-reply-form") : null; }
+  function stopDraft(form) {
+    clearTimeout(form.draftTimer);
+    form.draftTimer = null;
+    form.draftDirty = false;
+  }
+  function sendDraft(form) {
+    var dirty = form.draftDirty;
+    stopDraft(form);
+    if (!dirty || !form.isConnected || form.dataset.handedOn) return;
+    var body = new URLSearchParams({ reply: form.querySelector('[name="reply"]').value });
+    fetch(form.dataset.draftUrl, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken() },
+    }).then(function (r) {
+      if (r.status === 409 || r.status === 404) { form.dataset.handedOn = "1"; refreshTasks(); }
+    }).catch(function () { form.draftDirty = true; });  // sent again with the next keys
+  }
+  document.addEventListener("input", function (e) {
+    var form = replyForm(e.target);
+    if (!form || form.dataset.handedOn) return;
+    form.draftDirty = true;
+    if (!form.draftTimer) form.draftTimer = setTimeout(function () { sendDraft(form); }, DRAFT_EVERY_MS);
+  });
+  // On leaving the box, a moment later: leaving it for 发送答复 sends the reply instead.
+  document.addEventListener("focusout", function (e) {
+    var form = replyForm(e.target);
+    if (!form || !form.draftDirty) return;
+    clearTimeout(form.draftTimer);
+    form.draftTimer = setTimeout(function () { sendDraft(form); }, 500);
+  });
+  // The reply itself is on its way: no draft after it.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = replyForm(e.detail && e.detail.elt);
+    if (form && e.detail.elt === form) stopDraft(form);
+  });
+
   // A request handed on or completed elsewhere leaves the list: the detail says so.
   document.addEventListener("htmx:afterSettle", function (e) {
     if (!e.target || e.target.id !== "task-list") return;
     var task = document.getElementById("task");
     if (task && !e.target.querySelector('.task-row[data-number="' + CSS.escape(task.dataset.number) + '"]')) {
+      var form = task.querySelector("#task-reply-form");
+      if (form) { stopDraft(form); form.dataset.handedOn = "1"; }
       htmx.ajax("GET", task.closest("#task-detail").dataset.detailUrl.replace("NUMBER", encodeURIComponent(task.dataset.number)),
                 { target: "#task-detail", swap: "innerHTML" });
     }
