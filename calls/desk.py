@@ -36,7 +36,13 @@ from calls.consult import ConsultDesk
 from calls.duty_desk import DutyDesk
 from calls.grid_desk import GridDesk
 from calls.handler import CallHandler, job_id_for
-from calls.listening import LISTEN_MODES, Listener, ListenError, new_session_id
+from calls.listening import (
+    LISTEN_MODES,
+    Listener,
+    ListenError,
+    ListenNotNow,
+    new_session_id,
+)
 from calls.recordings import Recorder, RecordingError, live_recording
 from calls.tasks import TaskDesk
 from calls.topic_desk import TopicDesk
@@ -185,6 +191,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "listen-failed": (
         "未能呼叫您的话机 {phone}（电话系统无响应），请再试一次",
         "Could not ring your phone {phone} (the telephony did not answer); try again",
+    ),
+    "listen-consulting": (
+        "坐席 {seat} 的话务员正在与单位咨询，来电人在听等待音乐，暂不能监听；"
+        "咨询结束（完成转接、三方通话或取消）后可再试",
+        "The operator of seat {seat} is consulting a unit while the caller holds, so "
+        "there is nothing to listen to yet; try again once the consult ends (handed "
+        "over, three-way or cancelled)",
+    ),
+    "listen-on-hold": (
+        "坐席 {seat} 的通话正在保持中，暂不能监听；话务员恢复通话后可再试",
+        "The call of seat {seat} is on hold, so there is nothing to listen to yet; "
+        "try again once the operator resumes it",
     ),
     "database-unavailable": (
         "数据库暂时不可用，请稍后再试",
@@ -781,6 +799,8 @@ class Desk:
         session_id = new_session_id()
         try:
             switched = listener.listen(session_id, actor.username, seat, phone, mode)
+        except ListenNotNow as exc:  # the call is not with its operator right now
+            raise DeskError("listen-" + exc.reason, 409, {"seat": seat}) from None
         except ListenError as exc:
             log.error("listening in on %s from %s failed: %s", seat, phone, exc)
             raise DeskError("listen-failed", 502, {"phone": phone}) from None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from redis import Redis
 from twilio.base.exceptions import TwilioException
 
+from calls.twilio_conferences import CONFERENCE_SID, ConferenceSids, live_conference_sid
 from cases.users import log_action
 from queueing.keys import QueueKeys, check_id
 
@@ -41,6 +42,15 @@ USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}\Z")
 
 class ListenError(Exception):
     """The telephony could not start the listening session."""
+
+
+class ListenNotNow(ListenError):
+    """Nothing to listen to until the call is back with its operator: ``reason``
+    'consulting' (the operator talks to a unit while the caller holds) or 'on-hold'."""
+
+    def __init__(self, reason: str, seat: str) -> None:
+        super().__init__(f"the call of seat {seat} is {reason}")
+        self.reason = reason
 
 
 class Listener(Protocol):
@@ -187,7 +197,7 @@ class TwilioListener:
         return self.channel_of is None or self.channel_of(call_id) == "twilio"
 
     def listen(self, session_id: str, who: str, seat: str, phone: str, mode: str) -> str | None:
-        from calls.transfers import room_for
+        from calls.transfers import participant_room_options, room_for
 
         if not self.caller_id:
             raise ListenError("listening in on Twilio needs TWILIO_CALLER_ID to ring from")
@@ -195,9 +205,11 @@ class TwilioListener:
         record = self.queue.call(call_id) if call_id else {}
         if record.get("state") != "on_call" or record.get("seat") != seat:
             raise ListenError(f"seat {seat} has no call to listen to")
-        if record.get("consult") == "consulting" or record.get("held_at"):
-            # The operator is with the unit, or the caller holds: nobody to hear yet.
-            raise ListenError(f"the call of seat {seat} is on hold or in a consult")
+        if record.get("consult") == "consulting":
+            # The operator is with the unit and the caller holds with music.
+            raise ListenNotNow("consulting", seat)
+        if record.get("held_at"):
+            raise ListenNotNow("on-hold", seat)  # music, and the operator's leg gone
         live = self.sessions.live(call_id, who, phone)
         if live:
             try:
@@ -221,9 +233,17 @@ class TwilioListener:
                 status_callback_method="POST",
                 status_callback_event=["completed"],
                 **self._fields(mode, operator),
+                **participant_room_options(self.base_url, room),
             )
         except TwilioException as exc:
             raise ListenError(str(exc)) from None
+        # Twilio updates the participant (another mode) by the conference's SID only.
+        conference = str(getattr(participant, "conference_sid", "") or "")
+        sids = ConferenceSids(self.queue.redis, self.queue.keys)
+        if CONFERENCE_SID.match(conference):
+            sids.remember(room, conference)
+        else:
+            conference = self._conference_sid(room)
         self.sessions.save(
             session_id,
             id=session_id,
@@ -233,9 +253,17 @@ class TwilioListener:
             call=call_id,
             mode=mode,
             leg=str(participant.call_sid),
-            conference=str(getattr(participant, "conference_sid", "") or room),
+            conference=conference,
         )
         return None
+
+    def _conference_sid(self, room: str) -> str:
+        sids = ConferenceSids(self.queue.redis, self.queue.keys)
+        try:
+            return live_conference_sid(self.client, sids, room)
+        except TwilioException as exc:
+            log.warning("no SID for conference %s: %s", room, exc)
+            return ""
 
     def _fields(self, mode: str, operator: str) -> dict[str, Any]:
         fields: dict[str, Any] = dict(TWILIO_MODES[mode])
@@ -244,9 +272,16 @@ class TwilioListener:
         return fields
 
     def _switch(self, session: dict[str, str], mode: str) -> None:
+        from calls.transfers import room_for
+
         operator = self.legs.get(session["call"]).get("operator", "")
+        conference = session.get("conference", "")
+        if not CONFERENCE_SID.match(conference):
+            conference = self._conference_sid(room_for(session["call"]))
+        if not conference:
+            raise ListenError(f"the conference of {session['call']} is not in progress")
         try:
-            self.client.conferences(session["conference"]).participants(session["leg"]).update(
+            self.client.conferences(conference).participants(session["leg"]).update(
                 **self._fields(mode, operator)
             )
         except TwilioException as exc:
@@ -270,7 +305,7 @@ class TwilioListener:
         self.legs.save(call_id, operator=seat_leg)
         try:
             self.client.calls(seat_leg).update(
-                twiml=member_twiml(room_for(call_id), ends_it=True),
+                twiml=member_twiml(room_for(call_id), ends_it=True, base_url=self.base_url),
                 status_callback=f"{self.base_url}/twilio/consult-leg?call={call_id}",
                 status_callback_method="POST",
             )

@@ -93,7 +93,8 @@ class Recorders:
 
 
 class TwilioRecorder:
-    """Twilio's Recording resource of the caller's call: status paused or in-progress."""
+    """Twilio's Recording resource of the caller's call, or of its conference once the
+    call moved into one (calls.twilio_conferences): status paused or in-progress."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -110,7 +111,15 @@ class TwilioRecorder:
         try:
             self.client.calls(call_id).recordings(sid).update(**fields)
         except TwilioException as exc:
-            raise RecordingError(str(exc)) from None
+            if getattr(exc, "status", None) != 404:
+                raise RecordingError(str(exc)) from None
+            # Not the call's own: the call moved into its conference, which records it.
+            from calls.twilio_conferences import conference_recording
+
+            try:
+                conference_recording(self.client, call_id, sid).update(**fields)
+            except (TwilioException, LookupError) as again:
+                raise RecordingError(str(again)) from None
 
 
 def file_name_for(call_id: str) -> str:

@@ -21,17 +21,22 @@ a hold keeps the call the seat's, and resuming rings the seat's phone again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from sqlalchemy import select
 
 from calls.handler import CallHandler
+from calls.twilio_conferences import ConferenceSids, ended_by, live_conference_sid
 from cases.models import CaseEvent
 from cases.service import case_for_call, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from calls.consult import ConsultLegs, ConsultMover
+    from cases.models import Case
 
 log = logging.getLogger("hotline.transfers")
 
@@ -152,7 +157,11 @@ class TwilioMover:
         return self.legs
 
     def _join(self, sid: str, room: str, ends_it: bool) -> None:
-        self._update(sid, twiml=member_twiml(room, ends_it))
+        self._update(sid, twiml=member_twiml(room, ends_it, self.base_url))
+
+    def _caller_to_room(self, call_id: str) -> None:
+        room = room_for(call_id)
+        self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url, self.base_url))
 
     def _hang_up(self, sid: str) -> None:
         self._update(sid, status="completed")
@@ -183,8 +192,7 @@ class TwilioMover:
     def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
         if self.legs is None or not self.caller_id:
             raise TelephonyError("a consult needs TWILIO_CALLER_ID to ring the unit from")
-        room = room_for(call_id)
-        desk = room + "-consult"
+        desk = room_for(call_id) + "-consult"
         self._end_listening(call_id)
         operator = self.legs.get(call_id).get("operator", "")
         if operator:
@@ -194,10 +202,10 @@ class TwilioMover:
             # then the caller enters it anew, alone, to hear its music.
             self._ends_it_on_exit(call_id, operator, ends=False)
             self._join(operator, desk, ends_it=False)
-            self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
+            self._caller_to_room(call_id)
         else:
             # A seat's <Dial>: moving the caller ends the operator's leg; it is rung anew.
-            self._update(call_id, twiml=caller_room_twiml(room, self.hold_music_url))
+            self._caller_to_room(call_id)
             self.legs.drop(call_id, "seat")
             operator = self._call_in(desk, f"client:{seat}", "operator", True, call_id)
             self.legs.save(call_id, operator=operator)
@@ -277,18 +285,85 @@ class TwilioMover:
 
     def _ends_it_on_exit(self, call_id: str, sid: str, ends: bool = True) -> None:
         """The leg alone stays with the caller: its hang-up ends the conference (or,
-        ``ends`` False, a leg about to leave must not end it)."""
+        ``ends`` False, a leg about to leave must not end it). Twilio updates a
+        participant by the conference's SID only: the one kept, or, should that one
+        have ended (the room made anew), the in-progress one Twilio lists."""
         from twilio.base.exceptions import TwilioException
 
-        try:
-            self.client.conferences(room_for(call_id)).participants(sid).update(
-                end_conference_on_exit=ends
-            )
-        except TwilioException as exc:
-            raise TelephonyError(str(exc)) from None
+        room = room_for(call_id)
+        for fresh in (False, True):
+            try:
+                conference = live_conference_sid(self.client, self._sids(), room, fresh)
+                if not conference:
+                    raise TelephonyError(f"no conference in progress for {call_id}")
+                self.client.conferences(conference).participants(sid).update(
+                    end_conference_on_exit=ends
+                )
+                return
+            except TwilioException as exc:
+                if fresh:
+                    raise TelephonyError(str(exc)) from None
+
+    def _sids(self) -> ConferenceSids:
+        legs = self._legs_of()
+        return ConferenceSids(legs.redis, legs.keys)
+
+    def who_ended(self, call_id: str, leg: str) -> str:
+        """A leg of a call whose operator is in the caller's conference ended ('caller'
+        or 'operator' ``leg``): who left, whichever callback comes first. The
+        conference's end names the call that ended it; a conference still going after
+        the operator's leg ended was left by the operator alone."""
+        status, by = ended_by(self.client, self._sids(), room_for(call_id))
+        if status == "completed" and by:
+            return "caller" if by == call_id else "operator"
+        if status == "in-progress":
+            return "operator"  # the caller's leaving would have ended it
+        return leg  # nothing better known: the leg that reported
 
 
-def caller_room_twiml(room: str, music_url: str) -> str:
+def call_of_room(room: str) -> str:
+    """The call whose caller's conference this is ('' for any other, a consult's)."""
+    call_id = room.removeprefix("hotline-")
+    return call_id if room == room_for(call_id) and len(call_id) == 34 else ""
+
+
+def room_options(base_url: str, room: str) -> dict[str, str]:
+    """A caller's conference is recorded from its start to its end, as the seat's
+    <Dial> was, each recording noted against the call (/twilio/recording); its status
+    callback (/twilio/conference) gives its SID and says who ended it. Hold music is
+    never recorded, nor a consult's own conference (the operator and the unit)."""
+    call_id = call_of_room(room)
+    if not base_url or not call_id:
+        return {}
+    return {
+        "record": "record-from-start",
+        "recording_status_callback": f"{base_url}/twilio/recording?call={call_id}",
+        "recording_status_callback_method": "POST",
+        "recording_status_callback_event": "in-progress completed absent",
+        "status_callback": f"{base_url}/twilio/conference?call={call_id}",
+        "status_callback_method": "POST",
+        "status_callback_event": "start end join leave",
+    }
+
+
+def participant_room_options(base_url: str, room: str) -> dict[str, Any]:
+    """room_options, as the participants API names them (a participant joining
+    the caller's conference by a create)."""
+    options = room_options(base_url, room)
+    if not options:
+        return {}
+    return {
+        "conference_record": options["record"],
+        "conference_recording_status_callback": options["recording_status_callback"],
+        "conference_recording_status_callback_method": "POST",
+        "conference_recording_status_callback_event": ["in-progress", "completed", "absent"],
+        "conference_status_callback": options["status_callback"],
+        "conference_status_callback_method": "POST",
+        "conference_status_callback_event": ["start", "end", "join", "leave"],
+    }
+
+
+def caller_room_twiml(room: str, music_url: str, base_url: str = "") -> str:
     """The caller in their conference: music until a member who starts it joins, and
     the conference over when they leave."""
     from twilio.twiml.voice_response import Dial, VoiceResponse
@@ -302,19 +377,25 @@ def caller_room_twiml(room: str, music_url: str) -> str:
         wait_url=music_url,
         wait_method="GET",
         beep=False,
+        **room_options(base_url, room),
     )
     response.append(dial)
     return str(response)
 
 
-def member_twiml(room: str, ends_it: bool) -> str:
-    """The operator or the unit joining the caller's conference (starting it)."""
+def member_twiml(room: str, ends_it: bool, base_url: str = "") -> str:
+    """The operator or the unit joining a conference (starting it): the caller's is
+    recorded and reports its status (room_options)."""
     from twilio.twiml.voice_response import Dial, VoiceResponse
 
     response = VoiceResponse()
     dial = Dial()
     dial.conference(
-        room, start_conference_on_enter=True, end_conference_on_exit=ends_it, beep=False
+        room,
+        start_conference_on_enter=True,
+        end_conference_on_exit=ends_it,
+        beep=False,
+        **room_options(base_url, room),
     )
     response.append(dial)
     return str(response)
@@ -442,9 +523,12 @@ class CaseNotYetFiled(Exception):
     """The call's case job has not run yet: this job is retried."""
 
 
-def record_emergency_transfer(call_id: str, line: str, note: str, actor: str) -> str:
-    """Mark the call's case 紧急转办 (its handling, the line, a trail entry), once. The
-    case is made by the call's own case job: until it exists this job is retried."""
+def record_transfer(
+    call_id: str, action: str, actor: str, mark: Callable[[Session, Case], str]
+) -> str:
+    """Write a transfer onto the call's case once: ``mark`` sets the case's fields and
+    returns the trail's note, under ``action``. The case is made by the call's own case
+    job: until it exists this job is retried."""
     from calls.casework import _context
 
     _, sessions = _context()
@@ -453,25 +537,33 @@ def record_emergency_transfer(call_id: str, line: str, note: str, actor: str) ->
         if case is None:
             raise CaseNotYetFiled(call_id)
         done = session.scalar(
-            select(CaseEvent.id).where(
-                CaseEvent.case_id == case.id, CaseEvent.action == "emergency-transfer"
-            )
+            select(CaseEvent.id).where(CaseEvent.case_id == case.id, CaseEvent.action == action)
         )
         if done is None:
-            case.handling = EMERGENCY_HANDLING
-            case.transferred_to = line
+            note = mark(session, case)
             case.updated_at = utcnow()
             session.add(
                 CaseEvent(
                     case_id=case.id,
                     at=utcnow(),
                     actor=actor,
-                    action="emergency-transfer",
+                    action=action,
                     from_status=case.status,
                     to_status=case.status,
-                    note=f"紧急转办 {line}：{note}",
+                    note=note,
                 )
             )
             session.commit()
-        log.info("case %s: emergency transfer to %s recorded", case.number, line)
+        log.info("case %s: %s to %s recorded", case.number, action, case.transferred_to)
         return case.number
+
+
+def record_emergency_transfer(call_id: str, line: str, note: str, actor: str) -> str:
+    """Mark the call's case 紧急转办 (its handling, the line, a trail entry), once."""
+
+    def mark(_: Session, case: Case) -> str:
+        case.handling = EMERGENCY_HANDLING
+        case.transferred_to = line
+        return f"紧急转办 {line}：{note}"
+
+    return record_transfer(call_id, "emergency-transfer", actor, mark)

@@ -57,6 +57,7 @@ def app(redis: Redis, redis_server, tmp_path: Path, cloud, monkeypatch) -> Itera
             set_duty_phone(db, "water-affairs", "0898-66661234")
             db.commit()
         cloud.signer = TwilioSigner(app.test_client())
+        cloud.base_url = api_url
         yield app
 
 

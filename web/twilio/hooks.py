@@ -265,8 +265,7 @@ def dial_status() -> Response:
         # The operator moved the caller (calls.transfers updated the live call): a <Dial>
         # action after that says where the caller is now, and ends nothing.
         if record.get("consult") or record.get("transfer_kind") == "unit":
-            music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
-            return Response(caller_room_twiml(room_for(sid), music), mimetype="text/xml")
+            return caller_into_room(sid)
         if record.get("held_at"):
             music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
             response.play(music, loop=0)
@@ -285,8 +284,7 @@ def dial_status() -> Response:
     ):
         # Listening in moved the operator's leg into the call's conference: the caller
         # joins them there (calls.listening.TwilioListener).
-        music = svc.settings.twiml.hold_music_url or svc.settings.twiml.url("/twilio/hold.wav")
-        return Response(caller_room_twiml(room_for(sid), music), mimetype="text/xml")
+        return caller_into_room(sid)
     talked = field("DialCallStatus", 16) == "completed" and dial_duration() > 0
     if record.get("state") == "on_call" or (talked and SEAT_ID.match(dialled_seat) and record):
         # A conversation happened, even if the seat leg's answer request never arrived.
@@ -310,6 +308,15 @@ def dial_status() -> Response:
     reason = field("DialCallStatus", 16) or "no-answer"
     actions = handler.seat_missed(sid, dialled_seat, reason, time.time())
     return respond(actions, sid, in_queue=False)
+
+
+def caller_into_room(sid: str) -> Response:
+    """The caller's <Dial> gave way to their conference: they join it, recorded on from
+    there (calls.transfers.room_options)."""
+    settings = services().settings
+    music = settings.twiml.hold_music_url or settings.twiml.url("/twilio/hold.wav")
+    base = (settings.public_base_url or "").rstrip("/")
+    return Response(caller_room_twiml(room_for(sid), music, base), mimetype="text/xml")
 
 
 @bp.post("/emergency-dial")
@@ -354,14 +361,36 @@ def status() -> tuple[str, int]:
     flow ends nothing and queues nothing."""
     sid = call_sid()
     if field("CallStatus", 16) in TERMINAL:
-        services().handler.caller_gone(sid)
+        operator = operator_in_callers_room(sid)
         mover = twilio_mover()
-        if mover is not None:
-            mover.caller_gone(sid)  # a consult's legs end with the caller
-            from web.twilio.listening import end_listening_on
-
-            end_listening_on(sid)  # and so does listening in
+        if operator and mover is not None and mover.who_ended(sid, "caller") == "operator":
+            # The operator hung up first and the conference's end took the caller's leg:
+            # this callback only overtook the operator's.
+            operator_hung_up(sid, operator, consult_legs(sid))
+        caller_left(sid)
     return "", 204
+
+
+def caller_left(sid: str) -> None:
+    """The caller hung up: the call ends as theirs, with every leg of it."""
+    services().handler.caller_gone(sid)
+    mover = twilio_mover()
+    if mover is not None:
+        mover.caller_gone(sid)  # a consult's legs end with the caller
+        from web.twilio.listening import end_listening_on
+
+        end_listening_on(sid)  # and so does listening in
+
+
+def operator_in_callers_room(call_id: str) -> str:
+    """The operator's leg, when it is in the caller's conference (listening in, after
+    a cancelled consult, a three-way call): there either's hang-up ends both legs, and
+    their status callbacks come in any order."""
+    legs = consult_legs(call_id)
+    record = services().queue.call(call_id)
+    if record.get("state") != "on_call" or record.get("consult") == "consulting":
+        return ""
+    return legs.get("operator", "")
 
 
 def consult_legs(call_id: str) -> dict[str, str]:
@@ -387,7 +416,7 @@ def consult_leg() -> tuple[str, int]:
     the unit's, hung up, busy or unanswered while the operator consults it, brings the
     operator back to the caller, and hung up in a three-way call leaves the two talking
     (calls.consult.unit_left)."""
-    from calls.consult import ConsultLegs, operator_left, unit_left
+    from calls.consult import ConsultLegs, unit_left
 
     call, leg = request.args.get("call", ""), field("CallSid", 64)
     if not CALL_SID.match(call) or not CALL_SID.match(leg):
@@ -407,7 +436,27 @@ def consult_leg() -> tuple[str, int]:
             except TelephonyError as exc:
                 log.error("after the unit of %s left: %s", call, exc)
         return "", 204
-    result = operator_left(handler, legs, call, leg)
+    if (
+        mover is not None
+        and leg == operator_in_callers_room(call)
+        and mover.who_ended(call, "operator") == "caller"
+    ):
+        # The caller hung up: the conference's end took the operator's leg with it, and
+        # this callback overtook the caller's own.
+        caller_left(call)
+        return "", 204
+    operator_hung_up(call, leg, before)
+    return "", 204
+
+
+def operator_hung_up(call: str, leg: str, before: dict[str, str]) -> None:
+    """The operator's own hang-up (calls.consult.operator_left), and the telephony's
+    half of it."""
+    from calls.consult import ConsultLegs, operator_left
+
+    handler = services().handler
+    result = operator_left(handler, ConsultLegs(handler.redis, handler.queue.keys), call, leg)
+    mover = twilio_mover()
     if result != "none" and mover is not None:
         log.info("the operator of %s hung up during a consult: %s", call, result)
         from web.twilio.listening import end_listening_on
@@ -417,7 +466,6 @@ def consult_leg() -> tuple[str, int]:
             mover.operator_gone(call, result, before)
         except TelephonyError as exc:
             log.error("after the operator of %s left: %s", call, exc)
-    return "", 204
 
 
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}\Z")
@@ -431,7 +479,8 @@ def recording_status() -> tuple[str, int]:
     links it to the call's detail row and case. A job fetches the audio: never here."""
     from calls.recordings import note_recording
 
-    # A seat's <Dial> names the caller's call; a dialer's call is the CallSid itself.
+    # A seat's <Dial> and the caller's conference name the caller's call (a conference's
+    # recording has no CallSid); a dialer's call is the CallSid itself.
     call = request.args.get("call") or field("CallSid", 64)
     sid = field("RecordingSid", 64)
     if not CALL_SID.match(call) or not RECORDING_SID.match(sid):
