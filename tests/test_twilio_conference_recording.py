@@ -227,3 +227,38 @@ def test_listening_during_a_consult_or_a_hold_says_why_and_when(app, cloud: Twil
     words = refused.get_data(as_text=True)
     assert "保持中" in words and "恢复通话后" in words
     assert not cloud.calls_to(SUPERVISOR_PHONE)
+
+
+@pytest.mark.parametrize("first", ["dial-ends", "conference-starts"])
+def test_a_pause_on_when_the_call_moves_goes_on_in_the_conference(
+    app, cloud: TwilioCloud, first: str
+) -> None:  # type: ignore[no-untyped-def]
+    svc, wang, wang_csrf, seat_leg = wang_talking(app, cloud)
+    cloud.advance(10)
+    paused = wang.post(
+        f"/console/calls/{CALL}/recording", data={"action": "pause"}, headers=wang_csrf
+    )
+    assert paused.status_code == 200
+    cloud.advance(3)
+    li, csrf = wallboard_of(app)
+    assert listen(li, csrf, "listen").status_code == 200
+    [li_leg] = cloud.calls_to(SUPERVISOR_PHONE)
+    cloud.hold()
+    cloud.answer(li_leg)
+    [dial] = cloud.recordings_of(call=CALL)
+    [room] = cloud.recordings_of(conference=cloud.room_of(seat_leg).sid)
+    # The <Dial>'s recording's end and the conference's recording's start, either first.
+    ends = ("/twilio/recording", {"RecordingSid": dial.sid})
+    starts = ("/twilio/recording", {"RecordingSid": room.sid})
+    for url, has in (ends, starts) if first == "dial-ends" else (starts, ends):
+        cloud.deliver(url, **has)
+    cloud.release()
+    assert room.status == "paused"  # the citizen is still reading out the number
+    cloud.advance(20)
+    resumed = wang.post(
+        f"/console/calls/{CALL}/recording", data={"action": "resume"}, headers=wang_csrf
+    )
+    assert resumed.status_code == 200 and "暂停录音" in resumed.get_data(as_text=True)
+    cloud.advance(6)
+    cloud.hang_up(CALL)
+    assert_recorded_on_the_case(app, [10, 6])

@@ -469,15 +469,20 @@ def operator_hung_up(call: str, leg: str, before: dict[str, str]) -> None:
 
 
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}\Z")
+CONFERENCE_SID = re.compile(r"CF[0-9a-fA-F]{32}\Z")
 
 
 @bp.post("/recording")
 @signed
 def recording_status() -> tuple[str, int]:
-    """<Dial record>'s status callback: the recording's SID (as it starts: the desk
-    pauses it by that) and its URL and length (when done) noted against the call, which
-    links it to the call's detail row and case. A job fetches the audio: never here."""
+    """The recording status callback of <Dial record> and of the caller's conference:
+    the recording's SID (as it starts: the desk pauses it by that) and its URL and
+    length (when done) noted against the call, which links it to the call's detail row
+    and case. A job fetches the audio: never here."""
+    from sqlalchemy import select
+
     from calls.recordings import note_recording
+    from cases.models import CallRecording
 
     # A seat's <Dial> and the caller's conference name the caller's call (a conference's
     # recording has no CallSid); a dialer's call is the CallSid itself.
@@ -496,8 +501,10 @@ def recording_status() -> tuple[str, int]:
         return "", 204  # paused/resumed echoes and the like: the desk already knows
     svc = services()
     visit = svc.outbound.load(call) if svc.outbound is not None else None
+    conference = field("ConferenceSid", 64)
     with svc.desk.sessions() as db:
-        note_recording(
+        was = db.scalar(select(CallRecording.status).where(CallRecording.sid == sid))
+        recording = note_recording(
             db,
             sid,
             call,
@@ -507,7 +514,34 @@ def recording_status() -> tuple[str, int]:
             duration_s=length,
             case_number=visit.case_number if visit is not None else None,
         )
+        if state == "in-progress" and CONFERENCE_SID.match(conference) and was is None:
+            # The call moved into its conference with its recording paused: so is this.
+            from web.twilio.conference import pause_at_start, pause_carried
+
+            paused = db.scalar(
+                select(CallRecording.id).where(
+                    CallRecording.call_id == call,
+                    CallRecording.sid != sid,
+                    CallRecording.status == "paused",
+                )
+            )
+            if pause_carried(call, paused is not None) and pause_at_start(conference, sid):
+                recording.status = "paused"
+        # Ended paused with no recording after it yet: the next one starts paused.
+        carries = status == "done" and was == "paused"
+        if carries:
+            carries = not db.scalar(
+                select(CallRecording.id).where(
+                    CallRecording.call_id == call,
+                    CallRecording.sid != sid,
+                    CallRecording.status.in_(("recording", "paused")),
+                )
+            )
         db.commit()
+    if carries:
+        from web.twilio.conference import note_pause_carries
+
+        note_pause_carries(call)
     if state == "completed" and url:
         from calls.handler import job_id_for
 
