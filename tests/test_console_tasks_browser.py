@@ -7,7 +7,9 @@ Chromium) against the real web command and push process (the ``site`` fixture):
   time left in 2分30秒 words) and tick;
 - the list is redrawn from the seat's live stream, not polled;
 - the case form's category box shows the category's name after filing or merging,
-  never what was typed to find it ("ts" for 停水).
+  never what was typed to find it ("ts" for 停水);
+- the reply being written is saved to the request as the operator types; handed on, it
+  opens the next operator's reply box, and the console it left sends no more of it.
 
 Screenshots in var/test-artifacts/ (console-tasks-*.png) at 1366x768, 1920x1080 and
 a 390x844 phone."""
@@ -52,12 +54,12 @@ def _request(site, text: str) -> str:  # type: ignore[no-untyped-def]
         return web_case(db, text)
 
 
-def _operator(browser, site, viewport, online: bool = True):  # type: ignore[no-untyped-def]
+def _operator(browser, site, viewport, online: bool = True, username: str = "wang"):  # type: ignore[no-untyped-def]
     context = browser.new_context(locale="zh-CN", viewport=viewport)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(site["url"] + "/login")
-    page.fill("input[name=username]", "wang")
+    page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit]")
     if online:
@@ -193,9 +195,11 @@ def test_a_new_request_appears_from_the_stream_without_polling(site) -> None:  #
         asked: list[str] = []
         wang.on(
             "request",
-            lambda r: asked.append(r.url.split("?")[0].rsplit("/console", 1)[-1])
-            if "/console/" in r.url
-            else None,
+            lambda r: (
+                asked.append(r.url.split("?")[0].rsplit("/console", 1)[-1])
+                if "/console/" in r.url
+                else None
+            ),
         )
         wang.wait_for_timeout(2000)  # the page's first fetches, the stream opened
         asked.clear()
@@ -264,3 +268,63 @@ def test_the_category_box_shows_the_name_after_filing_and_after_merging(site) ->
     with _sessions(site)() as db:
         filed = db.scalars(select(Case).where(Case.call_id.like("asterisk-1764300000.%"))).all()
         assert sorted(c.category.code for c in filed) == ["street-lights", "water-outage"]
+
+
+def test_the_reply_being_written_is_saved_and_goes_on_with_a_handed_on_request(site) -> None:  # type: ignore[no-untyped-def]
+    from cases.users import add_user
+
+    with _sessions(site)() as db:
+        add_user(db, "zhao", "operator", PASSWORD, display_name="赵敏", seat="1002")
+        db.commit()
+    desk = _desk(site)
+    tasks = desk.tasks.queue
+    number = _request(site, "楼道灯坏了一个月，晚上回家很不安全")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = _operator(browser, site, DESK)
+        desk.tasks.submit(number, "web")
+        _take(wang, number)
+        drafts: list[int] = []  # the answers to wang's draft saves
+        wang.on("response", lambda r: drafts.append(r.status) if r.url.endswith("/draft") else None)
+        # She types (no leaving the box, no sending): the console saves it as she goes.
+        begun = "您好，您反映的楼道灯问题已记录，"
+        box = wang.locator("#task-reply-form textarea[name=reply]")
+        with wang.expect_response(lambda r: r.url.endswith("/draft"), timeout=15_000) as saved:
+            box.press_sequentially(begun, delay=20)
+        assert saved.value.status == 204
+        assert tasks.task(number)["draft"] == begun and tasks.task(number)["drafted_by"] == "wang"
+
+        zhao = _operator(browser, site, DESK, username="zhao")
+        wang.wait_for_timeout(200)
+        assert drafts and all(status == 204 for status in drafts)
+        drafts.clear()
+        # She writes on, then walks away: her last save was over half the request's time
+        # ago (as if 100 s), and the sweep hands it on with what she had saved.
+        box.press_sequentially("正在", delay=20)
+        then = int(time.time() * 1000) - 100_000
+        tasks.redis.hset(tasks.keys.task(number), mapping={"taken_at": then, "drafted_at": then})
+        tasks.redis.hset(tasks.keys.seat("1001"), "since", then)
+        tasks.tick()
+        assert tasks.task(number)["seat"] == "1002"
+
+        # Her console says so, and what she typed since is not sent over zhao's draft.
+        expect(wang.locator("#task-handed-on")).to_contain_text(number, timeout=10_000)
+        expect(wang.locator("#task-not-here")).to_be_visible()
+        screenshot(wang, "console-tasks-handed-on-from")
+
+        # The next operator's reply box starts with it, and says who began it.
+        _take(zhao, number)
+        expect(zhao.locator("#task-reply-form textarea[name=reply]")).to_have_value(begun)
+        expect(zhao.locator("#task-draft-from")).to_contain_text("王芳")
+        screenshot(zhao, "console-tasks-handed-on-draft")
+        wang.wait_for_timeout(6000)  # past her console's next save
+        assert drafts == []  # none sent after the hand-on: not even one refused
+        assert tasks.task(number)["draft"] == begun
+
+        zhao_box = zhao.locator("#task-reply-form textarea[name=reply]")
+        zhao_box.press_sequentially("已通知物业今日维修。", delay=20)
+        zhao.locator("#task-reply-form button[type=submit]").click()
+        expect(zhao.locator("#task-reply-sent")).to_be_visible()
+        expect(zhao.locator("#task-reply-form textarea[name=reply]")).to_have_value("")
+        assert "draft" not in tasks.task(number)
+        browser.close()
