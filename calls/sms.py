@@ -141,30 +141,52 @@ class Uplink:
     send_time: str
 
 
-def parse_uplinks(raw: bytes) -> list[Uplink]:
+@dataclass(frozen=True)
+class BadUplink:
+    """A message of a push that is not one (no phone_number or content): its place in
+    the push (from 1), the gateway's id when it gave one, and what is wrong."""
+
+    number: int
+    given_id: str
+    problem: str
+
+
+def storable(text: str) -> str:
+    """Text any database keeps: NUL bytes dropped, and a lone surrogate (half an emoji
+    a split UCS-2 text left, sent as JSON's "\\ud83d") made U+FFFD, so the words
+    around it are kept."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text.replace("\x00", ""))
+
+
+def parse_uplinks(raw: bytes) -> list[Uplink | BadUplink]:
     """The gateway's uplink push: a JSON list of messages (or one message) with
     ``phone_number``, ``content`` and ``send_time``, and the gateway's own id in
     ``sequence_id`` or ``message_id`` when it gives one. A message without an id is
     named by what it is (phone, time and words), so a push retried is the same
-    message. Raises ValueError when the body is not that shape."""
+    message. A message that is not that shape is a BadUplink, and costs the others
+    nothing. Raises ValueError when the body is not JSON."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError("the body is not JSON") from exc
     items = data if isinstance(data, list) else [data]
-    out = []
-    for item in items:
+    out: list[Uplink | BadUplink] = []
+    for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            raise ValueError("each message is a JSON object")
+            out.append(BadUplink(number, "", "not a JSON object"))
+            continue
         phone, content = item.get("phone_number"), item.get("content")
-        if not isinstance(phone, str | int) or not isinstance(content, str):
-            raise ValueError("each message has phone_number and content")
-        send_time = str(item.get("send_time") or "")
         given = item.get("sequence_id") or item.get("message_id")
+        if not isinstance(phone, str | int) or not isinstance(content, str):
+            named = "" if given is None else storable(str(given))[:120]
+            out.append(BadUplink(number, named, "no phone_number or content"))
+            continue
+        phone, content = storable(str(phone)), storable(content)
+        send_time = storable(str(item.get("send_time") or ""))
         if given is None or str(given).strip() == "":
-            words = "\x1f".join((str(phone), send_time, content)).encode()
+            words = "\x1f".join((phone, send_time, content)).encode()
             given = "h" + hashlib.sha256(words).hexdigest()[:40]
-        out.append(Uplink(f"cn:{str(given)[:120]}", str(phone)[:32], content, send_time))
+        out.append(Uplink(f"cn:{storable(str(given))[:120]}", phone[:32], content, send_time))
     return out
 
 

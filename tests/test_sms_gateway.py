@@ -274,3 +274,41 @@ def test_a_1_to_the_texted_return_visit_closes_it_and_the_thanks_goes_through_th
     outbox.run_once()
     thanks = [t for t in GatewayApi.sent if "感谢您的评价" in t["content"]]
     assert len(thanks) == 1 and thanks[0]["phone_number"] == CITIZEN
+
+
+def test_a_malformed_or_unstorable_text_loses_none_of_its_batch(app, base: str) -> None:  # type: ignore[no-untyped-def]
+    # A long UCS-2 text split by the network can leave half an emoji (a lone surrogate);
+    # a message with no content is the gateway's fault. Neither may cost the others.
+    body = (
+        '[{"phone_number": "13900139001", "content": "楼道灯不亮", "sequence_id": 1},'
+        ' {"phone_number": "13900139002", "content": null, "sequence_id": 2},'
+        ' {"phone_number": "13900139003", "content": "井盖丢了\\ud83d", "sequence_id": 3},'
+        ' {"phone_number": "13900139004", "content": "噪音\\u0000扰民", "sequence_id": 4}]'
+    ).encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(SECRET, body)}
+    for _ in range(2):  # and the gateway's retry of it files nothing twice
+        answer = requests.post(
+            f"{base}/sms/gateway/inbound", data=body, headers=headers, timeout=10
+        )
+        assert answer.status_code == 400, answer.text
+        error = answer.json()
+        assert error["code"] == "bad-body" and error["message"] == "请求体格式不正确"
+        assert "message 2" in error["message_en"]
+        results = {r["id"]: r["result"] for r in error["results"]}
+        assert results["2"] == "bad-body"
+        assert {results[i] for i in "134"} <= {"request", "duplicate"}
+    with sessions_of(app)() as db:
+        filed = dict(db.execute(select(Case.caller_phone, Case.description)).all())
+    assert filed == {
+        "+8613900139001": "楼道灯不亮",
+        "+8613900139003": "井盖丢了\ufffd",
+        "+8613900139004": "噪音扰民",
+    }
+
+
+def test_a_push_over_the_size_limit_is_refused_in_json_zh_cn_and_english(app, base: str) -> None:  # type: ignore[no-untyped-def]
+    answer = push(base, [uplink("井盖丢了" * 100, sequence_id=n) for n in range(100)])
+    assert answer.status_code == 413
+    error = answer.json()
+    assert error["code"] == "too-large" and error["message"].startswith("请求体过大")
+    assert "64 KB" in error["message_en"]

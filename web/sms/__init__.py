@@ -12,11 +12,13 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from calls.casework import arm_clocks
 from calls.sms import (
     CN_GATEWAY,
     SIGNATURE_HEADER,
+    BadUplink,
     SmsBudget,
     SmsGateway,
     SmsSettings,
@@ -103,16 +105,36 @@ GATEWAY_ERRORS = {
         "nothing was processed",
     ),
     "bad-body": ("请求体格式不正确", "The body is not the uplink messages' JSON"),
+    "too-large": (
+        "请求体过大（上限 64 KB），未处理任何短信：请分批推送",
+        "The body is larger than 64 KB; nothing was processed: push fewer messages at a time",
+    ),
     "retry": ("暂时无法处理，请稍后重试", "Not processed now; retry later"),
 }
 
 
-def _gateway_error(code: str, status: int, detail: str = "") -> Response:
+def _gateway_error(
+    code: str, status: int, detail: str = "", results: list[dict[str, str]] | None = None
+) -> Response:
     zh, en = GATEWAY_ERRORS[code]
-    body = {"code": code, "message": zh, "message_en": en + (f" ({detail})" if detail else "")}
+    body: dict[str, Any] = {
+        "code": code,
+        "message": zh,
+        "message_en": en + (f" ({detail})" if detail else ""),
+    }
+    if results is not None:
+        body["results"] = results
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> Any:
+    """The gateway is told in its own JSON, not an HTML page (web.MAX_BODY_BYTES)."""
+    if request.path.startswith("/sms/gateway/"):
+        return _gateway_error("too-large", 413)
+    return exc
 
 
 @bp.post("/sms/gateway/inbound")
@@ -120,7 +142,8 @@ def gateway_inbound() -> Response:
     """Texts to the hotline's number as a Chinese SMS gateway pushes them (calls.sms
     ``parse_uplinks``), signed over the body with the shared secret. Each is handled
     once (a push retried changes nothing); should one fail, the answer is 503 and the
-    gateway's retry finishes the batch."""
+    gateway's retry finishes the batch. A message that is not one is answered as
+    bad-body (400) beside the others' results: they are handled all the same."""
     settings = sms_settings()
     if settings.provider.lower() != CN_GATEWAY:
         return _gateway_error("not-enabled", 404)
@@ -135,7 +158,12 @@ def gateway_inbound() -> Response:
     svc = services()
     desk = svc.desk
     results = []
+    bad = [uplink for uplink in uplinks if isinstance(uplink, BadUplink)]
     for uplink in uplinks:
+        if isinstance(uplink, BadUplink):
+            log.warning("sms gateway push: message %d refused: %s", uplink.number, uplink.problem)
+            results.append({"id": uplink.given_id, "result": "bad-body"})
+            continue
         try:
             with desk.sessions() as session:
                 received = receive(
@@ -155,4 +183,7 @@ def gateway_inbound() -> Response:
             return _gateway_error("retry", 503)
         log.info("sms %s from %s: %s", uplink.provider_id, mask_phone(uplink.phone), received.kind)
         results.append({"id": uplink.provider_id.removeprefix("cn:"), "result": received.kind})
+    if bad:
+        which = ", ".join(f"message {b.number}: {b.problem}" for b in bad[:10])
+        return _gateway_error("bad-body", 400, which, results)
     return jsonify({"code": "OK", "message": "已接收 Received", "results": results})
