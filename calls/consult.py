@@ -32,17 +32,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from calls.handler import job_id_for
-from calls.transfers import TelephonyError
+from calls.transfers import TelephonyError, record_transfer
 from cases.duty_numbers import DutyEntry, DutyNumberError, duty_entry
-from cases.models import CaseEvent
-from cases.service import case_for_call, utcnow
 from ivr import events as e
 from queueing import QueueError
 from queueing.keys import QueueKeys, check_id
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from calls.desk import Actor, Desk
     from calls.handler import CallHandler
+    from cases.models import Case
 
 log = logging.getLogger("hotline.consult")
 
@@ -200,43 +201,18 @@ class ConsultDesk:
 
 def record_unit_transfer(call_id: str, unit_code: str, how: str, actor: str) -> str:
     """The call's case says which unit took the caller, at which duty phone, and how
-    (a consult transfer, or a three-way call the operator left), once. The case is made
-    by the call's own case job: until it exists this job is retried."""
-    from calls.casework import _context
-    from calls.transfers import CaseNotYetFiled
+    (a consult transfer, or a three-way call the operator left), once."""
     from cases.models import Department
 
-    _, sessions = _context()
-    with sessions() as session:
-        case = case_for_call(session, call_id)
-        if case is None:
-            raise CaseNotYetFiled(call_id)
-        done = session.scalar(
-            select(CaseEvent.id).where(
-                CaseEvent.case_id == case.id, CaseEvent.action == UNIT_TRANSFER
-            )
-        )
-        if done is None:
-            unit = session.scalar(select(Department).where(Department.code == unit_code))
-            name = unit.name if unit is not None else unit_code
-            phone = (unit.duty_phone or "") if unit is not None else ""
-            way = "三方通话后退出" if how == "threeway" else "咨询后转接"
-            case.transferred_to = unit_code[:32]
-            case.updated_at = utcnow()
-            session.add(
-                CaseEvent(
-                    case_id=case.id,
-                    at=utcnow(),
-                    actor=actor,
-                    action=UNIT_TRANSFER,
-                    from_status=case.status,
-                    to_status=case.status,
-                    note=f"转接 {name}（值班电话 {phone}）：{way}",
-                )
-            )
-            session.commit()
-        log.info("case %s: transfer to unit %s recorded", case.number, unit_code)
-        return case.number
+    def mark(session: Session, case: Case) -> str:
+        unit = session.scalar(select(Department).where(Department.code == unit_code))
+        name = unit.name if unit is not None else unit_code
+        phone = (unit.duty_phone or "") if unit is not None else ""
+        way = "三方通话后退出" if how == "threeway" else "咨询后转接"
+        case.transferred_to = unit_code[:32]
+        return f"转接 {name}（值班电话 {phone}）：{way}"
+
+    return record_transfer(call_id, UNIT_TRANSFER, actor, mark)
 
 
 # -- a leg that hangs up on its own ------------------------------------------------------
