@@ -16,6 +16,7 @@ from typing import Any
 from flask import Response, abort, current_app, render_template, request, send_file
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
 from calls.desk import PLAYBACK_ROLES, DeskError
 from calls.recordings import (
@@ -218,11 +219,28 @@ def recording_audio(recording_id: int) -> Any:
     # too: the first request by this person for this recording in a while is audited.
     queue = services().queue
     mark = f"{queue.keys.prefix}played:{actor.username}:{recording_id}"
-    first = bool(queue.redis.set(mark, 1, nx=True, ex=PLAYBACK_AUDIT_S)) or first
+    marked = bool(queue.redis.set(mark, 1, nx=True, ex=PLAYBACK_AUDIT_S))
     try:
-        recording = services().desk.recording_to_play(actor, recording_id, playback=first)
-    except DeskError as exc:
-        abort(exc.status)
+        recording = services().desk.recording_to_play(actor, recording_id, playback=False)
+        response = _audio(recording)
+    except (DeskError, HTTPException) as exc:
+        if marked:  # nothing was played: the next request is still the first
+            queue.redis.delete(mark)
+        if isinstance(exc, DeskError):
+            abort(exc.status)
+        raise
+    # Audited once the audio is served: a 503 (store away) or 416 was heard by nobody.
+    if response.status_code not in (200, 206):
+        if marked:
+            queue.redis.delete(mark)
+    elif marked or first:
+        services().desk.record(actor, "recording-play", recording.sid, f"call {recording.call_id}")
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
+
+
+def _audio(recording: CallRecording) -> Response:
+    """The recording's audio from its store (the whole, or the range asked for)."""
     store = recording_stores().of(recording)
     key = key_of(recording)
     if isinstance(store, DirectoryStore):
@@ -240,7 +258,6 @@ def recording_audio(recording_id: int) -> Any:
         response = _streamed(store, key, f"{recording.call_id}.wav")
     else:
         abort(404)  # no audio yet, or deleted by the retention job
-    response.headers["Cache-Control"] = "no-store, private"
     return response
 
 
