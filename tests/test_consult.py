@@ -27,29 +27,53 @@ ACCOUNT = "AC" + "8" * 32
 OPERATOR_LEG, UNIT_LEG = sid(7001), sid(7002)
 ROOM = f"hotline-{CALL}"
 API = f"/2010-04-01/Accounts/{ACCOUNT}"
+# Twilio names a conference by its SID: participants may be created by the room's name,
+# but are fetched and updated only by the SID.
+CONFERENCE_SIDS = {ROOM: "CF" + "1" * 32, f"{ROOM}-consult": "CF" + "2" * 32}
+CF_ROOM = CONFERENCE_SIDS[ROOM]
 
 
 class TwilioApi(BaseHTTPRequestHandler):
-    """Twilio's REST API as far as a consult goes: call updates, and participants
-    created (the operator's and the unit's legs, by label) or updated."""
+    """Twilio's REST API as far as a consult goes: call updates, in-progress conferences
+    listed by name, and participants created (the operator's and the unit's legs, by
+    label, in a room named or by SID) or updated (by the conference's SID only)."""
 
     received: list[tuple[str, dict[str, list[str]]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        path, _, query = unquote(self.path).partition("?")
+        named = parse_qs(query).get("FriendlyName", [""])[0]
+        if path.endswith("/Conferences.json") and named in CONFERENCE_SIDS:
+            found = [{"sid": CONFERENCE_SIDS[named], "friendly_name": named}]
+            self._answer(200, {"conferences": found, "next_page_uri": None, "page": 0})
+        else:
+            self._answer(404, {"code": 20404, "message": "not found", "status": 404})
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers["Content-Length"])
         form = parse_qs(self.rfile.read(length).decode())
         path = unquote(self.path)
         TwilioApi.received.append((path, form))
+        room = path.split("/Conferences/")[-1].split("/")[0] if "/Conferences/" in path else ""
+        conference = CONFERENCE_SIDS.get(room, room)
         if path.endswith("/Participants.json"):
             leg = OPERATOR_LEG if form.get("Label") == ["operator"] else UNIT_LEG
-            body = {"call_sid": leg, "account_sid": ACCOUNT, "label": form["Label"][0]}
+            label = form["Label"][0]
+            body = {"call_sid": leg, "account_sid": ACCOUNT, "label": label}
+            self._answer(201, body | {"conference_sid": conference})
         elif "/Participants/" in path:
-            body = {"call_sid": path.rsplit("/", 1)[-1].removesuffix(".json")}
+            if not conference.startswith("CF"):  # a name where Twilio wants the SID
+                self._answer(404, {"code": 20404, "message": "not found", "status": 404})
+                return
+            leg = path.rsplit("/", 1)[-1].removesuffix(".json")
+            self._answer(200, {"call_sid": leg, "conference_sid": conference})
         else:
             call = path.rsplit("/", 1)[-1].removesuffix(".json")
-            body = {"sid": call, "account_sid": ACCOUNT, "status": "in-progress"}
+            self._answer(200, {"sid": call, "account_sid": ACCOUNT, "status": "in-progress"})
+
+    def _answer(self, status: int, body: dict[str, object]) -> None:
         data = json.dumps(body).encode()
-        self.send_response(201 if path.endswith("/Participants.json") else 200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -221,7 +245,7 @@ def test_a_consult_becomes_a_three_way_call_and_the_operator_leaves(app) -> None
     assert left.status_code == 200 and "已转接 市水务局" in left.get_data(as_text=True)
     (unit_update, ends), (op_update, hung) = requests()
     # The unit stays with the caller, and its hang-up now ends the conference.
-    assert unit_update == f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json"
+    assert unit_update == f"{API}/Conferences/{CF_ROOM}/Participants/{UNIT_LEG}.json"
     assert ends == {"EndConferenceOnExit": "true"}
     assert op_update == f"{API}/Calls/{OPERATOR_LEG}.json" and hung == {"Status": "completed"}
     handed_to_the_unit(svc)
@@ -286,7 +310,7 @@ def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_
     handed_to_the_unit(svc)
     # The unit stays with the caller, and its hang-up now ends the conference.
     assert requests() == [
-        (f"{API}/Conferences/{ROOM}/Participants/{UNIT_LEG}.json", {"EndConferenceOnExit": "true"})
+        (f"{API}/Conferences/{CF_ROOM}/Participants/{UNIT_LEG}.json", {"EndConferenceOnExit": "true"})
     ]
     case, trail = case_trail(app, svc)
     assert case.transferred_to == "water-affairs"
@@ -312,7 +336,7 @@ def test_the_unit_hanging_up_in_a_three_way_call_leaves_the_operator_with_the_ca
     # Nobody is moved; wang's hang-up now ends the conference, as after a cancel.
     assert requests() == [
         (
-            f"{API}/Conferences/{ROOM}/Participants/{OPERATOR_LEG}.json",
+            f"{API}/Conferences/{CF_ROOM}/Participants/{OPERATOR_LEG}.json",
             {"EndConferenceOnExit": "true"},
         )
     ]
