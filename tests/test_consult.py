@@ -310,7 +310,10 @@ def test_the_operator_hanging_up_in_a_three_way_call_leaves_the_caller_with_the_
     handed_to_the_unit(svc)
     # The unit stays with the caller, and its hang-up now ends the conference.
     assert requests() == [
-        (f"{API}/Conferences/{CF_ROOM}/Participants/{UNIT_LEG}.json", {"EndConferenceOnExit": "true"})
+        (
+            f"{API}/Conferences/{CF_ROOM}/Participants/{UNIT_LEG}.json",
+            {"EndConferenceOnExit": "true"},
+        )
     ]
     case, trail = case_trail(app, svc)
     assert case.transferred_to == "water-affairs"
