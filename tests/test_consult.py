@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
@@ -71,7 +71,7 @@ class TwilioApi(BaseHTTPRequestHandler):
             call = path.rsplit("/", 1)[-1].removesuffix(".json")
             self._answer(200, {"sid": call, "account_sid": ACCOUNT, "status": "in-progress"})
 
-    def _answer(self, status: int, body: dict[str, object]) -> None:
+    def _answer(self, status: int, body: Mapping[str, object]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
