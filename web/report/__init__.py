@@ -25,6 +25,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -182,7 +183,13 @@ def _phone_given() -> str:
         phone = normalise(typed, _phones())
     except InvalidPhone:
         return ""
-    return phone if is_e164(phone) else ""
+    if not is_e164(phone):
+        return ""
+    try:  # a mobile a digit short is no number: nobody could call or text it back
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return ""
+    return phone if valid else ""
 
 
 def _no_code_sent() -> bool:
