@@ -101,8 +101,9 @@ class GatewayRefused(Exception):
 class ChineseGatewaySms:
     """A Chinese SMS gateway (Aliyun SMS, Tencent Cloud SMS, or a carrier's platform
     behind a small adapter): one JSON POST per text, template-free content, signed
-    with the shared secret; the answer's ``code`` is OK (or 0) with a ``message_id``
-    (or ``biz_id``), anything else a refusal the outbox retries."""
+    with the shared secret; the answer's ``code`` (Aliyun's ``Code``) is OK (or 0)
+    with a ``message_id`` (or ``biz_id``, ``BizId``), anything else, none included, a
+    refusal the outbox retries."""
 
     def __init__(self, url: str, secret: str, app_id: str = "") -> None:
         self.url, self.secret, self.app_id = url, secret, app_id
@@ -125,10 +126,14 @@ class ChineseGatewaySms:
             answer = json.loads(response.read() or b"{}")
         if not isinstance(answer, dict):
             raise GatewayRefused("the gateway's answer is not a JSON object")
-        code = str(answer.get("code", "OK")).upper()
+        # Aliyun writes Code, Message and BizId. No code at all (an empty 200, a proxy's
+        # own JSON) is not taken as sent: the text would be lost.
+        code = str(answer.get("code", answer.get("Code", ""))).upper()
         if code not in GATEWAY_ACCEPTED:
-            raise GatewayRefused(f"{code}: {str(answer.get('message', ''))[:200]}")
-        return str(answer.get("message_id") or answer.get("biz_id") or "")
+            words = answer.get("message", answer.get("Message", ""))
+            raise GatewayRefused(f"{code or 'no code'}: {str(words)[:200]}")
+        given = answer.get("message_id") or answer.get("biz_id") or answer.get("BizId")
+        return str(given or "")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class GatewayApi(BaseHTTPRequestHandler):
 
     sent: list[dict[str, Any]] = []
     refuse_with: str | None = None
+    answer_with: bytes | None = None  # the whole answer, as another platform words it
 
     def do_POST(self) -> None:  # noqa: N802
         raw = self.rfile.read(int(self.headers["Content-Length"]))
@@ -46,6 +47,8 @@ class GatewayApi(BaseHTTPRequestHandler):
         body = json.dumps(
             {"code": code, "message": "", "message_id": f"m{len(GatewayApi.sent)}"}
         ).encode()
+        if GatewayApi.answer_with is not None:
+            body = GatewayApi.answer_with
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -58,7 +61,7 @@ class GatewayApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gateway_api() -> Iterator[str]:
-    GatewayApi.sent, GatewayApi.refuse_with = [], None
+    GatewayApi.sent, GatewayApi.refuse_with, GatewayApi.answer_with = [], None, None
     with http_peer(GatewayApi) as url:
         yield url + "/sms/send"
 
@@ -312,3 +315,40 @@ def test_a_push_over_the_size_limit_is_refused_in_json_zh_cn_and_english(app, ba
     error = answer.json()
     assert error["code"] == "too-large" and error["message"].startswith("请求体过大")
     assert "64 KB" in error["message_en"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"",  # an empty 200
+        b"{}",
+        b'{"error": "unauthorized"}',  # a proxy's or API gateway's own answer
+        b'{"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "flow control"}',
+    ],
+)
+def test_an_answer_that_does_not_say_ok_is_a_refusal_retried(app, answer: bytes) -> None:  # type: ignore[no-untyped-def]
+    with sessions_of(app)() as db:
+        create_case_for_call(
+            db,
+            CallInfo("CA-no-code", CITIZEN, "twilio", "1001"),
+            CaseDraft(description="路灯不亮", category_code="street-vending", dispatch=True),
+        )
+    GatewayApi.answer_with = answer
+    assert outbox_of(app).run_once() == 0 and len(GatewayApi.sent) == 1
+    with sessions_of(app)() as db:
+        (message,) = db.scalars(select(SmsMessage))
+        assert (message.status, message.attempts) == ("pending", 1)
+
+
+def test_aliyuns_own_answer_is_understood(app) -> None:  # type: ignore[no-untyped-def]
+    with sessions_of(app)() as db:
+        create_case_for_call(
+            db,
+            CallInfo("CA-aliyun", CITIZEN, "twilio", "1001"),
+            CaseDraft(description="路灯不亮", category_code="street-vending", dispatch=True),
+        )
+    GatewayApi.answer_with = b'{"Code": "OK", "Message": "OK", "BizId": "900619746936498440^0"}'
+    assert outbox_of(app).run_once() == 1
+    with sessions_of(app)() as db:
+        (message,) = db.scalars(select(SmsMessage))
+        assert (message.status, message.provider_id) == ("sent", "900619746936498440^0")
