@@ -7,6 +7,7 @@ Screenshots go to var/test-artifacts/."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,6 +170,9 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
         expect(supervisor.locator("#nobody-waiting")).to_be_visible()
         handler.caller_gone(call)
         expect(operator.locator("#seat .countdown-left")).to_be_visible()
+        # Time left in words, as every duration on a screen (1分59秒), not 1:59.
+        expect(operator.locator("#seat .countdown-left")).to_have_text(re.compile(r"^\d+[分秒]"))
+        expect(operator.locator("#seat .timer")).to_have_text(re.compile(r"^ · \d+[分秒]"))
         run_jobs(site)  # the case is made at hang-up, waiting for the form
 
         # The operator writes the form after the hang-up; a reload keeps the draft.

@@ -11,10 +11,9 @@
   ];
   var skew = 0; // Redis clock minus this browser's clock, from the last seat panel
 
+  // The seat's clock and the wrap-up countdown in words, as every duration here (2分5秒).
   function fmt(seconds) {
-    seconds = Math.max(0, Math.round(seconds));
-    var m = Math.floor(seconds / 60), s = seconds % 60;
-    return m + ":" + (s < 10 ? "0" : "") + s;
+    return duration(Math.max(0, seconds));
   }
   function tick() {
     document.querySelectorAll("[data-now]").forEach(function (el) {
