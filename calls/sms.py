@@ -750,6 +750,11 @@ def receive(
         next_at=now,
     )
     session.add(record)
+    try:  # first: a STOP's or an answer's queries would flush it outside this guard
+        session.flush()
+    except IntegrityError:  # the same text delivered twice at once
+        session.rollback()
+        return Received("duplicate")
     if word in STOP_WORDS:
         record.purpose = "optout"
         add_opt_out(session, phone, "sms", note="短信退订 " + word, at=now, phones=phones)
@@ -782,11 +787,6 @@ def receive(
             session.commit()
             log.info("sms return visit of %s: %s", case.number, outcome)
             return Received("visit", case, VISIT_THANKS[outcome], reopened=outcome == "unsatisfied")
-    try:
-        session.flush()
-    except IntegrityError:  # the same text delivered twice at once
-        session.rollback()
-        return Received("duplicate")
     case = file_request(session, "sms", provider_id, phone, text)
     record.case_id = case.id
     session.commit()

@@ -352,3 +352,18 @@ def test_aliyuns_own_answer_is_understood(app) -> None:  # type: ignore[no-untyp
     with sessions_of(app)() as db:
         (message,) = db.scalars(select(SmsMessage))
         assert (message.status, message.provider_id) == ("sent", "900619746936498440^0")
+
+
+@pytest.mark.parametrize("word", ["STOP", "1"])
+def test_a_push_delivered_twice_at_once_is_answered_as_a_duplicate_not_a_retry(
+    app, base: str, word: str
+) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(3):
+        message = [uplink(word, phone=f"1390013900{round_}", sequence_id=f"{word}{round_}")]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda batch: push(base, batch), [message] * 8))
+        assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+        kinds = sorted(a.json()["results"][0]["result"] for a in answers)
+        assert kinds.count("duplicate") == 7, kinds
