@@ -187,7 +187,7 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
         )
         form.locator("input[name=category_code]").fill("no-such-category")
         form.locator("button[type=submit]").click()
-        expect(operator.locator("#case-error")).to_contain_text("诉求类别")  # inline error
+        expect(operator.locator("#category-error")).to_contain_text("诉求类别")  # beside the box
         form = operator.locator("#case-form")
         form.locator("input[name=category_code]").fill("ts")  # pinyin initials: 停水
         form.locator("button[type=submit]").click()

@@ -11,6 +11,8 @@ Screenshots in var/test-artifacts/ (persona3-*.png)."""
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from tests.browser import CHROMIUM_ARGS, chromium_path, launch, screenshot
@@ -84,3 +86,51 @@ def test_a_mobile_short_of_a_digit_is_asked_for_again(form_site) -> None:  # typ
     with form_site["sessions"]() as db:
         phones = db.scalars(select(Case.caller_phone)).all()
     assert phones == ["+8689866668888"]
+
+
+def _answered_call(site, operator, call: str) -> None:  # type: ignore[no-untyped-def]
+    """A call offered to the operator's free seat, answered, the caller gone, its case
+    made at hang-up by a real worker: the seat is in wrap-up with the form to file."""
+    from tests.test_browser import run_jobs
+
+    handler = site["handler"]
+    handler.start(call, "13800138000", "12345", "asterisk", time.time())
+    expect(operator.locator("#pop .caller")).to_have_text("138 0013 8000", timeout=5000)
+    assert handler.seat_answered(call, "1001", time.time())
+    expect(operator.locator("#seat .state-name")).to_have_text("通话中")
+    handler.caller_gone(call)
+    expect(operator.locator("#seat .countdown-left")).to_be_visible()
+    run_jobs(site)
+
+
+def test_category_initials_that_name_nothing_are_said_beside_the_box(site) -> None:  # type: ignore[no-untyped-def]
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = _operator(browser, site, DESK, online=False)
+        _answered_call(site, wang, "asterisk-1764400000.1")
+        form = wang.locator("#case-form")
+        form.locator("textarea[name=description]").fill("小区垃圾三天没人清运")
+        form.locator("input[name=address]").fill("海口市龙华区金贸西路 8 号")
+        form.locator("input[name=category_code]").fill("ljql")
+        form.locator("button[type=submit]").click()
+        # One short line beside the box, not a list of every category.
+        said = wang.locator("#case-form #category-error")
+        expect(said).to_have_text("没有找到“ljql”对应的诉求类别，请从列表中选择")
+        expect(wang.locator("#case-form")).not_to_contain_text("可选值")
+        box = wang.locator("#case-form input[name=category_code]")
+        unit = wang.locator("#case-form select[name=department_code]")
+        assert said.bounding_box()["y"] < unit.bounding_box()["y"]  # type: ignore[index]
+        # Everything typed is kept, and the box still offers the list.
+        expect(box).to_have_value("ljql")
+        expect(form.locator("textarea[name=description]")).to_have_value("小区垃圾三天没人清运")
+        expect(form.locator("input[name=address]")).to_have_value("海口市龙华区金贸西路 8 号")
+        expect(box).to_have_attribute("list", "categories")
+        expect(wang.locator("#categories option[value='垃圾清运']")).to_have_count(1)
+        screenshot(wang, "persona3-category-matches-nothing")
+        box.fill("ljqy")
+        form.locator("button[type=submit]").click()
+        expect(wang.locator("#case-filed")).to_contain_text("已提交")
+        expect(box).to_have_value("垃圾清运")
+        expect(wang.locator("#category-error")).to_have_count(0)
+        browser.close()
+

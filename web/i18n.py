@@ -930,6 +930,11 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "not_in_list": ("不在可选范围内", "is not one of the choices"),
     "category_hint": ("输入中文或拼音首字母，如 停水 / ts", "Type Chinese or pinyin initials"),
+    "category_not_found": (
+        "没有找到“{typed}”对应的诉求类别，请从列表中选择",
+        "No category matches “{typed}”: pick one from the list",
+    ),
+    "category_pick": ("请从列表中选择诉求类别", "Pick a category from the list"),
     "suggested_units": ("建议承办单位", "Suggested units"),
     "all_units": ("全部单位", "All units"),
     "reason_signed_out": ("已退出登录", "Signed out"),
