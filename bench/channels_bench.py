@@ -9,8 +9,12 @@ on a real redis-server running the queue's own Lua scripts, at an accelerated cl
   in 1-4 s (5 % are left to lapse and return), reads and replies (the first response)
   in about 45 s, files and completes in about 25 s more, always between calls: a call
   that rings interrupts the task (the operator needs 2-4 s more to pick up). How long a
-  request takes to read and answer is the request's own: an operator it is handed on to
-  starts it over and needs as long. An operator whose request was handed on stops
+  request takes to read and answer is the request's own. While writing the reply (after
+  reading for up to 15 s) the operator's console saves the draft every 5 s, which tells
+  the queue the operator is there; an operator it is handed on to reads it anew and
+  goes on from the last saved draft. 3 % of takes are walk-aways: the operator leaves
+  the free seat for 2-5 minutes at once (no draft, calls ring out there and pause the
+  seat) and the request is handed on. An operator whose request was handed on stops
   working it 1-3 s after the console says so.
 - Time: every duration is divided by ``--speed``; the driver and the reaper's sweeps
   (calls, then tasks, every 250 ms of simulated time) run against Redis's clock.
@@ -22,14 +26,18 @@ until every task is done (or 30 simulated minutes have passed).
 
 It prints one JSON object as its last line: calls, tasks, task_first_response_s_p99,
 task_first_response_s_p50, lost, double_offers, unfinished, call_answer_within_15s_rate,
-call_answer_within_15s_rate_without_tasks, and the run's settings.
+call_answer_within_15s_rate_without_tasks, tasks_handed_on (by the queue, reply due),
+walk_aways, calls_rung_at_away_seats, drafts_saved, and the run's settings.
 
     .venv/bin/python bench/channels_bench.py --calls 3600 --tasks 2000 --seats 280
 
 Last runs (2026-12-01, 2-core machine shared, speed 20, 280 seats: about 192 erlangs of
-calls and 39 of requests): 3,561 calls, 2,000 tasks, task_first_response_s_p99 128.8 and
-128.5 (p50 52.7 and 52.3, max 172.4 and 172.3), unfinished 0, lost 0, double_offers 0,
-call_answer_within_15s_rate 0.9798 against 0.9787 without the tasks.
+calls and 39 of requests; drafts saved and 3 % of takes walking away): 3,561 calls, 2,000
+tasks, task_first_response_s_p99 164.5 and 165.7 (p50 53.6 and 54.2, max 291.5 and
+247.5), tasks_handed_on 49 and 62 (walk_aways 48 and 61), unfinished 0, lost 0,
+double_offers 0, call_answer_within_15s_rate 0.9711 both against 0.9787 without the
+tasks: 37 and 38 calls rang at a seat whose operator had walked away (the same model
+before the walk-aways: 0.9798 against 0.9787).
 """
 
 from __future__ import annotations
@@ -58,6 +66,9 @@ from queueing.tasks import TaskQueue, TaskSettings  # noqa: E402
 HOUR_S = 3600.0
 DRAIN_S = 1800.0
 SWEEP_S = 0.25  # the reaper's interval, simulated
+DRAFT_EVERY_S = 5.0  # the console saves the reply being written (web/static/console.js)
+READ_S = 15.0  # reading a request before writing, at most (a third of its time at most)
+WALK_AWAY = 0.03  # of takes: the operator leaves the free seat at once
 
 
 @dataclass
@@ -82,6 +93,7 @@ class Job:
     channel: str
     read_s: float  # reading and replying: the first response at its end
     file_s: float  # category, unit, completion
+    written_s: float = 0.0  # of the reply's writing, in the last draft saved
     responded_s: float | None = None
     done_s: float | None = None
 
@@ -96,6 +108,7 @@ class Operator:
     working: str | None = None  # the task in hand, between calls
     work_started_s: float = 0.0
     work_token: int = 0  # bumps to cancel a scheduled end of work
+    step: dict[str, tuple[float, float]] = field(default_factory=dict)  # need, draft at take
 
 
 @dataclass(order=True)
@@ -201,6 +214,11 @@ class Hour:
         """A call rings the seat: whatever request the operator is on waits."""
         if call.gone:
             return
+        if op.state == "away":  # nobody at the seat: it rings out and pauses the seat
+            self.calls_rung_away += 1
+            self.queue.ringing(call.id, op.seat)
+            self.after(25, lambda: self.rang_out_away(call, op))
+            return
         delay = call.ring_s
         if op.working:  # in the middle of a request: a moment to leave it
             delay += self.rng.uniform(2, 4)
@@ -220,14 +238,37 @@ class Hour:
             self.call_offers(self.queue.no_answer(call.id, op.seat).offers)
         self.after(40, lambda: self.ready(op))
 
+    def rang_out_away(self, call: Call, op: Operator) -> None:
+        if op.state != "away" or call.gone:
+            return
+        if self.queue.call(call.id).get("seat") == op.seat:  # not yet lapsed in the queue
+            self.call_offers(self.queue.no_answer(call.id, op.seat).offers)
+
+    def come_back(self, op: Operator) -> None:
+        """The operator is back at the seat: a call ringing there is picked up, a seat a
+        call paused made free again."""
+        op.state = "idle"
+        seat = self.queue.seat(op.seat)
+        if seat.get("state") == "offered" and seat.get("call") in self.calls:
+            call = self.calls[seat["call"]]
+            op.state, op.call = "ringing", call.id
+            self.after(self.rng.uniform(1, 2), lambda: self.pick_up(call, op))
+            return
+        self.ready_again(op)
+
+    def ready_again(self, op: Operator) -> None:
+        if self.queue.seat(op.seat).get("state") == "paused":
+            self.call_offers(self.queue.seat_state(op.seat, "available").offers)
+        self.resume_work(op)
+
     def pick_up(self, call: Call, op: Operator) -> None:
         if op.call != call.id:
             return
         try:
             self.queue.answer(call.id, op.seat)
-        except QueueError:  # the caller hung up as it rang: the seat is free again
+        except QueueError:  # the caller hung up as it rang, or its offer lapsed (paused)
             op.call, op.state = None, "idle"
-            self.resume_work(op)
+            self.ready_again(op)
             return
         call.answered_s = self.now()
         op.state = "talking"
@@ -268,9 +309,20 @@ class Hour:
         if task not in op.held:  # handed back before its operator saw it go
             op.held.append(task)
         job = self.jobs[task]
-        # Unanswered (new, or handed on): this operator reads it from the start.
-        op.left_s[task] = job.read_s if job.responded_s is None else job.file_s
+        # Unanswered (new, or handed on): this operator reads it, then writes the rest of
+        # the reply from the draft it came with.
+        if job.responded_s is None:
+            need = reading_s(job) + (job.read_s - reading_s(job) - job.written_s)
+            op.step[task] = (need, job.written_s)
+            op.left_s[task] = need
+        else:
+            op.left_s[task] = job.file_s
         self.task_offers(offers)
+        if self.rng.random() < WALK_AWAY:  # gone from the seat, leaving the request
+            self.walk_aways += 1
+            op.state = "away"
+            self.after(self.rng.uniform(120, 300), lambda: self.come_back(op))
+            return
         self.resume_work(op)
 
     def resume_work(self, op: Operator) -> None:
@@ -289,6 +341,29 @@ class Hour:
         token = op.work_token
         op.work_started_s = self.now()
         self.after(op.left_s[op.working], lambda: self.work_step(op, token))
+        if self.jobs[op.working].responded_s is None:
+            self.after(DRAFT_EVERY_S, lambda: self.save_draft(op, token))
+
+    def save_draft(self, op: Operator, token: int) -> None:
+        """The console saves the reply being written, every few seconds while the
+        operator writes it (not while reading it first)."""
+        if token != op.work_token or not op.working:
+            return
+        task = op.working
+        job = self.jobs[task]
+        need, written_at_take = op.step[task]
+        done = need - (op.left_s[task] - (self.now() - op.work_started_s))
+        writing = done - reading_s(job) + written_at_take
+        if writing > job.written_s:
+            try:
+                self.tasks.draft(task, op.seat, f"draft of {task}: {writing:.0f} s written")
+            except QueueError:  # handed on before its operator saw it on the console
+                self.drop(op, task)
+                self.resume_work(op)
+                return
+            self.drafts_saved += 1
+            job.written_s = writing
+        self.after(DRAFT_EVERY_S, lambda: self.save_draft(op, token))
 
     def pause_work(self, op: Operator) -> None:
         if op.working:
@@ -306,7 +381,6 @@ class Hour:
             op.working = None
         op.held.remove(task)
         op.left_s.pop(task, None)
-        self.handed_on += 1
 
     def notice_hand_ons(self) -> None:
         """The console says a request was handed on from the seat: its operator stops
@@ -316,6 +390,7 @@ class Hour:
             self.events_read = event_id.decode()
             if raw.get(b"type") != b"TASK_RETURNED" or raw.get(b"reason") != b"reply due":
                 continue
+            self.handed_on += 1
             op, task = self.ops.get(raw[b"seat"].decode()), raw[b"task"].decode()
             if op is not None and task in op.held:
                 self.after(self.rng.uniform(1, 3), lambda o=op, t=task: self.handed_on_notice(o, t))
@@ -357,6 +432,7 @@ class Hour:
 
     def run(self) -> dict[str, object]:
         self.offers_made = self.handed_on = 0
+        self.walk_aways = self.calls_rung_away = self.drafts_saved = 0
         self.events_read = ""
         for op in self.ops.values():
             self.queue.seat_login(op.seat, ["mandarin", "online"] if self.with_tasks else [])
@@ -408,9 +484,17 @@ class Hour:
             "tasks_answered": len(responses),
             "task_offers": self.offers_made,
             "tasks_handed_on": self.handed_on,
+            "walk_aways": self.walk_aways,
+            "calls_rung_at_away_seats": self.calls_rung_away,
+            "drafts_saved": self.drafts_saved,
             "played_s": round(played_s, 1),
             "driver_late_ms_p99": pct(sorted(late_ms), 0.99),
         }
+
+
+def reading_s(job: Job) -> float:
+    """Reading the request before writing the reply (again by each operator)."""
+    return min(READ_S, job.read_s / 3)
 
 
 def pct(ordered: list[float], q: float) -> float | None:
