@@ -359,18 +359,10 @@ def test_the_case_page_reads_in_english_one_click_away(app, a_case) -> None:  # 
 @pytest.fixture
 def served(app):  # type: ignore[no-untyped-def]
     """The app over real HTTP on a loopback port, in a thread."""
-    import threading
+    from tests.served import served_app
 
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(app) as url:
+        yield url
 
 
 def test_the_case_page_in_a_browser_as_a_supervisor_reads_it(app, served) -> None:  # type: ignore[no-untyped-def]

@@ -136,16 +136,10 @@ def any_app(request, redis_server, redis, tmp_path):  # type: ignore[no-untyped-
 
 
 def serve(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    from werkzeug.serving import make_server
+    from tests.served import served_app
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/open311"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(app) as url:
+        yield url + "/open311"
 
 
 def sessions(app):  # type: ignore[no-untyped-def]

@@ -52,18 +52,10 @@ def app(redis, redis_server, tmp_path, twilio_api, s3, monkeypatch):  # type: ig
 
 @pytest.fixture
 def served(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    import threading
+    from tests.served import served_app
 
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(app) as url:
+        yield url
 
 
 def test_quality_staff_search_open_and_play_a_case_audited(app, served) -> None:  # type: ignore[no-untyped-def]

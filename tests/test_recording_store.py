@@ -9,7 +9,6 @@ recording as a file in the directory."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,16 +127,10 @@ def app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, s3: S3Emula
 @pytest.fixture
 def served(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app over real HTTP on a loopback port, in a thread."""
-    from werkzeug.serving import make_server
+    from tests.served import served_app
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(app) as url:
+        yield url
 
 
 def signed_in(base: str, username: str) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -87,16 +86,10 @@ def app(redis: Redis, redis_server, tmp_path: Path, gateway_api: str, monkeypatc
 @pytest.fixture
 def base(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app over real HTTP on a loopback port."""
-    from werkzeug.serving import make_server
+    from tests.served import served_app
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(app) as url:
+        yield url
 
 
 def sessions_of(app):  # type: ignore[no-untyped-def]

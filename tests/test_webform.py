@@ -168,18 +168,10 @@ def test_codes_beyond_the_hourly_cap_are_refused_clearly(capped_app, caplog) -> 
 @pytest.fixture
 def served_sms_app(sms_app):  # type: ignore[no-untyped-def]
     """The app with SMS over real HTTP on a loopback port, many requests at once."""
-    import threading
+    from tests.served import served_app
 
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, sms_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with served_app(sms_app) as url:
+        yield url
 
 
 def test_parallel_wrong_codes_are_each_counted_and_never_fail(  # type: ignore[no-untyped-def]
