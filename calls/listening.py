@@ -144,6 +144,18 @@ class ListenSessions:
             self.redis.hset(index, f"{fields['who']} {fields['phone']}", session_id)
             self.redis.expire(index, SESSION_TTL_S)
 
+    def complete(self, session_id: str, **fields: str) -> bool:
+        """Add fields (the supervisor's leg, once Twilio made it) to a session still live;
+        False if its leg's end was already reported, and the session is over."""
+        done = self.redis.eval(
+            "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+            "redis.call('HSET', KEYS[1], unpack(ARGV)) return 1",
+            1,
+            self._key(session_id),
+            *[part for pair in fields.items() for part in pair],
+        )
+        return bool(done)
+
     def end(self, session_id: str) -> dict[str, str]:
         """Forget the session; what it was, or {} if it had already ended (once only)."""
         key = self._key(session_id)
@@ -220,6 +232,11 @@ class TwilioListener:
                 self.sessions.end(live["id"])
         operator = self._operator_in_room(call_id)
         room = room_for(call_id)
+        # Kept before Twilio is asked: the leg's end may be reported before create returns
+        # (a phone that refuses at once), and must still find the session to audit it.
+        self.sessions.save(
+            session_id, id=session_id, who=who, seat=seat, phone=phone, call=call_id, mode=mode
+        )
         try:
             participant = self.client.conferences(room).participants.create(
                 from_=self.caller_id,
@@ -236,6 +253,7 @@ class TwilioListener:
                 **participant_room_options(self.base_url, room),
             )
         except TwilioException as exc:
+            self.sessions.end(session_id)
             raise ListenError(str(exc)) from None
         # Twilio updates the participant (another mode) by the conference's SID only.
         conference = str(getattr(participant, "conference_sid", "") or "")
@@ -244,17 +262,10 @@ class TwilioListener:
             sids.remember(room, conference)
         else:
             conference = self._conference_sid(room)
-        self.sessions.save(
-            session_id,
-            id=session_id,
-            who=who,
-            seat=seat,
-            phone=phone,
-            call=call_id,
-            mode=mode,
-            leg=str(participant.call_sid),
-            conference=conference,
-        )
+        if not self.sessions.complete(
+            session_id, leg=str(participant.call_sid), conference=conference
+        ):
+            log.info("listening session %s ended before its leg was kept", session_id)
         return None
 
     def _conference_sid(self, room: str) -> str:

@@ -267,3 +267,29 @@ def test_a_consult_while_listened_to_ends_the_session_and_keeps_the_operator(app
     assert cloud.hears(CALL) == {seat_leg} and svc.queue.call(CALL)["state"] == "on_call"
     run_jobs(app)
     assert len(audit(app, "listen-end")) == 1
+
+
+def test_a_supervisor_leg_ended_before_the_create_is_answered_is_audited(app, cloud) -> None:  # type: ignore[no-untyped-def]
+    """Twilio's status callback may reach us before its API's answer to the create does
+    (a phone that refuses at once): the session must be there to end and audit."""
+    svc, _, _, seat_leg = wang_talking(app, cloud)
+    li, csrf = wallboard_of(app)
+    add_participant = cloud._add_participant
+
+    def refused_at_once(room: str, one: dict[str, str]) -> Any:
+        status, body = add_participant(room, one)
+        if one.get("To") == SUPERVISOR_PHONE:
+            cloud._end(body["call_sid"], "failed")
+            url, params, runs_on = cloud.webhooks.pop()  # its leg's end, sent at once
+            assert "/twilio/listen-leg" in url
+            cloud._post(url, params, runs_on)
+        return status, body
+
+    cloud._add_participant = refused_at_once
+    assert listen(li, csrf, "listen").status_code == 200
+    cloud.settle()
+    run_jobs(app)
+    [(_, _, _, detail)] = audit(app, "listen-end")
+    assert detail.endswith(" 0 s")
+    assert svc.queue.redis.keys("*listen:*") == []  # nothing left behind as live
+    assert cloud.hears(CALL) == {seat_leg} and svc.queue.call(CALL)["state"] == "on_call"
