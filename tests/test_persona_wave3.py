@@ -6,6 +6,10 @@
   halted by the empty reply box it carries along;
 - a citizen who leaves out a digit of their mobile is asked for the number again, not
   filed with a number nobody can call back or text.
+- category text that names no category ("ljql") is one short line beside the box,
+  what was typed kept, not a list of every category above the form;
+- 就绪 with the ended call's form unfiled: the form leaves the centre, which says its
+  case (caller masked, time) waits under 待补录; reopened, the draft reads 停水, not "ts".
 
 Screenshots in var/test-artifacts/ (persona3-*.png)."""
 
@@ -133,4 +137,44 @@ def test_category_initials_that_name_nothing_are_said_beside_the_box(site) -> No
         expect(box).to_have_value("垃圾清运")
         expect(wang.locator("#category-error")).to_have_count(0)
         browser.close()
+
+
+
+def test_an_unfiled_form_goes_to_be_completed_when_the_operator_is_ready(site) -> None:  # type: ignore[no-untyped-def]
+    from cases.db import engine_for, session_factory
+    from cases.models import Case
+
+    call = "asterisk-1764400000.2"
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = _operator(browser, site, DESK, online=False)
+        _answered_call(site, wang, call)
+        with session_factory(engine_for(site["db_url"]))() as db:
+            number = db.scalars(select(Case.number).where(Case.call_id == call)).one()
+        form = wang.locator("#case-form")
+        form.locator("input[name=category_code]").fill("ts")
+        form.locator("textarea[name=description]").fill("金贸街道停水两天")
+        wang.click("#seat button.primary")  # 就绪, the warning accepted
+        expect(wang.locator("#seat .state-name")).to_have_text("空闲")
+        # The ended call's form leaves the centre, saying where its case waits.
+        expect(wang.locator("#case-form")).to_have_count(0)
+        left = wang.locator("#pop #left-unfiled")
+        expect(left).to_contain_text(number)
+        expect(left).to_contain_text("138****8000")
+        expect(left).to_contain_text("待补录")
+        expect(left).not_to_contain_text("ts")
+        expect(wang.locator("#my-day .to-complete")).to_contain_text(number)  # at once
+        screenshot(wang, "persona3-unfiled-after-ready")
+        # Opened again, the form shows what was typed, the category by its name.
+        left.locator("a, button").first.click()
+        form = wang.locator("#case-form")
+        expect(form.locator("textarea[name=description]")).to_have_value("金贸街道停水两天")
+        expect(form.locator("input[name=category_code]")).to_have_value("停水")
+        screenshot(wang, "persona3-unfiled-reopened")
+        form.locator("button[type=submit]").click()
+        expect(wang.locator("#case-filed")).to_contain_text(number)
+        browser.close()
+    with session_factory(engine_for(site["db_url"]))() as db:
+        case = db.scalars(select(Case).where(Case.call_id == call)).one()
+        assert case.category is not None and case.category.name == "停水"
 

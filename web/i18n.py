@@ -950,6 +950,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "deadline_respond": ("响应（签收）时限", "Respond (sign for) by"),
     "deadline_handle": ("办理时限", "Resolve by"),
     "to_complete": ("待补录工单", "Cases to complete"),
+    "left_unfiled": (
+        "上一通来电（{caller}，{at}）的工单 {number} 尚未提交表单，已放入左侧“待补录工单”。",
+        "The last call's case {number} ({caller}, {at}) has no form yet: it waits under "
+        "'Cases to complete' on the left.",
+    ),
+    "left_unfiled_no_case": (
+        "上一通来电（{caller}，{at}）的工单尚未提交表单，建单后会列在左侧“待补录工单”。",
+        "The last call's form ({caller}, {at}) was not submitted: its case will wait under "
+        "'Cases to complete' on the left.",
+    ),
+    "left_unfiled_open": ("继续填写表单", "Complete the form now"),
     "to_complete_hint": (
         "已接通但未提交表单的来电：请补录诉求内容并派单。",
         "Answered calls whose form was never sent: complete and dispatch them.",

@@ -351,6 +351,36 @@ def call_status(call: str) -> Any:
     return render_template("_call_status.html", call=call, outcome=call_outcome(record_))
 
 
+@bp.get("/calls/<call>/left-unfiled")
+@roles_required(*OPERATORS)
+def left_unfiled(call: str) -> Any:
+    """The centre once the operator is ready again with the ended call's form unfiled:
+    its case waits under 待补录 (the list redrawn with it), and the form is one click
+    away, the draft typed so far kept in the browser."""
+    record_ = services().desk.call(desk_actor(), call)
+    flow = services().handler.load(call)
+    caller = (flow.caller if flow else "") or record_.get("caller", "")
+    number, at = None, None
+    try:
+        with sessions()() as db:
+            case = db.scalar(select(Case).where(Case.call_id == call))
+            if case is not None:
+                number, at = case.number, case.created_at
+    except SQLAlchemyError:
+        log.exception("no case number for the unfiled form of %s", call)
+    entered = int(record_.get("entered") or 0)
+    seat = my_seat()
+    return render_template(
+        "_left_unfiled.html",
+        call=call,
+        caller=caller,
+        at=entered / 1000 if entered else at,
+        number=number,
+        day=my_day(seat),
+        unfiled=to_complete(seat),
+    )
+
+
 FORM_FIELDS = (
     "description",
     "address",

@@ -77,7 +77,20 @@
         else if (!el.value) el.value = data[name];
       });
     });
+    nameCategory(form);
     suggest(form);
+  }
+  // A category found by its pinyin ("ts") reads as its name (停水), as once filed: the
+  // datalist's label is "name initials pinyin · department"; a unique match only.
+  function nameCategory(form) {
+    var input = form.querySelector('[name="category_code"]');
+    var key = input ? input.value.toLowerCase().replace(/\s+/g, "") : "";
+    if (!key) return;
+    var found = Array.prototype.filter.call(document.querySelectorAll("#categories option"), function (o) {
+      var words = (o.getAttribute("label") || "").split(" · ")[0].split(" ");
+      return words.slice(1).indexOf(key) >= 0;
+    });
+    if (found.length === 1) input.value = found[0].value;
   }
   function suggest(form) {
     var input = form.querySelector('[name="category_code"]');
@@ -105,6 +118,12 @@
       if (form.querySelector("#case-filed")) localStorage.removeItem(draftKey(form));
       else restoreDraft(form);
       form.addEventListener("input", function () { saveDraft(form); suggest(form); });
+      form.addEventListener("change", function (e) {
+        if (e.target.name !== "category_code") return;
+        nameCategory(form);
+        saveDraft(form);
+        suggest(form);
+      });
     });
     tick();
   }
@@ -164,6 +183,27 @@
     root.classList.toggle("call-up", ["offered", "on_call", "wrap_up"].indexOf(panel.dataset.state) >= 0);
   }
   document.addEventListener("htmx:afterSettle", callUp);
+
+  // Ready again (就绪, or the wrap-up ran out) with the ended call's form unfiled: the
+  // form leaves the centre, which says its case waits under 待补录 and reopens it in a
+  // click, the draft kept in this browser. The case itself was made at hang-up.
+  var CALL_STATES = ["offered", "on_call", "wrap_up"];
+  var seatState = null;
+  function seatPanelState() {
+    var panel = document.querySelector("#seat .seat-panel");
+    return panel ? panel.dataset.state : null;
+  }
+  document.addEventListener("DOMContentLoaded", function () { seatState = seatPanelState(); });
+  document.addEventListener("htmx:afterSettle", function () {
+    var was = seatState;
+    seatState = seatPanelState();
+    if (["on_call", "wrap_up"].indexOf(was) < 0 || CALL_STATES.indexOf(seatState) >= 0) return;
+    var pop = document.getElementById("pop");
+    var form = pop && pop.querySelector("form.case-form");
+    if (!form || !pop.dataset.leftUrl || form.querySelector("#case-filed")) return;
+    htmx.ajax("GET", pop.dataset.leftUrl.replace("CALL", encodeURIComponent(form.dataset.call)),
+              { target: pop, swap: "innerHTML" });
+  });
 
   // The task list is redrawn when the seat's stream says "task" (or after an action).
   // Only while the stream is broken is it polled, slowly; when the stream opens again
