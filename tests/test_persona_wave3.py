@@ -9,7 +9,8 @@
 - category text that names no category ("ljql") is one short line beside the box,
   what was typed kept, not a list of every category above the form;
 - 就绪 with the ended call's form unfiled: the form leaves the centre, which says its
-  case (caller masked, time) waits under 待补录; reopened, the draft reads 停水, not "ts".
+  case (caller masked, time) waits under 待补录; reopened, the draft reads 停水, not "ts";
+- a file that is no photo: the error says to choose the photo again, the rest kept.
 
 Screenshots in var/test-artifacts/ (persona3-*.png)."""
 
@@ -177,4 +178,31 @@ def test_an_unfiled_form_goes_to_be_completed_when_the_operator_is_ready(site) -
     with session_factory(engine_for(site["db_url"]))() as db:
         case = db.scalars(select(Case).where(Case.call_id == call)).one()
         assert case.category is not None and case.category.name == "停水"
+
+
+def test_a_file_that_is_no_photo_asks_for_the_photo_again_and_keeps_the_rest(form_site) -> None:  # type: ignore[no-untyped-def]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
+        page = context.new_page()
+        page.goto(form_site["url"] + "/report")
+        page.fill("#report-what", "路边井盖缺失，晚上很危险")
+        page.fill("#report-where", "龙华区金贸西路 8 号门口")
+        page.fill("#report-phone", "138 0013 8000")
+        notes = {"name": "井盖.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo at all"}
+        page.set_input_files("#report-photo", notes)
+        page.click("main button.primary")
+        expect(page.locator("h1")).to_have_text("网上反映")
+        # The box comes back empty (no browser keeps a file across pages): said so.
+        expect(page.locator("main .error")).to_have_text(
+            "只能上传照片（JPG、PNG 或 WEBP），请重新选择照片，其他内容已保留"
+        )
+        expect(page.locator("#report-photo")).to_have_value("")
+        expect(page.locator("#report-what")).to_have_value("路边井盖缺失，晚上很危险")
+        expect(page.locator("#report-where")).to_have_value("龙华区金贸西路 8 号门口")
+        expect(page.locator("#report-phone")).to_have_value("138 0013 8000")
+        screenshot(page, "persona3-webform-not-a-photo")
+        browser.close()
 

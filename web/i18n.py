@@ -1240,10 +1240,15 @@ TEXT: dict[str, tuple[str, str]] = {
         "该号码已退订12345短信，收不到验证码，请拨打12345反映",
         "This number has opted out of our texts and cannot get a code; please call 12345",
     ),
-    "report_photo_big": ("照片太大，请选3MB以内的照片", "The photo is too large (3 MB at most)"),
+    # The file box comes back empty (no browser keeps a file across pages): said so.
+    "report_photo_big": (
+        "照片太大，请重新选择3MB以内的照片，其他内容已保留",
+        "The photo is too large: please choose one of 3 MB at most again; the rest is kept",
+    ),
     "report_photo_type": (
-        "只能上传照片（JPG、PNG 或 WEBP）",
-        "Only photos can be sent (JPG, PNG or WEBP)",
+        "只能上传照片（JPG、PNG 或 WEBP），请重新选择照片，其他内容已保留",
+        "Only photos can be sent (JPG, PNG or WEBP): please choose the photo again; "
+        "the rest is kept",
     ),
     "report_slow": (
         "提交次数过多，请 {wait}后再试，或直接拨打 12345",
