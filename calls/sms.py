@@ -51,7 +51,9 @@ from cases.sms import SmsMessage
 log = logging.getLogger("hotline.sms")
 
 SIGNATURE = "【12345热线】"
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订"})
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "T", "退订", "退訂"}
+)  # 退訂: the same word typed in traditional characters; T and TD: carriers' short forms
 SATISFIED_WORDS = frozenset({"1", "满意"})
 UNSATISFIED_WORDS = frozenset({"2", "不满意"})
 PLAN_HORIZON = timedelta(days=2)

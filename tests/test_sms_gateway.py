@@ -182,7 +182,7 @@ def test_a_body_that_is_not_the_push_is_a_400(app, base: str) -> None:  # type: 
         assert answer.status_code == 400 and answer.json()["code"] == "bad-body"
 
 
-@pytest.mark.parametrize("word", ["STOP", "退订", "td"])
+@pytest.mark.parametrize("word", ["STOP", "退订", "td", "退訂", "T"])
 def test_stop_and_tuiding_opt_out_through_the_gateway(app, base: str, word: str) -> None:  # type: ignore[no-untyped-def]
     answer = push(base, [uplink(f" {word} ", sequence_id="u1")])
     assert answer.json()["results"] == [{"id": "u1", "result": "optout"}]
