@@ -10,7 +10,9 @@
   what was typed kept, not a list of every category above the form;
 - 就绪 with the ended call's form unfiled: the form leaves the centre, which says its
   case (caller masked, time) waits under 待补录; reopened, the draft reads 停水, not "ts";
-- a file that is no photo: the error says to choose the photo again, the rest kept.
+- a file that is no photo: the error says to choose the photo again, the rest kept;
+- a recorded call's case lists its call before the call's detail row is written, and a
+  recorded return visit's call.
 
 Screenshots in var/test-artifacts/ (persona3-*.png)."""
 
@@ -206,3 +208,50 @@ def test_a_file_that_is_no_photo_asks_for_the_photo_again_and_keeps_the_rest(for
         screenshot(page, "persona3-webform-not-a-photo")
         browser.close()
 
+
+def test_a_recorded_call_is_listed_on_its_case_page(site) -> None:  # type: ignore[no-untyped-def]
+    """The supervisor opens a recorded call's case at once: its call is listed (its
+    detail row is written later, from the event stream, by the reaper), and a return
+    visit's recorded call (linked to the case by its number) too."""
+    from datetime import UTC, datetime
+
+    from calls.recordings import note_recording
+    from cases.db import engine_for, session_factory
+    from cases.models import CallRecord, Case
+    from tests.test_browser import sign_in
+
+    call, visit = "asterisk-1764400000.3", "asterisk-1764400000.4"
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        wang = _operator(browser, site, DESK, online=False)
+        _answered_call(site, wang, call)
+        sessions = session_factory(engine_for(site["db_url"]))
+        with sessions() as db:
+            note_recording(db, call, call, "asterisk", status="done", duration_s=95)
+            number = db.scalars(select(Case.number).where(Case.call_id == call)).one()
+            db.commit()
+        li = sign_in(browser, site, "li")
+        li.goto(site["url"] + f"/console/cases/{number}")
+        calls = li.locator("#case-calls")
+        expect(calls.locator("tr.call-row")).to_have_count(1)
+        expect(calls.locator("tr.call-row")).to_contain_text("呼入")
+        expect(calls.locator("tr.call-row")).to_contain_text("1001")
+        expect(li.locator("#case-recordings .recording-call")).to_have_text("呼入 · 坐席 1001")
+        screenshot(li, "persona3-case-page-call-before-its-row")
+
+        # Its return visit, recorded: the dialer's row, the recording by case number.
+        with sessions() as db:
+            db.add(
+                CallRecord(
+                    call_id=visit, direction="outbound", caller="+8613800138000",
+                    skill="return_visit", queued_at=datetime.now(UTC), outcome="satisfied",
+                )
+            )
+            note_recording(db, visit, visit, "asterisk", status="done", case_number=number)
+            db.commit()
+        li.reload()
+        expect(calls.locator("tr.call-row")).to_have_count(2)
+        expect(calls.locator("tr.call-row").nth(1)).to_contain_text("呼出")
+        expect(calls.locator("tr.call-row").nth(1)).to_contain_text("满意")
+        screenshot(li, "persona3-case-page-return-visit")
+        browser.close()

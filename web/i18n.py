@@ -1035,6 +1035,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "cs_outcome_expired": ("超时未接", "Timed out"),
     "cs_outcome_turned_away": ("未能接入", "Turned away"),
     "cs_outcome_none": ("进行中", "In progress"),
+    "cs_outcome_unwritten": ("通话明细生成中", "Call details on their way"),
     "cs_visit": ("回访结果", "Return visit"),
     "cs_visit_satisfied": ("满意", "Satisfied"),
     "cs_visit_unsatisfied": ("不满意", "Not satisfied"),

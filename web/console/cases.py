@@ -4,13 +4,16 @@ it, and that is recorded in the action log."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import abort, redirect, render_template, render_template_string, request, url_for
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from calls.citizen_requests import CHANNELS as CITIZEN_CHANNELS
 from calls.desk import PLAYBACK_ROLES
 from calls.recordings import recordings_of_case
 from cases.lifecycle import STATUSES
@@ -35,6 +38,7 @@ from web.i18n import TEXT
 
 READERS = (*OPERATORS, *SUPERVISORS, "quality")  # quality staff read, never act
 MAX_QUERY = 100
+NOT_CALL_CHANNELS = (*CITIZEN_CHANNELS, OPEN311_CHANNEL)  # written requests: no call made them
 # A case's clocks run only while it is with a unit.
 RESPONSE_RUNS = ("dispatched",)
 HANDLING_RUNS = ("dispatched", "accepted", "in_progress")
@@ -101,6 +105,22 @@ def _countdown(deadline: datetime | None, runs: bool, now: datetime) -> float | 
     return (aware - now).total_seconds()
 
 
+def _linked_calls(case: Case, rows: Sequence[CallRecord]) -> list[Any]:
+    """The case's calls: their detail rows, and the call that made it while its row is
+    not written yet (the reaper folds the event stream into rows a little later), so a
+    recorded call's case never says it has no call."""
+    listed: list[Any] = list(rows)
+    made_by_a_call = case.call_id and case.channel not in NOT_CALL_CHANNELS
+    if made_by_a_call and all(r.call_id != case.call_id for r in rows):
+        pending = SimpleNamespace(
+            call_id=case.call_id, direction="inbound", outcome="unwritten",
+            queued_at=case.created_at, offered_at=None, answered_at=None,
+            seat=case.operator_seat, wait_ms=None, talk_ms=None,
+        )
+        listed.insert(0, pending)
+    return listed
+
+
 def _case_view(number: str, revealed: bool = False) -> Any:
     now = datetime.now(UTC)
     with sessions()() as db:
@@ -125,13 +145,15 @@ def _case_view(number: str, revealed: bool = False) -> Any:
             )
         ]
         events = list(case.events)
-        call_ids = {case.call_id} | {e.call_id for e in events}
+        # The case's recordings name calls too: a return visit's, linked by case number.
+        recorded = recordings_of_case(db, case)
+        call_ids = {case.call_id} | {e.call_id for e in events} | {r.call_id for r in recorded}
         call_ids.discard(None)
-        calls = db.scalars(
+        calls = _linked_calls(case, db.scalars(
             select(CallRecord)
             .where(or_(CallRecord.call_id.in_(call_ids), CallRecord.case_number == case.number))
             .order_by(CallRecord.queued_at)
-        ).all()
+        ).all())
         overdue = db.scalars(
             select(OverdueRecord)
             .where(OverdueRecord.case_id == case.id)
@@ -161,7 +183,7 @@ def _case_view(number: str, revealed: bool = False) -> Any:
         }
         supervises = desk_actor().supervises
         # Recordings: supervisors, admins and quality staff only; playing one is audited.
-        recordings = recordings_of_case(db, case) if desk_actor().role in PLAYBACK_ROLES else []
+        recordings = recorded if desk_actor().role in PLAYBACK_ROLES else []
         playbacks = playback_audit(db, recordings)
         return render_template(
             "case_page.html",
