@@ -163,7 +163,11 @@ def test_the_list_and_the_detail_show_one_ticking_clock_in_beijing_time(site) ->
         words = re.compile(r"^(\d{2}:\d{2}:\d{2})前须首次答复，还剩(\d+分)?(\d+秒)?$")
         seen: set[str] = set()
         for _ in range(3):
-            # Both read in one go, in the same tick.
+            # Both read in one go, in the same tick, once no redraw is under way (a row
+            # just swapped in shows the server's words until the next tick).
+            wang.wait_for_function(
+                "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+            )
             texts = wang.evaluate(
                 "() => [...document.querySelectorAll('.task-clock')].map(e => e.textContent)"
             )
