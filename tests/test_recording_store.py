@@ -18,11 +18,11 @@ import pytest
 from redis import Redis
 from sqlalchemy import select, text
 
-from cases.models import ActionLog, CallRecording, Case, Category
-from cases.service import _record, next_case_number, utcnow
+from cases.models import ActionLog, CallRecording, Case
 from tests.test_console import PASSWORD, csrf_of
 from tests.test_real_asterisk import case_db, make_rig, prefix, sounds  # noqa: F401
 from tests.test_recordings import RECORDING, twilio_api, wav_bytes  # noqa: F401  (fixture)
+from tests.test_recordings_audit import a_noise_case
 from tests.twilio_peer import app_on_twilio
 
 BUCKET = "hotline-recordings"
@@ -161,24 +161,7 @@ def a_case_with_a_finished_recording(  # type: ignore[no-untyped-def]
 
     (recordings_dir(app) / f"{sid}.wav").write_bytes(wav_bytes(seconds))
     with app.extensions["hotline"].desk.sessions() as db:
-        now = utcnow()
-        case = Case(
-            number=next_case_number(db, now),
-            caller_phone="+8613900139000",
-            caller_name="王五",
-            channel="phone",
-            call_id=sid,
-            category=db.scalars(select(Category)).first(),
-            address="龙华区国贸路88号",
-            description="楼下施工噪音",
-            urgency="normal",
-            status="received",
-            created_at=now,
-            updated_at=now,
-        )
-        db.add(case)
-        _record(case, "wang", "create", None, "received", at=now)
-        db.flush()
+        case = a_noise_case(db, sid)
         recording = note_recording(
             db, sid, sid, "asterisk", file_name=f"{sid}.wav", at=at, status="done"
         )

@@ -26,30 +26,36 @@ from tests.test_recordings import (  # noqa: F401  (fixtures)
 from web.formatting import beijing
 
 
+def a_noise_case(db, call_id: str) -> Case:  # type: ignore[no-untyped-def]
+    """A citizen's phone case about building noise, made by wang from ``call_id``."""
+    now = utcnow()
+    case = Case(
+        number=next_case_number(db, now),
+        caller_phone="+8613900139000",
+        caller_name="王五",
+        channel="phone",
+        call_id=call_id,
+        category=db.scalars(select(Category)).first(),
+        address="龙华区国贸路88号",
+        description="楼下施工噪音",
+        urgency="normal",
+        status="received",
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(case)
+    _record(case, "wang", "create", None, "received", at=now)
+    db.flush()
+    return case
+
+
 def a_case_with_a_recording(app) -> tuple[str, int]:  # type: ignore[no-untyped-def]
     svc = app.extensions["hotline"]
     recordings = Path(app.extensions["hotline_settings"].recordings_dir)
     recordings.mkdir(parents=True, exist_ok=True)
     (recordings / f"{RECORDING}.wav").write_bytes(wav_bytes(AUDIO_S))
     with svc.desk.sessions() as db:
-        now = utcnow()
-        case = Case(
-            number=next_case_number(db, now),
-            caller_phone="+8613900139000",
-            caller_name="王五",
-            channel="phone",
-            call_id=CALL,
-            category=db.scalars(select(Category)).first(),
-            address="龙华区国贸路88号",
-            description="楼下施工噪音",
-            urgency="normal",
-            status="received",
-            created_at=now,
-            updated_at=now,
-        )
-        db.add(case)
-        _record(case, "wang", "create", None, "received", at=now)
-        db.flush()
+        case = a_noise_case(db, CALL)
         recording = CallRecording(
             sid=RECORDING,
             call_id=CALL,
