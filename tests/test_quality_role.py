@@ -36,6 +36,7 @@ def app(redis, redis_server, tmp_path, twilio_api, s3, monkeypatch):  # type: ig
         ("li", "supervisor", "李班长", None),
         ("zhou", "quality", "周质检", None),
         ("root", "admin", "管理员甲", None),
+        ("chen", "leader", "陈值班", None),
     )
     return app_on_twilio(
         redis,
@@ -93,7 +94,7 @@ def test_quality_staff_search_open_and_play_a_case_audited(app, served) -> None:
 
 
 def test_quality_staff_are_refused_what_is_not_theirs_with_a_chinese_page(app, served) -> None:  # type: ignore[no-untyped-def]
-    number, _ = a_case_with_a_finished_recording(
+    number, recording_id = a_case_with_a_finished_recording(
         app, CALL, datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     )
     zhou = signed_in(served, "zhou")
@@ -129,6 +130,17 @@ def test_quality_staff_are_refused_what_is_not_theirs_with_a_chinese_page(app, s
         assert db.scalar(select(User).where(User.username == "x2")) is None
         case_actions = db.scalars(select(ActionLog.action).where(ActionLog.actor == "zhou")).all()
     assert "phone-revealed" not in case_actions
+
+    # Anyone else signed in who asks for the audio is refused, and the refusal logged.
+    chen = signed_in(served, "chen")
+    assert chen.get(f"{served}/console/recordings/{recording_id}/audio").status_code == 403
+    with app.extensions["hotline"].desk.sessions() as db:
+        refusals = db.scalars(
+            select(ActionLog.action).where(
+                ActionLog.actor == "chen", ActionLog.target == str(recording_id)
+            )
+        ).all()
+    assert refusals == ["recording-play-refused"]
 
     # The admin's user screen offers the role by name.
     root = signed_in(served, "root")

@@ -30,7 +30,7 @@ from calls.recordings import (
     key_of,
     live_recording,
 )
-from cases.models import ActionLog, CallRecording, User
+from cases.models import ROLES, ActionLog, CallRecording, User
 from web.auth import desk_actor, language, roles_required
 from web.console.routes import OPERATORS, SUPERVISORS, bp, my_seat, sessions
 from web.context import services
@@ -205,10 +205,10 @@ def pause_recording(call: str) -> Any:
 
 
 @bp.get("/recordings/<int:recording_id>/audio")
-@roles_required(*OPERATORS, *SUPERVISORS, "quality")
+@roles_required(*ROLES)  # every signed-in role, so that each refusal below is logged
 def recording_audio(recording_id: int) -> Any:
-    """The audio, to supervisors, admins and quality staff only (an operator is refused,
-    and the refusal is logged). Each playback is audited once: the player's first
+    """The audio, to supervisors, admins and quality staff only (anyone else signed in
+    is refused, and the refusal is logged). Each playback is audited once: the player's first
     request (no range, or from the first byte), not every range it seeks to."""
     actor = desk_actor()
     if actor.role not in PLAYBACK_ROLES:
