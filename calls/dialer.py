@@ -497,6 +497,7 @@ class Dialer:
                 queued_at=_aware(item.last_attempt_at or now),
                 ended_at=_utc(now),
                 outcome=outcome,
+                case_number=item.case.number if item.case is not None else None,
             )
         )
 

@@ -95,9 +95,15 @@ def test_satisfied_on_the_second_attempt_after_a_busy_line(rig) -> None:  # type
         from cases.models import CallRecord
 
         rows = db.execute(
-            select(CallRecord.direction, CallRecord.outcome).order_by(CallRecord.queued_at)
+            select(CallRecord.direction, CallRecord.outcome, CallRecord.case_number).order_by(
+                CallRecord.queued_at
+            )
         ).all()
-        assert rows == [("outbound", "busy"), ("outbound", "satisfied")]  # one row per attempt
+        # One row per attempt, each naming its case, so the case page lists every attempt.
+        assert rows == [
+            ("outbound", "busy", case.number),
+            ("outbound", "satisfied", case.number),
+        ]
 
 
 def test_unsatisfied_reopens_and_sends_the_case_back_to_its_unit(rig) -> None:  # type: ignore[no-untyped-def]
