@@ -6,7 +6,6 @@ screen offers the role by its Chinese name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,47 +15,16 @@ from sqlalchemy import select
 from cases.models import ActionLog, User
 from tests.test_console import PASSWORD, csrf_of
 from tests.test_recording_store import (  # noqa: F401  (fixtures)
-    ACCOUNT,
     a_case_with_a_finished_recording,
+    app,
     recordings_dir,
     s3,
-    s3_env,
+    served,
     signed_in,
     twilio_api,
 )
-from tests.twilio_peer import app_on_twilio
 
 CALL = "1764600100.7"
-
-
-@pytest.fixture
-def app(redis, redis_server, tmp_path, twilio_api, s3, monkeypatch):  # type: ignore[no-untyped-def]
-    people = (
-        ("wang", "operator", "王芳", "1001"),
-        ("li", "supervisor", "李班长", None),
-        ("zhou", "quality", "周质检", None),
-        ("root", "admin", "管理员甲", None),
-        ("chen", "leader", "陈值班", None),
-    )
-    return app_on_twilio(
-        redis,
-        redis_server.url,
-        tmp_path,
-        twilio_api,
-        monkeypatch,
-        ACCOUNT,
-        people,
-        PUBLIC_BASE_URL="http://127.0.0.1",  # plain HTTP here: cookies not marked Secure
-        **s3_env(s3),
-    )
-
-
-@pytest.fixture
-def served(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    from tests.served import served_app
-
-    with served_app(app) as url:
-        yield url
 
 
 def test_quality_staff_search_open_and_play_a_case_audited(app, served) -> None:  # type: ignore[no-untyped-def]

@@ -106,10 +106,12 @@ def s3_env(s3: S3Emulator) -> dict[str, str]:
 
 @pytest.fixture
 def app(redis: Redis, redis_server, tmp_path: Path, twilio_api: str, s3: S3Emulator, monkeypatch):  # type: ignore[no-untyped-def]
-    people = (
+    people = (  # the quality role's tests (tests/test_quality_role.py) share this app
         ("wang", "operator", "王芳", "1001"),
         ("li", "supervisor", "李班长", None),
         ("zhou", "quality", "周质检", None),
+        ("root", "admin", "管理员甲", None),
+        ("chen", "leader", "陈值班", None),
     )
     return app_on_twilio(
         redis,
