@@ -7,6 +7,7 @@ moved into the caller's for a three-way call or a handover."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -27,10 +28,15 @@ ACCOUNT = "AC" + "8" * 32
 OPERATOR_LEG, UNIT_LEG = sid(7001), sid(7002)
 ROOM = f"hotline-{CALL}"
 API = f"/2010-04-01/Accounts/{ACCOUNT}"
-# Twilio names a conference by its SID: participants may be created by the room's name,
-# but are fetched and updated only by the SID.
-CONFERENCE_SIDS = {ROOM: "CF" + "1" * 32, f"{ROOM}-consult": "CF" + "2" * 32}
-CF_ROOM = CONFERENCE_SIDS[ROOM]
+
+
+def conference_sid(room: str) -> str:
+    """The SID Twilio gives the in-progress conference of that name (one per name here).
+    Participants may be created by the room's name, but go by the SID afterwards."""
+    return "CF" + hashlib.md5(room.encode()).hexdigest()
+
+
+CF_ROOM = conference_sid(ROOM)
 
 
 class TwilioApi(BaseHTTPRequestHandler):
@@ -43,8 +49,8 @@ class TwilioApi(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         path, _, query = unquote(self.path).partition("?")
         named = parse_qs(query).get("FriendlyName", [""])[0]
-        if path.endswith("/Conferences.json") and named in CONFERENCE_SIDS:
-            found = [{"sid": CONFERENCE_SIDS[named], "friendly_name": named}]
+        if path.endswith("/Conferences.json") and named.startswith("hotline-"):
+            found = [{"sid": conference_sid(named), "friendly_name": named}]
             self._answer(200, {"conferences": found, "next_page_uri": None, "page": 0})
         else:
             self._answer(404, {"code": 20404, "message": "not found", "status": 404})
@@ -55,14 +61,15 @@ class TwilioApi(BaseHTTPRequestHandler):
         path = unquote(self.path)
         TwilioApi.received.append((path, form))
         room = path.split("/Conferences/")[-1].split("/")[0] if "/Conferences/" in path else ""
-        conference = CONFERENCE_SIDS.get(room, room)
+        # Created by the room's name or its SID; fetched and updated by the SID only.
+        conference = room if room.startswith("CF") or not room else conference_sid(room)
         if path.endswith("/Participants.json"):
             leg = OPERATOR_LEG if form.get("Label") == ["operator"] else UNIT_LEG
             label = form["Label"][0]
             body = {"call_sid": leg, "account_sid": ACCOUNT, "label": label}
             self._answer(201, body | {"conference_sid": conference})
         elif "/Participants/" in path:
-            if not conference.startswith("CF"):  # a name where Twilio wants the SID
+            if not room.startswith("CF"):  # a name where Twilio wants the SID
                 self._answer(404, {"code": 20404, "message": "not found", "status": 404})
                 return
             leg = path.rsplit("/", 1)[-1].removesuffix(".json")
