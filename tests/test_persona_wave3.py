@@ -22,7 +22,7 @@ import time
 
 from sqlalchemy import select
 
-from tests.browser import CHROMIUM_ARGS, chromium_path, launch, screenshot
+from tests.browser import launch, phone_page, screenshot
 from tests.test_browser import site  # noqa: F401  (the site fixture)
 from tests.test_console_tasks_browser import DESK, _desk, _operator, _request, _take, sync_api
 from tests.test_webform_browser import PHONE, form_site  # noqa: F401  (a fixture)
@@ -69,11 +69,8 @@ def test_a_mobile_short_of_a_digit_is_asked_for_again(form_site) -> None:  # typ
     from cases.models import Case
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
-        )
-        page = context.new_page()
+        browser = launch(p)
+        page = phone_page(browser)
         page.goto(form_site["url"] + "/report")
         page.fill("#report-what", "小区停水两天了，老人在家没水喝")
         for typed in ("138 0013 800", "1380013"):  # ten digits; seven
@@ -142,7 +139,6 @@ def test_category_initials_that_name_nothing_are_said_beside_the_box(site) -> No
         browser.close()
 
 
-
 def test_an_unfiled_form_goes_to_be_completed_when_the_operator_is_ready(site) -> None:  # type: ignore[no-untyped-def]
     from cases.db import engine_for, session_factory
     from cases.models import Case
@@ -184,11 +180,8 @@ def test_an_unfiled_form_goes_to_be_completed_when_the_operator_is_ready(site) -
 
 def test_a_file_that_is_no_photo_asks_for_the_photo_again_and_keeps_the_rest(form_site) -> None:  # type: ignore[no-untyped-def]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            locale="zh-CN", viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
-        )
-        page = context.new_page()
+        browser = launch(p)
+        page = phone_page(browser)
         page.goto(form_site["url"] + "/report")
         page.fill("#report-what", "路边井盖缺失，晚上很危险")
         page.fill("#report-where", "龙华区金贸西路 8 号门口")
@@ -243,8 +236,12 @@ def test_a_recorded_call_is_listed_on_its_case_page(site) -> None:  # type: igno
         with sessions() as db:
             db.add(
                 CallRecord(
-                    call_id=visit, direction="outbound", caller="+8613800138000",
-                    skill="return_visit", queued_at=datetime.now(UTC), outcome="satisfied",
+                    call_id=visit,
+                    direction="outbound",
+                    caller="+8613800138000",
+                    skill="return_visit",
+                    queued_at=datetime.now(UTC),
+                    outcome="satisfied",
                 )
             )
             note_recording(db, visit, visit, "asterisk", status="done", case_number=number)
