@@ -25,7 +25,7 @@ from sqlalchemy import select
 from tests.browser import launch, phone_page, screenshot
 from tests.test_browser import site  # noqa: F401  (the site fixture)
 from tests.test_console_tasks_browser import DESK, _desk, _operator, _request, _take, sync_api
-from tests.test_webform_browser import PHONE, form_site  # noqa: F401  (a fixture)
+from tests.test_webform_browser import form_site  # noqa: F401  (a fixture)
 
 expect = sync_api.expect
 
