@@ -389,22 +389,31 @@ def test_a_sentinel_failover_is_counted(tmp_path: Path, tmp_path_factory, monkey
         assert failovers() == before + 1
 
 
-def test_a_scrape_does_not_wait_behind_a_stuck_read(app, redis: Redis) -> None:  # type: ignore[no-untyped-def]
-    """Redis stops answering (CLIENT PAUSE, as in a failover): the scrape that is
-    reading waits for it, and the next one answers with the last snapshot instead of
-    holding another request thread."""
+def test_a_scrape_does_not_wait_behind_a_stuck_read(  # type: ignore[no-untyped-def]
+    app, redis: Redis, redis_server
+) -> None:
+    """Redis stops answering (its process frozen, as a primary is before a failover):
+    the scrape that is reading waits for it, and the next one answers with the last
+    snapshot instead of holding another request thread. The freeze lasts until the
+    test ends it, so a slow machine cannot end it early."""
+    import signal
     import threading
 
     first = app.test_client().get("/metrics")
     assert first.status_code == 200
     time.sleep(1.1)  # past the scrape cache: the next scrape reads Redis
-    redis.client_pause(6000, all=True)
-    stuck = threading.Thread(target=lambda: app.test_client().get("/metrics"))
-    stuck.start()
-    time.sleep(0.5)  # the stuck scrape has begun its read
-    second = app.test_client().get("/metrics")
-    assert stuck.is_alive()  # still waiting for Redis, while the second one answered
-    assert second.status_code == 200
-    assert family_names(second.get_data(as_text=True)) == family_names(first.get_data(as_text=True))
-    redis.client_unpause()
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        stuck = threading.Thread(target=lambda: app.test_client().get("/metrics"))
+        stuck.start()
+        time.sleep(0.5)  # the stuck scrape has begun its read
+        second = app.test_client().get("/metrics")
+        assert stuck.is_alive()  # still waiting for Redis, while the second one answered
+        assert second.status_code == 200
+        assert family_names(second.get_data(as_text=True)) == family_names(
+            first.get_data(as_text=True)
+        )
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
     stuck.join()
