@@ -36,7 +36,7 @@ from calls.transfers import TelephonyError, record_transfer
 from cases.duty_numbers import DutyEntry, DutyNumberError, duty_entry
 from ivr import events as e
 from queueing import QueueError
-from queueing.keys import QueueKeys, check_id
+from queueing.keys import QueueKeys
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -77,7 +77,7 @@ class ConsultLegs:
     keys: QueueKeys
 
     def _key(self, call_id: str) -> str:
-        return self.keys.prefix + "consult:" + check_id("call", call_id)
+        return self.keys.consult(call_id)
 
     def get(self, call_id: str) -> dict[str, str]:
         raw = self.redis.hgetall(self._key(call_id))

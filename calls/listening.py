@@ -28,7 +28,7 @@ from twilio.base.exceptions import TwilioException
 
 from calls.twilio_conferences import CONFERENCE_SID, ConferenceSids, live_conference_sid
 from cases.users import log_action
-from queueing.keys import QueueKeys, check_id
+from queueing.keys import QueueKeys
 
 if TYPE_CHECKING:
     from queueing import CallQueue
@@ -114,10 +114,10 @@ class ListenSessions:
     keys: QueueKeys
 
     def _key(self, session_id: str) -> str:
-        return self.keys.prefix + "listen:" + session_id
+        return self.keys.listen_session(session_id)
 
     def _of_call(self, call_id: str) -> str:
-        return self.keys.prefix + "listening:" + check_id("call", call_id)
+        return self.keys.listening(call_id)
 
     def get(self, session_id: str) -> dict[str, str]:
         if not SESSION_ID.match(session_id):

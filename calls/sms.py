@@ -47,6 +47,7 @@ from cases.models import Case, DialCursor, OptOut, OutboundItem, add_opt_out
 from cases.phones import InvalidPhone, PhoneSettings, mask_phone, normalise
 from cases.service import HOTLINE_TZ, blank_case
 from cases.sms import SmsMessage
+from queueing.keys import QueueKeys
 
 log = logging.getLogger("hotline.sms")
 
@@ -453,12 +454,12 @@ class SmsBudget:
     clock hour). Essential texts (a case's own) are counted and always allowed;
     others (the web form's codes) are refused once the hour's count reaches the cap."""
 
-    def __init__(self, redis: Any, prefix: str, per_hour: int) -> None:
-        self.redis, self.prefix, self.per_hour = redis, prefix, per_hour
+    def __init__(self, redis: Any, keys: QueueKeys, per_hour: int) -> None:
+        self.redis, self.keys, self.per_hour = redis, keys, per_hour
         self._take = redis.register_script(_TAKE_SMS_SLOT)
 
     def key(self, now: datetime) -> str:
-        return f"{self.prefix}sms:sent:{now.astimezone(UTC):%Y%m%d%H}"
+        return self.keys.sms_sent(f"{now.astimezone(UTC):%Y%m%d%H}")
 
     def take(self, essential: bool, now: datetime | None = None) -> bool:
         key = self.key(now or datetime.now(UTC))
@@ -833,7 +834,7 @@ def outbox_for(dialer: Any, env: Mapping[str, str] | None = None) -> SmsOutbox |
     gateway = settings.gateway()
     if gateway is None:
         return None
-    budget = SmsBudget(dialer.redis, dialer.keys.prefix, settings.max_per_hour)
+    budget = SmsBudget(dialer.redis, dialer.keys, settings.max_per_hour)
     return SmsOutbox(
         dialer.sessions, gateway, settings, dialer.settings, now=dialer.now, budget=budget
     )

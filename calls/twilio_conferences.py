@@ -40,10 +40,10 @@ class ConferenceSids:
     keys: QueueKeys
 
     def _sid_key(self, name: str) -> str:
-        return self.keys.prefix + "conference:" + name
+        return self.keys.conference_sid(name)
 
     def _ended_key(self, sid: str) -> str:
-        return self.keys.prefix + "conference-ended:" + sid
+        return self.keys.conference_ended(sid)
 
     def sid_of(self, name: str) -> str:
         raw = self.redis.get(self._sid_key(name))
@@ -79,7 +79,7 @@ class ConferenceSids:
 
     def last_of(self, name: str) -> str:
         """The SID of the newest conference of that name, live or ended."""
-        for key in (self._sid_key(name), self._sid_key(name) + ":last"):
+        for key in (self._sid_key(name), self.keys.conference_last(name)):
             raw = self.redis.get(key)
             if raw:
                 return raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -89,7 +89,7 @@ class ConferenceSids:
         """A SID Twilio gave otherwise (a participant's conference_sid, a list)."""
         if CONFERENCE_SID.match(sid):
             self.redis.set(self._sid_key(name), sid, ex=KEEP_S)
-            self.redis.set(self._sid_key(name) + ":last", sid, ex=KEEP_S)
+            self.redis.set(self.keys.conference_last(name), sid, ex=KEEP_S)
 
 
 def live_conference_sid(client: Any, sids: ConferenceSids, name: str, fresh: bool = False) -> str:
@@ -137,3 +137,40 @@ def conference_recording(client: Any, call_id: str, recording_sid: str) -> Any:
     if not found:
         raise LookupError(f"no conference in progress for {call_id}")
     return client.conferences(str(found[0].sid)).recordings(recording_sid)
+
+
+# -- a pause that was on when the call moved ----------------------------------------------
+# The operator paused the <Dial>'s recording while the citizen read out a number, and the
+# call moved into its conference meanwhile (a supervisor listening in, a consult): the
+# conference's recording starts unpaused, so it is paused as it starts. The <Dial>'s
+# recording's end and the conference's recording's start are reported in either order.
+
+PAUSE_CARRY_S = 3600
+
+
+def note_pause_carries(redis: Redis, keys: QueueKeys, call_id: str) -> None:
+    """A recording of the call ended while paused: the next one starts paused."""
+    redis.set(keys.recording_pause_carry(call_id), 1, ex=PAUSE_CARRY_S)
+
+
+def pause_carried(redis: Redis, keys: QueueKeys, call_id: str, other_paused: bool) -> bool:
+    """Whether a conference recording of the call that starts now must start paused:
+    another of its recordings is paused, or ended paused."""
+    carried = bool(redis.getdel(keys.recording_pause_carry(call_id)))
+    return carried or other_paused
+
+
+def pause_at_start(client: Any, conference: str, recording: str) -> bool:
+    """Pause the conference's new recording through Twilio (by the conference's SID, as
+    the recording callback names it). False when Twilio refused: the operator's 暂停录音
+    is there for it."""
+    from twilio.base.exceptions import TwilioException
+
+    try:
+        client.conferences(conference).recordings(recording).update(
+            status="paused", pause_behavior="skip"
+        )
+    except TwilioException as exc:
+        log.error("recording %s not paused as it started: %s", recording, exc)
+        return False
+    return True

@@ -131,6 +131,45 @@ class QueueKeys:
             raise ValueError(f"invalid lease role {role!r}: must be one of {LEASE_ROLES}")
         return self.prefix + "lease:" + role
 
+    # Telephony and screens beside the queue (calls.consult, calls.listening,
+    # calls.twilio_conferences, the wallboard, the report and playback marks).
+    def consult(self, call_id: str) -> str:  # hash: a consult's legs by role
+        return self.prefix + "consult:" + check_id("call", call_id)
+
+    def listen_session(self, session_id: str) -> str:  # hash: one Twilio listening session
+        return self.prefix + "listen:" + session_id
+
+    def listening(self, call_id: str) -> str:  # hash: a call's live listening sessions
+        return self.prefix + "listening:" + check_id("call", call_id)
+
+    def conference_sid(self, name: str) -> str:  # string: a live conference's SID by name
+        return self.prefix + "conference:" + name
+
+    def conference_last(self, name: str) -> str:  # string: the newest SID of that name
+        return self.conference_sid(name) + ":last"
+
+    def conference_ended(self, sid: str) -> str:  # string: the call that ended it, or '-'
+        return self.prefix + "conference-ended:" + sid
+
+    def recording_pause_carry(self, call_id: str) -> str:  # string: next recording starts paused
+        return self.prefix + "recording-pause-carries:" + check_id("call", call_id)
+
+    def played(self, username: str, recording_id: object) -> str:  # string: playback audited
+        return f"{self.prefix}played:{username}:{recording_id}"
+
+    def report_pending(self, token: str) -> str:  # hash: a web report awaiting its code
+        return self.prefix + "report:" + token
+
+    def sms_sent(self, hour: str) -> str:  # counter: texts sent in that clock hour (UTC)
+        return self.prefix + "sms:sent:" + hour
+
+    def open311_rate(self, scope: str, name: str) -> str:  # zset: an Open311 sliding window
+        return f"{self.prefix}open311:rate:{scope}:{name}"
+
+    @property
+    def wallboard_prefix(self) -> str:  # string per language: the shared wallboard drawing
+        return self.prefix + "wallboard:"
+
     # Prefixes of per-entity keys.
     @property
     def call_prefix(self) -> str:

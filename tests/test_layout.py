@@ -81,3 +81,21 @@ def test_the_surfaces_reach_the_database_through_the_desk() -> None:
         if path.name == "context.py":  # where the desk is made
             continue
         assert "handler.directory.sessions" not in path.read_text(encoding="utf-8"), path
+
+
+def test_every_queue_key_is_built_in_queueing_keys() -> None:
+    """The queue's keys share a hash tag and are named once (queueing.keys): nothing
+    else appends to the queue's prefix (``keys.prefix``) to make a key of its own."""
+    builders: list[str] = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "queueing" / "keys.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Attribute) and node.attr == "prefix"):
+                    continue
+                owner = node.value
+                name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if name == "keys":
+                    builders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert builders == []

@@ -317,7 +317,7 @@ def test_the_regions_texted_are_configurable() -> None:
 
 def test_the_hourly_cap_counts_every_text_and_refuses_only_codes(redis: Redis) -> None:
     redis.flushdb()
-    budget = SmsBudget(redis, "t:", 2)
+    budget = SmsBudget(redis, QueueKeys("budget-test"), 2)
     at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
     assert budget.take(essential=False, now=at) and budget.take(essential=True, now=at)
     assert not budget.take(essential=False, now=at)  # the cap: no more codes this hour

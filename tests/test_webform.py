@@ -205,8 +205,8 @@ def test_parallel_wrong_codes_are_each_counted_and_never_fail(  # type: ignore[n
     assert 500 not in statuses
     assert statuses.count(400) == 4 and statuses.count(403) == 1
     assert statuses.count(410) == 20
-    prefix = sms_app.extensions["hotline"].queue.keys.prefix
-    assert list(redis.scan_iter(prefix + "report:*")) == []  # not re-created, TTL or not
+    pattern = sms_app.extensions["hotline"].queue.keys.report_pending("*")
+    assert list(redis.scan_iter(pattern)) == []  # not re-created, TTL or not
     late = requests.post(
         served_sms_app + "/report/confirm", data={**form, "code": code}, headers=cookie
     )
@@ -219,15 +219,15 @@ def test_a_pending_form_missing_its_phone_is_expired_and_what_was_typed_kept(  #
     client = sms_app.test_client()
     page = post_form(client, FORM).get_data(as_text=True)
     token = re.search(r'name="token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    prefix = sms_app.extensions["hotline"].queue.keys.prefix
-    redis.hdel(prefix + "report:" + token, "phone")  # a form half gone
+    pending = sms_app.extensions["hotline"].queue.keys.report_pending(token)
+    redis.hdel(pending, "phone")  # a form half gone
     answer = client.post(
         "/report/confirm", data={"token": token, "code": "123456", "csrf_token": csrf_of(page)}
     )
     assert answer.status_code == 410
     assert "验证码已过期" in answer.get_data(as_text=True)
     assert FORM["what"] in answer.get_data(as_text=True)
-    assert not redis.exists(prefix + "report:" + token)
+    assert not redis.exists(pending)
 
 
 def test_a_photo_past_the_body_limit_shows_the_form_again_with_what_was_typed(plain_app) -> None:  # type: ignore[no-untyped-def]
@@ -253,7 +253,7 @@ def test_a_citizen_who_left_the_code_page_finds_the_pending_form_again(
 ) -> None:  # type: ignore[no-untyped-def]
     client = sms_app.test_client()
     assert post_form(client, FORM).status_code == 200
-    (pending,) = redis.scan_iter(sms_app.extensions["hotline"].queue.keys.prefix + "report:*")
+    (pending,) = redis.scan_iter(sms_app.extensions["hotline"].queue.keys.report_pending("*"))
     redis.expire(pending, 250)  # the citizen comes back six minutes later
     back = client.get("/report").get_data(as_text=True)
     assert "您有一份待确认的诉求" in back and "138****8000" in back

@@ -167,7 +167,7 @@ class Wallboard:
 
     def __init__(self, redis: Redis, keys: QueueKeys) -> None:
         self.redis, self.keys = redis, keys
-        self.prefix = keys.prefix + "wallboard:"
+        self.prefix = keys.wallboard_prefix
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
         self._release = redis.register_script(RELEASE_LUA)
         self._lock = threading.Lock()  # one thread of this process asks at a time

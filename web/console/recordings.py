@@ -218,7 +218,7 @@ def recording_audio(recording_id: int) -> Any:
     # A player that never asks from byte 0 (bytes=1- is all the audio) is a playback
     # too: the first request by this person for this recording in a while is audited.
     queue = services().queue
-    mark = f"{queue.keys.prefix}played:{actor.username}:{recording_id}"
+    mark = queue.keys.played(actor.username, recording_id)
     marked = bool(queue.redis.set(mark, 1, nx=True, ex=PLAYBACK_AUDIT_S))
     try:
         recording = services().desk.recording_to_play(actor, recording_id, playback=False)

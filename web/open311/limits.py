@@ -14,6 +14,8 @@ from typing import Any
 
 from limits import parse
 
+from queueing.keys import QueueKeys
+
 # KEYS[1]: the window's sorted set (member: one admitted request; score: its time in
 # ms). ARGV: the limit, the window in ms, a unique member. Returns {1, 0} admitted, or
 # {0, ms until the oldest admitted request leaves the window}.
@@ -51,13 +53,13 @@ class Rate:
 class SlidingWindow:
     """Admits at most ``rate.amount`` requests per name in any ``rate.window_ms``."""
 
-    def __init__(self, redis: Any, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, redis: Any, keys: QueueKeys) -> None:
+        self.keys = keys
         self._check = redis.register_script(_SLIDING_WINDOW)
 
     def admit(self, scope: str, name: str, rate: Rate) -> int:
         """0 when admitted (and counted), else the whole seconds to wait (Retry-After)."""
-        key = f"{self.prefix}open311:rate:{scope}:{name}"
+        key = self.keys.open311_rate(scope, name)
         admitted, wait_ms = self._check(
             keys=[key], args=[rate.amount, rate.window_ms, secrets.token_hex(8)]
         )

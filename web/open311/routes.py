@@ -88,7 +88,7 @@ def _windows() -> SlidingWindow:
     ext = current_app.extensions
     if "hotline_open311_windows" not in ext:
         svc = services()
-        ext["hotline_open311_windows"] = SlidingWindow(svc.redis, svc.queue.keys.prefix)
+        ext["hotline_open311_windows"] = SlidingWindow(svc.redis, svc.queue.keys)
     return ext["hotline_open311_windows"]  # type: ignore[no-any-return]
 
 

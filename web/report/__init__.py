@@ -212,7 +212,7 @@ def _code_key() -> str:
 
 
 def _pending_key(token: str) -> str:
-    return services().queue.keys.prefix + "report:" + token
+    return services().queue.keys.report_pending(token)
 
 
 def _digest(token: str, code: str) -> str:

@@ -58,9 +58,8 @@ def sms_budget() -> SmsBudget:
     ext = current_app.extensions
     if "hotline_sms_budget" not in ext:
         svc = services()
-        ext["hotline_sms_budget"] = SmsBudget(
-            svc.redis, svc.queue.keys.prefix, sms_settings().max_per_hour
-        )
+        per_hour = sms_settings().max_per_hour
+        ext["hotline_sms_budget"] = SmsBudget(svc.redis, svc.queue.keys, per_hour)
     return ext["hotline_sms_budget"]  # type: ignore[no-any-return]
 
 

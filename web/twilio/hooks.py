@@ -26,6 +26,12 @@ from calls.transfers import (
     room_for,
     seat_leg_released,
 )
+from calls.twilio_conferences import (
+    CONFERENCE_SID,
+    note_pause_carries,
+    pause_at_start,
+    pause_carried,
+)
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
@@ -469,7 +475,6 @@ def operator_hung_up(call: str, leg: str, before: dict[str, str]) -> None:
 
 
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}\Z")
-CONFERENCE_SID = re.compile(r"CF[0-9a-fA-F]{32}\Z")
 
 
 @bp.post("/recording")
@@ -516,8 +521,6 @@ def recording_status() -> tuple[str, int]:
         )
         if state == "in-progress" and CONFERENCE_SID.match(conference) and was is None:
             # The call moved into its conference with its recording paused: so is this.
-            from web.twilio.conference import pause_at_start, pause_carried
-
             paused = db.scalar(
                 select(CallRecording.id).where(
                     CallRecording.call_id == call,
@@ -525,7 +528,12 @@ def recording_status() -> tuple[str, int]:
                     CallRecording.status == "paused",
                 )
             )
-            if pause_carried(call, paused is not None) and pause_at_start(conference, sid):
+            mover = twilio_mover()
+            if (
+                pause_carried(svc.queue.redis, svc.queue.keys, call, paused is not None)
+                and mover is not None
+                and pause_at_start(mover.client, conference, sid)
+            ):
                 recording.status = "paused"
         # Ended paused with no recording after it yet: the next one starts paused.
         carries = status == "done" and was == "paused"
@@ -539,9 +547,7 @@ def recording_status() -> tuple[str, int]:
             )
         db.commit()
     if carries:
-        from web.twilio.conference import note_pause_carries
-
-        note_pause_carries(call)
+        note_pause_carries(svc.queue.redis, svc.queue.keys, call)
     if state == "completed" and url:
         from calls.handler import job_id_for
 
