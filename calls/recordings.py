@@ -45,6 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from calls.twilio_conferences import PauseCarry
 from cases.models import CallRecord, CallRecording, Case
 from cases.users import log_action
 from queueing.keys import check_id
@@ -478,6 +479,55 @@ def note_recording(
     if status != "recording" or existing.status not in ("paused", "done"):
         existing.status = status
     return existing
+
+
+def note_twilio_recording(
+    session: Session,
+    conferences: PauseCarry,
+    call_id: str,
+    sid: str,
+    state: str,
+    *,
+    media_url: str | None,
+    duration_s: int | None,
+    conference_sid: str = "",
+    case_number: str | None = None,
+) -> None:
+    """Twilio's recording status callback (of a seat's <Dial record>, a conference's
+    recording, a dialer's call), noted against the call. A pause goes on across a move
+    into the call's conference (``conferences``):
+    a conference recording that starts while another of the call's is paused, or after
+    one ended paused, is paused as it starts."""
+    status = {"in-progress": "recording", "completed": "done", "absent": "done"}[state]
+    was = session.scalar(select(CallRecording.status).where(CallRecording.sid == sid))
+    recording = note_recording(
+        session,
+        sid,
+        call_id,
+        "twilio",
+        media_url=media_url,
+        status=status,
+        duration_s=duration_s,
+        case_number=case_number,
+    )
+    others = select(CallRecording.id).where(
+        CallRecording.call_id == call_id, CallRecording.sid != sid
+    )
+    if state == "in-progress" and conference_sid and was is None:
+        paused = session.scalar(others.where(CallRecording.status == "paused"))
+        if conferences.starts_paused(call_id, paused is not None) and conferences.pause(
+            conference_sid, sid
+        ):
+            recording.status = "paused"
+    # Ended paused with no recording after it yet: the next one starts paused.
+    carries = status == "done" and was == "paused"
+    if carries:
+        carries = not session.scalar(
+            others.where(CallRecording.status.in_(("recording", "paused")))
+        )
+    session.commit()
+    if carries:
+        conferences.ended_paused(call_id)
 
 
 def live_recording(session: Session, call_id: str) -> CallRecording | None:

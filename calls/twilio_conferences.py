@@ -148,29 +148,37 @@ def conference_recording(client: Any, call_id: str, recording_sid: str) -> Any:
 PAUSE_CARRY_S = 3600
 
 
-def note_pause_carries(redis: Redis, keys: QueueKeys, call_id: str) -> None:
-    """A recording of the call ended while paused: the next one starts paused."""
-    redis.set(keys.recording_pause_carry(call_id), 1, ex=PAUSE_CARRY_S)
+@dataclass
+class PauseCarry:
+    """A recording's pause, carried into the call's conference's next recording."""
 
+    redis: Redis
+    keys: QueueKeys
+    client: Any  # Twilio's REST client; None: not configured (nothing can be paused)
 
-def pause_carried(redis: Redis, keys: QueueKeys, call_id: str, other_paused: bool) -> bool:
-    """Whether a conference recording of the call that starts now must start paused:
-    another of its recordings is paused, or ended paused."""
-    carried = bool(redis.getdel(keys.recording_pause_carry(call_id)))
-    return carried or other_paused
+    def ended_paused(self, call_id: str) -> None:
+        """A recording of the call ended while paused: the next one starts paused."""
+        self.redis.set(self.keys.recording_pause_carry(call_id), 1, ex=PAUSE_CARRY_S)
 
+    def starts_paused(self, call_id: str, other_paused: bool) -> bool:
+        """Whether a conference recording of the call that starts now must start
+        paused: another of its recordings is paused, or ended paused."""
+        carried = bool(self.redis.getdel(self.keys.recording_pause_carry(call_id)))
+        return carried or other_paused
 
-def pause_at_start(client: Any, conference: str, recording: str) -> bool:
-    """Pause the conference's new recording through Twilio (by the conference's SID, as
-    the recording callback names it). False when Twilio refused: the operator's 暂停录音
-    is there for it."""
-    from twilio.base.exceptions import TwilioException
+    def pause(self, conference: str, recording: str) -> bool:
+        """Pause the conference's new recording through Twilio (by the conference's
+        SID, as the recording callback names it). False when Twilio refused: the
+        operator's 暂停录音 is there for it."""
+        from twilio.base.exceptions import TwilioException
 
-    try:
-        client.conferences(conference).recordings(recording).update(
-            status="paused", pause_behavior="skip"
-        )
-    except TwilioException as exc:
-        log.error("recording %s not paused as it started: %s", recording, exc)
-        return False
-    return True
+        if self.client is None:
+            return False
+        try:
+            self.client.conferences(conference).recordings(recording).update(
+                status="paused", pause_behavior="skip"
+            )
+        except TwilioException as exc:
+            log.error("recording %s not paused as it started: %s", recording, exc)
+            return False
+        return True

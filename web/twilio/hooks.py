@@ -26,12 +26,7 @@ from calls.transfers import (
     room_for,
     seat_leg_released,
 )
-from calls.twilio_conferences import (
-    CONFERENCE_SID,
-    note_pause_carries,
-    pause_at_start,
-    pause_carried,
-)
+from calls.twilio_conferences import CONFERENCE_SID, PauseCarry
 from ivr import actions as a
 from ivr import events as e
 from ivr.prompts import render, spoken_seconds
@@ -484,10 +479,7 @@ def recording_status() -> tuple[str, int]:
     the recording's SID (as it starts: the desk pauses it by that) and its URL and
     length (when done) noted against the call, which links it to the call's detail row
     and case. A job fetches the audio: never here."""
-    from sqlalchemy import select
-
-    from calls.recordings import note_recording
-    from cases.models import CallRecording
+    from calls.recordings import note_twilio_recording
 
     # A seat's <Dial> and the caller's conference name the caller's call (a conference's
     # recording has no CallSid); a dialer's call is the CallSid itself.
@@ -501,53 +493,24 @@ def recording_status() -> tuple[str, int]:
         url = ""
     raw_length = field("RecordingDuration", 8)
     length = int(raw_length) if raw_length.isdigit() else None
-    status = {"in-progress": "recording", "completed": "done", "absent": "done"}.get(state)
-    if status is None:
+    if state not in ("in-progress", "completed", "absent"):
         return "", 204  # paused/resumed echoes and the like: the desk already knows
     svc = services()
     visit = svc.outbound.load(call) if svc.outbound is not None else None
     conference = field("ConferenceSid", 64)
+    mover = twilio_mover()
     with svc.desk.sessions() as db:
-        was = db.scalar(select(CallRecording.status).where(CallRecording.sid == sid))
-        recording = note_recording(
+        note_twilio_recording(
             db,
-            sid,
+            PauseCarry(svc.queue.redis, svc.queue.keys, mover.client if mover else None),
             call,
-            "twilio",
+            sid,
+            state,
             media_url=url or None,
-            status=status,
             duration_s=length,
+            conference_sid=conference if CONFERENCE_SID.match(conference) else "",
             case_number=visit.case_number if visit is not None else None,
         )
-        if state == "in-progress" and CONFERENCE_SID.match(conference) and was is None:
-            # The call moved into its conference with its recording paused: so is this.
-            paused = db.scalar(
-                select(CallRecording.id).where(
-                    CallRecording.call_id == call,
-                    CallRecording.sid != sid,
-                    CallRecording.status == "paused",
-                )
-            )
-            mover = twilio_mover()
-            if (
-                pause_carried(svc.queue.redis, svc.queue.keys, call, paused is not None)
-                and mover is not None
-                and pause_at_start(mover.client, conference, sid)
-            ):
-                recording.status = "paused"
-        # Ended paused with no recording after it yet: the next one starts paused.
-        carries = status == "done" and was == "paused"
-        if carries:
-            carries = not db.scalar(
-                select(CallRecording.id).where(
-                    CallRecording.call_id == call,
-                    CallRecording.sid != sid,
-                    CallRecording.status.in_(("recording", "paused")),
-                )
-            )
-        db.commit()
-    if carries:
-        note_pause_carries(svc.queue.redis, svc.queue.keys, call)
     if state == "completed" and url:
         from calls.handler import job_id_for
 
