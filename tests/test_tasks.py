@@ -540,6 +540,48 @@ def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # t
     assert 'id="no-tasks"' in client.get("/console/tasks").get_data(as_text=True)
 
 
+def test_saving_a_request_says_where_it_went_and_when_no_unit_could_be_found(app) -> None:  # type: ignore[no-untyped-def]
+    """A street light with no district (the web form has none) finds no unit: the
+    operator is told it waits for a dispatcher, keeps what was typed, and can choose the
+    unit; a category with its own unit says which unit it went to."""
+    from sqlalchemy import select
+
+    from cases.models import Case
+    from tests.test_desk import signed_in
+
+    desk = app.extensions["hotline"].desk
+    with desk.sessions() as db:
+        light, taxi = web_case(db, "小区路灯不亮"), web_case(db, "出租车拒载")
+    client, headers = signed_in(app, "wang")
+    client.post("/console/seat/login", data={"seat": "1001", "skills": ["online"]}, headers=headers)
+    for number in (light, taxi):
+        desk.tasks.submit(number, "web")
+
+    def act(number: str, action: str, **form: str) -> str:
+        answer = client.post(f"/console/tasks/{number}/{action}", data=form, headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.get_data(as_text=True)
+
+    def file(number: str, **form: str) -> str:
+        return act(number, "file", outcome="dispatch", **form)
+
+    act(light, "take")
+    unplaced = file(light, category_code="路灯不亮", reply="已记录，尽快处理。")
+    assert 'data-outcome="needs-dispatch"' in unplaced and 'role="alert"' in unplaced
+    assert "未能确定承办单位：已转入待派单" in unplaced
+    assert "已记录，尽快处理。" in unplaced  # the reply box as it was
+    placed = file(light, category_code="路灯不亮", department_code="urban-management")
+    assert "已保存，已派发至市综合行政执法局（城管）" in placed
+    act(light, "reply", reply="已记录，尽快处理。")
+    assert "已处理完毕，已移出您的列表" in act(light, "done")
+    act(taxi, "take")
+    taxi_page = file(taxi, category_code="出租车拒载、绕路")
+    assert "已保存，已派发至市交通运输局" in taxi_page
+    with desk.sessions() as db:
+        statuses = dict(db.execute(select(Case.number, Case.status)).all())
+    assert statuses[light] == statuses[taxi] == "dispatched"
+
+
 def test_the_wallboard_shows_tasks_waiting_overdue_and_the_first_response_rate(app) -> None:  # type: ignore[no-untyped-def]
     import re
 

@@ -43,6 +43,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "长时间未操作，已自动退出，请重新登录",
         "You were signed out after a long time without activity; please sign in again",
     ),
+    "session_ended_expired": (
+        "登录已超时，请重新登录",
+        "Your sign-in has expired; please sign in again",
+    ),
     "session_ended_absolute": (
         "已达到单次登录时长上限（{hours} 小时），请重新登录",
         "A sign-in lasts at most {hours} hours; please sign in again",
@@ -122,9 +126,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "task_outcome_keep": ("暂不派单", "Not yet"),
     "task_file": ("保存分类与承办单位", "Save category and unit"),
     "task_filed": ("已保存", "Saved"),
+    "task_filed_dispatched": ("已保存，已派发至{unit}", "Saved and sent to {unit}"),
+    "task_filed_resolved": ("已保存，已直接办结", "Saved and resolved here"),
+    "task_filed_needs_dispatch": (
+        "已保存，但未能确定承办单位：已转入待派单，由班长派单。"
+        "您也可以在“主办单位”中选择后再保存一次。",
+        "Saved, but no responsible unit could be found: it waits for a supervisor to "
+        "dispatch it. You can also choose a unit under “Lead unit” and save again.",
+    ),
     "task_form_refused": ("请检查输入", "Check the form"),
-    "task_done": ("办结该诉求", "Complete"),
-    "task_completed": ("诉求 {number} 已办结", "Request {number} completed"),
+    # Done at the desk (replied, filed): the case itself is resolved only by its unit.
+    "task_done": ("处理完毕", "Done"),
+    "task_completed": (
+        "诉求 {number} 已处理完毕，已移出您的列表",
+        "Request {number} done and removed from your list",
+    ),
     "task_released": ("诉求 {number} 已退回队列", "Request {number} put back in the queue"),
     "task_not_here": (
         "诉求 {number} 已不在您的坐席（已超时转派或办结）",
@@ -322,6 +338,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "field_address": ("地址", "Address"),
     "field_caller_name": ("姓名", "Name"),
     "field_department_code": ("主办单位", "Lead unit"),
+    # What a form change writes to the trail (cases.service.apply_form): the fields' own names.
+    "field_category": ("诉求类别", "Category"),
+    "field_district": ("区", "District"),
+    "field_department": ("主办单位", "Lead unit"),
     # Roles, as people call them.
     "role_operator": ("话务员", "Operator"),
     "role_supervisor": ("班长", "Supervisor"),
@@ -526,6 +546,25 @@ TEXT: dict[str, tuple[str, str]] = {
     "ev_redispatched": ("改派", "Re-dispatched"),
     "ev_dispatch_reason": ("改派原因", "Why it moved"),
     "redispatch_reason": ("改派原因（选填）", "Why it moves (optional)"),
+    # What each department portal action did, said on the page the clerk lands on.
+    "portal_done_sign": (
+        "已签收工单 {number}，请在办理时限内办结。",
+        "Case {number} signed for; resolve it within its handling limit.",
+    ),
+    "portal_done_on_site": ("已登记到场：工单 {number}", "On site recorded for case {number}"),
+    "portal_done_note": ("办理进展已记录：工单 {number}", "Progress note added to case {number}"),
+    "portal_done_resolve": (
+        "工单 {number} 已办结，答复将告知市民。",
+        "Case {number} is resolved; the reply goes to the citizen.",
+    ),
+    "portal_done_return": (
+        "工单 {number} 已退单，等待班长审核改派。",
+        "Case {number} was returned; a supervisor will review it and re-dispatch it.",
+    ),
+    "portal_done_extend": (
+        "延期申请已提交（工单 {number}），等待班长审批。",
+        "Extension asked for case {number}; it awaits a supervisor.",
+    ),
     "sign_first": (
         "签收后可办结；派错了请退单。",
         "Sign for the case to resolve it; return it if it is not yours.",
@@ -639,6 +678,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "ev_reminder": ("时限提醒", "Deadline reminder"),
     "ev_overdue": ("超时", "Overdue"),
     "ev_needs_dispatch": ("待人工派单", "Needs a dispatcher"),
+    "ev_reply": ("答复市民", "Reply to the citizen"),
+    "ev_open311_update": ("市民补充（Open311）", "Citizen's update (Open311)"),
+    "ev_emergency-transfer": ("紧急转办", "Emergency transfer"),
+    "ev_unit-transfer": ("转接承办单位", "Put through to a unit"),
     "ev_other": ("其他记录", "Other"),
     "ev_to_unit": ("派往 {unit}", "to {unit}"),
     "ev_assisted_by": ("协办：{units}", "assisted by {units}"),

@@ -127,8 +127,16 @@ def task_action(number: str, action: str) -> Any:
                 "resolved_on_phone": outcome == "resolved",
                 "dispatch": outcome == "dispatch",
             }
-            desk.tasks.file(actor, seat, number, form)
-            return _detail(number, filed=True)
+            case = desk.tasks.file(actor, seat, number, form)
+            # What the save did, said plainly: a dispatch that found no unit waits
+            # for a dispatcher (待派单), and the operator may still choose one here.
+            if case.status == "dispatched" and case.department is not None:
+                return _detail(number, filed="dispatched", filed_unit=case.department.name)
+            if case.status in ("resolved", "closed"):
+                return _detail(number, filed="resolved")
+            if outcome == "dispatch" and case.status == "received":
+                return _detail(number, filed="needs-dispatch", values=values)
+            return _detail(number, filed="saved")
         elif action == "done":
             desk.tasks.complete(actor, seat, number)
             return _detail(number, gone="done")
