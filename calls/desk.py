@@ -48,9 +48,9 @@ from calls.tasks import TaskDesk
 from calls.topic_desk import TopicDesk
 from calls.transfers import NOTE_MAX_CHARS, CallMover, TelephonyError, flow_back_in_line
 from cases import dispatch as work
-from cases.models import CallRecording, Case, ExtensionRequest, User
+from cases.models import CallRecording, Case, Department, ExtensionRequest, User
 from cases.service import parse_form
-from cases.users import log_action
+from cases.users import log_action, shown_name
 from ivr import events as e
 from ivr.actions import Action
 from queueing import QueueError, Transition
@@ -322,10 +322,16 @@ class Desk:
         the database cannot say."""
         try:
             with self.sessions() as db:
-                name = db.scalar(select(User.display_name).where(User.username == username))
+                found = db.execute(
+                    select(User.display_name, Department.name)
+                    .outerjoin(Department, User.department_id == Department.id)
+                    .where(User.username == username)
+                ).first()
         except SQLAlchemyError:
             return username
-        return name or username
+        if found is None:
+            return username
+        return shown_name(username, found[0], found[1]) or username
 
     def logout_words(self, record: dict[str, str]) -> dict[str, str]:
         """``logout_words`` with the person who logged the seat out by their name."""

@@ -57,6 +57,14 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def shown_name(username: str, display_name: str | None, unit: str | None) -> str:
+    """A person as others read them: their name; a unit's account made without one
+    (its name is its login, e.g. supply) by its unit's name, never the login."""
+    if unit and (not display_name or display_name == username):
+        return unit
+    return display_name or ""
+
+
 def add_user(
     session: Session,
     username: str,

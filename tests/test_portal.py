@@ -138,6 +138,23 @@ def test_extensions_are_asked_by_the_unit_and_decided_by_a_supervisor(people) ->
         )
 
 
+def test_a_units_account_made_without_a_name_is_shown_by_its_units_name(people) -> None:  # type: ignore[no-untyped-def]
+    """"urban" was added with no --name: the trail and the extension row say which
+    unit did it, never the login."""
+    app = people
+    number = new_case(app)
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    post(urban, f"/portal/cases/{number}/sign")
+    post(urban, f"/portal/cases/{number}/extend", {"days": "5", "reason": "需协调多部门"})
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    page = supervisor.get(f"/console/cases/{number}").get_data(as_text=True)
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert ">urban<" not in page.replace(" ", "") and " urban " not in text
+    assert re.search(r"<td>市综合行政执法局（城管）</td>\s*<td>5", page.replace("\n", ""))
+
+
 def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) -> None:  # type: ignore[no-untyped-def]
     from calls import clocks
 

@@ -168,6 +168,7 @@ def _names_for(events: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
     from sqlalchemy.orm import object_session
 
     from cases.models import Department, User
+    from cases.users import shown_name
     from web.context import services
 
     actors = {e.actor for e in events}
@@ -175,8 +176,12 @@ def _names_for(events: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
 
     def load(db: Any) -> tuple[dict[str, str], dict[str, str]]:
         units = {code: name for code, name in db.execute(select(Department.code, Department.name))}
-        named = select(User.username, User.display_name).where(User.username.in_(actors))
-        people = {user: name for user, name in db.execute(named)}
+        named = (
+            select(User.username, User.display_name, Department.name)
+            .outerjoin(Department, User.department_id == Department.id)
+            .where(User.username.in_(actors))
+        )
+        people = {user: shown_name(user, name, unit) for user, name, unit in db.execute(named)}
         return units, {k: v for k, v in people.items() if v}
 
     if session is not None:
@@ -214,8 +219,15 @@ def register(app: Flask) -> None:
         units, people = _names_for(listed) if listed else ({}, {})
         return trail(listed, _lang(context), units, people)
 
+    def person_filter(username: str | None) -> str:
+        """Who did it, by name (or unit), never by login."""
+        from web.context import services
+
+        return services().desk.display_name(username) if username else ""
+
     app.jinja_env.filters.update(
         beijing=beijing,
+        person=person_filter,
         duration=duration_filter,
         role_name=role_filter,
         status_name=status_filter,
