@@ -105,6 +105,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no-seat": ("请先签入坐席", "Log in to a seat first"),
     "seat-logged-out": ("您的坐席已签出：{reason}", "Your seat was logged out: {reason}"),
     "seat-busy": ("坐席正在通话，不能签出", "The seat is on a call and cannot log out"),
+    "seat-busy-login": (
+        "坐席 {seat} 正在通话，通话结束后才能签入",
+        "Seat {seat} is on a call; you can log in to it when the call ends",
+    ),
     "not-logged-in": ("坐席未签入", "The seat is not logged in"),
     "not-in-wrap-up": ("坐席不在话后处理中", "The seat is not in wrap-up"),
     "call-ended": (
@@ -370,7 +374,9 @@ class Desk:
     ) -> Transition:
         """Log in to a seat, which becomes the actor's until logout. Another user's seat
         is refused, whoever asks. One person, one seat: the seats the actor held before
-        are logged out first (one on a call is paused after it instead)."""
+        are logged out first (one on a call is paused after it instead). The actor's
+        own seat mid-call or in wrap-up (their web sign-in ended) is resumed as it is
+        (result ``resumed``; ``skills`` wait for a later login)."""
         seat = _ident("seat", seat)
         skills = [s for s in skills if s] or [self.queue.default_skill]
         held = set(self.seats_of(actor.username)) if actor.role == "operator" else set()
@@ -382,7 +388,10 @@ class Desk:
             if exc.code == "seat-taken":
                 raise DeskError("seat-taken", 409, {"seat": seat, "owner": exc.detail}) from None
             raise _desk_error(exc, seat=seat) from None
-        self.record(actor, "seat-login", seat, ",".join(skills))
+        if transition.result == "resumed":
+            self.record(actor, "seat-resumed", seat)
+        else:
+            self.record(actor, "seat-login", seat, ",".join(skills))
         return transition
 
     def logout_seat(self, actor: Actor, seat: str) -> Transition:

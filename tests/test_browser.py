@@ -168,6 +168,19 @@ def test_a_call_from_queue_to_case_in_the_console_and_on_the_wallboard(site) -> 
             "通话中"
         )
         expect(supervisor.locator("#nobody-waiting")).to_be_visible()
+        # Wang's sign-in is lost mid-call (the cookie gone): signing in again and logging
+        # in to 1001 brings the live call and its form back, the seat as it was.
+        login_at = handler.queue.seat("1001")["login_at"]
+        operator.context.clear_cookies()
+        operator.reload()
+        operator.fill("input[name=username]", "wang")
+        operator.fill("input[name=password]", PASSWORD)
+        operator.click("main button[type=submit]")
+        operator.click("#seat-login button[type=submit]")
+        expect(operator.locator("#seat .state-name")).to_have_text("通话中")
+        expect(pop.locator(".caller")).to_have_text("138 0013 8000")
+        expect(operator.locator("#case-form")).to_be_visible()
+        assert handler.queue.seat("1001")["login_at"] == login_at
         handler.caller_gone(call)
         expect(operator.locator("#seat .countdown-left")).to_be_visible()
         # Time left in words, as every duration on a screen (1分59秒), not 1:59.

@@ -2,16 +2,24 @@
 -- Logging in again while idle updates the skills. A seat belongs to the user who logged
 -- in to it until it is logged out: another user is refused ('seat-taken'), whoever
 -- they are (a supervisor forces a logout first).
+-- Its owner logging in while it rings, talks or wraps up (their web sign-in ended
+-- mid-call) resumes it: the console attaches, the seat and its call stay as they are.
 -- ARGV[5] seat id, [6] skills csv, [7] owner (user name; '' for none).
--- Returns {'ok', 'logged-in', ...offers} or {'err', code[, owner]}.
+-- Returns {'ok', 'logged-in', ...offers}, {'ok', 'resumed'} or {'err', code[, owner]}.
 local seat, skills_csv, owner = ARGV[5], ARGV[6], ARGV[7] or ''
 local skey = P_SEAT .. seat
 local state = seat_state(seat)
+local current = ''
 if state ~= 'offline' then
-  local current = redis.call('HGET', skey, 'owner') or ''
+  current = redis.call('HGET', skey, 'owner') or ''
   if current ~= '' and current ~= owner then return {'err', 'seat-taken', current} end
 end
-if state == 'offered' or state == 'on_call' then return {'err', 'seat-busy'} end
+local busy = state == 'offered' or state == 'on_call'
+if (busy or state == 'wrap_up') and current ~= '' then  -- owner == current here
+  redis.call('ZADD', K_HEARTBEATS, NOW, seat)  -- its console is back
+  return {'ok', 'resumed'}
+end
+if busy then return {'err', 'seat-busy-login'} end  -- a seat nobody owns, mid-call
 
 local old_skills = {}
 if state ~= 'offline' then

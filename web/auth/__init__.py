@@ -70,6 +70,9 @@ FAILURES_PER_ADDRESS = "20 per 15 minutes"
 THROTTLE_MINUTES = 15
 WARN_WHEN_FAILURES_LEFT = 2  # the sign-in page says how many tries are left from here
 ENDED = "ended"  # the cookie's note of why the last session ended: [reason, when]
+# Why a session ended, as the sign-in page says it: the store's reasons, or "expired"
+# (the cookie names a session the store no longer has: it lapsed long ago, or was lost).
+NOTED_REASONS = (*ENDED_REASONS, "expired")
 
 HOME_FOR_ROLE = {
     "operator": "console.console",
@@ -133,7 +136,7 @@ def load_user(user_id: str) -> SignedIn | None:
     if checked.record is None or checked.record.user_id != int(user_id):
         if checked.just_ended:
             _record_expiry(session.get("_user_id"), checked.ended)
-        return _forget_session(checked.ended)
+        return _forget_session("expired" if checked.ended == "unknown" else checked.ended)
     with services().desk.sessions() as db:
         user = db.get(User, int(user_id))
         if user is None or not user.active:
@@ -147,7 +150,7 @@ def _forget_session(why: str = "") -> SignedIn | None:
     keeps why, for the sign-in page to say."""
     session.pop(SESSION_ID, None)
     session.pop("_user_id", None)
-    if why in ENDED_REASONS:
+    if why in NOTED_REASONS:
         session[ENDED] = [why, int(time.time())]
     return None
 
@@ -157,7 +160,7 @@ def ended_reason() -> str:
     if current_user.is_authenticated:  # also loads the user, which notes an ended session
         return ""
     note = session.get(ENDED)
-    if not (isinstance(note, list) and len(note) == 2 and note[0] in ENDED_REASONS):
+    if not (isinstance(note, list) and len(note) == 2 and note[0] in NOTED_REASONS):
         return ""
     why, when = note
     if not isinstance(when, int) or time.time() - when > REASON_KEPT_S:

@@ -1,0 +1,141 @@
+"""An operator whose web sign-in ended mid-call gets back to their seat: logging in to
+their own seat while it rings, talks or wraps up resumes it as it is (real Redis, the
+web app over Flask's client). Also: the sign-in page says why a session was lost."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from queueing import CallQueue, QueueError
+from tests.test_console import PASSWORD, csrf_of, make_app, sign_in
+
+KEPT = ("state", "skills", "login_at", "owner", "call", "wrapup_until")
+
+
+def kept(queue: CallQueue, seat: str) -> dict[str, str]:
+    record = queue.seat(seat)
+    return {field: record.get(field, "") for field in KEPT}
+
+
+@pytest.mark.parametrize("stage", ["offered", "on_call", "wrap_up"])
+def test_the_owner_logging_in_again_resumes_the_seat_unchanged(make_queue, stage: str) -> None:  # type: ignore[no-untyped-def]
+    queue = make_queue(wrapup_s=60)
+    queue.seat_login("s1", ["mandarin"], owner="wang")
+    queue.enqueue("c1")  # offered to s1
+    if stage != "offered":
+        queue.answer("c1", "s1")
+    if stage == "wrap_up":
+        queue.complete("c1")
+    before, call_before = kept(queue, "s1"), queue.call("c1")
+    assert before["state"] == stage
+    assert queue.seat_login("s1", ["english"], owner="wang").result == "resumed"
+    assert kept(queue, "s1") == before
+    assert queue.call("c1") == call_before
+
+
+def test_someone_else_or_nobody_is_refused_a_busy_seat(queue: CallQueue) -> None:
+    queue.seat_login("s1", owner="wang")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    with pytest.raises(QueueError) as taken:
+        queue.seat_login("s1", owner="zhao")
+    assert (taken.value.code, taken.value.detail) == ("seat-taken", "wang")
+    queue.seat_login("s2")  # a seat nobody owns (the simulator's), on a call
+    queue.enqueue("c2")
+    queue.answer("c2", "s2")
+    with pytest.raises(QueueError) as busy:
+        queue.seat_login("s2", owner="zhao")
+    assert busy.value.code == "seat-busy-login"
+    assert queue.seat("s2")["state"] == "on_call"
+
+
+@pytest.fixture
+def app(redis_server, redis, tmp_path):  # type: ignore[no-untyped-def]
+    return make_app(redis_server, redis, tmp_path)
+
+
+def _console_headers(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
+
+
+def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None:  # type: ignore[no-untyped-def]
+    from cases.users import add_user
+
+    hotline = app.extensions["hotline"]
+    with hotline.handler.directory.sessions() as db:
+        add_user(db, "zhao", "operator", PASSWORD, display_name="赵敏")
+        db.commit()
+    first = app.test_client()
+    sign_in(first, "wang")
+    r = first.post(
+        "/console/seat/login",
+        data={"seat": "1001", "skills": "mandarin"},
+        headers=_console_headers(first),
+    )
+    assert r.status_code == 204
+    hotline.handler.start("c-live", "13800000009", "12345", "asterisk", 0.0)
+    hotline.handler.seat_answered("c-live", "1001", 1.0)
+    before, call_before = kept(hotline.queue, "1001"), hotline.queue.call("c-live")
+    assert before["state"] == "on_call"
+
+    # A new browser (or an expired session): signing in and logging in to 1001 again.
+    second = app.test_client()
+    sign_in(second, "wang")
+    headers = _console_headers(second)
+    assert 'id="seat-login"' in second.get("/console/").get_data(as_text=True)
+    r = second.post(
+        "/console/seat/login", data={"seat": "1001", "skills": "english"}, headers=headers
+    )
+    assert r.status_code == 204, r.get_data(as_text=True)
+    page = second.get("/console/").get_data(as_text=True)
+    assert 'id="seat-login"' not in page and 'id="pop"' in page
+    assert "/console/calls/c-live/" in page and 'id="no-call"' not in page  # the pop is back
+    assert kept(hotline.queue, "1001") == before
+    assert hotline.queue.call("c-live") == call_before
+
+    # Another operator is still refused, in words about logging in.
+    other = app.test_client()
+    sign_in(other, "zhao")
+    r = other.post(
+        "/console/seat/login",
+        data={"seat": "1001", "skills": "mandarin"},
+        headers=_console_headers(other),
+    )
+    assert r.status_code == 409
+    assert "正由 wang 使用" in r.get_data(as_text=True)
+    assert kept(hotline.queue, "1001") == before
+
+
+def test_a_busy_seat_nobody_owns_is_refused_in_words_about_logging_in(app) -> None:  # type: ignore[no-untyped-def]
+    queue = app.extensions["hotline"].queue
+    queue.seat_login("1001")
+    queue.enqueue("c1")
+    queue.answer("c1", "1001")
+    client = app.test_client()
+    sign_in(client, "wang")
+    r = client.post(
+        "/console/seat/login",
+        data={"seat": "1001", "skills": "mandarin"},
+        headers=_console_headers(client),
+    )
+    text = r.get_data(as_text=True)
+    assert r.status_code == 409 and "通话结束后才能签入" in text and "签出" not in text
+
+
+def test_the_sign_in_page_says_a_lost_session_expired(app, redis) -> None:  # type: ignore[no-untyped-def]
+    from web.auth.sessions import PREFIX
+
+    client = app.test_client()
+    sign_in(client, "wang")
+    with client.session_transaction() as cookie:
+        sid = cookie["sid"]
+    redis.delete(f"{PREFIX}:{hashlib.sha256(sid.encode()).hexdigest()}")  # long gone
+    r = client.get("/console/")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    page = client.get("/login")
+    notice = '<p class="notice" role="status" id="session-ended">登录已超时，请重新登录</p>'
+    assert notice in page.text
+    client.post("/language", data={"lang": "en", "csrf_token": csrf_of(page.text)})
+    assert "Your sign-in has expired; please sign in again" in client.get("/login").text
