@@ -266,7 +266,9 @@ class CallQueue:
 
     def seat_login(self, seat_id: str, skills: Iterable[str] = (), owner: str = "") -> Transition:
         """Log a seat in for ``owner`` (a user name). A seat logged in by someone else is
-        refused with ``seat-taken`` (its owner in the error's detail)."""
+        refused with ``seat-taken`` (its owner in the error's detail). Its owner logging
+        in while it rings, talks or wraps up resumes it as it is (result ``resumed``); a
+        busy seat nobody owns is refused with ``seat-busy-login``."""
         skills = tuple(dict.fromkeys(skills)) or (self.default_skill,)
         for skill in skills:
             if skill != TASK_SKILL:  # tasks' own skill, which no call asks for

@@ -35,6 +35,20 @@ def test_the_owner_logging_in_again_resumes_the_seat_unchanged(make_queue, stage
     assert queue.call("c1") == call_before
 
 
+def test_signing_out_mid_call_then_back_keeps_the_seat_taking_calls(queue: CallQueue) -> None:
+    """Sign-out mid-call sets a pause after the call; the owner back on the seat means
+    to go on working, so that pause is off; a pause they chose themselves stays."""
+    queue.seat_login("s1", owner="wang")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.pause_after_call("s1", "signed_out")
+    assert queue.seat_login("s1", owner="wang").result == "resumed"
+    assert not queue.seat("s1").get("pause_next")
+    queue.pause_after_call("s1", "lunch")
+    assert queue.seat_login("s1", owner="wang").result == "resumed"
+    assert queue.seat("s1").get("pause_next") == "lunch"
+
+
 def test_someone_else_or_nobody_is_refused_a_busy_seat(queue: CallQueue) -> None:
     queue.seat_login("s1", owner="wang")
     queue.enqueue("c1")

@@ -17,6 +17,11 @@ end
 local busy = state == 'offered' or state == 'on_call'
 if (busy or state == 'wrap_up') and current ~= '' then  -- owner == current here
   redis.call('ZADD', K_HEARTBEATS, NOW, seat)  -- its console is back
+  -- Signed out mid-call, then back: the pause that sign-out set after the call is off.
+  if redis.call('HGET', skey, 'pause_next') == 'signed_out' then
+    redis.call('HDEL', skey, 'pause_next')
+    emit('PAUSE_NEXT', 'seat', seat, 'reason', '')
+  end
   return {'ok', 'resumed'}
 end
 if busy then return {'err', 'seat-busy-login'} end  -- a seat nobody owns, mid-call
