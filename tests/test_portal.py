@@ -106,7 +106,8 @@ def test_a_returned_dispatch_is_re_dispatched_by_a_supervisor(people) -> None:  
     sign_in(longhua_sees, "longhua")
     assert "协办" in longhua_sees.get("/portal/").get_data(as_text=True)  # assisting unit
     assert post(longhua_sees, f"/portal/cases/{number}/sign").status_code == 422  # not the lead
-    assert number not in urban.get("/portal/").get_data(as_text=True)
+    # Not listed any more (the inbox page's message says it was returned).
+    assert number not in urban.get("/portal/rows").get_data(as_text=True)
 
 
 def test_extensions_are_asked_by_the_unit_and_decided_by_a_supervisor(people) -> None:  # type: ignore[no-untyped-def]

@@ -56,10 +56,9 @@ def supervision(error: str | None = None) -> Any:
             .order_by(Case.updated_at)
             .limit(LIST_LIMIT)
         ).all()
-        returns = {
-            c.id: next((e.note for e in reversed(c.events) if e.to_status == "returned"), "")
-            for c in returned
-        }
+        # The last return's event: the page words it as the trail does (who, when, the
+        # unit's reason without its 退单 tag).
+        returns = {c.id: [e for e in c.events if e.to_status == "returned"][-1:] for c in returned}
         extensions = db.scalars(
             select(ExtensionRequest)
             .where(ExtensionRequest.status == "pending")

@@ -21,6 +21,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    flash,
     redirect,
     render_template,
     request,
@@ -41,6 +42,7 @@ from cases.models import Case, CaseAssist, Department
 from cases.service import CaseError
 from web.auth import desk_actor, language, roles_required
 from web.context import services
+from web.i18n import translate
 
 log = logging.getLogger("hotline.web.portal")
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -194,6 +196,8 @@ def act(number: str, action: str) -> Any:
         abort(exc.status)
     except (CaseError, IllegalTransition) as exc:
         return case_page(number, error=refusal_words(exc)), 422
+    # Said on the page the clerk lands on: a returned or resolved case leaves the inbox.
+    flash(translate("portal_done_" + action.replace("-", "_"), language(), number=number))
     if action in ("resolve", "return"):
         return redirect(url_for("portal.inbox"))
     return redirect(url_for("portal.case_page", number=number))
