@@ -386,7 +386,8 @@ class Desk:
             transition = self.queue.seat_login(seat, skills, owner=actor.username)
         except QueueError as exc:
             if exc.code == "seat-taken":
-                raise DeskError("seat-taken", 409, {"seat": seat, "owner": exc.detail}) from None
+                owner = self.display_name(exc.detail)  # 王芳, not her login
+                raise DeskError("seat-taken", 409, {"seat": seat, "owner": owner}) from None
             raise _desk_error(exc, seat=seat) from None
         if transition.result == "resumed":
             self.record(actor, "seat-resumed", seat)

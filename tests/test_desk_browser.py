@@ -40,7 +40,7 @@ def test_an_operators_shift_owned_seat_forced_out_and_back_missed_call_sign_out(
         # A second operator cannot take the seat from under her.
         zhao = sign_in(browser, site, "zhao")
         zhao.click("#seat-login button[type=submit]")  # their usual seat is 1001 too
-        expect(zhao.locator("#seat-login-error")).to_contain_text("正由 wang 使用")
+        expect(zhao.locator("#seat-login-error")).to_contain_text("正由 王芳 使用")  # her name
         screenshot(zhao, "desk-seat-taken")
         assert queue.seat("1001")["owner"] == "wang"
 

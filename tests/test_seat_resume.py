@@ -85,28 +85,30 @@ def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None: 
     sign_in(first, "wang")
     r = first.post(
         "/console/seat/login",
-        data={"seat": "1001", "skills": "mandarin"},
+        data={"seat": "1007", "skills": "mandarin"},  # not her usual 1001
         headers=_console_headers(first),
     )
     assert r.status_code == 204
     hotline.handler.start("c-live", "13800000009", "12345", "asterisk", 0.0)
-    hotline.handler.seat_answered("c-live", "1001", 1.0)
-    before, call_before = kept(hotline.queue, "1001"), hotline.queue.call("c-live")
+    hotline.handler.seat_answered("c-live", "1007", 1.0)
+    before, call_before = kept(hotline.queue, "1007"), hotline.queue.call("c-live")
     assert before["state"] == "on_call"
 
-    # A new browser (or an expired session): signing in and logging in to 1001 again.
+    # A new browser (or an expired session): signing in and logging in to 1007 again,
+    # the seat she holds, which the console offers (not her usual 1001).
     second = app.test_client()
     sign_in(second, "wang")
     headers = _console_headers(second)
-    assert 'id="seat-login"' in second.get("/console/").get_data(as_text=True)
+    login_box = second.get("/console/").get_data(as_text=True)
+    assert 'id="seat-login"' in login_box and 'name="seat" value="1007"' in login_box
     r = second.post(
-        "/console/seat/login", data={"seat": "1001", "skills": "english"}, headers=headers
+        "/console/seat/login", data={"seat": "1007", "skills": "english"}, headers=headers
     )
     assert r.status_code == 204, r.get_data(as_text=True)
     page = second.get("/console/").get_data(as_text=True)
     assert 'id="seat-login"' not in page and 'id="pop"' in page
     assert "/console/calls/c-live/" in page and 'id="no-call"' not in page  # the pop is back
-    assert kept(hotline.queue, "1001") == before
+    assert kept(hotline.queue, "1007") == before
     assert hotline.queue.call("c-live") == call_before
 
     # Another operator is still refused, in words about logging in.
@@ -114,12 +116,12 @@ def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None: 
     sign_in(other, "zhao")
     r = other.post(
         "/console/seat/login",
-        data={"seat": "1001", "skills": "mandarin"},
+        data={"seat": "1007", "skills": "mandarin"},
         headers=_console_headers(other),
     )
     assert r.status_code == 409
-    assert "正由 wang 使用" in r.get_data(as_text=True)
-    assert kept(hotline.queue, "1001") == before
+    assert "正由 王芳 使用" in r.get_data(as_text=True)  # her name, never her login
+    assert kept(hotline.queue, "1007") == before
 
 
 def test_a_busy_seat_nobody_owns_is_refused_in_words_about_logging_in(app) -> None:  # type: ignore[no-untyped-def]

@@ -224,9 +224,12 @@ def _stranded_seat(stranded: str | None) -> str | None:
 
 
 def _user_seat() -> str:
+    """The seat to offer: the one this person still holds (their sign-in ended while
+    it was logged in), else their usual one."""
     from flask_login import current_user
 
-    return current_user.seat or ""
+    held = services().desk.seats_of(current_user.username)
+    return held[0] if held else current_user.seat or ""
 
 
 @bp.get("/seat")
