@@ -154,6 +154,8 @@ def test_a_units_account_made_without_a_name_is_shown_by_its_units_name(people) 
     text = re.sub(r"<[^>]+>", " ", page)
     assert ">urban<" not in page.replace(" ", "") and " urban " not in text
     assert re.search(r"<td>市综合行政执法局（城管）</td>\s*<td>5", page.replace("\n", ""))
+    desk = supervisor.get("/console/supervision").get_data(as_text=True).replace("\n", "")
+    assert re.search(r"</a></td><td>市综合行政执法局（城管）</td><td>5", desk)
 
 
 def test_an_overdue_case_is_on_the_supervisors_list_and_in_the_rankings(people) -> None:  # type: ignore[no-untyped-def]
