@@ -245,6 +245,10 @@ def test_the_operator_dispatches_to_the_suggested_or_a_chosen_unit(app) -> None:
         headers=headers,
     )
     assert r.status_code == 200 and "已派单" in r.get_data(as_text=True)
+    assert r.headers["HX-Trigger"] == "case-filed"  # the 待补录 list redraws at once
+    assert 'hx-trigger="every 30s, case-filed from:body"' in client.get("/console/").get_data(
+        as_text=True
+    )
     with handler.directory.sessions() as db:
         case = db.scalar(select(Case).where(Case.call_id == "c-dispatch"))
         assert (case.status, case.department.code) == ("dispatched", "district-meilan")

@@ -418,6 +418,9 @@ def form_error(exc: InvalidForm) -> dict[str, Any]:
     }
 
 
+CASE_FILED = "case-filed"  # tells the console's 今日 panel (待补录) to redraw
+
+
 @bp.post("/calls/<call>/case")
 @roles_required(*OPERATORS, *SUPERVISORS)
 def case_form(call: str) -> Any:
@@ -445,7 +448,9 @@ def case_form(call: str) -> Any:
         ), exc.status
     if case is None:
         return render_template("_case_form.html", kept=True, **page, **catalogue())
-    return render_template("_case_form.html", filed=case, **page, **catalogue())
+    page = render_template("_case_form.html", filed=case, **page, **catalogue())
+    # The 待补录 list leaves this call at once, not at its next 30 s refresh.
+    return Response(page, headers={"HX-Trigger": CASE_FILED})
 
 
 # -- the wallboard --------------------------------------------------------------------
