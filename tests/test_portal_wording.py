@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import select
 
 from cases.lifecycle import STATUSES
@@ -183,3 +184,20 @@ def test_each_portal_action_says_what_it_did_where_the_clerk_lands(people) -> No
     assert "已退单" in act(other, "return", {"reason": "属物业自管线路"})
     post(power, "/language", {"lang": "en"})
     assert "signed for" in act(new_case(app, "power-outage"), "sign")
+
+
+@pytest.mark.parametrize(
+    ("action", "note", "shown"),
+    [
+        ("emergency-transfer", "紧急转办 110：煤气泄漏，已转110", "110：煤气泄漏，已转110"),
+        (
+            "unit-transfer",
+            "转接 市水务局（值班电话 +86 898 6666 0000）：三方通话",
+            "市水务局（值班电话 +86 898 6666 0000）：三方通话",
+        ),
+    ],
+)
+def test_a_transfers_details_do_not_repeat_its_kind(action: str, note: str, shown: str) -> None:
+    event = SimpleNamespace(at=None, actor="1001", action=action, note=note)
+    (row,) = trail([event], "zh", {}, {"1001": "王芳"})
+    assert row.detail == shown and row.what in ("紧急转办", "转接承办单位")

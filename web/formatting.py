@@ -95,6 +95,9 @@ def _detail(action: str, note: str, lang: str, units: Mapping[str, str]) -> tupl
         return _t("ev_resolved_on_phone", lang), ""
     elif action in ("accepted", "reopened", "on_site", "needs_dispatch", "create"):
         return what, ""
+    elif action in ("emergency-transfer", "unit-transfer"):
+        # The note begins with the kind the first column already says (紧急转办 110：…).
+        return what, re.sub(r"^(?:紧急转办|转接)\s*", "", note)
     elif action == "closed":
         for outcome in ("satisfied", "no_response", "unreachable"):
             if note.startswith(translate(f"ev_visit_{outcome}", "zh")):
