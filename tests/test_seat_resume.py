@@ -5,6 +5,7 @@ web app over Flask's client). Also: the sign-in page says why a session was lost
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 
@@ -47,6 +48,58 @@ def test_signing_out_mid_call_then_back_keeps_the_seat_taking_calls(queue: CallQ
     queue.pause_after_call("s1", "lunch")
     assert queue.seat_login("s1", owner="wang").result == "resumed"
     assert queue.seat("s1").get("pause_next") == "lunch"
+
+
+def test_signing_out_mid_call_keeps_a_pause_the_operator_chose(app) -> None:  # type: ignore[no-untyped-def]
+    """Lunch after this call, then 退出 mid-call, then back: lunch still comes."""
+    from calls.desk import Actor
+
+    hotline = app.extensions["hotline"]
+    wang = Actor("wang", "operator")
+    hotline.desk.login_seat(wang, "1001", ["mandarin"])
+    hotline.handler.start("c-lunch", "13800000009", "12345", "asterisk", 0.0)
+    hotline.handler.seat_answered("c-lunch", "1001", 1.0)
+    hotline.queue.pause_after_call("1001", "lunch")
+    assert hotline.desk.sign_out(wang) == "after-call"
+    assert hotline.desk.login_seat(wang, "1001", ["mandarin"]).result == "resumed"
+    assert hotline.queue.seat("1001").get("pause_next") == "lunch"
+
+
+def test_back_after_the_heartbeat_lapsed_mid_call_is_back_on_that_call(make_queue) -> None:  # type: ignore[no-untyped-def]
+    """The console was gone longer than the heartbeat's time: the seat went offline with
+    its call still on it. Its owner gets it back on that call (not free for a second
+    caller); anyone else is refused while that call lasts."""
+    queue = make_queue(seat_heartbeat_ttl_s=0.3)
+    queue.seat_login("s1", ["mandarin"], owner="wang")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    time.sleep(0.5)  # no heartbeat
+    assert queue.tick()[0]["seats_lost"] == 1
+    assert (queue.seat("s1")["state"], queue.call("c1")["state"]) == ("offline", "on_call")
+    with pytest.raises(QueueError) as taken:
+        queue.seat_login("s1", ["mandarin"], owner="zhao")
+    assert (taken.value.code, taken.value.detail) == ("seat-taken", "wang")
+    assert queue.seat_login("s1", ["mandarin"], owner="wang").result == "resumed"
+    seat = queue.seat("s1")
+    assert (seat["state"], seat["call"]) == ("on_call", "c1")
+    queue.enqueue("c2")
+    assert queue.call("c2")["state"] == "waiting"  # not offered to a seat on a call
+    queue.complete("c1")
+    assert queue.call("c2").get("seat") == "s1"  # free again after it
+
+
+def test_a_pause_left_by_the_last_operator_is_not_the_next_ones(make_queue) -> None:  # type: ignore[no-untyped-def]
+    queue = make_queue(seat_heartbeat_ttl_s=0.3)
+    queue.seat_login("s1", ["mandarin"], owner="wang")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.pause_after_call("s1", "signed_out")
+    time.sleep(0.5)  # no heartbeat
+    queue.tick()
+    queue.complete("c1")  # the call ends with the seat offline
+    assert queue.seat_login("s1", ["mandarin"], owner="zhao").result == "logged-in"
+    assert not queue.seat("s1").get("pause_next")
+    assert queue.seat("s1")["state"] == "available"
 
 
 def test_someone_else_or_nobody_is_refused_a_busy_seat(queue: CallQueue) -> None:
