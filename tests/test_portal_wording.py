@@ -156,6 +156,42 @@ def test_the_supervision_desk_shows_the_units_reason_without_its_tag(people) -> 
     assert not re.search(r"\d{4}-\d{2}-\d{2}T|\+00:00", row[1])
 
 
+def test_the_supervision_desk_reads_names_once_not_per_row(people) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Returns and extension requests name who asked: the page's queries do not grow
+    with its rows."""
+    from sqlalchemy import event
+
+    app = people
+    urban = app.test_client()
+    sign_in(urban, "urban")
+    supervisor = app.test_client()
+    sign_in(supervisor, "li")
+    engine = app.extensions["hotline"].handler.directory.sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    def rows(n: int) -> int:
+        for _ in range(n):
+            returned, extended = new_case(app), new_case(app)
+            post(urban, f"/portal/cases/{returned}/return", {"reason": "不属本单位职责"})
+            post(urban, f"/portal/cases/{extended}/sign")
+            post(urban, f"/portal/cases/{extended}/extend", {"days": "3", "reason": "需协调"})
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            page = supervisor.get("/console/supervision").get_data(as_text=True)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert page.count('class="returned-row"') >= n
+        return len(statements)
+
+    few = rows(2)
+    many = rows(8)
+    assert many == few, statements
+
+
 def _said(page: str) -> str:
     shown = re.search(r'<p class="ok" role="status" id="portal-done">(.*?)</p>', page, re.S)
     return shown[1] if shown else ""

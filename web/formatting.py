@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from sqlalchemy.exc import SQLAlchemyError
 
 from cases.phones import mask_for_screen, national_form
 from web.i18n import TEXT, duration, reason_name, role_name, status_name, translate
@@ -164,9 +165,34 @@ def trail(
     return rows
 
 
-def _names_for(events: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """Unit names by code and people's names by user name, from the events' own
-    database session (the page's), else a new one."""
+@dataclass
+class _Names:
+    """Unit names by code and people's shown names by user name ('' for no such user),
+    read once per request: a page of 200 rows asks once, not per row."""
+
+    units: dict[str, str] | None = None
+    people: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.people = {}
+
+
+def _request_names() -> _Names:
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return _Names()
+    if "hotline_names" not in g:
+        g.hotline_names = _Names()
+    return g.hotline_names  # type: ignore[no-any-return]
+
+
+def _names_for(
+    events: list[Any], more: Iterable[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Unit names by code and people's names by user name (of the events' actors and
+    ``more``), from the events' own database session (the page's), else a new one;
+    what this request has read already is not read again."""
     from sqlalchemy import select
     from sqlalchemy.orm import object_session
 
@@ -174,23 +200,32 @@ def _names_for(events: list[Any]) -> tuple[dict[str, str], dict[str, str]]:
     from cases.users import shown_name
     from web.context import services
 
-    actors = {e.actor for e in events}
+    names = _request_names()
+    known = names.people if names.people is not None else {}
+    actors = {e.actor for e in events} | set(more)
+    missing = actors - known.keys()
     session = object_session(events[0]) if events else None
 
-    def load(db: Any) -> tuple[dict[str, str], dict[str, str]]:
-        units = {code: name for code, name in db.execute(select(Department.code, Department.name))}
-        named = (
-            select(User.username, User.display_name, Department.name)
-            .outerjoin(Department, User.department_id == Department.id)
-            .where(User.username.in_(actors))
-        )
-        people = {user: shown_name(user, name, unit) for user, name, unit in db.execute(named)}
-        return units, {k: v for k, v in people.items() if v}
+    def load(db: Any) -> None:
+        if names.units is None:
+            units = db.execute(select(Department.code, Department.name))
+            names.units = {code: name for code, name in units}
+        if missing:
+            named = (
+                select(User.username, User.display_name, Department.name)
+                .outerjoin(Department, User.department_id == Department.id)
+                .where(User.username.in_(missing))
+            )
+            found = {user: shown_name(user, name, unit) for user, name, unit in db.execute(named)}
+            known.update({user: found.get(user, "") for user in missing})
 
-    if session is not None:
-        return load(session)
-    with services().desk.sessions() as db:
-        return load(db)
+    if names.units is None or missing:
+        if session is not None:
+            load(session)
+        else:
+            with services().desk.sessions() as db:
+                load(db)
+    return names.units or {}, {k: known[k] for k in actors if known.get(k)}
 
 
 def _lang(context: Context) -> str:
@@ -223,10 +258,15 @@ def register(app: Flask) -> None:
         return trail(listed, _lang(context), units, people)
 
     def person_filter(username: str | None) -> str:
-        """Who did it, by name (or unit), never by login."""
-        from web.context import services
-
-        return services().desk.display_name(username) if username else ""
+        """Who did it, by name (or unit), never by login (the login when the
+        database cannot say)."""
+        if not username:
+            return ""
+        try:
+            _, people = _names_for([], (username,))
+        except SQLAlchemyError:
+            return username
+        return people.get(username) or username
 
     app.jinja_env.filters.update(
         beijing=beijing,

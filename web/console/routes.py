@@ -448,9 +448,9 @@ def case_form(call: str) -> Any:
         ), exc.status
     if case is None:
         return render_template("_case_form.html", kept=True, **page, **catalogue())
-    page = render_template("_case_form.html", filed=case, **page, **catalogue())
+    filed = render_template("_case_form.html", filed=case, **page, **catalogue())
     # The 待补录 list leaves this call at once, not at its next 30 s refresh.
-    return Response(page, headers={"HX-Trigger": CASE_FILED})
+    return Response(filed, headers={"HX-Trigger": CASE_FILED})
 
 
 # -- the wallboard --------------------------------------------------------------------

@@ -53,6 +53,7 @@ def supervision(error: str | None = None) -> Any:
         returned = db.scalars(
             select(Case)
             .where(Case.status == "returned")
+            .options(selectinload(Case.department), selectinload(Case.events))
             .order_by(Case.updated_at)
             .limit(LIST_LIMIT)
         ).all()
@@ -62,6 +63,7 @@ def supervision(error: str | None = None) -> Any:
         extensions = db.scalars(
             select(ExtensionRequest)
             .where(ExtensionRequest.status == "pending")
+            .options(selectinload(ExtensionRequest.case))
             .order_by(ExtensionRequest.requested_at)
             .limit(LIST_LIMIT)
         ).all()
