@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -170,11 +170,8 @@ class _Names:
     """Unit names by code and people's shown names by user name ('' for no such user),
     read once per request: a page of 200 rows asks once, not per row."""
 
-    units: dict[str, str] | None = None
-    people: dict[str, str] | None = None
-
-    def __post_init__(self) -> None:
-        self.people = {}
+    units: dict[str, str] | None = None  # None: not read yet
+    people: dict[str, str] = field(default_factory=dict)
 
 
 def _request_names() -> _Names:
@@ -201,7 +198,7 @@ def _names_for(
     from web.context import services
 
     names = _request_names()
-    known = names.people if names.people is not None else {}
+    known = names.people
     actors = {e.actor for e in events} | set(more)
     missing = actors - known.keys()
     session = object_session(events[0]) if events else None
