@@ -65,14 +65,19 @@ def test_signing_out_mid_call_keeps_a_pause_the_operator_chose(app) -> None:  # 
     assert hotline.queue.seat("1001").get("pause_next") == "lunch"
 
 
+def _on_a_call(queue: CallQueue) -> None:
+    """wang's seat s1 on call c1."""
+    queue.seat_login("s1", ["mandarin"], owner="wang")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+
+
 def test_back_after_the_heartbeat_lapsed_mid_call_is_back_on_that_call(make_queue) -> None:  # type: ignore[no-untyped-def]
     """The console was gone longer than the heartbeat's time: the seat went offline with
     its call still on it. Its owner gets it back on that call (not free for a second
     caller); anyone else is refused while that call lasts."""
     queue = make_queue(seat_heartbeat_ttl_s=0.3)
-    queue.seat_login("s1", ["mandarin"], owner="wang")
-    queue.enqueue("c1")
-    queue.answer("c1", "s1")
+    _on_a_call(queue)
     time.sleep(0.5)  # no heartbeat
     assert queue.tick()[0]["seats_lost"] == 1
     assert (queue.seat("s1")["state"], queue.call("c1")["state"]) == ("offline", "on_call")
@@ -90,9 +95,7 @@ def test_back_after_the_heartbeat_lapsed_mid_call_is_back_on_that_call(make_queu
 
 def test_a_pause_left_by_the_last_operator_is_not_the_next_ones(make_queue) -> None:  # type: ignore[no-untyped-def]
     queue = make_queue(seat_heartbeat_ttl_s=0.3)
-    queue.seat_login("s1", ["mandarin"], owner="wang")
-    queue.enqueue("c1")
-    queue.answer("c1", "s1")
+    _on_a_call(queue)
     queue.pause_after_call("s1", "signed_out")
     time.sleep(0.5)  # no heartbeat
     queue.tick()
@@ -127,6 +130,15 @@ def _console_headers(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"X-CSRFToken": csrf_of(client.get("/console/").get_data(as_text=True))}
 
 
+def _seat_login(client, seat: str, skills: str = "mandarin", headers=None):  # type: ignore[no-untyped-def]
+    """The console's 签入 form, as the browser posts it."""
+    return client.post(
+        "/console/seat/login",
+        data={"seat": seat, "skills": skills},
+        headers=headers or _console_headers(client),
+    )
+
+
 def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None:  # type: ignore[no-untyped-def]
     from cases.users import add_user
 
@@ -136,11 +148,7 @@ def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None: 
         db.commit()
     first = app.test_client()
     sign_in(first, "wang")
-    r = first.post(
-        "/console/seat/login",
-        data={"seat": "1007", "skills": "mandarin"},  # not her usual 1001
-        headers=_console_headers(first),
-    )
+    r = _seat_login(first, "1007")  # not her usual 1001
     assert r.status_code == 204
     hotline.handler.start("c-live", "13800000009", "12345", "asterisk", 0.0)
     hotline.handler.seat_answered("c-live", "1007", 1.0)
@@ -154,9 +162,7 @@ def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None: 
     headers = _console_headers(second)
     login_box = second.get("/console/").get_data(as_text=True)
     assert 'id="seat-login"' in login_box and 'name="seat" value="1007"' in login_box
-    r = second.post(
-        "/console/seat/login", data={"seat": "1007", "skills": "english"}, headers=headers
-    )
+    r = _seat_login(second, "1007", "english", headers)
     assert r.status_code == 204, r.get_data(as_text=True)
     page = second.get("/console/").get_data(as_text=True)
     assert 'id="seat-login"' not in page and 'id="pop"' in page
@@ -167,11 +173,7 @@ def test_an_operator_signed_in_afresh_mid_call_gets_the_call_back(app) -> None: 
     # Another operator is still refused, in words about logging in.
     other = app.test_client()
     sign_in(other, "zhao")
-    r = other.post(
-        "/console/seat/login",
-        data={"seat": "1007", "skills": "mandarin"},
-        headers=_console_headers(other),
-    )
+    r = _seat_login(other, "1007")
     assert r.status_code == 409
     assert "正由 王芳 使用" in r.get_data(as_text=True)  # her name, never her login
     assert kept(hotline.queue, "1007") == before
@@ -184,11 +186,7 @@ def test_a_busy_seat_nobody_owns_is_refused_in_words_about_logging_in(app) -> No
     queue.answer("c1", "1001")
     client = app.test_client()
     sign_in(client, "wang")
-    r = client.post(
-        "/console/seat/login",
-        data={"seat": "1001", "skills": "mandarin"},
-        headers=_console_headers(client),
-    )
+    r = _seat_login(client, "1001", "mandarin")
     text = r.get_data(as_text=True)
     assert r.status_code == 409 and "通话结束后才能签入" in text and "签出" not in text
 
