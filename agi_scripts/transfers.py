@@ -190,11 +190,22 @@ class AsteriskMover:
             raise TelephonyError("the unit has not answered")
         return unit
 
+    def _bridge_peer(self, caller: str) -> str:
+        """The operator's channel bridged with the caller. The queue marks the call
+        on_call in the operator's pick-up Gosub (Dial option U), before Asterisk forms
+        the bridge, so a consult pressed at once may find no peer yet: a few retries."""
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            peer = self._getvar(caller, "BRIDGEPEER")
+            if peer or time.monotonic() >= deadline:
+                return peer
+            time.sleep(0.2)
+
     def consult_start(self, call_id: str, channel: str, seat: str, number: str) -> None:
         caller, room = self._channel(call_id), room_for(call_id)
         # After a cancelled consult the operator is in the caller's room, not bridged.
         in_room = self.legs.get(call_id).get("operator", "")
-        operator = in_room or self._getvar(caller, "BRIDGEPEER")
+        operator = in_room or self._bridge_peer(caller)
         if not operator:
             raise TelephonyError("the caller is not with the operator")
         self._setvar(caller, "HOTLINE_CONSULT_ROOM", room)
