@@ -185,18 +185,18 @@ class AsteriskMover:
         return operator
 
     def _unit(self, call_id: str) -> str:
-        unit = self._getvar(self._operator(call_id), "BRIDGEPEER")
+        unit = self._bridge_peer(self._operator(call_id))
         if not unit:
             raise TelephonyError("the unit has not answered")
         return unit
 
-    def _bridge_peer(self, caller: str) -> str:
-        """The operator's channel bridged with the caller. The queue marks the call
-        on_call in the operator's pick-up Gosub (Dial option U), before Asterisk forms
-        the bridge, so a consult pressed at once may find no peer yet: a few retries."""
+    def _bridge_peer(self, channel: str) -> str:
+        """The channel bridged with this one. A leg is up (and the queue marks a call
+        on_call in the pick-up Gosub, Dial option U) before Asterisk forms the bridge,
+        so a step pressed at once may find no peer yet: a few retries."""
         deadline = time.monotonic() + self.settle_s
         while True:
-            peer = self._getvar(caller, "BRIDGEPEER")
+            peer = self._getvar(channel, "BRIDGEPEER")
             if peer or time.monotonic() >= deadline:
                 return peer
             time.sleep(0.2)
