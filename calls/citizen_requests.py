@@ -14,6 +14,7 @@ from calls.filing import storable_text
 from cases.models import Case
 from cases.photos import CasePhoto, store_photo
 from cases.service import CallInfo, CaseDraft, create_case_for_call
+from cases.units import district_named_in
 
 CHANNELS = ("sms", "web")
 CITIZEN = "citizen"  # who added a citizen's photo, on the case's trail
@@ -35,9 +36,12 @@ def file_request(
     if channel not in CHANNELS:
         raise ValueError(f"channel is one of {CHANNELS}, not {channel!r}")
     info = CallInfo(call_id=f"{channel}:{ref}"[:128], caller_phone=phone, channel=channel)
+    address = storable_text(where, 500).strip()
+    district = district_named_in(session, address)
     draft = CaseDraft(
         description=storable_text(what, 4000).strip(),
-        address=storable_text(where, 500).strip(),
+        address=address,
+        district_code=district.code if district else None,
         dispatch=False,  # the operator chooses the category, then dispatches
     )
     case = create_case_for_call(session, info, draft)

@@ -23,6 +23,7 @@ from cases.models import Base, Case, CaseEvent, Category, Department
 from cases.phones import DEFAULT as DEFAULT_PHONES
 from cases.phones import InvalidPhone, PhoneSettings, mask_phone, normalise
 from cases.service import HOTLINE_TZ, _record, dispatch, next_case_number, utcnow
+from cases.units import district_named_in
 
 KEY_PREFIX = "o311_"
 MAX_WINDOW = timedelta(days=90)  # the spec's longest date window, and its default
@@ -412,6 +413,7 @@ def file_case(
         caller_name=name[:64],
         channel=CHANNEL,
         category=category,
+        district=district_named_in(session, address),
         address=address[:500],
         latitude=fields.get("lat"),
         longitude=fields.get("long"),

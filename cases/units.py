@@ -42,6 +42,14 @@ def list_districts(session: Session) -> list[District]:
     return list(session.scalars(select(District).order_by(District.code)))
 
 
+def district_named_in(session: Session, address: str) -> District | None:
+    """The one district whose full name (美兰区) the address gives, so that a written
+    request for a district's matter (a street light) reaches its government without
+    waiting for a dispatcher. None when it names none, or more than one."""
+    named = [d for d in list_districts(session) if d.name and d.name in address]
+    return named[0] if len(named) == 1 else None
+
+
 def add_unit(
     session: Session, code: str, name: str, kind: str, district_code: str = ""
 ) -> Department:

@@ -344,6 +344,36 @@ def test_where_the_catalogue_allows_a_request_goes_straight_to_its_unit_with_its
         assert case.urgency == "urgent"  # the catalogue's own flag for the category
 
 
+def test_a_street_light_whose_address_names_its_district_goes_to_that_districts_government(
+    app, base: str, key: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Street lights have no city department of their own: the district government
+    answers for them, and the address is where the request says which district."""
+    with sessions(app)() as db:
+        lights = db.scalar(select(Category).where(Category.code == "street-lights"))
+        assert lights is not None and lights.department is None
+        lights.open311_direct = True
+        db.commit()
+    named = new_request(
+        base, key, service_code="street-lights", address_string="海口市美兰区海甸五西路 8 号对面"
+    )
+    unnamed = new_request(
+        base, key, service_code="street-lights", address_string="海甸五西路 8 号对面"
+    )
+    both = new_request(
+        base, key, service_code="street-lights", address_string="美兰区与琼山区交界处，国兴大道"
+    )
+    with sessions(app)() as db:
+        by_number = {c.number: c for c in db.scalars(select(Case).where(Case.channel == "open311"))}
+        went = by_number[named["service_request_id"]]
+        assert went.status == "dispatched" and went.district is not None
+        assert went.department is not None and went.department.code == "district-meilan"
+        for waiting in (unnamed, both):  # no district, or two: an operator decides
+            case = by_number[waiting["service_request_id"]]
+            assert case.status == "received" and case.department is None
+            assert case.district is None
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_bad_requests_answer_a_clear_error_and_make_no_case(
     app, base: str, key: str, fmt: str

@@ -541,7 +541,7 @@ def test_the_console_shows_the_task_and_its_operator_works_it(app) -> None:  # t
 
 
 def test_saving_a_request_says_where_it_went_and_when_no_unit_could_be_found(app) -> None:  # type: ignore[no-untyped-def]
-    """A street light with no district (the web form has none) finds no unit: the
+    """A street light whose address names no district finds no unit: the
     operator is told it waits for a dispatcher, keeps what was typed, and can choose the
     unit; a category with its own unit says which unit it went to."""
     from sqlalchemy import select

@@ -65,6 +65,19 @@ def test_without_sms_the_form_files_a_web_case_at_once(plain_app) -> None:  # ty
     assert case.number in page.get_data(as_text=True)
 
 
+def test_the_district_the_address_names_is_kept_for_the_dispatch(plain_app) -> None:  # type: ignore[no-untyped-def]
+    client = plain_app.test_client()
+    post_form(client, {**FORM, "where": "秀英区长滨路 18 号", "phone": "13800138001"})
+    post_form(client, {**FORM, "where": "长滨路 18 号", "phone": "13800138002"})
+    by_phone = {c.caller_phone: c for c in cases_of(plain_app)}
+    with plain_app.extensions["hotline"].desk.sessions() as db:
+        named = db.get(Case, by_phone["+8613800138001"].id)
+        unnamed = db.get(Case, by_phone["+8613800138002"].id)
+        assert named is not None and named.district is not None
+        assert named.district.name == "秀英区"
+        assert unnamed is not None and unnamed.district is None
+
+
 def test_a_file_that_is_not_a_photo_is_refused(plain_app) -> None:  # type: ignore[no-untyped-def]
     fake = (io.BytesIO(b"<script>alert(1)</script>"), "photo.jpg", "image/jpeg")
     page = post_form(plain_app.test_client(), {**FORM, "photo": fake})
