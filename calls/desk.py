@@ -432,8 +432,8 @@ class Desk:
         except QueueError as exc:
             if exc.code != "seat-busy":
                 raise _desk_error(exc, seat=seat) from None
-            if not record.get("pause_next"):  # a pause they chose (lunch) stays theirs
-                self.queue.pause_after_call(seat, "signed_out")
+            # A pause they chose (lunch) stays theirs, checked in the same transition.
+            self.queue.pause_after_call(seat, "signed_out", keep_chosen=True)
             self.record(actor, "seat-logout-after-call", seat)
             return "after-call"
         self.record(actor, "seat-logout", seat)

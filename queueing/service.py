@@ -293,10 +293,12 @@ class CallQueue:
             reason = "break"
         return self._transition("seat_state", check_id("seat", seat_id), state, reason)
 
-    def pause_after_call(self, seat_id: str, reason: str) -> str:
+    def pause_after_call(self, seat_id: str, reason: str, *, keep_chosen: bool = False) -> str:
         """Pause the seat once its call and wrap-up are over (now if it is idle); an
-        empty reason cancels. Returns 'after-call', 'paused' or 'cancelled'."""
-        return self._run("pause_next", check_id("seat", seat_id), reason)[1]
+        empty reason cancels; ``keep_chosen`` leaves a pause already pending as it is.
+        Returns 'after-call', 'paused' or 'cancelled'."""
+        keep = "1" if keep_chosen else "0"
+        return self._run("pause_next", check_id("seat", seat_id), reason, keep)[1]
 
     def extend_wrapup(self, seat_id: str, seconds: float) -> int:
         """Give the seat's wrap-up more time; returns its new end (ms, Redis clock)."""

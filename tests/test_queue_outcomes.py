@@ -406,6 +406,21 @@ def test_pause_after_this_call_without_wrap_up_and_its_cancel(make_queue) -> Non
     assert queue.seat("s1")["reason"] == "other"
 
 
+def test_a_pause_that_keeps_the_chosen_one_leaves_a_pending_lunch_as_it_is(make_queue) -> None:
+    """Signing out on a call pauses the seat after it, unless the operator had already
+    chosen a pause: their lunch break is what the wallboard should show."""
+    queue = make_queue(wrapup_s=0)
+    queue.seat_login("s1")
+    queue.enqueue("c1")
+    queue.answer("c1", "s1")
+    queue.pause_after_call("s1", "lunch")
+    assert queue.pause_after_call("s1", "signed_out", keep_chosen=True) == "after-call"
+    assert queue.seat("s1")["pause_next"] == "lunch"
+    queue.pause_after_call("s1", "")
+    assert queue.pause_after_call("s1", "signed_out", keep_chosen=True) == "after-call"
+    assert queue.seat("s1")["pause_next"] == "signed_out"  # nothing chosen: signed out
+
+
 def test_an_idle_seat_pauses_at_once_and_ready_ends_the_wrap_up_into_a_pending_pause(
     make_queue,
 ) -> None:
