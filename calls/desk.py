@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calls.casework import arm_clocks, file_form
+from calls.catalogue_desk import CatalogueDesk
 from calls.consult import ConsultDesk
 from calls.duty_desk import DutyDesk
 from calls.grid_desk import GridDesk
@@ -83,6 +84,12 @@ SYSTEM = Actor("system", "system")
 # code -> (zh-CN, English); ``{name}`` fields come from DeskError.details.
 MESSAGES: dict[str, tuple[str, str]] = {
     "forbidden": ("您无权执行此操作", "You may not do this"),
+    "catalogue-no-category": ("派单目录中没有该事项：{detail}", "No such category: {detail}"),
+    "catalogue-bad-days": (
+        "办理时限须为 1 至 60 个工作日",
+        "The handling limit is 1 to 60 working days",
+    ),
+    "catalogue-no-unit": ("没有该承办单位：{detail}", "No such unit: {detail}"),
     "bad-argument": ("输入有误：{detail}", "Invalid input: {detail}"),
     "no-such-call": ("找不到该通话", "No such call"),
     "bad-seat-id": (
@@ -306,6 +313,7 @@ class Desk:
         self.topics = TopicDesk(self)
         self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
+        self.catalogue = CatalogueDesk(self)
         self.consults = ConsultDesk(self)
 
     # -- the audit line ---------------------------------------------------------------

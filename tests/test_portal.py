@@ -140,7 +140,7 @@ def test_extensions_are_asked_by_the_unit_and_decided_by_a_supervisor(people) ->
 
 
 def test_a_units_account_made_without_a_name_is_shown_by_its_units_name(people) -> None:  # type: ignore[no-untyped-def]
-    """"urban" was added with no --name: the trail and the extension row say which
+    """ "urban" was added with no --name: the trail and the extension row say which
     unit did it, never the login."""
     app = people
     number = new_case(app)
@@ -268,14 +268,38 @@ def test_an_admin_edits_the_dispatch_catalogue_and_it_is_audited(people) -> None
     assert (
         post(admin, "/console/catalogue/street-vending", {"handling_days": "0"}).status_code == 422
     )
+    refused = post(admin, "/console/catalogue/street-vending", {"handling_days": "0"})
+    assert "办理时限须为 1 至 60 个工作日" in refused.get_data(as_text=True)
+    unknown = post(
+        admin, "/console/catalogue/street-vending", {"department": "nobody", "handling_days": "5"}
+    )
+    assert unknown.status_code == 422 and "没有该承办单位：nobody" in unknown.get_data(as_text=True)
+    # Street lights go to the district's government: Open311 requests straight to it.
+    page = admin.get("/console/catalogue").get_data(as_text=True)
+    assert "网上诉求直接派发" in page and 'name="open311_direct"' in page
+    lights = {"department": "", "handling_days": "13", "open311_direct": "1"}
+    assert post(admin, "/console/catalogue/street-lights", lights).status_code == 302
+    assert post(admin, "/console/catalogue/no-such-thing", lights).status_code == 404
     with app.extensions["hotline"].handler.directory.sessions() as db:
         category = db.scalar(select(Category).where(Category.code == "street-vending"))
         assert (category.department.code, category.handling_days) == ("district-longhua", 5)
+        assert not category.open311_direct
         log = db.scalar(select(ActionLog).where(ActionLog.action == "catalogue-changed"))
         assert log.actor == "root" and "urban-management" in log.detail
+        lit = db.scalar(select(Category).where(Category.code == "street-lights"))
+        assert lit.open311_direct and lit.department is None
+        logged = db.scalars(select(ActionLog).where(ActionLog.target == "street-lights")).all()
+        assert [entry.detail.endswith("open311 direct 1") for entry in logged] == [True]
+    # Saving the same terms again changes nothing and logs nothing.
+    assert post(admin, "/console/catalogue/street-lights", lights).status_code == 302
+    with app.extensions["hotline"].handler.directory.sessions() as db:
+        assert (
+            len(db.scalars(select(ActionLog).where(ActionLog.target == "street-lights")).all()) == 1
+        )
     supervisor = app.test_client()
     sign_in(supervisor, "li")
     assert supervisor.get("/console/catalogue").status_code == 403
+    assert post(supervisor, "/console/catalogue/street-lights", lights).status_code == 403
 
 
 def test_rankings_show_the_satisfaction_of_answered_return_visits(people) -> None:  # type: ignore[no-untyped-def]

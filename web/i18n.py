@@ -778,11 +778,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "err_not-found": ("找不到该资源", "Not found"),
     "err_method-not-allowed": ("不支持的操作", "Method not allowed"),
     # The dispatch catalogue.
-    "catalogue_days_range": (
-        "办理时限须为 1 至 60 个工作日",
-        "The handling limit is 1 to 60 working days",
+    "catalogue_open311_direct": ("网上诉求直接派发", "Open311 straight to unit"),
+    "catalogue_open311_direct_hint": (
+        "勾选后，该事项经 Open311 接口提交的诉求不经话务员审核，直接派至承办单位",
+        "Ticked: an Open311 request in this category skips the operators' review"
+        " and goes straight to its unit",
     ),
-    "catalogue_no_unit": ("没有该承办单位：{unit}", "No such unit: {unit}"),
     # The administrator's screens (web/console/admin.py).
     "admin": ("系统管理", "Administration"),
     "admin_users": ("用户管理", "Users"),

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from calls.desk import DeskError
 from calls.figures import case_figures
 from cases import rankings as ranking
+from cases.catalogue import CategoryTerms
 from cases.dispatch import CaseRefused
 from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category, Department, ExtensionRequest
@@ -176,39 +176,20 @@ def catalogue_page(error: str | None = None) -> Any:
 @bp.post("/catalogue/<code>")
 @roles_required("admin")
 def catalogue_change(code: str) -> Any:
-    """An admin changes a category's lead unit, handling limit or urgency; the change
-    is written to the action log with who made it and what it was before."""
-    from cases.users import log_action
-    from web.auth import language
-    from web.i18n import translate
-
-    with sessions()() as db:
-        category = db.scalar(select(Category).where(Category.code == code))
-        if category is None:
+    """An admin changes a category's lead unit, handling limit, urgency or whether an
+    Open311 request goes straight to its unit (the desk logs it with the terms before)."""
+    terms = CategoryTerms(
+        unit_code=request.form.get("department", "")[:48],
+        handling_days=request.form.get("handling_days", type=int) or 0,
+        urgent=request.form.get("urgent") == "1",
+        open311_direct=request.form.get("open311_direct") == "1",
+    )
+    try:
+        services().desk.catalogue.change(desk_actor(), code, terms)
+    except DeskError as exc:
+        if exc.status == 404:
             abort(404)
-        unit_code = request.form.get("department", "")
-        days = request.form.get("handling_days", type=int)
-        if days is None or not 1 <= days <= 60:
-            return catalogue_page(error=translate("catalogue_days_range", language())), 422
-        unit = (
-            db.scalar(select(Department).where(Department.code == unit_code)) if unit_code else None
-        )
-        if unit_code and unit is None:
-            return catalogue_page(
-                error=translate("catalogue_no_unit", language(), unit=unit_code)
-            ), 422
-        before = (
-            category.department.code if category.department else "",
-            category.handling_days,
-            category.urgent,
-        )
-        category.department = unit
-        category.handling_days = days
-        category.urgent = request.form.get("urgent") == "1"
-        after = (unit.code if unit else "", days, category.urgent)
-        if before != after:
-            log_action(db, current_user.username, "catalogue-changed", code, f"{before} -> {after}")
-        db.commit()
+        return catalogue_page(error=exc.words(language())), exc.status
     return redirect(url_for("console.catalogue_page"))
 
 
