@@ -44,6 +44,7 @@ from calls.listening import (
     ListenNotNow,
     new_session_id,
 )
+from calls.open311_desk import Open311Desk
 from calls.recordings import Recorder, RecordingError, live_recording
 from calls.tasks import TaskDesk
 from calls.topic_desk import TopicDesk
@@ -314,6 +315,7 @@ class Desk:
         self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
         self.catalogue = CatalogueDesk(self)
+        self.open311 = Open311Desk(self)
         self.consults = ConsultDesk(self)
 
     # -- the audit line ---------------------------------------------------------------

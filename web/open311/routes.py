@@ -1,19 +1,16 @@
 """The Open311 endpoints. Each view reads the case database through the desk's
-sessions; a POSTed request is kept first, then filed as a case, then queued for the
-operators (or dispatched straight to its unit where the catalogue allows)."""
+sessions; a POSTed request goes to the desk (calls.open311_desk), which keeps it,
+files it as a case and hands it on."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cases import open311 as o311
-from cases.models import Case
 from web.context import services
 from web.limits import client_address
 from web.open311.limits import Rate, SlidingWindow
@@ -231,30 +228,16 @@ def post_request(fmt: str) -> Response:
         raise o311.Open311Error(403, "api_key is required to create a request")
     form = {name: request.form.get(name, "") for name in request.form}
     lists = {name: request.form.getlist(name) for name in request.form}
-    desk = services().desk
-    with desk.sessions() as db:
-        fields = o311.check_request(db, form, lists)
-        key = db.get(o311.Open311Key, g.open311_key_id)
-        assert key is not None
-        kept = o311.receive_request(db, key, fields)
-        token = kept.token
-        g.open311_target = token
-        try:
-            case, direct = o311.file_case(db, kept)
-        except Exception as exc:  # the request is kept: its token answers for it
-            db.rollback()
-            log.exception("Open311 request %s kept without a case", token)
-            _note_problem(token, f"{type(exc).__name__}: {exc}"[:2000])
-            data = [{"token": token, "service_notice": NOTICE_QUEUED, "account_id": None}]
-            return answer(fmt, "service_requests", "request", data)
-        number = case.number
-        g.open311_target = number
-    _hand_on(desk, number, direct)
+    taken = services().desk.open311.submit(g.open311_key_id, form, lists)
+    g.open311_target = taken.number or taken.token
+    if taken.number is None:  # kept: its token answers for it
+        data = [{"token": taken.token, "service_notice": NOTICE_QUEUED, "account_id": None}]
+        return answer(fmt, "service_requests", "request", data)
     # The spec: a service_request_id, or else a token, never both.
     data = [
         {
-            "service_request_id": number,
-            "service_notice": NOTICE_DIRECT if direct else NOTICE_QUEUED,
+            "service_request_id": taken.number,
+            "service_notice": NOTICE_DIRECT if taken.direct else NOTICE_QUEUED,
             "account_id": None,
         }
     ]
@@ -263,32 +246,6 @@ def post_request(fmt: str) -> Response:
 
 NOTICE_QUEUED = "已受理，话务员将在 3 分钟内处理 Received: an operator takes it within 3 minutes"
 NOTICE_DIRECT = "已派发至承办单位 Sent to the responsible unit"
-
-
-def _note_problem(token: str, problem: str) -> None:
-    try:
-        with _sessions() as db:
-            row = db.scalar(select(o311.Open311Request).where(o311.Open311Request.token == token))
-            if row is not None:
-                row.problem = problem
-                db.commit()
-    except SQLAlchemyError:
-        log.warning("could not note why Open311 request %s has no case", token)
-
-
-def _hand_on(desk: Any, number: str, direct: bool) -> None:
-    """A dispatched case's clocks start; any other waits in the operators' queue."""
-    from calls.casework import arm_clocks
-
-    try:
-        if direct:
-            with desk.sessions() as db:
-                case = db.scalar(select(Case).where(Case.number == number))
-                arm_clocks(desk.queue, case)
-        else:
-            desk.tasks.submit(number, "open311")
-    except Exception:  # the case is filed; the reaper's reconciliation catches up
-        log.exception("Open311 case %s filed but not handed on", number)
 
 
 @bp.get(f"/v2/requests.{FORMAT}")
@@ -322,20 +279,7 @@ def get_request(service_request_id: str, fmt: str) -> Response:
 def get_token(token: str, fmt: str) -> Response:
     """The request behind a token; one kept without its case (the case could not be
     made when it came) is filed now, so asking again finishes the work."""
-    desk = services().desk
-    with desk.sessions() as db:
-        data = [o311.token_view(db, token)]
-        if data[0]["service_request_id"] is None:
-            kept = db.scalar(select(o311.Open311Request).where(o311.Open311Request.token == token))
-            assert kept is not None
-            try:
-                case, direct = o311.file_case(db, kept)
-            except Exception as exc:
-                db.rollback()
-                _note_problem(token, f"{type(exc).__name__}: {exc}"[:2000])
-            else:
-                _hand_on(desk, case.number, direct)
-                data = [{"service_request_id": case.number, "token": token}]
+    data = [services().desk.open311.finish(token)]
     return answer(fmt, "service_requests", "request", data)
 
 
@@ -358,9 +302,5 @@ def post_request_update(fmt: str) -> Response:
         raise o311.Open311Error(403, "api_key is required to post an update")
     form = {name: request.form.get(name, "") for name in request.form}
     g.open311_target = form.get("service_request_id", "")[:64]
-    with _sessions() as db:
-        key = db.get(o311.Open311Key, g.open311_key_id)
-        assert key is not None
-        _, event = o311.post_update(db, key, form)
-        data = [{"update_id": str(event.id)}]
+    data = [{"update_id": services().desk.open311.post_update(g.open311_key_id, form)}]
     return answer(fmt, "service_request_updates", "request_update", data)
