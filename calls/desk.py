@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from calls.admin_desk import AdminDesk
 from calls.casework import arm_clocks, file_form
 from calls.catalogue_desk import CatalogueDesk
 from calls.consult import ConsultDesk
@@ -91,6 +92,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The handling limit is 1 to 60 working days",
     ),
     "catalogue-no-unit": ("没有该承办单位：{detail}", "No such unit: {detail}"),
+    "optout-bad-phone": (
+        "不是有效的市民电话号码：{phone}",
+        "Not a citizen's phone number: {phone}",
+    ),
+    "optout-absent": ("{phone} 不在登记中", "{phone} is not on the register"),
+    "unit-bad-duty-phone": (
+        "值班电话无效，请填写完整号码（如 0898-66661234）",
+        "Not a valid duty phone; give the full number (e.g. 0898-66661234)",
+    ),
+    "unit-short-duty-phone": (
+        "值班电话须为可直接拨打的完整号码，不能是短号或服务号",
+        "A duty phone must be a full number, not a short or service code",
+    ),
     "bad-argument": ("输入有误：{detail}", "Invalid input: {detail}"),
     "no-such-call": ("找不到该通话", "No such call"),
     "bad-seat-id": (
@@ -315,6 +329,7 @@ class Desk:
         self.grid = GridDesk(self)
         self.duty = DutyDesk(self)
         self.catalogue = CatalogueDesk(self)
+        self.admin = AdminDesk(self)
         self.open311 = Open311Desk(self)
         self.consults = ConsultDesk(self)
 

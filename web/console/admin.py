@@ -14,8 +14,8 @@ from sqlalchemy import select
 from calls.desk import DeskError
 from cases import units as unit_record
 from cases import users as user_record
-from cases.models import ROLES, User, add_opt_out, list_opt_outs, remove_opt_out
-from cases.phones import InvalidPhone, mask_for_screen, normalise
+from cases.models import ROLES, User, list_opt_outs
+from cases.phones import mask_for_screen
 from queueing.keys import check_id
 from web.auth import desk_actor, end_sessions, language, roles_required
 from web.console.routes import bp
@@ -334,39 +334,20 @@ def admin_optout(error: str | None = None, status: int = 200) -> Any:
 @roles_required(ADMIN)
 def admin_optout_add() -> Any:
     raw = request.form.get("phone", "").strip()
-    actor = desk_actor()
-    with services().desk.sessions() as db:
-        try:
-            entry, new = add_opt_out(
-                db, raw, actor.username, request.form.get("note", ""),
-                phones=services().handler.phones,
-            )
-        except InvalidPhone:
-            return admin_optout(error=t("optout_err_phone", phone=raw[:40]), status=422)
-        db.commit()
-        phone = entry.phone
-    if not new:
-        return done("console.admin_optout", "done_optout_exists", phone=mask_for_screen(phone))
-    services().desk.record(actor, "optout-added", phone, request.form.get("note", "")[:200])
-    return done("console.admin_optout", "done_optout_added", phone=mask_for_screen(phone))
+    try:
+        added = services().desk.admin.add_opt_out(desk_actor(), raw, request.form.get("note", ""))
+    except DeskError as exc:
+        return admin_optout(error=exc.words(language()), status=exc.status)
+    key = "done_optout_added" if added.new else "done_optout_exists"
+    return done("console.admin_optout", key, phone=mask_for_screen(added.phone))
 
 
 @bp.post("/admin/optout/remove")
 @roles_required(ADMIN)
 def admin_optout_remove() -> Any:
     raw = request.form.get("phone", "").strip()
-    phones = services().handler.phones
     try:
-        phone = normalise(raw, phones)
-    except InvalidPhone:
-        return admin_optout(error=t("optout_err_phone", phone=raw[:40]), status=422)
-    with services().desk.sessions() as db:
-        try:
-            removed = remove_opt_out(db, phone, phones=phones)
-        except InvalidPhone:
-            return admin_optout(error=t("optout_err_phone", phone=raw[:40]), status=422)
-        db.commit()
-    if not removed:
-        return admin_optout(error=t("optout_err_absent", phone=mask_for_screen(phone)), status=404)
-    services().desk.record(desk_actor(), "optout-removed", phone)
+        phone = services().desk.admin.remove_opt_out(desk_actor(), raw)
+    except DeskError as exc:
+        return admin_optout(error=exc.words(language()), status=exc.status)
     return done("console.admin_optout", "done_optout_removed", phone=mask_for_screen(phone))

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from calls.citizen_requests import CHANNELS as CITIZEN_CHANNELS
-from calls.desk import PLAYBACK_ROLES
+from calls.desk import PLAYBACK_ROLES, DeskError
 from calls.recordings import recordings_of_case
 from cases.lifecycle import STATUSES
 from cases.models import (
@@ -27,7 +27,7 @@ from cases.models import (
     User,
 )
 from cases.open311 import CHANNEL as OPEN311_CHANNEL
-from cases.open311 import is_sensitive, set_public
+from cases.open311 import is_sensitive
 from cases.search import MAX_PAGE, CaseQuery, search_cases
 from web.auth import desk_actor, roles_required
 from web.console.catalogue import catalogue
@@ -222,12 +222,11 @@ def case_page(number: str) -> Any:
 @roles_required(*SUPERVISORS)
 def reveal_phone(number: str) -> Any:
     """A supervisor sees the caller's whole number (to call them, or to check a
-    complaint); who did it, on which case, goes into the action log."""
-    with sessions()() as db:
-        phone = db.scalar(select(Case.caller_phone).where(Case.number == number))
-    if phone is None:
-        abort(404)
-    services().desk.record(desk_actor(), "phone-revealed", number)
+    complaint); the desk records who did it, on which case, in the action log."""
+    try:
+        phone = services().desk.admin.reveal_phone(desk_actor(), number)
+    except DeskError as exc:
+        abort(exc.status)
     if request.headers.get("HX-Request"):
         return render_template_string(
             '<span id="caller-phone" class="revealed">{{ phone }}</span>', phone=phone
@@ -239,16 +238,10 @@ def reveal_phone(number: str) -> Any:
 @roles_required(*SUPERVISORS)
 def set_case_public(number: str) -> Any:
     """A supervisor lists a phone, SMS or web case on Open311 (public=1), or takes it
-    off (public=0): on the case's trail and in the action log."""
+    off (public=0): the desk puts it on the case's trail and in the action log."""
     wanted = request.form.get("public") == "1"
-    actor = desk_actor()
-    with sessions()() as db:
-        case = db.scalar(select(Case).where(Case.number == number))
-        if case is None:
-            abort(404)
-        changed = set_public(db, case, wanted, actor.username)
-        db.commit()
-    if changed:
-        action = "open311-public" if wanted else "open311-private"
-        services().desk.record(actor, action, number)
+    try:
+        services().desk.admin.set_case_public(desk_actor(), number, wanted)
+    except DeskError as exc:
+        abort(exc.status)
     return redirect(url_for("console.case_page", number=number, _anchor="open311-public"))

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import request
 
-from cases import duty_numbers
-from web.auth import desk_actor, roles_required
-from web.console.admin import ADMIN, admin_units, done, refusal
+from calls.desk import DeskError
+from web.auth import desk_actor, language, roles_required
+from web.console.admin import ADMIN, admin_units, done
 from web.console.routes import bp
 from web.context import services
 
@@ -19,18 +19,10 @@ from web.context import services
 @roles_required(ADMIN)
 def admin_unit_duty_phone(code: str) -> Any:
     raw = request.form.get("duty_phone", "")[:64]
-    with services().desk.sessions() as db:
-        try:
-            unit, before = duty_numbers.set_duty_phone(db, code, raw, services().handler.phones)
-        except duty_numbers.DutyNumberError as exc:
-            db.rollback()
-            return admin_units(error=refusal("unit", exc.code, code=code), status=422)
-        db.commit()
-        name, now = unit.name, unit.duty_phone
-    if now != before:
-        services().desk.record(
-            desk_actor(), "unit-duty-phone", code, f"{before or '—'} -> {now or '—'}"
-        )
-    if now:
-        return done("console.admin_units", "done_duty_phone_set", unit=name)
-    return done("console.admin_units", "done_duty_phone_cleared", unit=name)
+    try:
+        unit = services().desk.admin.set_duty_phone(desk_actor(), code, raw)
+    except DeskError as exc:
+        return admin_units(error=exc.words(language()), status=exc.status)
+    if unit.now:
+        return done("console.admin_units", "done_duty_phone_set", unit=unit.unit_name)
+    return done("console.admin_units", "done_duty_phone_cleared", unit=unit.unit_name)
