@@ -38,6 +38,7 @@ from calls.consult import ConsultDesk
 from calls.duty_desk import DutyDesk
 from calls.grid_desk import GridDesk
 from calls.handler import CallHandler, job_id_for
+from calls.knowledge_desk import KnowledgeDesk
 from calls.listening import (
     LISTEN_MODES,
     Listener,
@@ -330,6 +331,7 @@ class Desk:
         self.duty = DutyDesk(self)
         self.catalogue = CatalogueDesk(self)
         self.admin = AdminDesk(self)
+        self.knowledge = KnowledgeDesk(self)
         self.open311 = Open311Desk(self)
         self.consults = ConsultDesk(self)
 

@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from cases import knowledge
 from cases.models import Category, Department, District, KnowledgeVersion, User
-from web.auth import language, roles_required
+from web.auth import desk_actor, language, roles_required
 from web.console.routes import bp, sessions
+from web.context import services
 from web.i18n import TEXT, translate
 
 REVIEWERS = tuple(sorted(knowledge.REVIEWERS))
@@ -177,23 +178,16 @@ def kb_review() -> Any:
 @bp.post("/kb/versions/<int:version_id>/decide")
 @roles_required(*REVIEWERS)
 def kb_decide(version_id: int) -> Any:
-    """Approve (publish) or reject, with the reviewer's note; audited by the record."""
-    editor = knowledge.editor_for(current_user)
+    """Approve (publish) or reject, with the reviewer's note; the desk audits it."""
     note = request.form.get("note", "")[:2000]
     approving = request.form.get("action") == "approve"
-    with sessions()() as db:
-        try:
-            if approving:
-                item = knowledge.approve(db, editor, version_id, note)
-                title = item.title
-            else:
-                version = knowledge.reject(db, editor, version_id, note)
-                title = version.title
-        except knowledge.KnowledgeError as exc:
-            db.rollback()
-            flash(refusal(exc), "error")
-            return redirect(url_for("console.kb_review") + f"#proposal-{version_id}"), 303
-        db.commit()
+    kb_desk = services().desk.knowledge
+    decide = kb_desk.approve if approving else kb_desk.reject
+    try:
+        title = decide(desk_actor(), version_id, note)
+    except knowledge.KnowledgeError as exc:
+        flash(refusal(exc), "error")
+        return redirect(url_for("console.kb_review") + f"#proposal-{version_id}"), 303
     flash(t("kb_approved" if approving else "kb_rejected", title=title))
     return redirect(url_for("console.kb_review"), 303)
 

@@ -14,9 +14,11 @@ from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from calls.desk import DeskError
 from cases import knowledge
 from cases.models import Category, Department, District, KnowledgeArticle, KnowledgeVersion
-from web.auth import language, roles_required
+from web.auth import desk_actor, language, roles_required
+from web.context import services
 from web.i18n import TEXT, translate
 from web.portal.routes import bp, my_unit, sessions
 
@@ -141,31 +143,27 @@ def kb_change(article_id: int) -> Any:
 @bp.post("/kb/<int:article_id>/change")
 @roles_required("department")
 def kb_propose(article_id: int | None) -> Any:
-    """A proposal for the reviewers, always for the clerk's own unit."""
+    """A proposal for the reviewers, always for the clerk's own unit (the desk's rule)."""
     values = {k: request.form.get(k, "") for k in FORM_FIELDS}
-    editor = knowledge.editor_for(current_user)
-    with sessions()() as db:
-        if article_id is not None:
-            own_article(db, article_id)
-        unit = db.get(Department, my_unit()) if my_unit() else None
-        try:
-            draft = knowledge.ArticleDraft(
-                title=values["title"][:200],
-                body=values["body"][:20000],
-                category_code=values["category_code"],
-                unit_code=unit.code if unit else "",
-                district_code=values["district_code"] or None,
-                valid_from=typed_date("valid_from"),
-                valid_until=typed_date("valid_until"),
-                review_on=typed_date("review_on"),
-            )
-            knowledge.propose(db, editor, draft, article_id, note=values["note"][:2000])
-        except BadDate:
-            return form_page(article_id, values, refusal("bad-date"), 422)
-        except knowledge.KnowledgeError as exc:
-            db.rollback()
-            return form_page(article_id, values, refusal(exc.code), 422)
-        db.commit()
+    try:
+        draft = knowledge.ArticleDraft(
+            title=values["title"][:200],
+            body=values["body"][:20000],
+            category_code=values["category_code"],
+            district_code=values["district_code"] or None,
+            valid_from=typed_date("valid_from"),
+            valid_until=typed_date("valid_until"),
+            review_on=typed_date("review_on"),
+        )
+        services().desk.knowledge.propose(
+            desk_actor(), draft, article_id, note=values["note"][:2000]
+        )
+    except BadDate:
+        return form_page(article_id, values, refusal("bad-date"), 422)
+    except knowledge.KnowledgeError as exc:
+        return form_page(article_id, values, refusal(exc.code), 422)
+    except DeskError as exc:
+        abort(exc.status)
     flash(t("kb_proposal_sent"))
     return redirect(url_for("portal.kb_home"), 303)
 
@@ -185,13 +183,10 @@ FORM_FIELDS = (
 @bp.post("/kb/versions/<int:version_id>/withdraw")
 @roles_required("department")
 def kb_withdraw(version_id: int) -> Any:
-    with sessions()() as db:
-        try:
-            knowledge.withdraw(db, knowledge.editor_for(current_user), version_id)
-        except knowledge.KnowledgeError as exc:
-            db.rollback()
-            flash(refusal(exc.code), "error")
-            return redirect(url_for("portal.kb_home"), 303)
-        db.commit()
+    try:
+        services().desk.knowledge.withdraw(desk_actor(), version_id)
+    except knowledge.KnowledgeError as exc:
+        flash(refusal(exc.code), "error")
+        return redirect(url_for("portal.kb_home"), 303)
     flash(t("kb_withdrawn"))
     return redirect(url_for("portal.kb_home"), 303)
