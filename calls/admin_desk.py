@@ -1,7 +1,11 @@
-"""The administrator's and supervisors' record-keeping actions: the opt-out register
-(谢绝回访), units' duty phones, listing a case on Open311, and revealing a caller's
-whole number. Each checks who may act, runs in one transaction with its action log
-line, and turns the record's refusal into a DeskError."""
+"""The administrator's and supervisors' record-keeping actions: users, units, the
+opt-out register (谢绝回访), units' duty phones, listing a case on Open311, and
+revealing a caller's whole number. Each checks who may act, writes its action log line
+in the same session, and turns the record's refusal into a DeskError.
+
+Users and units: cases.users and cases.units commit inside each function, so their log
+line is a second commit in that session; their refusals carry the record's own code as
+``details["refused"]``, which the admin screens word beside the field it is about."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from cases import duty_numbers
+from cases import units as unit_record
+from cases import users as user_record
 from cases.models import Case, add_opt_out, remove_opt_out
 from cases.open311 import set_public
 from cases.phones import InvalidPhone, mask_for_screen, normalise
 from cases.users import log_action
 
 if TYPE_CHECKING:
-    from calls.desk import Actor, Desk
+    from calls.desk import Actor, Desk, DeskError
 
 # As the screens' roles_required say: the admin screens, and a case's supervisors.
 ADMIN_ROLES = frozenset({"admin"})
@@ -46,9 +52,119 @@ def _check_role(actor: Actor, roles: frozenset[str]) -> None:
         raise DeskError("forbidden", 403)
 
 
+def _refused(kind: str, refused: str, **details: object) -> DeskError:
+    """A user or unit record's refusal (422, as the admin screens answer it)."""
+    from calls.desk import DeskError
+
+    code = refused if refused in ("no-unit", "no-user") else f"{kind}-{refused}"
+    return DeskError(code, 422, {"refused": refused, **details})
+
+
 class AdminDesk:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
+
+    # -- users ----------------------------------------------------------------------
+
+    def add_user(
+        self,
+        actor: Actor,
+        username: str,
+        role: str,
+        password: str,
+        *,
+        display_name: str = "",
+        seat: str | None = None,
+        department_code: str | None = None,
+    ) -> None:
+        """A new user (cases.users.add_user writes its user-added line itself).
+        Refusals: forbidden (403); the record's refusals (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                user_record.add_user(
+                    db,
+                    username,
+                    role,
+                    password,
+                    display_name=display_name,
+                    seat=seat,
+                    department_code=department_code,
+                    by=actor.username,
+                )
+            except user_record.UserError as exc:
+                raise _refused("user", exc.code, user=username) from None
+
+    def set_user_active(self, actor: Actor, username: str, active: bool) -> None:
+        """Enable or disable a user (their token goes with it; the surface ends their
+        sessions and seats). Refusals: forbidden (403); no-user, user-last-admin,
+        user-self-disable (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                user_record.set_active(db, username, active, by=actor.username)
+            except user_record.UserError as exc:
+                raise _refused("user", exc.code, user=username) from None
+            action = "user-enabled" if active else "user-disabled"
+            log_action(db, actor.username, action, username)
+            db.commit()
+
+    def reset_password(self, actor: Actor, username: str, password: str) -> None:
+        """A new password chosen by the admin. Refusals: forbidden (403); no-user and
+        the password rules (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                user_record.set_password(db, username, password)
+            except user_record.UserError as exc:
+                raise _refused("user", exc.code, user=username) from None
+            log_action(db, actor.username, "password-reset", username)
+            db.commit()
+
+    def revoke_token(self, actor: Actor, username: str) -> bool:
+        """The user's personal API token stops working; False (and no log line) if
+        they had none. Refusals: forbidden (403), no-user (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                had = user_record.revoke_tokens(db, username)
+            except user_record.UserError as exc:
+                raise _refused("user", exc.code, user=username) from None
+            if had:
+                log_action(db, actor.username, "token-revoked", username)
+                db.commit()
+        return had
+
+    # -- units ------------------------------------------------------------------------
+
+    def add_unit(self, actor: Actor, code: str, name: str, kind: str, district: str) -> str:
+        """A new unit; returns its name as stored. Refusals: forbidden (403); the
+        record's refusals (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                unit = unit_record.add_unit(db, code, name, kind, district)
+            except unit_record.UnitError as exc:
+                raise _refused("unit", exc.code, code=code) from None
+            stored = unit.name
+            log_action(db, actor.username, "unit-added", code, f"{kind}: {stored}")
+            db.commit()
+        return stored
+
+    def rename_unit(self, actor: Actor, code: str, name: str) -> tuple[str, str]:
+        """A unit's new name; returns (before, now), logged only if it changed.
+        Refusals: forbidden (403); no-unit, unit-no-name, unit-name-long (422)."""
+        _check_role(actor, ADMIN_ROLES)
+        with self.desk.sessions() as db:
+            try:
+                unit, before = unit_record.rename_unit(db, code, name)
+            except unit_record.UnitError as exc:
+                raise _refused("unit", exc.code, code=code) from None
+            now = unit.name
+            if now != before:
+                log_action(db, actor.username, "unit-renamed", code, f"{before} -> {now}")
+                db.commit()
+        return before, now
 
     # -- the opt-out register (谢绝回访) ----------------------------------------------
 

@@ -10,20 +10,29 @@ import pytest
 from sqlalchemy import select
 
 from calls.desk import Actor, Desk, DeskError
-from cases.models import ActionLog, Case, Department, OptOut
+from cases.models import ActionLog, Case, Department, OptOut, User
+from cases.users import authenticate, issue_token
 from tests.test_case_search import add_case
-from tests.test_console import make_app
+from tests.test_console import PASSWORD, make_app
 
 ADMIN = Actor("root", "admin")
 SUPERVISOR = Actor("li", "supervisor")
 OPERATOR = Actor("wang", "operator")
 UNIT = Actor("water", "department", 1)
+NEW_PASSWORD = "a new one, typed twice"
 
 
 @pytest.fixture
 def desk(redis_server, redis, tmp_path) -> Desk:  # type: ignore[no-untyped-def]
     redis.flushdb()
     return make_app(redis_server, redis, tmp_path).extensions["hotline"].desk
+
+
+@pytest.fixture
+def desk_with_token(desk: Desk) -> Desk:
+    with desk.sessions() as db:
+        issue_token(db, "wang")
+    return desk
 
 
 @pytest.fixture
@@ -44,6 +53,20 @@ def logged(desk: Desk) -> list[tuple[str, str, str, str]]:
 
 
 ACTIONS: dict[str, Callable[[Desk, Actor, str], object]] = {
+    "add_user": lambda desk, actor, _: desk.admin.add_user(
+        actor, "zhao", "operator", NEW_PASSWORD, seat="1002"
+    ),
+    "set_user_active": lambda desk, actor, _: desk.admin.set_user_active(actor, "wang", False),
+    "reset_password": lambda desk, actor, _: desk.admin.reset_password(
+        actor, "wang", NEW_PASSWORD
+    ),
+    "revoke_token": lambda desk, actor, _: desk.admin.revoke_token(actor, "wang"),
+    "add_unit": lambda desk, actor, _: desk.admin.add_unit(
+        actor, "data-bureau", "市数据局", "department", ""
+    ),
+    "rename_unit": lambda desk, actor, _: desk.admin.rename_unit(
+        actor, "water-affairs", "市水务集团"
+    ),
     "add_opt_out": lambda desk, actor, _: desk.admin.add_opt_out(actor, "13800138501"),
     "remove_opt_out": lambda desk, actor, _: desk.admin.remove_opt_out(actor, "13800138501"),
     "set_duty_phone": lambda desk, actor, _: desk.admin.set_duty_phone(
@@ -54,10 +77,17 @@ ACTIONS: dict[str, Callable[[Desk, Actor, str], object]] = {
     ),
     "reveal_phone": lambda desk, actor, number: desk.admin.reveal_phone(actor, number),
 }
+ADMIN_ONLY = (SUPERVISOR, OPERATOR, UNIT)
 WRONG_ROLES = {
-    "add_opt_out": (SUPERVISOR, OPERATOR, UNIT),
-    "remove_opt_out": (SUPERVISOR, OPERATOR, UNIT),
-    "set_duty_phone": (SUPERVISOR, OPERATOR, UNIT),
+    "add_user": ADMIN_ONLY,
+    "set_user_active": ADMIN_ONLY,
+    "reset_password": ADMIN_ONLY,
+    "revoke_token": ADMIN_ONLY,
+    "add_unit": ADMIN_ONLY,
+    "rename_unit": ADMIN_ONLY,
+    "add_opt_out": ADMIN_ONLY,
+    "remove_opt_out": ADMIN_ONLY,
+    "set_duty_phone": ADMIN_ONLY,
     "set_case_public": (OPERATOR, UNIT, Actor("qa", "quality")),
     "reveal_phone": (OPERATOR, UNIT, Actor("qa", "quality")),
 }
@@ -65,8 +95,9 @@ WRONG_ROLES = {
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
 def test_a_wrong_role_is_refused_and_nothing_is_written(
-    desk: Desk, case_number: str, action: str
+    desk_with_token: Desk, case_number: str, action: str
 ) -> None:
+    desk = desk_with_token
     before = logged(desk)
     for actor in WRONG_ROLES[action]:
         with pytest.raises(DeskError) as refused:
@@ -81,7 +112,12 @@ def test_a_wrong_role_is_refused_and_nothing_is_written(
     with desk.sessions() as db:
         assert db.scalars(select(OptOut)).all() == []
         unit = db.scalar(select(Department).where(Department.code == "water-affairs"))
-        assert unit is not None and not unit.duty_phone
+        assert unit is not None and not unit.duty_phone and unit.name != "市水务集团"
+        assert db.scalar(select(Department).where(Department.code == "data-bureau")) is None
+        wang = db.scalar(select(User).where(User.username == "wang"))
+        assert wang is not None and wang.active and wang.api_token_hash is not None
+        assert authenticate(db, "wang", PASSWORD) is not None
+        assert db.scalar(select(User).where(User.username == "zhao")) is None
         assert db.scalar(select(Case.public).where(Case.number == case_number)) is False
 
 
@@ -153,3 +189,52 @@ def test_revealing_a_callers_number_through_the_desk(desk: Desk, case_number: st
         desk.admin.reveal_phone(ADMIN, "no-such-number")
     assert (refused.value.code, refused.value.status) == ("no-such-case", 404)
     assert logged(desk) == [("li", "phone-revealed", case_number, "")]
+
+
+def test_users_through_the_desk(desk_with_token: Desk) -> None:
+    desk = desk_with_token
+    desk.admin.add_user(ADMIN, "zhao", "operator", NEW_PASSWORD, display_name="赵敏", seat="1002")
+    with pytest.raises(DeskError) as refused:
+        desk.admin.add_user(ADMIN, "zhao", "operator", NEW_PASSWORD)
+    assert (refused.value.code, refused.value.status) == ("user-exists", 422)
+    assert refused.value.details["refused"] == "exists"  # the screens' key
+    with pytest.raises(DeskError) as refused:
+        desk.admin.reset_password(ADMIN, "wang", "short")
+    assert refused.value.details["refused"] == "password-short"
+    desk.admin.reset_password(ADMIN, "wang", NEW_PASSWORD)
+    assert desk.admin.revoke_token(ADMIN, "wang") is True
+    assert desk.admin.revoke_token(ADMIN, "wang") is False  # none left: no line
+    desk.admin.set_user_active(ADMIN, "wang", False)
+    desk.admin.set_user_active(ADMIN, "wang", True)
+    with pytest.raises(DeskError) as refused:
+        desk.admin.set_user_active(ADMIN, "nobody", False)
+    assert (refused.value.code, refused.value.status) == ("no-user", 422)
+    with desk.sessions() as db:
+        assert authenticate(db, "wang", NEW_PASSWORD) is not None
+        assert authenticate(db, "zhao", NEW_PASSWORD) is not None
+    assert logged(desk) == [
+        ("root", "user-added", "zhao", "operator"),
+        ("root", "password-reset", "wang", ""),
+        ("root", "token-revoked", "wang", ""),
+        ("root", "user-disabled", "wang", ""),
+        ("root", "user-enabled", "wang", ""),
+    ]
+
+
+def test_units_through_the_desk(desk: Desk) -> None:
+    assert desk.admin.add_unit(ADMIN, "data-bureau", " 市数据局 ", "department", "") == "市数据局"
+    with pytest.raises(DeskError) as refused:
+        desk.admin.add_unit(ADMIN, "data-bureau", "市数据局", "department", "")
+    assert (refused.value.code, refused.value.status) == ("unit-exists", 422)
+    assert refused.value.details["refused"] == "exists"
+    renamed = desk.admin.rename_unit(ADMIN, "data-bureau", "市政务数据局")
+    assert renamed == ("市数据局", "市政务数据局")
+    again = desk.admin.rename_unit(ADMIN, "data-bureau", "市政务数据局")
+    assert again == ("市政务数据局", "市政务数据局")  # the same name: no line
+    with pytest.raises(DeskError) as refused:
+        desk.admin.rename_unit(ADMIN, "no-such-unit", "某局")
+    assert (refused.value.code, refused.value.status) == ("no-unit", 422)
+    assert logged(desk) == [
+        ("root", "unit-added", "data-bureau", "department: 市数据局"),
+        ("root", "unit-renamed", "data-bureau", "市数据局 -> 市政务数据局"),
+    ]

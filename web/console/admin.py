@@ -95,17 +95,21 @@ def admin_users(
     return page, status
 
 
-def _user_refused(
-    exc: user_record.UserError, refused_in: str | None = None, **values: object
-) -> Any:
-    """The users page again, saying why; ``refused_in`` names the form (ADD_FORM, or
-    the user whose password was being reset), None for an action without a form."""
+def _user_refused(refused: str, refused_in: str | None = None, **values: object) -> Any:
+    """The users page again, saying why (``refused``: cases.users' refusal code);
+    ``refused_in`` names the form (ADD_FORM, or the user whose password was being
+    reset), None for an action without a form."""
     values.setdefault("n", user_record.MIN_PASSWORD)
-    why = refusal("user", exc.code, **values)
+    why = refusal("user", refused, **values)
     if refused_in not in (None, ADD_FORM):
         why = t("user_reset_refused", user=refused_in, why=why)
-    field = FIELD_OF_REFUSAL.get(exc.code, "password" if exc.code.startswith("password") else "")
+    field = FIELD_OF_REFUSAL.get(refused, "password" if refused.startswith("password") else "")
     return admin_users(error=why, status=422, refused_in=refused_in, refused_field=field)
+
+
+def _record_refusal(exc: DeskError) -> str:
+    """The user or unit record's own refusal code, as the screens' words are keyed."""
+    return str(exc.details.get("refused", exc.code))
 
 
 @bp.post("/admin/users")
@@ -117,29 +121,24 @@ def admin_add_user() -> Any:
     password = form.get("password", "")
     seat = form.get("seat", "").strip() if role == "operator" else ""
     if password != form.get("password2", ""):
-        return _user_refused(
-            user_record.UserError("passwords differ", "password-mismatch"), ADD_FORM
-        )
+        return _user_refused("password-mismatch", ADD_FORM)
     if seat:
         try:
             check_id("seat", seat)
         except ValueError:
-            return _user_refused(user_record.UserError("bad seat", "bad-seat"), ADD_FORM)
-    actor = desk_actor()
-    with services().desk.sessions() as db:
-        try:
-            user_record.add_user(
-                db,
-                username,
-                role,
-                password,
-                display_name=form.get("display_name", "").strip()[:64],
-                seat=seat or None,
-                department_code=form.get("department", "") if role == "department" else None,
-                by=actor.username,  # add_user writes the action log row itself
-            )
-        except user_record.UserError as exc:
-            return _user_refused(exc, ADD_FORM, user=username)
+            return _user_refused("bad-seat", ADD_FORM)
+    try:
+        services().desk.admin.add_user(
+            desk_actor(),
+            username,
+            role,
+            password,
+            display_name=form.get("display_name", "").strip()[:64],
+            seat=seat or None,
+            department_code=form.get("department", "") if role == "department" else None,
+        )
+    except DeskError as exc:
+        return _user_refused(_record_refusal(exc), ADD_FORM, user=username)
     return done("console.admin_users", "done_user_added", user=username)
 
 
@@ -158,12 +157,10 @@ def admin_user_active(username: str) -> Any:
     and any seat they hold is logged out) or enable a user."""
     active = request.form.get("active") == "1"
     actor = desk_actor()
-    with services().desk.sessions() as db:
-        try:
-            user_record.set_active(db, username, active, by=actor.username)
-        except user_record.UserError as exc:
-            return _user_refused(exc, user=username)
-    services().desk.record(actor, "user-enabled" if active else "user-disabled", username)
+    try:
+        services().desk.admin.set_user_active(actor, username, active)
+    except DeskError as exc:
+        return _user_refused(_record_refusal(exc), user=username)
     if not active:
         end_sessions(username, "disabled")  # enabling them again revives no old session
         for seat in _seats_of(username):
@@ -180,31 +177,26 @@ def admin_user_active(username: str) -> Any:
 def admin_user_password(username: str) -> Any:
     password = request.form.get("password", "")
     if password != request.form.get("password2", ""):
-        return _user_refused(
-            user_record.UserError("passwords differ", "password-mismatch"), username
-        )
-    with services().desk.sessions() as db:
-        try:
-            user_record.set_password(db, username, password)
-        except user_record.UserError as exc:
-            refused_in = username if exc.code.startswith("password") else None
-            return _user_refused(exc, refused_in, user=username)
+        return _user_refused("password-mismatch", username)
+    try:
+        services().desk.admin.reset_password(desk_actor(), username, password)
+    except DeskError as exc:
+        refused = _record_refusal(exc)
+        refused_in = username if refused.startswith("password") else None
+        return _user_refused(refused, refused_in, user=username)
     end_sessions(username, "password", keep_mine=True)  # whoever knew the old one is out
-    services().desk.record(desk_actor(), "password-reset", username)
     return done("console.admin_users", "done_password", user=username)
 
 
 @bp.post("/admin/users/<username>/revoke")
 @roles_required(ADMIN)
 def admin_user_revoke(username: str) -> Any:
-    with services().desk.sessions() as db:
-        try:
-            had = user_record.revoke_tokens(db, username)
-        except user_record.UserError as exc:
-            return _user_refused(exc, user=username)
+    try:
+        had = services().desk.admin.revoke_token(desk_actor(), username)
+    except DeskError as exc:
+        return _user_refused(_record_refusal(exc), user=username)
     if not had:
         return done("console.admin_users", "done_no_token", user=username)
-    services().desk.record(desk_actor(), "token-revoked", username)
     return done("console.admin_users", "done_token_revoked", user=username)
 
 
@@ -278,20 +270,21 @@ def admin_units(error: str | None = None, status: int = 200) -> Any:
     return page, status
 
 
+def _unit_refused(exc: DeskError, code: str) -> Any:
+    return admin_units(error=refusal("unit", _record_refusal(exc), code=code), status=exc.status)
+
+
 @bp.post("/admin/units")
 @roles_required(ADMIN)
 def admin_add_unit() -> Any:
     form = request.form
     code = form.get("code", "").strip().lower()
-    with services().desk.sessions() as db:
-        try:
-            unit = unit_record.add_unit(
-                db, code, form.get("name", ""), form.get("kind", ""), form.get("district", "")
-            )
-        except unit_record.UnitError as exc:
-            return admin_units(error=refusal("unit", exc.code, code=code), status=422)
-        name = unit.name
-    services().desk.record(desk_actor(), "unit-added", code, f"{form.get('kind')}: {name}")
+    try:
+        name = services().desk.admin.add_unit(
+            desk_actor(), code, form.get("name", ""), form.get("kind", ""), form.get("district", "")
+        )
+    except DeskError as exc:
+        return _unit_refused(exc, code)
     _forget_catalogue()
     return done("console.admin_units", "done_unit_added", unit=name)
 
@@ -299,14 +292,13 @@ def admin_add_unit() -> Any:
 @bp.post("/admin/units/<code>/rename")
 @roles_required(ADMIN)
 def admin_rename_unit(code: str) -> Any:
-    with services().desk.sessions() as db:
-        try:
-            unit, before = unit_record.rename_unit(db, code, request.form.get("name", ""))
-        except unit_record.UnitError as exc:
-            return admin_units(error=refusal("unit", exc.code, code=code), status=422)
-        name = unit.name
+    try:
+        before, name = services().desk.admin.rename_unit(
+            desk_actor(), code, request.form.get("name", "")
+        )
+    except DeskError as exc:
+        return _unit_refused(exc, code)
     if name != before:
-        services().desk.record(desk_actor(), "unit-renamed", code, f"{before} -> {name}")
         _forget_catalogue()
     return done("console.admin_units", "done_unit_renamed", before=before, unit=name)
 
