@@ -167,7 +167,7 @@ class Session:
         call = call_id_of(self.agi)
         self.queue.redis.set(self.queue.keys.channel(call), self.agi.var("agi_channel"), ex=86400)
         try:
-            state = self.outbound_calls.begin(call, dial_id)
+            state = self.outbound_calls.begin(call, dial_id, "asterisk")
         except ValueError:  # an id that is not ours
             state = None
         if state is None:

@@ -72,6 +72,8 @@ class FlowState:
     outcome: str | None = None  # connected | completed | abandoned | callback
     pressed: str = ""  # the keys the caller pressed, last 8, for the operator's screen
     callback_of: float | None = None  # a call-back: when the citizen first called (epoch s)
+    # A citizen handed to the queue from our own call (return_visit | callback).
+    outbound_kind: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

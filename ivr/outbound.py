@@ -45,6 +45,7 @@ class OutboundState:
     phone: str = ""  # the citizen called, E.164
     dial_id: str | None = None  # the dialer's attempt this call is
     origin_at: float | None = None  # a call-back: when the citizen called us (epoch s)
+    channel: str = ""  # the telephony that placed it: asterisk | twilio
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

@@ -176,7 +176,7 @@ class OutboundSimulation:
         script = self.scripts.get(phone) or ["no-answer"]
         answer = script.pop(0) if script else "no-answer"
         sid = "SIM" + call_id.replace("-", "")
-        self.outbound.begin(sid, call_id)
+        self.outbound.begin(sid, call_id, "sim")
         kind, _, keys = answer.partition(":")
         if kind in ("no-answer", "busy", "failed"):
             self.say(phone, f"does not pick up ({kind})")

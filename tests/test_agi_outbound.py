@@ -171,3 +171,17 @@ def test_zero_sends_the_citizen_to_the_hold_loop_for_an_operator(rig, queue) -> 
     converse(server, "hangup", [])  # the h extension, in the hold loop
     assert queue.call("ast-1795812065.1")["state"] != "waiting"
     assert dialer.redis.hlen(dialer.keys.dial_live) == 0
+
+
+def test_zero_with_a_free_seat_puts_the_citizen_through_at_once(rig, queue) -> None:  # type: ignore[no-untyped-def]
+    """The free seat is offered the citizen in the very enqueue, which no offer push
+    moves: the session itself dials the seat, rather than leaving them to the hold
+    loop's next turn (30 s of music with an operator waiting)."""
+    server, dialer, telephony = rig
+    queue.seat_login("1001")
+    attempt, _ = visit_placed(dialer, telephony)
+    commands = converse(server, "outbound", [attempt, "HUMAN", "HUMAN-500-500"], keys="0")
+    dials = [c for c in commands if c.startswith("EXEC Dial")]
+    assert dials and "PJSIP/1001" in dials[0], commands
+    assert 'SET VARIABLE HOTLINE_NEXT "hold"' not in commands[: commands.index(dials[0])]
+    assert queue.call("ast-1795812065.1")["priority"] == "repeat"

@@ -136,7 +136,8 @@ def test_zero_hands_the_citizen_to_an_operator_as_a_callback(app, twilio, dialle
     svc = app.extensions["hotline"]
     record = svc.queue.call(sid(7))
     assert (record["state"], record["priority"], record["caller"]) == ("waiting", "repeat", CITIZEN)
-    assert svc.handler.load(sid(7)).channel == "callback"  # the screen pop says so
+    flow = svc.handler.load(sid(7))  # the screen pop says so; the push can move them
+    assert (flow.outbound_kind, flow.channel) == ("return_visit", "twilio")
     # The number stays "on a call" until the citizen hangs up.
     assert svc.redis.hlen(svc.queue.keys.dial_live) == 1
     twilio.post(
@@ -144,6 +145,21 @@ def test_zero_hands_the_citizen_to_an_operator_as_a_callback(app, twilio, dialle
     )
     assert svc.redis.hlen(svc.queue.keys.dial_live) == 0
     assert svc.queue.call(sid(7))["state"] != "waiting"
+
+
+def test_zero_with_a_free_seat_dials_the_seat_in_the_same_answer(app, twilio, dialled) -> None:  # type: ignore[no-untyped-def]
+    """Offered in the very enqueue, the citizen is put through by this TwiML: a
+    <Dial> to the seat, not an <Enqueue> waiting for a push that never comes."""
+    attempt, _ = dialled
+    svc = app.extensions["hotline"]
+    svc.queue.seat_login("1001")
+    twilio.post(
+        f"/twilio/outbound/return_visit?call={attempt}", {"CallSid": sid(7), "AnsweredBy": "human"}
+    )
+    root = parse(twilio.post("/twilio/outbound/input", {"CallSid": sid(7), "Digits": "0"}))
+    assert verbs(root) == ["Say", "Dial"]
+    record = svc.queue.call(sid(7))
+    assert (record["state"], record["seat"], record["priority"]) == ("offered", "1001", "repeat")
 
 
 def test_a_stranger_webhook_is_hung_up_on(app, twilio) -> None:  # type: ignore[no-untyped-def]
@@ -189,7 +205,8 @@ def test_a_call_back_reaches_the_queue_saying_which_call_it_answers(app, twilio)
     )
     assert verbs(root) == ["Say", "Enqueue"] and "给您回电" in root[0].text
     flow = svc.handler.load(sid(9))
-    assert (flow.channel, flow.callback_of) == ("callback", asked_at.timestamp())
+    assert (flow.outbound_kind, flow.callback_of) == ("callback", asked_at.timestamp())
+    assert flow.channel == "twilio"
     with svc.handler.directory.sessions() as db:
         assert db.scalar(select(CallbackRequest.status)) == "done"
 

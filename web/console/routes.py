@@ -119,7 +119,7 @@ def pop_view(call_id: str, wait_ms: int | None = None) -> dict[str, Any] | None:
         "waited_s": round((wait_ms if wait_ms is not None else 0) / 1000)
         if wait_ms is not None
         else (round(time.time() - entered / 1000) if entered else None),
-        "callback": (flow.channel if flow else "") == "callback",
+        "callback": bool(flow and flow.outbound_kind),
         "callback_of": datetime.fromtimestamp(flow.callback_of, UTC)
         if flow and flow.callback_of
         else None,

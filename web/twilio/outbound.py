@@ -61,7 +61,7 @@ def outbound_answered(kind: str) -> Response:
         abort(404)
     sid, attempt = call_sid(), dial_id()
     svc = services()
-    if svc.outbound is None or svc.outbound.begin(sid, attempt) is None:
+    if svc.outbound is None or svc.outbound.begin(sid, attempt, "twilio") is None:
         response = VoiceResponse()
         response.hangup()  # not a live attempt of ours: say nothing
         return twiml(response)
@@ -91,7 +91,7 @@ def outbound_status() -> Response:
         return Response(status=204)
     status = field("CallStatus", 32)
     if status in NOT_REACHED:
-        if svc.outbound.begin(sid, attempt) is not None:
+        if svc.outbound.begin(sid, attempt, "twilio") is not None:
             svc.outbound.handle(sid, e.OutboundFailed(NOT_REACHED[status], at=time.time()))
     elif status == "completed":
         svc.outbound.handle(sid, e.Hangup(at=time.time()))
