@@ -16,6 +16,7 @@ from redis import Redis
 from hotline.config import load_settings
 from hotline.runtime import call_queue, dialer
 from push.app import MAX_STREAMS_PER_USER
+from tests.conftest import wait_until
 from tests.test_front_proxy import get, nginx, web  # noqa: F401
 from tests.test_push import Stream, live, signed_in  # noqa: F401
 
@@ -61,7 +62,10 @@ def test_the_front_proxy_log_keeps_no_phone_number(nginx: int, tmp_path: Path) -
     get(nginx, f"/console/cases?q={number}")
     get(nginx, f"/login?next=%2Fconsole%2Fcases%3Fq%3D{number}")
     get(nginx, "/healthz", Referer=f"https://hotline.test/console/cases?q={number}")
-    log = (tmp_path / "nginx" / "access.log").read_text()
+    access_log = tmp_path / "nginx" / "access.log"
+    # nginx writes a request's line after its response has gone out.
+    wait_until(lambda: "/healthz" in access_log.read_text(), what="nginx logging /healthz")
+    log = access_log.read_text()
     assert "/console/cases" in log and "/healthz" in log  # the requests were logged
     assert number not in log, log
 

@@ -205,7 +205,10 @@ def test_a_new_request_appears_from_the_stream_without_polling(site) -> None:  #
                 else None
             ),
         )
-        wang.wait_for_timeout(2000)  # the page's first fetches, the stream opened
+        # The stream open (however long a loaded machine takes), and the redraw that
+        # its opening asks for sent and answered.
+        expect(wang.locator("body")).to_have_attribute("data-stream", "open", timeout=30_000)
+        wang.wait_for_timeout(1500)
         asked.clear()
         # Idle: nothing changes, so nothing is fetched (it was every 3 s).
         wang.wait_for_timeout(7000)

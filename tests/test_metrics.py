@@ -399,21 +399,38 @@ def test_a_scrape_does_not_wait_behind_a_stuck_read(  # type: ignore[no-untyped-
     import signal
     import threading
 
+    from calls.metrics import ServiceCollector
+    from tests.conftest import wait_until
+    from web.metrics import _REGISTRY
+
     first = app.test_client().get("/metrics")
     assert first.status_code == 200
+    registry = app.extensions[_REGISTRY]
+    (collector,) = [c for c in registry._collector_to_names if isinstance(c, ServiceCollector)]
     time.sleep(1.1)  # past the scrape cache: the next scrape reads Redis
     assert redis_server.process is not None
     redis_server.process.send_signal(signal.SIGSTOP)
+    answers: list[object] = []
     try:
         stuck = threading.Thread(target=lambda: app.test_client().get("/metrics"))
         stuck.start()
-        time.sleep(0.5)  # the stuck scrape has begun its read
-        second = app.test_client().get("/metrics")
-        assert stuck.is_alive()  # still waiting for Redis, while the second one answered
-        assert second.status_code == 200
-        assert family_names(second.get_data(as_text=True)) == family_names(
-            first.get_data(as_text=True)
+        # The stuck scrape holds the read, however long a loaded machine takes to start it.
+        wait_until(collector._lock.locked, timeout_s=30, what="the first scrape reading Redis")
+        # The second in a thread of its own: should it wait for Redis too, the test fails
+        # (and resumes Redis) rather than hang the run.
+        second_scrape = threading.Thread(
+            target=lambda: answers.append(app.test_client().get("/metrics"))
         )
+        second_scrape.start()
+        second_scrape.join(timeout=30)
+        assert answers, "the second scrape waited behind the stuck read"
+        assert stuck.is_alive()  # still waiting for Redis, while the second one answered
     finally:
         redis_server.process.send_signal(signal.SIGCONT)
     stuck.join()
+    second_scrape.join()
+    second = answers[0]
+    assert second.status_code == 200  # type: ignore[attr-defined]
+    assert family_names(second.get_data(as_text=True)) == family_names(  # type: ignore[attr-defined]
+        first.get_data(as_text=True)
+    )

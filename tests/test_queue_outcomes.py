@@ -74,12 +74,13 @@ def test_offer_expires_into_ring_no_answer_on_the_reaper_tick(make_queue) -> Non
 
 def test_the_ring_lease_runs_from_the_ring_not_from_the_offer(make_queue) -> None:
     """A prompt that plays out before the seat rings does not eat the ring time."""
-    queue = make_queue(offer_timeout_s=0.4, offer_start_s=5.0)
+    # Margins in seconds, not tenths: a loaded machine may take 0.5 s between calls.
+    queue = make_queue(offer_timeout_s=2.0, offer_start_s=10.0)
     queue.seat_login("s1")
     queue.enqueue("c1")
-    time.sleep(0.3)  # the greeting plays
+    time.sleep(1.5)  # the greeting plays
     queue.ringing("c1", "s1")
-    time.sleep(0.3)  # past the ring lease counted from the offer, inside it from the ring
+    time.sleep(0.6)  # past the ring lease counted from the offer, inside it from the ring
     assert queue.tick()[0]["ring_no_answer"] == 0
     assert queue.answer("c1", "s1").result == "connected"
     assert queue.ringing("c1", "s1").result == "stale"

@@ -213,8 +213,16 @@
     var list = document.getElementById("task-list");
     if (list) htmx.trigger(list, "tasks-poll");
   }
-  document.addEventListener("htmx:sseOpen", function () { streamOpen = true; refreshTasks(); });
-  document.addEventListener("htmx:sseError", function () { streamOpen = false; });
+  // data-stream on <body> says whether the seat's stream is open (after the redraw it asks for).
+  document.addEventListener("htmx:sseOpen", function () {
+    streamOpen = true;
+    refreshTasks();
+    document.body.dataset.stream = "open";
+  });
+  document.addEventListener("htmx:sseError", function () {
+    streamOpen = false;
+    document.body.dataset.stream = "broken";
+  });
   var taskList = document.getElementById("task-list");
   if (taskList) {
     setInterval(function () { if (!streamOpen) refreshTasks(); },
