@@ -932,11 +932,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "unit_err_no-district": ("区人民政府须选择所辖区", "A district government needs its district"),
     "unit_err_district-taken": ("该区已有区人民政府", "That district has its government"),
     "unit_err_no-unit": ("找不到该单位", "No such unit"),
-    "optout_err_phone": (
-        "不是有效的市民电话号码：{phone}",
-        "Not a citizen's phone number: {phone}",
-    ),
-    "optout_err_absent": ("{phone} 不在登记中", "{phone} is not on the register"),
     # Confirmations before destructive actions.
     "confirm_force_logout": ("确定将坐席 {seat} 强制签出吗？", "Log seat {seat} out?"),
     "confirm_end_wrapup": ("确定结束坐席 {seat} 的话后处理吗？", "End the wrap-up of seat {seat}?"),
@@ -1205,14 +1200,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "duty_phone_save": ("保存", "Save"),
     "done_duty_phone_set": ("已更新 {unit} 的值班电话", "{unit}'s duty phone is saved"),
     "done_duty_phone_cleared": ("已清除 {unit} 的值班电话", "{unit}'s duty phone is cleared"),
-    "unit_err_bad-duty-phone": (
-        "值班电话无效，请填写完整号码（如 0898-66661234）",
-        "Not a valid duty phone; give the full number (e.g. 0898-66661234)",
-    ),
-    "unit_err_short-duty-phone": (
-        "值班电话须为可直接拨打的完整号码，不能是短号或服务号",
-        "A duty phone must be a full number, not a short or service code",
-    ),
     "xfer_directory": ("单位值班电话", "Units' duty phones"),
     "consult_transfer": ("咨询转接 / 三方通话", "Consult transfer / three-way call"),
     "consult_start": ("咨询转接", "Consult"),
