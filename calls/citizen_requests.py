@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calls.filing import storable_text
+from cases.grid import district_of_address
 from cases.models import Case
 from cases.photos import CasePhoto, store_photo
 from cases.service import CallInfo, CaseDraft, create_case_for_call
-from cases.units import district_named_in
 
 CHANNELS = ("sms", "web")
 CITIZEN = "citizen"  # who added a citizen's photo, on the case's trail
@@ -37,7 +37,7 @@ def file_request(
         raise ValueError(f"channel is one of {CHANNELS}, not {channel!r}")
     info = CallInfo(call_id=f"{channel}:{ref}"[:128], caller_phone=phone, channel=channel)
     address = storable_text(where, 500).strip()
-    district = district_named_in(session, address)
+    district = district_of_address(session, address)
     draft = CaseDraft(
         description=storable_text(what, 4000).strip(),
         address=address,

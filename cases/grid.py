@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from cases.models import Base, Case, Category, Department, District, User
+from cases.units import district_named_in
 
 SEED_FILE = Path(__file__).with_name("data") / "grid_seed.json"
 
@@ -234,6 +235,16 @@ def grid_for_address(db: Session, address: str) -> Grid | None:
     """The grid the address lies in, by the address table; None when it does not say."""
     grid_id = address_index(db).grid_id_for(address or "")
     return db.get(Grid, grid_id) if grid_id is not None else None
+
+
+def district_of_address(db: Session, address: str) -> District | None:
+    """The district of a citizen's written address: the grid's, where the address table
+    knows the street (more precise than what the text says), else the one district the
+    text names (cases.units.district_named_in)."""
+    grid = grid_for_address(db, address) if address else None
+    if grid is not None:
+        return grid.community.street.district
+    return district_named_in(db, address)
 
 
 def street_of_address(db: Session, address: str) -> str | None:

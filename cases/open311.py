@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, DateTime, ForeignKey, Integer, String, Text, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from cases.grid import district_of_address
 from cases.models import Base, Case, CaseEvent, Category, Department
 from cases.phones import DEFAULT as DEFAULT_PHONES
 from cases.phones import InvalidPhone, PhoneSettings, mask_phone, normalise
 from cases.service import HOTLINE_TZ, _record, dispatch, next_case_number, utcnow
-from cases.units import district_named_in
 
 KEY_PREFIX = "o311_"
 MAX_WINDOW = timedelta(days=90)  # the spec's longest date window, and its default
@@ -413,7 +413,8 @@ def file_case(
         caller_name=name[:64],
         channel=CHANNEL,
         category=category,
-        district=district_named_in(session, address),
+        # From what the citizen wrote, not the client's address_id.
+        district=district_of_address(session, fields.get("address_string") or ""),
         address=address[:500],
         latitude=fields.get("lat"),
         longitude=fields.get("long"),
