@@ -169,6 +169,8 @@ class OutboundSimulation:
                 self.say(phone, f"hears 「{render(action.prompt, 'zh', **action.args)}」")
             elif isinstance(action, a.Hold):
                 self.say(phone, "waits for an operator")
+            elif isinstance(action, a.Bridge):
+                self.say(phone, f"is put through to seat {action.seat}")
             elif isinstance(action, a.HangUp):
                 self.say(phone, "is hung up by the hotline")
 
@@ -196,7 +198,7 @@ class OutboundSimulation:
                 self.say(phone, "says nothing")
                 actions = self.outbound.handle(sid, e.InputTimeout(at=0.0))
             self._play(phone, actions)
-        if any(isinstance(x, a.Hold) for x in actions):
+        if any(isinstance(x, a.Hold | a.Bridge) for x in actions):
             record = self.queue.call(sid)
             self.results[phone]["reached_seat"] = record.get("seat") or None
             if record.get("seat"):
