@@ -29,6 +29,9 @@ class PhoneSettings:
 DEFAULT = PhoneSettings()
 
 
+_CN_MOBILE_LIKE = re.compile(r"1[1-9]")  # a national number so begun is a mobile's
+
+
 def normalise(raw: str, settings: PhoneSettings = DEFAULT) -> str:
     """E.164 (+8613800138000), a short service code (12345), or "" when withheld.
     Raises InvalidPhone for anything else."""
@@ -59,6 +62,10 @@ def normalise(raw: str, settings: PhoneSettings = DEFAULT) -> str:
         return national  # a short code written with a country code (+8612345)
     if not phonenumbers.is_possible_number(number):
         raise InvalidPhone(f"not a possible number: {raw!r}")
+    if number.country_code == 86 and _CN_MOBILE_LIKE.match(national) and len(national) != 11:
+        # 1380013 is a mistyped mobile, not a number: a mobile has 11 digits (10 for
+        # Beijing's landlines, +86 10 ...).
+        raise InvalidPhone(f"a mobile number has 11 digits: {raw!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -42,5 +42,15 @@ def test_junk_is_refused_clearly(raw: str) -> None:
         normalise(raw)
 
 
+@pytest.mark.parametrize(
+    "raw", ["1380013", "138001380", "1380013800", "+86138001380", "861380013800"]
+)
+def test_a_mobile_missing_digits_is_refused_not_disguised_as_a_number(raw: str) -> None:
+    """A do-not-call entry or a citizen's callback number typed short would otherwise be
+    kept as some other number (1380013 as +861380013, shown 01**0013)."""
+    with pytest.raises(InvalidPhone, match="11 digits"):
+        normalise(raw)
+
+
 def test_a_junk_caller_id_never_refuses_the_call() -> None:
     assert normalise_or_raw("abc;<x>") == "abcx"
