@@ -268,17 +268,28 @@ def test_an_admin_edits_the_dispatch_catalogue_and_it_is_audited(people) -> None
     assert (
         post(admin, "/console/catalogue/street-vending", {"handling_days": "0"}).status_code == 422
     )
-    refused = post(admin, "/console/catalogue/street-vending", {"handling_days": "0"})
-    assert "办理时限须为 1 至 60 个工作日" in refused.get_data(as_text=True)
+    refused = post(
+        admin, "/console/catalogue/street-vending", {"handling_days": "0", "urgent": "1"}
+    ).get_data(as_text=True)
+    # The error beside the refused row, which keeps what was typed.
+    assert '<a href="#row-street-vending">占道经营、流动摊贩</a>：办理时限' in refused
+    row = refused.split('id="row-street-vending"', 1)[1].split("</tr>", 1)[0]
+    assert "办理时限须为 1 至 60 个工作日" in row and 'value="0"' in row
+    assert 'name="urgent" form="cat-street-vending" value="1" checked' in row
     unknown = post(
         admin, "/console/catalogue/street-vending", {"department": "nobody", "handling_days": "5"}
     )
     assert unknown.status_code == 422 and "没有该承办单位：nobody" in unknown.get_data(as_text=True)
     # Street lights go to the district's government: Open311 requests straight to it.
     page = admin.get("/console/catalogue").get_data(as_text=True)
-    assert "网上诉求直接派发" in page and 'name="open311_direct"' in page
+    assert "Open311 诉求直派" in page and 'name="open311_direct"' in page
+    assert "市民网上表单和短信仍由话务员处理" in page  # said on the page, not in a tooltip
     lights = {"department": "", "handling_days": "13", "open311_direct": "1"}
-    assert post(admin, "/console/catalogue/street-lights", lights).status_code == 302
+    saved = post(admin, "/console/catalogue/street-lights", lights)
+    assert saved.status_code == 302 and saved.location.endswith("#row-street-lights")
+    shown = admin.get(saved.location).get_data(as_text=True)
+    row = shown.split('id="row-street-lights"', 1)[1].split("</tr>", 1)[0]
+    assert "已保存" in row
     assert post(admin, "/console/catalogue/no-such-thing", lights).status_code == 404
     with app.extensions["hotline"].handler.directory.sessions() as db:
         category = db.scalar(select(Category).where(Category.code == "street-vending"))

@@ -778,12 +778,20 @@ TEXT: dict[str, tuple[str, str]] = {
     "err_not-found": ("找不到该资源", "Not found"),
     "err_method-not-allowed": ("不支持的操作", "Method not allowed"),
     # The dispatch catalogue.
-    "catalogue_open311_direct": ("网上诉求直接派发", "Open311 straight to unit"),
+    "catalogue_open311_direct": ("Open311 诉求直派", "Open311: straight to unit"),
     "catalogue_open311_direct_hint": (
-        "勾选后，该事项经 Open311 接口提交的诉求不经话务员审核，直接派至承办单位",
-        "Ticked: an Open311 request in this category skips the operators' review"
-        " and goes straight to its unit",
+        "“Open311 诉求直派”：勾选后，其他平台（如城市管理 App）经 Open311 接口提交的该类诉求"
+        "不经话务员审核，直接派至承办单位；市民网上表单和短信仍由话务员处理。"
+        "承办单位为“所在区人民政府”的事项，按地址所在区派发。",
+        "\"Open311: straight to unit\": ticked, a request of this kind sent by another"
+        " platform (a city app) through Open311 skips the operators' review and goes"
+        " straight to its unit; the citizens' web form and SMS are still read by an"
+        " operator first. A kind led by \"the district's government\" goes to the district"
+        " of its address.",
     ),
+    "catalogue_saved": ("已保存", "Saved"),
+    "catalogue_district_unit": ("所在区人民政府", "The district's government"),
+    "catalogue_unchanged": ("没有改动", "Nothing changed"),
     # The administrator's screens (web/console/admin.py).
     "admin": ("系统管理", "Administration"),
     "admin_users": ("用户管理", "Users"),

@@ -163,13 +163,22 @@ def _back() -> str:
 
 @bp.get("/catalogue")
 @roles_required("admin")
-def catalogue_page(error: str | None = None) -> Any:
+def catalogue_page(error: str | None = None, kept: dict[str, Any] | None = None) -> Any:
+    """The catalogue; after a refusal, the refused row keeps what was typed, with the
+    error beside it (and named at the top); after a save, the row says so."""
+    saved = None if kept else request.args.get("saved", "")[:48]
     with sessions()() as db:
         categories = db.scalars(
             select(Category).options(selectinload(Category.department)).order_by(Category.code)
         ).all()
         return render_template(
-            "catalogue.html", categories=categories, units=units(db), error=error
+            "catalogue.html",
+            categories=categories,
+            units=units(db),
+            error=error,
+            kept=kept,
+            saved=saved,
+            unchanged=request.args.get("unchanged") == "1",
         )
 
 
@@ -178,6 +187,7 @@ def catalogue_page(error: str | None = None) -> Any:
 def catalogue_change(code: str) -> Any:
     """An admin changes a category's lead unit, handling limit, urgency or whether an
     Open311 request goes straight to its unit (the desk logs it with the terms before)."""
+    typed_days = request.form.get("handling_days", "")[:8]
     terms = CategoryTerms(
         unit_code=request.form.get("department", "")[:48],
         handling_days=request.form.get("handling_days", type=int) or 0,
@@ -185,12 +195,26 @@ def catalogue_change(code: str) -> Any:
         open311_direct=request.form.get("open311_direct") == "1",
     )
     try:
-        services().desk.catalogue.change(desk_actor(), code, terms)
+        changed = services().desk.catalogue.change(desk_actor(), code, terms)
     except DeskError as exc:
         if exc.status == 404:
             abort(404)
-        return catalogue_page(error=exc.words(language())), exc.status
-    return redirect(url_for("console.catalogue_page"))
+        kept = {
+            "code": code,
+            "name": _category_name(code),
+            "unit_code": terms.unit_code,
+            "days": typed_days,
+            "urgent": terms.urgent,
+            "open311_direct": terms.open311_direct,
+        }
+        return catalogue_page(error=exc.words(language()), kept=kept), exc.status
+    page = url_for("console.catalogue_page", saved=code, unchanged=None if changed else "1")
+    return redirect(f"{page}#row-{code}")
+
+
+def _category_name(code: str) -> str:
+    with sessions()() as db:
+        return db.scalar(select(Category.name).where(Category.code == code)) or code
 
 
 # -- rankings -------------------------------------------------------------------------
