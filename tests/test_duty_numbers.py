@@ -88,6 +88,10 @@ def test_an_admin_sets_a_duty_phone_and_the_operator_sees_it_beside_the_call(app
 
     r = post(admin, "/console/admin/units/water-affairs/duty-phone", duty_phone="96166")
     assert r.status_code == 422 and "不能是短号或服务号" in r.text
+    # Named at the top of a long page, and beside its row with what was typed.
+    assert '<a href="#unit-water-affairs">市水务局</a>：值班电话须为' in r.text
+    refused = re.search(r'<tr data-unit="water-affairs".*?</tr>', r.text, re.S)
+    assert refused and 'value="96166"' in refused[0] and "不能是短号或服务号" in refused[0]
     r = post(admin, "/console/admin/units/water-affairs/duty-phone", duty_phone="0898-66661234")
     assert r.status_code == 302
     page = admin.get("/console/admin/units").text

@@ -256,16 +256,23 @@ def admin_seat_logout(seat: str) -> Any:
 
 @bp.get("/admin/units")
 @roles_required(ADMIN)
-def admin_units(error: str | None = None, status: int = 200) -> Any:
+def admin_units(
+    error: str | None = None, status: int = 200, refused_duty_phone: str = ""
+) -> Any:
+    """The units; a refused duty phone keeps what was typed in its unit's row, with the
+    error beside it (and the unit named at the top)."""
     with services().desk.sessions() as db:
         units = unit_record.list_units(db)
         governed = {u.district_id for u in units if u.kind == "district"}
+        refused_unit = next((u for u in units if u.code == refused_duty_phone), None)
         page = render_template(
             "admin_units.html",
             units=units,
             free_districts=[d for d in unit_record.list_districts(db) if d.id not in governed],
             form=request.form if error else {},
-            error=error,
+            error=None if refused_unit else error,
+            refused_unit=refused_unit,
+            refused_error=error if refused_unit else None,
         )
     return page, status
 

@@ -22,7 +22,7 @@ def admin_unit_duty_phone(code: str) -> Any:
     try:
         unit = services().desk.admin.set_duty_phone(desk_actor(), code, raw)
     except DeskError as exc:
-        return admin_units(error=exc.words(language()), status=exc.status)
+        return admin_units(error=exc.words(language()), status=exc.status, refused_duty_phone=code)
     if unit.now:
         return done("console.admin_units", "done_duty_phone_set", unit=unit.unit_name)
     return done("console.admin_units", "done_duty_phone_cleared", unit=unit.unit_name)
