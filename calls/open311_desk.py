@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from calls.casework import arm_clocks
 from cases import open311 as o311
 from cases.models import Case
+from cases.phones import mask_phone
 
 if TYPE_CHECKING:
     from calls.desk import Desk
@@ -88,7 +89,8 @@ class Open311Desk:
         except Exception as exc:  # the request is kept: its token answers for it
             db.rollback()
             log.exception("Open311 request %s kept without a case", token)
-            self._note_problem(token, f"{type(exc).__name__}: {exc}"[:2000])
+            # Kept for the admins to read: a database error may quote the citizen's number.
+            self._note_problem(token, mask_phone(f"{type(exc).__name__}: {exc}")[:2000])
             return Taken(token, None)
         return Taken(token, case.number, direct)
 
