@@ -39,6 +39,9 @@ class AsteriskMover:
         self._ami = ami
         self.dial_pattern = dial_pattern
         self.settle_s = 5.0
+        # A bridge forms within milliseconds of the answer, seconds on a loaded box; a
+        # unit still ringing is refused after this long (a web request waits for it).
+        self.bridge_settle_s = 3.0
         self.legs = ConsultLegs(handler.redis, handler.queue.keys)
 
     def _client(self) -> AmiConnection:
@@ -194,7 +197,7 @@ class AsteriskMover:
         """The channel bridged with this one. A leg is up (and the queue marks a call
         on_call in the pick-up Gosub, Dial option U) before Asterisk forms the bridge,
         so a step pressed at once may find no peer yet: a few retries."""
-        deadline = time.monotonic() + self.settle_s
+        deadline = time.monotonic() + self.bridge_settle_s
         while True:
             peer = self._getvar(channel, "BRIDGEPEER")
             if peer or time.monotonic() >= deadline:
