@@ -3,7 +3,8 @@ a change to one of their unit's own, and withdraw their proposals; an admin or a
 knowledge editor approves (publishes) or rejects a proposal with a note. Each is one
 transaction, audited by cases.knowledge (kb-proposed, kb-withdrawn, kb-published,
 kb-rejected). The domain's refusals (KnowledgeError) pass through for the screens to
-word; who may act at all is refused here (DeskError forbidden, 403)."""
+word, and leave nothing written (the session closes uncommitted); who may act at all
+is refused here (DeskError forbidden, 403)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,7 @@ class KnowledgeDesk:
                     raise DeskError("kb-no-article", 404)
             unit = db.get(Department, actor.department_id) if actor.department_id else None
             draft = replace(draft, unit_code=unit.code if unit else "")
-            try:
-                version = knowledge.propose(db, editor_of(actor), draft, article_id, note=note)
-            except knowledge.KnowledgeError:
-                db.rollback()
-                raise
+            version = knowledge.propose(db, editor_of(actor), draft, article_id, note=note)
             version_id = version.id
             db.commit()
         return version_id
@@ -68,22 +65,14 @@ class KnowledgeDesk:
         """The writer takes back their draft or proposal."""
         self._allow(actor, PROPOSER_ROLES)
         with self.desk.sessions() as db:
-            try:
-                knowledge.withdraw(db, editor_of(actor), version_id)
-            except knowledge.KnowledgeError:
-                db.rollback()
-                raise
+            knowledge.withdraw(db, editor_of(actor), version_id)
             db.commit()
 
     def approve(self, actor: Actor, version_id: int, note: str = "") -> str:
         """Publish a proposal (never one's own); returns the article's title."""
         self._allow(actor, REVIEWER_ROLES)
         with self.desk.sessions() as db:
-            try:
-                title = knowledge.approve(db, editor_of(actor), version_id, note).title
-            except knowledge.KnowledgeError:
-                db.rollback()
-                raise
+            title = knowledge.approve(db, editor_of(actor), version_id, note).title
             db.commit()
         return title
 
@@ -91,10 +80,6 @@ class KnowledgeDesk:
         """Refuse a proposal, saying why; returns the proposal's title."""
         self._allow(actor, REVIEWER_ROLES)
         with self.desk.sessions() as db:
-            try:
-                title = knowledge.reject(db, editor_of(actor), version_id, note).title
-            except knowledge.KnowledgeError:
-                db.rollback()
-                raise
+            title = knowledge.reject(db, editor_of(actor), version_id, note).title
             db.commit()
         return title
