@@ -23,6 +23,7 @@ from cases.lifecycle import IllegalTransition
 from cases.models import Case, Category, Department, ExtensionRequest
 from cases.service import HOTLINE_TZ, CaseError, blank_cases, utcnow
 from web.auth import desk_actor, language, roles_required
+from web.console.admin import _forget_catalogue
 from web.console.routes import SUPERVISORS, bp, sessions
 from web.context import services
 from web.i18n import translate
@@ -208,6 +209,8 @@ def catalogue_change(code: str) -> Any:
             "open311_direct": terms.open311_direct,
         }
         return catalogue_page(error=exc.words(language()), kept=kept), exc.status
+    if changed:  # the case form's catalogue names each category's lead unit
+        _forget_catalogue()
     page = url_for("console.catalogue_page", saved=code, unchanged=None if changed else "1")
     return redirect(f"{page}#row-{code}")
 
